@@ -1,0 +1,20 @@
+"""Shared test configuration: Hypothesis profiles.
+
+``FIXAR_HYPOTHESIS_PROFILE`` selects the profile: ``ci`` (default, quick) or ``nightly``
+(thorough). Simulation-backed examples are slow, so deadlines are off and the too-slow health
+check is suppressed in both.
+"""
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+_COMMON = dict(
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
+
+settings.register_profile("ci", max_examples=40, **_COMMON)
+settings.register_profile("nightly", max_examples=1000, **_COMMON)
+settings.load_profile(os.environ.get("FIXAR_HYPOTHESIS_PROFILE", "ci"))

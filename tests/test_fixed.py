@@ -1,0 +1,220 @@
+"""The numeric contract against an independent reference: Python integers and Fractions."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, target
+from hypothesis import strategies as st
+
+from sw_model.fixed import FixedFormat, dot, matmul, product_range, requantize
+
+from .strategies import codes, fixed_formats, overflow_modes, rounding_modes
+
+
+def ref_round(x: Fraction, rounding: str) -> int:
+    if rounding == "floor":
+        return math.floor(x)
+    if rounding == "half_up":
+        return math.floor(x + Fraction(1, 2))
+    return round(x)  # Fraction.__round__ rounds ties to even
+
+
+def ref_overflow(v: int, fmt: FixedFormat, overflow: str) -> int:
+    if overflow == "saturate":
+        return min(max(v, fmt.min_int), fmt.max_int)
+    return (v - fmt.min_int) % (1 << fmt.width) + fmt.min_int
+
+
+def ref_requantize(q: int, src_frac: int, dst: FixedFormat, rounding: str, overflow: str) -> int:
+    value = Fraction(q) / Fraction(2) ** src_frac
+    return ref_overflow(ref_round(value * Fraction(2) ** dst.frac, rounding), dst, overflow)
+
+
+# --- FixedFormat ----------------------------------------------------------------------------
+
+
+def test_format_ranges():
+    f = FixedFormat(16, 8)
+    assert (f.min_int, f.max_int, f.resolution) == (-32768, 32767, 2.0**-8)
+    u = FixedFormat(8, 0, signed=False)
+    assert (u.min_int, u.max_int) == (0, 255)
+    assert FixedFormat(1, 0).min_int == -1 and FixedFormat(1, 0).max_int == 0
+    assert FixedFormat(64, 0).max_int == 2**63 - 1
+
+
+def test_format_is_frozen_and_hashable():
+    f = FixedFormat(16, 8)
+    with pytest.raises(AttributeError):
+        f.width = 3
+    assert {f: 1}[FixedFormat(np.int64(16), 8)] == 1
+    assert repr(FixedFormat(8, 3, signed=False)) == "FixedFormat(8, 3, signed=False)"
+
+
+@pytest.mark.parametrize(
+    "args, exc, msg",
+    [
+        ((16.0, 8), TypeError, r"^FixedFormat width must be an integer, not 16\.0$"),
+        ((True, 8), TypeError, r"^FixedFormat width must be an integer, not True$"),
+        ((16, "8"), TypeError, r"^FixedFormat frac must be an integer, not '8'$"),
+        ((16, 8, 1), TypeError, r"^FixedFormat signed must be a bool, not 1$"),
+        ((0, 0), ValueError,
+         r"^FixedFormat width must be from 1 to 64 for signed formats, not 0$"),
+        ((65, 0), ValueError,
+         r"^FixedFormat width must be from 1 to 64 for signed formats, not 65$"),
+        ((64, 0, False), ValueError,
+         r"^FixedFormat width must be from 1 to 63 for unsigned formats, not 64$"),
+        ((8, 300), ValueError, r"^FixedFormat frac must be from -256 to 256, not 300$"),
+    ],
+)
+def test_format_errors(args, exc, msg):
+    with pytest.raises(exc, match=msg):
+        FixedFormat(*args)
+
+
+@given(fmt=fixed_formats(max_width=40), data=st.data())
+def test_to_float_from_float_roundtrip(fmt, data):
+    q = data.draw(st.lists(codes(fmt), min_size=1, max_size=8))
+    x = fmt.to_float(q)
+    for rounding in ("floor", "half_up", "half_even"):
+        assert fmt.from_float(x, rounding=rounding).tolist() == q
+
+
+@given(fmt=fixed_formats(max_width=24), rounding=rounding_modes, overflow=overflow_modes,
+       x=st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=8))
+def test_from_float_matches_reference(fmt, rounding, overflow, x):
+    got = fmt.from_float(x, rounding=rounding, overflow=overflow).tolist()
+    want = [ref_overflow(ref_round(Fraction(v) * Fraction(2) ** fmt.frac, rounding), fmt, overflow)
+            for v in x]
+    assert got == want
+
+
+def test_from_float_specials():
+    f = FixedFormat(8, 4)
+    assert f.from_float([np.inf, -np.inf, 1e300]).tolist() == [127, -128, 127]
+    assert FixedFormat(64, 0).from_float([2.0**62, 2.0**63, -(2.0**63)]).tolist() == [
+        2**62, 2**63 - 1, -(2**63)]
+    # ties: +-0.5 code steps
+    assert f.from_float([1 / 32, -1 / 32, 3 / 32], "half_up").tolist() == [1, 0, 2]
+    assert f.from_float([1 / 32, -1 / 32, 3 / 32], "half_even").tolist() == [0, 0, 2]
+    assert f.from_float([1 / 32, -1 / 32], "floor").tolist() == [0, -1]
+    assert FixedFormat(8, 0).from_float([2.0**70 + 2.0**20 + 3], overflow="wrap").tolist() == [0]
+    with pytest.raises(ValueError, match=r"^x holds NaN, which has no fixed-point code$"):
+        f.from_float([1.0, np.nan])
+    with pytest.raises(ValueError, match=r"^x holds an infinity, which cannot wrap$"):
+        f.from_float([np.inf], overflow="wrap")
+    with pytest.raises(ValueError, match=r"^rounding must be one of 'floor', 'half_up', "
+                                         r"'half_even', not 'nearest'$"):
+        f.from_float([1.0], rounding="nearest")
+
+
+# --- requantize -----------------------------------------------------------------------------
+
+
+@given(dst=fixed_formats(max_width=64), rounding=rounding_modes, overflow=overflow_modes,
+       src_frac=st.integers(-8, 80), data=st.data())
+def test_requantize_matches_reference(dst, rounding, overflow, src_frac, data):
+    bits = data.draw(st.integers(1, 100))
+    lim = 1 << bits
+    q = data.draw(st.lists(st.one_of(st.sampled_from([-lim, -1, 0, 1, lim - 1]),
+                                     st.integers(-lim, lim - 1)), min_size=1, max_size=6))
+    arr = np.array(q, dtype=object) if bits > 62 else np.array(q, dtype=np.int64)
+    got = requantize(arr, src_frac, dst, rounding, overflow)
+    assert got.dtype == np.int64
+    assert got.tolist() == [ref_requantize(v, src_frac, dst, rounding, overflow) for v in q]
+
+
+def test_requantize_errors():
+    f = FixedFormat(8, 0)
+    with pytest.raises(TypeError, match=r"^dst must be a FixedFormat, not 8$"):
+        requantize([1], 0, 8)
+    with pytest.raises(ValueError,
+                       match=r"^overflow must be one of 'saturate', 'wrap', not 'clip'$"):
+        requantize([1], 0, f, "floor", "clip")
+    with pytest.raises(TypeError, match=r"^q must hold integers, not an array of float64$"):
+        requantize([1.5], 0, f)
+
+
+# --- dot and matmul -------------------------------------------------------------------------
+
+
+def ref_dot(a, b, a_fmt, b_fmt, out_fmt, rounding, overflow):
+    exact = sum(int(x) * int(y) for x, y in zip(a, b, strict=True))
+    return ref_requantize(exact, a_fmt.frac + b_fmt.frac, out_fmt, rounding, overflow)
+
+
+@given(a_fmt=fixed_formats(), b_fmt=fixed_formats(), out_fmt=fixed_formats(max_width=64),
+       rounding=rounding_modes, overflow=overflow_modes, data=st.data())
+def test_dot_matches_reference(a_fmt, b_fmt, out_fmt, rounding, overflow, data):
+    batch = data.draw(st.integers(1, 3))
+    n = data.draw(st.integers(1, 12))
+    a = [data.draw(st.lists(codes(a_fmt), min_size=n, max_size=n)) for _ in range(batch)]
+    b = [data.draw(st.lists(codes(b_fmt), min_size=n, max_size=n)) for _ in range(batch)]
+    got = dot(a, b, a_fmt, b_fmt, out_fmt, rounding, overflow)
+    want = [ref_dot(x, y, a_fmt, b_fmt, out_fmt, rounding, overflow)
+            for x, y in zip(a, b, strict=True)]
+    assert got.tolist() == want
+    # steer toward saturation of the result
+    exact = [sum(x * y for x, y in zip(r, s, strict=True)) for r, s in zip(a, b, strict=True)]
+    target(float(max(abs(v) for v in exact)) / 2.0**60, label="|sum|")
+
+
+@given(a_fmt=fixed_formats(), b_fmt=fixed_formats(), out_fmt=fixed_formats(max_width=64),
+       rounding=rounding_modes, overflow=overflow_modes, data=st.data())
+def test_matmul_agrees_with_dot(a_fmt, b_fmt, out_fmt, rounding, overflow, data):
+    m, n, k = (data.draw(st.integers(1, 5)) for _ in range(3))
+    a = np.array([data.draw(st.lists(codes(a_fmt), min_size=n, max_size=n)) for _ in range(m)])
+    b = np.array([data.draw(st.lists(codes(b_fmt), min_size=k, max_size=k)) for _ in range(n)])
+    got = matmul(a, b, a_fmt, b_fmt, out_fmt, rounding, overflow)
+    want = dot(a[:, None, :], b.T[None, :, :], a_fmt, b_fmt, out_fmt, rounding, overflow)
+    assert got.shape == (m, k)
+    assert np.array_equal(got, want)
+    assert matmul(a[0], b, a_fmt, b_fmt, out_fmt, rounding, overflow).tolist() == got[0].tolist()
+
+
+@pytest.mark.parametrize("signed", [True, False])
+@pytest.mark.parametrize("fn", ["dot", "matmul"])
+def test_dot_exact_at_32x32_extremes_over_many_terms(signed, fn):
+    """Thousands of extreme 32x32-bit terms: far past int64, still exact."""
+    fmt = FixedFormat(32, 31 if signed else 32, signed=signed)
+    out = FixedFormat(64, 20)
+    n = 5000
+    rng = np.random.default_rng(1)
+    a = np.where(rng.random((4, n)) < 0.5, fmt.min_int, fmt.max_int)
+    b = np.where(rng.random((4, n)) < 0.5, fmt.min_int, fmt.max_int)
+    big = fmt.min_int if signed else fmt.max_int
+    a[0], b[0] = big, big  # the largest positive sum: n * 2**62 (signed), ~n * 2**64 (unsigned)
+    a[1], b[1] = fmt.min_int, fmt.max_int  # the most negative sum (signed)
+    for rounding in ("floor", "half_up", "half_even"):
+        want = [ref_dot(x, y, fmt, fmt, out, rounding, "wrap") for x, y in zip(a, b, strict=True)]
+        if fn == "dot":
+            got = dot(a, b, fmt, fmt, out, rounding, "wrap")
+        else:
+            got = np.diagonal(matmul(a, b.T, fmt, fmt, out, rounding, "wrap"))
+        assert got.tolist() == want
+    exact = sum(int(x) * int(y) for x, y in zip(a[0], b[0], strict=True))
+    assert abs(exact) > 2**63  # the point of the test: int64 alone would have overflowed
+
+
+def test_dot_errors():
+    f = FixedFormat(8, 0)
+    with pytest.raises(ValueError, match=r"^a_q holds 200, outside FixedFormat\(8, 0\) codes "
+                                         r"\[-128, 127\]$"):
+        dot([200], [1], f, f, f)
+    with pytest.raises(ValueError, match=r"^a_q and b_q must have the same number of terms, "
+                                         r"not 2 and 3$"):
+        dot([1, 2], [1, 2, 3], f, f, f)
+    with pytest.raises(TypeError, match=r"^out_fmt must be a FixedFormat, not None$"):
+        dot([1], [1], f, f, None)
+    with pytest.raises(ValueError, match=r"^a_q has 2 columns but b_q has 3 rows$"):
+        matmul([[1, 2]], [[1], [2], [3]], f, f, f)
+
+
+def test_product_range():
+    s8, u8 = FixedFormat(8, 0), FixedFormat(8, 0, signed=False)
+    assert product_range(s8, s8) == (-128 * 127, 128 * 128)
+    assert product_range(s8, u8) == (-128 * 255, 127 * 255)
+    assert product_range(u8, u8) == (0, 255 * 255)
