@@ -1,0 +1,47 @@
+"""Small helpers shared by the generators."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TypeVar
+
+F = TypeVar("F", bound=Callable[..., None])
+
+__all__ = ["check_int", "silence_on_error"]
+
+
+def silence_on_error(init: F) -> F:
+    """Decorate a component ``__init__`` so that a constructor that raises stays quiet.
+
+    Amaranth warns about every elaboratable that is created but never elaborated, and an
+    object whose constructor raised a validation error is such an object; the warning (and its
+    repr of a half-built object) would only hide the real error.
+    """
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        try:
+            init(self, *args, **kwargs)
+        except BaseException:
+            self._MustUse__silence = True
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+def check_int(value: object, name: str, *, minimum: int | None = None) -> int:
+    """Return ``value`` if it is an ``int`` (not a bool) of at least ``minimum``, else raise.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not an integer.
+    ValueError
+        If it is below ``minimum``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, not {value!r}")
+    return value

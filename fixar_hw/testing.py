@@ -1,0 +1,77 @@
+"""Stream helpers for Amaranth async testbenches: put, get, and a protocol monitor.
+
+Every stream test in this project drives its ports through these helpers, so gaps on the
+producer side and backpressure on the consumer side are exercised the same way everywhere.
+Stall decisions come from callables, so a Hypothesis test can draw them (``st.data()``) and
+shrink a failing stall pattern like any other input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["StreamProtocolError", "stream_get", "stream_monitor", "stream_put"]
+
+
+class StreamProtocolError(AssertionError):
+    """A stream broke the valid/ready rules (valid dropped or payload changed while stalled)."""
+
+
+def _never() -> bool:
+    return False
+
+
+async def stream_put(ctx, stream, payload: Any, *, stall: Callable[[], bool] = _never) -> None:
+    """Send one payload on ``stream`` (driven by the testbench).
+
+    Before raising ``valid``, idles one cycle for each consecutive ``True`` from ``stall()``
+    (a producer gap). Returns after the transfer's clock edge, with ``valid`` low again.
+    """
+    while stall():
+        await ctx.tick()
+    ctx.set(stream.valid, 1)
+    ctx.set(stream.payload, payload)
+    await ctx.tick().until(stream.ready)
+    ctx.set(stream.valid, 0)
+
+
+async def stream_get(ctx, stream, *, stall: Callable[[], bool] = _never) -> Any:
+    """Receive one payload from ``stream`` (driven by the design).
+
+    Each cycle, ``ready`` is low while ``stall()`` returns ``True`` (consumer backpressure).
+    Returns the payload sampled at the transfer's clock edge, with ``ready`` low again.
+    """
+    while True:
+        ready = not stall()
+        ctx.set(stream.ready, ready)
+        _, _, valid, payload = await ctx.tick().sample(stream.valid, stream.payload)
+        if ready and valid:
+            ctx.set(stream.ready, 0)
+            return payload
+
+
+def stream_monitor(stream, *, name: str = "stream") -> Callable:
+    """A simulator process checking the valid/ready rules of ``stream`` at every clock edge.
+
+    Once ``valid`` is high without ``ready``, ``valid`` must stay high and ``payload`` must not
+    change until a transfer. Add it with ``sim.add_process(stream_monitor(dut.o))``; it raises
+    :class:`StreamProtocolError` on the first violation.
+    """
+
+    async def monitor(ctx) -> None:
+        held = None
+        async for _, rst, valid, ready, payload in ctx.tick().sample(
+                stream.valid, stream.ready, stream.payload):
+            if rst:
+                held = None
+                continue
+            if held is not None:
+                if not valid:
+                    raise StreamProtocolError(f"{name}: valid dropped while stalled")
+                if payload != held:
+                    raise StreamProtocolError(
+                        f"{name}: payload changed while stalled: {held!r} -> {payload!r}")
+            held = payload if (valid and not ready) else None
+
+    return monitor
