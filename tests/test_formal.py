@@ -1,7 +1,6 @@
 """Every registered SymbiYosys proof, run by the test suite."""
 
 import pytest
-
 from fixar_hw.formal import jobs, run_job, select
 
 JOBS = jobs()
