@@ -1,0 +1,132 @@
+"""The ``fixar-hw`` command line.
+
+``fixar-hw demo``
+    Simulate the fixed-point MAC on random vectors and check it against the golden model.
+``fixar-hw prove [NAME ...]``
+    Run SymbiYosys proofs (all, or the named ones or groups) and print a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), not {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), not {text!r}")
+    return value
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import DEMO_CONFIGS, format_report, run_mac_demo
+
+    configs = [c for c in DEMO_CONFIGS if not args.config or c.name in args.config]
+    # the first configuration also runs without stalls, to show one term per cycle
+    runs = [(configs[0], 0.0)] if args.stall > 0 else []
+    runs += [(c, args.stall) for c in configs]
+    results = []
+    for k, (config, stall) in enumerate(runs):
+        print(f"simulating {config.name} (stall {stall:g}) ...", flush=True)
+        vcd = args.vcd if (args.vcd and k == 0) else None
+        results.append(run_mac_demo(config, vectors=args.vectors, terms=args.terms,
+                                    seed=args.seed, stall=stall, vcd=vcd))
+    print()
+    print(format_report(results))
+    if args.vcd:
+        print(f"waveform of {configs[0].name} written to {args.vcd}")
+    return 0 if all(r.mismatches == 0 for r in results) else 1
+
+
+def _cmd_prove(args: argparse.Namespace) -> int:
+    from .formal import format_table, run_jobs, select
+
+    try:
+        jobs = select(args.names)
+    except ValueError as exc:
+        print(f"fixar-hw prove: {exc}", file=sys.stderr)
+        return 2
+    if args.list:
+        for job in jobs:
+            print(f"{job.name:32} {job.mode:6} depth {job.depth:<3} {job.description}")
+        return 0
+    print(f"running {len(jobs)} proofs on {args.jobs} workers ...", flush=True)
+
+    def progress(result) -> None:
+        mark = "ok" if result.ok else "NOT OK"
+        print(f"  {result.job.name}: {result.status} ({mark}, {result.seconds:.1f} s)", flush=True)
+
+    results = run_jobs(jobs, workers=args.jobs, on_result=progress)
+    print()
+    print(format_table(results))
+    failed = [r for r in results if not r.ok]
+    for r in failed:
+        where = f"; files in {r.workdir}" if r.workdir else ""
+        print(f"\n{r.job.name}: {r.status}, expected {r.job.expect}{where}")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``fixar-hw``."""
+    parser = argparse.ArgumentParser(
+        prog="fixar-hw",
+        description="Fixed-point and mixed-scheme DRL training accelerator generators.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="simulate the MAC against the golden model")
+    demo.add_argument("--vectors", type=_positive_int, default=100,
+                      help="dot products per configuration (default 100)")
+    demo.add_argument("--terms", type=_positive_int, default=64,
+                      help="terms per dot product (default 64)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.add_argument("--stall", type=_probability, default=0.2,
+                      help="probability of an input gap / output stall per cycle (default 0.2)")
+    demo.add_argument("--config", action="append", metavar="NAME",
+                      help="run only this configuration (repeatable)")
+    demo.add_argument("--vcd", metavar="FILE", help="write a waveform of the first configuration")
+    demo.set_defaults(func=_cmd_demo)
+
+    prove = sub.add_parser("prove", help="run SymbiYosys proofs")
+    prove.add_argument("names", nargs="*", metavar="NAME",
+                       help="proof names or groups (e.g. mac.contract); all if none")
+    prove.add_argument("--list", action="store_true", help="list the proofs and exit")
+    prove.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
+                       help="proofs run at once (default: CPU count)")
+    prove.set_defaults(func=_cmd_prove)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fixar-hw`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None):
+        from .demo import DEMO_CONFIGS
+
+        known = {c.name for c in DEMO_CONFIGS}
+        unknown = [n for n in args.config if n not in known]
+        if unknown:
+            parser.error(f"unknown --config {unknown[0]!r}; choose from {', '.join(sorted(known))}")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
