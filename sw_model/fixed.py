@@ -57,6 +57,7 @@ __all__ = [
     "check_overflow",
     "check_rounding",
     "dot",
+    "exact_matmul",
     "matmul",
     "product_range",
     "requantize",
@@ -323,16 +324,27 @@ def shift_round(q: npt.ArrayLike, shift: int, rounding: Rounding) -> np.ndarray:
     half = 1 << (shift - 1)
     if rounding == "half_up":
         return (v + half) >> shift
-    q_floor = v >> shift
-    rem = v - (q_floor << shift)
-    round_up = (rem > half) | ((rem == half) & ((q_floor & 1) == 1))
+    # On 0-d object arrays NumPy returns bare Python integers: keep them Python integers.
+    q_floor = np.asarray(v >> shift, dtype=v.dtype)
+    rem = np.asarray(v - (q_floor << shift), dtype=v.dtype)
+    round_up = np.asarray((rem > half) | ((rem == half) & ((q_floor & 1) == 1)))
     return q_floor + round_up.astype(v.dtype if v.dtype != object else np.int64)
 
 
 def _overflow(v: np.ndarray, dst: FixedFormat, overflow: str) -> np.ndarray:
+    v = np.asarray(v)
+    if v.dtype == object:
+        # Python integers (values beyond int64): clamp or wrap each one exactly.
+        if overflow == "saturate":
+            def one(x):
+                return min(max(int(x), dst.min_int), dst.max_int)
+        else:
+            def one(x):
+                return (int(x) - dst.min_int) % (1 << dst.width) + dst.min_int
+        return np.asarray(np.frompyfunc(one, 1, 1)(v)).astype(np.int64)
     if overflow == "saturate":
-        out = np.where(v > dst.max_int, dst.max_int, np.where(v < dst.min_int, dst.min_int, v))
-    elif v.dtype != object and dst.width == 64:
+        out = np.clip(v, dst.min_int, dst.max_int)
+    elif dst.width == 64:
         out = v  # an int64 already is its own 64-bit two's complement wrap
     else:
         low = v & ((1 << dst.width) - 1)
@@ -500,35 +512,29 @@ def dot(
     return requantize(total, a_fmt.frac + b_fmt.frac, out_fmt, rounding, overflow)
 
 
-def matmul(
-    a_q: npt.ArrayLike,
-    b_q: npt.ArrayLike,
-    a_fmt: FixedFormat,
-    b_fmt: FixedFormat,
-    out_fmt: FixedFormat,
-    rounding: Rounding = "half_even",
-    overflow: Overflow = "saturate",
+def exact_matmul(
+    a_q: npt.ArrayLike, b_q: npt.ArrayLike, a_fmt: FixedFormat, b_fmt: FixedFormat
 ) -> np.ndarray:
-    """Exact fixed-point matrix product ``a_q @ b_q``, each entry rounded once.
+    """Exact integer matrix product ``a_q @ b_q`` of codes, with no rounding.
 
-    Each entry is the exact dot product of a row of ``a_q`` and a column of ``b_q``, requantized
-    to ``out_fmt`` exactly as :func:`dot` does; the two functions agree entry for entry. The
-    limb products run through ``float64`` BLAS, exact because every partial sum is an integer
-    below ``2**53``.
+    The entries have ``a_fmt.frac + b_fmt.frac`` fraction bits. The limb products run through
+    ``float64`` BLAS, exact because every partial sum is an integer below ``2**53``.
 
     Parameters
     ----------
     a_q : array_like of int, shape (m, n) or (n,)
     b_q : array_like of int, shape (n, k) or (n,)
-    a_fmt, b_fmt, out_fmt : FixedFormat
-    rounding, overflow : str
+    a_fmt, b_fmt : FixedFormat
 
     Returns
     -------
-    numpy.ndarray of int64
-        Shape as for ``numpy.matmul`` of the operands.
+    numpy.ndarray
+        ``int64`` when every possible sum fits, otherwise an object array of Python integers;
+        shape as for ``numpy.matmul`` of the operands.
     """
-    _check_dot_args(a_fmt, b_fmt, out_fmt, rounding, overflow)
+    for name, fmt in (("a_fmt", a_fmt), ("b_fmt", b_fmt)):
+        if not isinstance(fmt, FixedFormat):
+            raise TypeError(f"{name} must be a FixedFormat, not {fmt!r}")
     a = a_fmt.check_codes(a_q, "a_q")
     b = b_fmt.check_codes(b_q, "b_q")
     if a.ndim not in (1, 2) or b.ndim not in (1, 2):
@@ -545,9 +551,40 @@ def matmul(
         sl = slice(lo, hi)
         for i, al in enumerate(a_limbs):
             for j, bl in enumerate(b_limbs):
-                s = (al[..., sl] @ bl[sl, ...]).astype(np.int64)
+                s = np.asarray(al[..., sl] @ bl[sl, ...]).astype(np.int64)
                 shift = (i + j) * _LIMB_BITS
                 sums[shift] = sums[shift] + s if shift in sums else s
     pmin, pmax = product_range(a_fmt, b_fmt)
-    total = _combine(sums, max(abs(pmin), abs(pmax)) * max(n, 1))
+    return np.asarray(_combine(sums, max(abs(pmin), abs(pmax)) * max(n, 1)))
+
+
+def matmul(
+    a_q: npt.ArrayLike,
+    b_q: npt.ArrayLike,
+    a_fmt: FixedFormat,
+    b_fmt: FixedFormat,
+    out_fmt: FixedFormat,
+    rounding: Rounding = "half_even",
+    overflow: Overflow = "saturate",
+) -> np.ndarray:
+    """Exact fixed-point matrix product ``a_q @ b_q``, each entry rounded once.
+
+    Each entry is the exact dot product of a row of ``a_q`` and a column of ``b_q``
+    (:func:`exact_matmul`), requantized to ``out_fmt`` exactly as :func:`dot` does; the two
+    functions agree entry for entry.
+
+    Parameters
+    ----------
+    a_q : array_like of int, shape (m, n) or (n,)
+    b_q : array_like of int, shape (n, k) or (n,)
+    a_fmt, b_fmt, out_fmt : FixedFormat
+    rounding, overflow : str
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        Shape as for ``numpy.matmul`` of the operands.
+    """
+    _check_dot_args(a_fmt, b_fmt, out_fmt, rounding, overflow)
+    total = exact_matmul(a_q, b_q, a_fmt, b_fmt)
     return requantize(total, a_fmt.frac + b_fmt.frac, out_fmt, rounding, overflow)

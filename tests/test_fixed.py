@@ -124,7 +124,10 @@ def test_requantize_matches_reference(dst, rounding, overflow, src_frac, data):
     arr = np.array(q, dtype=object) if bits > 62 else np.array(q, dtype=np.int64)
     got = requantize(arr, src_frac, dst, rounding, overflow)
     assert got.dtype == np.int64
-    assert got.tolist() == [ref_requantize(v, src_frac, dst, rounding, overflow) for v in q]
+    want = [ref_requantize(v, src_frac, dst, rounding, overflow) for v in q]
+    assert got.tolist() == want
+    # 0-d inputs (Python integers of any size) take the same path
+    assert [int(requantize(v, src_frac, dst, rounding, overflow)) for v in q] == want
 
 
 def test_requantize_errors():
@@ -197,6 +200,15 @@ def test_dot_exact_at_32x32_extremes_over_many_terms(signed, fn):
         assert got.tolist() == want
     exact = sum(int(x) * int(y) for x, y in zip(a[0], b[0], strict=True))
     assert abs(exact) > 2**63  # the point of the test: int64 alone would have overflowed
+
+
+def test_dot_single_vector_at_32_bit_extremes():
+    """A 1-D vector whose exact sum needs Python integers (regression: 0-d half_even)."""
+    q31 = FixedFormat(32, 31)
+    for rounding in ("floor", "half_up", "half_even"):
+        got = dot([-(2**31)] * 3, [-(2**31)] * 3, q31, q31, q31, rounding)
+        assert got.shape == () and int(got) == q31.max_int
+    assert int(requantize(2**70 + 2**8, 9, FixedFormat(64, 0), "half_even")) == 2**61
 
 
 def test_dot_errors():
