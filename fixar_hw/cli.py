@@ -64,9 +64,12 @@ def _cmd_prove(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"fixar-hw prove: {exc}", file=sys.stderr)
         return 2
+    if args.quick:
+        jobs = [j for j in jobs if not j.slow]
     if args.list:
         for job in jobs:
-            print(f"{job.name:32} {job.mode:6} depth {job.depth:<3} {job.description}")
+            slow = " (slow)" if job.slow else ""
+            print(f"{job.name:32} {job.mode:6} depth {job.depth:<3} {job.description}{slow}")
         return 0
     print(f"running {len(jobs)} proofs on {args.jobs} workers ...", flush=True)
 
@@ -108,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     prove.add_argument("names", nargs="*", metavar="NAME",
                        help="proof names or groups (e.g. mac.contract); all if none")
     prove.add_argument("--list", action="store_true", help="list the proofs and exit")
+    prove.add_argument("--quick", action="store_true",
+                       help="skip the slow proofs (minutes each)")
     prove.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
                        help="proofs run at once (default: CPU count)")
     prove.set_defaults(func=_cmd_prove)

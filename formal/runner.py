@@ -61,6 +61,9 @@ class ProofJob:
     expect : {"PASS", "FAIL"}
         The expected outcome: ``"FAIL"`` for harnesses of deliberately broken designs, which
         show that the properties can fail.
+    slow : bool
+        Takes minutes rather than seconds; the test suite runs it only in its ``nightly``
+        profile, ``fixar-hw prove`` always (``--quick`` skips it).
     """
 
     name: str
@@ -70,6 +73,7 @@ class ProofJob:
     depth: int
     engine: str = "smtbmc yices"
     expect: str = "PASS"
+    slow: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
