@@ -24,7 +24,7 @@ What each group proves
     which shows that the contract can catch a wrapping accumulator.
 """
 
-from amaranth.asserts import AnyConst, AnySeq, Initial
+from amaranth.asserts import AnyConst, AnySeq
 from amaranth.hdl import (
     Assert,
     Assume,
@@ -45,6 +45,7 @@ from fixar_hw.numeric import range_shape, requantize, shape_of
 from sw_model.fixed import OVERFLOW_MODES, ROUNDING_MODES, FixedFormat, product_range
 
 from .runner import ProofJob
+from .streams import any_environment, at_most_terms, holds_while_stalled
 
 __all__ = ["JOBS", "MACContractSpec", "ProductSpec", "RequantizeSpec", "requantized_ok"]
 
@@ -134,18 +135,8 @@ class MACContractSpec(Elaboratable):
         n = dut.max_terms
         pmin, pmax = dut.product_range
 
-        m.d.comb += [
-            i.valid.eq(AnySeq(1)),
-            i.payload.eq(AnySeq(len(i.payload.as_value()))),
-            o.ready.eq(AnySeq(1)),
-            Assume(ResetSignal() == Initial()),
-        ]
-
-        # Input side: no vector longer than max_terms.
-        in_count = Signal(range(n + 1))
-        with m.If(i.valid & i.ready):
-            m.d.sync += in_count.eq(Mux(i.payload.last, 0, in_count + 1))
-        m.d.comb += Assume(~(i.valid & (in_count == n - 1)) | i.payload.last)
+        any_environment(m, sources=[i], sinks=[o])
+        in_count = at_most_terms(m, i, n)
 
         # Shadow sums, wide enough never to wrap.
         wide = signed(max(dut.acc_shape.width, range_shape(n * pmin, n * pmax).width) + 4)
@@ -158,10 +149,9 @@ class MACContractSpec(Elaboratable):
         with m.If(obs["s_valid"] & (~o.valid | o.ready)):
             m.d.sync += sh_o.eq(sh_s)
 
-        # Protocol history of o.
+        o_holds = holds_while_stalled(m, o)
         stalled = Signal()
-        held = Signal.like(o.payload.as_value())
-        m.d.sync += [stalled.eq(o.valid & ~o.ready), held.eq(o.payload.as_value())]
+        m.d.sync += stalled.eq(o.valid & ~o.ready)
 
         count = obs["count"]
         with m.If(~ResetSignal()):
@@ -186,7 +176,7 @@ class MACContractSpec(Elaboratable):
                                                   dut.out_fmt, dut.rounding, dut.overflow)
                                    & ~o.payload.overrun), "result correct"),
                 # valid/ready: a stalled output keeps valid and its payload
-                Assert(~stalled | (o.valid & (o.payload.as_value() == held)), "o holds"),
+                Assert(o_holds, "o holds"),
             ]
 
         outputs = Signal(2)

@@ -14,7 +14,7 @@
     A unit that does not align SP2 lanes to the common weight fraction is caught.
 """
 
-from amaranth.asserts import AnySeq, Initial
+from amaranth.asserts import AnySeq
 from amaranth.hdl import (
     Array,
     Assert,
@@ -36,6 +36,7 @@ from sw_model.sp2 import SP2Format
 
 from .mac import requantized_ok
 from .runner import ProofJob
+from .streams import any_environment, at_most_terms, holds_while_stalled
 
 __all__ = ["JOBS", "RowUnitContractSpec"]
 
@@ -72,18 +73,8 @@ class RowUnitContractSpec(Elaboratable):
         lanes = range(dut.n_lanes)
         n = dut.max_cols
 
-        m.d.comb += [
-            i.valid.eq(AnySeq(1)),
-            i.payload.eq(AnySeq(len(i.payload.as_value()))),
-            o.ready.eq(AnySeq(1)),
-            Assume(ResetSignal() == Initial()),
-        ]
-
-        # Input side: no vector longer than max_cols.
-        in_count = Signal(range(n + 1))
-        with m.If(i.valid & i.ready):
-            m.d.sync += in_count.eq(Mux(i.payload.last, 0, in_count + 1))
-        m.d.comb += Assume(~(i.valid & (in_count == n - 1)) | i.payload.last)
+        any_environment(m, sources=[i], sinks=[o])
+        in_count = at_most_terms(m, i, n)
 
         # Shadow sums (wide), the count of terms in them, and the scales of the closed vector.
         wide = [signed(dut.acc_shape(k).width + 4) for k in lanes]
@@ -123,9 +114,9 @@ class RowUnitContractSpec(Elaboratable):
         with m.If(obs["s_valid"] & o_free):
             m.d.sync += [out_expected.eq(expected), out_lane.eq(sh_idx)]
 
+        o_holds = holds_while_stalled(m, o)
         stalled = Signal()
-        held = Signal.like(o.payload.as_value())
-        m.d.sync += [stalled.eq(o.valid & ~o.ready), held.eq(o.payload.as_value())]
+        m.d.sync += stalled.eq(o.valid & ~o.ready)
 
         with m.If(~ResetSignal()):
             for k in lanes:
@@ -159,7 +150,7 @@ class RowUnitContractSpec(Elaboratable):
                                                     dut.rounding, dut.overflow)),
                        "row correct"),
                 # valid/ready: a stalled output keeps valid and its payload
-                Assert(~stalled | (o.valid & (o.payload.as_value() == held)), "o holds"),
+                Assert(o_holds, "o holds"),
             ]
 
         rows = Signal(range(2 * dut.n_lanes + 1))

@@ -65,6 +65,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from .fixed import _as_code_array, _check_int
+
 __all__ = ["MAX_M", "MAX_M1", "MIN_M", "SP2Format"]
 
 #: Largest ``m1``: ``K = 2**m1 - 1 <= 31``.
@@ -73,28 +75,6 @@ MAX_M1 = 5
 MIN_M = 2
 #: Largest code width with ``m1 <= MAX_M1`` and ``m1 >= m2``.
 MAX_M = 2 * MAX_M1 + 1
-
-
-def _check_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    return int(value)
-
-
-def _as_int_array(q: npt.ArrayLike, name: str) -> np.ndarray:
-    """``q`` as an ``int64`` array, or an object array of Python ints if it holds any."""
-    arr = np.asarray(q)
-    if arr.dtype == object:
-        if arr.size and not all(
-            isinstance(v, int | np.integer) and not isinstance(v, bool) for v in arr.flat
-        ):
-            raise TypeError(f"{name} must hold integers, not {arr!r}")
-        return arr
-    if arr.dtype == np.uint64:
-        return arr.astype(object)
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"{name} must hold integers, not an array of {arr.dtype}")
-    return arr.astype(np.int64, copy=False)
 
 
 def _check_range(arr: np.ndarray, lo: int, hi: int, name: str, what: str = "") -> np.ndarray:
@@ -272,7 +252,7 @@ class SP2Format:
         ValueError
             If a code lies outside ``[0, 2**m - 1]``.
         """
-        arr = _as_int_array(codes, name)
+        arr = _as_code_array(codes, name)
         return _check_range(arr, 0, self.max_code, name, f"{self!r} codes ")
 
     def pack(
@@ -298,9 +278,9 @@ class SP2Format:
         TypeError, ValueError
             If an argument does not hold integers or holds one out of range.
         """
-        s = _check_range(_as_int_array(sign, "sign"), 0, 1, "sign")
-        a = _check_range(_as_int_array(c1, "c1"), 0, (1 << self.m1) - 1, "c1")
-        b = _check_range(_as_int_array(c2, "c2"), 0, (1 << self.m2) - 1, "c2")
+        s = _check_range(_as_code_array(sign, "sign"), 0, 1, "sign")
+        a = _check_range(_as_code_array(c1, "c1"), 0, (1 << self.m1) - 1, "c1")
+        b = _check_range(_as_code_array(c2, "c2"), 0, (1 << self.m2) - 1, "c2")
         return (s << (self.m - 1)) | (a << self.m2) | b
 
     def unpack(self, codes: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -399,7 +379,7 @@ class SP2Format:
             ``int64`` when every product fits (always for ``|x_q| < 2**32``, any signed or
             unsigned 32-bit code), otherwise an object array of Python integers.
         """
-        x = _as_int_array(x_q, "x_q")
+        x = _as_code_array(x_q, "x_q")
         sign, c1, c2 = self.unpack(codes)
         k = self.shift
         big = x.dtype == object or (
