@@ -11,7 +11,7 @@
 
 import numpy as np
 from amaranth.asserts import AnyConst
-from amaranth.hdl import Assert, Elaboratable, Module, Signal
+from amaranth.hdl import Assert, Const, Elaboratable, Module, Signal
 
 from fixar_hw.numeric import shape_of
 from fixar_hw.sp2 import SP2ShiftAdd
@@ -27,7 +27,7 @@ def _times_constant(x, constant: int):
     """``x * constant`` as a sum of shifted copies of ``x``, one per set bit of ``|constant|``."""
     magnitude = abs(constant)
     total = sum((x << i for i in range(magnitude.bit_length()) if (magnitude >> i) & 1),
-                start=x * 0)
+                start=Const(0))
     return -total if constant < 0 else total
 
 

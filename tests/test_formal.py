@@ -1,14 +1,20 @@
 """Every registered SymbiYosys proof, run by the test suite."""
 
+import os
+
 import pytest
+
 from fixar_hw.formal import jobs, run_job, select
 
 JOBS = jobs()
+NIGHTLY = os.environ.get("FIXAR_HYPOTHESIS_PROFILE") == "nightly"
 
 
 @pytest.mark.formal
 @pytest.mark.parametrize("job", JOBS, ids=[j.name for j in JOBS])
 def test_proof(job):
+    if job.slow and not NIGHTLY:
+        pytest.skip("slow proof: runs with FIXAR_HYPOTHESIS_PROFILE=nightly and in fixar-hw prove")
     result = run_job(job, timeout=900)
     assert result.ok, (
         f"{job.name}: {result.status}, expected {job.expect}; files kept in {result.workdir}\n"
