@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """FixedMAC against the golden model ``sw_model.fixed.dot``, under random stalls."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """MixedRowUnit against the golden model ``sw_model.msq.matvec``, under random stalls."""
 
 import numpy as np

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """SP2ShiftAdd against the golden model ``SP2Format.mul``; no multiplier after synthesis."""
 
 import pytest
