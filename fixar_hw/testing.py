@@ -2,16 +2,18 @@
 
 Every stream test in this project drives its ports through these helpers, so gaps on the
 producer side and backpressure on the consumer side are exercised the same way everywhere.
-Stall decisions come from callables, so a Hypothesis test can draw them (``st.data()``) and
-shrink a failing stall pattern like any other input.
+Stall decisions come from callables; :func:`stall_pattern` turns a list of decisions drawn by
+Hypothesis before the simulation into one, so a failing stall pattern shrinks like any other
+input. (Drawing inside a running simulation is not safe: when Hypothesis stops an example
+mid-draw, its exception unwinds through the simulator's coroutines.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["StreamProtocolError", "stream_get", "stream_monitor", "stream_put"]
+__all__ = ["StreamProtocolError", "stall_pattern", "stream_get", "stream_monitor", "stream_put"]
 
 
 class StreamProtocolError(AssertionError):
@@ -20,6 +22,12 @@ class StreamProtocolError(AssertionError):
 
 def _never() -> bool:
     return False
+
+
+def stall_pattern(decisions: Sequence[bool]) -> Callable[[], bool]:
+    """A stall callable that returns ``decisions`` in order, then ``False`` forever."""
+    it = iter(list(decisions))
+    return lambda: next(it, False)
 
 
 async def stream_put(ctx, stream, payload: Any, *, stall: Callable[[], bool] = _never) -> None:

@@ -26,3 +26,10 @@ def codes(fmt: FixedFormat):
     corners = sorted({v for v in (fmt.min_int, -1, 0, 1, fmt.max_int)
                       if fmt.min_int <= v <= fmt.max_int})
     return st.one_of(st.sampled_from(corners), st.integers(fmt.min_int, fmt.max_int))
+
+
+def stall_lists(max_size: int = 200):
+    """Stall decisions for :func:`fixar_hw.testing.stall_pattern`: none, light, or heavy."""
+    light = st.lists(st.sampled_from([False, False, False, True]), max_size=max_size)
+    heavy = st.lists(st.booleans(), max_size=max_size)
+    return st.one_of(st.just([]), light, heavy)

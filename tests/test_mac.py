@@ -9,10 +9,10 @@ from hypothesis import given, target
 from hypothesis import strategies as st
 
 from fixar_hw.mac import FixedMAC
-from fixar_hw.testing import stream_get, stream_monitor, stream_put
+from fixar_hw.testing import stall_pattern, stream_get, stream_monitor, stream_put
 from sw_model.fixed import FixedFormat, dot
 
-from .strategies import codes, fixed_formats, overflow_modes, rounding_modes
+from .strategies import codes, fixed_formats, overflow_modes, rounding_modes, stall_lists
 
 
 def run_mac(mac: FixedMAC, vectors, *, in_stall=None, out_stall=None, vcd=None):
@@ -67,17 +67,8 @@ def test_mac_equals_golden_under_stalls(a_fmt, b_fmt, out_fmt, rounding, overflo
                            max_size=max_terms), label="vector")
         for _ in range(n_vec)
     ]
-    in_p = data.draw(st.sampled_from([0.0, 0.3, 0.7]), label="gap probability")
-    out_p = data.draw(st.sampled_from([0.0, 0.3, 0.7]), label="stall probability")
-
-    def in_stall():
-        return in_p > 0 and data.draw(st.booleans() if in_p >= 0.5 else
-                                      st.sampled_from([False, False, True]))
-
-    def out_stall():
-        return out_p > 0 and data.draw(st.booleans() if out_p >= 0.5 else
-                                       st.sampled_from([False, False, True]))
-
+    in_stall = stall_pattern(data.draw(stall_lists(), label="input gaps"))
+    out_stall = stall_pattern(data.draw(stall_lists(), label="output stalls"))
     results, _ = run_mac(mac, vectors, in_stall=in_stall, out_stall=out_stall)
     want = [int(dot([a for a, _ in v], [b for _, b in v], a_fmt, b_fmt, out_fmt, rounding,
                     overflow)) for v in vectors]

@@ -8,12 +8,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fixar_hw.row_unit import MixedRowUnit, pass_columns, plan_passes
-from fixar_hw.testing import stream_get, stream_monitor, stream_put
+from fixar_hw.testing import stall_pattern, stream_get, stream_monitor, stream_put
 from sw_model.fixed import FixedFormat
 from sw_model.msq import QuantizedMatrix, matvec
 from sw_model.sp2 import SP2Format
 
-from .strategies import codes, fixed_formats, overflow_modes, rounding_modes
+from .strategies import codes, fixed_formats, overflow_modes, rounding_modes, stall_lists
 
 
 def run_unit(unit: MixedRowUnit, qm: QuantizedMatrix, xs, *, in_stall=None, out_stall=None):
@@ -84,12 +84,10 @@ def test_row_unit_equals_matvec_under_stalls(x_fmt, out_fmt, rounding, overflow,
                         rounding=rounding, overflow=overflow)
     xs = data.draw(st.lists(st.lists(codes(x_fmt), min_size=cols, max_size=cols), min_size=1,
                             max_size=2), label="vectors")
-    p_in = data.draw(st.sampled_from([0.0, 0.5]), label="gap probability")
-    p_out = data.draw(st.sampled_from([0.0, 0.5]), label="stall probability")
     results, _ = run_unit(
         unit, qm, xs,
-        in_stall=lambda: p_in > 0 and data.draw(st.booleans()),
-        out_stall=lambda: p_out > 0 and data.draw(st.booleans()))
+        in_stall=stall_pattern(data.draw(stall_lists(), label="input gaps")),
+        out_stall=stall_pattern(data.draw(stall_lists(), label="output stalls")))
     want = matvec(qm, np.array(xs), x_fmt, out_fmt, rounding, overflow)
     assert results == {(v, r): int(want[v, r]) for v in range(len(xs)) for r in range(rows)}
 
