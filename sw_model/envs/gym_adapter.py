@@ -126,16 +126,15 @@ class GymnasiumEnv(Env):
             If ``seed`` is negative.
         """
         seed = check_seed(seed)
-        if seed is None:
-            seed = self._pending_seed
+        self._reset_args = (self._pending_seed if seed is None else seed, options)
+        return super().reset()  # calls _reset, then starts the episode's bookkeeping
+
+    def _reset(self) -> np.ndarray:
+        seed, options = self._reset_args
         obs, info = self.env.reset(seed=seed, options=options)
         self._pending_seed = None
         self.last_info = dict(info)
-        self._begin()
         return np.array(obs, dtype=np.float64)
-
-    def _reset(self) -> np.ndarray:  # pragma: no cover - reset() is overridden
-        raise NotImplementedError
 
     def _step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
         obs, reward, terminated, truncated, info = self.env.step(
