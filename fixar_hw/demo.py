@@ -12,12 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.sim import Simulator
 
 from sw_model.fixed import FixedFormat, dot
 
 from .mac import FixedMAC
-from .testing import stream_get, stream_monitor, stream_put
+from .testing import simulate_stream
 
 __all__ = ["DEMO_CONFIGS", "DemoConfig", "DemoResult", "format_report", "run_mac_demo"]
 
@@ -77,41 +76,17 @@ def run_mac_demo(config: DemoConfig, *, vectors: int = 100, terms: int = 64, see
                config.overflow).tolist()
     mac = FixedMAC(config.a_fmt, config.b_fmt, config.out_fmt, max_terms=terms,
                    rounding=config.rounding, overflow=config.overflow)
-    got: list[int] = []
-    cycles = [0]
     in_rng, out_rng = np.random.default_rng(seed + 1), np.random.default_rng(seed + 2)
-
-    async def producer(ctx):
-        for v in range(vectors):
-            for k in range(terms):
-                await stream_put(ctx, mac.i, {"a": int(a[v, k]), "b": int(b[v, k]),
-                                              "last": int(k == terms - 1)},
-                                 stall=lambda: in_rng.random() < stall)
-
-    async def consumer(ctx):
-        for _ in range(vectors):
-            out = await stream_get(ctx, mac.o, stall=lambda: out_rng.random() < stall)
-            got.append(-1 if out.overrun else out.value)
-
-    async def count(ctx):
-        async for _ in ctx.tick():
-            cycles[0] += 1
-
-    sim = Simulator(mac)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.add_process(count)
-    sim.add_process(stream_monitor(mac.o, name="o"))
+    inputs = [{"a": int(a[v, k]), "b": int(b[v, k]), "last": int(k == terms - 1)}
+              for v in range(vectors) for k in range(terms)]
     start = time.perf_counter()
-    if vcd:
-        with sim.write_vcd(vcd):
-            sim.run()
-    else:
-        sim.run()
+    outputs, cycles = simulate_stream(mac, inputs, vectors,
+                                      in_stall=lambda: in_rng.random() < stall,
+                                      out_stall=lambda: out_rng.random() < stall, vcd=vcd)
+    got = [-1 if out.overrun else out.value for out in outputs]
     seconds = time.perf_counter() - start
     mismatches = sum(g != w for g, w in zip(got, want, strict=True))
-    return DemoResult(config, vectors, terms, stall, mismatches, cycles[0], mac.acc_shape.width,
+    return DemoResult(config, vectors, terms, stall, mismatches, cycles, mac.acc_shape.width,
                       seconds)
 
 

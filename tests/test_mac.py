@@ -9,7 +9,7 @@ from hypothesis import given, target
 from hypothesis import strategies as st
 
 from fixar_hw.mac import FixedMAC
-from fixar_hw.testing import stall_pattern, stream_get, stream_monitor, stream_put
+from fixar_hw.testing import simulate_stream, stall_pattern
 from sw_model.fixed import FixedFormat, dot
 
 from .strategies import codes, fixed_formats, overflow_modes, rounding_modes, stall_lists
@@ -17,36 +17,12 @@ from .strategies import codes, fixed_formats, overflow_modes, rounding_modes, st
 
 def run_mac(mac: FixedMAC, vectors, *, in_stall=None, out_stall=None, vcd=None):
     """Push ``vectors`` (lists of (a, b)) through ``mac``; return the results and cycle count."""
-    results = []
-    cycles = {"n": 0}
-    sim = Simulator(mac)
-    sim.add_clock(1e-6)
-
-    async def producer(ctx):
-        for vec in vectors:
-            for k, (a, b) in enumerate(vec):
-                payload = {"a": a, "b": b, "last": int(k == len(vec) - 1)}
-                await stream_put(ctx, mac.i, payload, stall=in_stall or (lambda: False))
-
-    async def consumer(ctx):
-        for _ in vectors:
-            out = await stream_get(ctx, mac.o, stall=out_stall or (lambda: False))
-            results.append((out.value, out.overrun))
-
-    async def counter(ctx):
-        async for _ in ctx.tick():
-            cycles["n"] += 1
-
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.add_process(counter)
-    sim.add_process(stream_monitor(mac.o, name="o"))
-    if vcd:
-        with sim.write_vcd(vcd):
-            sim.run()
-    else:
-        sim.run()
-    return results, cycles["n"]
+    inputs = [{"a": a, "b": b, "last": int(k == len(vec) - 1)}
+              for vec in vectors for k, (a, b) in enumerate(vec)]
+    outputs, cycles = simulate_stream(mac, inputs, len(vectors),
+                                      in_stall=in_stall or (lambda: False),
+                                      out_stall=out_stall or (lambda: False), vcd=vcd)
+    return [(out.value, out.overrun) for out in outputs], cycles
 
 
 @given(

@@ -3,12 +3,11 @@
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 from hypothesis import given
 from hypothesis import strategies as st
 
 from fixar_hw.row_unit import MixedRowUnit, pass_columns, plan_passes
-from fixar_hw.testing import stall_pattern, stream_get, stream_monitor, stream_put
+from fixar_hw.testing import simulate_stream, stall_pattern
 from sw_model.fixed import FixedFormat
 from sw_model.msq import QuantizedMatrix, matvec
 from sw_model.sp2 import SP2Format
@@ -20,34 +19,17 @@ def run_unit(unit: MixedRowUnit, qm: QuantizedMatrix, xs, *, in_stall=None, out_
     """Run every vector of ``xs`` through every pass; return {(vector, row): value}."""
     passes = plan_passes(qm.sp2_rows, unit.n_fixed, unit.n_sp2)
     jobs = [(v, p) for v in range(len(xs)) for p in passes]
+    inputs = [payload for v, p in jobs for payload in pass_columns(qm, xs[v], p, unit.n_fixed)]
+    outputs, cycles = simulate_stream(unit, inputs, len(jobs) * unit.n_lanes,
+                                      in_stall=in_stall or (lambda: False),
+                                      out_stall=out_stall or (lambda: False))
     results = {}
-    cycles = [0]
-
-    async def producer(ctx):
-        for v, p in jobs:
-            for payload in pass_columns(qm, xs[v], p, unit.n_fixed):
-                await stream_put(ctx, unit.i, payload, stall=in_stall or (lambda: False))
-
-    async def consumer(ctx):
-        for v, p in jobs:
-            for lane, row in enumerate(p.rows):
-                out = await stream_get(ctx, unit.o, stall=out_stall or (lambda: False))
-                assert out.lane == lane
-                if row is not None:
-                    results[(v, row)] = out.value
-
-    async def count(ctx):
-        async for _ in ctx.tick():
-            cycles[0] += 1
-
-    sim = Simulator(unit)
-    sim.add_clock(1e-6)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.add_process(count)
-    sim.add_process(stream_monitor(unit.o, name="o"))
-    sim.run()
-    return results, cycles[0]
+    slots = [(v, lane, row) for v, p in jobs for lane, row in enumerate(p.rows)]
+    for (v, lane, row), out in zip(slots, outputs, strict=True):
+        assert out.lane == lane
+        if row is not None:
+            results[(v, row)] = out.value
+    return results, cycles
 
 
 @st.composite
