@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,9 @@ class ProofJob:
     slow : bool
         Takes minutes rather than seconds; the test suite runs it only in its ``nightly``
         profile, ``fixar-hw prove`` always (``--quick`` skips it).
+    script : tuple of str
+        Yosys commands run after ``prep`` (e.g. ``"memory_map"`` to turn a ROM into logic, so
+        that induction does not start from arbitrary ROM contents).
     """
 
     name: str
@@ -74,6 +78,7 @@ class ProofJob:
     engine: str = "smtbmc yices"
     expect: str = "PASS"
     slow: bool = False
+    script: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -133,6 +138,7 @@ def _sby_text(job: ProofJob) -> str:
         "[script]",
         "read_rtlil top.il",
         "prep -top top",
+        *job.script,
         "",
         "[files]",
         "top.il",
@@ -157,7 +163,11 @@ def run_job(job: ProofJob, *, workdir: str | os.PathLike | None = None,
     keep = workdir is not None
     root = Path(workdir) if keep else Path(tempfile.mkdtemp(prefix="fixar_formal_"))
     root.mkdir(parents=True, exist_ok=True)
-    (root / "top.il").write_text(rtlil.convert(job.build(), ports=[], platform="formal"))
+    try:
+        (root / "top.il").write_text(rtlil.convert(job.build(), ports=[], platform="formal"))
+    except Exception:
+        # a harness that does not elaborate is a failed job, not a crashed run
+        return ProofResult(job, "ERROR", time.monotonic() - start, traceback.format_exc(), root)
     (root / "job.sby").write_text(_sby_text(job))
     env = _tool_env()
     cmd = [

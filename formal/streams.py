@@ -12,7 +12,7 @@ def any_environment(m: Module, *, sources=(), sinks=()) -> None:
     Reset is assumed in the first cycle only.
     """
     for s in sources:
-        m.d.comb += [s.valid.eq(AnySeq(1)), s.payload.eq(AnySeq(len(s.payload.as_value())))]
+        m.d.comb += [s.valid.eq(AnySeq(1)), s.payload.eq(AnySeq(len(Value.cast(s.payload))))]
     for s in sinks:
         m.d.comb += s.ready.eq(AnySeq(1))
     m.d.comb += Assume(ResetSignal() == Initial())
@@ -33,6 +33,7 @@ def at_most_terms(m: Module, stream, n: int) -> Signal:
 def holds_while_stalled(m: Module, stream) -> Value:
     """Property: once ``valid`` is high without ``ready``, ``valid`` and ``payload`` hold."""
     stalled = Signal()
-    held = Signal.like(stream.payload.as_value())
-    m.d.sync += [stalled.eq(stream.valid & ~stream.ready), held.eq(stream.payload.as_value())]
-    return ~stalled | (stream.valid & (stream.payload.as_value() == held))
+    payload = Value.cast(stream.payload)
+    held = Signal.like(payload)
+    m.d.sync += [stalled.eq(stream.valid & ~stream.ready), held.eq(payload)]
+    return ~stalled | (stream.valid & (payload == held))

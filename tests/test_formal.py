@@ -34,3 +34,14 @@ def test_every_group_has_a_cover_and_a_failing_mutant():
     names = [j.name for j in JOBS]
     assert any(n.startswith("mac.cover.") for n in names)
     assert any(j.expect == "FAIL" for j in JOBS)
+
+
+def test_a_harness_that_does_not_build_is_an_error_not_a_crash():
+    from fixar_hw.formal import ProofJob
+
+    def broken():
+        raise RuntimeError("harness bug")
+
+    result = run_job(ProofJob("broken", "", broken, "prove", 1))
+    assert result.status == "ERROR" and not result.ok
+    assert "RuntimeError: harness bug" in result.log
