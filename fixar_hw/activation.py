@@ -8,7 +8,7 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sw_model.activation import ACTIVATIONS, TanhTable
+from sw_model.activation import TanhTable, check_kind, resolve_table
 from sw_model.fixed import FixedFormat, check_rounding
 
 from ._util import silence_on_error
@@ -50,20 +50,9 @@ class ActivationUnit(wiring.Component):
                  rounding: str = "half_even", table: TanhTable | None = None) -> None:
         self._in_fmt = check_format(in_fmt, "in_fmt")
         self._out_fmt = check_format(out_fmt, "out_fmt")
-        if not isinstance(kind, str):
-            raise TypeError(f"kind must be a string, not {kind!r}")
-        if kind not in ACTIVATIONS:
-            raise ValueError(f"kind must be one of 'identity', 'relu', 'tanh', not {kind!r}")
-        self._kind = kind
+        self._kind = check_kind(kind)
         self._rounding = check_rounding(rounding)
-        if kind == "tanh":
-            table = TanhTable(in_fmt, out_fmt) if table is None else table
-            if not isinstance(table, TanhTable):
-                raise TypeError(f"table must be a TanhTable, not {table!r}")
-            if (table.in_fmt, table.out_fmt) != (in_fmt, out_fmt):
-                raise ValueError(f"table formats {table.in_fmt!r} -> {table.out_fmt!r} differ "
-                                 f"from {in_fmt!r} -> {out_fmt!r}")
-        self._table = table if kind == "tanh" else None
+        self._table = resolve_table(in_fmt, out_fmt, table) if kind == "tanh" else None
         super().__init__({
             "i": In(stream.Signature(shape_of(in_fmt))),
             "o": Out(stream.Signature(shape_of(out_fmt))),

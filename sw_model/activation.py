@@ -34,12 +34,13 @@ import numpy.typing as npt
 
 from .fixed import FixedFormat, Rounding, check_rounding, requantize
 
-__all__ = ["ACTIVATIONS", "TanhTable", "activate", "derivative"]
+__all__ = ["ACTIVATIONS", "TanhTable", "activate", "check_kind", "derivative", "resolve_table"]
 
 ACTIVATIONS: tuple[str, ...] = ("identity", "relu", "tanh")
 
 
-def _check_kind(kind: object) -> str:
+def check_kind(kind: object) -> str:
+    """Return ``kind`` if it names an activation, else raise ``TypeError``/``ValueError``."""
     if not isinstance(kind, str):
         raise TypeError(f"kind must be a string, not {kind!r}")
     if kind not in ACTIVATIONS:
@@ -135,6 +136,27 @@ def _entries(out_fmt: FixedFormat, index_bits: int, range_log2: int) -> np.ndarr
     return table
 
 
+def resolve_table(in_fmt: FixedFormat, out_fmt: FixedFormat,
+                  table: TanhTable | None) -> TanhTable:
+    """``table``, or the default ``TanhTable(in_fmt, out_fmt)``; checked against the formats.
+
+    Raises
+    ------
+    TypeError
+        If ``table`` is neither ``None`` nor a :class:`TanhTable`.
+    ValueError
+        If its formats are not ``in_fmt`` and ``out_fmt``.
+    """
+    if table is None:
+        return TanhTable(in_fmt, out_fmt)
+    if not isinstance(table, TanhTable):
+        raise TypeError(f"table must be a TanhTable, not {table!r}")
+    if (table.in_fmt, table.out_fmt) != (in_fmt, out_fmt):
+        raise ValueError(f"table formats {table.in_fmt!r} -> {table.out_fmt!r} differ from "
+                         f"{in_fmt!r} -> {out_fmt!r}")
+    return table
+
+
 def activate(z_q: npt.ArrayLike, in_fmt: FixedFormat, out_fmt: FixedFormat, kind: str,
              *, rounding: Rounding = "half_even", table: TanhTable | None = None
              ) -> np.ndarray:
@@ -152,15 +174,11 @@ def activate(z_q: npt.ArrayLike, in_fmt: FixedFormat, out_fmt: FixedFormat, kind
         The table for ``"tanh"``; default ``TanhTable(in_fmt, out_fmt)``. Its formats must be
         ``in_fmt`` and ``out_fmt``.
     """
-    kind = _check_kind(kind)
+    kind = check_kind(kind)
     check_rounding(rounding)
     z = in_fmt.check_codes(z_q, "z_q")
     if kind == "tanh":
-        table = TanhTable(in_fmt, out_fmt) if table is None else table
-        if (table.in_fmt, table.out_fmt) != (in_fmt, out_fmt):
-            raise ValueError(f"table formats {table.in_fmt!r} -> {table.out_fmt!r} differ from "
-                             f"{in_fmt!r} -> {out_fmt!r}")
-        return table.lookup(z)
+        return resolve_table(in_fmt, out_fmt, table).lookup(z)
     if kind == "relu":
         z = np.maximum(z, 0)
     return requantize(z, in_fmt.frac, out_fmt, rounding, "saturate")
@@ -174,7 +192,7 @@ def derivative(z_q: npt.ArrayLike, y_q: npt.ArrayLike, in_fmt: FixedFormat,
     identity: 1; relu: 1 where ``z > 0`` else 0; tanh: ``1 - y**2`` computed exactly from the
     ``y_fmt`` codes and requantized (saturating).
     """
-    kind = _check_kind(kind)
+    kind = check_kind(kind)
     check_rounding(rounding)
     z = in_fmt.check_codes(z_q, "z_q")
     y = y_fmt.check_codes(y_q, "y_q")
