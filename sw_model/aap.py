@@ -1,0 +1,315 @@
+"""Golden model of the adaptive-array-processing (AAP) layer operations and their cycle counts.
+
+The three matrix products of training, on integer codes, with one rounding each:
+
+``forward``
+    ``z = requantize(x W^T + b, w.frac + x.frac -> out_fmt)`` (saturating), ``y = act(z)``
+    with :func:`sw_model.activation.activate` (``out_fmt -> out_fmt``). The bias is in the
+    weight format and enters the exact sum shifted left by ``x.frac`` bits (exact).
+``backward``
+    ``e = requantize(d W, w.frac + d.frac -> out_fmt)``, ``g = act'(y_prev)`` as ``g_fmt``
+    codes (:func:`sw_model.activation.derivative`, from the stored activation: ReLU's
+    derivative is ``y > 0``, which equals ``z > 0`` because ReLU is exact on a code), and
+    ``d_prev = requantize(e * g, out_fmt.frac + g_fmt.frac -> out_fmt)``.
+``weight_gradient``
+    ``G = requantize(sum_b d_b x_b^T, d.frac + x.frac -> out_fmt)``: the batch sum is exact and
+    rounded once.
+
+The hardware (:class:`fixar_hw.aap.AAPCore`, :class:`fixar_hw.array.PEArray`) computes these
+bit for bit; the fixed-point trainer calls the same functions.
+
+Layout. A layer's weight matrix ``W`` (``M x N``, row-wise: row ``m`` holds the weights of
+output ``m``) is cut into ``S x S`` tiles, ``S`` the grid size; tile ``(i, j)`` holds
+``W[i*S + r, j*S + c]`` at lane ``r*S + c`` (zero beyond the matrix) and sits at address
+``i * ceil(N/S) + j``. Vectors are cut into slices of ``S`` lanes; slice ``j`` of vector ``b``
+sits at ``b * ceil(len/S) + j``. :func:`tile_weights` and :func:`slice_vectors` build these
+layouts; forward and backward read the *same* tiles (forward sends a weight row to a PE column,
+backward to a PE row), so ``W^T`` is never stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from .activation import TanhTable, activate, check_kind, derivative
+from .fixed import FixedFormat, Rounding, check_rounding, exact_matmul, requantize
+
+__all__ = [
+    "OPS",
+    "PARALLELISM",
+    "CycleModel",
+    "backward",
+    "bias_gradient",
+    "choose_parallelism",
+    "forward",
+    "slice_vectors",
+    "tile_weights",
+    "unslice_vectors",
+    "untile_weights",
+    "weight_gradient",
+]
+
+OPS: tuple[str, ...] = ("forward", "backward", "wgrad")
+PARALLELISM: tuple[str, ...] = ("batch", "layer")
+
+
+def _matrix(q: npt.ArrayLike, fmt: FixedFormat, name: str) -> np.ndarray:
+    a = fmt.check_codes(q, name)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, not of shape {a.shape}")
+    return a
+
+
+def forward(w_q: npt.ArrayLike, b_q: npt.ArrayLike, x_q: npt.ArrayLike, *,
+            w_fmt: FixedFormat, x_fmt: FixedFormat, out_fmt: FixedFormat, kind: str,
+            rounding: Rounding = "half_even", table: TanhTable | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Forward pass of a layer on a batch: ``(z, y)``, each ``(batch, M)`` codes of ``out_fmt``.
+
+    Parameters
+    ----------
+    w_q : array_like of int, shape (M, N)
+        Weights (``w_fmt`` codes).
+    b_q : array_like of int, shape (M,)
+        Biases (``w_fmt`` codes).
+    x_q : array_like of int, shape (batch, N)
+        Input vectors (``x_fmt`` codes, ``x_fmt.frac >= 0``).
+    kind : {"identity", "relu", "tanh"}
+    rounding : str
+        Rounding of the requantization (always saturating).
+    table : TanhTable, optional
+        For ``"tanh"``; default ``TanhTable(out_fmt, out_fmt)``.
+    """
+    check_kind(kind)
+    check_rounding(rounding)
+    w = _matrix(w_q, w_fmt, "w_q")
+    x = _matrix(x_q, x_fmt, "x_q")
+    b = w_fmt.check_codes(b_q, "b_q")
+    if b.shape != (w.shape[0],):
+        raise ValueError(f"b_q must have shape ({w.shape[0]},), not {b.shape}")
+    if x_fmt.frac < 0:
+        raise ValueError(f"x_fmt.frac must be >= 0 to align the bias, not {x_fmt.frac!r}")
+    acc = exact_matmul(x, w.T, x_fmt, w_fmt)
+    acc = acc + b.astype(acc.dtype) * (1 << x_fmt.frac)
+    z = requantize(acc, w_fmt.frac + x_fmt.frac, out_fmt, rounding, "saturate")
+    return z, activate(z, out_fmt, out_fmt, kind, rounding=rounding, table=table)
+
+
+def backward(w_q: npt.ArrayLike, d_q: npt.ArrayLike, y_prev_q: npt.ArrayLike, *,
+             w_fmt: FixedFormat, d_fmt: FixedFormat, y_fmt: FixedFormat, g_fmt: FixedFormat,
+             out_fmt: FixedFormat, kind: str, rounding: Rounding = "half_even") -> np.ndarray:
+    """Backward pass through a layer: ``d_prev = (d W) * act'(y_prev)``, ``(batch, N)`` codes.
+
+    Parameters
+    ----------
+    w_q : array_like of int, shape (M, N)
+        The layer's weights, in the same row-wise layout as :func:`forward`.
+    d_q : array_like of int, shape (batch, M)
+        Deltas at the layer's output (``d_fmt``).
+    y_prev_q : array_like of int, shape (batch, N)
+        The activations that fed the layer (``y_fmt``), whose activation ``kind`` is
+        differentiated.
+    g_fmt : FixedFormat
+        Format of the derivative codes (holds 1 for identity/ReLU to be exact).
+    out_fmt : FixedFormat
+        Format of ``e`` and of the result.
+    """
+    check_kind(kind)
+    check_rounding(rounding)
+    w = _matrix(w_q, w_fmt, "w_q")
+    d = _matrix(d_q, d_fmt, "d_q")
+    y = _matrix(y_prev_q, y_fmt, "y_prev_q")
+    if y.shape != (d.shape[0], w.shape[1]):
+        raise ValueError(f"y_prev_q must have shape {(d.shape[0], w.shape[1])}, not {y.shape}")
+    e = requantize(exact_matmul(d, w, d_fmt, w_fmt), w_fmt.frac + d_fmt.frac, out_fmt,
+                   rounding, "saturate")
+    g = derivative(y, y, y_fmt, y_fmt, g_fmt, kind, rounding=rounding)
+    return requantize(e * g, out_fmt.frac + g_fmt.frac, out_fmt, rounding, "saturate")
+
+
+def weight_gradient(d_q: npt.ArrayLike, x_q: npt.ArrayLike, *, d_fmt: FixedFormat,
+                    x_fmt: FixedFormat, out_fmt: FixedFormat,
+                    rounding: Rounding = "half_even") -> np.ndarray:
+    """Weight gradient summed over a batch: ``G = sum_b d_b x_b^T``, ``(M, N)`` codes.
+
+    Parameters
+    ----------
+    d_q : array_like of int, shape (batch, M)
+        Deltas at the layer's output.
+    x_q : array_like of int, shape (batch, N)
+        The layer's inputs.
+    """
+    check_rounding(rounding)
+    d = _matrix(d_q, d_fmt, "d_q")
+    x = _matrix(x_q, x_fmt, "x_q")
+    if d.shape[0] != x.shape[0]:
+        raise ValueError(f"d_q and x_q must have the same batch, not {d.shape[0]} and "
+                         f"{x.shape[0]}")
+    return requantize(exact_matmul(d.T, x, d_fmt, x_fmt), d_fmt.frac + x_fmt.frac, out_fmt,
+                      rounding, "saturate")
+
+
+def bias_gradient(d_q: npt.ArrayLike, *, d_fmt: FixedFormat, out_fmt: FixedFormat,
+                  rounding: Rounding = "half_even") -> np.ndarray:
+    """Bias gradient summed over a batch: ``requantize(sum_b d_b)``, shape ``(M,)``."""
+    check_rounding(rounding)
+    d = _matrix(d_q, d_fmt, "d_q")
+    total = d.astype(object).sum(axis=0) if d.shape[0] > 1 << 20 else d.sum(axis=0)
+    return requantize(np.asarray(total), d_fmt.frac, out_fmt, rounding, "saturate")
+
+
+# --- layouts ---------------------------------------------------------------------------------
+
+def _check_size(size: object) -> int:
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise TypeError(f"size must be an integer, not {size!r}")
+    if size < 1:
+        raise ValueError(f"size must be at least 1, not {size!r}")
+    return size
+
+
+def tile_weights(w_q: npt.ArrayLike, size: int) -> np.ndarray:
+    """``(tiles, size*size)`` words of the tile layout (see the module docs) of ``w_q``."""
+    size = _check_size(size)
+    w = np.asarray(w_q)
+    if w.ndim != 2:
+        raise ValueError(f"w_q must be 2-D, not of shape {w.shape}")
+    ti, tj = -(-w.shape[0] // size), -(-w.shape[1] // size)
+    padded = np.zeros((ti * size, tj * size), dtype=w.dtype)
+    padded[:w.shape[0], :w.shape[1]] = w
+    return padded.reshape(ti, size, tj, size).transpose(0, 2, 1, 3).reshape(ti * tj, -1)
+
+
+def untile_weights(words: npt.ArrayLike, shape: tuple[int, int], size: int) -> np.ndarray:
+    """Inverse of :func:`tile_weights`: the ``shape`` matrix held in ``words``."""
+    size = _check_size(size)
+    m, n = shape
+    ti, tj = -(-m // size), -(-n // size)
+    t = np.asarray(words).reshape(ti, tj, size, size).transpose(0, 2, 1, 3)
+    return t.reshape(ti * size, tj * size)[:m, :n]
+
+
+def slice_vectors(v_q: npt.ArrayLike, size: int) -> np.ndarray:
+    """``(batch * slices, size)`` words of the slice layout of a ``(batch, n)`` array."""
+    size = _check_size(size)
+    v = np.asarray(v_q)
+    if v.ndim != 2:
+        raise ValueError(f"v_q must be 2-D, not of shape {v.shape}")
+    t = -(-v.shape[1] // size)
+    padded = np.zeros((v.shape[0], t * size), dtype=v.dtype)
+    padded[:, :v.shape[1]] = v
+    return padded.reshape(-1, size)
+
+
+def unslice_vectors(words: npt.ArrayLike, batch: int, n: int, size: int) -> np.ndarray:
+    """Inverse of :func:`slice_vectors`."""
+    size = _check_size(size)
+    return np.asarray(words).reshape(batch, -1)[:, :n]
+
+
+# --- cycle model ---------------------------------------------------------------------------
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class CycleModel:
+    """Cycles of one layer operation on ``cores`` AAP cores of ``size x size`` PEs.
+
+    Each core runs one tile pass per cycle: ``size**2`` multiply-accumulates. With every
+    output always accepted, an operation takes ``passes + fill`` cycles from the command
+    transfer to the last output transfer, ``fill`` the pipeline depth of the op
+    (:attr:`FILL`). The passes:
+
+    forward / backward (``out`` output tiles, ``red`` reduction tiles, batch ``B``)
+        ``"batch"``: each core takes every ``cores``-th vector:
+        ``ceil(B / cores) * out * red``.
+        ``"layer"``: the cores split the reduction tiles of each output (then their partial
+        sums are added across cores): ``B * out * ceil(red / cores)``.
+    wgrad (``T = ceil(M/S) * ceil(N/S)`` gradient tiles)
+        The cores take every ``cores``-th tile, each summing the whole batch in its PEs'
+        accumulators: ``ceil(T / cores) * B`` (both modes: splitting the batch instead takes
+        the same passes when ``cores`` divides ``B`` and would need a cross-core sum of
+        ``size**2`` lanes).
+
+    Forward: ``out = ceil(M/S)``, ``red = ceil(N/S)``; backward: ``out = ceil(N/S)``,
+    ``red = ceil(M/S)``.
+    """
+
+    size: int
+    cores: int = 1
+
+    FILL: ClassVar[Mapping[str, int]] = MappingProxyType(
+        {"forward": 7, "backward": 7, "wgrad": 5})
+
+    def __post_init__(self) -> None:
+        _check_size(self.size)
+        if isinstance(self.cores, bool) or not isinstance(self.cores, int):
+            raise TypeError(f"cores must be an integer, not {self.cores!r}")
+        if self.cores < 1:
+            raise ValueError(f"cores must be at least 1, not {self.cores!r}")
+
+    def tiles(self, op: str, m: int, n: int) -> tuple[int, int]:
+        """``(output tiles, reduction tiles)`` of ``op`` on an ``m x n`` weight matrix."""
+        _check_op(op)
+        ti, tj = _ceil(m, self.size), _ceil(n, self.size)
+        return {"forward": (ti, tj), "backward": (tj, ti), "wgrad": (ti * tj, 1)}[op]
+
+    def passes(self, op: str, m: int, n: int, batch: int, parallelism: str) -> int:
+        """Tile passes per core (see the class docs)."""
+        _check_parallelism(parallelism)
+        out, red = self.tiles(op, m, n)
+        if op == "wgrad":
+            return _ceil(out, self.cores) * batch
+        if parallelism == "batch":
+            return _ceil(batch, self.cores) * out * red
+        return batch * out * _ceil(red, self.cores)
+
+    def cycles(self, op: str, m: int, n: int, batch: int, parallelism: str = "batch") -> int:
+        """Cycles from the command transfer to the last output transfer, never stalled."""
+        return self.passes(op, m, n, batch, parallelism) + self.FILL[op]
+
+    def utilisation(self, op: str, m: int, n: int, batch: int,
+                    parallelism: str = "batch") -> float:
+        """Useful MACs (``batch * m * n``) over ``cores * size**2 * cycles``."""
+        cycles = self.cycles(op, m, n, batch, parallelism)
+        return batch * m * n / (self.cores * self.size**2 * cycles)
+
+
+def choose_parallelism(model: CycleModel, op: str, m: int, n: int, batch: int) -> str:
+    """The faster mode for ``op`` on this shape (``"batch"`` on a tie).
+
+    The rule, from :class:`CycleModel`: splitting the batch balances perfectly when ``cores``
+    divides the batch and wastes ``cores - B % cores`` core-slots otherwise; splitting the
+    reduction wastes ``cores - red % cores`` slots of every output tile. So ``"layer"`` wins
+    for small batches (a single-state inference) and wide layers, ``"batch"`` for training
+    batches.
+    """
+    batch_cycles = model.cycles(op, m, n, batch, "batch")
+    layer_cycles = model.cycles(op, m, n, batch, "layer")
+    return "layer" if layer_cycles < batch_cycles else "batch"
+
+
+def _check_op(op: object) -> str:
+    if op not in OPS:
+        raise ValueError(f"op must be one of 'forward', 'backward', 'wgrad', not {op!r}")
+    return op  # type: ignore[return-value]
+
+
+def _check_parallelism(p: object) -> str:
+    if p not in PARALLELISM:
+        raise ValueError(f"parallelism must be 'batch' or 'layer', not {p!r}")
+    return p  # type: ignore[return-value]
+
+
+def useful_macs(m: int, n: int, batch: int) -> int:
+    """Multiply-accumulates an op needs: ``batch * m * n`` (same for all three ops)."""
+    return batch * m * n
+
