@@ -43,6 +43,7 @@ from .fixed import FixedFormat, Rounding, check_rounding, exact_matmul, requanti
 __all__ = [
     "OPS",
     "PARALLELISM",
+    "AAPConfig",
     "CycleModel",
     "backward",
     "bias_gradient",
@@ -164,6 +165,109 @@ def bias_gradient(d_q: npt.ArrayLike, *, d_fmt: FixedFormat, out_fmt: FixedForma
     return requantize(np.asarray(total), d_fmt.frac, out_fmt, rounding, "saturate")
 
 
+# --- configuration -------------------------------------------------------------------------
+
+def _check_count(value: object, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, not {value!r}")
+    return value
+
+
+_Q32_24 = FixedFormat(32, 24)
+_Q18_16 = FixedFormat(18, 16)
+
+
+@dataclass(frozen=True)
+class AAPConfig:
+    """One build of the AAP array: grid, cores, formats and limits (hardware and golden model).
+
+    Parameters
+    ----------
+    size : int
+        PEs per grid side (a power of two; FIXAR: 16).
+    cores : int
+        AAP cores (FIXAR: 2 to 4).
+    w_fmt, a_fmt, d_fmt, g_fmt, grad_fmt : FixedFormat
+        Weights and biases; activations; deltas; activation derivatives; weight gradients.
+        All signed. ``a_fmt.frac >= 0`` (the bias is aligned by a left shift).
+    rounding : str
+        Rounding of every requantization (all saturate).
+    max_m, max_n : int
+        Largest layer (``max_m`` outputs, ``max_n`` inputs): sizes counters and accumulators.
+    max_batch : int
+        Largest batch.
+    addr_width : int
+        Width of every memory address.
+    tanh_index_bits : int
+        log2 of the tanh table's entries (the table is ``TanhTable(a_fmt, a_fmt,
+        tanh_index_bits)``).
+    """
+
+    size: int = 16
+    cores: int = 1
+    w_fmt: FixedFormat = _Q32_24
+    a_fmt: FixedFormat = _Q32_24
+    d_fmt: FixedFormat = _Q32_24
+    g_fmt: FixedFormat = _Q18_16
+    grad_fmt: FixedFormat = _Q32_24
+    rounding: str = "half_even"
+    max_m: int = 512
+    max_n: int = 512
+    max_batch: int = 512
+    addr_width: int = 16
+    tanh_index_bits: int = 10
+
+    def __post_init__(self) -> None:
+        size = _check_count(self.size, "size")
+        if size & (size - 1):
+            raise ValueError(f"size must be a power of two, not {size!r}")
+        _check_count(self.cores, "cores")
+        for name in ("w_fmt", "a_fmt", "d_fmt", "g_fmt", "grad_fmt"):
+            fmt = getattr(self, name)
+            if not isinstance(fmt, FixedFormat):
+                raise TypeError(f"{name} must be a FixedFormat, not {fmt!r}")
+            if not fmt.signed:
+                raise ValueError(f"{name} must be signed, not {fmt!r}")
+        if self.a_fmt.frac < 0:
+            raise ValueError(f"a_fmt.frac must be >= 0, not {self.a_fmt.frac!r}")
+        check_rounding(self.rounding)
+        for name in ("max_m", "max_n", "max_batch"):
+            _check_count(getattr(self, name), name)
+        _check_count(self.addr_width, "addr_width")
+        _check_count(self.tanh_index_bits, "tanh_index_bits")
+        TanhTable(self.a_fmt, self.a_fmt, self.tanh_index_bits)  # raises for a bad pairing
+
+    @property
+    def table(self) -> TanhTable:
+        """The tanh table of the activation stage."""
+        return TanhTable(self.a_fmt, self.a_fmt, self.tanh_index_bits)
+
+    @property
+    def cycle_model(self) -> CycleModel:
+        """The :class:`CycleModel` of this build."""
+        return CycleModel(self.size, self.cores)
+
+    def forward(self, w_q: npt.ArrayLike, b_q: npt.ArrayLike, x_q: npt.ArrayLike,
+                kind: str) -> np.ndarray:
+        """:func:`forward`'s ``y`` with this build's formats (activations in and out)."""
+        return forward(w_q, b_q, x_q, w_fmt=self.w_fmt, x_fmt=self.a_fmt, out_fmt=self.a_fmt,
+                       kind=kind, rounding=self.rounding, table=self.table)[1]
+
+    def backward(self, w_q: npt.ArrayLike, d_q: npt.ArrayLike, y_prev_q: npt.ArrayLike,
+                 kind: str) -> np.ndarray:
+        """:func:`backward` with this build's formats (deltas in and out)."""
+        return backward(w_q, d_q, y_prev_q, w_fmt=self.w_fmt, d_fmt=self.d_fmt,
+                        y_fmt=self.a_fmt, g_fmt=self.g_fmt, out_fmt=self.d_fmt, kind=kind,
+                        rounding=self.rounding)
+
+    def weight_gradient(self, d_q: npt.ArrayLike, x_q: npt.ArrayLike) -> np.ndarray:
+        """:func:`weight_gradient` with this build's formats."""
+        return weight_gradient(d_q, x_q, d_fmt=self.d_fmt, x_fmt=self.a_fmt,
+                               out_fmt=self.grad_fmt, rounding=self.rounding)
+
+
 # --- layouts ---------------------------------------------------------------------------------
 
 def _check_size(size: object) -> int:
@@ -233,11 +337,11 @@ class CycleModel:
         ``ceil(B / cores) * out * red``.
         ``"layer"``: the cores split the reduction tiles of each output (then their partial
         sums are added across cores): ``B * out * ceil(red / cores)``.
-    wgrad (``T = ceil(M/S) * ceil(N/S)`` gradient tiles)
-        The cores take every ``cores``-th tile, each summing the whole batch in its PEs'
-        accumulators: ``ceil(T / cores) * B`` (both modes: splitting the batch instead takes
-        the same passes when ``cores`` divides ``B`` and would need a cross-core sum of
-        ``size**2`` lanes).
+    wgrad (``ceil(M/S) x ceil(N/S)`` gradient tiles)
+        In each tile row the cores take every ``cores``-th tile column, each summing the whole
+        batch in its PEs' accumulators: ``ceil(M/S) * ceil(ceil(N/S) / cores) * B`` in both
+        modes. (Splitting the batch instead takes as many passes when ``cores`` divides ``B``,
+        and would need a cross-core sum of ``size**2`` lanes per tile.)
 
     Forward: ``out = ceil(M/S)``, ``red = ceil(N/S)``; backward: ``out = ceil(N/S)``,
     ``red = ceil(M/S)``.
@@ -247,7 +351,7 @@ class CycleModel:
     cores: int = 1
 
     FILL: ClassVar[Mapping[str, int]] = MappingProxyType(
-        {"forward": 7, "backward": 7, "wgrad": 5})
+        {"forward": 6, "backward": 6, "wgrad": 4})
 
     def __post_init__(self) -> None:
         _check_size(self.size)
@@ -267,7 +371,7 @@ class CycleModel:
         _check_parallelism(parallelism)
         out, red = self.tiles(op, m, n)
         if op == "wgrad":
-            return _ceil(out, self.cores) * batch
+            return _ceil(m, self.size) * _ceil(_ceil(n, self.size), self.cores) * batch
         if parallelism == "batch":
             return _ceil(batch, self.cores) * out * red
         return batch * out * _ceil(red, self.cores)
