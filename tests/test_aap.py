@@ -1,0 +1,170 @@
+# amaranth: UnusedElaboratable=no
+"""AAP core and PE array against the golden model and the cycle model.
+
+Hypothesis draws the build (grid size, cores, formats), the layer shape (including 1 and
+non-multiples of the grid), the op, activation, parallelism, operands mixed with the format
+extremes, and stall patterns on the command and result streams. Results must equal
+:mod:`sw_model.aap` with ``==``; without stalls the cycle count must equal
+:class:`sw_model.aap.CycleModel` exactly, and with stalls it may only grow.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, target
+from hypothesis import strategies as st
+
+from fixar_hw.aap import AAPCore
+from fixar_hw.array import PEArray
+from fixar_hw.array_sim import ArrayJob, expected, simulate, unpack
+from fixar_hw.testing import stall_pattern
+from sw_model.aap import (
+    AAPConfig,
+    CycleModel,
+    choose_parallelism,
+    slice_vectors,
+    tile_weights,
+    unslice_vectors,
+    untile_weights,
+)
+from sw_model.fixed import FixedFormat
+
+from .strategies import codes, stall_lists
+
+
+@st.composite
+def configs(draw, max_cores: int = 3):
+    size = draw(st.sampled_from([1, 2, 4]))
+    cores = draw(st.integers(1, max_cores))
+
+    def fmt(min_frac=-2):
+        width = draw(st.integers(3, 12))
+        return FixedFormat(width, draw(st.integers(min_frac, width + 2)))
+
+    a_fmt = fmt(min_frac=0)
+    return AAPConfig(
+        size=size, cores=cores, w_fmt=fmt(), a_fmt=a_fmt, d_fmt=fmt(), g_fmt=fmt(),
+        grad_fmt=fmt(), rounding=draw(st.sampled_from(["floor", "half_up", "half_even"])),
+        max_m=draw(st.integers(6, 9)), max_n=draw(st.integers(6, 9)),
+        max_batch=draw(st.integers(4, 6)), addr_width=8,
+        tanh_index_bits=draw(st.integers(1, a_fmt.frac + 2)),
+    )
+
+
+def matrix(draw, fmt, rows, cols):
+    return np.array(draw(st.lists(st.lists(codes(fmt), min_size=cols, max_size=cols),
+                                  min_size=rows, max_size=rows)), dtype=np.int64)
+
+
+@st.composite
+def jobs(draw, config: AAPConfig):
+    op = draw(st.sampled_from(["forward", "backward", "wgrad"]))
+    m = draw(st.integers(1, config.max_m))
+    n = draw(st.integers(1, config.max_n))
+    batch = draw(st.integers(1, min(config.max_batch, 5)))
+    kind = draw(st.sampled_from(["identity", "relu", "tanh"]))
+    parallelism = draw(st.sampled_from(["batch", "layer"]))
+    c = config
+    if op == "forward":
+        return ArrayJob(op, m, n, batch, kind, parallelism, w=matrix(draw, c.w_fmt, m, n),
+                        b=matrix(draw, c.w_fmt, 1, m)[0], x=matrix(draw, c.a_fmt, batch, n))
+    if op == "backward":
+        return ArrayJob(op, m, n, batch, kind, parallelism, w=matrix(draw, c.w_fmt, m, n),
+                        d=matrix(draw, c.d_fmt, batch, m),
+                        y_prev=matrix(draw, c.a_fmt, batch, n))
+    return ArrayJob(op, m, n, batch, kind, parallelism, d=matrix(draw, c.d_fmt, batch, m),
+                    x=matrix(draw, c.a_fmt, batch, n))
+
+
+def _saturation(config: AAPConfig, result: np.ndarray, job: ArrayJob) -> float:
+    fmt = {"forward": config.a_fmt, "backward": config.d_fmt, "wgrad": config.grad_fmt}[job.op]
+    return float(np.mean((result == fmt.max_int) | (result == fmt.min_int)))
+
+
+@given(st.data())
+def test_results_and_cycles_equal_the_models(data):
+    config = data.draw(configs())
+    job = data.draw(jobs(config))
+    dut = PEArray(config) if config.cores > 1 else AAPCore(config)
+    result, cycles = simulate(dut, job)
+    want = expected(config, job)
+    target(_saturation(config, want, job), label="saturated results")
+    assert result.shape == want.shape
+    assert (result == want).all()
+    assert cycles == config.cycle_model.cycles(job.op, job.m, job.n, job.batch,
+                                               job.parallelism)
+
+
+@given(st.data(), stall_lists(), stall_lists(), stall_lists())
+def test_results_equal_the_golden_model_under_stalls(data, cmd_stalls, o_stalls, g_stalls):
+    config = data.draw(configs(max_cores=2))
+    job = data.draw(jobs(config))
+    dut = PEArray(config)
+    result, cycles = simulate(dut, job, cmd_stall=stall_pattern(cmd_stalls),
+                              o_stall=stall_pattern(o_stalls), g_stall=stall_pattern(g_stalls))
+    assert (result == expected(config, job)).all()
+    assert cycles >= config.cycle_model.cycles(job.op, job.m, job.n, job.batch,
+                                               job.parallelism)
+
+
+@given(st.integers(1, 9), st.integers(1, 9), st.sampled_from([1, 2, 4, 8]), st.data())
+def test_layouts_round_trip(m, n, size, data):
+    w = np.arange(m * n).reshape(m, n) + 1
+    words = tile_weights(w, size)
+    assert (untile_weights(words, (m, n), size) == w).all()
+    i, j = data.draw(st.integers(0, m - 1)), data.draw(st.integers(0, n - 1))
+    tj = -(-n // size)
+    # the documented address and lane of W[i, j]
+    assert words[(i // size) * tj + j // size][(i % size) * size + j % size] == w[i, j]
+    v = w
+    assert (unslice_vectors(slice_vectors(v, size), m, n, size) == v).all()
+
+
+def test_cycle_model_closed_forms():
+    model = CycleModel(16, 4)
+    # 300 x 400 layer, batch 64: 16 groups x 19 output tiles x 25 reduction tiles
+    assert model.passes("forward", 300, 400, 64, "batch") == 16 * 19 * 25
+    assert model.passes("forward", 300, 400, 64, "layer") == 64 * 19 * 7
+    assert model.passes("backward", 300, 400, 64, "batch") == 16 * 25 * 19
+    assert model.passes("wgrad", 300, 400, 64, "batch") == 19 * 7 * 64
+    assert choose_parallelism(model, "forward", 300, 400, 64) == "batch"
+    assert choose_parallelism(model, "forward", 6, 300, 1) == "layer"
+
+
+def test_unpack_rejects_broken_streams():
+    config = AAPConfig(size=2, cores=2, max_m=4, max_n=4, max_batch=4)
+    job = ArrayJob("forward", 2, 2, 2)
+    good = [([[1, 2], [3, 4]], 0b11, 1)]
+    assert (unpack(config, job, good) == [[1, 2], [3, 4]]).all()
+    with pytest.raises(AssertionError, match="mask"):
+        unpack(config, job, [([[1, 2], [3, 4]], 0b01, 1)])
+    with pytest.raises(AssertionError, match="last"):
+        unpack(config, job, [([[1, 2], [3, 4]], 0b11, 0)])
+    with pytest.raises(AssertionError, match="output beats"):
+        unpack(config, job, good * 2)
+
+
+def test_configuration_errors():
+    with pytest.raises(ValueError, match=r"^size must be a power of two, not 3$"):
+        AAPConfig(size=3)
+    with pytest.raises(TypeError, match=r"^cores must be an integer, not 1.5$"):
+        AAPConfig(cores=1.5)
+    with pytest.raises(ValueError, match=r"^a_fmt.frac must be >= 0"):
+        AAPConfig(a_fmt=FixedFormat(8, -1))
+    with pytest.raises(ValueError, match=r"use fixar_hw\.array\.PEArray"):
+        AAPCore(AAPConfig(cores=2))
+    with pytest.raises(TypeError, match=r"^config must be an AAPConfig, not 3$"):
+        AAPCore(3)
+
+
+def test_command_errors():
+    core = AAPCore(AAPConfig(size=2, max_m=8, max_n=8, max_batch=4, addr_width=4))
+    with pytest.raises(ValueError, match=r"^m must be from 1 to 8, not 0$"):
+        core.command("forward", m=0, n=1, batch=1)
+    with pytest.raises(ValueError, match=r"^batch must be from 1 to 4, not 5$"):
+        core.command("forward", m=1, n=1, batch=5)
+    with pytest.raises(ValueError, match=r"^op must be one of"):
+        core.command("transpose", m=1, n=1, batch=1)
+    with pytest.raises(ValueError, match=r"^w_base must be from 0 to 15, not 16$"):
+        core.command("forward", m=1, n=1, batch=1, w_base=16)
+    with pytest.raises(ValueError, match=r"^parallelism must be 'batch' or 'layer'"):
+        core.command("forward", m=1, n=1, batch=1, parallelism="rows")
