@@ -210,16 +210,17 @@ class AAPCore(wiring.Component):
                 "n_minus_1": n - 1, "batch_minus_1": batch - 1, **bases}
 
     @property
-    def product_shape(self) -> Shape:
-        """Shape holding any product of the three operations."""
+    def product_range(self) -> tuple[int, int]:
+        """``(min, max)`` over the exact products of the three operations."""
         c = self._config
         ranges = [product_range(c.w_fmt, c.a_fmt), product_range(c.w_fmt, c.d_fmt),
                   product_range(c.d_fmt, c.a_fmt)]
-        return range_shape(min(r[0] for r in ranges), max(r[1] for r in ranges))
+        return min(r[0] for r in ranges), max(r[1] for r in ranges)
 
-    def _product_bounds(self) -> tuple[int, int]:
-        s = self.product_shape
-        return -(1 << (s.width - 1)), (1 << (s.width - 1)) - 1
+    @property
+    def product_shape(self) -> Shape:
+        """Shape holding any product of the three operations."""
+        return range_shape(*self.product_range)
 
     @property
     def acc_shape(self) -> Shape:
@@ -227,15 +228,15 @@ class AAPCore(wiring.Component):
         plus a bias shifted by ``a_fmt.frac``; they cannot wrap."""
         c = self._config
         terms = 1 << max(_bits(c.max_m - 1), _bits(c.max_n - 1))
-        lo, hi = self._product_bounds()
-        bias = max(1 << (c.w_fmt.width - 1), 1) << c.a_fmt.frac
-        return range_shape(terms * lo - bias, terms * hi + bias)
+        lo, hi = self.product_range
+        f = c.a_fmt.frac
+        return range_shape(terms * lo + (c.w_fmt.min_int << f), terms * hi + (c.w_fmt.max_int << f))
 
     @property
     def pe_acc_shape(self) -> Shape:
         """PE accumulators (weight gradient): any sum of up to ``2**bits(max_batch - 1)``
         products; they cannot wrap."""
-        lo, hi = self._product_bounds()
+        lo, hi = self.product_range
         terms = 1 << _bits(self._config.max_batch - 1)
         return range_shape(terms * lo, terms * hi)
 
@@ -249,6 +250,9 @@ class AAPCore(wiring.Component):
         m = Module()
         c = self._config
         S, N, L = c.size, c.cores, c.size.bit_length() - 1
+        # white-box view for the property harnesses: (enable, exact sum, register shape) of
+        # every accumulator update, to prove none wraps
+        self._obs = {"sums": []}
         aw = c.addr_width
         cmd, o, g = self.cmd, self.o, self.g
 
@@ -452,7 +456,7 @@ class AAPCore(wiring.Component):
                     m.d.sync += aux2[k][cc].eq(aux)
 
         # ---- stage 2 -> 3: column sums; PE accumulators (weight gradient) ----
-        col_shape = range_shape(S * self._product_bounds()[0], S * self._product_bounds()[1])
+        col_shape = range_shape(S * self.product_range[0], S * self.product_range[1])
         cols3 = [[Signal(col_shape, name=f"col3_{k}_{cc}") for cc in range(S)]
                  for k in range(N)]
         pe_acc = [[[Signal(self.pe_acc_shape, name=f"pe_acc_{k}_{r}_{cc}") for cc in range(S)]
@@ -477,6 +481,7 @@ class AAPCore(wiring.Component):
                     for r in range(S):
                         for cc in range(S):
                             new = Mux(first2, 0, pe_acc[k][r][cc]) + prods[k][r][cc]
+                            self._obs["sums"].append((go & v2 & is_wg, new, self.pe_acc_shape))
                             m.d.sync += pe_acc[k][r][cc].eq(new)
                             with m.If(last2):
                                 m.d.sync += gsum3[k][r][cc].eq(new)
@@ -501,6 +506,8 @@ class AAPCore(wiring.Component):
                                else cols3[k][cc])
                         new = Mux(first3, 0, acc[k][cc]) + src
                         bias = Mux(is_fwd, aux3[k][cc] << c.a_fmt.frac, 0)
+                        self._obs["sums"] += [(go & v3, new, self.acc_shape),
+                                              (go & v3 & last3, new + bias, self.acc_shape)]
                         m.d.sync += acc[k][cc].eq(new)
                         with m.If(last3):
                             m.d.sync += [z4[k][cc].eq(new + bias),
