@@ -135,6 +135,11 @@ class AAPContractSpec(Elaboratable):
                 Assert(holds_while_stalled(m, dut.g), "g holds while stalled"),
                 Assert(~other.valid, "nothing on the other output"),
             ]
+            # a command is taken only when idle; memories are read only while busy
+            m.d.comb += Assert(dut.cmd.ready == ~dut.busy, "cmd ready exactly when idle")
+            for q in ("w", "v", "u", "b"):
+                for port in getattr(dut, f"{q}_rd"):
+                    m.d.comb += Assert(~port.en | dut.busy, "reads only while busy")
             # weight reads stay inside the layer
             for port in dut.w_rd:
                 m.d.comb += Assert(~port.en | (port.addr < ti * tj), "weight read in range")
