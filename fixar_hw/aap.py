@@ -129,8 +129,8 @@ class AAPCore(wiring.Component):
         port = memory.ReadPort.Signature
         super().__init__({
             "cmd": In(stream.Signature(self.command_layout)),
-            "w_rd": In(port(addr_width=aw, shape=data.ArrayLayout(shape_of(c.w_fmt), S * S)))
-            .array(N),
+            "w_rd": In(port(addr_width=aw,
+                            shape=data.ArrayLayout(self._weight_lane_shape(), S * S))).array(N),
             "v_rd": In(port(addr_width=aw, shape=data.ArrayLayout(self._v_shape, S))).array(N),
             "u_rd": In(port(addr_width=aw, shape=data.ArrayLayout(shape_of(c.a_fmt), S)))
             .array(N),
@@ -240,8 +240,14 @@ class AAPCore(wiring.Component):
         terms = 1 << _bits(self._config.max_batch - 1)
         return range_shape(terms * lo, terms * hi)
 
+    def _weight_lane_shape(self) -> Shape:
+        """Shape of one lane of a weight tile (a ``w_fmt`` code here)."""
+        return shape_of(self._config.w_fmt)
+
     def _multiply(self, m: Module, left: Value, right: Value) -> Value:
-        """One PE's product. The seam for other PEs (SP2 lanes, abstract products)."""
+        """One PE's product of ``left`` (a weight lane, or ``d`` for the weight gradient) and
+        ``right`` (the broadcast vector lane). The seam for other PEs (SP2 lanes, abstract
+        products)."""
         return exact_product(left, right)
 
     # --- hardware ----------------------------------------------------------------------------

@@ -30,12 +30,17 @@ serve them with one read); in intra-layer mode core ``k`` reads tiles whose redu
 ``k`` modulo ``cores`` (a memory banked that way serves each core from its own bank).
 """
 
+from amaranth.hdl import Module, Shape, Value, unsigned
+
 from sw_model.aap import AAPConfig
+from sw_model.fixed import FixedFormat
+from sw_model.sp2 import SP2Format
 
 from ._util import silence_on_error
 from .aap import AAPCore
+from .sp2 import SP2ShiftAdd
 
-__all__ = ["PEArray"]
+__all__ = ["PEArray", "SP2PEArray"]
 
 
 class PEArray(AAPCore):
@@ -56,3 +61,61 @@ class PEArray(AAPCore):
     @silence_on_error
     def __init__(self, config: AAPConfig) -> None:
         super().__init__(config)
+
+
+class SP2PEArray(PEArray):
+    """A PE array whose PEs multiply by SP2 weights with shifts and one add (MSQ's LUT lanes).
+
+    Weight tiles hold SP2 codes of ``sp2_fmt`` (``sp2_fmt.m`` bits per lane, same tile layout);
+    every PE is an :class:`~fixar_hw.sp2.SP2ShiftAdd` instead of a multiplier, so the grid uses
+    no DSP blocks. The level integer of a code is the weight as a ``sp2_fmt.level_fmt`` code, so
+    results equal :func:`sw_model.aap.forward` and :func:`~sw_model.aap.backward` on
+    ``sp2_fmt.to_int(codes)`` with ``w_fmt = sp2_fmt.level_fmt`` (biases are
+    ``level_fmt`` codes too), bit for bit.
+
+    Forward and backward both multiply a weight by a vector lane, so both run on shift-adders.
+    The weight gradient multiplies two vectors (``d x^T``) and needs multipliers: this array
+    does not run it (SP2 is an inference-time weight scheme: train on a :class:`PEArray`, then
+    quantize the rows). Per-row MSQ scales are outside the array (fold a per-layer scale into
+    the next format, or use :class:`~fixar_hw.row_unit.MixedRowUnit`).
+
+    Parameters
+    ----------
+    config : AAPConfig
+        With ``w_fmt == sp2_fmt.level_fmt``.
+    sp2_fmt : SP2Format
+    """
+
+    @silence_on_error
+    def __init__(self, config: AAPConfig, sp2_fmt: SP2Format) -> None:
+        if not isinstance(sp2_fmt, SP2Format):
+            raise TypeError(f"sp2_fmt must be an SP2Format, not {sp2_fmt!r}")
+        if isinstance(config, AAPConfig) and config.w_fmt != sp2_fmt.level_fmt:
+            raise ValueError(f"config.w_fmt must be {sp2_fmt.level_fmt!r} (the level integers "
+                             f"of {sp2_fmt!r}), not {config.w_fmt!r}")
+        self._sp2_fmt = sp2_fmt
+        super().__init__(config)
+
+    @property
+    def sp2_fmt(self) -> SP2Format:
+        """The weight code format."""
+        return self._sp2_fmt
+
+    def _weight_lane_shape(self) -> Shape:
+        return unsigned(self._sp2_fmt.m)
+
+    def _multiply(self, m: Module, left: Value, right: Value) -> Value:
+        lane = SP2ShiftAdd(FixedFormat(len(right), 0), self._sp2_fmt)
+        m.submodules += lane
+        m.d.comb += [lane.x.eq(right), lane.code.eq(left[: self._sp2_fmt.m])]
+        return lane.p
+
+    def command(self, op: str, **kwargs) -> dict:
+        """As :meth:`AAPCore.command`; ``"wgrad"`` raises ``ValueError`` (see the class docs)."""
+        if op == "wgrad":
+            raise ValueError("SP2PEArray runs 'forward' and 'backward', not 'wgrad' (weight "
+                             "gradients need multipliers: use a PEArray)")
+        return super().command(op, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"SP2PEArray({self._config!r}, {self._sp2_fmt!r})"

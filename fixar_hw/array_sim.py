@@ -36,7 +36,9 @@ class ArrayJob:
     """One layer operation and its operands (codes, as NumPy int arrays).
 
     ``w`` is ``(m, n)``; forward uses ``b`` ``(m,)`` and ``x`` ``(batch, n)``; backward ``d``
-    ``(batch, m)`` and ``y_prev`` ``(batch, n)``; wgrad ``d`` and ``x``.
+    ``(batch, m)`` and ``y_prev`` ``(batch, n)``; wgrad ``d`` and ``x``. ``w_codes``, when
+    given, is what the weight memory holds instead of ``w`` (the SP2 codes of an
+    :class:`~fixar_hw.array.SP2PEArray`, whose level integers are ``w``).
     """
 
     op: str
@@ -50,6 +52,7 @@ class ArrayJob:
     x: np.ndarray | None = None
     d: np.ndarray | None = None
     y_prev: np.ndarray | None = None
+    w_codes: np.ndarray | None = None
 
 
 def expected(config: AAPConfig, job: ArrayJob) -> np.ndarray:
@@ -67,7 +70,7 @@ def memory_images(config: AAPConfig, job: ArrayJob) -> dict[str, list[list[int]]
     zero_slice = [[0] * S]
     images = {"w": [[0] * (S * S)], "v": zero_slice, "u": zero_slice, "b": zero_slice}
     if job.op != "wgrad":
-        images["w"] = tile_weights(job.w, S).tolist()
+        images["w"] = tile_weights(job.w if job.w_codes is None else job.w_codes, S).tolist()
     if job.op == "forward":
         images["v"] = slice_vectors(job.x, S).tolist()
         images["b"] = slice_vectors(np.asarray(job.b)[None, :], S).tolist()

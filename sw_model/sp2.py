@@ -65,7 +65,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from .fixed import _as_code_array, _check_int
+from .fixed import FixedFormat, _as_code_array, _check_int
 
 __all__ = ["MAX_M", "MAX_M1", "MIN_M", "SP2Format"]
 
@@ -215,6 +215,12 @@ class SP2Format:
     def max_level_int(self) -> int:
         """Largest level integer: ``2**K`` if ``m2 >= 1`` (level 1), else ``2**(K-1)``."""
         return int(self._tables["level_ints"][-1])
+
+    @property
+    def level_fmt(self) -> FixedFormat:
+        """The narrowest signed format of the level integers (``frac = K``): SP2 weights as
+        fixed-point codes, ``FixedFormat(bits(max_level_int) + 1, K)``."""
+        return FixedFormat(self.max_level_int.bit_length() + 1, self.frac)
 
     @property
     def _tables(self) -> dict[str, np.ndarray]:

@@ -168,3 +168,35 @@ def test_command_errors():
         core.command("forward", m=1, n=1, batch=1, w_base=16)
     with pytest.raises(ValueError, match=r"^parallelism must be 'batch' or 'layer'"):
         core.command("forward", m=1, n=1, batch=1, parallelism="rows")
+
+
+@given(st.data(), stall_lists())
+def test_sp2_array_equals_the_golden_model_on_level_integers(data, o_stalls):
+    from fixar_hw.array import SP2PEArray
+    from sw_model.sp2 import SP2Format
+
+    m1 = data.draw(st.integers(1, 2))
+    sp2 = SP2Format(data.draw(st.integers(m1 + 1, 2 * m1 + 1)), m1)
+    base = data.draw(configs(max_cores=2))
+    config = AAPConfig(**{**base.__dict__, "w_fmt": sp2.level_fmt})
+    job = data.draw(jobs(config).filter(lambda j: j.op != "wgrad"))
+    codes = np.array(data.draw(st.lists(
+        st.lists(st.integers(0, sp2.max_code), min_size=job.n, max_size=job.n),
+        min_size=job.m, max_size=job.m)), dtype=np.int64)
+    job = ArrayJob(**{**job.__dict__, "w": sp2.to_int(codes), "w_codes": codes})
+    result, _ = simulate(SP2PEArray(config, sp2), job, o_stall=stall_pattern(o_stalls))
+    assert (result == expected(config, job)).all()
+
+
+def test_sp2_array_errors():
+    from fixar_hw.array import SP2PEArray
+    from sw_model.sp2 import SP2Format
+
+    sp2 = SP2Format(4, 2)
+    config = AAPConfig(size=2, w_fmt=sp2.level_fmt, max_m=4, max_n=4, max_batch=2)
+    with pytest.raises(ValueError, match=r"^config.w_fmt must be FixedFormat\(5, 3\)"):
+        SP2PEArray(AAPConfig(size=2), sp2)
+    with pytest.raises(TypeError, match=r"^sp2_fmt must be an SP2Format, not 4$"):
+        SP2PEArray(config, 4)
+    with pytest.raises(ValueError, match=r"^SP2PEArray runs 'forward' and 'backward'"):
+        SP2PEArray(config, sp2).command("wgrad", m=1, n=1, batch=1)
