@@ -288,6 +288,18 @@ class AAPCore(wiring.Component):
         cw = max(tw, len(p.batch_minus_1)) + _bits(N) + 1
         a, bm, t = Signal(cw), Signal(cw), Signal(cw)
         aN, bN, tN = Signal(cw), Signal(cw), Signal(cw)
+        # weight gradient: core k's gradient tile (row, column); the cores take consecutive
+        # tiles in row-major order
+        wi = [Signal(tw, name=f"wg_i_{k}") for k in range(N)]
+        wj = [Signal(tw, name=f"wg_j_{k}") for k in range(N)]
+
+        def advance(i, j, step, tj_v):
+            """Tile ``(i, j)`` moved ``step`` tiles on in row-major order (``tj_v`` columns)."""
+            j = j + step
+            for _ in range(step):
+                wrap = j >= tj_v
+                i, j = Mux(wrap, i + 1, i), Mux(wrap, j - tj_v, j)
+            return i, j
 
         # address generators: (cA, cB, ct, ck) per port, running addresses
         ports = ("w", "v", "u", "b")
@@ -318,8 +330,8 @@ class AAPCore(wiring.Component):
                             "u": (tj_v * N, one, z, tj_v), "b": (z, z, z, z)},
                 (_BWD, 1): {"w": (z, one, tj_v * N, tj_v), "v": (ti_v, z, n_c, one),
                             "u": (tj_v, one, z, z), "b": (z, z, z, z)},
-                (_WG, 0): {"w": (z, z, z, z), "v": (one, z, ti_v, z),
-                           "u": (z, n_c, tj_v, one), "b": (z, z, z, z)},
+                (_WG, 0): {"w": (z, z, z, z), "v": (z, z, ti_v, z),
+                           "u": (z, z, tj_v, z), "b": (z, z, z, z)},
             }
             table[(_WG, 1)] = table[(_WG, 0)]
             return table
@@ -333,6 +345,9 @@ class AAPCore(wiring.Component):
                 t_out_1.eq(Mux(op_new == _BWD, tj_new, ti_new) - 1),
                 a.eq(0), bm.eq(0), t.eq(0), aN.eq(0), bN.eq(0), tN.eq(0),
             ]
+            for k in range(N):
+                i0, j0 = advance(Const(0, tw), Const(0, tw), k, tj_new)
+                m.d.sync += [wi[k].eq(i0), wj[k].eq(j0)]
             table = coefs(op_new, p.layer, ti_new, tj_new)
             for (op_k, layer_k), entry in table.items():
                 with m.If((op_new == op_k) & (p.layer == layer_k)):
@@ -351,8 +366,8 @@ class AAPCore(wiring.Component):
         m.d.comb += [
             last_t.eq(Mux(is_wg, t == b_1,
                           Mux(layer, tN + N > t_red_1, t == t_red_1))),
-            last_b.eq(Mux(is_wg, bN + N >= tj, bm == t_out_1)),
-            last_a.eq(Mux(is_wg, a == ti - 1,
+            last_b.eq(is_wg | (bm == t_out_1)),
+            last_a.eq(Mux(is_wg, advance(wi[0], wj[0], N, tj)[0] >= ti,
                           Mux(layer, a == b_1, aN + N > b_1))),
         ]
         issue = Signal()
@@ -370,6 +385,9 @@ class AAPCore(wiring.Component):
             with m.Elif(~last_a):
                 m.d.sync += [t.eq(0), tN.eq(0), bm.eq(0), bN.eq(0), a.eq(a + 1),
                              aN.eq(aN + N)]
+                for k in range(N):
+                    nxt = advance(wi[k], wj[k], N, tj)
+                    m.d.sync += [wi[k].eq(nxt[0]), wj[k].eq(nxt[1])]
                 for q in ports:
                     na = reg_a[q] + coef[q][0]
                     m.d.sync += [reg_a[q].eq(na), reg_b[q].eq(na), cur[q].eq(na)]
@@ -385,7 +403,7 @@ class AAPCore(wiring.Component):
         core_valid, red_index = [], []
         for k in range(N):
             cv = Signal(name=f"core_valid_{k}")
-            m.d.comb += cv.eq(Mux(is_wg, bN + k < tj,
+            m.d.comb += cv.eq(Mux(is_wg, wi[k] < ti,
                                   Mux(layer, tN + k <= t_red_1, aN + k <= b_1)))
             core_valid.append(cv)
             red_index.append(Mux(layer, tN + k, t))
@@ -401,6 +419,8 @@ class AAPCore(wiring.Component):
             }
             for q in ports:
                 ck_k = coef[q][3] * k if k else Const(0, aw)
+                if q in ("v", "u"):
+                    ck_k = Mux(is_wg, wi[k] if q == "v" else wj[k], ck_k)
                 m.d.comb += [
                     rd[q][k].addr.eq(cur[q] + ck_k),
                     rd[q][k].en.eq(issue & core_valid[k] & uses[q]),
@@ -421,12 +441,12 @@ class AAPCore(wiring.Component):
                 omask1.eq(lane_mask(bm, Mux(is_fwd, m_1, n_1))),
             ]
             for k in range(N):
-                v_slice = Mux(is_wg, a, red_index[k])
+                v_slice = Mux(is_wg, wi[k], red_index[k])
                 v_len = Mux(is_fwd, n_1, m_1)
                 # an idle core's lanes are masked too: it adds zeros to a reduction
                 m.d.sync += [
                     vmask1[k].eq(Mux(core_valid[k], lane_mask(v_slice, v_len), 0)),
-                    umask1[k].eq(Mux(core_valid[k], lane_mask(bN + k, n_1), 0)),
+                    umask1[k].eq(Mux(core_valid[k], lane_mask(wj[k], n_1), 0)),
                 ]
 
         # ---- stage 1 -> 2: products ----

@@ -13,8 +13,8 @@ Each command picks how an operation is split (``parallelism`` of
     column interleaving); their column sums are added across cores, then accumulated and
     finished by core 0's output stage. One vector at a time.
 
-Weight gradients always split the tile columns of each tile row across cores (each core sums
-the batch in its PEs), whatever the command says; see :class:`sw_model.aap.CycleModel`.
+Weight gradients always give the cores consecutive gradient tiles (each core sums the batch in
+its PEs), whatever the command says; see :class:`sw_model.aap.CycleModel`.
 
 Which is faster (:func:`sw_model.aap.choose_parallelism` applies the rule): intra-batch idles
 ``cores - batch % cores`` core-slots once per output slice, intra-layer idles

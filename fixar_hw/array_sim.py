@@ -102,9 +102,9 @@ def unpack(config: AAPConfig, job: ArrayJob, beats: Sequence[tuple[list, int, in
     slots: list[tuple[int, list[tuple[int, Any]]]] = []
     if job.op == "wgrad":
         out = np.zeros((ti * S, tj * S), dtype=object)
-        for i in range(ti):
-            for jg in range(_ceil(tj, N)):
-                slots.append((i, [(k, (i, jg * N + k)) for k in range(N) if jg * N + k < tj]))
+        for grp in range(_ceil(ti * tj, N)):
+            slots.append((grp, [(k, divmod(grp * N + k, tj)) for k in range(N)
+                                if grp * N + k < ti * tj]))
     else:
         rows = job.m if job.op == "forward" else job.n
         t_out = _ceil(rows, S)

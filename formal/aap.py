@@ -105,7 +105,7 @@ class AAPContractSpec(Elaboratable):
         batch = cmd.batch_minus_1 + 1
         groups = cmd.batch_minus_1 // N + 1
         if self.op == "wgrad":
-            beats = ti * ((tj - 1) // N + 1)
+            beats = (ti * tj - 1) // N + 1
             reads_per_tile = 0
         else:
             t_out = ti if self.op == "forward" else tj

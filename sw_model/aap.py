@@ -337,11 +337,11 @@ class CycleModel:
         ``ceil(B / cores) * out * red``.
         ``"layer"``: the cores split the reduction tiles of each output (then their partial
         sums are added across cores): ``B * out * ceil(red / cores)``.
-    wgrad (``ceil(M/S) x ceil(N/S)`` gradient tiles)
-        In each tile row the cores take every ``cores``-th tile column, each summing the whole
-        batch in its PEs' accumulators: ``ceil(M/S) * ceil(ceil(N/S) / cores) * B`` in both
-        modes. (Splitting the batch instead takes as many passes when ``cores`` divides ``B``,
-        and would need a cross-core sum of ``size**2`` lanes per tile.)
+    wgrad (``T = ceil(M/S) * ceil(N/S)`` gradient tiles)
+        The cores take consecutive tiles in row-major order, each summing the whole batch in
+        its PEs' accumulators: ``ceil(T / cores) * B`` in both modes. (Splitting the batch
+        instead takes as many passes when ``cores`` divides ``B``, and would need a cross-core
+        sum of ``size**2`` lanes per tile.)
 
     Forward: ``out = ceil(M/S)``, ``red = ceil(N/S)``; backward: ``out = ceil(N/S)``,
     ``red = ceil(M/S)``.
@@ -371,7 +371,7 @@ class CycleModel:
         _check_parallelism(parallelism)
         out, red = self.tiles(op, m, n)
         if op == "wgrad":
-            return _ceil(m, self.size) * _ceil(_ceil(n, self.size), self.cores) * batch
+            return _ceil(out, self.cores) * batch
         if parallelism == "batch":
             return _ceil(batch, self.cores) * out * red
         return batch * out * _ceil(red, self.cores)
