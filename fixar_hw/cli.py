@@ -4,6 +4,9 @@
     Simulate the fixed-point MAC on random vectors and check it against the golden model.
 ``fixar-hw prove [NAME ...]``
     Run SymbiYosys proofs (all, or the named ones or groups) and print a table.
+``fixar-hw train``
+    Train a DDPG agent in NumPy (float, fixed point or FIXAR QAT) and write a CSV log of
+    episode returns, a reward plot and the final weight image.
 """
 
 from __future__ import annotations
@@ -87,6 +90,44 @@ def _cmd_prove(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a non-negative integer, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, not {text!r}")
+    return value
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import config_from_args, run_training
+
+    try:
+        config = config_from_args(
+            args.precision, args.hidden, args.seed, batch_size=args.batch_size,
+            warmup_steps=args.warmup, qat_delay=args.qat_delay, gamma=args.gamma,
+            actor_lr=args.actor_lr, critic_lr=args.critic_lr, noise_sigma=args.noise,
+            buffer_size=args.buffer_size)
+    except (TypeError, ValueError) as exc:
+        print(f"fixar-hw train: {exc}", file=sys.stderr)
+        return 2
+    summary = run_training(config, args.env, args.steps, args.out,
+                           eval_episodes=args.eval_episodes, progress=not args.no_progress)
+    rets = summary.episode_returns
+    print(f"{len(rets)} episodes, {summary.train_steps} training steps in "
+          f"{summary.seconds:.1f} s")
+    if rets:
+        last = rets[-10:]
+        print(f"mean return of the last {len(last)} episodes: {sum(last) / len(last):.1f}")
+    if summary.eval_returns:
+        ev = summary.eval_returns
+        print(f"final policy, {len(ev)} episodes without noise: {sum(ev) / len(ev):.1f}")
+    print(f"wrote {args.out}/returns.csv, rewards.png, weights.fximg, config.json, summary.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``fixar-hw``."""
     parser = argparse.ArgumentParser(
@@ -116,6 +157,35 @@ def build_parser() -> argparse.ArgumentParser:
     prove.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
                        help="proofs run at once (default: CPU count)")
     prove.set_defaults(func=_cmd_prove)
+
+    from sw_model.ddpg_config import PRECISIONS
+
+    tr = sub.add_parser("train", help="train a DDPG agent (float, fixed point or FIXAR QAT)")
+    tr.add_argument("--env", default="pendulum",
+                    help="environment: pendulum, mountain_car_continuous or a Gymnasium id")
+    tr.add_argument("--precision", choices=PRECISIONS, default="qat",
+                    help="arithmetic (default qat)")
+    tr.add_argument("--steps", type=_positive_int, default=20_000,
+                    help="environment steps (default 20000)")
+    tr.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
+    tr.add_argument("--hidden", type=_positive_int, nargs="+", default=[400, 300],
+                    metavar="N", help="hidden layer sizes (default 400 300)")
+    tr.add_argument("--batch-size", type=_positive_int, help="batch size (default 64)")
+    tr.add_argument("--warmup", type=_nonneg_int,
+                    help="random-action steps before training (default 1000)")
+    tr.add_argument("--qat-delay", type=_positive_int,
+                    help="training steps with 32-bit activations in qat mode (default 5000)")
+    tr.add_argument("--gamma", type=float, help="discount (default 0.99)")
+    tr.add_argument("--actor-lr", type=float, help="actor step size (default 1e-3)")
+    tr.add_argument("--critic-lr", type=float, help="critic step size (default 1e-3)")
+    tr.add_argument("--noise", type=float, help="exploration noise sigma (default 0.1)")
+    tr.add_argument("--buffer-size", type=_positive_int,
+                    help="replay buffer size (default 100000)")
+    tr.add_argument("--eval-episodes", type=_nonneg_int, default=10,
+                    help="episodes to evaluate the final policy (default 10)")
+    tr.add_argument("--out", default="runs/ddpg", help="output directory (default runs/ddpg)")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.set_defaults(func=_cmd_train)
     return parser
 
 
