@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1,
                         help="synthesis is deterministic; accepted for uniformity")
     args = parser.parse_args(argv)
-    cases = [(2, 8, 4)] if args.quick else [(4, 16, 4), (4, 16, 6), (8, 16, 4)]
+    cases = [(1, 8, 4)] if args.quick else [(4, 16, 4), (4, 16, 6), (8, 16, 4)]
     print("PE array vs SP2 PE array, one core, pyosys synth_ecp5")
     print(f"{'grid':>5} {'act':>4} {'SP2 code':>9} {'array':>6} {'LUT':>7} {'FF':>7} "
           f"{'DSP':>4} {'BRAM':>5} {'s':>6}")

@@ -13,9 +13,10 @@ __all__ = ["ProofJob", "ProofResult", "format_table", "jobs", "run_job", "run_jo
 
 def jobs() -> list[ProofJob]:
     """Every registered proof job, in a stable order."""
-    from . import aap, activation, mac, pe, row_unit, sp2
+    from . import aap, activation, mac, pe, prng, row_unit, sp2
 
-    return [*mac.JOBS, *sp2.JOBS, *row_unit.JOBS, *pe.JOBS, *activation.JOBS, *aap.JOBS]
+    return [*mac.JOBS, *sp2.JOBS, *row_unit.JOBS, *pe.JOBS, *activation.JOBS, *aap.JOBS,
+            *prng.JOBS]
 
 
 def select(patterns: list[str] | tuple[str, ...] = ()) -> list[ProofJob]:

@@ -1,0 +1,127 @@
+"""Exploration noise on chip: xorshift32 and a sum-of-12-uniforms Gaussian, as in the trainer.
+
+:class:`ExplorationNoise` adds Gaussian-approximate noise to a stream of actor outputs and clips
+the sum to ``[-1, 1]``, producing the same codes as the NumPy trainer's fixed-point exploration
+(:meth:`sw_model.ddpg.DDPGAgent.explore`): the noise of each value is
+:func:`sw_model.prng.gaussian_codes` of the generator's state, drawn in stream order, so one
+seed gives the same actions on both sides.
+
+The generator (see :mod:`sw_model.prng` for the definitions): a 32-bit xorshift32 state; each
+sample uses the next 12 outputs. xorshift32 is linear over GF(2), so the 12 steps of one sample
+are 12 chained XOR-shift stages of plain wiring and XOR gates; the 12 uniforms are the top 16
+bits of each output minus ``2**15``, summed, multiplied by the scale code ``sigma`` (16
+fraction bits) and floored into the value format, saturating.
+"""
+
+from amaranth.hdl import Module, Mux, Signal, Value, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from sw_model.fixed import FixedFormat
+from sw_model.prng import GAUSS_TERMS, SIGMA_FRAC
+
+from ._util import silence_on_error
+from .numeric import check_format, requantize, shape_of
+
+__all__ = ["ExplorationNoise", "seed_to_state", "xorshift32_step"]
+
+_MASK = 0xFFFFFFFF
+_SEED_MUL = 0x9E3779B9
+_SEED_ADD = 0x6D2B79F5
+
+
+def xorshift32_step(s: Value) -> Value:
+    """The next xorshift32 state of a 32-bit state expression (shifts 13, 17, 5)."""
+    s = Value.cast(s)[:32]
+    s = s ^ (s << 13)[:32]
+    s = s ^ (s >> 17)
+    s = s ^ (s << 5)[:32]
+    return s
+
+
+def seed_to_state(seed: Value) -> Value:
+    """:func:`sw_model.prng.seed_state` of a 32-bit seed (seeds are taken modulo ``2**32``)."""
+    state = (Value.cast(seed)[:32] * _SEED_MUL + _SEED_ADD)[:32]
+    return Mux(state == 0, _SEED_ADD, state)
+
+
+class ExplorationNoise(wiring.Component):
+    """``a = clip(y + noise, -1, 1)`` for each actor output ``y`` on :attr:`i`, on :attr:`o`.
+
+    ``noise`` is :func:`sw_model.prng.gaussian_codes` with ``dst = fmt`` and scale
+    ``sigma / 2**16``; ``1`` is ``min(2**fmt.frac, fmt.max_int)``. A transfer on :attr:`seed`
+    restarts the generator at :func:`sw_model.prng.seed_state` of the seed (modulo ``2**32``);
+    until the first seed the state is ``seed_state(0)``. The noise of one value consumes 12
+    generator outputs; values are processed in stream order.
+
+    Timing: one value per cycle, :attr:`latency` (1) cycle from :attr:`i` to :attr:`o`; the
+    valid/ready rules of :mod:`amaranth.lib.stream` on every stream. A seed waits until no
+    value is in flight.
+
+    Parameters
+    ----------
+    fmt : FixedFormat
+        Signed format of the actor outputs and of the noisy actions.
+
+    Members
+    -------
+    seed : In(stream.Signature(32))
+    sigma : In(unsigned(31))
+        Noise scale code, ``round(sigma * 2**16)``; read when a value is taken.
+    i : In(stream.Signature(shape_of(fmt)))
+    o : Out(stream.Signature(shape_of(fmt)))
+    """
+
+    latency: int = 1
+
+    @silence_on_error
+    def __init__(self, fmt: FixedFormat) -> None:
+        self._fmt = check_format(fmt, "fmt")
+        if not fmt.signed or fmt.frac < 0:
+            raise ValueError(f"fmt must be signed with frac >= 0 (it holds +-1), not {fmt!r}")
+        super().__init__({
+            "seed": In(stream.Signature(32)),
+            "sigma": In(unsigned(31)),
+            "i": In(stream.Signature(shape_of(fmt))),
+            "o": Out(stream.Signature(shape_of(fmt))),
+        })
+
+    @property
+    def fmt(self) -> FixedFormat:
+        """Format of the values."""
+        return self._fmt
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        fmt = self._fmt
+        state = Signal(32, init=int(_SEED_ADD))  # seed_state(0)
+        self._obs = {"state": state}  # white-box view for the property harness
+        # each output in a signal of its own: the expression of one step uses its input
+        # several times, so unnamed, 12 chained steps would form an exponentially large tree
+        words = []
+        s = state
+        for n in range(GAUSS_TERMS):
+            word = Signal(32, name=f"word{n}")
+            m.d.comb += word.eq(xorshift32_step(s))
+            words.append(word)
+            s = word
+        # ``(w >> 16) - 2**15`` is the top half with its MSB inverted, read as signed
+        total = sum((w[16:32] ^ 0x8000).as_signed() for w in words)
+        noise = requantize(total * self.sigma, 16 + SIGMA_FRAC, fmt, "floor", "saturate")
+        one = min(1 << fmt.frac, fmt.max_int)
+        raw = self.i.payload + noise
+        clipped = Mux(raw > one, one, Mux(raw < -one, -one, raw))
+
+        advance = ~self.o.valid | self.o.ready
+        m.d.comb += [self.i.ready.eq(advance),
+                     self.seed.ready.eq(~self.o.valid & ~self.i.valid)]
+        with m.If(advance):
+            m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(clipped)]
+        with m.If(self.i.valid & advance):
+            m.d.sync += state.eq(words[-1])
+        with m.Elif(self.seed.valid & self.seed.ready):
+            m.d.sync += state.eq(seed_to_state(self.seed.payload))
+        return m
+
+    def __repr__(self) -> str:
+        return f"ExplorationNoise({self._fmt!r})"
