@@ -316,8 +316,8 @@ class AAPCore(wiring.Component):
             self.busy.eq(busy | in_flight),
         ]
 
-        def coefs(op_v, layer_v, ti_v, tj_v):
-            """(cA, cB, ct, ck) per port for the command being accepted."""
+        def coefs(ti_v, tj_v):
+            """(cA, cB, ct, ck) per port and (op, layer) for the command being accepted."""
             z = Const(0, aw)
             one = Const(1, aw)
             n_c = Const(N, aw)
@@ -348,7 +348,7 @@ class AAPCore(wiring.Component):
             for k in range(N):
                 i0, j0 = advance(Const(0, tw), Const(0, tw), k, tj_new)
                 m.d.sync += [wi[k].eq(i0), wj[k].eq(j0)]
-            table = coefs(op_new, p.layer, ti_new, tj_new)
+            table = coefs(ti_new, tj_new)
             for (op_k, layer_k), entry in table.items():
                 with m.If((op_new == op_k) & (p.layer == layer_k)):
                     for q in ports:
