@@ -57,10 +57,7 @@ The fixed-point training step
 All layer operations are :func:`sw_model.aap.forward`, :func:`~sw_model.aap.backward`,
 :func:`~sw_model.aap.weight_gradient` and :func:`~sw_model.aap.bias_gradient` with
 ``rounding=config.rounding``; tanh uses ``TanhTable(fmt, fmt, index_bits=min(10, fmt.frac +
-2))``. Their operands are checked against the declared formats and then passed in the
-narrowest format with the same fraction bits that holds them: the operations are exact, so
-the codes are those of the declared formats, and :func:`sw_model.fixed.exact_matmul` can take
-its ``int64`` path instead of Python integers (a test checks the equality).
+2))``.
 """
 
 from __future__ import annotations
@@ -357,19 +354,6 @@ def _net_formats(fmts: Mapping[str, FixedFormat], net: str, n: int) -> list[Fixe
     return [fmts[f"{net}.x{k}"] for k in range(n + 1)]
 
 
-def _narrow(fmt: FixedFormat, q: np.ndarray) -> FixedFormat:
-    """The narrowest signed format with ``fmt.frac`` that holds the codes ``q``.
-
-    The layer operations are exact whatever the operand formats' widths (only fraction bits
-    enter the results), and :func:`sw_model.fixed.exact_matmul` picks its fast ``int64`` path
-    from the formats' product range; passing operands in the narrowest format that holds
-    them gives the same codes, faster.
-    """
-    lo, hi = (int(q.min()), int(q.max())) if q.size else (0, 0)
-    bits = max(hi.bit_length(), (-lo - 1).bit_length() if lo < 0 else 0) + 1
-    return FixedFormat(max(bits, 2), fmt.frac) if bits < fmt.width else fmt
-
-
 def _fixed_forward(p: dict[str, np.ndarray], x: np.ndarray, fmts: list[FixedFormat],
                    kinds: list[str], config: DDPGConfig
                    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -377,10 +361,7 @@ def _fixed_forward(p: dict[str, np.ndarray], x: np.ndarray, fmts: list[FixedForm
     for k, kind in enumerate(kinds, 1):
         table = tanh_table(fmts[k]) if kind == "tanh" else None
         w, b = p[f"l{k}.w"], p[f"l{k}.b"]
-        config.weight_fmt.check_codes(w, f"l{k}.w")
-        fmts[k - 1].check_codes(ys[-1], "x")
-        w_fmt = _narrow(config.weight_fmt, np.concatenate([w.reshape(-1), b.reshape(-1)]))
-        z, y = aap.forward(w, b, ys[-1], w_fmt=w_fmt, x_fmt=_narrow(fmts[k - 1], ys[-1]),
+        z, y = aap.forward(w, b, ys[-1], w_fmt=config.weight_fmt, x_fmt=fmts[k - 1],
                            out_fmt=fmts[k], kind=kind,
                            rounding=config.rounding, table=table)
         zs.append(z)
@@ -396,20 +377,16 @@ def _fixed_backward(p: dict[str, np.ndarray], ys: list[np.ndarray], d: np.ndarra
     out = {}
     d_in = None
     for k in range(len(kinds), 0, -1):
-        c.delta_fmt.check_codes(d, "d")
-        d_fmt = _narrow(c.delta_fmt, d)
         if grads:
-            fmts[k - 1].check_codes(ys[k - 1], "x")
-            out[f"l{k}.w"] = aap.weight_gradient(d, ys[k - 1], d_fmt=d_fmt,
-                                                 x_fmt=_narrow(fmts[k - 1], ys[k - 1]),
+            out[f"l{k}.w"] = aap.weight_gradient(d, ys[k - 1], d_fmt=c.delta_fmt,
+                                                 x_fmt=fmts[k - 1],
                                                  out_fmt=c.grad_fmt, rounding=c.rounding)
             out[f"l{k}.b"] = aap.bias_gradient(d, d_fmt=c.delta_fmt, out_fmt=c.grad_fmt,
                                                rounding=c.rounding)
         if k > 1 or not grads:
             kind = kinds[k - 2] if k > 1 else "identity"
             w = p[f"l{k}.w"]
-            c.weight_fmt.check_codes(w, f"l{k}.w")
-            d = aap.backward(w, d, ys[k - 1], w_fmt=_narrow(c.weight_fmt, w), d_fmt=d_fmt,
+            d = aap.backward(w, d, ys[k - 1], w_fmt=c.weight_fmt, d_fmt=c.delta_fmt,
                              y_fmt=fmts[k - 1], g_fmt=c.deriv_fmt, out_fmt=c.delta_fmt,
                              kind=kind, rounding=c.rounding)
             if k == 1:

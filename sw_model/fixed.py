@@ -410,6 +410,17 @@ def product_range(a_fmt: FixedFormat, b_fmt: FixedFormat) -> tuple[int, int]:
     return min(corners), max(corners)
 
 
+def _data_format(x: np.ndarray, fmt: FixedFormat) -> FixedFormat:
+    """``fmt``, or a narrower signed format with its fraction bits that holds the codes ``x``.
+
+    Limb counts and sum bounds follow the operands' actual magnitudes, so products of wide
+    formats holding small codes stay on the ``int64`` paths.
+    """
+    lo, hi = (int(x.min()), int(x.max())) if x.size else (0, 0)
+    width = max(hi.bit_length(), (-lo - 1).bit_length() if lo < 0 else 0) + 1
+    return FixedFormat(max(width, 2), fmt.frac) if width < fmt.width else fmt
+
+
 def _limbs(x: np.ndarray, fmt: FixedFormat) -> list[np.ndarray]:
     """Split codes into 16-bit limbs, least significant first; the top limb keeps the sign.
 
@@ -496,9 +507,10 @@ def dot(
         )
     n = a.shape[-1]
     a, b = np.broadcast_arrays(a, b)
+    a_data, b_data = _data_format(a, a_fmt), _data_format(b, b_fmt)
     sums: dict[int, np.ndarray] = {}
-    for i, al in enumerate(_limbs(a, a_fmt)):
-        for j, bl in enumerate(_limbs(b, b_fmt)):
+    for i, al in enumerate(_limbs(a, a_data)):
+        for j, bl in enumerate(_limbs(b, b_data)):
             shift = (i + j) * _LIMB_BITS
             # int64 sums of limb products (< 2**32 each) are exact for up to 2**31 terms;
             # blocks keep that true for any n.
@@ -507,7 +519,7 @@ def dot(
                 for lo, hi in _blocks(n)
             )
             sums[shift] = sums[shift] + s if shift in sums else np.asarray(s)
-    pmin, pmax = product_range(a_fmt, b_fmt)
+    pmin, pmax = product_range(a_data, b_data)
     total = _combine(sums, max(abs(pmin), abs(pmax)) * max(n, 1))
     return requantize(total, a_fmt.frac + b_fmt.frac, out_fmt, rounding, overflow)
 
@@ -529,7 +541,8 @@ def exact_matmul(
     Returns
     -------
     numpy.ndarray
-        ``int64`` when every possible sum fits, otherwise an object array of Python integers;
+        ``int64`` when every possible sum of codes as large as the operands' fits, otherwise
+        an object array of Python integers;
         shape as for ``numpy.matmul`` of the operands.
     """
     for name, fmt in (("a_fmt", a_fmt), ("b_fmt", b_fmt)):
@@ -544,8 +557,9 @@ def exact_matmul(
     n = a.shape[-1]
     if b.shape[0] != n:
         raise ValueError(f"a_q has {n} columns but b_q has {b.shape[0]} rows")
-    a_limbs = [x.astype(np.float64) for x in _limbs(a, a_fmt)]
-    b_limbs = [x.astype(np.float64) for x in _limbs(b, b_fmt)]
+    a_data, b_data = _data_format(a, a_fmt), _data_format(b, b_fmt)
+    a_limbs = [x.astype(np.float64) for x in _limbs(a, a_data)]
+    b_limbs = [x.astype(np.float64) for x in _limbs(b, b_data)]
     sums: dict[int, np.ndarray] = {}
     for lo, hi in _blocks(n):
         sl = slice(lo, hi)
@@ -554,7 +568,7 @@ def exact_matmul(
                 s = np.asarray(al[..., sl] @ bl[sl, ...]).astype(np.int64)
                 shift = (i + j) * _LIMB_BITS
                 sums[shift] = sums[shift] + s if shift in sums else s
-    pmin, pmax = product_range(a_fmt, b_fmt)
+    pmin, pmax = product_range(a_data, b_data)
     return np.asarray(_combine(sums, max(abs(pmin), abs(pmax)) * max(n, 1)))
 
 

@@ -177,8 +177,7 @@ def _fixed_state(cfg, seed=0, batch=None, scale=1.0):
 
 @given(st.data())
 def test_layer_ops_equal_full_format_aap_calls(data):
-    # the step passes operands in the narrowest format holding them; results must equal
-    # sw_model.aap's on the declared 32-bit formats
+    # the step's layer operations are sw_model.aap's on the declared 32-bit formats
     cfg = DDPGConfig(hidden=(5,), precision="fixed", batch_size=3)
     wf, af, df = cfg.weight_fmt, cfg.act_fmt, cfg.delta_fmt
     m, n, b = 4, 3, 3

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, target
 from hypothesis import strategies as st
 
-from sw_model.fixed import FixedFormat, dot, matmul, product_range, requantize
+from sw_model.fixed import FixedFormat, dot, exact_matmul, matmul, product_range, requantize
 
 from .strategies import codes, fixed_formats, overflow_modes, rounding_modes
 
@@ -230,3 +230,17 @@ def test_product_range():
     assert product_range(s8, s8) == (-128 * 127, 128 * 128)
     assert product_range(s8, u8) == (-128 * 255, 127 * 255)
     assert product_range(u8, u8) == (0, 255 * 255)
+
+
+def test_wide_formats_with_small_codes_stay_on_int64():
+    """Limbs and bounds follow the codes, not the formats: exact, and no Python integers."""
+    rng = np.random.default_rng(5)
+    f32 = FixedFormat(32, 16)
+    a = rng.integers(-(1 << 20), 1 << 20, (3, 400))
+    b = rng.integers(-(1 << 20), 1 << 20, (400, 5))
+    want = np.array([[sum(int(x) * int(y) for x, y in zip(row, col, strict=True))
+                      for col in b.T] for row in a], dtype=object)
+    got = exact_matmul(a, b, f32, f32)
+    assert got.dtype == np.int64 and (got == want).all()
+    wide = exact_matmul(np.full((1, 400), f32.min_int), np.full((400, 1), f32.min_int), f32, f32)
+    assert wide.dtype == object and wide[0, 0] == 400 * f32.min_int**2
