@@ -271,11 +271,7 @@ class AAPConfig:
 # --- layouts ---------------------------------------------------------------------------------
 
 def _check_size(size: object) -> int:
-    if isinstance(size, bool) or not isinstance(size, int):
-        raise TypeError(f"size must be an integer, not {size!r}")
-    if size < 1:
-        raise ValueError(f"size must be at least 1, not {size!r}")
-    return size
+    return _check_count(size, "size")
 
 
 def tile_weights(w_q: npt.ArrayLike, size: int) -> np.ndarray:
@@ -355,10 +351,7 @@ class CycleModel:
 
     def __post_init__(self) -> None:
         _check_size(self.size)
-        if isinstance(self.cores, bool) or not isinstance(self.cores, int):
-            raise TypeError(f"cores must be an integer, not {self.cores!r}")
-        if self.cores < 1:
-            raise ValueError(f"cores must be at least 1, not {self.cores!r}")
+        _check_count(self.cores, "cores")
 
     def tiles(self, op: str, m: int, n: int) -> tuple[int, int]:
         """``(output tiles, reduction tiles)`` of ``op`` on an ``m x n`` weight matrix."""
