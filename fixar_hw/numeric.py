@@ -12,7 +12,14 @@ from amaranth.hdl import Cat, Const, Mux, Shape, Value, ValueCastable, signed, u
 
 from sw_model.fixed import FixedFormat, check_overflow, check_rounding
 
-__all__ = ["check_format", "range_shape", "requantize", "shape_of", "shift_round"]
+__all__ = [
+    "check_format",
+    "range_shape",
+    "requantize",
+    "requantize_runtime",
+    "shape_of",
+    "shift_round",
+]
 
 
 def check_format(fmt: object, name: str) -> FixedFormat:
@@ -90,3 +97,53 @@ def requantize(
     too_small = (r < dst.min_int) if r_lo < dst.min_int else Const(0, 1)
     return Mux(too_big, Const(dst.max_int, shape_of(dst)),
                Mux(too_small, Const(dst.min_int, shape_of(dst)), low))
+
+
+def requantize_runtime(
+    v: Value | ValueCastable, shift: Value, lo: int, hi: int, width: int, rounding: str,
+    *, narrow: Value | None = None, narrow_width: int | None = None,
+) -> Value:
+    """``round(v * 2**-shift)`` for a shift known only at run time, saturated to ``width`` bits.
+
+    The run-time twin of :func:`requantize` (signed results, saturating): with codes of
+    ``src_frac`` fraction bits and a destination of ``dst_frac``, ``shift = src_frac -
+    dst_frac``. Saturation bounds of a signed code do not depend on its fraction bits, so only
+    the width matters: ``width``, or ``narrow_width`` while ``narrow`` is high (a narrower
+    format stored sign-extended in the same lanes).
+
+    Parameters
+    ----------
+    v : Value
+        The codes to convert.
+    shift : Value
+        Unsigned offset: the right shift is ``lo + shift`` (so ``shift`` runs from 0 to
+        ``hi - lo``; larger values are the caller's error and give unspecified results).
+    lo, hi : int
+        Smallest and largest right shift (negative for left shifts).
+    width : int
+        Signed result width.
+    rounding : str
+        As in :mod:`sw_model.fixed`.
+    narrow, narrow_width
+        Optional second saturation width, selected by ``narrow``.
+
+    Notes
+    -----
+    ``v`` is first shifted left by ``hi - lo - shift`` (a barrel shifter), which makes the
+    remaining right shift the constant ``hi``; the rounding is then :func:`shift_round`'s.
+    """
+    check_rounding(rounding)
+    if lo > hi:
+        raise ValueError(f"requantize_runtime needs lo <= hi, not {lo!r} > {hi!r}")
+    if (narrow is None) != (narrow_width is None):
+        raise ValueError("requantize_runtime needs both narrow and narrow_width, or neither")
+    v = Value.cast(v)
+    left = Const(hi - lo, range(hi - lo + 1)) - Value.cast(shift)
+    left = left.as_unsigned()[: max((hi - lo).bit_length(), 1)]
+    aligned = v << left if hi > lo else v
+    wide = requantize(aligned, hi, FixedFormat(width, 0), rounding, "saturate")
+    if narrow is None:
+        return wide
+    nmin, nmax = -(1 << (narrow_width - 1)), (1 << (narrow_width - 1)) - 1
+    clamped = Mux(wide > nmax, nmax, Mux(wide < nmin, nmin, wide))
+    return Mux(narrow, clamped, wide)
