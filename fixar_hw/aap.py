@@ -33,12 +33,12 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sw_model.aap import OPS, PARALLELISM, AAPConfig
-from sw_model.activation import ACTIVATIONS
-from sw_model.fixed import product_range
+from sw_model.activation import ACTIVATIONS, TanhTable
+from sw_model.fixed import FixedFormat, product_range
 
 from ._util import silence_on_error
 from .mac import exact_product
-from .numeric import range_shape, requantize, shape_of
+from .numeric import range_shape, requantize, requantize_runtime, shape_of
 
 __all__ = ["KIND_CODES", "OP_CODES", "AAPCore"]
 
@@ -80,6 +80,16 @@ class AAPCore(wiring.Component):
 
     Contents of lanes beyond a layer's size do not matter: the core masks them.
 
+    Run-time activation formats: each command carries the fraction bits of its activation
+    operand (``x``, or ``y_prev``) and the fraction bits and width (``a_fmt.width`` or
+    ``config.narrow_width``) of a forward output, see :meth:`sw_model.aap.AAPConfig.act_format`.
+    The requantizers shift by amounts known only at run time (barrel shifters,
+    :func:`fixar_hw.numeric.requantize_runtime`). The tanh table is a memory, one copy per
+    output lane, written through :attr:`tbl_wr` (every copy at once) while the core is idle;
+    it starts with :attr:`~sw_model.aap.AAPConfig.table`. A tanh command's ``t_shift`` is its
+    table's :attr:`~sw_model.activation.TanhTable.shift`; the memory must hold
+    :meth:`~sw_model.aap.AAPConfig.table_image` of that table.
+
     Results: :attr:`o` carries one output slice per beat (``data[k]`` for core ``k``; here
     ``k = 0``), for each vector in order, slices in order; lanes beyond the layer are 0.
     Forward emits ``y`` (``a_fmt``), backward ``d_prev`` (``d_fmt``). :attr:`g` carries one
@@ -105,6 +115,7 @@ class AAPCore(wiring.Component):
     -------
     cmd : In(stream.Signature(command_layout))
     w_rd, v_rd, u_rd, b_rd : In(memory.ReadPort.Signature(...)).array(cores)
+    tbl_wr : In(memory.WritePort.Signature(addr_width=tanh_index_bits, shape=a_fmt))
     o : Out(stream.Signature({data, mask, last}))
     g : Out(stream.Signature({data, mask, last}))
     busy : Out(1)
@@ -136,6 +147,8 @@ class AAPCore(wiring.Component):
             .array(N),
             "b_rd": In(port(addr_width=aw, shape=data.ArrayLayout(shape_of(c.w_fmt), S)))
             .array(N),
+            "tbl_wr": In(memory.WritePort.Signature(addr_width=c.tanh_index_bits,
+                                                    shape=shape_of(c.a_fmt))),
             "o": Out(stream.Signature(data.StructLayout({
                 "data": data.ArrayLayout(data.ArrayLayout(self._o_shape, S), N),
                 "mask": N,
@@ -171,18 +184,35 @@ class AAPCore(wiring.Component):
             "v_base": c.addr_width,
             "u_base": c.addr_width,
             "b_base": c.addr_width,
+            "x_frac": _bits(c.a_fmt.frac),
+            "o_frac": _bits(c.a_fmt.frac),
+            "o_narrow": 1,
+            "t_shift": _bits(self._max_t_shift),
         })
+
+    @property
+    def _max_t_shift(self) -> int:
+        # |z| >> shift indexes the table; beyond a_fmt.width bits every index clamps
+        return self._config.a_fmt.width
 
     def command(self, op: str, *, m: int, n: int, batch: int, kind: str = "identity",
                 parallelism: str = "batch", w_base: int = 0, v_base: int = 0,
-                u_base: int = 0, b_base: int = 0) -> dict:
+                u_base: int = 0, b_base: int = 0, x_fmt: FixedFormat | None = None,
+                out_fmt: FixedFormat | None = None, table: TanhTable | None = None) -> dict:
         """The :attr:`cmd` payload of one operation on an ``m x n`` weight matrix.
+
+        ``x_fmt`` is the format of the activation operand (forward ``x``, backward
+        ``y_prev``, weight-gradient ``x``) and ``out_fmt`` that of a forward output, each a
+        run-time format of the build (default ``a_fmt``); ``table`` is the tanh table of a
+        forward tanh layer (default :meth:`~sw_model.aap.AAPConfig.table_for` the output
+        format, or the initial table when ``out_fmt`` is omitted).
 
         Raises
         ------
         ValueError
             For an unknown ``op``/``kind``/``parallelism``, a dimension outside
-            ``1..config.max_*`` or a base address that does not fit ``addr_width``.
+            ``1..config.max_*``, a base address that does not fit ``addr_width``, or a format
+            or table the build cannot take.
         """
         c = self._config
         if op not in OPS:
@@ -205,9 +235,20 @@ class AAPCore(wiring.Component):
             if not 0 <= value < 1 << c.addr_width:
                 raise ValueError(f"{name} must be from 0 to {(1 << c.addr_width) - 1}, "
                                  f"not {value!r}")
+        x_frac, _ = c.act_fields(x_fmt)
+        o_frac, o_narrow = c.act_fields(out_fmt)
+        if table is None:
+            table = c.table if out_fmt is None else c.table_for(out_fmt)
+        c.table_image(table)  # raises for a table the memory cannot hold
+        out = out_fmt or c.a_fmt
+        if table.out_fmt != out:
+            raise ValueError(f"table format {table.out_fmt!r} differs from the output format "
+                             f"{out!r}")
         return {"op": OP_CODES[op], "kind": KIND_CODES[kind],
                 "layer": int(parallelism == "layer"), "m_minus_1": m - 1,
-                "n_minus_1": n - 1, "batch_minus_1": batch - 1, **bases}
+                "n_minus_1": n - 1, "batch_minus_1": batch - 1, **bases,
+                "x_frac": x_frac, "o_frac": o_frac, "o_narrow": int(o_narrow),
+                "t_shift": min(table.shift, self._max_t_shift)}
 
     @property
     def product_range(self) -> tuple[int, int]:
@@ -275,6 +316,10 @@ class AAPCore(wiring.Component):
         op = Signal(2)
         kind = Signal(2)
         layer = Signal()
+        x_frac = Signal.like(p.x_frac)
+        o_frac = Signal.like(p.o_frac)
+        o_narrow = Signal()
+        t_shift = Signal.like(p.t_shift)
         m_1 = Signal.like(p.m_minus_1)
         n_1 = Signal.like(p.n_minus_1)
         b_1 = Signal.like(p.batch_minus_1)
@@ -339,6 +384,8 @@ class AAPCore(wiring.Component):
         with m.If(accept):
             m.d.sync += [
                 busy.eq(1), op.eq(op_new), kind.eq(p.kind), layer.eq(p.layer),
+                x_frac.eq(p.x_frac), o_frac.eq(p.o_frac), o_narrow.eq(p.o_narrow),
+                t_shift.eq(p.t_shift),
                 m_1.eq(p.m_minus_1), n_1.eq(p.n_minus_1), b_1.eq(p.batch_minus_1),
                 ti.eq(ti_new), tj.eq(tj_new),
                 t_red_1.eq(Mux(op_new == _BWD, ti_new, tj_new) - 1),
@@ -531,7 +578,7 @@ class AAPCore(wiring.Component):
                         src = (Mux(layer, reduced[cc], cols3[k][cc]) if k == 0
                                else cols3[k][cc])
                         new = Mux(first3, 0, acc[k][cc]) + src
-                        bias = Mux(is_fwd, aux3[k][cc] << c.a_fmt.frac, 0)
+                        bias = Mux(is_fwd, aux3[k][cc] << x_frac, 0)
                         self._obs["sums"] += [(go & v3, new, self.acc_shape),
                                               (go & v3 & last3, new + bias, self.acc_shape)]
                         m.d.sync += acc[k][cc].eq(new)
@@ -543,9 +590,10 @@ class AAPCore(wiring.Component):
             for k in range(N):
                 for r in range(S):
                     for cc in range(S):
-                        m.d.sync += g.payload.data[k][r * S + cc].eq(
-                            requantize(gsum3[k][r][cc], c.d_fmt.frac + c.a_fmt.frac,
-                                       c.grad_fmt, c.rounding, "saturate"))
+                        m.d.sync += g.payload.data[k][r * S + cc].eq(requantize_runtime(
+                            gsum3[k][r][cc], x_frac, c.d_fmt.frac - c.grad_fmt.frac,
+                            c.d_fmt.frac + c.a_fmt.frac - c.grad_fmt.frac, c.grad_fmt.width,
+                            c.rounding))
 
         # ---- stage 4 -> 5: requantize; tanh ROM read; derivative ----
         table = c.table
@@ -560,17 +608,25 @@ class AAPCore(wiring.Component):
         rom_data = [[None] * S for _ in range(N)]
         one_g = requantize(Const(1, 2), 0, c.g_fmt, c.rounding, "saturate")
         f2 = 2 * c.a_fmt.frac
+        af, wf = c.a_fmt.frac, c.w_fmt.frac
+        # forward: right shift w.frac + x_frac - o_frac, offset from w.frac - a.frac
+        z_shift = Signal(range(2 * af + 1))
+        m.d.comb += z_shift.eq(x_frac + af - o_frac)
+        narrow = {} if c.narrow_width is None else {"narrow": o_narrow,
+                                                     "narrow_width": c.narrow_width}
         with m.If(go):
             m.d.sync += [v5.eq(v4), end5.eq(end4), cv5.eq(cv4), omask5.eq(omask4)]
         for k in range(N):
             for cc in range(S):
-                zq = requantize(z4[k][cc], c.w_fmt.frac + c.a_fmt.frac, c.a_fmt, c.rounding,
-                                "saturate")
+                zq = requantize_runtime(z4[k][cc], z_shift, wf - af, wf + af, c.a_fmt.width,
+                                        c.rounding, **narrow)
                 e = requantize(z4[k][cc], c.w_fmt.frac + c.d_fmt.frac, c.d_fmt, c.rounding,
                                "saturate")
                 y = y4[k][cc]
-                tanh_d = requantize((Const(1, f2 + 2) << f2) - y * y, f2, c.g_fmt, c.rounding,
-                                    "saturate")
+                # 1 - y**2 with 2 * x_frac fraction bits, to g_fmt
+                one_y = (Const(1, f2 + 2) << (x_frac << 1)).as_signed()
+                tanh_d = requantize_runtime(one_y - y * y, x_frac << 1, -c.g_fmt.frac,
+                                            f2 - c.g_fmt.frac, c.g_fmt.width, c.rounding)
                 deriv = Mux(kind == KIND_CODES["identity"], one_g,
                             Mux(kind == KIND_CODES["relu"], Mux(y > 0, one_g, 0), tanh_d))
                 zq_s = Signal(shape_of(c.a_fmt), name=f"zq4_{k}_{cc}")
@@ -579,8 +635,11 @@ class AAPCore(wiring.Component):
                                     init=table.entries().tolist())
                 m.submodules[f"tanh_{k}_{cc}"] = rom
                 port = rom.read_port(domain="sync")
+                wport = rom.write_port()
+                m.d.comb += [wport.addr.eq(self.tbl_wr.addr), wport.data.eq(self.tbl_wr.data),
+                             wport.en.eq(self.tbl_wr.en)]
                 magnitude = Mux(zq_s < 0, -zq_s, zq_s)
-                index = magnitude >> table.shift
+                index = magnitude >> t_shift
                 m.d.comb += [port.en.eq(go),
                              port.addr.eq(Mux(index >= table.size, table.size - 1, index))]
                 rom_data[k][cc] = port.data

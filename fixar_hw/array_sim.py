@@ -20,6 +20,8 @@ import numpy as np
 from amaranth.hdl import Elaboratable
 
 from sw_model.aap import AAPConfig, slice_vectors, tile_weights
+from sw_model.activation import TanhTable
+from sw_model.fixed import FixedFormat
 
 from .aap import AAPCore
 from .testing import stream_get, stream_monitor, stream_put
@@ -38,7 +40,10 @@ class ArrayJob:
     ``w`` is ``(m, n)``; forward uses ``b`` ``(m,)`` and ``x`` ``(batch, n)``; backward ``d``
     ``(batch, m)`` and ``y_prev`` ``(batch, n)``; wgrad ``d`` and ``x``. ``w_codes``, when
     given, is what the weight memory holds instead of ``w`` (the SP2 codes of an
-    :class:`~fixar_hw.array.SP2PEArray`, whose level integers are ``w``).
+    :class:`~fixar_hw.array.SP2PEArray`, whose level integers are ``w``). ``x_fmt`` (the
+    activation operand: ``x`` or ``y_prev``), ``out_fmt`` (forward output) and ``table`` (tanh)
+    are run-time formats of the build (:meth:`sw_model.aap.AAPConfig.act_format`), default
+    ``a_fmt`` and the initial table.
     """
 
     op: str
@@ -53,15 +58,32 @@ class ArrayJob:
     d: np.ndarray | None = None
     y_prev: np.ndarray | None = None
     w_codes: np.ndarray | None = None
+    x_fmt: FixedFormat | None = None
+    out_fmt: FixedFormat | None = None
+    table: TanhTable | None = None
+
+    def command_fields(self) -> dict[str, Any]:
+        """Keyword arguments of :meth:`fixar_hw.aap.AAPCore.command` for this job."""
+        return dict(m=self.m, n=self.n, batch=self.batch, kind=self.kind,
+                    parallelism=self.parallelism, x_fmt=self.x_fmt, out_fmt=self.out_fmt,
+                    table=self.table)
+
+    def table_image(self, config: AAPConfig) -> np.ndarray | None:
+        """The tanh table memory contents the job needs, or None for the initial ones."""
+        if self.op != "forward" or self.kind != "tanh" or (
+                self.table is None and self.out_fmt is None):
+            return None
+        return config.table_image(self.table or config.table_for(self.out_fmt))
 
 
 def expected(config: AAPConfig, job: ArrayJob) -> np.ndarray:
     """The golden result of ``job`` (:mod:`sw_model.aap`)."""
     if job.op == "forward":
-        return config.forward(job.w, job.b, job.x, job.kind)
+        return config.forward(job.w, job.b, job.x, job.kind, x_fmt=job.x_fmt,
+                              out_fmt=job.out_fmt, table=job.table)
     if job.op == "backward":
-        return config.backward(job.w, job.d, job.y_prev, job.kind)
-    return config.weight_gradient(job.d, job.x)
+        return config.backward(job.w, job.d, job.y_prev, job.kind, y_fmt=job.x_fmt)
+    return config.weight_gradient(job.d, job.x, x_fmt=job.x_fmt)
 
 
 def memory_images(config: AAPConfig, job: ArrayJob) -> dict[str, list[list[int]]]:
@@ -195,14 +217,21 @@ def simulate(dut: AAPCore, job: ArrayJob, *,
     from amaranth.sim import Simulator
 
     harness = ArrayHarness(dut, memory_images(dut.config, job))
-    cmd = dut.command(job.op, m=job.m, n=job.n, batch=job.batch, kind=job.kind,
-                      parallelism=job.parallelism)
+    cmd = dut.command(job.op, **job.command_fields())
+    table = job.table_image(dut.config)
     stream = dut.g if job.op == "wgrad" else dut.o
     stall = g_stall if job.op == "wgrad" else o_stall
     beats: list[tuple[list, int, int]] = []
     times = {}
 
     async def producer(ctx) -> None:
+        if table is not None:  # load the tanh table while idle
+            ctx.set(dut.tbl_wr.en, 1)
+            for addr, value in enumerate(table.tolist()):
+                ctx.set(dut.tbl_wr.addr, addr)
+                ctx.set(dut.tbl_wr.data, value)
+                await ctx.tick()
+            ctx.set(dut.tbl_wr.en, 0)
         await stream_put(ctx, dut.cmd, cmd, stall=cmd_stall)
 
     async def consumer(ctx) -> None:

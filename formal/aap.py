@@ -87,6 +87,9 @@ class AAPContractSpec(Elaboratable):
             Assume(cmd.n_minus_1 < c.max_n),
             Assume(cmd.batch_minus_1 < c.max_batch),
             Assume(cmd.kind < 3),
+            # run-time formats within the build's (any t_shift is allowed)
+            Assume(cmd.x_frac <= c.a_fmt.frac),
+            Assume(cmd.o_frac <= c.a_fmt.frac),
             Assume((cmd.w_base == 0) & (cmd.v_base == 0) & (cmd.u_base == 0)
                    & (cmd.b_base == 0)),
         ]
@@ -167,7 +170,8 @@ def _build(size: int, cores: int, width: int = 4) -> AAPConfig:
     fmt = FixedFormat(width, width // 2)
     return AAPConfig(size=size, cores=cores, w_fmt=fmt, a_fmt=fmt, d_fmt=fmt,
                      g_fmt=FixedFormat(width, width - 2), grad_fmt=fmt, max_m=4, max_n=4,
-                     max_batch=3, addr_width=5, tanh_index_bits=2)
+                     max_batch=3, addr_width=5, tanh_index_bits=2,
+                     narrow_width=width // 2)
 
 
 _BUILDS = {"s2c1": (2, 1), "s2c2": (2, 2), "s1c3": (1, 3)}

@@ -201,8 +201,23 @@ class AAPConfig:
     addr_width : int
         Width of every memory address.
     tanh_index_bits : int
-        log2 of the tanh table's entries (the table is ``TanhTable(a_fmt, a_fmt,
-        tanh_index_bits)``).
+        log2 of the tanh table memory's entries (its initial contents are ``TanhTable(a_fmt,
+        a_fmt, tanh_index_bits)``).
+    narrow_width : int or None
+        Run-time activation formats: besides ``a_fmt`` itself, each operation may take its
+        activations in any :meth:`act_format` ``(frac, narrow)``: ``frac`` from 0 to
+        ``a_fmt.frac`` and width ``a_fmt.width``, or ``narrow_width`` when ``narrow`` (codes
+        sign-extended in the same lanes). None allows only the ``a_fmt`` width.
+
+    Run-time formats
+    ----------------
+    The hardware takes the activation formats of every operation from its command: the
+    forward input ``x`` and output, the backward ``y_prev`` and the weight-gradient ``x``
+    (deltas, weights, derivatives and gradients keep their build-time formats). The
+    :meth:`forward`, :meth:`backward` and :meth:`weight_gradient` methods take the same
+    optional formats; omitted, they are ``a_fmt``. A tanh layer uses a table whose input and
+    output format is the layer's output format (default :meth:`table_for`); the hardware's
+    table memory must hold its :meth:`table_image`.
     """
 
     size: int = 16
@@ -218,6 +233,7 @@ class AAPConfig:
     max_batch: int = 512
     addr_width: int = 16
     tanh_index_bits: int = 10
+    narrow_width: int | None = None
 
     def __post_init__(self) -> None:
         size = _check_count(self.size, "size")
@@ -238,6 +254,80 @@ class AAPConfig:
         _check_count(self.addr_width, "addr_width")
         _check_count(self.tanh_index_bits, "tanh_index_bits")
         TanhTable(self.a_fmt, self.a_fmt, self.tanh_index_bits)  # raises for a bad pairing
+        if self.narrow_width is not None:
+            nw = _check_count(self.narrow_width, "narrow_width", 2)
+            if nw > self.a_fmt.width:
+                raise ValueError(f"narrow_width must be at most a_fmt.width = "
+                                 f"{self.a_fmt.width}, not {nw!r}")
+
+    def act_format(self, frac: int, narrow: bool = False) -> FixedFormat:
+        """The run-time activation format ``(frac, narrow)`` of this build.
+
+        Raises
+        ------
+        ValueError
+            If ``frac`` is outside ``0..a_fmt.frac`` or ``narrow`` without ``narrow_width``.
+        """
+        if isinstance(frac, bool) or not isinstance(frac, int | np.integer):
+            raise TypeError(f"frac must be an integer, not {frac!r}")
+        if not 0 <= frac <= self.a_fmt.frac:
+            raise ValueError(f"frac must be from 0 to a_fmt.frac = {self.a_fmt.frac}, "
+                             f"not {frac!r}")
+        if narrow and self.narrow_width is None:
+            raise ValueError("narrow activation formats need narrow_width")
+        return FixedFormat(self.narrow_width if narrow else self.a_fmt.width, int(frac))
+
+    def act_fields(self, fmt: FixedFormat | None) -> tuple[int, bool]:
+        """``(frac, narrow)`` of a run-time activation format (``a_fmt`` for None).
+
+        Raises
+        ------
+        TypeError
+            If ``fmt`` is not a FixedFormat.
+        ValueError
+            If it is not one of this build's run-time formats.
+        """
+        if fmt is None:
+            return self.a_fmt.frac, False
+        if not isinstance(fmt, FixedFormat):
+            raise TypeError(f"activation format must be a FixedFormat, not {fmt!r}")
+        widths = {self.a_fmt.width: False}
+        if self.narrow_width is not None:
+            widths[self.narrow_width] = True
+        if (not fmt.signed or fmt.width not in widths
+                or not 0 <= fmt.frac <= self.a_fmt.frac):
+            raise ValueError(f"activation format {fmt!r} is not a run-time format of this build "
+                             f"(signed, width in {sorted(widths)}, frac 0..{self.a_fmt.frac})")
+        return fmt.frac, widths[fmt.width]
+
+    def table_for(self, fmt: FixedFormat) -> TanhTable:
+        """The default tanh table of an output format: ``TanhTable(fmt, fmt,
+        min(tanh_index_bits, fmt.frac + 2))`` (the trainer's rule)."""
+        self.act_fields(fmt)
+        return TanhTable(fmt, fmt, min(self.tanh_index_bits, fmt.frac + 2))
+
+    def table_image(self, table: TanhTable) -> np.ndarray:
+        """Contents of the hardware's tanh table memory for ``table``: its entries, padded to
+        ``2**tanh_index_bits`` with the last one (so that clamping the index at the memory's
+        end equals clamping it at the table's).
+
+        Raises
+        ------
+        ValueError
+            If the table has more entries than the memory or formats that differ.
+        """
+        if not isinstance(table, TanhTable):
+            raise TypeError(f"table must be a TanhTable, not {table!r}")
+        self.act_fields(table.out_fmt)
+        if table.in_fmt != table.out_fmt:
+            raise ValueError(f"table must map a format to itself, not {table.in_fmt!r} -> "
+                             f"{table.out_fmt!r}")
+        if table.index_bits > self.tanh_index_bits:
+            raise ValueError(f"table has 2**{table.index_bits} entries, more than the memory's "
+                             f"2**{self.tanh_index_bits}")
+        entries = table.entries()
+        pad = (1 << self.tanh_index_bits) - entries.size
+        return np.concatenate([entries, np.full(pad, entries[-1], dtype=np.int64)])
 
     @property
     def table(self) -> TanhTable:
@@ -250,21 +340,35 @@ class AAPConfig:
         return CycleModel(self.size, self.cores)
 
     def forward(self, w_q: npt.ArrayLike, b_q: npt.ArrayLike, x_q: npt.ArrayLike,
-                kind: str) -> np.ndarray:
-        """:func:`forward`'s ``y`` with this build's formats (activations in and out)."""
-        return forward(w_q, b_q, x_q, w_fmt=self.w_fmt, x_fmt=self.a_fmt, out_fmt=self.a_fmt,
-                       kind=kind, rounding=self.rounding, table=self.table)[1]
+                kind: str, *, x_fmt: FixedFormat | None = None,
+                out_fmt: FixedFormat | None = None, table: TanhTable | None = None
+                ) -> np.ndarray:
+        """:func:`forward`'s ``y`` with this build's formats (activations in and out, each
+        ``a_fmt`` or the given run-time format; tanh with ``table``, default
+        :meth:`table_for` of the output format, or :attr:`table` for ``a_fmt``)."""
+        self.act_fields(x_fmt)
+        self.act_fields(out_fmt)
+        out = out_fmt or self.a_fmt
+        if table is None:
+            table = self.table if out_fmt is None else self.table_for(out)
+        return forward(w_q, b_q, x_q, w_fmt=self.w_fmt, x_fmt=x_fmt or self.a_fmt,
+                       out_fmt=out, kind=kind, rounding=self.rounding, table=table)[1]
 
     def backward(self, w_q: npt.ArrayLike, d_q: npt.ArrayLike, y_prev_q: npt.ArrayLike,
-                 kind: str) -> np.ndarray:
-        """:func:`backward` with this build's formats (deltas in and out)."""
+                 kind: str, *, y_fmt: FixedFormat | None = None) -> np.ndarray:
+        """:func:`backward` with this build's formats (deltas in and out; ``y_prev`` in
+        ``a_fmt`` or the given run-time format)."""
+        self.act_fields(y_fmt)
         return backward(w_q, d_q, y_prev_q, w_fmt=self.w_fmt, d_fmt=self.d_fmt,
-                        y_fmt=self.a_fmt, g_fmt=self.g_fmt, out_fmt=self.d_fmt, kind=kind,
-                        rounding=self.rounding)
+                        y_fmt=y_fmt or self.a_fmt, g_fmt=self.g_fmt, out_fmt=self.d_fmt,
+                        kind=kind, rounding=self.rounding)
 
-    def weight_gradient(self, d_q: npt.ArrayLike, x_q: npt.ArrayLike) -> np.ndarray:
-        """:func:`weight_gradient` with this build's formats."""
-        return weight_gradient(d_q, x_q, d_fmt=self.d_fmt, x_fmt=self.a_fmt,
+    def weight_gradient(self, d_q: npt.ArrayLike, x_q: npt.ArrayLike, *,
+                        x_fmt: FixedFormat | None = None) -> np.ndarray:
+        """:func:`weight_gradient` with this build's formats (``x`` in ``a_fmt`` or the given
+        run-time format)."""
+        self.act_fields(x_fmt)
+        return weight_gradient(d_q, x_q, d_fmt=self.d_fmt, x_fmt=x_fmt or self.a_fmt,
                                out_fmt=self.grad_fmt, rounding=self.rounding)
 
 

@@ -47,7 +47,15 @@ def configs(draw, max_cores: int = 3):
         max_m=draw(st.integers(6, 9)), max_n=draw(st.integers(6, 9)),
         max_batch=draw(st.integers(4, 6)), addr_width=8,
         tanh_index_bits=draw(st.integers(1, a_fmt.frac + 2)),
+        narrow_width=draw(st.one_of(st.none(), st.integers(2, a_fmt.width))),
     )
+
+
+def act_formats(config: AAPConfig):
+    """None (the build's ``a_fmt``) or any run-time activation format of ``config``."""
+    narrow = st.booleans() if config.narrow_width is not None else st.just(False)
+    return st.one_of(st.none(), st.builds(config.act_format, st.integers(0, config.a_fmt.frac),
+                                          narrow))
 
 
 def matrix(draw, fmt, rows, cols):
@@ -64,19 +72,23 @@ def jobs(draw, config: AAPConfig):
     kind = draw(st.sampled_from(["identity", "relu", "tanh"]))
     parallelism = draw(st.sampled_from(["batch", "layer"]))
     c = config
+    x_fmt = draw(act_formats(c))
+    xf = x_fmt or c.a_fmt
     if op == "forward":
         return ArrayJob(op, m, n, batch, kind, parallelism, w=matrix(draw, c.w_fmt, m, n),
-                        b=matrix(draw, c.w_fmt, 1, m)[0], x=matrix(draw, c.a_fmt, batch, n))
+                        b=matrix(draw, c.w_fmt, 1, m)[0], x=matrix(draw, xf, batch, n),
+                        x_fmt=x_fmt, out_fmt=draw(act_formats(c)))
     if op == "backward":
         return ArrayJob(op, m, n, batch, kind, parallelism, w=matrix(draw, c.w_fmt, m, n),
                         d=matrix(draw, c.d_fmt, batch, m),
-                        y_prev=matrix(draw, c.a_fmt, batch, n))
+                        y_prev=matrix(draw, xf, batch, n), x_fmt=x_fmt)
     return ArrayJob(op, m, n, batch, kind, parallelism, d=matrix(draw, c.d_fmt, batch, m),
-                    x=matrix(draw, c.a_fmt, batch, n))
+                    x=matrix(draw, xf, batch, n), x_fmt=x_fmt)
 
 
 def _saturation(config: AAPConfig, result: np.ndarray, job: ArrayJob) -> float:
-    fmt = {"forward": config.a_fmt, "backward": config.d_fmt, "wgrad": config.grad_fmt}[job.op]
+    fmt = {"forward": job.out_fmt or config.a_fmt, "backward": config.d_fmt,
+           "wgrad": config.grad_fmt}[job.op]
     return float(np.mean((result == fmt.max_int) | (result == fmt.min_int)))
 
 
