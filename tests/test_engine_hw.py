@@ -1,0 +1,135 @@
+# amaranth: UnusedElaboratable=no
+"""The crown test: whole DDPG training steps on the simulated engine equal the NumPy trainer.
+
+For small networks (Pendulum's 3-16-16-1 and Hypothesis-drawn sizes, batches 1 to 16), the
+:class:`fixar_hw.engine.TrainingEngine` runs consecutive training steps from the programs of
+:func:`sw_model.engine.compile_step`, with the host's QAT switch in between (range registers
+read back, formats frozen, tanh table reloaded, programs recompiled), and a noisy action after
+every step. After each step every memory image equals :func:`sw_model.engine.execute`'s, the
+networks, targets, moments, step count and ranges equal
+:func:`sw_model.ddpg_step.fixed_train_step`'s, the action equals
+:meth:`sw_model.ddpg.DDPGAgent.explore`'s, and the performance counters equal
+:meth:`~fixar_hw.engine.TrainingEngine.cycles`, all with ``==``.
+"""
+
+import os
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fixar_hw.engine import TrainingEngine
+from fixar_hw.engine_sim import EngineHost
+from fixar_hw.testing import stall_pattern
+from sw_model import ddpg_step as ds
+from sw_model import engine as en
+from sw_model.ddpg_config import DDPGConfig
+
+from .strategies import stall_lists
+from .test_engine import Trainer, assert_same, random_batch
+
+PROFILE = os.environ.get("FIXAR_HYPOTHESIS_PROFILE", "ci")
+MAX_EXAMPLES = {"ci": 3, "nightly": 30}.get(PROFILE, 3)
+
+_IMAGES = ("W", "G", "M", "V", "A")
+
+
+def run_session(trainer: Trainer, steps: int, seed: int, host_stalls=()) -> list[dict]:
+    """Train ``steps`` steps on the hardware and on the trainer, checking after each; returns
+    the performance counters of every program."""
+    ec, cfg, agent = trainer.ec, trainer.cfg, trainer.agent
+    engine = TrainingEngine(ec)
+    host = EngineHost(engine)
+    rng = np.random.default_rng(seed)
+    golden = en.load_state(ec, agent.weights, agent.targets, agent.opt,
+                           noise_state=agent.noise_state)
+    counters = []
+    stall = stall_pattern(list(host_stalls))
+
+    async def bench(ctx):
+        nonlocal golden
+        host.write_memories(ctx, golden)
+        await host.seed(ctx, cfg.seed, stall=stall)
+        await host.set_step(ctx, agent.opt.step, stall=stall)
+        act16 = None
+        n = ec.layers
+        for _ in range(steps):
+            batch = random_batch(rng, cfg, ec.obs_dim, ec.act_dim)
+            program, fmts = trainer.programs()
+            golden = en.execute(ec, program, en.load_batch(ec, golden, batch))
+            trainer.step(batch)
+            # the host: batch in, table for the phase, program, run
+            host.write_memories(ctx, en.load_batch(ec, golden, batch), ("A",))
+            await host.load_table(ctx, ec.aap.table_image(ec.aap.table_for(fmts[f"actor.x{n}"])))
+            end = host.load_program(ctx, program)
+            perf = await host.run(ctx, stall=stall)
+            assert perf == engine.cycles(program)
+            counters.append(perf)
+            state = host.read_memories(ctx, golden)
+            for name in _IMAGES:
+                assert np.array_equal(getattr(state, name), getattr(golden, name)), name
+            assert state.t == golden.t
+            assert state.vector.ranges == golden.vector.ranges
+            assert_same(ec, state, agent)
+            if act16 is None:
+                act16 = en.switch_formats(ec, en.read_opt(ec, state))
+            assert act16 == agent.opt.act16
+            # a noisy action with the new networks, in the formats after the step
+            obs = cfg.act_fmt.from_float(rng.uniform(-1, 1, ec.obs_dim))
+            fmts = ds.activation_formats(cfg, agent.opt)
+            act_program = en.compile_act(ec, fmts)
+            golden = en.execute(ec, act_program, en.load_observation(ec, golden, obs))
+            host.write_memories(ctx, en.load_observation(ec, golden, obs), ("A",))
+            await host.load_table(ctx, ec.aap.table_image(ec.aap.table_for(fmts[f"actor.x{n}"])))
+            host.load_program(ctx, act_program, base=end)
+            perf = await host.run(ctx, base=end)
+            assert perf == engine.cycles(act_program)
+            state = host.read_memories(ctx, golden)
+            want = trainer.explore(obs)
+            assert np.array_equal(en.read_action(ec, state), want)
+            assert np.array_equal(en.read_action(ec, golden), want)
+
+    sim = Simulator(engine)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return counters
+
+
+def test_pendulum_qat_steps_through_the_switch():
+    """3-16-16-1 Pendulum networks, batch 8: two 32-bit steps, the switch, two 16-bit steps."""
+    cfg = DDPGConfig(hidden=(16, 16), precision="qat", batch_size=8, buffer_size=64,
+                     qat_delay=2, seed=5, adam_bias_steps=3)
+    trainer = Trainer.make(cfg, 3, 1, size=4, cores=2)
+    run_session(trainer, steps=4, seed=1)
+    assert trainer.agent.opt.act16 is not None
+
+
+@settings(max_examples=MAX_EXAMPLES)
+@given(st.sampled_from(["fixed", "fixed16", "qat"]), st.integers(1, 16),
+       st.lists(st.integers(1, 16), min_size=1, max_size=2), st.sampled_from([2, 4]),
+       st.integers(1, 3), st.sampled_from([1, 2, 4]), st.integers(0, 2**16), stall_lists(40))
+def test_training_steps_equal_the_trainer(precision, batch, hidden, size, cores, units, seed,
+                                           host_stalls):
+    cfg = DDPGConfig(hidden=tuple(hidden), precision=precision, batch_size=batch,
+                     buffer_size=64, qat_delay=1, seed=seed % 97, adam_bias_steps=2)
+    trainer = Trainer.make(cfg, 3, 1, size=size, cores=cores, update_units=units)
+    run_session(trainer, steps=2, seed=seed, host_stalls=host_stalls)
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_engine_errors():
+    cfg = DDPGConfig(hidden=(4,), precision="fixed", batch_size=2, buffer_size=8)
+    ec = en.EngineConfig(cfg, 2, 1, size=2, cores=1)
+    with pytest.raises(TypeError, match=r"^config must be an EngineConfig, not 3$"):
+        TrainingEngine(3)
+    engine = TrainingEngine(ec, program_depth=4)
+    with pytest.raises(TypeError, match=r"^not a descriptor: 5$"):
+        engine.descriptor(5)
+    with pytest.raises(ValueError, match=r"^update op must be one of"):
+        engine.descriptor(en.UpdateOp("rmsprop", 0, 1))
+    with pytest.raises(ValueError, match=r"^the program needs \d+ descriptors, the program "
+                                         r"memory holds 4$"):
+        engine.encode(en.compile_step(ec, ds.activation_formats(cfg)))
