@@ -114,7 +114,7 @@ class Scheduler(wiring.Component):
         # a read port's enable starts high: hold the fetched descriptor outside FETCH
         m.d.comb += self.prog_rd.en.eq(0)
 
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
                 m.d.comb += self.start.ready.eq(1)
                 with m.If(self.start.valid):
@@ -154,6 +154,9 @@ class Scheduler(wiring.Component):
                     m.d.sync += [pc.eq(pc + 1), perf.ops.eq(perf.ops + 1), running.eq(0)]
                     m.next = "FETCH"
 
+        # white-box view for the property harness
+        self._obs = {"running": running,
+                     "waiting": fsm.ongoing("SETTLE") | fsm.ongoing("WAIT")}
         with m.If(self.busy):
             m.d.sync += perf.cycles.eq(perf.cycles + 1)
         with m.If(self.busy & ~self.start.ready):
