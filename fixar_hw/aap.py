@@ -115,7 +115,8 @@ class AAPCore(wiring.Component):
     -------
     cmd : In(stream.Signature(command_layout))
     w_rd, v_rd, u_rd, b_rd : In(memory.ReadPort.Signature(...)).array(cores)
-    tbl_wr : In(memory.WritePort.Signature(addr_width=tanh_index_bits, shape=a_fmt))
+    tbl_wr : Out(memory.WritePort.Signature(addr_width=tanh_index_bits, shape=a_fmt))
+        The table memories' write port (driven from outside, like a memory's).
     o : Out(stream.Signature({data, mask, last}))
     g : Out(stream.Signature({data, mask, last}))
     busy : Out(1)
@@ -147,8 +148,9 @@ class AAPCore(wiring.Component):
             .array(N),
             "b_rd": In(port(addr_width=aw, shape=data.ArrayLayout(shape_of(c.w_fmt), S)))
             .array(N),
-            "tbl_wr": In(memory.WritePort.Signature(addr_width=c.tanh_index_bits,
-                                                    shape=shape_of(c.a_fmt))),
+            # the core holds the table memories: the port is written from outside
+            "tbl_wr": Out(memory.WritePort.Signature(addr_width=c.tanh_index_bits,
+                                                     shape=shape_of(c.a_fmt))),
             "o": Out(stream.Signature(data.StructLayout({
                 "data": data.ArrayLayout(data.ArrayLayout(self._o_shape, S), N),
                 "mask": N,

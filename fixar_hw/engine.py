@@ -190,8 +190,9 @@ class TrainingEngine(wiring.Component):
     start : In(stream.Signature(unsigned(pc_width)))
         Run the program from this address to its ``end``.
     busy : Out(1)
-    prog_wr : In(memory.WritePort.Signature(addr_width=pc_width, shape=descriptor_layout))
-    tbl_wr : In(memory.WritePort.Signature(...))
+    prog_wr : Out(memory.WritePort.Signature(addr_width=pc_width, shape=descriptor_layout))
+        The program memory's write port (driven from outside, as a memory's is).
+    tbl_wr : Out(memory.WritePort.Signature(...))
         The array's tanh table (while idle).
     t_load : In(stream.Signature(32))
         Set the step counter (while idle).
@@ -204,8 +205,8 @@ class TrainingEngine(wiring.Component):
     perf : Out(StructLayout(...))
         The scheduler's counters (:data:`fixar_hw.scheduler.PERF_COUNTERS`) and ``macs``: PE
         multiplies issued (``size**2`` per core and array pass).
-    trace : Out(...)
-        The scheduler's issue trace.
+    op_trace : Out(...)
+        The scheduler's issue trace (``issue``, ``pc``, ``unit``).
 
     Attributes
     ----------
@@ -241,15 +242,16 @@ class TrainingEngine(wiring.Component):
         super().__init__({
             "start": In(stream.Signature(unsigned(pw))),
             "busy": Out(1),
-            "prog_wr": In(memory.WritePort.Signature(addr_width=pw,
-                                                     shape=self.descriptor_layout)),
-            "tbl_wr": In(self.array.tbl_wr.signature.flip()),
+            # the engine holds these memories: their write ports are driven from outside
+            "prog_wr": Out(memory.WritePort.Signature(addr_width=pw,
+                                                      shape=self.descriptor_layout)),
+            "tbl_wr": Out(self.array.tbl_wr.signature),
             "t_load": In(stream.Signature(32)),
             "t": Out(32),
             "seed": In(stream.Signature(32)),
             "ranges": Out(self.vector.ranges.shape()),
             "perf": Out(data.StructLayout(perf)),
-            "trace": Out(self.scheduler.trace.shape()),
+            "op_trace": Out(self.scheduler.trace.shape()),
         })
 
     @property
@@ -357,7 +359,7 @@ class TrainingEngine(wiring.Component):
                      pwr.addr.eq(self.prog_wr.addr), pwr.data.eq(self.prog_wr.data),
                      pwr.en.eq(self.prog_wr.en)]
         wiring.connect(m, wiring.flipped(self.start), sch.start)
-        m.d.comb += [self.busy.eq(sch.busy), self.trace.eq(sch.trace)]
+        m.d.comb += [self.busy.eq(sch.busy), self.op_trace.eq(sch.trace)]
         for name in PERF_COUNTERS:
             m.d.comb += getattr(self.perf, name).eq(getattr(sch.perf, name))
 
