@@ -124,6 +124,9 @@ class EngineConfig:
     w_words, a_words : int or None
         Capacities of the parameter and activation memories in words; None sizes them to the
         plan. A plan that does not fit raises ``ValueError``.
+    max_batch : int or None
+        Largest batch the build takes (sizes the activation memory and counters); default
+        ``ddpg.batch_size``. Programs may use any batch up to it.
     update_units : int
         Update units working in parallel (a power of two up to ``size**2``): an optimizer pass
         takes ``size**2 / update_units + 1`` cycles per parameter word.
@@ -137,6 +140,7 @@ class EngineConfig:
     tanh_index_bits: int = 10
     w_words: int | None = None
     a_words: int | None = None
+    max_batch: int | None = None
     update_units: int = 1
 
     def __post_init__(self) -> None:
@@ -153,9 +157,12 @@ class EngineConfig:
         if u & (u - 1) or u > self.size ** 2:
             raise ValueError(f"EngineConfig update_units must be a power of two up to size**2 = "
                              f"{self.size ** 2}, not {u!r}")
-        for name in ("w_words", "a_words"):
+        for name in ("w_words", "a_words", "max_batch"):
             if getattr(self, name) is not None:
                 _positive(getattr(self, name), name)
+        if self.max_batch is not None and self.max_batch < self.ddpg.batch_size:
+            raise ValueError(f"EngineConfig max_batch must be at least ddpg.batch_size "
+                             f"({self.ddpg.batch_size}), not {self.max_batch!r}")
         d = self.ddpg
         if d.act16_fmt.width > d.act_fmt.width or d.act16_fmt.frac > d.act_fmt.frac:
             raise ValueError(f"EngineConfig needs act16_fmt {d.act16_fmt!r} within act_fmt "
@@ -166,8 +173,13 @@ class EngineConfig:
 
     @property
     def batch(self) -> int:
-        """Transitions per training step."""
+        """Transitions per training step (``ddpg.batch_size``)."""
         return self.ddpg.batch_size
+
+    @property
+    def batch_capacity(self) -> int:
+        """The largest batch of the build (``max_batch`` or ``ddpg.batch_size``)."""
+        return self.max_batch or self.ddpg.batch_size
 
     def sizes(self, net: str) -> list[int]:
         """Layer sizes of ``net`` (``"actor"`` or ``"critic"``), input first."""
@@ -188,7 +200,7 @@ class EngineConfig:
         return AAPConfig(
             size=self.size, cores=self.cores, w_fmt=d.weight_fmt, a_fmt=d.act_fmt,
             d_fmt=d.delta_fmt, g_fmt=d.deriv_fmt, grad_fmt=d.grad_fmt, rounding=d.rounding,
-            max_m=max(dims), max_n=max(dims), max_batch=self.batch,
+            max_m=max(dims), max_n=max(dims), max_batch=self.batch_capacity,
             addr_width=self.addr_width, tanh_index_bits=self.tanh_index_bits,
             narrow_width=d.act16_fmt.width)
 
@@ -200,7 +212,7 @@ class EngineConfig:
             size=self.size, word_width=max(d.act_fmt.width, d.delta_fmt.width),
             addr_width=self.addr_width, act_fmt=d.act_fmt, delta_fmt=d.delta_fmt,
             deriv_fmt=d.deriv_fmt, narrow_width=d.act16_fmt.width, rounding=d.rounding,
-            points=len(self.points), max_batch=self.batch,
+            points=len(self.points), max_batch=self.batch_capacity,
             max_len=max(n for net in NETS for n in self.sizes(net)))
 
     @property
@@ -303,7 +315,7 @@ class MemoryPlan:
         ValueError
             When ``check`` and the plan exceeds ``config.w_words`` or ``config.a_words``.
         """
-        S, B = config.size, config.batch
+        S, B = config.size, config.batch_capacity
         tensors: dict[str, TensorSlot] = {}
         base = 0
         for net in NETS:
@@ -411,7 +423,15 @@ Descriptor = ArrayOp | VectorOp | UpdateOp | TickOp
 # --- program compiler ----------------------------------------------------------------------
 
 class _Builder:
-    def __init__(self, config: EngineConfig, fmts: Mapping[str, FixedFormat]) -> None:
+    def __init__(self, config: EngineConfig, fmts: Mapping[str, FixedFormat],
+                 batch: int | None = None) -> None:
+        if batch is None:
+            batch = config.batch
+        if isinstance(batch, bool) or not isinstance(batch, int | np.integer):
+            raise TypeError(f"batch must be an integer, not {batch!r}")
+        if not 1 <= batch <= config.batch_capacity:
+            raise ValueError(f"batch must be from 1 to {config.batch_capacity}, not {batch!r}")
+        self.B = int(batch)
         self.c = config
         self.plan = config.plan
         self.fmts = fmts
@@ -469,12 +489,12 @@ class _Builder:
     def critic_input(self, src_s: str, src_a: str, a_fmt: FixedFormat, dst: str) -> None:
         c, act = self.c, self.c.ddpg.act_fmt
         f0 = self.fmt("critic", 0)
-        self.convert(src_s, act, dst, f0, c.obs_dim, c.batch)
-        self.convert(src_a, a_fmt, dst, f0, c.act_dim, c.batch, d_off=c.obs_dim)
+        self.convert(src_s, act, dst, f0, c.obs_dim, self.B)
+        self.convert(src_a, a_fmt, dst, f0, c.act_dim, self.B, d_off=c.obs_dim)
 
     def backprop(self, net: str, prefix: str, grads: bool, through_input: bool = False) -> None:
         """Deltas at ``prefix.d{L}`` back to ``prefix.d1`` (or ``d0``), with gradients."""
-        c, t, B = self.c, self.plan.tensors, self.c.batch
+        c, t, B = self.c, self.plan.tensors, self.B
         kinds = layer_kinds(c.ddpg, net)
         ones_fmt = FixedFormat(c.ddpg.act_fmt.width, 0)
         for k in range(c.layers, 0, -1):
@@ -495,7 +515,7 @@ class _Builder:
         pts = self.c.points
         for k in range(upto):
             name = f"{prefix}.x{k}"
-            self.vec("range", batch=self.c.batch, length=self.plan.regions[name].length,
+            self.vec("range", batch=self.B, length=self.plan.regions[name].length,
                      a=name, a_fmt=self.fmt(net, k), point=pts.index(f"{net}.x{k}"),
                      clear=clear)
 
@@ -509,7 +529,8 @@ def _fields(spec: VectorSpec, fmt: FixedFormat | None) -> tuple[int, bool]:
 
 
 def compile_step(config: EngineConfig, formats: Mapping[str, FixedFormat],
-                 tracking: bool = False, first_tracking: bool = False) -> list[Descriptor]:
+                 tracking: bool = False, first_tracking: bool = False,
+                 batch: int | None = None) -> list[Descriptor]:
     """The program of one training step (the order of :func:`~sw_model.ddpg_step.
     fixed_train_step`'s module docs).
 
@@ -522,10 +543,13 @@ def compile_step(config: EngineConfig, formats: Mapping[str, FixedFormat],
         a second time with the identity, for its pre-activation range).
     first_tracking : bool
         The first tracked step: the range registers start empty.
+    batch : int, optional
+        Transitions of the step (default ``ddpg.batch_size``; at most the build's
+        :attr:`~EngineConfig.batch_capacity`).
     """
-    b = _Builder(config, formats)
+    b = _Builder(config, formats, batch)
     c, d, plan = config, config.ddpg, config.plan
-    B, n, act = c.batch, c.layers, d.act_fmt
+    B, n, act = b.B, c.layers, d.act_fmt
     t = plan.tensors
     a_out = b.fmt("actor", n)
     b.ops.append(TickOp())
@@ -577,7 +601,7 @@ def compile_act(config: EngineConfig, formats: Mapping[str, FixedFormat]
     """The program of one noisy action for the observation in region ``obs1``: the actor
     (intra-layer parallelism), exploration noise, and the conversion to ``act_fmt`` in region
     ``p.out`` (:meth:`sw_model.ddpg.DDPGAgent.explore`)."""
-    b = _Builder(config, formats)
+    b = _Builder(config, formats, 1)
     c, n, act = config, config.layers, config.ddpg.act_fmt
     a_out = b.fmt("actor", n)
     b.convert("obs1", act, "p.x0", b.fmt("actor", 0), c.obs_dim, 1)
@@ -630,8 +654,11 @@ def _read_params(mem: np.ndarray, plan: MemoryPlan, S: int, offset: int = 0) -> 
 
 
 def _write_region(mem: np.ndarray, region: Region, values: np.ndarray, S: int) -> None:
-    v = np.asarray(values, dtype=np.int64).reshape(region.batch, region.length)
-    mem[region.base: region.base + region.words] = aap.slice_vectors(v, S)
+    v = np.asarray(values, dtype=np.int64).reshape(-1, region.length)
+    if v.shape[0] > region.batch:
+        raise ValueError(f"region {region.name} holds {region.batch} vectors, not {v.shape[0]}")
+    words = aap.slice_vectors(v, S)
+    mem[region.base: region.base + len(words)] = words
 
 
 def _read_region(mem: np.ndarray, region: Region, S: int, batch: int | None = None
@@ -653,7 +680,7 @@ def load_state(config: EngineConfig, weights: Weights, targets: Weights, opt: Op
     _write_params(M, plan, opt.m, S)
     _write_params(V, plan, opt.v, S)
     A = np.zeros((plan.a_words, S), dtype=np.int64)
-    _write_region(A, plan.regions["ones"], np.ones((config.batch, 1)), S)
+    _write_region(A, plan.regions["ones"], np.ones((config.batch_capacity, 1)), S)
     ranges = tuple(opt.ranges.get(p) for p in config.points)
     vstate = VectorState.initial(config.vector)
     vstate = replace(vstate, ranges=ranges,

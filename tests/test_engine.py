@@ -87,7 +87,8 @@ def setups(draw):
                      tau=draw(st.sampled_from([0.005, 0.25, 1.0])))
     obs, act = draw(st.integers(1, 5)), draw(st.integers(1, 3))
     size = draw(st.sampled_from([1, 2, 4, 8]))
-    return Trainer.make(cfg, obs, act, size=size, cores=draw(st.integers(1, 3)))
+    return Trainer.make(cfg, obs, act, size=size, cores=draw(st.integers(1, 3)),
+                        max_batch=cfg.batch_size + draw(st.integers(0, 3)))
 
 
 @given(setups(), st.integers(0, 2**32 - 1), st.integers(1, 4))
@@ -164,3 +165,9 @@ def test_configuration_errors():
         en.EngineConfig(cfg, 0, 1)
     with pytest.raises(ValueError, match=r"^EngineConfig update_units must be a power of two"):
         en.EngineConfig(cfg, 3, 1, size=2, update_units=8)
+    with pytest.raises(ValueError, match=r"^EngineConfig max_batch must be at least "
+                                         r"ddpg.batch_size \(8\), not 4$"):
+        en.EngineConfig(cfg, 3, 1, max_batch=4)
+    ec = en.EngineConfig(cfg, 3, 1, size=4, max_batch=16)
+    with pytest.raises(ValueError, match=r"^batch must be from 1 to 16, not 17$"):
+        en.compile_step(ec, ds.activation_formats(cfg), batch=17)

@@ -115,7 +115,8 @@ def test_training_steps_equal_the_trainer(precision, batch, hidden, size, cores,
                                            host_stalls):
     cfg = DDPGConfig(hidden=tuple(hidden), precision=precision, batch_size=batch,
                      buffer_size=64, qat_delay=1, seed=seed % 97, adam_bias_steps=2)
-    trainer = Trainer.make(cfg, 3, 1, size=size, cores=cores, update_units=units)
+    trainer = Trainer.make(cfg, 3, 1, size=size, cores=cores, update_units=units,
+                           max_batch=batch + seed % 3)
     run_session(trainer, steps=2, seed=seed, host_stalls=host_stalls)
 
 
