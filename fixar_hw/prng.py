@@ -23,7 +23,7 @@ from sw_model.prng import GAUSS_TERMS, SIGMA_FRAC
 from ._util import silence_on_error
 from .numeric import check_format, requantize, shape_of
 
-__all__ = ["ExplorationNoise", "seed_to_state", "xorshift32_step"]
+__all__ = ["ExplorationNoise", "gaussian_sum", "seed_to_state", "xorshift32_step"]
 
 _MASK = 0xFFFFFFFF
 _SEED_MUL = 0x9E3779B9
@@ -43,6 +43,27 @@ def seed_to_state(seed: Value) -> Value:
     """:func:`sw_model.prng.seed_state` of a 32-bit seed (seeds are taken modulo ``2**32``)."""
     state = (Value.cast(seed)[:32] * _SEED_MUL + _SEED_ADD)[:32]
     return Mux(state == 0, _SEED_ADD, state)
+
+
+def gaussian_sum(m: Module, state: Value) -> tuple[Value, Value]:
+    """The 12 outputs after ``state`` as combinational logic in ``m``.
+
+    Returns the state after the last output and the centred sum ``S`` of the 12 uniforms (a
+    signed code with 16 fraction bits, see :mod:`sw_model.prng`), from which
+    :func:`sw_model.prng.gaussian_codes` scales and floors one sample.
+    """
+    # each output in a signal of its own: the expression of one step uses its input
+    # several times, so unnamed, 12 chained steps would form an exponentially large tree
+    words = []
+    s = state
+    for n in range(GAUSS_TERMS):
+        word = Signal(32, name=f"word{n}")
+        m.d.comb += word.eq(xorshift32_step(s))
+        words.append(word)
+        s = word
+    # ``(w >> 16) - 2**15`` is the top half with its MSB inverted, read as signed
+    total = sum((w[16:32] ^ 0x8000).as_signed() for w in words)
+    return words[-1], total
 
 
 class ExplorationNoise(wiring.Component):
@@ -96,17 +117,7 @@ class ExplorationNoise(wiring.Component):
         fmt = self._fmt
         state = Signal(32, init=int(_SEED_ADD))  # seed_state(0)
         self._obs = {"state": state}  # white-box view for the property harness
-        # each output in a signal of its own: the expression of one step uses its input
-        # several times, so unnamed, 12 chained steps would form an exponentially large tree
-        words = []
-        s = state
-        for n in range(GAUSS_TERMS):
-            word = Signal(32, name=f"word{n}")
-            m.d.comb += word.eq(xorshift32_step(s))
-            words.append(word)
-            s = word
-        # ``(w >> 16) - 2**15`` is the top half with its MSB inverted, read as signed
-        total = sum((w[16:32] ^ 0x8000).as_signed() for w in words)
+        next_state, total = gaussian_sum(m, state)
         noise = requantize(total * self.sigma, 16 + SIGMA_FRAC, fmt, "floor", "saturate")
         one = min(1 << fmt.frac, fmt.max_int)
         raw = self.i.payload + noise
@@ -118,7 +129,7 @@ class ExplorationNoise(wiring.Component):
         with m.If(advance):
             m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(clipped)]
         with m.If(self.i.valid & advance):
-            m.d.sync += state.eq(words[-1])
+            m.d.sync += state.eq(next_state)
         with m.Elif(self.seed.valid & self.seed.ready):
             m.d.sync += state.eq(seed_to_state(self.seed.payload))
         return m

@@ -84,6 +84,7 @@ from .optim import (
     v_format,
 )
 from .qat import range_format, shift_quantize, track_range
+from .vector import div_round, loss_delta
 
 __all__ = [
     "NETS",
@@ -421,18 +422,9 @@ def fixed_critic_forward(critic: dict[str, np.ndarray], obs_q: np.ndarray, act_q
     return _fixed_forward(critic, x, f, layer_kinds(config, "critic"), config)[1][-1][:, 0]
 
 
-def _div_round(n: np.ndarray, d: int) -> np.ndarray:
-    """``n / d`` rounded half up (``d > 0``): ``floor((2n + d) / (2d))``."""
-    return (2 * n + d) // (2 * d)
-
-
 def _loss_delta(diff: np.ndarray, b: int, config: DDPGConfig) -> np.ndarray:
-    """``round_half_up(2 * diff / b)``: ``act_fmt`` codes to ``delta_fmt`` codes."""
-    shift = config.delta_fmt.frac - config.act_fmt.frac
-    n = (2 * diff) << max(shift, 0)
-    q = _div_round(n, b << max(-shift, 0))
-    fmt = config.delta_fmt
-    return np.clip(q, fmt.min_int, fmt.max_int).astype(np.int64)
+    """:func:`sw_model.vector.loss_delta` with the formats of ``config``."""
+    return loss_delta(diff, b, config.act_fmt, config.delta_fmt)
 
 
 def fixed_train_step(weights: Weights, targets: Weights, opt: OptState, batch: Batch,
@@ -511,7 +503,7 @@ def fixed_train_step(weights: Weights, targets: Weights, opt: OptState, batch: B
                               a_kinds, c)
     xmu = _critic_input(s, ays[-1], a_fmts[-1], c, c_fmts[0])
     _, cys2 = _fixed_forward(new_w["critic"], xmu, c_fmts, c_kinds, c)
-    d_q = np.full((bsz, 1), _div_round(np.int64(-(1 << c.delta_fmt.frac)), bsz), np.int64)
+    d_q = np.full((bsz, 1), div_round(np.int64(-(1 << c.delta_fmt.frac)), bsz), np.int64)
     _, d_x = _fixed_backward(new_w["critic"], cys2, d_q, c_fmts, c_kinds, c, grads=False)
     obs_dim = s.shape[1]
     g = derivative(azs[-1], ays[-1], a_fmts[-1], a_fmts[-1], c.deriv_fmt, "tanh",
