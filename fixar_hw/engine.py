@@ -91,6 +91,7 @@ class UpdateSequencer(wiring.Component):
             "i": Out(stream.Signature(unit.input_layout)).array(units),
             "o": In(stream.Signature(unit.output_layout)).array(units),
             "net": Out(1),
+            "op": Out(2),
             "busy": Out(1),
         })
 
@@ -110,7 +111,7 @@ class UpdateSequencer(wiring.Component):
         lane_out = Signal(range(steps))  # element group being gathered
         reading = Signal()   # the input side has words left
         streaming = Signal()  # the read data is valid: send its lanes
-        m.d.comb += [self.net.eq(net), self.busy.eq(wr_left != 0),
+        m.d.comb += [self.net.eq(net), self.op.eq(op), self.busy.eq(wr_left != 0),
                      self.cmd.ready.eq(wr_left == 0)]
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [op.eq(p.op), net.eq(p.net), soft.eq(p.op == UPDATE_OPS["soft"]),
@@ -328,6 +329,7 @@ class TrainingEngine(wiring.Component):
             else:
                 busy, unit = op.count * (steps + 1) + lat + 1, "update"
             out[unit] += busy + 2
+            out["last"] = busy + 2
             out["cycles"] += busy + 4
             out["ops"] += 1
         out["cycles"] += 2
@@ -472,9 +474,13 @@ class TrainingEngine(wiring.Component):
         for port in lr_mems:
             m.d.comb += [port.addr.eq(t_index), port.en.eq(1)]
         consts = c.adam_constants("actor")
+        # SGD takes the plain step size lr_q, Adam the bias-corrected table entry
+        lr_q = [c.adam_constants(net).lr_q for net in ("actor", "critic")]
+        lr = Mux(seq.op == UPDATE_OPS["sgd"], Mux(seq.net, lr_q[1], lr_q[0]),
+                 Mux(seq.net, lr_mems[1].data, lr_mems[0].data))
         for upd in self.updates:
             m.d.comb += [
-                upd.lr.eq(Mux(seq.net, lr_mems[1].data, lr_mems[0].data)),
+                upd.lr.eq(lr),
                 upd.c1.eq(consts.c1), upd.c2.eq(consts.c2), upd.eps.eq(consts.eps_q),
                 upd.tau.eq(d.tau_q),
             ]

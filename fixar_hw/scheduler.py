@@ -28,7 +28,7 @@ __all__ = ["PERF_COUNTERS", "UNIT_CODES", "Scheduler"]
 #: Encoding of a descriptor's ``unit`` field.
 UNIT_CODES = {"end": 0, "tick": 1, "array": 2, "vector": 3, "update": 4}
 #: Performance counters (48 bits each), cleared when a program starts.
-PERF_COUNTERS = ("cycles", "ops", "array", "vector", "update")
+PERF_COUNTERS = ("cycles", "ops", "array", "vector", "update", "last")
 
 
 def _bits(n: int) -> int:
@@ -62,7 +62,8 @@ class Scheduler(wiring.Component):
         High from ``start`` to the ``end`` descriptor.
     perf : Out(StructLayout({name: 48 for name in PERF_COUNTERS}))
         ``cycles`` busy, ``ops`` descriptors finished, ``array``/``vector``/``update`` cycles
-        from issuing an operation of that unit to its end.
+        from issuing an operation of that unit to its end, ``last`` those of the most recent
+        operation.
     trace : Out(StructLayout({"issue": 1, "pc": pc_width, "unit": 3}))
         ``issue`` pulses when a command transfers; ``pc``/``unit`` name the descriptor.
     """
@@ -111,8 +112,12 @@ class Scheduler(wiring.Component):
         m.d.comb += [self.trace.pc.eq(pc), self.trace.unit.eq(unit)]
         perf = self.perf
         running = Signal()  # a unit's operation is in progress
+        op_cycles = Signal(48)  # cycles of the running operation so far
         # a read port's enable starts high: hold the fetched descriptor outside FETCH
         m.d.comb += self.prog_rd.en.eq(0)
+        # (before the FSM, whose reset of op_cycles must take precedence)
+        with m.If(running | self.trace.issue):
+            m.d.sync += op_cycles.eq(op_cycles + 1)
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
@@ -151,7 +156,8 @@ class Scheduler(wiring.Component):
             with m.State("WAIT"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(~self.units_busy):
-                    m.d.sync += [pc.eq(pc + 1), perf.ops.eq(perf.ops + 1), running.eq(0)]
+                    m.d.sync += [pc.eq(pc + 1), perf.ops.eq(perf.ops + 1), running.eq(0),
+                                 perf.last.eq(op_cycles + 1), op_cycles.eq(0)]
                     m.next = "FETCH"
 
         # white-box view for the property harness

@@ -60,7 +60,7 @@ from .aap import AAPConfig, CycleModel, choose_parallelism
 from .ddpg_config import DDPGConfig
 from .ddpg_step import NETS, Batch, OptState, Weights, activation_formats, layer_kinds
 from .fixed import FixedFormat
-from .optim import FixedAdamConstants, adam_fixed, soft_update_fixed, v_format
+from .optim import FixedAdamConstants, adam_fixed, sgd_fixed, soft_update_fixed, v_format
 from .prng import sigma_code
 from .qat import range_format
 from .vector import VectorCommand, VectorSpec, VectorState
@@ -246,8 +246,9 @@ class EngineConfig:
 
     @property
     def lr_width(self) -> int:
-        """Bits of a step-size code."""
-        return max(max(self.lr_table(net)).bit_length() for net in NETS)
+        """Bits of a step-size code (Adam's table entries and SGD's ``lr_q``)."""
+        return max(max(*self.lr_table(net), self.adam_constants(net).lr_q).bit_length()
+                   for net in NETS)
 
     @property
     def sigma_q(self) -> int:
@@ -530,7 +531,7 @@ def _fields(spec: VectorSpec, fmt: FixedFormat | None) -> tuple[int, bool]:
 
 def compile_step(config: EngineConfig, formats: Mapping[str, FixedFormat],
                  tracking: bool = False, first_tracking: bool = False,
-                 batch: int | None = None) -> list[Descriptor]:
+                 batch: int | None = None, optimizer: str = "adam") -> list[Descriptor]:
     """The program of one training step (the order of :func:`~sw_model.ddpg_step.
     fixed_train_step`'s module docs).
 
@@ -546,7 +547,12 @@ def compile_step(config: EngineConfig, formats: Mapping[str, FixedFormat],
     batch : int, optional
         Transitions of the step (default ``ddpg.batch_size``; at most the build's
         :attr:`~EngineConfig.batch_capacity`).
+    optimizer : {"adam", "sgd"}
+        The update rule of both networks (the trainer uses Adam; SGD takes the same step
+        sizes without bias correction, :func:`sw_model.optim.sgd_fixed`).
     """
+    if optimizer not in ("adam", "sgd"):
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', not {optimizer!r}")
     b = _Builder(config, formats, batch)
     c, d, plan = config, config.ddpg, config.plan
     B, n, act = b.B, c.layers, d.act_fmt
@@ -565,7 +571,7 @@ def compile_step(config: EngineConfig, formats: Mapping[str, FixedFormat],
     b.vec("loss", batch=B, length=1, a=f"c.x{n}", b="y", d=f"c.d{n}")
     b.backprop("critic", "c", grads=True)
     lo, count = plan.net_range("critic")
-    b.ops.append(UpdateOp("adam", lo, count, "critic"))
+    b.ops.append(UpdateOp(optimizer, lo, count, "critic"))
     # 5. actor
     b.convert("s", act, "a.x0", b.fmt("actor", 0), c.obs_dim, B)
     b.forward("actor", "a", B)
@@ -581,7 +587,7 @@ def compile_step(config: EngineConfig, formats: Mapping[str, FixedFormat],
           b=f"a.x{n}", b_fmt=a_out, d=f"a.d{n}")
     b.backprop("actor", "a", grads=True)
     lo, count = plan.net_range("actor")
-    b.ops.append(UpdateOp("adam", lo, count, "actor"))
+    b.ops.append(UpdateOp(optimizer, lo, count, "actor"))
     # 6. targets
     b.ops.append(UpdateOp("soft", 0, plan.online_words, "actor"))
     # 7. QAT ranges: actor.x0 .. x(L-1), the output layer's z, critic inputs and hidden
@@ -783,9 +789,13 @@ def _update_golden(config: EngineConfig, op: UpdateOp, state: EngineState) -> En
         P = config.plan.online_words
         W[P + lo: P + hi] = soft_update_fixed(W[P + lo: P + hi], W[lo:hi], d.tau_q, d.weight_fmt)
         return state.replace(W=W)
-    M, V = state.M.copy(), state.V.copy()
+    if op.op == "sgd":
+        W[lo:hi] = sgd_fixed(W[lo:hi], state.G[lo:hi], config.adam_constants(op.net).lr_q,
+                             d.weight_fmt, d.grad_fmt)
+        return state.replace(W=W)
     if op.op != "adam":
-        raise ValueError(f"the golden engine runs Adam and soft updates, not {op.op!r}")
+        raise ValueError(f"update op must be one of {', '.join(UPDATE_OPS)}, not {op.op!r}")
+    M, V = state.M.copy(), state.V.copy()
     W[lo:hi], M[lo:hi], V[lo:hi] = adam_fixed(
         W[lo:hi], state.G[lo:hi], M[lo:hi], V[lo:hi], state.t, config.adam_constants(op.net),
         d.weight_fmt, d.grad_fmt)

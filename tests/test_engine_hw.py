@@ -120,6 +120,44 @@ def test_training_steps_equal_the_trainer(precision, batch, hidden, size, cores,
     run_session(trainer, steps=2, seed=seed, host_stalls=host_stalls)
 
 
+def test_sgd_steps_equal_the_golden_engine():
+    """SGD programs (the trainer uses Adam): the hardware equals :func:`sw_model.engine.execute`,
+    whose update is :func:`sw_model.optim.sgd_fixed` of every tensor."""
+    cfg = DDPGConfig(hidden=(5,), precision="fixed16", batch_size=3, buffer_size=8, seed=2,
+                     actor_lr=0.01, critic_lr=0.02)
+    trainer = Trainer.make(cfg, 2, 2, size=2, cores=2, update_units=2)
+    ec, agent = trainer.ec, trainer.agent
+    engine = TrainingEngine(ec)
+    host = EngineHost(engine)
+    rng = np.random.default_rng(7)
+    golden = en.load_state(ec, agent.weights, agent.targets, agent.opt)
+    fmts = ds.activation_formats(cfg)
+    program = en.compile_step(ec, fmts, optimizer="sgd")
+    assert sum(isinstance(op, en.UpdateOp) and op.op == "sgd" for op in program) == 2
+
+    async def bench(ctx):
+        nonlocal golden
+        host.write_memories(ctx, golden)
+        await host.load_table(ctx, ec.aap.table_image(ec.aap.table_for(fmts["actor.x2"])))
+        for _ in range(2):
+            before = golden
+            golden = en.load_batch(ec, golden, random_batch(rng, cfg, 2, 2))
+            host.write_memories(ctx, golden, ("A",))
+            golden = en.execute(ec, program, golden)
+            host.load_program(ctx, program)
+            assert await host.run(ctx) == engine.cycles(program)
+            state = host.read_memories(ctx, golden)
+            for name in _IMAGES:
+                assert np.array_equal(getattr(state, name), getattr(golden, name)), name
+            assert not np.array_equal(golden.W, before.W)  # the step changed the weights
+            assert np.array_equal(golden.M, before.M)      # SGD keeps no moments
+
+    sim = Simulator(engine)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_engine_errors():
     cfg = DDPGConfig(hidden=(4,), precision="fixed", batch_size=2, buffer_size=8)
