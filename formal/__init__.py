@@ -13,10 +13,22 @@ __all__ = ["ProofJob", "ProofResult", "format_table", "jobs", "run_job", "run_jo
 
 def jobs() -> list[ProofJob]:
     """Every registered proof job, in a stable order."""
-    from . import aap, activation, mac, pe, prng, row_unit, sp2
+    from . import (
+        aap,
+        activation,
+        mac,
+        pe,
+        prng,
+        row_unit,
+        scheduler,
+        sequencer,
+        sp2,
+        update,
+        vector,
+    )
 
     return [*mac.JOBS, *sp2.JOBS, *row_unit.JOBS, *pe.JOBS, *activation.JOBS, *aap.JOBS,
-            *prng.JOBS]
+            *prng.JOBS, *update.JOBS, *vector.JOBS, *scheduler.JOBS, *sequencer.JOBS]
 
 
 def select(patterns: list[str] | tuple[str, ...] = ()) -> list[ProofJob]:

@@ -39,6 +39,11 @@ Update
     bits), ``den = s + eps_q`` with ``eps_q = max(1, round(eps * 2**g.frac))`` (so ``den >= 1``),
     ``D = den * 2**LR_EXTRA`` and ``u = floor((2 * lr_t * m + D) / (2 * D))``: the ``w_fmt``
     code of ``lr * m_hat / (sqrt(v_hat) + eps)`` rounded half up. Then ``w <- sat_w(w - u)``.
+SGD
+    ``u = round_half_up(lr_q * g / 2**(g_fmt.frac + LR_EXTRA))``, computed exactly as
+    ``floor((2 * lr_q * g + 2**S) / 2**(S + 1))`` with ``S = g_fmt.frac + LR_EXTRA`` (and as
+    ``lr_q * g * 2**-S`` when ``S <= 0``), then ``w <- sat_w(w - u)``; ``lr_q`` is the step-size
+    code of Adam, ``round(lr * 2**(w_fmt.frac + LR_EXTRA))`` (:func:`sgd_fixed`).
 Soft update
     ``t <- sat_w(t + mul_shift(w - t, tau_q, F, "half_even"))``, ``tau_q = round(tau * 2**F)``.
 
@@ -67,6 +72,7 @@ __all__ = [
     "isqrt_codes",
     "lr_table",
     "mul_shift",
+    "sgd_fixed",
     "soft_update_fixed",
     "soft_update_float",
     "v_format",
@@ -229,6 +235,51 @@ def adam_fixed(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, t: in
         u = u.astype(np.int64)
     w_new = np.clip(np.asarray(w) - u, w_fmt.min_int, w_fmt.max_int)
     return w_new.astype(np.int64), m_new.astype(np.int64), v_new.astype(np.int64)
+
+
+def sgd_fixed(w: npt.ArrayLike, g: npt.ArrayLike, lr_q: int, w_fmt: FixedFormat,
+              g_fmt: FixedFormat) -> np.ndarray:
+    """One fixed-point SGD step of one tensor (module docs); returns the new weight codes.
+
+    ``u = round_half_up(lr_q * g / 2**(g_fmt.frac + LR_EXTRA))`` (a ``w_fmt`` code), exact for
+    every input (Python integers hold the products), then ``w <- sat_w(w - u)``.
+
+    Parameters
+    ----------
+    w : array_like of int
+        Weight codes (``w_fmt``).
+    g : array_like of int
+        Gradient codes (``g_fmt``), broadcast against ``w``.
+    lr_q : int
+        Step-size code, ``round(lr * 2**(w_fmt.frac + LR_EXTRA))``; non-negative.
+    w_fmt, g_fmt : FixedFormat
+        Weight and gradient formats.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+
+    Raises
+    ------
+    TypeError
+        If ``lr_q`` is not an integer.
+    ValueError
+        If ``lr_q`` is negative, or a code lies outside its format.
+    """
+    if isinstance(lr_q, bool) or not isinstance(lr_q, int | np.integer):
+        raise TypeError(f"lr_q must be an integer, not {lr_q!r}")
+    if lr_q < 0:
+        raise ValueError(f"lr_q must be non-negative, not {lr_q!r}")
+    w = w_fmt.check_codes(w, "w")
+    g = g_fmt.check_codes(g, "g")
+    w, g = np.broadcast_arrays(w, g)
+    shift = g_fmt.frac + LR_EXTRA
+    prod = int(lr_q) * g.astype(object)
+    # floor division by a power of two (Python's >> floors); an exact product for shift <= 0
+    u = ((2 * prod + (1 << shift)) >> (shift + 1)) if shift > 0 else prod * (1 << -shift)
+    out = np.asarray(w.astype(object) - u, dtype=object)
+    out = np.minimum(np.maximum(out, w_fmt.min_int), w_fmt.max_int)
+    return np.asarray(out, dtype=np.int64).reshape(w.shape)
 
 
 def adam_float(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, t: int,
