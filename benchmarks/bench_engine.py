@@ -22,7 +22,8 @@ test_engine_hw.py`` checks the counters against the model with real data), so th
 cycles of a real step.
 
 ``--quick`` runs a small build (4 x 4 grid, 2 cores, networks 17-40-30-6 / 23-40-30-1, batches
-4 and 8, 4 update units) for CI.
+4 and 8, 4 update units) for CI. ``--model-only`` prints the cycle model's figures without
+building (the model equals the RTL wherever both have run).
 
 Reproduce with::
 
@@ -56,6 +57,19 @@ def make_config(quick: bool) -> tuple[en.EngineConfig, list[int]]:
     return en.EngineConfig(cfg, 17, 6, size=16, cores=2, update_units=16), [64, 128, 256]
 
 
+class _ModelOnly:
+    """Stands in for the Verilator model: the counters of the cycle model."""
+
+    def __init__(self, ec: en.EngineConfig) -> None:
+        from fixar_hw.engine import TrainingEngine
+
+        self.engine = TrainingEngine(ec)
+        self.engine._MustUse__silence = True
+
+    def run(self, program) -> dict:
+        return {**self.engine.cycles(program), "edges": 0, "seconds": 0.0}
+
+
 def phase_formats(ec: en.EngineConfig, phase: str) -> dict:
     """Activation formats of a phase: ``"32-bit"`` (tracking) or ``"16-bit"`` (frozen)."""
     d = ec.ddpg
@@ -70,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small build (CI)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per program (median)")
     parser.add_argument("--fmax", type=float, default=49.8, help="ECP5 clock in MHz")
+    parser.add_argument("--model-only", action="store_true",
+                        help="the cycle model's figures, without Verilator")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error(f"--repeat must be at least 1, not {args.repeat!r}")
@@ -78,24 +94,31 @@ def main(argv: list[str] | None = None) -> int:
         cmd += f" --repeat {args.repeat}"
     if args.fmax != 49.8:
         cmd += f" --fmax {args.fmax}"
-    if not verilator_available():
+    if args.model_only:
+        cmd += " --model-only"
+    if not verilator_available() and not args.model_only:
         print("verilator-cli is not installed: nothing to measure")
         print(f"reproduce: {cmd}")
         return 0
     ec, batches = make_config(args.quick)
     pes = ec.cores * ec.size**2
     start = time.perf_counter()
-    model = build(ec, cflags=("-O0",) if args.quick else ("-O1",))
-    export = "cached" if model.verilog_cached else f"{model.export_seconds:.0f} s"
     print(f"build: {ec.size}x{ec.size} grid, {ec.cores} cores ({pes} PEs), "
           f"{ec.update_units} update units, batches up to {ec.batch_capacity}; parameter "
-          f"memory {ec.plan.w_words} words, activation memory {ec.plan.a_words} words; "
-          f"Verilog export {export}, Verilator build {model.build_seconds:.0f} s "
-          f"({time.perf_counter() - start:.0f} s in all; cached builds take ~0 s)")
+          f"memory {ec.plan.w_words} words, activation memory {ec.plan.a_words} words")
+    if args.model_only:
+        model = _ModelOnly(ec)
+        print("cycle model only (no RTL run)")
+    else:
+        model = build(ec, cflags=("-O0",) if args.quick else ("-O1",))
+        export = "cached" if model.verilog_cached else f"{model.export_seconds:.0f} s"
+        print(f"Verilog export {export}, Verilator build {model.build_seconds:.0f} s "
+              f"({time.perf_counter() - start:.0f} s in all; cached builds take ~0 s)")
     print(f"networks: actor {'-'.join(map(str, ec.sizes('actor')))}, critic "
           f"{'-'.join(map(str, ec.sizes('critic')))}")
     print()
-    head = (f"{'phase':7} {'batch':>5} {'RTL cycles':>11} {'model':>11} {'array':>9} "
+    first = "model" if args.model_only else "RTL cycles"
+    head = (f"{'phase':7} {'batch':>5} {first:>11} {'model':>11} {'array':>9} "
             f"{'vector':>8} {'update':>8} {'sched':>6} {'util %':>7} {'array %':>7} "
             f"{'Mcyc/s':>7} {'samples/s @fmax':>15} {'@164MHz':>9} {'/PE/MHz':>8}")
     print(head)
@@ -115,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             util = useful / (pes * cycles)
             array_util = useful / (pes * got["array"])
             speed = statistics.median(r["edges"] / max(r["seconds"], 1e-9) for r in runs)
+            if args.model_only:
+                speed = float("nan")
             per_s = batch * args.fmax * 1e6 / cycles
             per_s_164 = batch * FIXAR_MHZ * 1e6 / cycles
             norm = batch * 1e6 / (cycles * pes)
@@ -133,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  this engine, {phase} phase, batch {batch}: {norm:.4f} "
               f"({norm / fixar_norm:.2f} x FIXAR)")
     print()
-    print("all RTL counters equal the cycle model" if not mismatches
-          else f"{mismatches} programs differ from the cycle model")
+    if not args.model_only:
+        print("all RTL counters equal the cycle model" if not mismatches
+              else f"{mismatches} programs differ from the cycle model")
     print(f"reproduce: {cmd}")
     return 0 if not mismatches else 1
 

@@ -231,7 +231,8 @@ def adam_fixed(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, t: in
     else:  # a very large step size: Python integers keep it exact
         num = 2 * lr_t * m_new.astype(object) + den.astype(object)
         u = np.asarray(num // (2 * den.astype(object)))
-        u = np.clip(u, w_fmt.min_int - w_fmt.max_int, w_fmt.max_int - w_fmt.min_int)
+        # (np.asarray: clip returns a Python int for a 0-d object array)
+        u = np.asarray(np.clip(u, w_fmt.min_int - w_fmt.max_int, w_fmt.max_int - w_fmt.min_int))
         u = u.astype(np.int64)
     w_new = np.clip(np.asarray(w) - u, w_fmt.min_int, w_fmt.max_int)
     return w_new.astype(np.int64), m_new.astype(np.int64), v_new.astype(np.int64)

@@ -238,6 +238,10 @@ def test_adam_fixed_matches_integer_reference(lr, data):
     for i in range(n):
         ref = _adam_reference(w[i], g[i], m[i], v[i], t, consts, w_fmt, g_fmt)
         assert (int(got[0][i]), int(got[1][i]), int(got[2][i])) == ref
+        # the same element as 0-d arrays (the Python-integer path once failed on them)
+        one = optim.adam_fixed(np.int64(w[i]), np.int64(g[i]), np.int64(m[i]),
+                               np.int64(v[i]), t, consts, w_fmt, g_fmt)
+        assert tuple(int(x) for x in one) == ref
 
 
 def test_adam_fixed_first_step_is_lr_times_sign():
