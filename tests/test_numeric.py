@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """``requantize_runtime`` against :func:`sw_model.fixed.requantize`, shift by shift."""
 
 import numpy as np
