@@ -16,6 +16,7 @@ import os
 
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -158,7 +159,6 @@ def test_sgd_steps_equal_the_golden_engine():
     sim.run()
 
 
-@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_engine_errors():
     cfg = DDPGConfig(hidden=(4,), precision="fixed", batch_size=2, buffer_size=8)
     ec = en.EngineConfig(cfg, 2, 1, size=2, cores=1)
@@ -172,3 +172,4 @@ def test_engine_errors():
     with pytest.raises(ValueError, match=r"^the program needs \d+ descriptors, the program "
                                          r"memory holds 4$"):
         engine.encode(en.compile_step(ec, ds.activation_formats(cfg)))
+    Fragment.get(engine, None)  # elaborated: none of its parts is left unused
