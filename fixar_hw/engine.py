@@ -40,10 +40,6 @@ from .vector import VectorUnit
 __all__ = ["TrainingEngine", "UpdateSequencer"]
 
 
-def _bits(n: int) -> int:
-    return max(n.bit_length(), 1)
-
-
 class UpdateSequencer(wiring.Component):
     """Streams parameter words through an :class:`~fixar_hw.update.UpdateUnit`.
 
@@ -179,6 +175,11 @@ class UpdateSequencer(wiring.Component):
 
 class TrainingEngine(wiring.Component):
     """The on-chip DDPG training step (see the module docs).
+
+    Numerics are the golden model's (:mod:`sw_model.engine`: every format and rounding of
+    :func:`sw_model.ddpg_step.fixed_train_step`). Timing: one operation at a time; a program
+    takes exactly :meth:`cycles` cycles from its start to ``busy`` falling (every unit's
+    schedule is independent of the data). Memories have one cycle of read latency.
 
     Parameters
     ----------
