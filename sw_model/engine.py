@@ -58,9 +58,9 @@ import numpy as np
 from . import aap
 from .aap import AAPConfig, CycleModel, choose_parallelism
 from .ddpg_config import DDPGConfig
-from .ddpg_step import NETS, Batch, OptState, Weights, activation_formats, layer_kinds
+from .ddpg_step import NETS, Batch, OptState, Weights, layer_kinds
 from .fixed import FixedFormat
-from .optim import FixedAdamConstants, adam_fixed, sgd_fixed, soft_update_fixed, v_format
+from .optim import FixedAdamConstants, adam_fixed, sgd_fixed, soft_update_fixed
 from .prng import sigma_code
 from .qat import range_format
 from .vector import VectorCommand, VectorSpec, VectorState
@@ -79,6 +79,8 @@ __all__ = [
     "compile_act",
     "compile_step",
     "execute",
+    "load_batch",
+    "load_observation",
     "load_state",
     "program_cycles",
     "read_action",
@@ -832,13 +834,3 @@ def program_cycles(config: EngineConfig, program: Sequence[Descriptor]) -> dict[
             macs += aap.useful_macs(op.m, op.n, op.batch)
     return {"array_cycles": cycles, "useful_macs": macs}
 
-
-def moments_formats(config: EngineConfig) -> tuple[FixedFormat, FixedFormat]:
-    """Formats of the ``M`` and ``V`` memories."""
-    return config.ddpg.grad_fmt, v_format(config.ddpg.grad_fmt)
-
-
-def phase_formats(config: EngineConfig, opt: OptState) -> dict[str, FixedFormat]:
-    """The activation formats of the next step (:func:`~sw_model.ddpg_step.
-    activation_formats`)."""
-    return activation_formats(config.ddpg, opt)
