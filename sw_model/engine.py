@@ -447,18 +447,19 @@ class _Builder:
     def vec(self, op: str, *, batch: int, length: int, a: str | None = None, a_off: int = 0,
             a_fmt: FixedFormat | None = None, b: str | None = None, b_off: int = 0,
             b_fmt: FixedFormat | None = None, d: str | None = None, d_off: int = 0,
-            d_fmt: FixedFormat | None = None, point: int = 0, clear: bool = False) -> None:
-        spec = self.c.vector
+            d_fmt: FixedFormat | None = None, point: int = 0) -> None:
+        aap_cfg = self.c.aap
         fields: dict[str, Any] = {}
         for key, name, off, fmt in (("a", a, a_off, a_fmt), ("b", b, b_off, b_fmt),
                                     ("d", d, d_off, d_fmt)):
             r = self.plan.regions[name] if name else None
-            frac, narrow = _fields(spec, fmt)
+            # run-time formats are the array's: (frac, narrow), validated; unused operands 0
+            frac, narrow = (0, False) if fmt is None else aap_cfg.act_fields(fmt)
             fields.update({f"{key}_base": r.base if r else 0,
                            f"{key}_stride": r.stride if r else 1, f"{key}_off": off,
                            f"{key}_frac": frac, f"{key}_narrow": narrow})
         self.ops.append(VectorOp(VectorCommand(op=op, batch=batch, length=length, point=point,
-                                               clear=clear, **fields)))
+                                               **fields)))
 
     def convert(self, src: str, src_fmt: FixedFormat, dst: str, dst_fmt: FixedFormat,
                 length: int, batch: int, d_off: int = 0) -> None:
@@ -514,26 +515,17 @@ class _Builder:
                            u=f"{prefix}.x{k - 1}", out=f"{prefix}.d{k - 1}",
                            x_fmt=self.fmt(net, k - 1))
 
-    def ranges(self, prefix: str, net: str, upto: int, clear: bool) -> None:
+    def ranges(self, prefix: str, net: str, upto: int) -> None:
         pts = self.c.points
         for k in range(upto):
             name = f"{prefix}.x{k}"
             self.vec("range", batch=self.B, length=self.plan.regions[name].length,
-                     a=name, a_fmt=self.fmt(net, k), point=pts.index(f"{net}.x{k}"),
-                     clear=clear)
-
-
-def _fields(spec: VectorSpec, fmt: FixedFormat | None) -> tuple[int, bool]:
-    if fmt is None:
-        return 0, False
-    if fmt.width == spec.act_fmt.width:
-        return fmt.frac, False
-    return fmt.frac, True
+                     a=name, a_fmt=self.fmt(net, k), point=pts.index(f"{net}.x{k}"))
 
 
 def compile_step(config: EngineConfig, formats: Mapping[str, FixedFormat],
-                 tracking: bool = False, first_tracking: bool = False,
-                 batch: int | None = None, optimizer: str = "adam") -> list[Descriptor]:
+                 tracking: bool = False, batch: int | None = None,
+                 optimizer: str = "adam") -> list[Descriptor]:
     """The program of one training step (the order of :func:`~sw_model.ddpg_step.
     fixed_train_step`'s module docs).
 
@@ -543,9 +535,8 @@ def compile_step(config: EngineConfig, formats: Mapping[str, FixedFormat],
         Activation formats of the step (:func:`sw_model.ddpg_step.activation_formats`).
     tracking : bool
         QAT before the switch: also track the activation ranges (the actor's output layer runs
-        a second time with the identity, for its pre-activation range).
-    first_tracking : bool
-        The first tracked step: the range registers start empty.
+        a second time with the identity, for its pre-activation range). The range registers
+        merge into what they hold (empty after reset, like the trainer's first step).
     batch : int, optional
         Transitions of the step (default ``ddpg.batch_size``; at most the build's
         :attr:`~EngineConfig.batch_capacity`).
@@ -595,12 +586,12 @@ def compile_step(config: EngineConfig, formats: Mapping[str, FixedFormat],
     # 7. QAT ranges: actor.x0 .. x(L-1), the output layer's z, critic inputs and hidden
     # outputs of both critic passes
     if tracking:
-        b.ranges("a", "actor", n, first_tracking)
+        b.ranges("a", "actor", n)
         pts = c.points
         b.vec("range", batch=B, length=c.act_dim, a="a.z", a_fmt=a_out,
-              point=pts.index(f"actor.x{n}"), clear=first_tracking)
-        b.ranges("c", "critic", n, first_tracking)
-        b.ranges("cm", "critic", n, False)
+              point=pts.index(f"actor.x{n}"))
+        b.ranges("c", "critic", n)
+        b.ranges("cm", "critic", n)
     return b.ops
 
 
