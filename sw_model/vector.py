@@ -64,6 +64,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from .activation import derivative
 from .fixed import FixedFormat, check_rounding, requantize
 from .optim import mul_shift
 from .prng import gaussian_codes, seed_state
@@ -385,13 +386,13 @@ def _wrap(v: np.ndarray, width: int) -> np.ndarray:
     return ((v + half) & ((1 << width) - 1)) - half
 
 
-def _tanh_derivative(y: np.ndarray, y_frac: int, d_fmt: FixedFormat, rounding: str
-                     ) -> np.ndarray:
-    """``1 - y**2`` as ``d_fmt`` codes: :func:`sw_model.activation.derivative` for ``"tanh"``,
-    on any integers ``y`` (not only codes of the ``y`` format)."""
-    y = y.astype(object)
-    exact = (1 << (2 * y_frac)) - y * y
-    return requantize(exact, 2 * y_frac, d_fmt, rounding, "saturate")
+def _tanh_derivative(y: np.ndarray, y_frac: int, width: int, d_fmt: FixedFormat,
+                     rounding: str) -> np.ndarray:
+    """``1 - y**2`` as ``d_fmt`` codes, :func:`sw_model.activation.derivative` for ``"tanh"``, on
+    any ``width``-bit lane value ``y`` (the result depends only on ``y_frac``, so the lane's
+    full width stands in for a narrow format)."""
+    fmt = FixedFormat(width, y_frac)
+    return derivative(y, y, fmt, fmt, d_fmt, "tanh", rounding=rounding)
 
 
 def execute(spec: VectorSpec, cmd: VectorCommand, mem: npt.ArrayLike, state: VectorState, *,
@@ -464,7 +465,8 @@ def execute(spec: VectorSpec, cmd: VectorCommand, mem: npt.ArrayLike, state: Vec
         value = div_round(-(1 << delta.frac), cmd.batch)
         out = np.full((cmd.batch, cmd.length), np.clip(value, delta.min_int, delta.max_int))
     elif op == "tanh_delta":
-        g = _tanh_derivative(_wrap(read("b"), aw), cmd.b_frac, spec.deriv_fmt, spec.rounding)
+        g = _tanh_derivative(_wrap(read("b"), aw), cmd.b_frac, aw, spec.deriv_fmt,
+                             spec.rounding)
         prod = _wrap(read("a"), dw).astype(object) * g.astype(object)
         out = requantize(prod, delta.frac + spec.deriv_fmt.frac, delta, spec.rounding,
                          "saturate")
