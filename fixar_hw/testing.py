@@ -10,16 +10,20 @@ mid-draw, its exception unwinds through the simulator's coroutines.)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any
 
 __all__ = [
+    "BusProtocolError",
     "StreamProtocolError",
     "simulate_stream",
     "stall_pattern",
     "stream_get",
     "stream_monitor",
     "stream_put",
+    "wishbone_monitor",
+    "wishbone_slave",
 ]
 
 
@@ -27,7 +31,19 @@ class StreamProtocolError(AssertionError):
     """A stream broke the valid/ready rules (valid dropped or payload changed while stalled)."""
 
 
+class BusProtocolError(AssertionError):
+    """A bus master or slave broke the Wishbone B4 pipelined rules."""
+
+
 def _never() -> bool:
+    return False
+
+
+def _no_wait() -> int:
+    return 0
+
+
+def _no_error(addr: int, we: bool) -> bool:
     return False
 
 
@@ -136,3 +152,102 @@ def simulate_stream(dut, inputs: Sequence[Any], n_outputs: int, *,
     else:
         sim.run()
     return outputs, cycles[0]
+
+
+def wishbone_slave(bus, memory: MutableMapping[int, int], *,
+                   stall: Callable[[], bool] = _never,
+                   wait: Callable[[], int] = _no_wait,
+                   error: Callable[[int, bool], bool] = _no_error,
+                   log: list | None = None) -> Callable:
+    """A testbench modelling a memory behind a Wishbone B4 pipelined slave port.
+
+    Add it with ``sim.add_testbench(wishbone_slave(dut.bus, mem), background=True)``.
+    ``memory`` maps word addresses to words (absent words read as 0). Each cycle, ``stall()``
+    decides the ``stall`` output; an accepted request (``cyc & stb & ~stall``) is answered,
+    in order, after ``wait()`` further cycles (0: on the next cycle) with ``ack`` or, when
+    ``error(adr, we)`` is true, with ``err`` (and then a write is not performed). Writes honour
+    ``sel`` (``granularity``-bit lanes) and take effect when accepted; reads return the word at
+    acceptance. Dropping ``cyc`` abandons the outstanding requests (their writes stay done).
+    ``log``, if given, receives ``(we, adr, data, ok)`` for every accepted request.
+    """
+    dw, gran = len(bus.dat_w), len(bus.dat_w) // len(bus.sel)
+    mask = (1 << dw) - 1
+
+    async def slave(ctx) -> None:
+        pending: deque = deque()  # [cycles left, ok, data]
+        ctx.set(bus.ack, 0)
+        ctx.set(bus.err, 0)
+        while True:
+            st = bool(stall())
+            ctx.set(bus.stall, st)
+            head = pending[0] if pending and pending[0][0] <= 0 else None
+            answer = head is not None and ctx.get(bus.cyc)
+            ctx.set(bus.ack, answer and head[1])
+            ctx.set(bus.err, answer and not head[1])
+            ctx.set(bus.dat_r, head[2] if answer and head[1] else 0)
+            _, _, cyc, stb, adr, we, dat_w, sel = await ctx.tick().sample(
+                bus.cyc, bus.stb, bus.adr, bus.we, bus.dat_w, bus.sel)
+            if answer:
+                pending.popleft()
+            for entry in pending:
+                entry[0] -= 1
+            if not cyc:
+                pending.clear()
+                continue
+            if stb and not st:
+                ok = not error(adr, bool(we))
+                data = 0
+                if ok and we:
+                    old = memory.get(adr, 0)
+                    for lane in range(len(bus.sel)):
+                        if (sel >> lane) & 1:
+                            lm = ((1 << gran) - 1) << (lane * gran)
+                            old = (old & ~lm) | (dat_w & lm)
+                    memory[adr] = old & mask
+                elif ok:
+                    data = memory.get(adr, 0) & mask
+                if log is not None:
+                    log.append((bool(we), adr, dat_w if we else data, ok))
+                pending.append([int(wait()), ok, data])
+
+    return slave
+
+
+def wishbone_monitor(bus, *, name: str = "bus") -> Callable:
+    """A simulator process checking Wishbone B4 pipelined rules at every clock edge.
+
+    Master side: ``stb`` only with ``cyc``; ``adr``, ``we``, ``dat_w`` and ``sel`` held while
+    ``stb & stall``. Slave side: ``ack`` and ``err`` never together, only with ``cyc``, and
+    never more answers than accepted requests. Raises :class:`BusProtocolError`. Add it with
+    ``sim.add_process(wishbone_monitor(dut.bus))``.
+    """
+
+    async def monitor(ctx) -> None:
+        held = None
+        outstanding = 0
+        async for _, rst, cyc, stb, stall_, adr, we, dat_w, sel, ack, err in ctx.tick().sample(
+                bus.cyc, bus.stb, bus.stall, bus.adr, bus.we, bus.dat_w, bus.sel, bus.ack,
+                bus.err):
+            if rst:
+                held, outstanding = None, 0
+                continue
+            if stb and not cyc:
+                raise BusProtocolError(f"{name}: stb without cyc")
+            if held is not None and (not stb or (adr, we, dat_w, sel) != held):
+                raise BusProtocolError(f"{name}: request changed while stalled: {held!r} -> "
+                                       f"{(stb, adr, we, dat_w, sel)!r}")
+            if ack and err:
+                raise BusProtocolError(f"{name}: ack and err together")
+            if (ack or err) and not cyc:
+                raise BusProtocolError(f"{name}: answer without cyc")
+            if ack or err:
+                if outstanding == 0:
+                    raise BusProtocolError(f"{name}: answer without an outstanding request")
+                outstanding -= 1
+            if cyc and stb and not stall_:
+                outstanding += 1
+            if not cyc:
+                outstanding = 0
+            held = (adr, we, dat_w, sel) if (cyc and stb and stall_) else None
+
+    return monitor
