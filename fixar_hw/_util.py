@@ -8,7 +8,7 @@ from typing import TypeVar
 
 F = TypeVar("F", bound=Callable[..., None])
 
-__all__ = ["check_int", "silence_on_error"]
+__all__ = ["check_int", "never_elaborated", "silence_on_error"]
 
 
 def silence_on_error(init: F) -> F:
@@ -45,3 +45,29 @@ def check_int(value: object, name: str, *, minimum: int | None = None) -> int:
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, not {value!r}")
     return value
+
+
+def never_elaborated(obj: object) -> object:
+    """Mark ``obj`` and the elaboratables it holds (attributes, lists, dicts) as meant never to
+    be elaborated, so Amaranth does not warn about them: for components built only for their
+    Python-side methods (a driver encoding descriptors, a register map reading layouts)."""
+    seen: set[int] = set()
+
+    def walk(o: object, depth: int) -> None:
+        if id(o) in seen or depth > 6:
+            return
+        seen.add(id(o))
+        if hasattr(o, "_MustUse__silence"):
+            o._MustUse__silence = True
+        if isinstance(o, list | tuple):
+            for x in o:
+                walk(x, depth + 1)
+        elif isinstance(o, dict):
+            for x in o.values():
+                walk(x, depth + 1)
+        elif hasattr(o, "__dict__") and hasattr(o, "elaborate"):
+            for x in vars(o).values():
+                walk(x, depth + 1)
+
+    walk(obj, 0)
+    return obj

@@ -6,7 +6,11 @@
     Run SymbiYosys proofs (all, or the named ones or groups) and print a table.
 ``fixar-hw train``
     Train a DDPG agent in NumPy (float, fixed point or FIXAR QAT) and write a CSV log of
-    episode returns, a reward plot and the final weight image.
+    episode returns, a reward plot and the final weight image; ``--backend sim`` runs the
+    training steps and actions on a simulated :class:`~fixar_hw.core.FixarCore`.
+``fixar-hw export --config cfg.json -o fixar_core.v``
+    Write the Verilog of a :class:`~fixar_hw.core.FixarCore` (and, with ``--regmap DIR``, its
+    register map as JSON, a C header and Markdown).
 """
 
 from __future__ import annotations
@@ -113,8 +117,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as exc:
         print(f"fixar-hw train: {exc}", file=sys.stderr)
         return 2
+    make_agent = None
+    if args.backend == "sim":
+        from .train import sim_agent_factory
+
+        if not config.is_fixed:
+            print(f"fixar-hw train: --backend sim needs a fixed-point precision, not "
+                  f"{config.precision!r}", file=sys.stderr)
+            return 2
+        make_agent = sim_agent_factory(size=args.core_size, cores=args.core_cores)
     summary = run_training(config, args.env, args.steps, args.out,
-                           eval_episodes=args.eval_episodes, progress=not args.no_progress)
+                           eval_episodes=args.eval_episodes, progress=not args.no_progress,
+                           make_agent=make_agent)
     rets = summary.episode_returns
     print(f"{len(rets)} episodes, {summary.train_steps} training steps in "
           f"{summary.seconds:.1f} s")
@@ -125,6 +139,37 @@ def _cmd_train(args: argparse.Namespace) -> int:
         ev = summary.eval_returns
         print(f"final policy, {len(ev)} episodes without noise: {sum(ev) / len(ev):.1f}")
     print(f"wrote {args.out}/returns.csv, rewards.png, weights.fximg, config.json, summary.json")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .config import CoreConfig
+
+    try:
+        config = CoreConfig.load(args.config)
+    except (OSError, TypeError, ValueError) as exc:
+        print(f"fixar-hw export: {args.config}: {exc}", file=sys.stderr)
+        return 2
+    from .core import FixarCore
+    from .csr import register_map
+    from .export import _atomic_write_text, to_verilog
+
+    if args.regmap:
+        out = Path(args.regmap)
+        out.mkdir(parents=True, exist_ok=True)
+        regmap = register_map(config)
+        for suffix, text in ((".json", regmap.to_json()), (".h", regmap.to_c_header()),
+                             (".md", regmap.to_markdown())):
+            _atomic_write_text(out / f"{args.name}_regs{suffix}", text)
+        print(f"wrote {out}/{args.name}_regs.json, .h, .md")
+    if args.output:
+        core = FixarCore(config)
+        print(f"exporting {args.name} (config id 0x{config.config_id:08x}) ...", flush=True)
+        text = core.verilog_header(args.name) + to_verilog(core, name=args.name)
+        _atomic_write_text(Path(args.output), text)
+        print(f"wrote {args.output} ({len(text.splitlines())} lines)")
     return 0
 
 
@@ -185,7 +230,23 @@ def build_parser() -> argparse.ArgumentParser:
                     help="episodes to evaluate the final policy (default 10)")
     tr.add_argument("--out", default="runs/ddpg", help="output directory (default runs/ddpg)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.add_argument("--backend", choices=("numpy", "sim"), default="numpy",
+                    help="where training steps and actions run: NumPy, or a FixarCore in "
+                         "Amaranth's simulator (default numpy)")
+    tr.add_argument("--core-size", type=_positive_int, default=4,
+                    help="sim backend: PE grid side (default 4)")
+    tr.add_argument("--core-cores", type=_positive_int, default=2,
+                    help="sim backend: AAP cores (default 2)")
     tr.set_defaults(func=_cmd_train)
+
+    ex = sub.add_parser("export", help="write the Verilog and register map of a FixarCore")
+    ex.add_argument("--config", required=True, metavar="JSON",
+                    help="a CoreConfig JSON file (fixar_hw.config.CoreConfig.to_json)")
+    ex.add_argument("-o", "--output", metavar="FILE", help="the Verilog file to write")
+    ex.add_argument("--name", default="fixar_core", help="module name (default fixar_core)")
+    ex.add_argument("--regmap", metavar="DIR",
+                    help="also write <name>_regs.json, .h and .md to DIR")
+    ex.set_defaults(func=_cmd_export)
     return parser
 
 
@@ -193,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fixar-hw`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "config", None):
+    if args.command == "demo" and args.config:
         from .demo import DEMO_CONFIGS
 
         known = {c.name for c in DEMO_CONFIGS}

@@ -37,7 +37,10 @@ from .scheduler import PERF_COUNTERS, UNIT_CODES, Scheduler
 from .update import UPDATE_OPS, UpdateUnit
 from .vector import VectorUnit
 
-__all__ = ["TrainingEngine", "UpdateSequencer"]
+__all__ = ["HOST_MEMORIES", "TrainingEngine", "UpdateSequencer"]
+
+#: Memories the host reaches through ``host_rd_*`` / ``host_wr_*`` while the engine is idle.
+HOST_MEMORIES = ("W", "G", "M", "V", "A")
 
 
 class UpdateSequencer(wiring.Component):
@@ -173,6 +176,45 @@ class UpdateSequencer(wiring.Component):
         return m
 
 
+class _HostShare:
+    """The engine's view of :class:`Buffers` in which the first read and write port of every
+    memory is a proxy; :meth:`connect` gives each real port to the host port while that is
+    enabled, else to the units."""
+
+    def __init__(self, m: Module, buffers: Buffers, engine: "TrainingEngine") -> None:
+        self._m, self._buf, self._eng = m, buffers, engine
+        self._pairs = []  # (real, proxy, host, is_write)
+        rd_names = {"W": "w_rd", "G": "g_rd", "M": "m_rd", "V": "v_rd", "A": "a_rd"}
+        wr_names = {"W": "w_wr", "G": "g_wr", "M": "m_wr", "V": "v_wr", "A": "a_wr"}
+        for name in HOST_MEMORIES:
+            for names, is_write in ((rd_names, False), (wr_names, True)):
+                attr = names[name]
+                real = getattr(buffers, attr)
+                host = getattr(engine, f"host_{'wr' if is_write else 'rd'}_{name.lower()}")
+                first = real[0] if isinstance(real, list) else real
+                proxy = first.signature.flip().create(path=(f"{attr}0_unit",))
+                self._pairs.append((first, proxy, host, is_write))
+                if first is real:
+                    setattr(self, attr, proxy)
+                else:
+                    setattr(self, attr, [proxy, *list(real)[1:]])
+
+    def connect(self) -> None:
+        m = self._m
+        for real, proxy, host, is_write in self._pairs:
+            if is_write:
+                full = (1 << len(real.en)) - 1
+                m.d.comb += [real.addr.eq(Mux(host.en, host.addr, proxy.addr)),
+                             real.data.eq(Mux(host.en, host.data, proxy.data)),
+                             real.en.eq(Mux(host.en, full, proxy.en))]
+            else:
+                # a read port's enable resets to 1: the host claims it only while idle
+                claim = host.en & ~self._eng.busy
+                m.d.comb += [real.addr.eq(Mux(claim, host.addr, proxy.addr)),
+                             real.en.eq(claim | proxy.en),
+                             proxy.data.eq(real.data), host.data.eq(real.data)]
+
+
 class TrainingEngine(wiring.Component):
     """The on-chip DDPG training step (see the module docs).
 
@@ -209,6 +251,11 @@ class TrainingEngine(wiring.Component):
         multiplies issued (``size**2`` per core and array pass).
     op_trace : Out(...)
         The scheduler's issue trace (``issue``, ``pc``, ``unit``).
+    host_rd_w, host_rd_g, host_rd_m, host_rd_v, host_rd_a : Out(memory.ReadPort.Signature(...))
+    host_wr_w, host_wr_g, host_wr_m, host_wr_v, host_wr_a : Out(memory.WritePort.Signature(...))
+        Whole-word access to the memories for the host (the DMA), used only while ``busy`` is
+        low: they share the memories' first ports with the units (an enabled host port takes
+        the memory port; one cycle of read latency, data held while disabled).
 
     Attributes
     ----------
@@ -254,6 +301,11 @@ class TrainingEngine(wiring.Component):
             "ranges": Out(self.vector.ranges.shape()),
             "perf": Out(data.StructLayout(perf)),
             "op_trace": Out(self.scheduler.trace.shape()),
+            # host access to the memories while idle (the DMA's side)
+            **{f"host_rd_{name.lower()}": Out(memory.ReadPort.Signature(
+                addr_width=aw, shape=self.buffers.layouts[name])) for name in HOST_MEMORIES},
+            **{f"host_wr_{name.lower()}": Out(memory.WritePort.Signature(
+                addr_width=aw, shape=self.buffers.layouts[name])) for name in HOST_MEMORIES},
         })
 
     @property
@@ -350,6 +402,7 @@ class TrainingEngine(wiring.Component):
         for u, unit in enumerate(self.updates):
             m.submodules[f"update_{u}"] = unit
         m.submodules.buffers = buf
+        buf = _HostShare(m, buf, self)
         m.submodules.scheduler = sch
         m.submodules.sequencer = seq
         m.submodules.program = self.program
@@ -493,6 +546,8 @@ class TrainingEngine(wiring.Component):
 
         # the scheduler waits for every unit
         m.d.comb += sch.units_busy.eq(arr.busy | vec.busy | seq.busy)
+
+        buf.connect()
 
         # MACs issued: size**2 per core and pass
         issued = sum(arr.v_rd[k].en for k in range(N))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,7 +88,8 @@ def plot_returns(path: str | os.PathLike[str], result: TrainResult, title: str) 
 
 
 def run_training(config: DDPGConfig, env: str, steps: int, out_dir: str | os.PathLike[str], *,
-                 eval_episodes: int = 10, progress: bool = True) -> RunSummary:
+                 eval_episodes: int = 10, progress: bool = True,
+                 make_agent: Callable[..., DDPGAgent] | None = None) -> RunSummary:
     """Train, evaluate and write the outputs listed in the module docs.
 
     Parameters
@@ -104,6 +105,8 @@ def run_training(config: DDPGConfig, env: str, steps: int, out_dir: str | os.Pat
         Episodes of the final deterministic policy (0: no evaluation).
     progress : bool
         Show a tqdm progress bar (on stderr).
+    make_agent : callable, optional
+        Builds the agent (:func:`sw_model.ddpg.train`), e.g. :func:`sim_agent_factory`'s.
     """
     from tqdm import tqdm
 
@@ -125,7 +128,7 @@ def run_training(config: DDPGConfig, env: str, steps: int, out_dir: str | os.Pat
             bar.set_postfix(ret=f"{np.mean(recent[-10:]):.1f}", refresh=False)
 
     try:
-        result = train(config, env, steps, callback=callback)
+        result = train(config, env, steps, callback=callback, make_agent=make_agent)
     finally:
         bar.close()
     write_returns_csv(out / "returns.csv", result)
@@ -154,3 +157,23 @@ def config_from_args(precision: str, hidden: Sequence[int], seed: int, **overrid
     """A DDPGConfig from command-line values (None values keep the defaults)."""
     kwargs = {k: v for k, v in overrides.items() if v is not None}
     return DDPGConfig(hidden=tuple(hidden), precision=precision, seed=seed, **kwargs)
+
+
+def sim_agent_factory(*, size: int = 4, cores: int = 2, update_units: int | None = None
+                      ) -> Callable[..., DDPGAgent]:
+    """An agent factory for :func:`run_training` whose agents train on a
+    :class:`~fixar_hw.core.FixarCore` in Amaranth's simulator
+    (:class:`fixar_hw.driver.HardwareAgent` over :class:`fixar_hw.driver.SimTransport`)."""
+    from sw_model.engine import EngineConfig
+
+    from .config import CoreConfig
+    from .driver import FixarDriver, HardwareAgent, SimTransport
+
+    def make(config: DDPGConfig, obs_dim: int, act_dim: int, low, high) -> DDPGAgent:
+        units = update_units if update_units is not None else min(size * size, 4)
+        core = CoreConfig(EngineConfig(config, obs_dim, act_dim, size=size, cores=cores,
+                                       update_units=units))
+        driver = FixarDriver(SimTransport(core), core)
+        return HardwareAgent(config, obs_dim, act_dim, low, high, driver=driver)
+
+    return make

@@ -314,8 +314,8 @@ def _make_env(env: str | Env, seed: int) -> Env:
 
 
 def train(config: DDPGConfig, env: str | Env = "pendulum", steps: int = 20_000, *,
-          callback: Callable[[int, DDPGAgent, float | None], None] | None = None
-          ) -> TrainResult:
+          callback: Callable[[int, DDPGAgent, float | None], None] | None = None,
+          make_agent: Callable[..., DDPGAgent] | None = None) -> TrainResult:
     """Train a DDPG agent for ``steps`` environment steps.
 
     Each environment step: a warm-up action (the first ``warmup_steps`` steps) or the
@@ -333,6 +333,9 @@ def train(config: DDPGConfig, env: str | Env = "pendulum", steps: int = 20_000, 
     callback : callable, optional
         Called after every environment step as ``callback(step, agent, episode_return)``
         (``episode_return`` is the return of an episode that just ended, else None).
+    make_agent : callable, optional
+        ``make_agent(config, obs_dim, act_dim, action_low, action_high)`` builds the agent
+        (default :class:`DDPGAgent`); e.g. an agent whose steps run on an accelerator.
 
     Returns
     -------
@@ -343,8 +346,9 @@ def train(config: DDPGConfig, env: str | Env = "pendulum", steps: int = 20_000, 
     steps = _check_positive(steps, "steps")
     start = time.perf_counter()
     environment = _make_env(env, config.seed)
-    agent = DDPGAgent(config, environment.observation_dim, environment.action_dim,
-                      environment.action_low, environment.action_high)
+    agent = (make_agent or DDPGAgent)(config, environment.observation_dim,
+                                      environment.action_dim, environment.action_low,
+                                      environment.action_high)
     obs = environment.reset()
     returns: list[float] = []
     ends: list[int] = []
