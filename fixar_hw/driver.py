@@ -170,7 +170,9 @@ class SimTransport(Transport):
                 key, kind, offset, value = self._requests.popleft()
                 for _ in range(int(gap())):
                     await ctx.tick()
-                if axi:
+                if kind == "irq":
+                    self._results[key] = (True, int(ctx.get(core.irq)))
+                elif axi:
                     self._results[key] = await _axi_access(ctx, bus, kind, offset, value)
                 else:
                     self._results[key] = await _wishbone_access(ctx, bus, kind, offset, value)
@@ -199,6 +201,10 @@ class SimTransport(Transport):
 
     def csr_write(self, offset: int, value: int) -> None:
         self._call("write", offset, value)
+
+    def irq(self) -> bool:
+        """The core's interrupt output now."""
+        return bool(self._call("irq", 0))
 
     def mem_write(self, addr: int, words: Sequence[int]) -> None:
         for i, w in enumerate(words):
