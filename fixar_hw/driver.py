@@ -367,6 +367,7 @@ class FixarDriver:
         if base > 1 << config.dma_addr_width:
             raise ValueError(f"the staging windows need bus words up to {base}, beyond the "
                              f"DMA's {config.dma_addr_width}-bit addresses")
+        self._queued = 0  # descriptors pushed since the last start
         self._programs: dict[Any, tuple[int, int]] = {}
         self._next_pc = 0
         self._table: Any = None
@@ -469,11 +470,15 @@ class FixarDriver:
                 "DESC4": stride}
 
     def push(self, op: str, **fields: Any) -> None:
-        """Validate and queue one descriptor (:meth:`check_descriptor`)."""
+        """Validate and queue one descriptor (:meth:`check_descriptor`). When the queue is
+        full, it is run first (:meth:`run_queue`)."""
         words = self.check_descriptor(op, **fields)
+        if self._queued >= self.config.queue_depth:
+            self.run_queue()
         for name, value in words.items():
             self.write(name, value)
         self.write("PUSH", 1)
+        self._queued += 1
 
     def run_queue(self, timeout: int = 10**9) -> None:
         """``CTRL.start``, then wait until the queue ran empty.
@@ -487,6 +492,7 @@ class FixarDriver:
             After ``timeout`` polls.
         """
         self.write("CTRL", 1)
+        self._queued = 0
         for _ in range(timeout):
             st = self.status()
             if st["error"]:
@@ -546,9 +552,10 @@ class FixarDriver:
                 out[i, k] = v - (1 << lane_bits) if name != "V" and v >= half else v
         return out
 
-    def write_memory(self, name: str, base: int, words: Any) -> None:
+    def write_memory(self, name: str, base: int, words: Any, *, run: bool = True) -> None:
         """Write ``words`` (rows of lanes; flat words for ``P`` and ``T``) to memory ``name``
-        from word ``base``, through the staging window and one DMA transfer."""
+        from word ``base``, through the staging window and one DMA transfer (queued only,
+        with ``run=False``)."""
         if name not in self._mem:
             raise ValueError(f"name must be one of {list(MEMORIES)}, not {name!r}")
         ints = self._rows(name, words)
@@ -559,7 +566,8 @@ class FixarDriver:
         ext = self._window[name] + base * g["beats"]
         self.transport.mem_write(ext, words_to_beats(ints, g["bits"], 32))
         self.push("dma_in", mem=name, arg=base, count=len(ints), ext=ext)
-        self.run_queue()
+        if run:
+            self.run_queue()
 
     def read_memory(self, name: str, base: int, count: int) -> np.ndarray:
         """Read ``count`` words of memory ``name`` from word ``base`` (rows of lanes)."""
@@ -589,7 +597,7 @@ class FixarDriver:
                 raise ValueError(f"state.{name} has {image.shape[0]} words, the plan {rows}")
             self._rows(name, image)  # validates before anything is written
         for name in want:
-            self.write_memory(name, 0, getattr(state, name))
+            self.write_memory(name, 0, getattr(state, name), run=False)
         self.push("set_step", arg=state.t)
         if seed is not None:
             self.push("seed", arg=int(seed) & 0xFFFFFFFF)
@@ -655,7 +663,7 @@ class FixarDriver:
         image = en.load_batch(e, state, batch).A
         for region in ("s", "a", "rd", "s2"):
             r = plan.regions[region]
-            self.write_memory("A", r.base, image[r.base:r.base + n * r.stride])
+            self.write_memory("A", r.base, image[r.base:r.base + n * r.stride], run=False)
 
     def _program(self, key: Any, program: Sequence) -> int:
         """The program address of ``program`` (loaded once per ``key``)."""
@@ -666,7 +674,7 @@ class FixarDriver:
         if pc + len(words) > self.config.program_depth:
             self._programs.clear()
             pc = 0
-        self.write_memory("P", pc, np.array(words, dtype=object))
+        self.write_memory("P", pc, np.array(words, dtype=object), run=False)
         self._programs[key] = (pc, len(words))
         self._next_pc = pc + len(words)
         return pc
@@ -675,7 +683,7 @@ class FixarDriver:
         if self._table == fmt:
             return
         aap = self.config.engine.aap
-        self.write_memory("T", 0, aap.table_image(aap.table_for(fmt)))
+        self.write_memory("T", 0, aap.table_image(aap.table_for(fmt)), run=False)
         self._table = fmt
 
     def train_step(self, formats: Mapping[str, FixedFormat], *, tracking: bool = False,
@@ -703,12 +711,11 @@ class FixarDriver:
         scratch = np.zeros((plan.a_words, e.size), dtype=np.int64)
         image = en.load_observation(e, en.EngineState(scratch, scratch, scratch, scratch,
                                                       scratch, 0, None), obs).A
-        self.write_memory("A", r.base, image[r.base:r.base + r.stride])
+        self.write_memory("A", r.base, image[r.base:r.base + r.stride], run=False)
         key = ("act", tuple(sorted(formats.items())))
         pc = self._program(key, en.compile_act(e, formats))
         self._load_table(formats[f"actor.x{e.layers}"])
         self.push("run", arg=pc)
-        self.run_queue()
         out = plan.regions["p.out"]
         words = self.read_memory("A", out.base, out.stride)
         A = np.zeros((plan.a_words, e.size), dtype=np.int64)

@@ -36,7 +36,7 @@ MAX_EXAMPLES = {"ci": 3, "nightly": 30}.get(PROFILE, 3)
 
 def small(precision="fixed", hidden=(5,), batch=4, size=2, cores=2, **kw) -> CoreConfig:
     cfg = DDPGConfig(hidden=hidden, precision=precision, batch_size=batch, buffer_size=32,
-                     qat_delay=2, warmup_steps=0)
+                     qat_delay=1, warmup_steps=0)
     return CoreConfig(en.EngineConfig(cfg, 3, 1, size=size, cores=cores), dma_addr_width=16,
                       **kw)
 
@@ -172,7 +172,7 @@ def test_driver_training_equals_the_numpy_trainer(config, seed, busy):
     sw = DDPGAgent(cfg, e.obs_dim, e.act_dim, [-2.0], [2.0])
     data = np.random.default_rng(seed + 1)
     fill((hw, sw), data, cfg.batch_size + 2)
-    for _ in range(3):
+    for _ in range(2):
         info = hw.train_step()
         sw.train_step()
         obs = data.uniform(-1, 1, e.obs_dim)
