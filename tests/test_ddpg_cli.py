@@ -54,3 +54,32 @@ def test_train_cli_reports_bad_configuration(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "fixar-hw train: DDPGConfig gamma must be in [0, 1), not 1.5" in err
     assert not (tmp_path / "x").exists()
+
+
+def test_train_cli_on_the_simulated_core_equals_numpy(tmp_path, capsys):
+    """``--backend sim``: the training steps and noisy actions run on a FixarCore in the
+    simulator; returns, evaluation and the final weight image equal the NumPy run's."""
+    common = ["train", "--env", "pendulum", "--precision", "qat", "--steps", "200", "--seed",
+              "5", "--hidden", "6", "--batch-size", "4", "--warmup", "195", "--qat-delay", "3",
+              "--eval-episodes", "1", "--no-progress"]
+    assert main([*common, "--out", str(tmp_path / "np")]) == 0
+    assert main([*common, "--backend", "sim", "--core-size", "2", "--core-cores", "2",
+                 "--out", str(tmp_path / "hw")]) == 0
+    text = capsys.readouterr().out
+    assert text.count("1 episodes, 6 training steps") == 2
+    a, b = (tmp_path / "np", tmp_path / "hw")
+    assert (a / "returns.csv").read_text() == (b / "returns.csv").read_text()
+    ja, jb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
+    assert ja["eval_returns"] == jb["eval_returns"]
+    wa, wb = (weights_from_image(WeightImage.load(d / "weights.fximg")) for d in (a, b))
+    assert wa.formats == wb.formats and wa.formats["actor.x1"].width == 16
+    for net in wa.weights:
+        for key in wa.weights[net]:
+            assert np.array_equal(wa.weights[net][key], wb.weights[net][key])
+
+
+def test_train_cli_sim_backend_needs_fixed_point(tmp_path, capsys):
+    argv = ["train", "--precision", "float64", "--backend", "sim", "--steps", "10",
+            "--out", str(tmp_path / "x"), "--no-progress"]
+    assert main(argv) == 2
+    assert "--backend sim needs a fixed-point precision" in capsys.readouterr().err
