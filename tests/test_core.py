@@ -217,7 +217,7 @@ def test_counters_irq_and_the_queue():
     assert drv.read("STEP") == 1
 
 
-# --- faults ----------------------------------------------------------------------------------------
+# --- faults ------------------------------------------------------------------------------------
 
 def test_bus_error_stops_the_transfer_and_the_queue():
     c = small()
