@@ -342,6 +342,12 @@ class ControlRegisters(wiring.Component):
     restart : Out(1)
         One-cycle pulse on ``CTRL.start`` (the core clears its own counters).
     irq : Out(1)
+
+    Attributes
+    ----------
+    state : dict of str to Signal
+        ``error``, ``done``, ``pending``, ``enable`` and ``level`` (the queue's): the
+        registers behind ``STATUS`` and the interrupt, for proofs and simulations to observe.
     """
 
     def __init__(self, regmap: RegisterMap, range_layout: data.Layout) -> None:
@@ -363,6 +369,9 @@ class ControlRegisters(wiring.Component):
             "restart": Out(1),
             "irq": Out(1),
         })
+        self.state = {"error": Signal(name="error"), "done": Signal(name="done"),
+                      "pending": Signal(2, name="pending"), "enable": Signal(2, name="enable"),
+                      "level": Signal(range(regmap.config.queue_depth + 1), name="level")}
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -375,13 +384,12 @@ class ControlRegisters(wiring.Component):
         queue = fifo.SyncFIFO(width=DESCRIPTOR_LAYOUT.size, depth=cfg.queue_depth)
         m.submodules.queue = queue
 
-        done = Signal()
-        error = Signal()
+        st = self.state
+        done, error, pending, enable = st["done"], st["error"], st["pending"], st["enable"]
+        m.d.comb += st["level"].eq(queue.r_level)
         cause = Signal(4)
         err_addr = Signal(32)
         err_words = Signal(32)
-        pending = Signal(2)
-        enable = Signal(2)
         desc = [Signal(32, name=f"desc{i}") for i in range(5)]
         hi_latch = Signal(16)
 
@@ -479,11 +487,12 @@ class ControlRegisters(wiring.Component):
             m.d.sync += [self.running.eq(1), done.eq(0)]
         with m.If(raise_done & ~start):
             m.d.sync += [self.running.eq(0), done.eq(1)]
-        with m.If(raise_error & ~error):
+        # the first fault is kept; one that comes with a clear wins over it
+        with m.If(raise_error & (~error | clear)):
             m.d.sync += [self.running.eq(0), error.eq(1), cause.eq(fault_cause),
                          err_addr.eq(Mux(self.fault.valid, self.fault.payload.addr, 0)),
                          err_words.eq(Mux(self.fault.valid, self.fault.payload.words, 0))]
-        new = Cat(raise_done & ~start, raise_error & ~error)
+        new = Cat(raise_done & ~start, raise_error & (~error | clear))
         clear_bits = Mux(wstrobe["IRQ_PENDING"], data_w[:2], 0)
         m.d.sync += pending.eq((pending & ~clear_bits) | new)
         m.d.comb += self.irq.eq((pending & enable).any())
