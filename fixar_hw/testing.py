@@ -217,8 +217,9 @@ def wishbone_monitor(bus, *, name: str = "bus") -> Callable:
     """A simulator process checking Wishbone B4 pipelined rules at every clock edge.
 
     Master side: ``stb`` only with ``cyc``; ``adr``, ``we``, ``dat_w`` and ``sel`` held while
-    ``stb & stall``. Slave side: ``ack`` and ``err`` never together, only with ``cyc``, and
-    never more answers than accepted requests. Raises :class:`BusProtocolError`. Add it with
+    ``stb & stall`` (unless the master drops ``cyc``, abandoning its requests). Slave side:
+    ``ack`` and ``err`` never together, only with ``cyc``, and never more answers than
+    accepted requests. Raises :class:`BusProtocolError`. Add it with
     ``sim.add_process(wishbone_monitor(dut.bus))``.
     """
 
@@ -233,7 +234,7 @@ def wishbone_monitor(bus, *, name: str = "bus") -> Callable:
                 continue
             if stb and not cyc:
                 raise BusProtocolError(f"{name}: stb without cyc")
-            if held is not None and (not stb or (adr, we, dat_w, sel) != held):
+            if held is not None and cyc and (not stb or (adr, we, dat_w, sel) != held):
                 raise BusProtocolError(f"{name}: request changed while stalled: {held!r} -> "
                                        f"{(stb, adr, we, dat_w, sel)!r}")
             if ack and err:
