@@ -16,6 +16,9 @@ def jobs() -> list[ProofJob]:
     from . import (
         aap,
         activation,
+        bridges,
+        csr,
+        dma,
         mac,
         pe,
         prng,
@@ -28,7 +31,8 @@ def jobs() -> list[ProofJob]:
     )
 
     return [*mac.JOBS, *sp2.JOBS, *row_unit.JOBS, *pe.JOBS, *activation.JOBS, *aap.JOBS,
-            *prng.JOBS, *update.JOBS, *vector.JOBS, *scheduler.JOBS, *sequencer.JOBS]
+            *prng.JOBS, *update.JOBS, *vector.JOBS, *scheduler.JOBS, *sequencer.JOBS,
+            *bridges.JOBS, *csr.JOBS, *dma.JOBS]
 
 
 def select(patterns: list[str] | tuple[str, ...] = ()) -> list[ProofJob]:
