@@ -6,8 +6,9 @@
     Run SymbiYosys proofs (all, or the named ones or groups) and print a table.
 ``fixar-hw train``
     Train a DDPG agent in NumPy (float, fixed point or FIXAR QAT) and write a CSV log of
-    episode returns, a reward plot and the final weight image; ``--backend sim`` runs the
-    training steps and actions on a simulated :class:`~fixar_hw.core.FixarCore`.
+    episode returns, a reward plot and the final weight image; ``--backend sim`` (or
+    ``verilator``) runs the training steps and actions on a simulated
+    :class:`~fixar_hw.core.FixarCore`.
 ``fixar-hw export --config cfg.json -o fixar_core.v``
     Write the Verilog of a :class:`~fixar_hw.core.FixarCore` (and, with ``--regmap DIR``, its
     register map as JSON, a C header and Markdown).
@@ -118,14 +119,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"fixar-hw train: {exc}", file=sys.stderr)
         return 2
     make_agent = None
-    if args.backend == "sim":
-        from .train import sim_agent_factory
+    if args.backend != "numpy":
+        from .train import core_agent_factory
 
         if not config.is_fixed:
-            print(f"fixar-hw train: --backend sim needs a fixed-point precision, not "
-                  f"{config.precision!r}", file=sys.stderr)
+            print(f"fixar-hw train: --backend {args.backend} needs a fixed-point precision, "
+                  f"not {config.precision!r}", file=sys.stderr)
             return 2
-        make_agent = sim_agent_factory(size=args.core_size, cores=args.core_cores)
+        make_agent = core_agent_factory(args.backend, size=args.core_size,
+                                        cores=args.core_cores)
     summary = run_training(config, args.env, args.steps, args.out,
                            eval_episodes=args.eval_episodes, progress=not args.no_progress,
                            make_agent=make_agent)
@@ -230,13 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="episodes to evaluate the final policy (default 10)")
     tr.add_argument("--out", default="runs/ddpg", help="output directory (default runs/ddpg)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
-    tr.add_argument("--backend", choices=("numpy", "sim"), default="numpy",
+    tr.add_argument("--backend", choices=("numpy", "sim", "verilator"), default="numpy",
                     help="where training steps and actions run: NumPy, or a FixarCore in "
-                         "Amaranth's simulator (default numpy)")
+                         "Amaranth's simulator or in Verilator (default numpy)")
     tr.add_argument("--core-size", type=_positive_int, default=4,
-                    help="sim backend: PE grid side (default 4)")
+                    help="sim/verilator backends: PE grid side (default 4)")
     tr.add_argument("--core-cores", type=_positive_int, default=2,
-                    help="sim backend: AAP cores (default 2)")
+                    help="sim/verilator backends: AAP cores (default 2)")
     tr.set_defaults(func=_cmd_train)
 
     ex = sub.add_parser("export", help="write the Verilog and register map of a FixarCore")

@@ -505,8 +505,15 @@ class FixarDriver:
 
     # --- memories ----------------------------------------------------------------------------
 
-    def _rows(self, name: str, words: np.ndarray) -> list[int]:
-        """Memory words (rows of lane values) as unsigned integers of the memory's bits."""
+    def pack_words(self, name: str, words: Any) -> list[int]:
+        """Memory words of ``name`` (rows of lane values; flat words for ``P`` and ``T``) as
+        unsigned integers of the memory's bits.
+
+        Raises
+        ------
+        ValueError
+            For a wrong number of lanes or a value outside a lane's range.
+        """
         g = self._mem[name]
         rows = np.asarray(words)
         if name in ("P", "T"):
@@ -540,7 +547,8 @@ class FixarDriver:
         S = self.config.engine.size
         return S if name == "A" else S * S
 
-    def _unrows(self, name: str, words: Sequence[int]) -> np.ndarray:
+    def unpack_words(self, name: str, words: Sequence[int]) -> np.ndarray:
+        """Inverse of :meth:`pack_words` for ``W G M V A``: rows of lane values."""
         g = self._mem[name]
         lanes = self._lanes(name)
         lane_bits = g["bits"] // lanes
@@ -558,7 +566,7 @@ class FixarDriver:
         with ``run=False``)."""
         if name not in self._mem:
             raise ValueError(f"name must be one of {list(MEMORIES)}, not {name!r}")
-        ints = self._rows(name, words)
+        ints = self.pack_words(name, words)
         g = self._mem[name]
         self.check_descriptor("dma_in", mem=name, arg=base, count=len(ints))
         if not ints:
@@ -579,7 +587,7 @@ class FixarDriver:
         self.push("dma_out", mem=name, arg=base, count=count, ext=ext)
         self.run_queue()
         beats = self.transport.mem_read(ext, count * g["beats"])
-        return self._unrows(name, beats_to_words(beats, g["bits"], 32))
+        return self.unpack_words(name, beats_to_words(beats, g["bits"], 32))
 
     # --- engine-level operations -------------------------------------------------------------
 
@@ -595,7 +603,7 @@ class FixarDriver:
             image = getattr(state, name)
             if image.shape[0] != rows:
                 raise ValueError(f"state.{name} has {image.shape[0]} words, the plan {rows}")
-            self._rows(name, image)  # validates before anything is written
+            self.pack_words(name, image)  # validates before anything is written
         for name in want:
             self.write_memory(name, 0, getattr(state, name), run=False)
         self.push("set_step", arg=state.t)

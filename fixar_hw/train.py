@@ -159,11 +159,14 @@ def config_from_args(precision: str, hidden: Sequence[int], seed: int, **overrid
     return DDPGConfig(hidden=tuple(hidden), precision=precision, seed=seed, **kwargs)
 
 
-def sim_agent_factory(*, size: int = 4, cores: int = 2, update_units: int | None = None
-                      ) -> Callable[..., DDPGAgent]:
+def core_agent_factory(backend: str = "sim", *, size: int = 4, cores: int = 2,
+                       update_units: int | None = None) -> Callable[..., DDPGAgent]:
     """An agent factory for :func:`run_training` whose agents train on a
-    :class:`~fixar_hw.core.FixarCore` in Amaranth's simulator
-    (:class:`fixar_hw.driver.HardwareAgent` over :class:`fixar_hw.driver.SimTransport`)."""
+    :class:`~fixar_hw.core.FixarCore` (:class:`fixar_hw.driver.HardwareAgent`): in Amaranth's
+    simulator (``backend="sim"``, :class:`~fixar_hw.driver.SimTransport`) or as Verilog in
+    Verilator (``"verilator"``, :class:`~fixar_hw.driver_verilator.VerilatorTransport`)."""
+    if backend not in ("sim", "verilator"):
+        raise ValueError(f"backend must be 'sim' or 'verilator', not {backend!r}")
     from sw_model.engine import EngineConfig
 
     from .config import CoreConfig
@@ -173,7 +176,13 @@ def sim_agent_factory(*, size: int = 4, cores: int = 2, update_units: int | None
         units = update_units if update_units is not None else min(size * size, 4)
         core = CoreConfig(EngineConfig(config, obs_dim, act_dim, size=size, cores=cores,
                                        update_units=units))
-        driver = FixarDriver(SimTransport(core), core)
-        return HardwareAgent(config, obs_dim, act_dim, low, high, driver=driver)
+        if backend == "sim":
+            transport = SimTransport(core)
+        else:
+            from .driver_verilator import VerilatorTransport
+
+            transport = VerilatorTransport(core)
+        return HardwareAgent(config, obs_dim, act_dim, low, high,
+                             driver=FixarDriver(transport, core))
 
     return make

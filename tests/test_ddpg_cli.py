@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import numpy as np
+import pytest
 
 from fixar_hw.cli import main
 from sw_model.ddpg import DDPGAgent, DDPGConfig, weights_from_image
@@ -56,17 +58,26 @@ def test_train_cli_reports_bad_configuration(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
-def test_train_cli_on_the_simulated_core_equals_numpy(tmp_path, capsys):
-    """``--backend sim``: the training steps and noisy actions run on a FixarCore in the
-    simulator; returns, evaluation and the final weight image equal the NumPy run's."""
+NIGHTLY = os.environ.get("FIXAR_HYPOTHESIS_PROFILE", "ci") == "nightly"
+
+
+@pytest.mark.parametrize("backend", [
+    "sim",
+    pytest.param("verilator", marks=[pytest.mark.verilator, pytest.mark.skipif(
+        not NIGHTLY, reason="a Verilator build of its own (minutes): nightly profile")]),
+])
+def test_train_cli_on_a_core_equals_numpy(tmp_path, capsys, backend):
+    """``--backend sim`` / ``verilator``: the training steps and noisy actions run on a
+    FixarCore; returns, evaluation and the final weight image equal the NumPy run's."""
+    warmup, steps = ("195", 6) if backend == "sim" else ("150", 51)
     common = ["train", "--env", "pendulum", "--precision", "qat", "--steps", "200", "--seed",
-              "5", "--hidden", "6", "--batch-size", "4", "--warmup", "195", "--qat-delay", "3",
-              "--eval-episodes", "1", "--no-progress"]
+              "5", "--hidden", "6", "--batch-size", "4", "--warmup", warmup, "--qat-delay",
+              "3", "--eval-episodes", "1", "--no-progress"]
     assert main([*common, "--out", str(tmp_path / "np")]) == 0
-    assert main([*common, "--backend", "sim", "--core-size", "2", "--core-cores", "2",
+    assert main([*common, "--backend", backend, "--core-size", "2", "--core-cores", "2",
                  "--out", str(tmp_path / "hw")]) == 0
     text = capsys.readouterr().out
-    assert text.count("1 episodes, 6 training steps") == 2
+    assert text.count(f"1 episodes, {steps} training steps") == 2
     a, b = (tmp_path / "np", tmp_path / "hw")
     assert (a / "returns.csv").read_text() == (b / "returns.csv").read_text()
     ja, jb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
