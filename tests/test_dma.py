@@ -23,7 +23,6 @@ from fixar_hw.dma import (
     words_to_beats,
 )
 from fixar_hw.testing import (
-    BusProtocolError,
     stall_pattern,
     stream_get,
     stream_monitor,
@@ -176,41 +175,6 @@ class Chip(Elaboratable):
         return m
 
 
-def abandon_tolerant_monitor(bus, *, name="bus"):
-    """:func:`fixar_hw.testing.wishbone_monitor`'s rules (a master may drop ``cyc`` while a
-    request is stalled, abandoning it, as the DMA does after an ``err``), plus the peak of
-    outstanding requests, checked against the DMA's limit."""
-
-    async def monitor(ctx):
-        held = None
-        outstanding = 0
-        async for _, rst, cyc, stb, stall_, adr, we, dat_w, sel, ack, err in ctx.tick().sample(
-                bus.cyc, bus.stb, bus.stall, bus.adr, bus.we, bus.dat_w, bus.sel, bus.ack,
-                bus.err):
-            if rst:
-                held, outstanding = None, 0
-                continue
-            if stb and not cyc:
-                raise BusProtocolError(f"{name}: stb without cyc")
-            if held is not None and cyc and (not stb or (adr, we, dat_w, sel) != held):
-                raise BusProtocolError(f"{name}: request changed while stalled")
-            if ack and err:
-                raise BusProtocolError(f"{name}: ack and err together")
-            if ack or err:
-                if outstanding == 0:
-                    raise BusProtocolError(f"{name}: answer without an outstanding request")
-                outstanding -= 1
-            if cyc and stb and not stall_:
-                outstanding += 1
-            if not cyc:
-                outstanding = 0
-            monitor.peak = max(monitor.peak, outstanding)
-            held = (adr, we, dat_w, sel) if (cyc and stb and stall_) else None
-
-    monitor.peak = 0
-    return monitor
-
-
 def mem_stable_monitor(dma):
     """``mem`` holds while ``busy``; ``rd``/``wr`` are used only while ``busy``."""
 
@@ -278,7 +242,7 @@ def run(dma, inits, ext_init, cmds, *, bad=frozenset(), slave_stalls=(), waits=(
     boundaries = []
     final = []
     waits_it = iter(list(waits))
-    bus_mon = abandon_tolerant_monitor(dma.bus)
+    bus_mon = wishbone_monitor(dma.bus)
 
     async def host(ctx):
         stall = stall_pattern(cmd_stalls)
@@ -308,7 +272,6 @@ def run(dma, inits, ext_init, cmds, *, bad=frozenset(), slave_stalls=(), waits=(
     sim.add_process(stream_monitor(dma.done, name="done"))
     sim.add_process(bus_mon)
     sim.add_process(mem_stable_monitor(dma))
-    sim.add_process(wishbone_monitor(dma.bus))
     sim.run()
     assert bus_mon.peak <= dma.max_outstanding
     logs = [log[a:b] for a, b in zip([0, *boundaries[:-1]], boundaries, strict=True)]
