@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """DualPrecisionPE: full-precision composition and half-precision products.
 
 Coverage: Hypothesis up to 32x32 bits here (Amaranth simulator); SMT proofs at 6x6 and 8x8
