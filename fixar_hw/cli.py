@@ -9,6 +9,9 @@
     episode returns, a reward plot and the final weight image; ``--backend sim`` (or
     ``verilator``) runs the training steps and actions on a simulated
     :class:`~fixar_hw.core.FixarCore`.
+``fixar-hw search --budget-luts N ...``
+    Search per-layer weight schemes and bit widths of a trained actor under a hardware budget
+    (PPO, a HAQ-style DDPG baseline, uniform widths) and write a CSV, a plot and the best.
 ``fixar-hw export --config cfg.json -o fixar_core.v``
     Write the Verilog of a :class:`~fixar_hw.core.FixarCore` (and, with ``--regmap DIR``, its
     register map as JSON, a C header and Markdown).
@@ -175,6 +178,52 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_search(args: argparse.Namespace) -> int:
+    from sw_model.autoq import Budget
+
+    from .search import METHODS, format_summary, load_actor, run_search, train_actor
+
+    def fail(message: str) -> int:
+        print(f"fixar-hw search: {message}", file=sys.stderr)
+        return 2
+
+    limits = {"luts": args.budget_luts, "dsps": args.budget_dsps,
+              "mem_bits": args.budget_mem_bits, "cycles": args.budget_cycles}
+    if all(v is None for v in limits.values()):
+        return fail("give at least one of --budget-luts, --budget-dsps, --budget-mem-bits, "
+                    "--budget-cycles")
+    try:
+        budget = Budget(**limits)
+    except (TypeError, ValueError) as exc:
+        return fail(str(exc))
+    if args.weights is not None and args.train_steps is not None:
+        return fail("give --weights or --train-steps, not both")
+    env = "pendulum"
+    if args.weights is not None:
+        try:
+            weights, env = load_actor(args.weights)
+        except (OSError, TypeError, ValueError) as exc:
+            return fail(f"{args.weights}: {exc}")
+    else:
+        steps = args.train_steps or 6000
+        print(f"training a float64 {env} actor, hidden {' '.join(map(str, args.hidden))}, "
+              f"{steps} steps, seed {args.seed} ...", flush=True)
+        weights = train_actor(steps, args.seed, env=env, hidden=args.hidden,
+                              progress=not args.no_progress)
+    methods = METHODS if args.method == "all" else (args.method,)
+    try:
+        run = run_search(weights, budget, args.out, methods=methods, env=env, seed=args.seed,
+                         iterations=args.iterations, episodes_per_iter=args.episodes_per_iter,
+                         haq_episodes=args.episodes, lanes=args.lanes, states=args.states,
+                         return_episodes=args.eval_episodes, penalty=args.penalty,
+                         bonus=args.bonus, progress=not args.no_progress)
+    except (TypeError, ValueError) as exc:
+        return fail(str(exc))
+    print(format_summary(run))
+    print(f"wrote {args.out}/search.csv, cost_vs_quality.png, best.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``fixar-hw``."""
     parser = argparse.ArgumentParser(
@@ -249,6 +298,41 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--regmap", metavar="DIR",
                     help="also write <name>_regs.json, .h and .md to DIR")
     ex.set_defaults(func=_cmd_export)
+
+    se = sub.add_parser("search", help="search per-layer precisions of an actor under a budget")
+    se.add_argument("--weights", metavar="FILE.fximg",
+                    help="a trained agent's weight image (fixar-hw train); without it, a "
+                         "float actor is trained first")
+    se.add_argument("--train-steps", type=_positive_int, metavar="N",
+                    help="steps to train the float Pendulum actor (default 6000)")
+    se.add_argument("--hidden", type=_positive_int, nargs="+", default=[64, 64], metavar="N",
+                    help="hidden sizes of the trained actor (default 64 64)")
+    se.add_argument("--budget-luts", type=float, metavar="N", help="LUT limit")
+    se.add_argument("--budget-dsps", type=float, metavar="N", help="DSP limit")
+    se.add_argument("--budget-mem-bits", type=int, metavar="N", help="weight memory bit limit")
+    se.add_argument("--budget-cycles", type=int, metavar="N", help="cycles per inference limit")
+    se.add_argument("--method", choices=("ppo", "haq", "uniform", "all"), default="ppo",
+                    help="search method (default ppo)")
+    se.add_argument("--iterations", type=_positive_int, default=30,
+                    help="PPO iterations (default 30)")
+    se.add_argument("--episodes-per-iter", type=_positive_int, default=32,
+                    help="PPO episodes per iteration (default 32)")
+    se.add_argument("--episodes", type=_positive_int,
+                    help="HAQ episodes (default: iterations * episodes-per-iter)")
+    se.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
+    se.add_argument("--lanes", type=_positive_int, default=16,
+                    help="lanes per engine of the cost model (default 16)")
+    se.add_argument("--states", type=_positive_int, default=256,
+                    help="calibration states of the proxy (default 256)")
+    se.add_argument("--eval-episodes", type=_positive_int, default=3,
+                    help="episodes of each real-return evaluation (default 3)")
+    se.add_argument("--penalty", type=float, default=2.0,
+                    help="reward penalty per fraction over budget (default 2)")
+    se.add_argument("--bonus", type=float, default=0.0,
+                    help="reward bonus per fraction of budget unused (default 0)")
+    se.add_argument("--out", default="runs/search", help="output directory (default runs/search)")
+    se.add_argument("--no-progress", action="store_true", help="no progress bars")
+    se.set_defaults(func=_cmd_search)
     return parser
 
 

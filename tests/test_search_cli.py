@@ -1,0 +1,140 @@
+"""``fixar-hw search`` end to end in a tiny configuration, and its errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from fixar_hw.cli import main
+from sw_model.autoq import Budget
+from sw_model.cost import CostModel, LayerChoice, LayerShape
+
+TINY = ["search", "--train-steps", "400", "--hidden", "8", "8", "--iterations", "3",
+        "--episodes-per-iter", "6", "--states", "32", "--eval-episodes", "1", "--lanes", "8",
+        "--seed", "2", "--no-progress"]
+BUDGET = ["--budget-luts", "1500", "--budget-mem-bits", "1500"]
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _choice(text):
+    scheme, w, a = text.split(":")
+    return LayerChoice(scheme, int(w), int(a))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("search") / "run"
+    assert main([*TINY, *BUDGET, "--method", "all", "--out", str(out)]) == 0
+    return out
+
+
+def test_search_writes_consistent_csv_png_and_json(run, capsys):
+    rows = _rows(run / "search.csv")
+    assert list(rows[0]) == ["method", "episode", "l1", "l2", "l3", "luts", "dsps", "mem_bits",
+                             "cycles", "quality", "usage", "fits", "reward"]
+    by_method = {m: [r for r in rows if r["method"] == m] for m in ("ppo", "haq", "uniform")}
+    assert len(by_method["ppo"]) == 18 and len(by_method["haq"]) == 18
+    assert len(by_method["uniform"]) == 125 and len(rows) == 161
+    shapes = [LayerShape("l1", 3, 8), LayerShape("l2", 8, 8), LayerShape("l3", 8, 1)]
+    model = CostModel.load(lanes=8)
+    budget = Budget(luts=1500, mem_bits=1500)
+    for r in rows:
+        cost = model.network_cost(shapes, [_choice(r[k]) for k in ("l1", "l2", "l3")])
+        assert (float(r["luts"]), float(r["dsps"])) == (cost.luts, cost.dsps)
+        assert (int(r["mem_bits"]), int(r["cycles"])) == (cost.mem_bits, cost.cycles)
+        assert r["fits"] == str(int(budget.fits(cost)))
+        assert float(r["usage"]) == budget.usage(cost)
+        assert float(r["quality"]) <= 0
+
+    png = (run / "cost_vs_quality.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10000
+
+    best = json.loads((run / "best.json").read_text())
+    assert best["budget"] == {"luts": 1500.0, "mem_bits": 1500}
+    assert best["layers"] == [["l1", 3, 8], ["l2", 8, 8], ["l3", 8, 1]]
+    assert best["reference"]["choices"] == ["fixed:16:16"] * 3
+    for method, entry in best["methods"].items():
+        fitting = [r for r in by_method[method] if r["fits"] == "1"]
+        assert entry["evaluated"] == len(by_method[method])
+        if not fitting:
+            assert entry["best"] is None
+            continue
+        top = max(fitting, key=lambda r: float(r["quality"]))
+        b = entry["best"]
+        assert b["choices"] == [top["l1"], top["l2"], top["l3"]]
+        assert b["proxy_quality"] == float(top["quality"])
+        assert b["cost"]["luts"] <= 1500 and b["cost"]["mem_bits"] <= 1500
+        assert b["cost"]["luts"] == float(top["luts"])
+        assert b["cost"]["mem_bits"] == int(top["mem_bits"])
+        assert -2000 < b["return"] <= 0
+    # the uniform baseline always finds the best uniform configuration that fits
+    assert best["methods"]["uniform"]["best"] is not None
+
+
+def test_search_is_deterministic(run, tmp_path, capsys):
+    out = tmp_path / "again"
+    assert main([*TINY, *BUDGET, "--method", "all", "--out", str(out)]) == 0
+    assert (out / "search.csv").read_text() == (run / "search.csv").read_text()
+    a, b = (json.loads((d / "best.json").read_text()) for d in (run, out))
+    for m in a["methods"]:
+        a["methods"][m].pop("seconds")
+        b["methods"][m].pop("seconds")
+    assert a == b
+    text = capsys.readouterr().out
+    assert "fx16/16" in text and "float actor return" in text
+
+
+def test_search_from_a_weight_image(tmp_path, capsys):
+    img = tmp_path / "agent"
+    assert main(["train", "--precision", "float64", "--steps", "250", "--hidden", "6", "--warmup",
+                 "200", "--batch-size", "16", "--eval-episodes", "1", "--out", str(img),
+                 "--no-progress"]) == 0
+    out = tmp_path / "s"
+    assert main(["search", "--weights", str(img / "weights.fximg"), "--method", "haq",
+                 "--episodes", "5", "--states", "16", "--eval-episodes", "1",
+                 "--budget-dsps", "40", "--out", str(out), "--no-progress"]) == 0
+    rows = _rows(out / "search.csv")
+    assert len(rows) == 5 and {r["method"] for r in rows} == {"haq"}
+    assert list(rows[0])[2:4] == ["l1", "l2"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    ([], "fixar-hw search: give at least one of --budget-luts, --budget-dsps, "
+         "--budget-mem-bits, --budget-cycles"),
+    (["--budget-luts", "-5"], "fixar-hw search: Budget luts must be finite and in (0.0, inf], "
+                              "not -5.0"),
+    (["--budget-luts", "2000", "--weights", "x.fximg"],
+     "fixar-hw search: give --weights or --train-steps, not both"),
+    (["--budget-luts", "100"], "fixar-hw search: no configuration fits the budget (luts 100); "
+                               "the cheapest need "),
+    (["--budget-cycles", "10"], "cycles (fixed:2:4)"),
+])
+def test_search_errors(tmp_path, capsys, extra, message):
+    out = tmp_path / "x"
+    assert main([*TINY, *extra, "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_search_bad_weight_images(tmp_path, capsys):
+    bad = tmp_path / "bad.fximg"
+    bad.write_bytes(b"not an image at all")
+    for path in (bad, tmp_path / "missing.fximg"):
+        assert main(["search", "--weights", str(path), "--budget-luts", "2000", "--out",
+                     str(tmp_path / "x"), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"fixar-hw search: {path}: ")
+    assert not (tmp_path / "x").exists()
+
+
+def test_search_bad_option_exits_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["search", "--budget-luts", "2000", "--method", "sa"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'sa'" in capsys.readouterr().err
