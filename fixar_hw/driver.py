@@ -30,6 +30,7 @@ returns equal the NumPy fixed-point run bit for bit.
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -79,29 +80,29 @@ class CoreError(RuntimeError):
         super().__init__(f"the core stopped on a fault: {cause}{where}")
 
 
-class Transport:
+class Transport(ABC):
     """How a :class:`FixarDriver` reaches a core (subclasses implement the four accesses)."""
 
+    @abstractmethod
     def csr_read(self, offset: int) -> int:
         """Read the control register at word ``offset``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def csr_write(self, offset: int, value: int) -> None:
         """Write the control register at word ``offset``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def mem_write(self, addr: int, words: Sequence[int]) -> None:
         """Write 32-bit ``words`` to the DMA's memory from bus word address ``addr``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def mem_read(self, addr: int, count: int) -> list[int]:
         """Read ``count`` 32-bit words of the DMA's memory from bus word address ``addr``."""
-        raise NotImplementedError
 
-    def idle(self, cycles: int) -> None:
+    def idle(self, cycles: int) -> None:  # noqa: B027 (optional: most transports need none)
         """Let about ``cycles`` clock cycles pass while polling (default: nothing)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional)
         """Release the transport."""
 
 
