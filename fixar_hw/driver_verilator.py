@@ -32,6 +32,7 @@ from .array_verilator import _sources_digest
 from .config import CoreConfig
 from .driver import Transport
 from .export import (
+    _atomic_write_text,
     _compiler_version,
     _failure,
     _make_flags,
@@ -75,18 +76,6 @@ def _cache_base() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")) / "fixar-hw"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def core_verilog(config: CoreConfig) -> str:
     """The Verilog of ``FixarCore(config)`` as module :data:`TOP`, with its documenting header.
 
@@ -108,7 +97,8 @@ def core_verilog(config: CoreConfig) -> str:
 
     core = FixarCore(config)
     text = core.verilog_header(TOP) + to_verilog(core, name=TOP)
-    _atomic_write(path, text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(path, text)
     return text
 
 
