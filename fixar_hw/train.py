@@ -106,7 +106,7 @@ def run_training(config: DDPGConfig, env: str, steps: int, out_dir: str | os.Pat
     progress : bool
         Show a tqdm progress bar (on stderr).
     make_agent : callable, optional
-        Builds the agent (:func:`sw_model.ddpg.train`), e.g. :func:`sim_agent_factory`'s.
+        Builds the agent (:func:`sw_model.ddpg.train`), e.g. :func:`core_agent_factory`'s.
     """
     from tqdm import tqdm
 
