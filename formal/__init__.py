@@ -25,6 +25,7 @@ def jobs() -> list[ProofJob]:
         row_unit,
         scheduler,
         sequencer,
+        soc,
         sp2,
         update,
         vector,
@@ -32,7 +33,7 @@ def jobs() -> list[ProofJob]:
 
     return [*mac.JOBS, *sp2.JOBS, *row_unit.JOBS, *pe.JOBS, *activation.JOBS, *aap.JOBS,
             *prng.JOBS, *update.JOBS, *vector.JOBS, *scheduler.JOBS, *sequencer.JOBS,
-            *bridges.JOBS, *csr.JOBS, *dma.JOBS]
+            *bridges.JOBS, *csr.JOBS, *dma.JOBS, *soc.JOBS]
 
 
 def select(patterns: list[str] | tuple[str, ...] = ()) -> list[ProofJob]:
