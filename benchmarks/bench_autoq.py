@@ -1,28 +1,39 @@
 """Benchmark: automated mixed-precision search (PPO vs HAQ-style DDPG vs uniform widths).
 
-Part 1, Pendulum: a float64 DDPG actor is trained (seeded), and its uniform fixed-point
-16-bit configuration (w16/a16 in every layer) is the reference. For budgets at a fraction of
-the reference's cost, :func:`sw_model.autoq.ppo_search` and
-:func:`sw_model.autoq.haq_ddpg_search` (the same number of evaluated configurations) and
-:func:`sw_model.autoq.uniform_baseline` (every uniform configuration) search with the proxy
-reward; each best fitting configuration is then run on Pendulum (the same seeded episodes for
-all). Printed per budget and method: cost (LUTs, DSPs, weight bits), proxy error, real return,
-return loss against the float actor and against uniform 16-bit, cost reduction against uniform
-16-bit and the search's wall time (median of ``--repeat`` runs with the same seed). Then, per
-method, the cheapest evaluated configuration (by LUTs, then DSPs, then weight bits) whose
-return is within 2% of uniform 16-bit's, with its cost reduction.
+Part 1, Pendulum: a float64 DDPG agent is trained (seeded); its actor is searched. The cost
+model is the layer-pipelined mapping (one engine per layer, 16 lanes in all, shared out by
+MACs; :mod:`sw_model.cost`), and uniform fixed-point 16-bit (w16/a16 in every layer) is the
+reference. The search quality is the real return of 5 seeded episodes
+(:class:`sw_model.autoq.ReturnEvaluator`, log-scale reward, penalty 10 per fraction over
+budget). For budgets at a fraction of the reference's cost, :func:`sw_model.autoq.ppo_search`
+(started from the best uniform configuration: the 125 uniform configurations are scored
+first), :func:`sw_model.autoq.haq_ddpg_search` (as many evaluated configurations) and
+:func:`sw_model.autoq.uniform_baseline` (every uniform configuration) search; each best
+fitting configuration is also run on 10 held-out episodes (another seed). Printed per budget
+and method: cost (LUTs, DSPs, weight bits), return on the search episodes and held out,
+held-out return loss against the float actor and against uniform 16-bit, cost reductions
+against uniform 16-bit and the search's wall time (median of ``--repeat`` runs with the same
+seed). Then, per method, the cheapest evaluated configuration (by LUTs, then DSPs, then
+weight bits) whose search return is within 2% of uniform 16-bit's, with its held-out loss.
 
-Part 2, FIXAR size (actor 17-400-300-6): no trained weights of that size exist in the
-repository, so the weights are synthetic (Student-t with 4 degrees of freedom, scaled to a
-standard deviation of ``1/sqrt(fan_in)``; biases ``N(0, 0.1**2)``) and the states standard
-normal; proxy reward only. PPO vs HAQ: cost and proxy error at the same budget, and time.
+Also in part 1: the proxies' Spearman rank correlation with the real return over 30 random
+configurations (:func:`sw_model.autoq.validate_proxy`: ``mse``, ``rel`` and ``q_drop`` with
+the trained critic); the same budgets on the shared mapping (one 16-lane engine per kind),
+PPO against uniform only; and the critic: its cost and relative Q error (:func:`
+sw_model.autoq.critic_evaluator`) with each method's actor configuration applied layer by
+layer, and a PPO search of the critic's own layers (quality: the relative Q error) against
+the best uniform critic configuration at the same budgets.
 
-The cost model (:mod:`sw_model.cost`) has one engine of 16 lanes per distinct kind, so LUTs
-and DSPs do not depend on the layer sizes, only on the kinds used; weight bits do.
+Part 2, FIXAR size (actor 17-400-300-6, 64 lanes in all): no trained weights of that size
+exist in the repository, so the weights are synthetic (Student-t with 4 degrees of freedom,
+scaled to a standard deviation of ``1/sqrt(fan_in)``; biases ``N(0, 0.1**2)``) and the states
+standard normal; the quality is the ``rel`` proxy (squared action error normalised per
+output), log-scale reward. PPO vs HAQ vs uniform: cost and proxy error at the same budget, and
+time.
 
 Reproduce with::
 
-    python benchmarks/bench_autoq.py                  # full (a few minutes)
+    python benchmarks/bench_autoq.py                  # full (about 15 minutes on 2 cores)
     python benchmarks/bench_autoq.py --quick --repeat 1
 """
 
@@ -40,17 +51,27 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fixar_hw.search import REFERENCE, calibration_states, choice_text, float_return, train_actor
+from fixar_hw.search import REFERENCE, calibration_states, choice_text, float_return, train_agent
 from sw_model.autoq import (
     Budget,
+    ProxyEvaluator,
     QuantEnv,
+    ReturnEvaluator,
     SearchResult,
+    actor_layers,
+    actor_shapes,
+    critic_evaluator,
     haq_ddpg_search,
     ppo_search,
     return_quality,
     uniform_baseline,
+    validate_proxy,
 )
 from sw_model.cost import Cost, CostModel
+
+PENALTY = 10.0
+#: The reduced grid of ``--quick`` (15 kinds instead of 125).
+QUICK_GRID = {"w_bits": {"fixed": (4, 8, 16), "sp2": (2, 4)}, "a_bits": (4, 8, 16)}
 
 
 def timed(fn: Callable[[QuantEnv], SearchResult], make_env: Callable[[], QuantEnv],
@@ -92,113 +113,193 @@ def budgets(ref: Cost, fracs) -> list[tuple[str, Budget]]:
 
 
 def run_methods(make_env: Callable[[], QuantEnv], iterations: int, per_iter: int, repeat: int,
-                seed: int) -> dict[str, tuple[SearchResult, float]]:
-    n = iterations * per_iter
-    return {
-        "ppo": timed(lambda env: ppo_search(env, iterations=iterations,
-                                            episodes_per_iter=per_iter, seed=seed),
-                     make_env, repeat),
-        "haq": timed(lambda env: haq_ddpg_search(env, episodes=n, warmup=min(20, n // 4),
-                                                 seed=seed), make_env, repeat),
-        "uniform": timed(uniform_baseline, make_env, repeat),
+                seed: int, methods=("ppo", "haq", "uniform")
+                ) -> dict[str, tuple[SearchResult, float]]:
+    probe = make_env()
+    n = len(probe.actions) + iterations * per_iter  # as many evaluations as PPO
+    fns = {
+        "ppo": lambda env: ppo_search(env, iterations=iterations, episodes_per_iter=per_iter,
+                                      seed=seed, init="uniform"),
+        "haq": lambda env: haq_ddpg_search(env, episodes=n, warmup=min(20, n // 4), seed=seed),
+        "uniform": uniform_baseline,
     }
+    return {m: timed(fns[m], make_env, repeat) for m in methods}
 
 
-def pendulum(args: argparse.Namespace, model: CostModel) -> None:
+def pendulum(args: argparse.Namespace) -> None:
     quick = args.quick
     hidden = (16, 16) if quick else (64, 64)
     steps = args.steps or (1500 if quick else 10000)
-    n_states, episodes = (64, 2) if quick else (256, 5)
-    iterations, per_iter = (4, 8) if quick else (30, 32)
+    n_states, episodes, held_episodes = (64, 2, 2) if quick else (256, 5, 10)
+    iterations, per_iter = (3, 8) if quick else (15, 32)
     fracs = (0.7,) if quick else (0.5, 0.7)
-    seed = 0
+    n_valid = 4 if quick else 30
+    seed, held_seed = 0, 2
+    model = CostModel.load(lanes=16, mapping="pipelined")
+    shared = CostModel.load(lanes=16, mapping="shared")
     t0 = time.perf_counter()
-    weights = train_actor(steps, seed, hidden=hidden)
+    agent = train_agent(steps, seed, hidden=hidden)
+    weights = agent["actor"]
     t_train = time.perf_counter() - t0
     states = calibration_states(weights, n_states, seed)
     f_ret = float_return(weights, episodes=episodes, seed=seed)
-    returns: dict[tuple, float] = {}
+    f_held = float_return(weights, episodes=held_episodes, seed=held_seed)
+    evaluate = ReturnEvaluator(weights, states, episodes=episodes, seed=seed)
+    held: dict[tuple, float] = {}
 
-    def ret(choices) -> float:
+    def held_ret(choices) -> float:
         key = tuple(choices)
-        if key not in returns:
-            returns[key] = return_quality(weights, key, states, episodes=episodes, seed=seed)
-        return returns[key]
+        if key not in held:
+            held[key] = return_quality(weights, key, states, episodes=held_episodes,
+                                       seed=held_seed)
+        return held[key]
 
-    probe = QuantEnv.from_actor(weights, states, cost_model=model, budget=Budget(luts=1.0),
-                                bonus=0.0)
+    grid = QUICK_GRID if quick else {}
+
+    def env_for(budget: Budget, cost_model: CostModel = model) -> QuantEnv:
+        return QuantEnv.from_actor(weights, states, cost_model=cost_model, budget=budget,
+                                   evaluate=evaluate, shaping="log", penalty=PENALTY, bonus=0.0,
+                                   **grid)
+
+    probe = env_for(Budget(luts=1.0))
     ref_choices = (REFERENCE,) * probe.n_layers
     ref_cost = probe.cost(ref_choices)
-    ref_q = probe.evaluate(ref_choices)
-    ref_ret = ret(ref_choices)
+    ref_ret = probe.score(ref_choices).quality
+    ref_held = held_ret(ref_choices)
     arch = "-".join(str(s.fan_in) for s in probe.shapes) + f"-{probe.shapes[-1].fan_out}"
     print(f"Part 1: Pendulum, float64 DDPG actor {arch}, {steps} training steps (seed {seed}, "
-          f"{t_train:.1f} s); {model.lanes} lanes per engine")
-    print(f"proxy: {n_states} calibration states; returns: mean of {episodes} seeded episodes; "
-          f"searches: PPO {iterations} x {per_iter} episodes, HAQ {iterations * per_iter} "
-          f"episodes, uniform {len(probe.actions)} configurations; times: median of "
-          f"{args.repeat}")
-    print(f"float actor return {f_ret:.1f}; uniform fixed 16/16: {ref_cost.luts:.0f} LUTs, "
-          f"{ref_cost.dsps:.0f} DSPs, {ref_cost.mem_bits} weight bits, {ref_cost.cycles} "
-          f"cycles, proxy MSE {-ref_q:.2g}, return {ref_ret:.1f} "
-          f"({loss(ref_ret, f_ret):+.1f}% vs float)")
+          f"{t_train:.1f} s); pipelined mapping, {model.lanes} lanes in all, per layer "
+          f"{model.allocate(probe.shapes)}")
+    print(f"quality: mean return of {episodes} seeded episodes (seed {seed}), log-scale reward, "
+          f"penalty {PENALTY:g}; held out: {held_episodes} episodes (seed {held_seed}); "
+          f"searches: PPO {len(probe.actions)} uniform + {iterations} x {per_iter} episodes, "
+          f"HAQ {len(probe.actions) + iterations * per_iter} episodes, uniform "
+          f"{len(probe.actions)} configurations; times: median of {args.repeat}")
+    print(f"float actor return {f_ret:.1f} (held out {f_held:.1f}); uniform fixed 16/16: "
+          f"{ref_cost.luts:.0f} LUTs, {ref_cost.dsps:.0f} DSPs, {ref_cost.mem_bits} weight bits, "
+          f"{ref_cost.cycles} cycles, return {ref_ret:.1f} (held out {ref_held:.1f}, "
+          f"{loss(ref_held, f_held):+.1f}% vs float)")
+
+    print()
+    print(f"Proxy validation: Spearman rho of each proxy with the return ({episodes} seeded "
+          f"episodes) over {n_valid} random configurations")
+    for metric in ("mse", "rel", "q_drop"):
+        v = validate_proxy(weights, states, n_configs=n_valid, episodes=episodes, seed=seed,
+                           metric=metric, critic=agent, **grid)
+        print(f"  {metric:7} rho = {v.rho:+.3f}")
+
     print()
     head = (f"{'budget':24} {'method':7} {'LUTs':>6} {'DSPs':>4} {'mem bits':>8} "
-            f"{'proxy MSE':>9} {'return':>8} {'loss/fl':>8} {'loss/16':>8} {'LUT red':>7} "
+            f"{'return':>8} {'held':>8} {'loss/fl':>8} {'loss/16':>8} {'LUT red':>7} "
             f"{'DSP red':>7} {'mem red':>7} {'time s':>6}  choices")
     print(head)
     print("-" * len(head))
     cheap_rows = []
+    best_actor: dict[tuple[str, str], tuple] = {}
     for label, budget in budgets(ref_cost, fracs):
-        def make_env(budget: Budget = budget) -> QuantEnv:
-            return QuantEnv.from_actor(weights, states, cost_model=model, budget=budget,
-                                       bonus=0.0)
-
-        results = run_methods(make_env, iterations, per_iter, args.repeat, seed)
+        results = run_methods(lambda b=budget: env_for(b), iterations, per_iter, args.repeat,
+                              seed)
         for method, (res, secs) in results.items():
             name = "uniform*" if method == "uniform" else method
             if res.best_choices is None:
                 print(f"{label:24} {name:7} nothing fitting among {len(res.history)} "
                       f"evaluated ({secs:.2f} s)")
             else:
-                c, r = res.best_cost, ret(res.best_choices)
+                best_actor[label, name] = res.best_choices
+                c, r, h = res.best_cost, res.best_quality, held_ret(res.best_choices)
                 print(f"{label:24} {name:7} {c.luts:6.0f} {c.dsps:4.0f} {c.mem_bits:8d} "
-                      f"{-res.best_quality:9.2g} {r:8.1f} {loss(r, f_ret):+7.1f}% "
-                      f"{loss(r, ref_ret):+7.1f}% {pct(c.luts, ref_cost.luts):6.1f}% "
+                      f"{r:8.1f} {h:8.1f} {loss(h, f_held):+7.1f}% "
+                      f"{loss(h, ref_held):+7.1f}% {pct(c.luts, ref_cost.luts):6.1f}% "
                       f"{pct(c.dsps, ref_cost.dsps):6.1f}% "
                       f"{pct(c.mem_bits, ref_cost.mem_bits):6.1f}% {secs:6.2f}  "
                       f"{short(res.best_choices)}")
-            # the cheapest evaluated configuration within 2% of uniform 16-bit's return
             unique = {ep.choices: ep for ep in res.history}.values()
             order = sorted(unique, key=lambda e: (e.cost.luts, e.cost.dsps, e.cost.mem_bits))
-            tried = 0
-            found = None
-            for ep in order:
-                tried += 1
-                if loss(ret(ep.choices), ref_ret) <= 2.0:
-                    found = ep
-                    break
-            cheap_rows.append((label, name, found, tried, len(order)))
-    print("(uniform*: the best uniform configuration that fits the same budget)")
+            found = next((ep for ep in order if loss(ep.quality, ref_ret) <= 2.0), None)
+            cheap_rows.append((label, name, found, len(order)))
+    print("(uniform*: the best uniform configuration that fits the same budget; return: the "
+          "search's episodes; held: held-out episodes; losses use the held-out returns)")
     print()
-    print("Cheapest evaluated configuration (by LUTs, then DSPs, then weight bits) whose return "
-          "is within 2% of uniform 16-bit's")
+    print("Cheapest evaluated configuration (by LUTs, then DSPs, then weight bits) whose search "
+          "return is within 2% of uniform 16-bit's")
     head2 = (f"{'search (budget)':24} {'method':7} {'LUTs':>6} {'DSPs':>4} {'mem bits':>8} "
-             f"{'return':>8} {'loss/16':>8} {'LUT red':>7} {'DSP red':>7} {'mem red':>7} "
-             f"{'checked':>9}  choices")
+             f"{'return':>8} {'held':>8} {'held/16':>8} {'LUT red':>7} {'DSP red':>7} "
+             f"{'mem red':>7} {'unique':>6}  choices")
     print(head2)
     print("-" * len(head2))
-    for label, name, ep, tried, total in cheap_rows:
+    for label, name, ep, total in cheap_rows:
         if ep is None:
             print(f"{label:24} {name:7} none of {total} evaluated configurations")
             continue
-        c, r = ep.cost, ret(ep.choices)
-        print(f"{label:24} {name:7} {c.luts:6.0f} {c.dsps:4.0f} {c.mem_bits:8d} {r:8.1f} "
-              f"{loss(r, ref_ret):+7.1f}% {pct(c.luts, ref_cost.luts):6.1f}% "
-              f"{pct(c.dsps, ref_cost.dsps):6.1f}% {pct(c.mem_bits, ref_cost.mem_bits):6.1f}% "
-              f"{f'{tried}/{total}':>9}  {short(ep.choices)}")
-    print("(checked: configurations whose return was measured, cheapest first, of the unique "
-          "ones the method evaluated; the budget only steers the search, these need not fit it)")
+        c, h = ep.cost, held_ret(ep.choices)
+        print(f"{label:24} {name:7} {c.luts:6.0f} {c.dsps:4.0f} {c.mem_bits:8d} "
+              f"{ep.quality:8.1f} {h:8.1f} {loss(h, ref_held):+7.1f}% "
+              f"{pct(c.luts, ref_cost.luts):6.1f}% {pct(c.dsps, ref_cost.dsps):6.1f}% "
+              f"{pct(c.mem_bits, ref_cost.mem_bits):6.1f}% {total:>6}  {short(ep.choices)}")
+    print("(the budget only steers the search; these need not fit it. held/16: held-out loss "
+          "against uniform 16-bit's held-out return)")
+
+    # the shared mapping, for comparison
+    s_ref = shared.network_cost(probe.shapes, ref_choices)
+    print()
+    print(f"Shared mapping (one {shared.lanes}-lane engine per kind): uniform fixed 16/16 "
+          f"{s_ref.luts:.0f} LUTs, {s_ref.dsps:.0f} DSPs; best fitting return, one run each")
+    for label, budget in budgets(s_ref, fracs):
+        results = run_methods(lambda b=budget: env_for(b, shared), iterations, per_iter, 1, seed,
+                              methods=("ppo", "uniform"))
+        parts = []
+        for method, (res, _) in results.items():
+            if res.best_choices is None:
+                parts.append(f"{method} -")
+            else:
+                parts.append(f"{method} {res.best_quality:8.1f} ({res.best_cost.luts:.0f} LUTs, "
+                             f"{res.best_cost.dsps:.0f} DSPs, {short(res.best_choices)})")
+        print(f"  {label:24} " + "; ".join(parts))
+
+    critic_part(agent, states, best_actor, model, iterations, per_iter, fracs, grid)
+
+
+def critic_part(agent, states, best_actor, model: CostModel, iterations: int, per_iter: int,
+                fracs, grid) -> None:
+    """The critic: its cost and Q error under the actor's configurations, and its own search."""
+    critic = agent["critic"]
+    ev = critic_evaluator(agent, states)
+    shapes = actor_shapes(critic)
+    mats = [w for w, _ in actor_layers(critic)]
+    ref_choices = (REFERENCE,) * len(shapes)
+    ref = model.network_cost(shapes, ref_choices)
+
+    def rms(choices) -> float:
+        return float(np.sqrt(-ev(choices)))
+
+    arch = "-".join(str(s.fan_in) for s in shapes) + f"-{shapes[-1].fan_out}"
+    print()
+    print(f"Critic {arch} (pipelined, lanes {model.allocate(shapes)}): relative Q error = RMS of "
+          f"(Q_quant - Q_float) / std(Q_float) on the calibration states with the float actor's "
+          f"actions; uniform fixed 16/16: {ref.luts:.0f} LUTs, {ref.dsps:.0f} DSPs, "
+          f"{ref.mem_bits} weight bits, Q error {rms(ref_choices):.2%}")
+    print("  the actor's best configurations applied to the critic layer by layer:")
+    for (label, name), choices in best_actor.items():
+        if len(choices) != len(shapes):
+            continue
+        c = model.network_cost(shapes, choices)
+        print(f"  {label:24} {name:8} {c.luts:6.0f} LUTs {c.dsps:3.0f} DSPs {c.mem_bits:7d} bits  "
+              f"Q error {rms(choices):7.2%}  {short(choices)}")
+    print("  searching the critic's own layers (quality: -(relative Q error)**2, log-scale):")
+    for label, budget in budgets(ref, fracs):
+        def make_env(b: Budget = budget) -> QuantEnv:
+            return QuantEnv(shapes, mats, cost_model=model, budget=b, evaluate=ev,
+                            shaping="log", penalty=PENALTY, bonus=0.0, **grid)
+
+        results = run_methods(make_env, iterations, per_iter, 1, 0, methods=("ppo", "uniform"))
+        for method, (res, secs) in results.items():
+            if res.best_choices is None:
+                print(f"  {label:24} {method:8} nothing fitting")
+                continue
+            c = res.best_cost
+            print(f"  {label:24} {method:8} {c.luts:6.0f} LUTs {c.dsps:3.0f} DSPs "
+                  f"{c.mem_bits:7d} bits  Q error {rms(res.best_choices):7.2%}  {secs:5.1f} s  "
+                  f"{short(res.best_choices)}")
 
 
 def synthetic_actor(sizes, seed: int) -> dict[str, np.ndarray]:
@@ -212,45 +313,55 @@ def synthetic_actor(sizes, seed: int) -> dict[str, np.ndarray]:
     return out
 
 
-def fixar_size(args: argparse.Namespace, model: CostModel) -> None:
+def fixar_size(args: argparse.Namespace) -> None:
     quick = args.quick
     sizes = (17, 400, 300, 6)
+    lanes = 64
+    model = CostModel.load(lanes=lanes, mapping="pipelined")
     n_states = 64 if quick else 256
-    iterations, per_iter = (3, 8) if quick else (20, 32)
+    iterations, per_iter = (2, 8) if quick else (20, 32)
     fracs = (0.7,) if quick else (0.5, 0.7)
     weights = synthetic_actor(sizes, 0)
     states = np.random.default_rng(1).standard_normal((n_states, sizes[0]))
-    probe = QuantEnv.from_actor(weights, states, cost_model=model, budget=Budget(luts=1.0))
+    evaluate = ProxyEvaluator(weights, states, metric="rel")
+
+    grid = QUICK_GRID if quick else {}
+
+    def env_for(budget: Budget) -> QuantEnv:
+        return QuantEnv.from_actor(weights, states, cost_model=model, budget=budget,
+                                   evaluate=evaluate, shaping="log", penalty=PENALTY, bonus=0.0,
+                                   **grid)
+
+    probe = env_for(Budget(luts=1.0))
     ref_choices = (REFERENCE,) * probe.n_layers
     ref_cost = probe.cost(ref_choices)
     print()
     print(f"Part 2: FIXAR-size actor {'-'.join(map(str, sizes))}, synthetic weights (Student-t, "
-          f"4 dof, std 1/sqrt(fan_in)), {n_states} standard-normal states, proxy reward only; "
-          f"PPO {iterations} x {per_iter} episodes vs HAQ {iterations * per_iter} episodes; "
-          f"times: median of {args.repeat}")
+          f"4 dof, std 1/sqrt(fan_in)), {n_states} standard-normal states; pipelined, {lanes} "
+          f"lanes {model.allocate(probe.shapes)}; quality: the 'rel' proxy (log-scale reward); "
+          f"PPO {len(probe.actions)} uniform + {iterations} x {per_iter} episodes vs HAQ "
+          f"{len(probe.actions) + iterations * per_iter} episodes; times: median of "
+          f"{args.repeat}")
     print(f"uniform fixed 16/16: {ref_cost.luts:.0f} LUTs, {ref_cost.dsps:.0f} DSPs, "
-          f"{ref_cost.mem_bits} weight bits, proxy MSE {-probe.evaluate(ref_choices):.2g}")
+          f"{ref_cost.mem_bits} weight bits, rel error {-probe.evaluate(ref_choices):.2g}")
     head = (f"{'budget':24} {'method':7} {'LUTs':>6} {'DSPs':>4} {'mem bits':>8} "
-            f"{'proxy MSE':>9} {'LUT red':>7} {'mem red':>7} {'fitting':>9} {'time s':>6}  "
-            f"choices")
+            f"{'rel err':>9} {'LUT red':>7} {'DSP red':>7} {'mem red':>7} {'fitting':>9} "
+            f"{'time s':>6}  choices")
     print(head)
     print("-" * len(head))
     for label, budget in budgets(ref_cost, fracs):
-        def make_env(budget: Budget = budget) -> QuantEnv:
-            return QuantEnv.from_actor(weights, states, cost_model=model, budget=budget,
-                                       bonus=0.0)
-
-        results = run_methods(make_env, iterations, per_iter, args.repeat, 0)
+        results = run_methods(lambda b=budget: env_for(b), iterations, per_iter, args.repeat, 0)
         for method, (res, secs) in results.items():
             name = "uniform*" if method == "uniform" else method
             n_fit = sum(ep.fits for ep in res.history)
             fit = f"{n_fit}/{len(res.history)}"
             if res.best_choices is None:
-                print(f"{label:24} {name:7} nothing fitting {fit:>47} {secs:6.2f}")
+                print(f"{label:24} {name:7} nothing fitting {fit:>55} {secs:6.2f}")
                 continue
             c = res.best_cost
             print(f"{label:24} {name:7} {c.luts:6.0f} {c.dsps:4.0f} {c.mem_bits:8d} "
                   f"{-res.best_quality:9.2g} {pct(c.luts, ref_cost.luts):6.1f}% "
+                  f"{pct(c.dsps, ref_cost.dsps):6.1f}% "
                   f"{pct(c.mem_bits, ref_cost.mem_bits):6.1f}% {fit:>9} {secs:6.2f}  "
                   f"{short(res.best_choices)}")
     print("(fitting: evaluated configurations within the budget; HAQ enforces the budget on "
@@ -263,14 +374,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of each search for the median time (default 3)")
     parser.add_argument("--steps", type=int, default=None,
-                        help="training steps of the Pendulum actor (default 10000)")
+                        help="training steps of the Pendulum agent (default 10000)")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error(f"--repeat must be at least 1, not {args.repeat}")
     start = time.perf_counter()
-    model = CostModel.load(lanes=16)
-    pendulum(args, model)
-    fixar_size(args, model)
+    pendulum(args)
+    fixar_size(args)
     print()
     print(f"total {time.perf_counter() - start:.1f} s")
     print("reproduce: python benchmarks/bench_autoq.py")

@@ -1,17 +1,20 @@
 """Benchmark: sw_model.cost's predictions against full synthesis of whole configurations.
 
-For each configuration (a network with a scheme and widths per layer), the hardware that
-:class:`sw_model.cost.CostModel` prices is built for real: one
-:class:`fixar_hw.row_unit.MixedRowUnit` with ``lanes`` lanes per distinct kind
-``(scheme, w_bits, a_bits)``, each synthesized with pyosys ``synth_ecp5``
-(:func:`fixar_hw.synth.resources`, in a child process as ``build_cost_tables.py`` does) and
-summed. Prints measured and predicted LUTs and DSPs and the relative errors
-``(predicted - measured) / measured``, with the model's cycles and weight bits.
+For each configuration (a network with a scheme and widths per layer) and mapping, the
+hardware that :class:`sw_model.cost.CostModel` prices is built for real: on the shared mapping
+one :class:`fixar_hw.row_unit.MixedRowUnit` with ``lanes`` lanes per distinct kind
+``(scheme, w_bits, a_bits)``; on the pipelined mapping one per layer, with the lanes of
+:meth:`~sw_model.cost.CostModel.allocate` (``lanes`` in all). Each engine is synthesized with
+pyosys ``synth_ecp5`` (:func:`fixar_hw.synth.resources`, in a child process as
+``build_cost_tables.py`` does) and the counts summed. Prints measured and predicted LUTs and
+DSPs and the relative errors ``(predicted - measured) / measured``, with the model's cycles
+and weight bits.
 
 The model comes from the packaged table (``sw_model/cost_tables.json``), measured at 2 and 8
 lanes; these configurations use 16 lanes (7 with ``--quick``) and widths between the measured
 ones (fixed 5, 7 and 9 bits), so they test the extrapolation in lanes and the interpolation in
-widths as well as the sharing rule.
+widths as well as the sharing rule; the pipelined ones have engines of 1 and 15 lanes (1 and
+7 with ``--quick``).
 
 Reproduce with::
 
@@ -45,14 +48,25 @@ CONFIGS = {
         CRITIC, [LayerChoice(S, 11, 16), LayerChoice(F, 5, 6), LayerChoice(F, 9, 16)]),
 }
 QUICK = ("actor, fixed 8/16 + SP2 4/8",)
+#: Configurations measured on the pipelined mapping (one engine per layer).
+PIPELINED = ("actor, fixed 8/16 + SP2 4/8", "critic, fixed 7/12 + SP2 6/12 + SP2 3/8")
+QUICK_PIPELINED = ("actor, fixed 8/16 + SP2 4/8",)
 
 
-def measure(choices: list[LayerChoice], lanes: int) -> tuple[int, int] | None:
-    """Synthesized ``(luts, dsps)`` of one engine per distinct kind, summed; None if Yosys
-    failed on one of them (see ``build_cost_tables.py``: an ``abc9`` assertion on some lane
-    counts, e.g. 4 to 6 lanes of fixed 8/16)."""
+def engines(model: CostModel, shapes: list[LayerShape], choices: list[LayerChoice]
+            ) -> list[tuple[tuple[str, int, int], int]]:
+    """``(kind, lanes)`` of every engine that ``model`` prices for the configuration."""
+    if model.mapping == "shared":
+        return [(kind, model.lanes) for kind in dict.fromkeys(c.kind for c in choices)]
+    return [(c.kind, n) for c, n in zip(choices, model.allocate(shapes), strict=True)]
+
+
+def measure(units: list[tuple[tuple[str, int, int], int]]) -> tuple[int, int] | None:
+    """Synthesized ``(luts, dsps)`` of the engines, summed; None if Yosys failed on one of
+    them (see ``build_cost_tables.py``: an ``abc9`` assertion on some lane counts, e.g. 4 to
+    6 lanes of fixed 8/16)."""
     luts = dsps = 0
-    for kind in dict.fromkeys(c.kind for c in choices):
+    for kind, lanes in units:
         res = synth(*kind, lanes)
         if res is None:
             print(f"  synthesis of {lanes} lanes of {kind} failed (a Yosys error)",
@@ -72,30 +86,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one configuration, 7 lanes")
     parser.add_argument("--repeat", type=int, default=1, help="unused; for a uniform interface")
     parser.add_argument("--lanes", type=int, default=None,
-                        help="lanes per engine (default 16, 7 with --quick)")
+                        help="lanes per engine, or in all when pipelined (default 16, 7 with "
+                             "--quick)")
     parser.add_argument("--batch", type=int, default=64, help="batch for the cycle column")
     args = parser.parse_args(argv)
     lanes = args.lanes or (7 if args.quick else 16)
-    model = CostModel.load(lanes=lanes)
-    names = QUICK if args.quick else tuple(CONFIGS)
+    runs = [(CostModel.load(lanes=lanes), name) for name in (QUICK if args.quick else CONFIGS)]
+    runs += [(CostModel.load(lanes=lanes, mapping="pipelined"), name)
+             for name in (QUICK_PIPELINED if args.quick else PIPELINED)]
 
-    print(f"CostModel vs pyosys synth_ecp5, {lanes} lanes per engine, batch {args.batch}:")
-    print(f"{'configuration':<44} {'engines':>7} {'LUT meas':>9} {'LUT model':>10} {'err':>7}"
-          f" {'DSP meas':>9} {'DSP model':>10} {'err':>7} {'cycles':>9} {'weight bits':>12}")
+    print(f"CostModel vs pyosys synth_ecp5, {lanes} lanes per engine (shared) or in all "
+          f"(pipelined), batch {args.batch}:")
+    print(f"{'configuration':<44} {'mapping':>9} {'engines (lanes)':>16} {'LUT meas':>9} "
+          f"{'LUT model':>10} {'err':>7} {'DSP meas':>9} {'DSP model':>10} {'err':>7} "
+          f"{'cycles':>9} {'weight bits':>12}")
     worst = [0.0, 0.0]
     start = time.perf_counter()
-    for name in names:
+    for model, name in runs:
         shapes, choices = CONFIGS[name]
         cost = model.network_cost(shapes, choices, batch=args.batch)
-        measured = measure(choices, lanes)
-        engines = len(set(c.kind for c in choices))
+        units = engines(model, shapes, choices)
+        measured = measure(units)
+        eng = f"{len(units)} ({','.join(str(n) for _, n in units)})"
         if measured is None:
-            print(f"{name:<44} {engines:>7} {'Yosys error':>9}")
+            print(f"{name:<44} {model.mapping:>9} {eng:>16} {'Yosys error':>9}")
             continue
         m_lut, m_dsp = measured
-        print(f"{name:<44} {engines:>7} {m_lut:>9} {cost.luts:>10.0f} {_rel(cost.luts, m_lut):>7}"
-              f" {m_dsp:>9} {cost.dsps:>10.1f} {_rel(cost.dsps, m_dsp):>7} {cost.cycles:>9}"
-              f" {cost.mem_bits:>12}")
+        print(f"{name:<44} {model.mapping:>9} {eng:>16} {m_lut:>9} {cost.luts:>10.0f} "
+              f"{_rel(cost.luts, m_lut):>7} {m_dsp:>9} {cost.dsps:>10.1f} "
+              f"{_rel(cost.dsps, m_dsp):>7} {cost.cycles:>9} {cost.mem_bits:>12}")
         worst[0] = max(worst[0], abs(cost.luts - m_lut) / m_lut)
         worst[1] = max(worst[1], abs(cost.dsps - m_dsp) / m_dsp if m_dsp else 0.0)
     print(f"largest |relative error|: LUT {worst[0]:.1%}, DSP {worst[1]:.1%}"

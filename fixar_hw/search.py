@@ -2,31 +2,37 @@
 
 The actor comes from a weight image of ``fixar-hw train`` (:func:`load_actor`) or is trained
 here in float64 (:func:`train_actor`). Every layer gets a :class:`~sw_model.cost.LayerChoice`
-from :mod:`sw_model.autoq`'s PPO search, its HAQ-style DDPG baseline or the uniform
-baselines, priced by :class:`~sw_model.cost.CostModel` and scored by the proxy
-(:class:`~sw_model.autoq.ProxyEvaluator`: ``-mean((a_float - a_quant)**2)`` on calibration
-states). The run writes into its output directory:
+from :mod:`sw_model.autoq`'s PPO search (started from the best uniform configuration), its
+HAQ-style DDPG baseline or the uniform baselines, priced by :class:`~sw_model.cost.CostModel`
+(by default on the layer-pipelined mapping, one engine per layer) and scored, by default, by
+the real return of a fixed set of seeded episodes (:class:`~sw_model.autoq.ReturnEvaluator`,
+with a log-scale reward), or by a proxy on calibration states
+(:class:`~sw_model.autoq.ProxyEvaluator`). The run writes into its output directory:
 
 ``search.csv``
     Every evaluated configuration: ``method, episode``, one column per layer
     (``scheme:w_bits:a_bits``), ``luts, dsps, mem_bits, cycles, quality, usage, fits, reward``.
 ``cost_vs_quality.png``
-    Budget usage against the proxy's action error, per method, best points and the uniform
-    baselines marked.
+    Budget usage against the quality loss ``-quality`` (the lost reward, or the proxy error),
+    per method, best points and the uniform baselines marked.
 ``best.json``
-    Per method the best fitting configuration (highest proxy quality), its cost, proxy quality
-    and the real return (:func:`sw_model.autoq.return_quality`), with the float actor's and
-    uniform fixed 16/16's return and cost for reference.
+    Per method the best fitting configuration (highest quality), its cost, quality, the real
+    return of the search's episodes (:func:`sw_model.autoq.return_quality`) and of as many
+    held-out episodes, with the float actor's and uniform fixed 16/16's returns and cost for
+    reference.
 
 Seeds: the actor is trained with ``seed``; the calibration states are rollouts of the float
 actor (no noise) on the environment seeded with ``seed + 1``; returns use episodes of the
-environment seeded with ``seed``; the searches use ``seed``.
+environment seeded with ``seed`` (held-out returns: ``seed + 2``); the searches use ``seed``.
 
-Feasibility: with engines shared per kind, a configuration's LUTs and DSPs are at least those
-of the engine of any kind it uses, and its weight bits at least those of the same network with
-every layer at its narrowest weight width; so if a configuration fits, the uniform
-configuration of its kind with the narrowest weights fits too. :func:`check_feasible` therefore
-only tries the uniform configurations.
+Feasibility (:func:`check_feasible`): with engines shared per kind, a configuration's LUTs and
+DSPs are at least those of the engine of any kind it uses, and its weight bits at least those
+of the same network with every layer at its narrowest weight width; so if a configuration
+fits, the uniform configuration of its kind with the narrowest weights fits too, and only the
+uniform configurations are tried. On the pipelined mapping every resource is a sum over the
+layers (cycles do not depend on the choices), so each limit is checked against the sum of the
+per-layer minima; limits that are each reachable but not together are not detected, and then
+no method finds a fitting configuration.
 """
 
 from __future__ import annotations
@@ -45,7 +51,9 @@ import numpy as np
 from sw_model.autoq import (
     Budget,
     Episode,
+    ProxyEvaluator,
     QuantEnv,
+    ReturnEvaluator,
     SearchResult,
     actor_layers,
     haq_ddpg_search,
@@ -53,11 +61,12 @@ from sw_model.autoq import (
     return_quality,
     uniform_baseline,
 )
-from sw_model.cost import Cost, CostModel, LayerChoice
+from sw_model.cost import ALPHA_BITS, MAPPINGS, Cost, CostModel, LayerChoice
 from sw_model.envs import make
 
 __all__ = [
     "METHODS",
+    "QUALITIES",
     "REFERENCE",
     "SearchRun",
     "calibration_states",
@@ -69,6 +78,7 @@ __all__ = [
     "plot_cost_vs_quality",
     "run_search",
     "train_actor",
+    "train_agent",
     "write_csv",
 ]
 
@@ -76,6 +86,8 @@ __all__ = [
 METHODS: tuple[str, ...] = ("ppo", "haq", "uniform")
 #: The reference configuration: every layer fixed point, 16-bit weights and activations.
 REFERENCE = LayerChoice("fixed", 16, 16)
+#: Search qualities: the real return of seeded episodes, or the action-error proxy.
+QUALITIES: tuple[str, ...] = ("return", "proxy")
 
 
 def choice_text(c: LayerChoice) -> str:
@@ -111,10 +123,11 @@ def load_actor(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], str
     return actor, image.metadata.get("env", "pendulum")
 
 
-def train_actor(steps: int, seed: int, *, env: str = "pendulum",
+def train_agent(steps: int, seed: int, *, env: str = "pendulum",
                 hidden: Sequence[int] = (64, 64), progress: bool = False
-                ) -> dict[str, np.ndarray]:
-    """A float64 DDPG actor trained for ``steps`` environment steps (seeded).
+                ) -> dict[str, dict[str, np.ndarray]]:
+    """A float64 DDPG agent trained for ``steps`` environment steps (seeded): its weights
+    ``{"actor": {...}, "critic": {...}}``.
 
     Warm-up is ``min(1000, steps // 4)`` random steps, the batch ``min(64, warm-up)`` (at
     least 1), the discount 0.98.
@@ -132,7 +145,15 @@ def train_actor(steps: int, seed: int, *, env: str = "pendulum",
         result = train(config, env, steps, callback=lambda *_: bar.update(1))
     finally:
         bar.close()
-    return {k: np.asarray(v, dtype=np.float64) for k, v in result.agent.weights["actor"].items()}
+    return {net: {k: np.asarray(v, dtype=np.float64) for k, v in result.agent.weights[net].items()}
+            for net in ("actor", "critic")}
+
+
+def train_actor(steps: int, seed: int, *, env: str = "pendulum",
+                hidden: Sequence[int] = (64, 64), progress: bool = False
+                ) -> dict[str, np.ndarray]:
+    """The actor of :func:`train_agent`."""
+    return train_agent(steps, seed, env=env, hidden=hidden, progress=progress)["actor"]
 
 
 def _float_forward(layers: Sequence[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
@@ -184,20 +205,51 @@ def float_return(weights: Mapping[str, Any], *, env: str = "pendulum", episodes:
     return _rollouts(weights, env, episodes, seed)[1]
 
 
+def _layer_minima(env: QuantEnv, model: CostModel) -> dict[str, tuple[float, list[LayerChoice]]]:
+    """Pipelined mapping: per resource, the sum of the per-layer minima and the choices."""
+    lanes = model.allocate(env.shapes)
+    out: dict[str, tuple[float, list[LayerChoice]]] = {}
+    for name in ("luts", "dsps", "mem_bits"):
+        total, picks = 0.0, []
+        for shape, n in zip(env.shapes, lanes, strict=True):
+            def part(c: LayerChoice, shape: Any = shape, n: int = n, name: str = name) -> float:
+                if name == "mem_bits":
+                    return shape.weights * c.w_bits + shape.fan_out * ALPHA_BITS
+                return model.engine(*c.kind, lanes=n)[0 if name == "luts" else 1]
+            best = min(env.actions, key=part)
+            total += part(best)
+            picks.append(best)
+        out[name] = (total, picks)
+    cycles = env.cost((env.actions[0],) * env.n_layers).cycles
+    out["cycles"] = (cycles, [env.actions[0]] * env.n_layers)
+    return out
+
+
 def check_feasible(env: QuantEnv) -> None:
     """Raise ``ValueError`` (with the cheapest costs) if no configuration fits the budget.
 
-    See the module docs: some configuration fits exactly when a uniform one does.
+    See the module docs: on the shared mapping (or any cost model without ``allocate``), some
+    configuration fits exactly when a uniform one does; on the pipelined mapping, each limit
+    is compared with the sum of the per-layer minima of its resource.
     """
-    uniform = [env.score((c,) * env.n_layers) for c in env.actions]
-    if any(ep.fits for ep in uniform):
-        return
-    parts = []
-    for name, unit in (("luts", "LUTs"), ("dsps", "DSPs"), ("mem_bits", "weight memory bits"),
-                       ("cycles", "cycles")):
-        ep = min(uniform, key=lambda e, n=name: (getattr(e.cost, n), e.usage))
-        parts.append(f"{getattr(ep.cost, name):g} {unit} ({choice_text(ep.choices[0])})")
+    model = env.cost_model
     limits = ", ".join(f"{k} {v:g}" for k, v in env.budget.limits.items())
+    units = (("luts", "LUTs"), ("dsps", "DSPs"), ("mem_bits", "weight memory bits"),
+             ("cycles", "cycles"))
+    if isinstance(model, CostModel) and model.mapping == "pipelined":
+        minima = _layer_minima(env, model)
+        if all(minima[n][0] <= lim for n, lim in env.budget.limits.items()):
+            return
+        parts = [f"{minima[n][0]:g} {unit} ({' '.join(map(choice_text, minima[n][1]))})"
+                 for n, unit in units]
+    else:
+        uniform = [env.score((c,) * env.n_layers) for c in env.actions]
+        if any(ep.fits for ep in uniform):
+            return
+        parts = []
+        for name, unit in units:
+            ep = min(uniform, key=lambda e, n=name: (getattr(e.cost, n), e.usage))
+            parts.append(f"{getattr(ep.cost, name):g} {unit} ({choice_text(ep.choices[0])})")
     raise ValueError(f"no configuration fits the budget ({limits}); the cheapest need "
                      f"{', '.join(parts)}")
 
@@ -216,6 +268,8 @@ class SearchRun:
         Uniform fixed 16/16.
     returns : dict of str to float or None
         Real return of each method's best configuration (None if nothing fitted).
+    heldout : dict of str to float or None
+        The same on the held-out episodes.
     float_return, reference_return : float
     best : dict
         The contents of ``best.json``.
@@ -228,6 +282,7 @@ class SearchRun:
     float_return: float
     reference_return: float
     best: dict[str, Any] = field(default_factory=dict)
+    heldout: dict[str, float | None] = field(default_factory=dict)
 
 
 def write_csv(path: str | os.PathLike[str], env: QuantEnv,
@@ -248,7 +303,7 @@ def write_csv(path: str | os.PathLike[str], env: QuantEnv,
 
 def plot_cost_vs_quality(path: str | os.PathLike[str], results: Mapping[str, SearchResult],
                          uniform: SearchResult, reference: Episode, title: str) -> None:
-    """Budget usage against the proxy's action error (log scale), per method (matplotlib,
+    """Budget usage against the quality loss ``-quality`` (log scale), per method (matplotlib,
     Agg backend): hollow markers over budget, a star at each method's best, crosses for the
     uniform configurations, a square for uniform fixed 16/16."""
     import matplotlib
@@ -286,7 +341,7 @@ def plot_cost_vs_quality(path: str | os.PathLike[str], results: Mapping[str, Sea
     ax.axvline(1.0, color="red", linestyle="--", linewidth=1, label="budget")
     ax.set_yscale("log")
     ax.set_xlabel("budget usage (max over limits of cost / limit)")
-    ax.set_ylabel("proxy error: mean squared action error vs float")
+    ax.set_ylabel("quality loss: -return, or the proxy error")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize=7)
@@ -300,6 +355,7 @@ def run_search(weights: Mapping[str, Any], budget: Budget, out_dir: str | os.Pat
                iterations: int = 30, episodes_per_iter: int = 32,
                haq_episodes: int | None = None, lanes: int = 16, states: int = 256,
                return_episodes: int = 3, penalty: float = 2.0, bonus: float = 0.0,
+               mapping: str = "pipelined", quality: str = "return", metric: str = "mse",
                progress: bool = True, log: Callable[[str], None] | None = None) -> SearchRun:
     """Search, evaluate and write the outputs listed in the module docs.
 
@@ -313,16 +369,24 @@ def run_search(weights: Mapping[str, Any], budget: Budget, out_dir: str | os.Pat
     methods : sequence of str
         From :data:`METHODS`.
     haq_episodes : int, optional
-        Episodes of the HAQ search; default ``iterations * episodes_per_iter`` (as many
-        evaluated configurations as PPO).
+        Episodes of the HAQ search; default ``iterations * episodes_per_iter`` plus, with
+        PPO, the uniform configurations PPO scores first (as many evaluated configurations as
+        PPO).
     lanes : int
-        Lanes per engine of the cost model.
+        Lanes of the cost model: per engine (shared mapping) or in total (pipelined).
     states : int
-        Calibration states of the proxy (:func:`calibration_states`).
+        Calibration states (:func:`calibration_states`).
     return_episodes : int
-        Episodes of each real-return evaluation.
+        Episodes of each real-return evaluation (and of the ``"return"`` quality).
     penalty, bonus : float
         Of :class:`~sw_model.autoq.QuantEnv`'s reward.
+    mapping : {"pipelined", "shared"}
+        Of the :class:`~sw_model.cost.CostModel`.
+    quality : {"return", "proxy"}
+        ``"return"``: :class:`~sw_model.autoq.ReturnEvaluator` over the ``return_episodes``
+        seeded episodes, with ``shaping="log"``. ``"proxy"``:
+        :class:`~sw_model.autoq.ProxyEvaluator` with ``metric`` (``"q_drop"`` is not
+        available here: the weights hold no critic), linear reward.
 
     Raises
     ------
@@ -336,11 +400,26 @@ def run_search(weights: Mapping[str, Any], budget: Budget, out_dir: str | os.Pat
         raise ValueError(f"methods must be among {METHODS!r}, not {tuple(methods)!r}")
     if not isinstance(budget, Budget) or not budget.limits:
         raise ValueError("at least one budget limit (LUTs, DSPs, memory bits, cycles) is needed")
-    haq_episodes = iterations * episodes_per_iter if haq_episodes is None else haq_episodes
-    model = CostModel.load(lanes=lanes)
+    if mapping not in MAPPINGS:
+        raise ValueError(f"mapping must be one of {MAPPINGS!r}, not {mapping!r}")
+    if quality not in QUALITIES:
+        raise ValueError(f"quality must be one of {QUALITIES!r}, not {quality!r}")
+    if metric not in ("mse", "rel"):
+        raise ValueError(f"metric must be 'mse' or 'rel', not {metric!r}")
+    model = CostModel.load(lanes=lanes, mapping=mapping)
     calib = calibration_states(weights, states, seed, env=env)
+    if quality == "return":
+        evaluate: Any = ReturnEvaluator(weights, calib, env=env, episodes=return_episodes,
+                                        seed=seed)
+    else:
+        evaluate = ProxyEvaluator(weights, calib, metric=metric)
     qenv = QuantEnv.from_actor(weights, calib, cost_model=model, budget=budget,
-                               penalty=penalty, bonus=bonus)
+                               evaluate=evaluate, penalty=penalty, bonus=bonus,
+                               shaping="log" if quality == "return" else "linear")
+    if haq_episodes is None:
+        haq_episodes = iterations * episodes_per_iter
+        if "ppo" in methods:
+            haq_episodes += len(qenv.actions)
     check_feasible(qenv)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -364,7 +443,7 @@ def run_search(weights: Mapping[str, Any], budget: Budget, out_dir: str | os.Pat
             if method == "ppo":
                 results[method] = ppo_search(qenv, iterations=iterations,
                                              episodes_per_iter=episodes_per_iter, seed=seed,
-                                             callback=callback)
+                                             init="uniform", callback=callback)
             else:
                 results[method] = haq_ddpg_search(qenv, episodes=haq_episodes, seed=seed,
                                                   warmup=min(20, haq_episodes // 4),
@@ -378,22 +457,29 @@ def run_search(weights: Mapping[str, Any], budget: Budget, out_dir: str | os.Pat
         return return_quality(weights, choices, calib, env=env, episodes=return_episodes,
                               seed=seed)
 
+    def heldout(choices: Sequence[LayerChoice]) -> float:
+        return return_quality(weights, choices, calib, env=env, episodes=return_episodes,
+                              seed=seed + 2)
+
     f_ret = float_return(weights, env=env, episodes=return_episodes, seed=seed)
     ref_ret = ret(reference.choices)
     returns = {m: (ret(r.best_choices) if r.best_choices is not None else None)
                for m, r in results.items()}
+    held = {m: (heldout(r.best_choices) if r.best_choices is not None else None)
+            for m, r in results.items()}
 
     write_csv(out / "search.csv", qenv, results)
     limits = ", ".join(f"{k} {v:g}" for k, v in budget.limits.items())
     plot_cost_vs_quality(out / "cost_vs_quality.png", results, uniform, reference,
                          f"{env} actor {'-'.join(str(s.fan_in) for s in qenv.shapes)}-"
-                         f"{qenv.shapes[-1].fan_out}, {lanes} lanes; budget {limits}")
+                         f"{qenv.shapes[-1].fan_out}, {lanes} lanes {mapping}; budget {limits}")
     ref_block = {"choices": [choice_text(REFERENCE)] * qenv.n_layers,
                  "cost": _cost_dict(reference.cost), "usage": reference.usage,
-                 "fits": reference.fits, "proxy_quality": reference.quality,
-                 "return": ref_ret}
+                 "fits": reference.fits, "quality": reference.quality,
+                 "return": ref_ret, "heldout_return": heldout(reference.choices)}
     best: dict[str, Any] = {
-        "env": env, "seed": seed, "lanes": lanes, "calibration_states": states,
+        "env": env, "seed": seed, "lanes": lanes, "mapping": mapping, "quality": quality,
+        "metric": metric if quality == "proxy" else None, "calibration_states": states,
         "return_episodes": return_episodes, "budget": budget.limits,
         "layers": [[s.name, s.fan_in, s.fan_out] for s in qenv.shapes],
         "float_return": f_ret, "reference": ref_block, "methods": {},
@@ -406,18 +492,19 @@ def run_search(weights: Mapping[str, Any], budget: Budget, out_dir: str | os.Pat
             ep = qenv.score(r.best_choices)
             entry["best"] = {"choices": [choice_text(c) for c in r.best_choices],
                              "cost": _cost_dict(ep.cost), "usage": ep.usage,
-                             "proxy_quality": ep.quality, "return": returns[m]}
+                             "quality": ep.quality, "return": returns[m],
+                             "heldout_return": held[m]}
         if r.final_choices is not None:
             entry["final_choices"] = [choice_text(c) for c in r.final_choices]
         best["methods"][m] = entry
     (out / "best.json").write_text(json.dumps(best, indent=2) + "\n")
-    return SearchRun(results, uniform, reference, returns, f_ret, ref_ret, best)
+    return SearchRun(results, uniform, reference, returns, f_ret, ref_ret, best, held)
 
 
 def format_summary(run: SearchRun) -> str:
     """A text table of each method's best configuration, with the references."""
     head = (f"{'method':8} {'evaluated':>9} {'LUTs':>8} {'DSPs':>5} {'mem bits':>9} "
-            f"{'cycles':>7} {'usage':>6} {'proxy MSE':>10} {'return':>8} {'time s':>7}  choices")
+            f"{'cycles':>7} {'usage':>6} {'-quality':>10} {'return':>8} {'time s':>7}  choices")
     lines = [head, "-" * len(head)]
 
     def row(name: str, n: str, cost: Cost, usage: float, q: float, r: float | None,

@@ -9,10 +9,15 @@ The pieces:
 - :class:`Budget`: limits on LUTs, DSPs, memory bits and cycles;
 - :class:`QuantEnv`: the episodic search environment (one step per layer, in order);
 - evaluators: :class:`ProxyEvaluator` / :func:`proxy_quality` (cheap: how far the quantized
-  actor's actions move from the float actor's), :func:`return_quality` (the quantized policy's
-  return on Pendulum) and :func:`validate_proxy` (Spearman rank correlation of the two);
-- :func:`ppo_search` (clipped PPO with GAE), and the baselines :func:`uniform_baseline` and
-  :func:`haq_ddpg_search` (HAQ-style DDPG with HAQ's budget enforcement).
+  actor's actions move from the float actor's, as a mean squared error (``"mse"``), normalised
+  per output (``"rel"``), or as the value lost according to the float critic (``"q_drop"``)),
+  :func:`return_quality` / :class:`ReturnEvaluator` (the quantized policy's return on a fixed
+  set of seeded episodes, run in lockstep), :func:`critic_evaluator` (a quantized critic's
+  relative Q error) and :func:`validate_proxy` (Spearman rank correlation of a proxy with the
+  return);
+- :func:`ppo_search` (clipped PPO with GAE, optionally started from the best uniform
+  configuration), and the baselines :func:`uniform_baseline` and :func:`haq_ddpg_search`
+  (HAQ-style DDPG with HAQ's budget enforcement).
 
 Environment
 -----------
@@ -37,15 +42,19 @@ vector of :meth:`QuantEnv.state` (:data:`FEATURES`, each about ``[0, 1]``):
 :attr:`QuantEnv.actions`, the grid ``[LayerChoice(s, w, a) for s in schemes for w in
 w_bits[s] for a in a_bits]``. Intermediate rewards are 0; the last step's reward is
 
-``reward = quality - penalty * max(0, u - 1) + bonus * (1 - min(u, 1))``
+``reward = shaped(quality) - penalty * max(0, u - 1) + bonus * (1 - min(u, 1))``
 
 with ``quality = evaluate(choices)`` (higher is better) and ``u = budget.usage(cost)``: a linear
 penalty for every fraction of the tightest limit exceeded, and a small bonus for the part of
-the budget left unused. ``penalty`` and ``bonus`` are in the units of ``quality``: choose them
-for the evaluator's scale (the proxy's mean squared action error is small, typically
-``1e-5 .. 1e-1``, so a penalty of a few units makes any overrun worse than any fitting
-configuration). :meth:`QuantEnv.score` memoises the evaluator per configuration, so
-``evaluate`` must be deterministic.
+the budget left unused. ``shaped`` is the identity (``shaping="linear"``) or
+``-log(max(-quality, 1e-12))`` (``shaping="log"``), for qualities ``<= 0`` that span decades:
+a proxy error from ``1e-5`` to ``1e-1``, or a Pendulum return from -150 to -1500. On a linear
+scale the few catastrophic configurations dominate the batch-normalised advantages and the
+policy cannot tell good configurations apart; on a log scale halving the error is worth the
+same everywhere. ``penalty`` and ``bonus`` are in the units of the shaped quality (with
+``"log"``, a penalty of 10 makes a 10% overrun cost as much as a factor ``e`` in the error).
+:meth:`QuantEnv.score` memoises the evaluator per configuration, so ``evaluate`` must be
+deterministic.
 
 PPO
 ---
@@ -61,6 +70,11 @@ after the last layer) and are normalised over the batch, then ``epochs`` full-ba
 minimise ``-mean(min(r A, clip(r, 1 - clip, 1 + clip) A)) - ent_coef * mean(entropy)`` (the
 entropy summed over the heads) for the policy and ``mean((V - R)**2) / 2`` for the value
 network.
+
+With ``init="uniform"``, :func:`ppo_search` first scores every uniform configuration (one
+action for every layer) and biases the policy's output layer towards the incumbent, the best
+fitting one, so that PPO refines the best uniform configuration rather than starting from a
+uniform random policy; its best result is therefore never worse than the uniform sweep's.
 
 Reproducibility: every random draw of a search comes from ``numpy.random.default_rng(seed)``,
 so the same seed and environment give identical results.
@@ -81,6 +95,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .envs import Env, make
+from .envs.base import StateEnv
 from .fixed import FixedFormat
 from .msq import quantize_matrix
 
@@ -93,9 +108,12 @@ except ImportError as exc:  # pragma: no cover - only while sw_model.cost is mis
 
 __all__ = [
     "FEATURES",
+    "METRICS",
     "MLP",
+    "OUTPUTS",
     "POLICIES",
     "SCHEMES",
+    "SHAPINGS",
     "Adam",
     "Budget",
     "CostModelLike",
@@ -103,10 +121,12 @@ __all__ = [
     "ProxyEvaluator",
     "ProxyValidation",
     "QuantEnv",
+    "ReturnEvaluator",
     "SearchResult",
     "actor_layers",
     "actor_shapes",
     "clipped_surrogate",
+    "critic_evaluator",
     "enforce_budget",
     "gae",
     "haq_ddpg_search",
@@ -124,6 +144,8 @@ __all__ = [
 
 #: The quantization schemes, in the order of the action grid.
 SCHEMES: tuple[str, str] = ("fixed", "sp2")
+#: Reward shapings of :class:`QuantEnv`.
+SHAPINGS: tuple[str, ...] = ("linear", "log")
 
 #: Names of the state features of :meth:`QuantEnv.state`, in order.
 FEATURES: tuple[str, ...] = (
@@ -372,37 +394,102 @@ def _check_states(states: npt.ArrayLike, fan_in: int) -> np.ndarray:
     return s
 
 
-class ProxyEvaluator:
-    """The actor quantized per layer, compared with the float actor on fixed states.
+#: Proxy metrics of :class:`ProxyEvaluator`.
+METRICS: tuple[str, ...] = ("mse", "rel", "q_drop")
+#: Output activations of :class:`ProxyEvaluator`'s network.
+OUTPUTS: tuple[str, ...] = ("tanh", "linear")
 
-    Layer ``k`` of the quantized actor uses :func:`quantize_layer` weights (biases stay
+
+def _float_net(layers: Sequence[tuple[np.ndarray, np.ndarray]], x: np.ndarray, output: str
+               ) -> list[np.ndarray]:
+    """Inputs of every layer and the output of a float ReLU network."""
+    xs = [x]
+    for k, (w, b) in enumerate(layers):
+        z = xs[-1] @ w.T + b
+        if k < len(layers) - 1:
+            xs.append(np.maximum(z, 0.0))
+        else:
+            xs.append(np.tanh(z) if output == "tanh" else z)
+    return xs
+
+
+class ProxyEvaluator:
+    """A network quantized per layer, compared with the float network on fixed inputs.
+
+    Layer ``k`` of the quantized network uses :func:`quantize_layer` weights (biases stay
     float) and quantizes its *input* with :func:`quantize_activations` at ``a_bits``, with
-    ``amax`` the largest magnitude of that input over ``states`` in the float actor
-    (calibration). Hidden layers are ReLU, the output tanh, as in :mod:`sw_model.ddpg_step`.
-    Quantized layers are cached per ``(layer, scheme, w_bits)``.
+    ``amax`` the largest magnitude of that input over ``states`` in the float network
+    (calibration). Hidden layers are ReLU, the output tanh (an actor) or linear (a critic), as
+    in :mod:`sw_model.ddpg_step`. Quantized layers are cached per ``(layer, scheme, w_bits)``.
 
     Parameters
     ----------
     weights : mapping
-        A float actor (see :func:`actor_layers`).
-    states : array_like, shape (n, obs_dim)
-        The evaluation (and calibration) states.
+        A float network (see :func:`actor_layers`; a DDPG weights dict gives its actor).
+    states : array_like, shape (n, inputs)
+        The evaluation (and calibration) inputs.
+    output : {"tanh", "linear"}
+        The output activation: ``"tanh"`` for an actor, ``"linear"`` for a critic.
+    metric : {"mse", "rel", "q_drop"}
+        What calling the evaluator with ``choices`` returns (higher is better, 0 perfect),
+        with ``y`` the float outputs and ``y_q`` the quantized ones over ``states``:
 
-    Calling the evaluator with ``choices`` returns :func:`proxy_quality`:
-    ``-mean((actor(states) - quantized_actor(states))**2)`` (0 is perfect).
+        ``"mse"``
+            ``-mean((y - y_q)**2)``.
+        ``"rel"``
+            ``-mean(((y - y_q) / sigma)**2)`` with ``sigma`` the standard deviation of each
+            output of ``y`` over ``states`` (1 where it is 0): every output counts alike,
+            whatever its spread.
+        ``"q_drop"``
+            For an actor, the value lost by the quantized actions according to the float
+            ``critic``: ``-mean(max(0, Q(s, y) - Q(s, y_q))) / mean(|Q(s, y)|)``.
+    critic : mapping, optional
+        The float critic for ``"q_drop"`` (inputs ``[state, action]``, linear output); a DDPG
+        weights dict gives its critic.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For malformed weights or states, an unknown ``output`` or ``metric``, or
+        ``"q_drop"`` without a matching critic.
     """
 
-    def __init__(self, weights: Mapping[str, Any], states: npt.ArrayLike) -> None:
+    def __init__(self, weights: Mapping[str, Any], states: npt.ArrayLike, *,
+                 output: str = "tanh", metric: str = "mse",
+                 critic: Mapping[str, Any] | None = None) -> None:
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS!r}, not {output!r}")
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS!r}, not {metric!r}")
+        self.output = output
+        self.metric = metric
         self.layers = actor_layers(weights)
         self.states = _check_states(states, self.layers[0][0].shape[1])
         self.shapes = actor_shapes(weights)
-        xs = [self.states]
-        for k, (w, b) in enumerate(self.layers):
-            z = xs[-1] @ w.T + b
-            xs.append(np.tanh(z) if k == len(self.layers) - 1 else np.maximum(z, 0.0))
+        xs = _float_net(self.layers, self.states, output)
         self.ranges = [float(np.abs(x).max()) for x in xs[:-1]]
         self.reference = xs[-1]
+        sigma = self.reference.std(axis=0)
+        self.sigma = np.where(sigma > 0, sigma, 1.0)
+        self.critic: list[tuple[np.ndarray, np.ndarray]] | None = None
+        if metric == "q_drop":
+            if critic is None:
+                raise ValueError("metric 'q_drop' needs a critic")
+            if isinstance(critic, Mapping) and "critic" in critic:
+                critic = critic["critic"]
+            self.critic = actor_layers(critic)
+            n_in = self.states.shape[1] + self.reference.shape[1]
+            if self.critic[0][0].shape[1] != n_in or self.critic[-1][0].shape[0] != 1:
+                raise ValueError(f"critic must map {n_in} inputs to 1 output, not "
+                                 f"{self.critic[0][0].shape[1]} to {self.critic[-1][0].shape[0]}")
+            self.q_ref = self._q(self.reference)
         self._cache: dict[tuple[int, str, int], np.ndarray] = {}
+        self._grids: dict[tuple[int, int], tuple[float, float, float]] = {}
+
+    def _q(self, actions: np.ndarray) -> np.ndarray:
+        assert self.critic is not None
+        x = np.concatenate([self.states, actions], axis=1)
+        return _float_net(self.critic, x, "linear")[-1][:, 0]
 
     def _weights(self, k: int, choice: LayerChoice) -> np.ndarray:
         key = (k, choice.scheme, choice.w_bits)
@@ -410,23 +497,54 @@ class ProxyEvaluator:
             self._cache[key] = quantize_layer(self.layers[k][0], choice)
         return self._cache[key]
 
-    def actions(self, obs: npt.ArrayLike, choices: Sequence[LayerChoice]) -> np.ndarray:
-        """Normalized actions ``(B, act_dim)`` of the quantized actor for ``obs (B, obs_dim)``."""
+    def _grid(self, k: int, bits: int) -> tuple[float, float, float]:
+        """``(2**frac, lowest, highest code)`` of :func:`quantize_activations` at layer ``k``."""
+        key = (k, bits)
+        if key not in self._grids:
+            amax = self.ranges[k]
+            frac = (bits - 1) - math.ceil(math.log2(amax)) if amax > 0 else bits - 1
+            self._grids[key] = (2.0**frac, -(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1)
+        return self._grids[key]
+
+    def outputs(self, obs: npt.ArrayLike, choices: Sequence[LayerChoice]) -> np.ndarray:
+        """Outputs ``(B, outputs)`` of the quantized network for inputs ``(B, inputs)``."""
         choices = _check_choices(choices, len(self.layers))
         x = np.atleast_2d(np.asarray(obs, dtype=np.float64))
+        last = len(self.layers) - 1
         for k, ((_, b), c) in enumerate(zip(self.layers, choices, strict=True)):
-            x = quantize_activations(x, c.a_bits, self.ranges[k]) @ self._weights(k, c).T + b
-            x = np.tanh(x) if k == len(self.layers) - 1 else np.maximum(x, 0.0)
+            # quantize_activations(x, c.a_bits, self.ranges[k]), with its constants cached
+            scale, lo, hi = self._grid(k, c.a_bits)
+            q = np.rint(x * scale)
+            np.maximum(q, lo, out=q)
+            np.minimum(q, hi, out=q)
+            x = (q / scale) @ self._weights(k, c).T + b
+            if k < last:
+                x = np.maximum(x, 0.0)
+            elif self.output == "tanh":
+                x = np.tanh(x)
         return x
 
+    def actions(self, obs: npt.ArrayLike, choices: Sequence[LayerChoice]) -> np.ndarray:
+        """Normalized actions ``(B, act_dim)`` of the quantized actor for ``obs (B, obs_dim)``
+        (:meth:`outputs`)."""
+        return self.outputs(obs, choices)
+
     def __call__(self, choices: Sequence[LayerChoice]) -> float:
-        diff = self.reference - self.actions(self.states, choices)
+        y = self.outputs(self.states, choices)
+        if self.metric == "q_drop":
+            drop = np.maximum(0.0, self.q_ref - self._q(y))
+            return -float(drop.mean()) / max(float(np.abs(self.q_ref).mean()), 1e-12)
+        diff = self.reference - y
+        if self.metric == "rel":
+            diff = diff / self.sigma
         return -float(np.mean(diff * diff))
 
 
 def proxy_quality(weights: Mapping[str, Any], choices: Sequence[LayerChoice],
-                  states: npt.ArrayLike) -> float:
-    """``-mean((a_float - a_quant)**2)`` over ``states`` (see :class:`ProxyEvaluator`).
+                  states: npt.ArrayLike, *, metric: str = "mse",
+                  critic: Mapping[str, Any] | None = None) -> float:
+    """The proxy of :class:`ProxyEvaluator` for an actor; by default
+    ``-mean((a_float - a_quant)**2)`` over ``states``.
 
     Parameters
     ----------
@@ -435,13 +553,53 @@ def proxy_quality(weights: Mapping[str, Any], choices: Sequence[LayerChoice],
     choices : sequence of LayerChoice
         One per actor layer.
     states : array_like, shape (n, obs_dim)
+    metric, critic
+        As for :class:`ProxyEvaluator`.
 
     Returns
     -------
     float
         ``<= 0``; higher is better.
     """
-    return ProxyEvaluator(weights, states)(choices)
+    return ProxyEvaluator(weights, states, metric=metric, critic=critic)(choices)
+
+
+def _returns(ev: ProxyEvaluator, choices: tuple[LayerChoice, ...], env: str | Env,
+             episodes: int, seed: int) -> float:
+    """Mean return of ``episodes`` episodes of the quantized actor (see
+    :func:`return_quality`)."""
+    environment = make(env, seed=seed) if isinstance(env, str) else env
+    if not isinstance(environment, Env):
+        raise TypeError(f"env must be an Env or a name, not {env!r}")
+    lo, hi = environment.action_low, environment.action_high
+    if isinstance(env, str) and isinstance(environment, StateEnv):
+        # the episodes in lockstep, one batched forward pass per step, from the initial states
+        # the seeded environment would draw one episode after another
+        starts = []
+        for _ in range(episodes):
+            environment.reset()
+            starts.append(environment.state)
+        envs = [make(env) for _ in range(episodes)]
+        obs = np.array([e.reset(state=st) for e, st in zip(envs, starts, strict=True)])
+        live = np.ones(episodes, dtype=bool)
+        total = 0.0
+        while live.any():
+            idx = np.flatnonzero(live)
+            acts = lo + (ev.outputs(obs[idx], choices) + 1.0) * 0.5 * (hi - lo)
+            for i, a in zip(idx, acts, strict=True):
+                obs[i], reward, terminated, truncated = envs[i].step(a)
+                total += reward
+                live[i] = not (terminated or truncated)
+        return total / episodes
+    total = 0.0
+    for _ in range(episodes):
+        obs1, done = environment.reset(), False
+        while not done:
+            a = ev.outputs(obs1, choices)[0]
+            obs1, reward, terminated, truncated = environment.step(lo + (a + 1.0) * 0.5 * (hi - lo))
+            total += reward
+            done = terminated or truncated
+    return total / episodes
 
 
 def return_quality(weights: Mapping[str, Any], choices: Sequence[LayerChoice],
@@ -458,6 +616,11 @@ def return_quality(weights: Mapping[str, Any], choices: Sequence[LayerChoice],
         Calibration states for the activation ranges (as :class:`ProxyEvaluator`).
     env : str or Env
         An environment, or a name for :func:`sw_model.envs.make`, created with ``seed``.
+        The episodes of a named environment whose state can be set
+        (:class:`~sw_model.envs.base.StateEnv`, as Pendulum) run in lockstep, from the initial
+        states that the seeded environment draws by successive resets (the episodes of running
+        them one after another, for environments whose steps draw no random numbers); those
+        of a given ``Env`` run one after another.
     episodes : int
     seed : int
         Seed of a named environment: every configuration meets the same initial states.
@@ -465,20 +628,67 @@ def return_quality(weights: Mapping[str, Any], choices: Sequence[LayerChoice],
     episodes = _check_int(episodes, "episodes", 1)
     seed = _check_int(seed, "seed", 0)
     ev = ProxyEvaluator(weights, states)
-    choices = _check_choices(choices, len(ev.layers))
-    environment = make(env, seed=seed) if isinstance(env, str) else env
-    if not isinstance(environment, Env):
-        raise TypeError(f"env must be an Env or a name, not {env!r}")
-    lo, hi = environment.action_low, environment.action_high
-    total = 0.0
-    for _ in range(episodes):
-        obs, done = environment.reset(), False
-        while not done:
-            a = ev.actions(obs, choices)[0]
-            obs, reward, terminated, truncated = environment.step(lo + (a + 1.0) * 0.5 * (hi - lo))
-            total += reward
-            done = terminated or truncated
-    return total / episodes
+    return _returns(ev, _check_choices(choices, len(ev.layers)), env, episodes, seed)
+
+
+class ReturnEvaluator:
+    """The real return as a search quality: :func:`return_quality` of a fixed set of seeded
+    episodes, as a callable for :class:`QuantEnv`.
+
+    Parameters
+    ----------
+    weights : mapping
+        A float actor (see :func:`actor_layers`).
+    states : array_like, shape (n, obs_dim)
+        Calibration states for the activation ranges.
+    env : str
+        An environment name for :func:`sw_model.envs.make` (deterministic per ``seed``).
+    episodes : int
+        Episodes per evaluation (``>= 1``).
+    seed : int
+        Seed of the environment: every configuration meets the same initial states.
+
+    Attributes
+    ----------
+    layers, shapes, states
+        As :class:`ProxyEvaluator`'s.
+
+    Calling it with ``choices`` returns the mean return (higher is better).
+    """
+
+    def __init__(self, weights: Mapping[str, Any], states: npt.ArrayLike, *,
+                 env: str = "pendulum", episodes: int = 5, seed: int = 0) -> None:
+        if not isinstance(env, str):
+            raise TypeError(f"env must be an environment name, not {env!r}")
+        self.env = env
+        self.episodes = _check_int(episodes, "episodes", 1)
+        self.seed = _check_int(seed, "seed", 0)
+        self._ev = ProxyEvaluator(weights, states)
+        self.layers, self.shapes, self.states = self._ev.layers, self._ev.shapes, self._ev.states
+
+    def __call__(self, choices: Sequence[LayerChoice]) -> float:
+        choices = _check_choices(choices, len(self.layers))
+        return _returns(self._ev, choices, self.env, self.episodes, self.seed)
+
+
+def critic_evaluator(weights: Mapping[str, Any], states: npt.ArrayLike) -> ProxyEvaluator:
+    """The critic of a DDPG weights dict quantized per layer, scored by its relative Q error.
+
+    The inputs are ``[s, actor(s)]`` for ``s`` in ``states`` with the float actor's actions;
+    the result is ``ProxyEvaluator(weights["critic"], inputs, output="linear",
+    metric="rel")``, whose quality is ``-mean((Q - Q_q)**2) / var(Q)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``weights`` does not hold an ``"actor"`` and a matching ``"critic"``.
+    """
+    if not isinstance(weights, Mapping) or "actor" not in weights or "critic" not in weights:
+        raise TypeError("weights must be a DDPG weights dict with 'actor' and 'critic'")
+    layers = actor_layers(weights["actor"])
+    s = _check_states(states, layers[0][0].shape[1])
+    inputs = np.concatenate([s, _float_net(layers, s, "tanh")[-1]], axis=1)
+    return ProxyEvaluator(weights["critic"], inputs, output="linear", metric="rel")
 
 
 def spearman(x: npt.ArrayLike, y: npt.ArrayLike) -> float:
@@ -533,18 +743,20 @@ class ProxyValidation:
 def validate_proxy(weights: Mapping[str, Any], states: npt.ArrayLike, *, n_configs: int = 16,
                    episodes: int = 3, seed: int = 0, env: str | Env = "pendulum",
                    w_bits: Mapping[str, Sequence[int]] | None = None,
-                   a_bits: Sequence[int] | None = None) -> ProxyValidation:
+                   a_bits: Sequence[int] | None = None, metric: str = "mse",
+                   critic: Mapping[str, Any] | None = None) -> ProxyValidation:
     """Rank correlation of :func:`proxy_quality` and :func:`return_quality` on random configs.
 
     Each configuration draws every layer's action uniformly from the grid of ``w_bits`` /
     ``a_bits`` (default ``sw_model.cost.W_BITS`` / ``A_BITS``) with
     ``numpy.random.default_rng(seed)``; returns use ``episodes`` episodes of ``env`` seeded
-    with ``seed``.
+    with ``seed``. ``metric`` and ``critic`` choose the proxy (:class:`ProxyEvaluator`); the
+    configurations do not depend on them.
     """
     n_configs = _check_int(n_configs, "n_configs", 2)
     seed = _check_int(seed, "seed", 0)
     grid = _grid(w_bits, a_bits)[0]
-    ev = ProxyEvaluator(weights, states)
+    ev = ProxyEvaluator(weights, states, metric=metric, critic=critic)
     rng = np.random.default_rng(seed)
     configs, proxy, returns = [], [], []
     for _ in range(n_configs):
@@ -641,13 +853,17 @@ class QuantEnv:
         ``>= 0``, weight of the over-budget penalty.
     bonus : float
         ``>= 0``, weight of the bonus for unused budget.
+    shaping : {"linear", "log"}
+        How the quality enters the reward: as it is, or as ``-log(max(-quality, 1e-12))``
+        (for qualities ``<= 0`` whose magnitudes span decades, as a proxy error or a Pendulum
+        return: a halving of the error or of the lost reward is worth ``log 2`` anywhere).
 
     Attributes
     ----------
     shapes : tuple of LayerShape
     weights : tuple of numpy.ndarray
         The layers' float weights (``float64``).
-    cost_model, budget, evaluate, batch, penalty, bonus
+    cost_model, budget, evaluate, batch, penalty, bonus, shaping
         As given.
     actions : tuple of LayerChoice
         The action grid; an action is an index into it.
@@ -670,7 +886,7 @@ class QuantEnv:
                  evaluate: Callable[[tuple[LayerChoice, ...]], float],
                  w_bits: Mapping[str, Sequence[int]] | None = None,
                  a_bits: Sequence[int] | None = None, batch: int = 1, penalty: float = 2.0,
-                 bonus: float = 0.05) -> None:
+                 bonus: float = 0.05, shaping: str = "linear") -> None:
         if isinstance(shapes, str | bytes) or not isinstance(shapes, Sequence) or not shapes:
             raise TypeError(f"shapes must be a non-empty sequence of LayerShape, not {shapes!r}")
         for s in shapes:
@@ -703,6 +919,9 @@ class QuantEnv:
         self.batch = _check_int(batch, "batch", 1)
         self.penalty = _check_real(penalty, "penalty", 0.0)
         self.bonus = _check_real(bonus, "bonus", 0.0)
+        if shaping not in SHAPINGS:
+            raise ValueError(f"shaping must be one of {SHAPINGS!r}, not {shaping!r}")
+        self.shaping = shaping
         self.stats = np.array([weight_stats(w) for w in mats])
         self._index = {c: i for i, c in enumerate(self.actions)}
         self._static = self._static_features()
@@ -711,8 +930,10 @@ class QuantEnv:
 
     @classmethod
     def from_actor(cls, weights: Mapping[str, Any], states: npt.ArrayLike, *,
-                   cost_model: CostModelLike, budget: Budget, **kwargs: Any) -> QuantEnv:
-        """The search over a DDPG actor's layers, scored by :class:`ProxyEvaluator`.
+                   cost_model: CostModelLike, budget: Budget,
+                   evaluate: Callable[[tuple[LayerChoice, ...]], float] | None = None,
+                   **kwargs: Any) -> QuantEnv:
+        """The search over a DDPG actor's layers, scored by default by :class:`ProxyEvaluator`.
 
         Parameters
         ----------
@@ -720,12 +941,16 @@ class QuantEnv:
             A float actor (see :func:`actor_layers`).
         states : array_like, shape (n, obs_dim)
             States of the proxy.
+        evaluate : callable, optional
+            The quality, e.g. a :class:`ReturnEvaluator` or a :class:`ProxyEvaluator` with
+            another metric; default ``ProxyEvaluator(weights, states)``.
         cost_model, budget, **kwargs
             As for the constructor.
         """
-        ev = ProxyEvaluator(weights, states)
-        return cls(ev.shapes, [w for w, _ in ev.layers], cost_model=cost_model, budget=budget,
-                   evaluate=ev, **kwargs)
+        layers = actor_layers(weights)
+        ev = ProxyEvaluator(weights, states) if evaluate is None else evaluate
+        return cls(actor_shapes(weights), [w for w, _ in layers], cost_model=cost_model,
+                   budget=budget, evaluate=ev, **kwargs)
 
     def __repr__(self) -> str:
         return (f"QuantEnv({len(self.shapes)} layers, {len(self.actions)} actions, "
@@ -795,9 +1020,16 @@ class QuantEnv:
         choices = _check_choices(choices, self.n_layers)
         return self.cost_model.network_cost(self.shapes, choices, batch=self.batch)
 
+    def shaped(self, quality: float) -> float:
+        """The quality as the reward counts it (``shaping``)."""
+        if self.shaping == "log":
+            return -math.log(max(-quality, 1e-12))
+        return quality
+
     def reward(self, quality: float, usage: float) -> float:
-        """``quality - penalty * max(0, usage - 1) + bonus * (1 - min(usage, 1))``."""
-        return quality - self.penalty * max(0.0, usage - 1.0) + self.bonus * (1.0 - min(usage, 1.0))
+        """``shaped(quality) - penalty * max(0, usage - 1) + bonus * (1 - min(usage, 1))``."""
+        return (self.shaped(quality) - self.penalty * max(0.0, usage - 1.0)
+                + self.bonus * (1.0 - min(usage, 1.0)))
 
     def score(self, choices: Sequence[LayerChoice]) -> Episode:
         """Cost, quality and reward of a whole configuration (memoised)."""
@@ -1162,11 +1394,30 @@ class _PolicyHeads:
         return (self.env.action_index(choice), np.array([si, wi, ai]),
                 float(lp_s[si] + lp_w[wi] + lp_a[ai]), mask)
 
+    def bias(self, choice: LayerChoice, prob: float) -> np.ndarray:
+        """Logit offsets that give ``choice``'s entry of every head probability ``prob`` when
+        the other logits are equal (``log(prob * (n - 1) / (1 - prob))``, ``n`` the allowed
+        entries of the head)."""
+        out = np.zeros(sum(self.heads))
+        if self.kind == "flat":
+            parts = [(0, self.env.action_index(choice), len(self.env.actions))]
+        else:
+            sl = _split(self.heads)
+            n_w = int(self.masks[choice.scheme][sl[1]].sum())
+            parts = [(sl[0].start, self.env.schemes.index(choice.scheme), self.heads[0]),
+                     (sl[1].start, self.w_all.index(choice.w_bits), n_w),
+                     (sl[2].start, self.env.a_bits.index(choice.a_bits), self.heads[2])]
+        for start, i, n in parts:
+            if n > 1:
+                out[start + i] = math.log(prob * (n - 1) / (1.0 - prob))
+        return out
+
 
 def ppo_search(env: QuantEnv, *, iterations: int = 30, episodes_per_iter: int = 32,
                seed: int = 0, lr: float = 1e-2, clip: float = 0.2, gamma: float = 1.0,
                lam: float = 0.95, epochs: int = 8, hidden: int = 32, ent_coef: float = 0.01,
                value_lr: float | None = None, policy: str = "factored",
+               init: str | None = None, init_prob: float = 0.5,
                callback: Callable[[int, SearchResult], None] | None = None) -> SearchResult:
     """Search the configuration with clipped PPO and GAE (see the module docs).
 
@@ -1198,6 +1449,15 @@ def ppo_search(env: QuantEnv, *, iterations: int = 30, episodes_per_iter: int = 
         schemes' widths, masked to those of the sampled scheme; activation width), sampled in
         that order, the log-probability being their sum. ``"flat"``: one softmax over the
         whole grid :attr:`QuantEnv.actions`.
+    init : {None, "uniform"}
+        ``"uniform"``: before the first iteration, score every uniform configuration (the
+        first ``len(env.actions)`` entries of the history) and start the policy at the
+        incumbent, the fitting one with the highest reward (the highest reward of all if none
+        fits): the output biases give each of its components probability ``init_prob`` in
+        every layer (:meth:`_PolicyHeads.bias`), so that PPO searches around the best uniform
+        configuration instead of from scratch. ``None``: a near-uniform initial policy.
+    init_prob : float
+        In ``(0, 1)``.
     callback : callable, optional
         ``callback(iteration, result)`` after every iteration.
 
@@ -1221,6 +1481,11 @@ def ppo_search(env: QuantEnv, *, iterations: int = 30, episodes_per_iter: int = 
     value_lr = lr if value_lr is None else _check_real(value_lr, "value_lr", 0.0, lo_open=True)
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES!r}, not {policy!r}")
+    if init not in (None, "uniform"):
+        raise ValueError(f"init must be None or 'uniform', not {init!r}")
+    init_prob = _check_real(init_prob, "init_prob", 0.0, 1.0, lo_open=True)
+    if init_prob >= 1.0:
+        raise ValueError(f"init_prob must be below 1, not {init_prob!r}")
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     heads = _PolicyHeads(env, policy)
@@ -1229,6 +1494,12 @@ def ppo_search(env: QuantEnv, *, iterations: int = 30, episodes_per_iter: int = 
     value = MLP([n_f, hidden, hidden, 1], rng)
     opt_p, opt_v = Adam(net.params, lr), Adam(value.params, value_lr)
     result = SearchResult()
+    if init == "uniform":
+        uniform = [env.score((c,) * n_l) for c in env.actions]
+        for ep in uniform:
+            result.record(ep)
+        incumbent = max([ep for ep in uniform if ep.fits] or uniform, key=lambda e: e.reward)
+        net.params[-1] += heads.bias(incumbent.choices[0], init_prob)
     e_n = episodes_per_iter
     for it in range(iterations):
         states = np.zeros((e_n, n_l, n_f))

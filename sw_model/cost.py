@@ -8,46 +8,67 @@ pyosys synthesis (``python benchmarks/build_cost_tables.py``, packaged as
 ``sw_model/cost_tables.json``); ``python benchmarks/bench_cost_model.py`` checks the model
 against full synthesis of whole configurations.
 
-The accelerator modelled
-------------------------
-A layer-sequential machine built of *engines*: one :class:`fixar_hw.row_unit.MixedRowUnit`
-with ``lanes`` lanes for every distinct *kind* ``(scheme, w_bits, a_bits)`` that the network
-uses. Layers of the same kind run one after another on the same engine, so they share its
-hardware; a layer never uses an engine of another kind.
+The accelerators modelled
+-------------------------
+Both are built of *engines*: an engine is one :class:`fixar_hw.row_unit.MixedRowUnit` of one
+*kind* ``(scheme, w_bits, a_bits)`` with some number of lanes. ``lane`` is the marginal cost
+of one lane (:meth:`CostModel.lane`: its product, accumulator and closing registers) and
+``base`` the cost of an engine without lanes (:meth:`CostModel.base`: the shared per-row scale
+multiplier, which takes DSPs even in an SP2 engine, the requantizer, the drain counter and the
+handshake). The base is what one engine adds on top of its lanes; leaving it out
+underestimates small engines by up to one lane's worth of LUTs and 2-3 DSPs each. Memories,
+activation units and control outside the engines are not modelled.
 
-``luts``, ``dsps``
-    The sum over the distinct kinds of ``base + lanes * lane``, where ``lane`` is the marginal
-    cost of one lane (:meth:`CostModel.lane`: its product, accumulator and closing registers)
-    and ``base`` the cost of the engine without lanes (:meth:`CostModel.base`: the shared
-    per-row scale multiplier, which takes DSPs even in an SP2 engine, the requantizer, the drain
-    counter and the handshake). The base is what one engine adds on top of its lanes; leaving
-    it out underestimates small engines by up to one lane's worth of LUTs and 2-3 DSPs each.
-    Memories, activation units and control outside the engines are not modelled. The table
-    is measured for 16-bit scales and results and accumulators sized for 512 columns
-    (``max_cols=512``, as ``benchmarks/bench_msq.py``); each doubling of the longest layer
-    beyond that would add about one LUT-and-register bit per lane, which the model leaves out.
+``mapping="shared"`` (layer-sequential)
+    One engine of ``lanes`` lanes for every distinct kind that the network uses. Layers of the
+    same kind run one after another on the same engine, so they share its hardware; a layer
+    never uses an engine of another kind. ``luts`` and ``dsps`` are the sum over the distinct
+    kinds of ``base + lanes * lane``; ``cycles`` the sum over the layers of their cycles on
+    ``lanes`` lanes. Per-layer choices change LUTs and DSPs only through the set of kinds
+    used, and every extra kind costs a whole engine.
+``mapping="pipelined"`` (layer-pipelined, as FIXAR's and HAQ's accelerators)
+    Every layer has its own engine, of its own kind, and the layers work concurrently on
+    successive batches. ``lanes`` is the total lane budget, shared out in proportion to the
+    layers' multiply-accumulates so that the stages are balanced
+    (:meth:`CostModel.allocate`)::
+
+        lanes_l = min(fan_out_l, max(1, round_half_up(lanes * macs_l / sum_j macs_j)))
+
+    with ``macs = fan_in * fan_out`` (a lane beyond ``fan_out`` would idle, and every stage
+    needs one). ``luts`` and ``dsps`` are ``sum_l base(kind_l) + lanes_l * lane(kind_l)``, so
+    a layer's choice is weighted by its lanes: the wide layers' widths dominate the cost.
+    ``cycles`` is the slowest stage, ``max_l`` of the layer's cycles on ``lanes_l`` lanes: the
+    period at which the pipeline takes a new batch (a single batch's latency through the
+    pipeline is the sum of the stages).
+
+Per layer, in both mappings:
+
 ``mem_bits``
     Weight storage: ``fan_in * fan_out * w_bits`` plus one ``ALPHA_BITS``-bit scale per row
     (``fan_out`` of them) for both schemes, since :mod:`sw_model.msq` and the row unit scale
-    every row, fixed or SP2.
+    every row, fixed or SP2. The network's is the sum.
 ``cycles``
-    A :class:`MixedRowUnit` computes ``lanes`` rows of a layer per pass, one input column per
-    cycle, and its results drain one per cycle, so a vector occupies it for
-    ``max(fan_in, lanes)`` cycles. A layer on a batch is ``V = batch * ceil(fan_out / lanes)``
+    A :class:`MixedRowUnit` with ``n`` lanes computes ``n`` rows of a layer per pass, one
+    input column per cycle, and its results drain one per cycle, so a vector occupies it for
+    ``max(fan_in, n)`` cycles. A layer on a batch is ``V = batch * ceil(fan_out / n)``
     vectors, and takes, from the first column to the last row result, never stalled::
 
-        V * max(fan_in, lanes) - (max(fan_in, lanes) - fan_in) + latency + lanes - 1
+        V * max(fan_in, n) - (max(fan_in, n) - fan_in) + latency + n - 1
 
     (the first vector only needs ``fan_in`` cycles to enter; the last row result appears
-    ``latency + lanes - 1`` cycles after the last column; ``latency`` is the row unit's, stored
-    in the table). This equals ``batch * ceil(fan_in * fan_out / lanes) + latency + lanes - 1``
-    when ``lanes`` divides ``fan_out`` and ``fan_in >= lanes``, and otherwise charges the idle
-    lanes of a partial pass (a 1-output layer keeps one lane busy, not ``lanes``). The formula
-    equals the cycles of the Amaranth simulation of the row unit (``tests/test_cost.py``). The
-    network's cycles are the sum over its layers.
+    ``latency + n - 1`` cycles after the last column; ``latency`` is the row unit's, stored
+    in the table). This equals ``batch * ceil(fan_in * fan_out / n) + latency + n - 1``
+    when ``n`` divides ``fan_out`` and ``fan_in >= n``, and otherwise charges the idle
+    lanes of a partial pass (a 1-output layer keeps one lane busy, not ``n``). The formula
+    equals the cycles of the Amaranth simulation of the row unit (``tests/test_cost.py``).
+
+The table is measured for 16-bit scales and results and accumulators sized for 512 columns
+(``max_cols=512``, as ``benchmarks/bench_msq.py``); each doubling of the longest layer beyond
+that would add about one LUT-and-register bit per lane, which the model leaves out.
 
 Adding :class:`Cost` objects adds every field, so the sum of :meth:`CostModel.layer_cost` over
-the layers counts a shared engine once per layer; :meth:`CostModel.network_cost` counts it once.
+the layers counts a shared engine once per layer, where :meth:`CostModel.network_cost` counts it
+once; and ``layer_cost`` gives a pipelined layer the whole lane budget.
 
 The table
 ---------
@@ -78,6 +99,7 @@ from .sp2 import MAX_M, MIN_M
 __all__ = [
     "ALPHA_BITS",
     "A_BITS",
+    "MAPPINGS",
     "SCHEMES",
     "W_BITS",
     "Cost",
@@ -97,6 +119,8 @@ W_BITS: dict[str, tuple[int, ...]] = {
 A_BITS: tuple[int, ...] = (4, 6, 8, 12, 16)
 #: Width of the per-row scale of both schemes (:data:`sw_model.msq.ALPHA_WIDTH`).
 ALPHA_BITS: int = ALPHA_WIDTH
+#: Mappings of a network onto engines (see the module docs).
+MAPPINGS: tuple[str, ...] = ("shared", "pipelined")
 
 _FIELDS = ("lane_luts", "lane_dsps", "base_luts", "base_dsps")
 
@@ -123,6 +147,14 @@ def _check_scheme(scheme: object, name: str = "scheme") -> str:
     if scheme not in SCHEMES:
         raise ValueError(f"{name} must be 'fixed' or 'sp2', not {scheme!r}")
     return scheme
+
+
+def _check_seq(seq: object, name: str, cls: type) -> None:
+    if not isinstance(seq, Sequence) or isinstance(seq, str):
+        raise TypeError(f"{name} must be a sequence, not {seq!r}")
+    for k, item in enumerate(seq):
+        if not isinstance(item, cls):
+            raise TypeError(f"{name}[{k}] must be a {cls.__name__}, not {item!r}")
 
 
 def _check_widths(scheme: str, w_bits: object, a_bits: object) -> tuple[int, int]:
@@ -205,7 +237,7 @@ class LayerChoice:
 
     @property
     def kind(self) -> tuple[str, int, int]:
-        """``(scheme, w_bits, a_bits)``: layers of one kind share an engine."""
+        """``(scheme, w_bits, a_bits)``: layers of one kind share an engine (shared mapping)."""
         return self.scheme, self.w_bits, self.a_bits
 
 
@@ -310,12 +342,18 @@ class CostModel:
         A cost table as in ``sw_model/cost_tables.json`` (see the module docs): at least
         ``"entries"`` (per scheme, a list of measured points) and ``"row_unit_latency"``.
     lanes : int, optional
-        Lanes of every engine (multipliers working in parallel on one layer), at least 1.
+        At least 1. With ``mapping="shared"``, the lanes of every engine (multipliers working
+        in parallel on one layer); with ``mapping="pipelined"``, the total over the layers'
+        engines, shared out by :meth:`allocate`.
+    mapping : {"shared", "pipelined"}, optional
+        One engine per distinct kind, layers in sequence; or one engine per layer, layers in a
+        pipeline (see the module docs).
 
     Raises
     ------
     TypeError, ValueError
-        If ``table`` is malformed or ``lanes`` is not a positive integer.
+        If ``table`` is malformed, ``lanes`` is not a positive integer or ``mapping`` is not
+        one of :data:`MAPPINGS`.
 
     Examples
     --------
@@ -325,12 +363,19 @@ class CostModel:
     >>> cost = model.network_cost(shapes, choices, batch=64)
     >>> cost.mem_bits == 17 * 400 * 8 + 400 * 300 * 4 + (400 + 300) * ALPHA_BITS
     True
+    >>> CostModel.load(lanes=16, mapping="pipelined").allocate(shapes)
+    (1, 15)
     """
 
-    def __init__(self, table: Mapping, *, lanes: int = 16) -> None:
+    def __init__(self, table: Mapping, *, lanes: int = 16, mapping: str = "shared") -> None:
         if not isinstance(table, Mapping):
             raise TypeError(f"table must be a mapping, not {table!r}")
         self._lanes = _check_int(lanes, "lanes", 1)
+        if not isinstance(mapping, str):
+            raise TypeError(f"mapping must be a str, not {mapping!r}")
+        if mapping not in MAPPINGS:
+            raise ValueError(f"mapping must be 'shared' or 'pipelined', not {mapping!r}")
+        self._mapping = mapping
         entries = table.get("entries")
         if not isinstance(entries, Mapping):
             raise ValueError(f"table must have an 'entries' mapping, not {entries!r}")
@@ -342,7 +387,8 @@ class CostModel:
         self._table = copy.deepcopy(dict(table))
 
     @classmethod
-    def load(cls, path: str | os.PathLike | None = None, *, lanes: int = 16) -> CostModel:
+    def load(cls, path: str | os.PathLike | None = None, *, lanes: int = 16,
+             mapping: str = "shared") -> CostModel:
         """A model from a JSON table; by default the packaged ``sw_model/cost_tables.json``.
 
         Parameters
@@ -350,7 +396,7 @@ class CostModel:
         path : str or os.PathLike, optional
             JSON file written by ``benchmarks/build_cost_tables.py`` (or by dumping
             :attr:`table`).
-        lanes : int, optional
+        lanes, mapping : optional
             As for the constructor.
 
         Raises
@@ -368,12 +414,17 @@ class CostModel:
                 text = f.read()
         else:
             raise TypeError(f"path must be a str, a path or None, not {path!r}")
-        return cls(json.loads(text), lanes=lanes)
+        return cls(json.loads(text), lanes=lanes, mapping=mapping)
 
     @property
     def lanes(self) -> int:
-        """Lanes per engine."""
+        """Lanes per engine (shared mapping) or in total (pipelined mapping)."""
         return self._lanes
+
+    @property
+    def mapping(self) -> str:
+        """``"shared"`` or ``"pipelined"``."""
+        return self._mapping
 
     @property
     def latency(self) -> int:
@@ -420,15 +471,44 @@ class CostModel:
         _, _, lut, dsp = self._lookup(scheme, w_bits, a_bits)
         return lut, dsp
 
-    def engine(self, scheme: str, w_bits: int, a_bits: int) -> tuple[float, float]:
-        """``(luts, dsps)`` of a whole engine of a kind: ``base + lanes * lane``."""
-        lane_lut, lane_dsp, base_lut, base_dsp = self._lookup(scheme, w_bits, a_bits)
-        return base_lut + self._lanes * lane_lut, base_dsp + self._lanes * lane_dsp
+    def engine(self, scheme: str, w_bits: int, a_bits: int, lanes: int | None = None
+               ) -> tuple[float, float]:
+        """``(luts, dsps)`` of a whole engine of a kind: ``base + lanes * lane``.
 
-    def _layer_terms(self, shape: LayerShape, choice: LayerChoice, batch: int
+        Parameters
+        ----------
+        scheme, w_bits, a_bits
+            The kind.
+        lanes : int, optional
+            Its lanes (at least 1); default :attr:`lanes`.
+        """
+        n = self._lanes if lanes is None else _check_int(lanes, "lanes", 1)
+        lane_lut, lane_dsp, base_lut, base_dsp = self._lookup(scheme, w_bits, a_bits)
+        return base_lut + n * lane_lut, base_dsp + n * lane_dsp
+
+    def allocate(self, shapes: Sequence[LayerShape]) -> tuple[int, ...]:
+        """Lanes of each layer's engine.
+
+        With ``mapping="shared"``, :attr:`lanes` for every layer; with ``"pipelined"``,
+        ``min(fan_out, max(1, round_half_up(lanes * macs / total_macs)))`` per layer, where
+        ``macs = fan_in * fan_out`` (see the module docs).
+
+        Raises
+        ------
+        TypeError
+            If ``shapes`` is not a sequence of :class:`LayerShape`.
+        """
+        _check_seq(shapes, "shapes", LayerShape)
+        if self._mapping == "shared":
+            return (self._lanes,) * len(shapes)
+        total = sum(s.weights for s in shapes)
+        # round half up of lanes * macs / total, in integers
+        return tuple(min(s.fan_out, max(1, (2 * self._lanes * s.weights + total) // (2 * total)))
+                     for s in shapes)
+
+    def _layer_terms(self, shape: LayerShape, choice: LayerChoice, batch: int, n: int
                      ) -> tuple[int, int]:
-        """``(mem_bits, cycles)`` of one layer."""
-        n = self._lanes
+        """``(mem_bits, cycles)`` of one layer on ``n`` lanes."""
         mem = shape.weights * choice.w_bits + shape.fan_out * ALPHA_BITS
         vectors = batch * -(-shape.fan_out // n)
         period = max(shape.fan_in, n)
@@ -436,7 +516,8 @@ class CostModel:
         return mem, cycles
 
     def layer_cost(self, shape: LayerShape, choice: LayerChoice, *, batch: int = 1) -> Cost:
-        """Cost of one layer alone: its engine, its weights and its cycles.
+        """Cost of one layer alone: its engine, its weights and its cycles (a network of one
+        layer, which on the pipelined mapping gets ``min(lanes, fan_out)`` lanes).
 
         Parameters
         ----------
@@ -454,7 +535,10 @@ class CostModel:
 
     def network_cost(self, shapes: Sequence[LayerShape], choices: Sequence[LayerChoice], *,
                      batch: int = 1) -> Cost:
-        """Cost of a network: one engine per distinct kind, layers one after another.
+        """Cost of a network on the model's mapping (see the module docs).
+
+        Shared: one engine per distinct kind, layers one after another, cycles summed.
+        Pipelined: one engine per layer with :meth:`allocate`'s lanes, cycles of the slowest.
 
         Parameters
         ----------
@@ -479,26 +563,29 @@ class CostModel:
             If the lengths differ, ``batch`` is below 1, or a kind is outside the table.
         """
         _check_int(batch, "batch", 1)
-        for name, seq, cls in (("shapes", shapes, LayerShape), ("choices", choices, LayerChoice)):
-            if not isinstance(seq, Sequence) or isinstance(seq, str):
-                raise TypeError(f"{name} must be a sequence, not {seq!r}")
-            for k, item in enumerate(seq):
-                if not isinstance(item, cls):
-                    raise TypeError(f"{name}[{k}] must be a {cls.__name__}, not {item!r}")
+        _check_seq(shapes, "shapes", LayerShape)
+        _check_seq(choices, "choices", LayerChoice)
         if len(shapes) != len(choices):
             raise ValueError(f"choices must have one entry per layer ({len(shapes)}), "
                              f"not {len(choices)}")
+        lanes = self.allocate(shapes)
         luts = dsps = 0.0
-        for kind in dict.fromkeys(c.kind for c in choices):
-            lut, dsp = self.engine(*kind)
+        if self._mapping == "shared":
+            engines = [(kind, self._lanes) for kind in dict.fromkeys(c.kind for c in choices)]
+        else:
+            engines = [(c.kind, n) for c, n in zip(choices, lanes, strict=True)]
+        for kind, n in engines:
+            lut, dsp = self.engine(*kind, lanes=n)
             luts += lut
             dsps += dsp
-        mem = cycles = 0
-        for shape, choice in zip(shapes, choices, strict=True):
-            m, c = self._layer_terms(shape, choice, batch)
+        mem, cycles = 0, []
+        for shape, choice, n in zip(shapes, choices, lanes, strict=True):
+            m, c = self._layer_terms(shape, choice, batch, n)
             mem += m
-            cycles += c
-        return Cost(luts, dsps, mem, cycles)
+            cycles.append(c)
+        total = sum(cycles) if self._mapping == "shared" else max(cycles, default=0)
+        return Cost(luts, dsps, mem, total)
 
     def __repr__(self) -> str:
-        return f"CostModel(<{self._table.get('family', '?')} table>, lanes={self._lanes})"
+        return (f"CostModel(<{self._table.get('family', '?')} table>, lanes={self._lanes}, "
+                f"mapping={self._mapping!r})")

@@ -18,9 +18,11 @@ from sw_model.autoq import (
     Budget,
     ProxyEvaluator,
     QuantEnv,
+    ReturnEvaluator,
     actor_layers,
     actor_shapes,
     clipped_surrogate,
+    critic_evaluator,
     enforce_budget,
     gae,
     haq_ddpg_search,
@@ -504,3 +506,134 @@ def test_ppo_errors(kw, exc, msg):
         ppo_search(_env(), **{"iterations": 1, **kw})
     with pytest.raises(TypeError, match=r"^env must be a QuantEnv, not None$"):
         ppo_search(None)
+
+
+# --- proxies, returns and the critic ----------------------------------------------------------
+
+def _critic(seed=0, sizes=(4, 8, 8, 1)):
+    return _actor(seed, sizes)
+
+
+def _naive(layers, x, choices, ranges, output):
+    for k, ((w, b), c) in enumerate(zip(layers, choices, strict=True)):
+        x = quantize_activations(x, c.a_bits, ranges[k]) @ quantize_layer(w, c).T + b
+        x = np.maximum(x, 0) if k < len(layers) - 1 else (np.tanh(x) if output == "tanh" else x)
+    return x
+
+
+def test_proxy_metrics_by_hand():
+    actor, critic = _actor(3, (3, 8, 8, 2)), _critic(4, (5, 8, 8, 1))
+    states = np.random.default_rng(2).uniform(-1, 1, (40, 3))
+    ch = [LayerChoice("fixed", 3, 4), LayerChoice("sp2", 3, 6), LayerChoice("fixed", 4, 8)]
+    mse = ProxyEvaluator(actor, states)
+    y = mse.reference
+    yq = _naive(mse.layers, states, ch, mse.ranges, "tanh")
+    np.testing.assert_array_equal(mse.outputs(states, ch), yq)
+    assert mse(ch) == pytest.approx(-np.mean((y - yq) ** 2), rel=1e-12)
+    rel = ProxyEvaluator(actor, states, metric="rel")
+    assert rel(ch) == pytest.approx(-np.mean(((y - yq) / y.std(axis=0)) ** 2), rel=1e-12)
+    qd = ProxyEvaluator({"actor": actor, "critic": critic}, states, metric="q_drop",
+                        critic={"actor": actor, "critic": critic})
+
+    def q(a):
+        h = np.concatenate([states, a], axis=1)
+        for k in range(1, 4):
+            h = h @ critic[f"l{k}.w"].T + critic[f"l{k}.b"]
+            h = np.maximum(h, 0) if k < 3 else h
+        return h[:, 0]
+
+    want = -np.maximum(0, q(y) - q(yq)).mean() / np.abs(q(y)).mean()
+    assert qd(ch) == pytest.approx(want, rel=1e-12)
+    assert qd([LayerChoice("fixed", 16, 16)] * 3) > qd(ch)
+    with pytest.raises(ValueError, match=r"^metric 'q_drop' needs a critic$"):
+        ProxyEvaluator(actor, states, metric="q_drop")
+    with pytest.raises(ValueError, match=r"^critic must map 5 inputs to 1 output, not 4 to 1$"):
+        ProxyEvaluator(actor, states, metric="q_drop", critic=_critic())
+    with pytest.raises(ValueError, match=r"^metric must be one of \('mse', 'rel', 'q_drop'\), "
+                                         r"not 'l1'$"):
+        ProxyEvaluator(actor, states, metric="l1")
+    with pytest.raises(ValueError, match=r"^output must be one of \('tanh', 'linear'\), "
+                                         r"not 'relu'$"):
+        ProxyEvaluator(actor, states, output="relu")
+    assert proxy_quality(actor, ch, states, metric="rel") == rel(ch)
+
+
+def test_critic_evaluator_by_hand():
+    actor, critic = _actor(1), _critic(2)
+    states = np.random.default_rng(0).uniform(-1, 1, (30, 3))
+    ev = critic_evaluator({"actor": actor, "critic": critic}, states)
+    a = ProxyEvaluator(actor, states).reference
+    inputs = np.concatenate([states, a], axis=1)
+    np.testing.assert_array_equal(ev.states, inputs)
+    ch = [LayerChoice("fixed", 4, 6)] * 3
+    q = ev.reference[:, 0]
+    qq = _naive(ev.layers, inputs, ch, ev.ranges, "linear")[:, 0]
+    assert ev(ch) == pytest.approx(-np.mean((q - qq) ** 2) / q.var(), rel=1e-12)
+    with pytest.raises(TypeError, match=r"^weights must be a DDPG weights dict"):
+        critic_evaluator(actor, states)
+
+
+def test_return_evaluator_matches_sequential_episodes():
+    from sw_model.envs import make
+
+    actor = _actor(2)
+    states = np.random.default_rng(0).uniform(-1, 1, (16, 3))
+    ch = [LayerChoice("fixed", 6, 8)] * 3
+    ev = ReturnEvaluator(actor, states, episodes=3, seed=4)
+    lockstep = ev(ch)
+    assert lockstep == return_quality(actor, ch, states, episodes=3, seed=4)
+    # a given Env runs its episodes one after another: the same initial states
+    sequential = return_quality(actor, ch, states, env=make("pendulum", seed=4), episodes=3)
+    assert lockstep == pytest.approx(sequential, rel=1e-9)
+    with pytest.raises(TypeError, match=r"^env must be an environment name, not 3$"):
+        ReturnEvaluator(actor, states, env=3)
+
+
+def test_log_shaping_by_hand():
+    env = _env(budget=Budget(mem_bits=40), penalty=3.0, bonus=0.5, shaping="log")
+    ep = env.score([LayerChoice("fixed", 2, 4), LayerChoice("fixed", 4, 8)])  # usage 1.4
+    assert ep.reward == pytest.approx(-math.log(0.3125) - 3.0 * 0.4)
+    assert ep.quality == pytest.approx(-0.3125)  # the quality itself is kept
+    assert env.shaped(0.0) == pytest.approx(-math.log(1e-12))
+    with pytest.raises(ValueError, match=r"^shaping must be one of \('linear', 'log'\), "
+                                         r"not 'exp'$"):
+        _env(shaping="exp")
+
+
+def test_ppo_uniform_init():
+    env = _env(budget=Budget(mem_bits=60))
+    res = ppo_search(env, iterations=2, episodes_per_iter=4, seed=1, hidden=8, init="uniform",
+                     init_prob=0.7)
+    n = len(env.actions)
+    assert len(res.history) == n + 8
+    assert [ep.choices for ep in res.history[:n]] == [(c, c) for c in env.actions]
+    best_uniform = uniform_baseline(_env(budget=Budget(mem_bits=60)))
+    assert res.best_quality >= best_uniform.best_quality
+    again = ppo_search(_env(budget=Budget(mem_bits=60)), iterations=2, episodes_per_iter=4,
+                       seed=1, hidden=8, init="uniform", init_prob=0.7)
+    assert [e.choices for e in again.history] == [e.choices for e in res.history]
+    with pytest.raises(ValueError, match=r"^init must be None or 'uniform', not 'best'$"):
+        ppo_search(env, init="best")
+    with pytest.raises(ValueError, match=r"^init_prob must be below 1, not 1\.0$"):
+        ppo_search(env, init="uniform", init_prob=1.0)
+
+
+@pytest.mark.parametrize("policy", ["factored", "flat"])
+def test_policy_bias_gives_init_prob(policy):
+    from sw_model.autoq import _PolicyHeads, _split
+
+    env = _env()
+    heads = _PolicyHeads(env, policy)
+    choice = LayerChoice("sp2", 4, 8)
+    bias = heads.bias(choice, 0.6)
+    if policy == "flat":
+        p = np.exp(bias) / np.exp(bias).sum()
+        assert p[env.action_index(choice)] == pytest.approx(0.6)
+        return
+    sl = _split(heads.heads)
+    mask = heads.masks["sp2"]
+    comps = (env.schemes.index("sp2"), heads.w_all.index(4), env.a_bits.index(8))
+    for h, i in enumerate(comps):
+        z = np.where(mask[sl[h]], bias[sl[h]], -np.inf)
+        p = np.exp(z) / np.exp(z).sum()
+        assert p[i] == pytest.approx(0.6)

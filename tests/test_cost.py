@@ -1,5 +1,6 @@
 """Tests of sw_model.cost: closed forms, sharing, monotonicity, validation, the packaged table."""
 
+import itertools
 import json
 import math
 import sys
@@ -347,3 +348,101 @@ def test_cycles_equal_row_unit_simulation(fan_in, fan_out, batch, lanes, scheme)
     cost = model.layer_cost(LayerShape("l", fan_in, fan_out), LayerChoice(scheme, 4, 4),
                             batch=batch)
     assert cost.cycles == cycles
+
+
+# --- the pipelined mapping -------------------------------------------------------------------
+
+def test_mapping_argument():
+    assert CostModel(_table()).mapping == "shared"
+    assert CostModel.load(mapping="pipelined").mapping == "pipelined"
+    assert repr(CostModel(_table(), lanes=4, mapping="pipelined")) == (
+        "CostModel(<ecp5 table>, lanes=4, mapping='pipelined')")
+    with pytest.raises(ValueError, match=r"^mapping must be 'shared' or 'pipelined', "
+                                         r"not 'serial'$"):
+        CostModel(_table(), mapping="serial")
+    with pytest.raises(TypeError, match=r"^mapping must be a str, not 1$"):
+        CostModel(_table(), mapping=1)
+    with pytest.raises(ValueError, match=r"^lanes must be at least 1, not 0$"):
+        CostModel(_table()).engine("fixed", 4, 4, lanes=0)
+
+
+def test_pipelined_by_hand():
+    # the FIXAR actor on 16 lanes: MACs 6800, 120000, 1800 of 128600 in all
+    # 16 * 6800 / 128600 = 0.85 -> 1; 16 * 120000 / 128600 = 14.93 -> 15; 0.22 -> 0 -> 1
+    model = CostModel(_table(), lanes=16, mapping="pipelined")
+    shapes = [LayerShape("a", 17, 400), LayerShape("b", 400, 300), LayerShape("c", 300, 6)]
+    assert model.allocate(shapes) == (1, 15, 1)
+    choices = [LayerChoice("fixed", 4, 16), LayerChoice("sp2", 2, 4), LayerChoice("fixed", 4, 16)]
+    cost = model.network_cost(shapes, choices, batch=2)
+    # fixed 4/16: lane 56 LUTs 1 DSP; sp2 2/4: lane 48 LUTs; every base 100 LUTs 2 DSPs
+    assert cost.luts == (100 + 1 * 56) + (100 + 15 * 48) + (100 + 1 * 56)
+    assert cost.dsps == (2 + 1) + 2 + (2 + 1)
+    assert cost.mem_bits == 17 * 400 * 4 + 400 * 300 * 2 + 300 * 6 * 4 + 706 * ALPHA_BITS
+    # stage cycles: 2 * 400 * 17 + 3 + 0; 2 * 20 * 400 + 3 + 14; 2 * 6 * 300 + 3
+    assert cost.cycles == max(2 * 400 * 17 + 3, 2 * 20 * 400 + 3 + 14, 2 * 6 * 300 + 3)
+    # lanes are capped by fan_out, and every layer keeps one
+    assert CostModel(_table(), lanes=100, mapping="pipelined").allocate(
+        [LayerShape("x", 50, 2), LayerShape("y", 2, 50)]) == (2, 50)
+    assert CostModel(_table(), lanes=16).allocate(shapes) == (16, 16, 16)
+    # one layer: all the lanes (up to fan_out)
+    single = model.layer_cost(shapes[1], choices[1])
+    assert (single.luts, single.dsps) == (100 + 16 * 48, 2)
+
+
+def test_pipelined_kinds_are_not_shared():
+    shapes = [LayerShape("a", 8, 8), LayerShape("b", 8, 8)]
+    same = [LayerChoice("fixed", 4, 16)] * 2
+    model = CostModel(_table(), lanes=8, mapping="pipelined")
+    assert model.allocate(shapes) == (4, 4)
+    assert model.network_cost(shapes, same).luts == 2 * (100 + 4 * 56)
+    # a narrower second layer is cheaper by its 4 lanes' difference, with no extra engine
+    mixed = [same[0], LayerChoice("fixed", 2, 16)]
+    diff = model.network_cost(shapes, same).luts - model.network_cost(shapes, mixed).luts
+    assert diff == 4 * (56 - 36)
+
+
+def _naive_pipelined(table, lanes, shapes, choices, batch):
+    """An independent reading of the module docs, with exact fractions."""
+    from fractions import Fraction
+
+    rows = {(s, e["w_bits"], e["a_bits"]): e for s in ("fixed", "sp2")
+            for e in table["entries"][s]}
+    total = sum(s.fan_in * s.fan_out for s in shapes)
+    luts = dsps = 0.0
+    mem, cycles = 0, []
+    for s, c in zip(shapes, choices, strict=True):
+        x = Fraction(lanes * s.fan_in * s.fan_out, total)
+        n = min(s.fan_out, max(1, math.floor(x + Fraction(1, 2))))
+        e = rows[c.kind]
+        luts += e["base_luts"] + n * e["lane_luts"]
+        dsps += e["base_dsps"] + n * e["lane_dsps"]
+        mem += s.fan_in * s.fan_out * c.w_bits + s.fan_out * ALPHA_BITS
+        passes = math.ceil(s.fan_out / n)
+        period = max(s.fan_in, n)
+        cycles.append(batch * passes * period - (period - s.fan_in) + table["row_unit_latency"]
+                      + n - 1)
+    return luts, dsps, mem, max(cycles)
+
+
+def test_pipelined_brute_force():
+    table = _table()
+    kinds = [LayerChoice("fixed", 2, 4), LayerChoice("fixed", 16, 16), LayerChoice("sp2", 11, 4)]
+    fans = (1, 3, 7, 20)
+    for lanes in (1, 2, 5, 16):
+        model = CostModel(table, lanes=lanes, mapping="pipelined")
+        for fi, fo, fo2 in itertools.product(fans, repeat=3):
+            shapes = [LayerShape("a", fi, fo), LayerShape("b", fo, fo2)]
+            for choices in itertools.product(kinds, repeat=2):
+                cost = model.network_cost(shapes, list(choices), batch=3)
+                want = _naive_pipelined(table, lanes, shapes, choices, 3)
+                assert (cost.luts, cost.dsps, cost.mem_bits, cost.cycles) == pytest.approx(want)
+
+
+def test_pipelined_cost_is_monotone_in_widths(packaged):
+    model = CostModel(packaged.table, lanes=16, mapping="pipelined")
+    shapes = [LayerShape("a", 3, 64), LayerShape("b", 64, 64), LayerShape("c", 64, 1)]
+    base = [LayerChoice("fixed", 8, 8)] * 3
+    for k in range(3):
+        costs = [model.network_cost(shapes, [*base[:k], LayerChoice("fixed", w, 8),
+                                             *base[k + 1:]]).luts for w in W_BITS["fixed"]]
+        assert costs == sorted(costs)

@@ -39,10 +39,12 @@ def test_search_writes_consistent_csv_png_and_json(run, capsys):
     assert list(rows[0]) == ["method", "episode", "l1", "l2", "l3", "luts", "dsps", "mem_bits",
                              "cycles", "quality", "usage", "fits", "reward"]
     by_method = {m: [r for r in rows if r["method"] == m] for m in ("ppo", "haq", "uniform")}
-    assert len(by_method["ppo"]) == 18 and len(by_method["haq"]) == 18
-    assert len(by_method["uniform"]) == 125 and len(rows) == 161
+    # PPO scores the 125 uniform configurations first; HAQ gets as many evaluations
+    assert len(by_method["ppo"]) == 125 + 18 and len(by_method["haq"]) == 125 + 18
+    assert len(by_method["uniform"]) == 125 and len(rows) == 3 * 125 + 36
+    assert [r["l1"] for r in by_method["ppo"][:125]] == [r["l1"] for r in by_method["uniform"]]
     shapes = [LayerShape("l1", 3, 8), LayerShape("l2", 8, 8), LayerShape("l3", 8, 1)]
-    model = CostModel.load(lanes=8)
+    model = CostModel.load(lanes=8, mapping="pipelined")  # the default of the search
     budget = Budget(luts=1500, mem_bits=1500)
     for r in rows:
         cost = model.network_cost(shapes, [_choice(r[k]) for k in ("l1", "l2", "l3")])
@@ -50,7 +52,7 @@ def test_search_writes_consistent_csv_png_and_json(run, capsys):
         assert (int(r["mem_bits"]), int(r["cycles"])) == (cost.mem_bits, cost.cycles)
         assert r["fits"] == str(int(budget.fits(cost)))
         assert float(r["usage"]) == budget.usage(cost)
-        assert float(r["quality"]) <= 0
+        assert -2000 < float(r["quality"]) <= 0  # the return of one seeded episode
 
     png = (run / "cost_vs_quality.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10000
@@ -59,6 +61,7 @@ def test_search_writes_consistent_csv_png_and_json(run, capsys):
     assert best["budget"] == {"luts": 1500.0, "mem_bits": 1500}
     assert best["layers"] == [["l1", 3, 8], ["l2", 8, 8], ["l3", 8, 1]]
     assert best["reference"]["choices"] == ["fixed:16:16"] * 3
+    assert (best["mapping"], best["quality"]) == ("pipelined", "return")
     for method, entry in best["methods"].items():
         fitting = [r for r in by_method[method] if r["fits"] == "1"]
         assert entry["evaluated"] == len(by_method[method])
@@ -68,11 +71,15 @@ def test_search_writes_consistent_csv_png_and_json(run, capsys):
         top = max(fitting, key=lambda r: float(r["quality"]))
         b = entry["best"]
         assert b["choices"] == [top["l1"], top["l2"], top["l3"]]
-        assert b["proxy_quality"] == float(top["quality"])
+        assert b["quality"] == float(top["quality"]) == b["return"]
+        assert -2000 < b["heldout_return"] <= 0
         assert b["cost"]["luts"] <= 1500 and b["cost"]["mem_bits"] <= 1500
         assert b["cost"]["luts"] == float(top["luts"])
         assert b["cost"]["mem_bits"] == int(top["mem_bits"])
         assert -2000 < b["return"] <= 0
+    # PPO starts from the best uniform configuration, so it never ends worse
+    ppo, uni = best["methods"]["ppo"]["best"], best["methods"]["uniform"]["best"]
+    assert ppo["quality"] >= uni["quality"]
     # the uniform baseline always finds the best uniform configuration that fits
     assert best["methods"]["uniform"]["best"] is not None
 
@@ -113,7 +120,7 @@ def test_search_from_a_weight_image(tmp_path, capsys):
      "fixar-hw search: give --weights or --train-steps, not both"),
     (["--budget-luts", "100"], "fixar-hw search: no configuration fits the budget (luts 100); "
                                "the cheapest need "),
-    (["--budget-cycles", "10"], "cycles (fixed:2:4)"),
+    (["--budget-cycles", "10"], "cycles (fixed:2:4 fixed:2:4 fixed:2:4)"),
 ])
 def test_search_errors(tmp_path, capsys, extra, message):
     out = tmp_path / "x"
@@ -138,3 +145,60 @@ def test_search_bad_option_exits_2(capsys):
         main(["search", "--budget-luts", "2000", "--method", "sa"])
     assert exc.value.code == 2
     assert "invalid choice: 'sa'" in capsys.readouterr().err
+
+
+def test_run_search_shared_mapping_and_proxy(tmp_path):
+    from fixar_hw.search import format_summary, run_search, train_actor
+
+    weights = train_actor(300, 1, hidden=(6,))
+    budget = Budget(luts=1000)
+    run = run_search(weights, budget, tmp_path / "s", methods=("uniform",), lanes=4,
+                     states=16, return_episodes=1, mapping="shared", quality="proxy",
+                     metric="rel", progress=False)
+    assert (run.best["mapping"], run.best["quality"], run.best["metric"]) == (
+        "shared", "proxy", "rel")
+    model = CostModel.load(lanes=4)
+    shapes = [LayerShape("l1", 3, 6), LayerShape("l2", 6, 1)]
+    for ep in run.results["uniform"].history:
+        assert ep.cost == model.network_cost(shapes, ep.choices)
+        assert ep.quality <= 0
+    assert "uniform" in format_summary(run)
+    for kw, msg in (({"mapping": "serial"}, r"^mapping must be one of"),
+                    ({"quality": "q"}, r"^quality must be one of"),
+                    ({"metric": "q_drop"}, r"^metric must be 'mse' or 'rel', not 'q_drop'$")):
+        with pytest.raises(ValueError, match=msg):
+            run_search(weights, budget, tmp_path / "x", progress=False, **kw)
+    assert not (tmp_path / "x").exists()
+
+
+def test_check_feasible_pipelined():
+    import numpy as np
+
+    from fixar_hw.search import check_feasible
+    from sw_model.autoq import QuantEnv
+
+    shapes = [LayerShape("l1", 3, 8), LayerShape("l2", 8, 1)]
+    mats = [np.ones((8, 3)), np.ones((1, 8))]
+    model = CostModel.load(lanes=4, mapping="pipelined")
+    lanes = model.allocate(shapes)
+    # the cheapest LUTs: each layer's cheapest kind on its own lanes
+    least = sum(min(model.engine(s, w, a, lanes=n)[0] for s in ("fixed", "sp2")
+                    for w in (2, 3) for a in (4, 6)) for n in lanes)
+
+    def env(budget):
+        return QuantEnv(shapes, mats, cost_model=model, budget=budget, evaluate=lambda c: 0.0)
+
+    check_feasible(env(Budget(luts=least)))
+    with pytest.raises(ValueError, match=r"^no configuration fits the budget \(luts "):
+        check_feasible(env(Budget(luts=least - 1)))
+
+
+def test_search_cli_passes_mapping_quality_metric(tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert main([*TINY, *BUDGET, "--method", "uniform", "--mapping", "shared", "--quality",
+                 "proxy", "--metric", "rel", "--out", str(out)]) == 0
+    best = json.loads((out / "best.json").read_text())
+    assert (best["mapping"], best["quality"], best["metric"]) == ("shared", "proxy", "rel")
+    with pytest.raises(SystemExit) as info:
+        main([*TINY, *BUDGET, "--mapping", "serial"])
+    assert info.value.code == 2
