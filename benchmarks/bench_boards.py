@@ -5,18 +5,19 @@ For every board of :data:`fixar_hw.boards.BOARDS` this builds, with :func:`fixar
 
 * the bring-up top (UART bridge and 1,024 words of RAM): synthesis, placement, routing and a
   bitstream on the Lattice boards, synthesis on the Xilinx ones;
-* the smallest training core (``--core small``: Pendulum 3-5-1 / 4-5-1, batch 4, a 2x2 grid,
-  one AAP core, one update unit): synthesis and the fit check on every board, and on the ECP5
-  boards it fits, placement and routing with ``--repeat`` placer seeds (median Fmax; routing
-  the core takes tens of minutes on 2 cores, so ``--route-core`` limits it to one board).
+* the smallest training core (Pendulum 3-5-1 / 4-5-1, batch 4, a 2x2 grid, one AAP core, one
+  update unit): synthesis once per FPGA family, and the fit check of those counts on every
+  board of the family; with ``--route-core BOARD`` (or ``all``), placement and routing on that
+  ECP5 board with ``--repeat`` placer seeds (median Fmax). Routing the core takes tens of
+  minutes on 2 cores.
 
-It prints one Markdown table (resources as synthesized, the placed LUT count where placed,
-Fmax, wall time of each step) and the refusals' messages.
+It prints a Markdown table (resources as synthesized, the placed LUT count where placed, Fmax,
+wall time per build) and a table of which boards take the core, with the refusals' messages.
 
 Reproduce with::
 
-    python benchmarks/bench_boards.py                       # all boards, core routed on ulx3s-85f
-    python benchmarks/bench_boards.py --route-core none     # synthesis only for the core
+    python benchmarks/bench_boards.py                       # the core synthesized, not routed
+    python benchmarks/bench_boards.py --route-core ulx3s-85f
     python benchmarks/bench_boards.py --quick --repeat 1    # the iCEBreaker bring-up only (CI)
 """
 
@@ -29,7 +30,7 @@ import tempfile
 import time
 
 from fixar_hw.boards import BOARDS
-from fixar_hw.build import BuildReport, DoesNotFit, build
+from fixar_hw.build import BuildReport, DoesNotFit, build, fit_check
 from fixar_hw.config import CoreConfig
 from sw_model.ddpg_config import DDPGConfig
 from sw_model.engine import EngineConfig
@@ -55,7 +56,8 @@ def row(what: str, report: BuildReport, fmaxes: list[float], wall: float) -> str
 
 
 def run(config: CoreConfig | None, board: str, route: bool, seeds: int,
-        refusals: list[str]) -> str | None:
+        refusals: list[str], rows: list[str]) -> BuildReport | None:
+    """Build ``seeds`` times (once without routing); append a table row, or a refusal."""
     what = "bring-up" if config is None else "small core"
     fmaxes: list[float] = []
     start = time.perf_counter()
@@ -67,23 +69,29 @@ def run(config: CoreConfig | None, board: str, route: bool, seeds: int,
                 report = build(config, board, tmp, place=route, seed=seed)
             except DoesNotFit as exc:
                 refusals.append(f"- `{board}`, {what}: {exc}")
+                b = exc.board
+                refused = BuildReport(board=b.name, family=b.family, device=b.device,
+                                      config_id=None, config=None, used=exc.used,
+                                      capacity=b.capacity, clock_mhz=b.clock_mhz)
+                rows.append(row(f"{what} (refused)", refused, [],
+                                time.perf_counter() - start))
                 return None
         if report.fmax_mhz is not None:
             fmaxes.append(report.fmax_mhz)
         print(f"  {board} {what} seed {seed}: "
               + ", ".join(f"{k} {v:.0f} s" for k, v in report.seconds.items()), flush=True)
-    if report is None:
-        return None
-    return row(what, report, fmaxes, (time.perf_counter() - start) / builds)
+    if report is not None:
+        rows.append(row(what, report, fmaxes, (time.perf_counter() - start) / builds))
+    return report
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="iCEBreaker bring-up only (CI)")
     parser.add_argument("--repeat", type=int, default=3, help="placer seeds per routed build")
-    parser.add_argument("--route-core", default="ulx3s-85f",
+    parser.add_argument("--route-core", default="none",
                         help="the ECP5 board to route the small core on, 'all' or 'none' "
-                             "(default ulx3s-85f)")
+                             "(default none)")
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -93,32 +101,45 @@ def main() -> int:
     for name in boards:
         board = BOARDS[name]
         print(f"{name}: bring-up ...", flush=True)
-        r = run(None, name, board.routable, args.repeat, refusals)
-        if r:
-            rows.append(r)
+        run(None, name, board.routable, args.repeat, refusals, rows)
+    fit_rows: list[str] = []
     if not args.quick:
         config = small_core()
+        done: dict[str, BuildReport] = {}
         for name, board in BOARDS.items():
             route = board.family == "ecp5" and args.route_core in ("all", name)
+            if board.family in done and not route:
+                # same family, same netlist: the fit check of the counts already synthesized
+                used = done[board.family].used
+                try:
+                    fit_check(used, board, config)
+                    fit_rows.append(f"| {name} | fits |")
+                except DoesNotFit as exc:
+                    fit_rows.append(f"| {name} | refused: {exc} |")
+                continue
             print(f"{name}: small core ...", flush=True)
-            r = run(config, name, route, args.repeat, refusals)
-            if r:
-                rows.append(r)
+            report = run(config, name, route, args.repeat, refusals, rows)
+            if report is not None:
+                done.setdefault(board.family, report)
+                fit_rows.append(f"| {name} | fits |")
+            else:
+                fit_rows.append(f"| {name} | refused: {refusals[-1].split(': ', 1)[1]} |")
     print()
     print("| board | top | LUT (synth / device) | LUT placed | FF | DSP | BRAM | Fmax MHz "
           "(median, range) | clock MHz | s per build |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(r)
-    if refusals:
+    if fit_rows:
         print()
-        print("Refused:")
-        for r in refusals:
+        print("| board | the small core (counts of its family's synthesis) |")
+        print("|---|---|")
+        for r in fit_rows:
             print(r)
     print()
     print("reproduce: python benchmarks/bench_boards.py"
           + (" --quick" if args.quick else "") + f" --repeat {args.repeat}"
-          + ("" if args.quick or args.route_core == "ulx3s-85f"
+          + ("" if args.quick or args.route_core == "none"
              else f" --route-core {args.route_core}"))
     return 0
 

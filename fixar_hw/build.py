@@ -54,6 +54,7 @@ from typing import Any
 
 from .boards import BOARDS, RESOURCE_KINDS, Board, get_board
 from .config import CoreConfig
+from .pnr import _tail
 from .synth import _classify
 
 __all__ = [
@@ -61,7 +62,6 @@ __all__ = [
     "shrink_advice",
 ]
 
-_LOG_TAIL_LINES = 30
 _FMAX_LINE = re.compile(r"Max frequency for clock +'([^']+)': ([0-9.]+) MHz")
 
 # amaranth's tool names -> the YoWASP packages' commands
@@ -330,14 +330,6 @@ def fit_check(used: Mapping[str, int], board: Board | str, config: CoreConfig | 
 
 
 # --- running the tools ---------------------------------------------------------------------------
-
-def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    return "\n".join(text[-lines:])
-
 
 def _tool(name: str) -> str:
     """The path of a YoWASP command (PATH first, then next to this Python)."""
