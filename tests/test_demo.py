@@ -1,0 +1,217 @@
+"""``fixar-hw demo``: the end-to-end run (quick mode), its report, its checker and its options.
+
+The quick run (a 3-8-1 actor trained for 3 episodes, 2 training steps and 2 actions on a 2x2 x 2
+core in Amaranth's simulator, no synthesis) runs once per module; the other tests read its
+report and recompute its numbers independently.
+"""
+
+import csv
+import dataclasses
+import re
+
+import numpy as np
+import pytest
+
+import fixar_hw.demo as demo
+from fixar_hw.cli import main
+from fixar_hw.config import CoreConfig
+from fixar_hw.demo import Check, compare, demo_settings
+from sw_model import engine as en
+from sw_model.ddpg import DDPGAgent, evaluate
+from sw_model.image import WeightImage
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """``fixar-hw demo --quick``: its exit status, output directory, stdout and result."""
+    out = tmp_path_factory.mktemp("demo")
+    results = []
+    real = demo.run_demo
+
+    def spy(*args, **kwargs):
+        results.append(real(*args, **kwargs))
+        return results[-1]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(demo, "run_demo", spy)
+        code = main(["demo", "--quick", "--no-progress", "--out", str(out)])
+    return code, out, results[0]
+
+
+def report_checks(text: str) -> dict[str, tuple[int, int, str]]:
+    """Rows of the report's bit-exact table: name -> (compared, mismatches, result)."""
+    section = text.split("## Bit-exact checks")[1].split("## Cycles")[0]
+    rows = {}
+    for m in re.finditer(r"^\| (.+?) \| ([\d,]+) \| (\d+) \| (.+?) \|$", section, re.M):
+        rows[m[1]] = (int(m[2].replace(",", "")), int(m[3]), m[4])
+    return rows
+
+
+def report_row(text: str, label: str) -> list[str]:
+    line = next(x for x in text.splitlines() if x.startswith(f"| {label} |"))
+    return [c.strip() for c in line.strip("|").split("|")][1:]
+
+
+def number(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+# --- the quick run ---------------------------------------------------------------------------
+
+def test_quick_demo_passes_and_writes_its_report(quick_run):
+    code, out, result = quick_run
+    assert code == 0
+    for name in ("report.md", "learning_curve.png", "cycles.png", "returns.csv",
+                 "weights.fximg", "core_config.json"):
+        assert (out / name).stat().st_size > 0, name
+    assert not (out / "utilisation.png").exists()  # quick mode does not synthesize
+    for name in ("learning_curve.png", "cycles.png"):
+        assert (out / name).read_bytes().startswith(b"\x89PNG")
+    text = (out / "report.md").read_text()
+    assert "all bit-exact checks passed" in text
+    assert "fixar-hw demo --quick --out" in text
+    checks = report_checks(text)
+    assert len(checks) == len(result.checks) >= 12
+    for name, (compared, mismatches, verdict) in checks.items():
+        assert compared > 0 and mismatches == 0 and verdict == "pass", name
+    for name in ("row unit, actor layer 1", "weights after 2 training steps",
+                 "adam v after 2 training steps", "noisy actions"):
+        assert name in checks
+    assert result.ok
+
+
+def test_report_numbers_agree_with_a_recomputation(quick_run):
+    """Cycles from the compiled programs, returns from the saved weight image, episode count
+    from the CSV, throughput from the cycles."""
+    _, out, result = quick_run
+    text = (out / "report.md").read_text()
+    config = CoreConfig.load(out / "core_config.json")
+    assert config == result.config
+    e = config.engine
+    agent = DDPGAgent.from_image(WeightImage.load(out / "weights.fximg"))
+    assert agent.opt.act16 is not None  # the 16-bit formats were frozen before the core ran
+    fmts = agent.formats
+    step, act = en.compile_step(e, fmts), en.compile_act(e, fmts)
+    model = report_row(text, "array cycle model (`program_cycles`)")
+    assert [number(x) for x in model] == [en.program_cycles(e, step)["array_cycles"],
+                                          en.program_cycles(e, act)["array_cycles"]]
+    counters = report_row(text, "array cycles (counter `array`)")
+    for got, program in zip(counters, (step, act), strict=True):
+        ops = sum(isinstance(op, en.ArrayOp) for op in program)
+        assert number(got) == en.program_cycles(e, program)["array_cycles"] + 2 * ops
+    engine = [number(x) for x in report_row(text, "engine cycles (counter `cycles`)")]
+    assert engine == [number(x) for x in report_row(text, "predicted (`TrainingEngine.cycles`)")]
+    busy = [number(x) for x in report_row(text, "busy cycles incl. DMA (counter `busy_cycles`)")]
+    assert busy[0] > engine[0] and busy[1] > engine[1]
+    # the QAT policy's return, from the saved image
+    want = np.mean(evaluate(agent, "pendulum", result.settings.eval_episodes))
+    assert report_row(text, "QAT fixed point (16-bit activations, Q12.20 weights)")[0] \
+        == f"{want:.1f}"
+    with open(out / "returns.csv") as f:
+        assert len(list(csv.DictReader(f))) == result.settings.episodes == 3
+    m = re.search(r"Projected at ([\d.]+) MHz \((.+?)\): ([\d,.]+) training samples/s", text)
+    assert m is not None
+    samples = e.ddpg.batch_size * float(m[1]) * 1e6 / busy[0]
+    assert number(m[3].split(".")[0]) == round(samples)
+
+
+def test_summary_names_what_differed(quick_run, monkeypatch, capsys):
+    """A corrupted hardware result makes the run fail, exit 1 and say what differed."""
+    _, out, result = quick_run
+    core = result.core
+    bad = compare("noisy actions", np.array([[5]]), np.array([[4]]))
+    corrupted = dataclasses.replace(result, core=dataclasses.replace(
+        core, checks=[*core.checks[:-1], bad]))
+    assert not corrupted.ok
+    monkeypatch.setattr(demo, "run_demo", lambda *a, **k: corrupted)
+    assert main(["demo", "--quick", "--no-progress", "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert ("MISMATCH noisy actions: noisy actions at (0, 0) is 5, the golden model 4 "
+            "(1 of 1 differ)") in captured.out
+    assert "differs from the golden model" in captured.err
+
+
+# --- the checker -----------------------------------------------------------------------------
+
+def test_compare_accepts_equal_results():
+    w = {"actor": {"l1.w": np.arange(6).reshape(2, 3), "l1.b": np.zeros(2, dtype=np.int64)}}
+    check = compare("weights", w, {"actor": {k: v.copy() for k, v in w["actor"].items()}})
+    assert check == Check("weights", 8, 0, "")
+    assert check.ok
+
+
+def test_compare_finds_a_corrupted_word():
+    want = {"actor": {"l1.w": np.arange(12).reshape(3, 4)}, "critic": {"l1.b": np.ones(3)}}
+    got = {"actor": {"l1.w": want["actor"]["l1.w"].copy()}, "critic": {"l1.b": np.ones(3)}}
+    got["actor"]["l1.w"][2, 1] += 1 << 20
+    check = compare("weights", got, want)
+    assert not check.ok
+    assert (check.compared, check.mismatched) == (15, 1)
+    assert check.detail == (f"weights[actor.l1.w] at (2, 1) is {9 + (1 << 20)}, the golden "
+                            "model 9 (1 of 12 differ)")
+
+
+def test_compare_counts_missing_keys_and_shapes():
+    check = compare("m", {"a": np.zeros(2), "b": np.zeros(3)}, {"a": np.zeros(3), "c": 1})
+    assert check.mismatched == 3 and check.compared == 0 and not check.ok
+    assert check.detail == "m[a] has shape (2,), the golden model (3,)"
+    assert compare("step", 7, 8).detail == "step is 7, the golden model 8 (1 of 1 differ)"
+    assert not compare("nothing", {}, {}).ok  # nothing compared is not a pass
+
+
+# --- options -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, message", [
+    (["demo", "--episodes", "0"], "expected a positive integer, not '0'"),
+    (["demo", "--seed", "-1"], "expected a non-negative integer, not '-1'"),
+    (["demo", "--quick", "--vectors", "3"], "unrecognized arguments: --vectors 3"),
+    (["demo", "--transport", "fpga"], "invalid choice: 'fpga'"),
+])
+def test_bad_arguments(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_board(capsys):
+    try:
+        names = demo.board_names()
+    except ImportError:
+        pytest.skip("fixar_hw.boards is not there yet")
+    assert main(["demo", "--quick", "--board", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert f"unknown --board 'nope'; choose from {', '.join(names)}" in err
+
+
+@pytest.mark.parametrize("kwargs, exc, message", [
+    (dict(episodes=0), ValueError, r"^episodes must be at least 1, not 0$"),
+    (dict(episodes=2.5), TypeError, r"^episodes must be an integer, not 2\.5$"),
+    (dict(seed=-3), ValueError, r"^seed must be at least 0, not -3$"),
+    (dict(board=""), ValueError, r"^board must be a board name, not ''$"),
+    (dict(transport="fpga"), ValueError, r"^transport must be one of sim, verilator, not 'fpga'$"),
+])
+def test_settings_errors(kwargs, exc, message):
+    with pytest.raises(exc, match=message):
+        demo_settings(quick=True, **kwargs)
+
+
+def test_settings_sizes():
+    quick, full = demo_settings(quick=True), demo_settings()
+    assert (quick.steps, quick.synth, full.synth) == (600, False, True)
+    for s in (quick, full, demo_settings(episodes=1)):
+        d = s.ddpg
+        # the 16-bit formats freeze before training ends, so the core never tracks ranges
+        assert d.warmup_steps + d.qat_delay < s.steps
+        s.core_config()  # the networks fit the core
+
+
+def test_core_check_rejects_another_agent():
+    settings = demo_settings(quick=True)
+    config = settings.core_config()
+    other = DDPGAgent(settings.ddpg.replace(hidden=(4,)), 3, 1, [-2.0], [2.0])
+    with pytest.raises(ValueError, match=r"^agent must have the configuration and sizes"):
+        demo.run_core_check(other, config, steps=1, actions=1)
+    agent = DDPGAgent(settings.ddpg, 3, 1, [-2.0], [2.0])
+    with pytest.raises(ValueError, match=r"^steps must be at least 1, not 0$"):
+        demo.run_core_check(agent, config, steps=0, actions=1)
