@@ -487,7 +487,8 @@ class ProxyEvaluator:
         self._grids: dict[tuple[int, int], tuple[float, float, float]] = {}
 
     def _q(self, actions: np.ndarray) -> np.ndarray:
-        assert self.critic is not None
+        if self.critic is None:
+            raise ValueError("the 'q_drop' metric needs a critic")
         x = np.concatenate([self.states, actions], axis=1)
         return _float_net(self.critic, x, "linear")[-1][:, 0]
 

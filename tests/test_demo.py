@@ -175,10 +175,7 @@ def test_bad_arguments(argv, message, capsys):
 
 
 def test_unknown_board(capsys):
-    try:
-        names = demo.board_names()
-    except ImportError:
-        pytest.skip("fixar_hw.boards is not there yet")
+    names = demo.board_names()
     assert main(["demo", "--quick", "--board", "nope"]) == 2
     err = capsys.readouterr().err
     assert f"unknown --board 'nope'; choose from {', '.join(names)}" in err
