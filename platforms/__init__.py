@@ -24,6 +24,7 @@ for its size).
 from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.lib import io, wiring
 
+from fixar_hw._util import silence_on_error
 from fixar_hw.boards import Board, get_board
 from fixar_hw.bridges import UARTWishboneBridge
 from fixar_hw.config import CoreConfig
@@ -54,6 +55,7 @@ class BoardTop(Elaboratable):
         For a bad parameter, naming it.
     """
 
+    @silence_on_error
     def __init__(self, config: CoreConfig | None, board: Board | str, *, baud: int = 115200,
                  sram_words: int | None = None) -> None:
         if config is not None and not isinstance(config, CoreConfig):
