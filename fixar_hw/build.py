@@ -62,7 +62,7 @@ from .synth import _classify
 
 __all__ = [
     "BuildError", "BuildReport", "DoesNotFit", "build", "cache_key", "estimate", "fit_check",
-    "shrink_advice",
+    "over_capacity", "shrink_advice",
 ]
 
 _FMAX_LINE = re.compile(r"Max frequency for clock +'([^']+)': ([0-9.]+) MHz")
