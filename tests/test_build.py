@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
+from amaranth.hdl import Fragment
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -66,7 +67,9 @@ def test_board_top_errors():
         BoardTop(None, "icebreaker", baud=6_000_000)
     with pytest.raises(TypeError, match="baud must be an integer"):
         BoardTop(None, "icebreaker", baud=115200.0)
-    assert BoardTop(None, "icebreaker", baud=115200).divisor == round(12e6 / 115200)
+    top = BoardTop(None, "icebreaker", baud=115200)
+    assert top.divisor == round(12e6 / 115200)
+    Fragment.get(top, None)  # elaborates without a platform (no pins)
 
 
 # --- fit rules ---------------------------------------------------------------------------------
