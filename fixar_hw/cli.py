@@ -39,6 +39,17 @@ from collections.abc import Callable, Sequence
 __all__ = ["main"]
 
 
+def _failer(command: str) -> Callable[..., int]:
+    """``fail(message, status=2)`` for ``command``: print ``fixar-hw COMMAND: message`` to
+    stderr and return the exit status."""
+
+    def fail(message: str, status: int = 2) -> int:
+        print(f"fixar-hw {command}: {message}", file=sys.stderr)
+        return status
+
+    return fail
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -52,9 +63,7 @@ def _positive_int(text: str) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import demo_settings, format_summary, run_demo
 
-    def fail(message: str) -> int:
-        print(f"fixar-hw demo: {message}", file=sys.stderr)
-        return 2
+    fail = _failer("demo")
 
     try:
         settings = demo_settings(quick=args.quick, episodes=args.episodes, seed=args.seed,
@@ -194,12 +203,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from .build import BuildError, DoesNotFit, build
+    from .build import BuildError, build
     from .config import CoreConfig
 
-    def fail(message: str, status: int = 2) -> int:
-        print(f"fixar-hw build: {message}", file=sys.stderr)
-        return status
+    fail = _failer("build")
 
     if (args.config is None) == (not args.bringup):
         return fail("give --config FILE or --bringup (one of them)")
@@ -215,9 +222,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     try:
         report = build(config, args.board, out, route=not args.no_route, seed=args.seed,
                        baud=args.baud, timeout=args.timeout)
-    except DoesNotFit as exc:
-        return fail(str(exc))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:  # DoesNotFit is a ValueError
         return fail(str(exc))
     except BuildError as exc:
         return fail(str(exc), 1)
@@ -231,9 +236,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     from .search import METHODS, format_summary, load_actor, run_search, train_actor
 
-    def fail(message: str) -> int:
-        print(f"fixar-hw search: {message}", file=sys.stderr)
-        return 2
+    fail = _failer("search")
 
     limits = {"luts": args.budget_luts, "dsps": args.budget_dsps,
               "mem_bits": args.budget_mem_bits, "cycles": args.budget_cycles}
@@ -280,9 +283,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     from . import sweep
 
-    def fail(message: str) -> int:
-        print(f"fixar-hw sweep: {message}", file=sys.stderr)
-        return 2
+    fail = _failer("sweep")
 
     if args.scheduler is not None:
         if args.workers is not None:
