@@ -221,7 +221,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     print(f"building {what} for {args.board} in {out} ...", flush=True)
     try:
         report = build(config, args.board, out, route=not args.no_route, seed=args.seed,
-                       baud=args.baud, timeout=args.timeout)
+                       baud=args.baud, clock_mhz=args.clock_mhz, timeout=args.timeout)
     except (TypeError, ValueError) as exc:  # DoesNotFit is a ValueError
         return fail(str(exc))
     except BuildError as exc:
@@ -453,6 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
     bu.add_argument("--seed", type=_positive_int, default=1, help="placer seed (default 1)")
     bu.add_argument("--baud", type=_positive_int, default=115200,
                     help="UART baud rate (default 115200)")
+    bu.add_argument("--clock-mhz", type=float, metavar="MHZ",
+                    help="run clock made by the board's PLL (ECP5 boards; default: the "
+                         "board's oscillator)")
     bu.add_argument("--timeout", type=float, metavar="S", help="seconds allowed to each tool")
     bu.set_defaults(func=_cmd_build)
 

@@ -4,7 +4,8 @@
 :class:`BoardTop` is what :func:`fixar_hw.build.build` hands to a board's amaranth-boards
 platform. It holds a :class:`fixar_hw.soc.FixarSoC` (the UART-to-Wishbone bridge, the
 :class:`~fixar_hw.core.FixarCore`, and on-chip RAM as the DMA's external memory), clocked by the
-board oscillator through the platform's default ``sync`` domain, and drives up to three LEDs:
+board oscillator through the platform's default ``sync`` domain (or, on ECP5 boards given a
+``clock_mhz``, by a PLL output: :class:`fixar_hw.clocking.ECP5PLL`), and drives up to three LEDs:
 
 * busy: the core is running descriptors;
 * interrupt: the core's ``irq``;
@@ -21,12 +22,13 @@ PyPI for Amaranth, so the DMA's external memory is block RAM (see :class:`fixar_
 for its size).
 """
 
-from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
 from amaranth.lib import io, wiring
 
 from fixar_hw._util import silence_on_error
 from fixar_hw.boards import Board, get_board
 from fixar_hw.bridges import UARTWishboneBridge
+from fixar_hw.clocking import ECP5PLL, PllSetting, ecp5_pll_setting
 from fixar_hw.config import CoreConfig
 
 __all__ = ["BRINGUP_WORDS", "BoardTop"]
@@ -48,6 +50,10 @@ class BoardTop(Elaboratable):
         UART baud rate (the bridge's divisor is ``round(clock / baud)``, at least 4).
     sram_words : int, optional
         Words of the DMA's on-chip memory (default: what the driver needs for ``config``).
+    clock_mhz : float, optional
+        The run clock. None (default) runs from the board's oscillator. On ECP5 boards any
+        other value is made by the PLL (:func:`fixar_hw.clocking.ecp5_pll_setting`: the
+        nearest frequency it can make, :attr:`run_mhz`); other families take only None.
 
     Raises
     ------
@@ -57,30 +63,41 @@ class BoardTop(Elaboratable):
 
     @silence_on_error
     def __init__(self, config: CoreConfig | None, board: Board | str, *, baud: int = 115200,
-                 sram_words: int | None = None) -> None:
+                 sram_words: int | None = None, clock_mhz: float | None = None) -> None:
         if config is not None and not isinstance(config, CoreConfig):
             raise TypeError(f"config must be a CoreConfig or None, not {config!r}")
         self.board = get_board(board)
+        self.pll: PllSetting | None = None
+        if clock_mhz is not None:
+            if self.board.family != "ecp5":
+                raise ValueError(f"clock_mhz must be None on the {self.board.name} "
+                                 f"({self.board.family}: no PLL support), not {clock_mhz!r}")
+            self.pll = ecp5_pll_setting(self.board.clock_mhz, clock_mhz)
         if isinstance(baud, bool) or not isinstance(baud, int):
             raise TypeError(f"baud must be an integer, not {baud!r}")
-        if not 300 <= baud <= self.board.clock_mhz * 1e6 / 4:
+        if not 300 <= baud <= self.run_mhz * 1e6 / 4:
             raise ValueError(f"baud must be from 300 to a quarter of the "
-                             f"{self.board.clock_mhz:g} MHz clock, not {baud!r}")
+                             f"{self.run_mhz:g} MHz clock, not {baud!r}")
         self.config = config
         self.baud = baud
         self.sram_words = sram_words
 
     @property
+    def run_mhz(self) -> float:
+        """The clock the design runs at: the PLL's output, or the board's oscillator."""
+        return self.board.clock_mhz if self.pll is None else self.pll.f_out_mhz
+
+    @property
     def divisor(self) -> int:
         """Clock cycles per UART bit."""
-        return max(4, round(self.board.clock_mhz * 1e6 / self.baud))
+        return max(4, round(self.run_mhz * 1e6 / self.baud))
 
     def _soc(self, m: Module) -> tuple[Signal, Signal, Signal, Signal]:
         """The design inside: returns its (uart_rx, uart_tx, busy, irq)."""
         from fixar_hw.soc import FixarSoC, WishboneDecoder, WishboneSRAM
 
         if self.config is not None:
-            m.submodules.soc = soc = FixarSoC(self.config, clk_freq=self.board.clock_mhz * 1e6,
+            m.submodules.soc = soc = FixarSoC(self.config, clk_freq=self.run_mhz * 1e6,
                                               baud=self.baud, sram_words=self.sram_words)
             return soc.uart_rx, soc.uart_tx, soc.busy, soc.irq
         m.submodules.bridge = bridge = UARTWishboneBridge(divisor=self.divisor)
@@ -98,11 +115,16 @@ class BoardTop(Elaboratable):
         rx, tx, busy, irq = self._soc(m)
         if platform is None:  # simulation or plain conversion: no pins
             return m
+        if self.pll is not None:
+            ref = platform.request(platform.default_clk, dir="-")
+            m.submodules.clk_in = clk_buf = io.Buffer("i", ref)
+            m.domains.sync = ClockDomain("sync")
+            m.submodules.pll = ECP5PLL(clk_buf.i, self.pll)
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx = rx_buf = io.Buffer("i", uart.rx)
         m.submodules.uart_tx = tx_buf = io.Buffer("o", uart.tx)
         m.d.comb += [rx.eq(rx_buf.i), tx_buf.o.eq(tx)]
-        heartbeat = Signal(range(max(2, int(self.board.clock_mhz * 1e6))))
+        heartbeat = Signal(range(max(2, int(self.run_mhz * 1e6))))
         m.d.sync += heartbeat.eq(heartbeat + 1)
         lights = [busy, irq, heartbeat[-1]]
         pins = []
