@@ -297,7 +297,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     try:
         points, skipped = sweep.grid(
             args.sizes, args.cores, args.precisions, args.boards,
-            update_units=args.update_units, hidden=tuple(args.hidden), batch=args.batch,
+            update_units=args.update_units, formats=args.formats, hidden=tuple(args.hidden),
+            batch=args.batch,
             obs_dim=args.obs_dim, act_dim=args.act_dim)
     except (TypeError, ValueError) as exc:
         return fail(str(exc))
@@ -312,7 +313,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     argv = ["fixar-hw", "sweep", *words("--sizes", args.sizes), *words("--cores", args.cores),
             *words("--update-units", args.update_units),
-            *words("--precisions", args.precisions), *words("--boards", args.boards),
+            *words("--precisions", args.precisions), *words("--formats", args.formats),
+            *words("--boards", args.boards),
             *words("--hidden", args.hidden), "--batch", str(args.batch)]
     if (args.obs_dim, args.act_dim) != (3, 1):
         argv += ["--obs-dim", str(args.obs_dim), "--act-dim", str(args.act_dim)]
@@ -503,6 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--no-progress", action="store_true", help="no progress bars")
     se.set_defaults(func=_cmd_search)
 
+    from sw_model.ddpg_config import FORMAT_SETS
+
     from .boards import BOARDS
     from .sweep import PRECISIONS as SWEEP_PRECISIONS
 
@@ -516,7 +520,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="update units, powers of two up to size**2 (default 1)")
     sw.add_argument("--precisions", choices=SWEEP_PRECISIONS, nargs="+", default=["fixed"],
                     metavar="P", help=f"agent precisions: {', '.join(SWEEP_PRECISIONS)} "
-                                      f"(default fixed)")
+                                      f"(default fixed; they share one datapath)")
+    sw.add_argument("--formats", choices=list(FORMAT_SETS), nargs="+", default=["fixar32"],
+                    metavar="F", help=f"format sets: {', '.join(FORMAT_SETS)} (default "
+                                      f"fixar32; narrow16 makes every format 16 bits wide)")
     sw.add_argument("--boards", choices=sorted(BOARDS), nargs="+", default=["ulx3s-85f"],
                     metavar="BOARD", help=f"boards: {', '.join(sorted(BOARDS))} "
                                           f"(default ulx3s-85f)")

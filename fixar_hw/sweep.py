@@ -1,7 +1,8 @@
 """``fixar-hw sweep``: the accelerator's design space, measured and projected.
 
 A sweep takes a grid of :class:`SweepPoint` (PE grid side, AAP cores, update units, DDPG
-precision, board; the network and batch it trains), and for each point (:func:`evaluate`):
+precision, format set, board; the network and batch it trains), and for each point
+(:func:`evaluate`):
 
 * synthesizes the board top with the core (:func:`fixar_hw.build.estimate`: LUT, FF, DSP and
   block RAM use, the fit check, and with ``fmax`` a placement-only Fmax estimate);
@@ -22,10 +23,11 @@ repeated sweep does no work; a point that fails gives a row with an ``error`` fi
 
 :func:`pareto` picks the non-dominated fitting rows (cheapest for their throughput),
 :func:`plot` draws cost against throughput per board with that front, :func:`write_csv` and
-:func:`format_table` write the rows. The precisions share one datapath (the formats of
-:class:`~sw_model.ddpg_config.DDPGConfig` are the same; ``"fixed16"`` and ``"qat"`` narrow the
-activations at run time), so they differ in the ``CONFIG_ID`` constant only; the step of
-``"qat"`` is counted after the switch (no range tracking).
+:func:`format_table` write the rows. The precisions share one datapath (``"fixed16"`` and
+``"qat"`` narrow the activations at run time), so they differ in the ``CONFIG_ID`` constant
+only; the step of ``"qat"`` is counted after the switch (no range tracking). What changes the
+datapath is the format set (:data:`sw_model.ddpg_config.FORMAT_SETS`): FIXAR's 32-bit formats
+(``"fixar32"``) or 16-bit ones (``"narrow16"``).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from sw_model.ddpg_config import FORMAT_SETS
+
 from .boards import BOARDS
 from .config import CoreConfig
 
@@ -59,7 +63,7 @@ PRECISIONS: tuple[str, ...] = ("fixed", "fixed16", "qat")
 
 #: Columns of a result row, in CSV order (an error row has the point's columns and ``error``).
 COLUMNS: tuple[str, ...] = (
-    "board", "size", "cores", "update_units", "precision", "hidden", "batch", "obs_dim",
+    "board", "size", "cores", "update_units", "precision", "formats", "hidden", "batch", "obs_dim",
     "act_dim", "dma_addr_width", "config_id", "lut", "ff", "dsp", "bram", "spram", "lut_util",
     "ff_util", "dsp_util", "bram_util", "util", "fits", "fmax_mhz", "clock_mhz", "run_mhz",
     "step_cycles", "step_array_cycles", "act_cycles", "act_array_cycles",
@@ -67,9 +71,9 @@ COLUMNS: tuple[str, ...] = (
 )
 
 # bump when the rows evaluate() writes change meaning
-_ROW_VERSION = 1
-_POINT_FIELDS = ("board", "size", "cores", "update_units", "precision", "hidden", "batch",
-                 "obs_dim", "act_dim", "dma_addr_width")
+_ROW_VERSION = 2
+_POINT_FIELDS = ("board", "size", "cores", "update_units", "precision", "formats", "hidden",
+                 "batch", "obs_dim", "act_dim", "dma_addr_width")
 # "tcp://host:8786", "inproc://..." (a LocalCluster with processes=False), or "host:8786"
 _SCHEDULER = re.compile(r"^([a-z][a-z0-9+.-]*://\S+|[^\s:/]+:\d+)$")
 
@@ -96,6 +100,8 @@ class SweepPoint:
         :attr:`DDPGConfig.precision <sw_model.ddpg_config.DDPGConfig>` of the agent.
     board : str
         A board of :data:`fixar_hw.boards.BOARDS`.
+    formats : str
+        A format set of :data:`sw_model.ddpg_config.FORMAT_SETS` (default ``"fixar32"``).
     update_units : int
         Update units (a power of two up to ``size**2``).
     obs_dim, act_dim : int
@@ -118,6 +124,7 @@ class SweepPoint:
     cores: int
     precision: str = "fixed"
     board: str = "ulx3s-85f"
+    formats: str = "fixar32"
     update_units: int = 1
     obs_dim: int = 3
     act_dim: int = 1
@@ -132,6 +139,9 @@ class SweepPoint:
         if self.precision not in PRECISIONS:
             raise ValueError(f"SweepPoint precision must be one of {', '.join(PRECISIONS)}, "
                              f"not {self.precision!r}")
+        if self.formats not in FORMAT_SETS:
+            raise ValueError(f"SweepPoint formats must be one of {', '.join(FORMAT_SETS)}, "
+                             f"not {self.formats!r}")
         if not isinstance(self.board, str):
             raise TypeError(f"SweepPoint board must be a board name, not {self.board!r}")
         if self.board not in BOARDS:
@@ -151,18 +161,21 @@ class SweepPoint:
         ValueError
             If the engine refuses the combination (the message says why).
         """
-        from sw_model.ddpg_config import DDPGConfig
+        from sw_model.ddpg_config import DDPGConfig, format_set
         from sw_model.engine import EngineConfig
 
-        ddpg = DDPGConfig(hidden=self.hidden, precision=self.precision, batch_size=self.batch)
+        ddpg = DDPGConfig(hidden=self.hidden, precision=self.precision, batch_size=self.batch,
+                          **format_set(self.formats))
         engine = EngineConfig(ddpg, self.obs_dim, self.act_dim, size=self.size,
                               cores=self.cores, update_units=self.update_units)
         return CoreConfig(engine, dma_addr_width=self.dma_addr_width)
 
     @property
     def label(self) -> str:
-        """A short name: ``"S4 C2 U1 fixed"`` (board left out)."""
-        return f"S{self.size} C{self.cores} U{self.update_units} {self.precision}"
+        """A short name: ``"S4 C2 U1 fixed"``, plus the format set unless ``"fixar32"``
+        (board left out)."""
+        extra = "" if self.formats == "fixar32" else f" {self.formats}"
+        return f"S{self.size} C{self.cores} U{self.update_units} {self.precision}{extra}"
 
     def to_row(self) -> dict[str, Any]:
         """The point's columns of a result row (``hidden`` as ``"16-16"``)."""
@@ -178,7 +191,7 @@ class SweepPoint:
             value = row[name]
             if name == "hidden":
                 value = tuple(int(n) for n in str(value).split("-"))
-            elif name not in ("board", "precision"):
+            elif name not in ("board", "precision", "formats"):
                 value = int(value)
             kw[name] = value
         return cls(**kw)
@@ -193,7 +206,7 @@ class Grid(NamedTuple):
 
 def grid(sizes: Iterable[int], cores: Iterable[int], precisions: Iterable[str] = ("fixed",),
          boards: Iterable[str] = ("ulx3s-85f",), *, update_units: Iterable[int] = (1,),
-         **fields: Any) -> Grid:
+         formats: Iterable[str] = ("fixar32",), **fields: Any) -> Grid:
     """Every combination of the axes, board outermost (duplicates removed, order kept).
 
     ``fields`` are the other :class:`SweepPoint` fields (``hidden``, ``batch``, ...), the same
@@ -206,16 +219,17 @@ def grid(sizes: Iterable[int], cores: Iterable[int], precisions: Iterable[str] =
         an empty axis.
     """
     axes = {"boards": list(boards), "sizes": list(sizes), "cores": list(cores),
-            "update_units": list(update_units), "precisions": list(precisions)}
+            "update_units": list(update_units), "precisions": list(precisions),
+            "formats": list(formats)}
     for name, values in axes.items():
         if not values:
             raise ValueError(f"the sweep needs at least one value of {name}")
     points: list[SweepPoint] = []
     skipped: list[tuple[SweepPoint, str]] = []
     seen: set[SweepPoint] = set()
-    for board, size, n_cores, units, precision in itertools.product(*axes.values()):
+    for board, size, n_cores, units, precision, fmts in itertools.product(*axes.values()):
         point = SweepPoint(size=size, cores=n_cores, precision=precision, board=board,
-                           update_units=units, **fields)
+                           update_units=units, formats=fmts, **fields)
         if point in seen:
             continue
         seen.add(point)
@@ -591,12 +605,13 @@ def format_table(rows: Sequence[Mapping[str, Any]], x: str = "lut",
                  y: str = "train_samples_per_s") -> str:
     """A Markdown table of ``rows``; a ``*`` marks the rows of :func:`pareto` ``(x, y)``."""
     front = {id(r) for r in pareto(rows, x, y)}
-    lines = ["| Board | Size | Cores | Upd | Precision | LUT | FF | DSP | BRAM | Max use | Fits "
-             "| Fmax MHz | Clock MHz | Step cycles | Train samples/s | Actions/s | Pareto |",
-             "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|:-:|"]
+    lines = ["| Board | Size | Cores | Upd | Precision | Formats | LUT | FF | DSP | BRAM "
+             "| Max use | Fits | Fmax MHz | Clock MHz | Step cycles | Train samples/s "
+             "| Actions/s | Pareto |",
+             "|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|:-:|"]
     for r in rows:
         head = (f"| {r['board']} | {r['size']} | {r['cores']} | {r['update_units']} "
-                f"| {r['precision']} ")
+                f"| {r['precision']} | {r.get('formats', 'fixar32')} ")
         if r.get("error"):
             message = str(r["error"]).splitlines()[0][:120].replace("|", "\\|")
             lines.append(head + f"| error: {message} |" + " |" * 11)
@@ -640,6 +655,8 @@ def plot(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], x: str
                                label=f"{board} {precision}" + ("" if fits else " (no fit)"))
                     for r in pts:
                         text = f"S{r['size']}C{r['cores']}"
+                        if r.get("formats", "fixar32") != "fixar32":
+                            text += f" {r['formats']}"
                         if (r[x], r[y], text) in labelled:
                             continue
                         labelled.add((r[x], r[y], text))

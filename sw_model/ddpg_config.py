@@ -5,14 +5,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
 from .fixed import FixedFormat, check_rounding
 
-__all__ = ["PRECISIONS", "DDPGConfig"]
+__all__ = ["FORMAT_SETS", "PRECISIONS", "DDPGConfig", "format_set"]
 
 #: Precision modes, see :class:`DDPGConfig`.
 PRECISIONS: tuple[str, ...] = ("float64", "float32", "fixed", "fixed16", "qat")
@@ -26,6 +28,32 @@ _GRAD_FMT = FixedFormat(32, 20)
 _DERIV_FMT = FixedFormat(32, 30)
 
 _FORMAT_FIELDS = ("weight_fmt", "act_fmt", "act16_fmt", "delta_fmt", "grad_fmt", "deriv_fmt")
+
+#: Named sets of the six formats (``DDPGConfig(**format_set(name))``). ``"fixar32"``: FIXAR's
+#: 32-bit formats, the defaults. ``"narrow16"``: every format 16 bits wide, for small FPGAs:
+#: the datapath's multipliers take one 18x18 DSP instead of four, at a cost in training quality
+#: (16-bit activations alone already train worse, see the README).
+FORMAT_SETS: Mapping[str, Mapping[str, FixedFormat]] = MappingProxyType({
+    name: MappingProxyType(dict(zip(_FORMAT_FIELDS, formats, strict=True)))
+    for name, formats in (
+        ("fixar32", (_WEIGHT_FMT, _ACT_FMT, _ACT16_FMT, _DELTA_FMT, _GRAD_FMT, _DERIV_FMT)),
+        ("narrow16", (FixedFormat(16, 12), FixedFormat(16, 10), FixedFormat(16, 10),
+                      FixedFormat(16, 12), FixedFormat(16, 12), FixedFormat(16, 14))),
+    )
+})
+
+
+def format_set(name: str) -> dict[str, FixedFormat]:
+    """The formats of :data:`FORMAT_SETS` ``[name]``, as :class:`DDPGConfig` keyword arguments.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (the message lists the known ones).
+    """
+    if name not in FORMAT_SETS:
+        raise ValueError(f"format set must be one of {', '.join(FORMAT_SETS)}, not {name!r}")
+    return dict(FORMAT_SETS[name])
 
 
 def _int(value: object, name: str, lo: int, hi: int | None = None) -> int:

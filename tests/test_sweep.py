@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from fixar_hw import sweep
 from fixar_hw.cli import main
 from fixar_hw.sweep import SweepPoint, grid, pareto, run_sweep
+from sw_model.ddpg_config import FORMAT_SETS
 
 # --- a cheap evaluator ----------------------------------------------------------------------------
 
@@ -74,6 +75,14 @@ def test_point_config_and_row_round_trip():
     assert SweepPoint.from_row({k: str(v) for k, v in row.items()}) == p
     assert p.label == "S4 C2 U4 fixed16"
     assert SweepPoint(2, 1).hidden == (16, 16) and SweepPoint(2, 1).batch == 8
+    # the format set reaches every format of the agent, and the row
+    n = SweepPoint(2, 1, formats="narrow16")
+    ddpg = n.config().engine.ddpg
+    assert {f: getattr(ddpg, f) for f in FORMAT_SETS["narrow16"]} == FORMAT_SETS["narrow16"]
+    assert ddpg.weight_fmt.width == 16
+    assert SweepPoint(2, 1).config().engine.ddpg.weight_fmt.width == 32
+    assert n.label == "S2 C1 U1 fixed narrow16"
+    assert SweepPoint.from_row(n.to_row()) == n and n.to_row()["formats"] == "narrow16"
 
 
 def test_point_errors():
@@ -82,6 +91,9 @@ def test_point_errors():
         SweepPoint(2, 1, "float32")
     with pytest.raises(ValueError, match=r"^SweepPoint board must be one of .*, not 'ulx3s'$"):
         SweepPoint(2, 1, board="ulx3s")
+    with pytest.raises(ValueError, match=r"^SweepPoint formats must be one of fixar32, "
+                                         r"narrow16, not 'int8'$"):
+        SweepPoint(2, 1, formats="int8")
     with pytest.raises(TypeError, match=r"^SweepPoint size must be an integer, not 2.0$"):
         SweepPoint(2.0, 1)
     with pytest.raises(ValueError, match=r"^SweepPoint cores must be at least 1, not 0$"):
@@ -106,6 +118,8 @@ def test_grid_skips_invalid_combinations():
     assert "size must be a power of two, not 3" in reasons[("ulx3s-45f", 3, 1)]
     assert all(p.hidden == (5,) for p in g.points)
     assert grid([2, 2], [1], ["fixed"], ["ulx3s-85f"]).points == [SweepPoint(2, 1)]
+    assert [p.formats for p in grid([2], [1], formats=["narrow16", "fixar32"]).points] == [
+        "narrow16", "fixar32"]
     with pytest.raises(ValueError, match=r"^the sweep needs at least one value of sizes$"):
         grid([], [1])
     with pytest.raises(ValueError, match="board must be one of"):
@@ -287,14 +301,15 @@ def test_cli_writes_the_sweep(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     out = tmp_path / "out"
     argv = ["sweep", "--sizes", "2", "4", "--cores", "1", "--precisions", "fixed", "fixed16",
-            "--boards", "ulx3s-45f", "--hidden", "5", "--batch", "4", "--fmax", "--workers",
-            "2", "--out", str(out)]
+            "--formats", "fixar32", "--boards", "ulx3s-45f", "--hidden", "5", "--batch", "4",
+            "--fmax", "--workers", "2", "--out", str(out)]
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "| ulx3s-45f | 4 | 1 | 1 | fixed16 |" in text
+    assert "| ulx3s-45f | 4 | 1 | 1 | fixed16 | fixar32 |" in text
     command = re.search(r"^reproduce: (.*)$", text, re.M).group(1)
     assert command == ("fixar-hw sweep --sizes 2 4 --cores 1 --update-units 1 --precisions "
-                       f"fixed fixed16 --boards ulx3s-45f --hidden 5 --batch 4 --fmax --out {out}")
+                       f"fixed fixed16 --formats fixar32 --boards ulx3s-45f --hidden 5 --batch 4 "
+                       f"--fmax --out {out}")
     assert sorted(p.name for p in out.iterdir()) == ["pareto.png", "sweep.csv", "sweep.md"]
     assert main(argv) == 0
     assert "4 points: 4 fit, 0 failed, 4 from the cache" in capsys.readouterr().out
