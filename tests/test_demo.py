@@ -212,3 +212,21 @@ def test_core_check_rejects_another_agent():
     agent = DDPGAgent(settings.ddpg, 3, 1, [-2.0], [2.0])
     with pytest.raises(ValueError, match=r"^steps must be at least 1, not 0$"):
         demo.run_core_check(agent, config, steps=0, actions=1)
+
+
+def test_narrow16_core_is_bit_exact():
+    """The 16-bit format set on the simulated core: a short fixed-point training run, then two
+    steps and two actions compared with the golden model and the cycle model."""
+    from sw_model.ddpg import train
+    from sw_model.ddpg_config import format_set
+
+    settings = demo_settings(quick=True, episodes=1)
+    ddpg = settings.ddpg.replace(precision="fixed", **format_set("narrow16"))
+    settings = dataclasses.replace(settings, ddpg=ddpg)
+    config = settings.core_config()
+    assert config.engine.ddpg.weight_fmt.width == 16
+    agent = train(ddpg, demo.ENV, settings.steps).agent
+    run = demo.run_core_check(agent, config, steps=2, actions=2)
+    assert run.checks and all(c.ok for c in run.checks), [c for c in run.checks if not c.ok]
+    assert sum(c.compared for c in run.checks) > 300
+    assert run.step_counters[-1]["cycles"] == run.step_predicted["cycles"]
