@@ -7,23 +7,29 @@ the sum to ``[-1, 1]``, producing the same codes as the NumPy trainer's fixed-po
 seed gives the same actions on both sides.
 
 The generator (see :mod:`sw_model.prng` for the definitions): a 32-bit xorshift32 state; each
-sample uses the next 12 outputs. xorshift32 is linear over GF(2), so the 12 steps of one sample
-are 12 chained XOR-shift stages of plain wiring and XOR gates; the 12 uniforms are the top 16
-bits of each output minus ``2**15``, summed, multiplied by the scale code ``sigma`` (16
-fraction bits) and floored into the value format, saturating.
+sample uses the next 12 outputs. xorshift32 is linear over GF(2), so ``k`` steps are a 32 x 32
+bit matrix: each bit of the ``k``-th output is the parity of a fixed subset of the state's bits
+(:func:`xorshift32_power`; 4 to 24 bits for the top halves used here). The 12 outputs of one
+sample are therefore 12 independent XOR trees of the state, three LUT4 levels deep, rather
+than a chain of 36 XOR-shift stages; the 12 uniforms are the top 16 bits of each output minus
+``2**15``, summed in a balanced adder tree, multiplied by the scale code ``sigma`` (16 fraction
+bits) and floored into the value format, saturating.
 """
 
-from amaranth.hdl import Module, Mux, Signal, Value, unsigned
+import functools
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sw_model.fixed import FixedFormat
-from sw_model.prng import GAUSS_TERMS, SIGMA_FRAC
+from sw_model.prng import GAUSS_TERMS, SIGMA_FRAC, xorshift32
 
 from ._util import silence_on_error
 from .numeric import check_format, requantize, shape_of
 
-__all__ = ["ExplorationNoise", "gaussian_sum", "seed_to_state", "xorshift32_step"]
+__all__ = ["ExplorationNoise", "gaussian_sum", "seed_to_state", "tree_sum", "xorshift32_power",
+           "xorshift32_step"]
 
 _MASK = 0xFFFFFFFF
 _SEED_MUL = 0x9E3779B9
@@ -39,6 +45,45 @@ def xorshift32_step(s: Value) -> Value:
     return s
 
 
+@functools.cache
+def _power_rows(k: int) -> tuple[int, ...]:
+    """Row masks of the ``k``-step xorshift32 map over GF(2): bit ``b`` of the result is the
+    parity of ``state & rows[b]`` (columns from the golden model's step of each unit vector)."""
+    cols = []
+    for i in range(32):
+        x = 1 << i
+        for _ in range(k):
+            x = xorshift32(x)
+        cols.append(x)
+    return tuple(sum(((cols[i] >> b) & 1) << i for i in range(32)) for b in range(32))
+
+
+def xorshift32_power(s: Value, k: int) -> Value:
+    """The ``k``-th xorshift32 state after a 32-bit state expression, as one XOR tree per bit
+    (``k >= 0``; ``xorshift32_power(s, 1)`` equals :func:`xorshift32_step`)."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise ValueError(f"k must be a non-negative integer, not {k!r}")
+    s = Value.cast(s)[:32]
+    if k == 0:
+        return s
+    bits = []
+    for row in _power_rows(k):
+        terms = [s[i] for i in range(32) if row >> i & 1]
+        bits.append(Cat(*terms).xor() if terms else Const(0, 1))
+    return Cat(*bits)
+
+
+def tree_sum(values: list[Value]) -> Value:
+    """The sum of ``values`` as a balanced tree of adders (depth ``ceil(log2(n))``)."""
+    if not values:
+        raise ValueError("tree_sum needs at least one value")
+    level = [Value.cast(v) for v in values]
+    while len(level) > 1:
+        pairs = [level[i] + level[i + 1] for i in range(0, len(level) - 1, 2)]
+        level = pairs + level[len(pairs) * 2:]
+    return level[0]
+
+
 def seed_to_state(seed: Value) -> Value:
     """:func:`sw_model.prng.seed_state` of a 32-bit seed (seeds are taken modulo ``2**32``)."""
     state = (Value.cast(seed)[:32] * _SEED_MUL + _SEED_ADD)[:32]
@@ -50,20 +95,19 @@ def gaussian_sum(m: Module, state: Value) -> tuple[Value, Value]:
 
     Returns the state after the last output and the centred sum ``S`` of the 12 uniforms (a
     signed code with 16 fraction bits, see :mod:`sw_model.prng`), from which
-    :func:`sw_model.prng.gaussian_codes` scales and floors one sample.
+    :func:`sw_model.prng.gaussian_codes` scales and floors one sample. Each output is its own
+    XOR tree of ``state`` (:func:`xorshift32_power`), and the sum a balanced adder tree.
     """
-    # each output in a signal of its own: the expression of one step uses its input
-    # several times, so unnamed, 12 chained steps would form an exponentially large tree
-    words = []
-    s = state
-    for n in range(GAUSS_TERMS):
-        word = Signal(32, name=f"word{n}")
-        m.d.comb += word.eq(xorshift32_step(s))
-        words.append(word)
-        s = word
-    # ``(w >> 16) - 2**15`` is the top half with its MSB inverted, read as signed
-    total = sum((w[16:32] ^ 0x8000).as_signed() for w in words)
-    return words[-1], total
+    state = Value.cast(state)
+    uniforms = []
+    for n in range(1, GAUSS_TERMS + 1):
+        top = Signal(16, name=f"word{n}_top")
+        m.d.comb += top.eq(xorshift32_power(state, n)[16:32])
+        # ``(w >> 16) - 2**15`` is the top half with its MSB inverted, read as signed
+        uniforms.append((top ^ 0x8000).as_signed())
+    last = Signal(32, name="word_last")
+    m.d.comb += last.eq(xorshift32_power(state, GAUSS_TERMS))
+    return last, tree_sum(uniforms)
 
 
 class ExplorationNoise(wiring.Component):

@@ -42,7 +42,10 @@ class VectorUnit(wiring.Component):
     element of the same command writes (in place, element by element, is fine).
 
     Pipeline: issue (addresses) -> lane selection (read data) -> products and shifts (or the
-    divider) -> sums, clips and final rounding -> write. Operands are the low
+    divider) -> sums, clips and final rounding -> write. The noise generator runs ahead: the
+    sums of the next two samples and the next one's product with :attr:`sigma` are registers,
+    refilled as samples are used, so a noise element costs no more logic depth than a
+    conversion. Operands are the low
     ``act_fmt.width`` bits of their lanes (``delta_fmt.width`` for the ``A`` of
     ``tanh_delta``, the whole lane for ``range``); results are written sign-extended to
     ``word_width``.
@@ -304,16 +307,32 @@ class VectorUnit(wiring.Component):
         m.d.comb += one_minus.eq((Const(1, 1) << f2) - b_act * b_act)
         g = requantize_runtime(one_minus, f2, -deriv.frac, 2 * act.frac - deriv.frac,
                                deriv.width, sp.rounding)
-        # noise: the sample in fmt(a)
-        nstate = Signal(32, init=seed_state(0))
-        n_next, n_sum = gaussian_sum(m, nstate)
-        n_code = requantize_runtime(n_sum * self.sigma, act.frac - c.a_frac,
+        # noise: the sample in fmt(a). The sums of the next two samples are computed ahead
+        # (a two-entry queue filled from the generator state ``gstate``), and the head's
+        # product with sigma is a register, so stage 2 only shifts and rounds it. After a
+        # reset or a seed the queue fills in two cycles and the product follows in the third;
+        # no element reaches stage 2 sooner than three cycles after its command's transfer,
+        # which is no earlier than the seed's. ``pop`` therefore always finds two sums.
+        gstate = Signal(32, init=seed_state(0))
+        g_next, g_sum = gaussian_sum(m, gstate)
+        head, second = Signal(g_sum.shape(), name="noise_head"), Signal(g_sum.shape())
+        queued = Signal(range(3))
+        n_prod = Signal((head * self.sigma).shape())
+        pop = x_valid & is_op("noise")
+        with m.If(self.seed.valid & self.seed.ready):
+            m.d.sync += [gstate.eq(seed_to_state(self.seed.payload)), queued.eq(0)]
+        with m.Elif(pop):
+            m.d.sync += [head.eq(second), second.eq(g_sum), gstate.eq(g_next),
+                         n_prod.eq(second * self.sigma)]
+        with m.Else():
+            m.d.sync += n_prod.eq(head * self.sigma)
+            with m.If(queued == 0):
+                m.d.sync += [head.eq(g_sum), gstate.eq(g_next), queued.eq(1)]
+            with m.Elif(queued == 1):
+                m.d.sync += [second.eq(g_sum), gstate.eq(g_next), queued.eq(2)]
+        n_code = requantize_runtime(n_prod, act.frac - c.a_frac,
                                     16 + SIGMA_FRAC - act.frac, 16 + SIGMA_FRAC, W, "floor",
                                     narrow=c.a_narrow, narrow_width=NW)
-        with m.If(x_valid & is_op("noise")):
-            m.d.sync += nstate.eq(n_next)
-        with m.Elif(self.seed.valid & self.seed.ready):
-            m.d.sync += nstate.eq(seed_to_state(self.seed.payload))
 
         # ---- stage 3: sums, clips and the final rounding ----
         z_valid, z_last, z_done = Signal(), Signal(), Signal()

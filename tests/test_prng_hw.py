@@ -8,10 +8,17 @@ from amaranth.sim import Simulator
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fixar_hw.prng import ExplorationNoise, seed_to_state, xorshift32_step
+from fixar_hw.prng import (
+    ExplorationNoise,
+    gaussian_sum,
+    seed_to_state,
+    tree_sum,
+    xorshift32_power,
+    xorshift32_step,
+)
 from fixar_hw.testing import stall_pattern, stream_get, stream_monitor, stream_put
 from sw_model.fixed import FixedFormat
-from sw_model.prng import gaussian_codes, seed_state, xorshift32
+from sw_model.prng import gaussian_codes, seed_state, xorshift32, xorshift32_stream
 
 from .strategies import codes, stall_lists
 
@@ -74,6 +81,49 @@ def test_step_and_seed_expressions(state, seed):
     sim.run()
     assert result["s"] == xorshift32(state)
     assert result["sd"] == seed_state(seed)
+
+
+@given(st.integers(1, 2**32 - 1), st.integers(0, 30),
+       st.lists(st.integers(-2**15, 2**15 - 1), min_size=1, max_size=13))
+def test_power_sum_and_gaussian_sum_expressions(state, k, terms):
+    """The flat XOR trees equal k golden steps; the adder tree equals the sum; the sample's
+    sum equals the golden model's 12 outputs, centred and added."""
+    from amaranth.hdl import signed
+
+    s, power, last = Signal(32), Signal(32), Signal(32)
+    total, tsum = Signal(signed(24)), Signal(signed(24))
+    ins = [Signal(signed(16), name=f"t{n}") for n in range(len(terms))]
+    m = Module()
+    nxt, gsum = gaussian_sum(m, s)
+    m.d.comb += [power.eq(xorshift32_power(s, k)), last.eq(nxt), total.eq(gsum),
+                 tsum.eq(tree_sum(ins))]
+    result = {}
+
+    async def tb(ctx):
+        ctx.set(s, state)
+        for sig, v in zip(ins, terms, strict=True):
+            ctx.set(sig, v)
+        result.update(power=ctx.get(power), last=ctx.get(last), total=ctx.get(total),
+                      tsum=ctx.get(tsum))
+
+    sim = Simulator(m)
+    sim.add_testbench(tb)
+    sim.run()
+    want = state
+    for _ in range(k):
+        want = xorshift32(want)
+    assert result["power"] == want
+    outputs, final = xorshift32_stream(state, 12)
+    assert result["last"] == final
+    assert result["total"] == int(sum((int(w) >> 16) - 2**15 for w in outputs))
+    assert result["tsum"] == sum(terms)
+
+
+def test_power_errors():
+    with pytest.raises(ValueError, match=r"^k must be a non-negative integer, not -1$"):
+        xorshift32_power(Signal(32), -1)
+    with pytest.raises(ValueError, match="at least one"):
+        tree_sum([])
 
 
 def test_reseeding_restarts_the_sequence():
