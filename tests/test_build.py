@@ -22,14 +22,25 @@ from fixar_hw.build import BuildReport, DoesNotFit, fit_check, over_capacity, sh
 from fixar_hw.cli import main
 from fixar_hw.config import CoreConfig
 from fixar_hw.platforms import BoardTop
-from sw_model.ddpg_config import DDPGConfig
+from sw_model.ddpg_config import DDPGConfig, format_set
 from sw_model.engine import EngineConfig
 
 
-def small_config(**engine) -> CoreConfig:
-    ddpg = DDPGConfig(hidden=(5,), precision="fixed", batch_size=4, buffer_size=16)
+def small_config(formats: str = "fixar32", **engine) -> CoreConfig:
+    ddpg = DDPGConfig(hidden=(5,), precision="fixed", batch_size=4, buffer_size=16,
+                      **format_set(formats))
     kw = {"size": 2, "cores": 1, **engine}
     return CoreConfig(EngineConfig(ddpg, 3, 1, **kw), dma_addr_width=16)
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "configs"
+
+
+@pytest.mark.parametrize("formats", ["fixar32", "narrow16"])
+def test_example_configs_are_the_smallest_cores(formats):
+    """The configurations the README builds are the smallest core in each format set."""
+    loaded = CoreConfig.load(EXAMPLES / f"pendulum-2x2-{formats}.json")
+    assert loaded == small_config(formats)
 
 
 # --- the board table --------------------------------------------------------------------------
