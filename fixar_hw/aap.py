@@ -597,17 +597,19 @@ class AAPCore(wiring.Component):
                             c.d_fmt.frac + c.a_fmt.frac - c.grad_fmt.frac, c.grad_fmt.width,
                             c.rounding))
 
-        # ---- stage 4 -> 5: requantize; tanh ROM read; derivative ----
+        # ---- stage 4 -> 4b: requantize; derivative ----
+        # (a stage of its own: the run-time requantizer is a barrel shifter, a rounding add
+        # and a saturation, and the table index after it another shifter and a clamp)
         table = c.table
-        v5, end5 = Signal(), Signal()
-        cv5 = Signal(N)
-        omask5 = Signal(S)
-        r5 = [[Signal(self._o_shape, name=f"r5_{k}_{cc}") for cc in range(S)] for k in range(N)]
-        g5 = [[Signal(shape_of(c.g_fmt), name=f"gd5_{k}_{cc}") for cc in range(S)]
-              for k in range(N)]
-        neg5 = [[Signal(name=f"neg5_{k}_{cc}") for cc in range(S)] for k in range(N)]
-        zero5 = [[Signal(name=f"zero5_{k}_{cc}") for cc in range(S)] for k in range(N)]
-        rom_data = [[None] * S for _ in range(N)]
+        v4b, end4b = Signal(), Signal()
+        cv4b = Signal(N)
+        omask4b = Signal(S)
+        zq4b = [[Signal(shape_of(c.a_fmt), name=f"zq4b_{k}_{cc}") for cc in range(S)]
+                for k in range(N)]
+        e4b = [[Signal(shape_of(c.d_fmt), name=f"e4b_{k}_{cc}") for cc in range(S)]
+               for k in range(N)]
+        gd4b = [[Signal(shape_of(c.g_fmt), name=f"gd4b_{k}_{cc}") for cc in range(S)]
+                for k in range(N)]
         one_g = requantize(Const(1, 2), 0, c.g_fmt, c.rounding, "saturate")
         f2 = 2 * c.a_fmt.frac
         af, wf = c.a_fmt.frac, c.w_fmt.frac
@@ -617,7 +619,7 @@ class AAPCore(wiring.Component):
         narrow = {} if c.narrow_width is None else {"narrow": o_narrow,
                                                      "narrow_width": c.narrow_width}
         with m.If(go):
-            m.d.sync += [v5.eq(v4), end5.eq(end4), cv5.eq(cv4), omask5.eq(omask4)]
+            m.d.sync += [v4b.eq(v4), end4b.eq(end4), cv4b.eq(cv4), omask4b.eq(omask4)]
         for k in range(N):
             for cc in range(S):
                 zq = requantize_runtime(z4[k][cc], z_shift, wf - af, wf + af, c.a_fmt.width,
@@ -631,8 +633,24 @@ class AAPCore(wiring.Component):
                                             f2 - c.g_fmt.frac, c.g_fmt.width, c.rounding)
                 deriv = Mux(kind == KIND_CODES["identity"], one_g,
                             Mux(kind == KIND_CODES["relu"], Mux(y > 0, one_g, 0), tanh_d))
-                zq_s = Signal(shape_of(c.a_fmt), name=f"zq4_{k}_{cc}")
-                m.d.comb += zq_s.eq(zq)
+                with m.If(go):
+                    m.d.sync += [zq4b[k][cc].eq(zq), e4b[k][cc].eq(e), gd4b[k][cc].eq(deriv)]
+
+        # ---- stage 4b -> 5: tanh ROM read ----
+        v5, end5 = Signal(), Signal()
+        cv5 = Signal(N)
+        omask5 = Signal(S)
+        r5 = [[Signal(self._o_shape, name=f"r5_{k}_{cc}") for cc in range(S)] for k in range(N)]
+        g5 = [[Signal(shape_of(c.g_fmt), name=f"gd5_{k}_{cc}") for cc in range(S)]
+              for k in range(N)]
+        neg5 = [[Signal(name=f"neg5_{k}_{cc}") for cc in range(S)] for k in range(N)]
+        zero5 = [[Signal(name=f"zero5_{k}_{cc}") for cc in range(S)] for k in range(N)]
+        rom_data = [[None] * S for _ in range(N)]
+        with m.If(go):
+            m.d.sync += [v5.eq(v4b), end5.eq(end4b), cv5.eq(cv4b), omask5.eq(omask4b)]
+        for k in range(N):
+            for cc in range(S):
+                zq_s = zq4b[k][cc]
                 rom = memory.Memory(shape=shape_of(c.a_fmt), depth=table.size,
                                     init=table.entries().tolist())
                 m.submodules[f"tanh_{k}_{cc}"] = rom
@@ -646,7 +664,8 @@ class AAPCore(wiring.Component):
                              port.addr.eq(Mux(index >= table.size, table.size - 1, index))]
                 rom_data[k][cc] = port.data
                 with m.If(go):
-                    m.d.sync += [r5[k][cc].eq(Mux(is_fwd, zq_s, e)), g5[k][cc].eq(deriv),
+                    m.d.sync += [r5[k][cc].eq(Mux(is_fwd, zq_s, e4b[k][cc])),
+                                 g5[k][cc].eq(gd4b[k][cc]),
                                  neg5[k][cc].eq(zq_s < 0), zero5[k][cc].eq(zq_s == 0)]
 
         # ---- stage 5 -> o: activation or derivative product ----
@@ -666,7 +685,7 @@ class AAPCore(wiring.Component):
                     m.d.sync += o.payload.data[k][cc].eq(Mux(keep, out, 0))
 
         # ---- occupancy: the next command waits for the pipeline to drain ----
-        m.d.comb += in_flight.eq(v1 | v2 | v3 | v4 | v5 | gv3 | o.valid | g.valid)
+        m.d.comb += in_flight.eq(v1 | v2 | v3 | v4 | v4b | v5 | gv3 | o.valid | g.valid)
         return m
 
     def __repr__(self) -> str:

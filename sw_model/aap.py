@@ -451,7 +451,7 @@ class CycleModel:
     cores: int = 1
 
     FILL: ClassVar[Mapping[str, int]] = MappingProxyType(
-        {"forward": 6, "backward": 6, "wgrad": 4})
+        {"forward": 7, "backward": 7, "wgrad": 4})
 
     def __post_init__(self) -> None:
         _check_size(self.size)
