@@ -145,7 +145,8 @@ def test_verilator_equals_the_models(name):
             assert (run.result == expected(config, job)).all(), (stall, job.op, job.parallelism)
             assert run.cycles >= _cycles(config, job)
             longer += run.cycles > _cycles(config, job)
-        assert longer > len(jobs) // 2  # the stalls really happened
+        # the stalls really happened (at 30 %, a job of few result beats may escape them all)
+        assert longer > (len(jobs) // 2 if stall > 0.5 else 0)
 
 
 def test_lane_packing_round_trips_extremes():
