@@ -255,6 +255,9 @@ class BuildReport:
             verdict = "meets" if self.meets_timing else "MISSES"
             lines.append(f"Fmax {self.fmax_mhz:.1f} MHz ({how}): {verdict} the clock of "
                          f"{self.clock_mhz:g} MHz.")
+            if not self.meets_timing and self.family == "ecp5":
+                lines.append(f"Rebuild with the PLL below the Fmax, for example `--clock-mhz "
+                             f"{max(4, math.floor(0.9 * self.fmax_mhz))}`.")
         if self.bitstream:
             lines.append(f"Bitstream: `{self.bitstream}`.")
         if self.seconds:

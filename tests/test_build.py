@@ -6,6 +6,7 @@ the smallest FixarCore is synthesized for an ECP5 board and checked against the 
 Board capacities are checked against what nextpnr reports as available.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -153,6 +154,10 @@ def test_build_report_round_trip_and_figures():
     assert r.utilisation["dsp"] == 2 / 72
     assert r.run_mhz == 20.0 and r.meets_timing is False
     assert "MISSES" in r.to_markdown()
+    assert "`--clock-mhz 18`" in r.to_markdown()  # 90 % of the 20 MHz Fmax
+    met = dataclasses.replace(r, fmax_mhz=30.0)
+    assert met.meets_timing and "meets" in met.to_markdown()
+    assert "--clock-mhz" not in met.to_markdown()
     with pytest.raises(ValueError, match="missing"):
         BuildReport.from_dict({"board": "x"})
 
