@@ -28,7 +28,7 @@ from amaranth.lib import io, wiring
 from fixar_hw._util import silence_on_error
 from fixar_hw.boards import Board, get_board
 from fixar_hw.bridges import UARTWishboneBridge
-from fixar_hw.clocking import ECP5PLL, PllSetting, ecp5_pll_setting
+from fixar_hw.clocking import ECP5PLL, OUT_MHZ, PllSetting, ecp5_pll_setting
 from fixar_hw.config import CoreConfig
 
 __all__ = ["BRINGUP_WORDS", "BoardTop"]
@@ -72,6 +72,11 @@ class BoardTop(Elaboratable):
             if self.board.family != "ecp5":
                 raise ValueError(f"clock_mhz must be None on the {self.board.name} "
                                  f"({self.board.family}: no PLL support), not {clock_mhz!r}")
+            if isinstance(clock_mhz, bool) or not isinstance(clock_mhz, int | float):
+                raise TypeError(f"clock_mhz must be a number of MHz, not {clock_mhz!r}")
+            if not OUT_MHZ[0] <= clock_mhz <= OUT_MHZ[1]:
+                raise ValueError(f"clock_mhz must be from {OUT_MHZ[0]:g} to {OUT_MHZ[1]:g} MHz "
+                                 f"(the ECP5 PLL's output range), not {clock_mhz!r}")
             self.pll = ecp5_pll_setting(self.board.clock_mhz, clock_mhz)
         if isinstance(baud, bool) or not isinstance(baud, int):
             raise TypeError(f"baud must be an integer, not {baud!r}")

@@ -267,6 +267,14 @@ def test_cli_build_errors(tmp_path, capsys):
     bad.write_text("{")
     assert main(["build", "--board", "icebreaker", "--config", str(bad)]) == 2
     assert "CoreConfig JSON is invalid" in capsys.readouterr().err
+    out = tmp_path / "out"
+    assert main(["build", "--board", "icebreaker", "--bringup", "--clock-mhz", "6", "-o",
+                 str(out)]) == 2
+    assert "clock_mhz must be None on the icebreaker" in capsys.readouterr().err
+    assert main(["build", "--board", "ulx3s-85f", "--bringup", "--clock-mhz", "1", "-o",
+                 str(out)]) == 2
+    assert "clock_mhz must be from 3.125 to 400 MHz (the ECP5 PLL's output range), not 1.0" \
+        in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
         main(["build", "--board", "nope", "--bringup"])
     assert info.value.code == 2

@@ -62,8 +62,12 @@ def test_pll_setting_errors():
         ECP5PLL(None, (2, 1, 48))
     with pytest.raises(ValueError, match="setting"):
         ECP5PLL(None, PllSetting(25.0, 1, 80, 1))
-    with pytest.raises(ValueError, match="clock_mhz"):
+    with pytest.raises(ValueError, match="clock_mhz must be None on the icebreaker"):
         BoardTop(None, "icebreaker", clock_mhz=6.0)
+    with pytest.raises(TypeError, match=r"^clock_mhz must be a number of MHz, not '12'$"):
+        BoardTop(None, "ulx3s-85f", clock_mhz="12")
+    with pytest.raises(ValueError, match=r"^clock_mhz must be from 3.125 to 400 MHz"):
+        BoardTop(None, "ulx3s-85f", clock_mhz=500)
 
 
 def test_board_top_runs_from_the_pll():
