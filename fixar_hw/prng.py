@@ -90,13 +90,18 @@ def seed_to_state(seed: Value) -> Value:
     return Mux(state == 0, _SEED_ADD, state)
 
 
-def gaussian_sum(m: Module, state: Value) -> tuple[Value, Value]:
+def gaussian_sum(m: Module, state: Value, *, flat_state: bool = True) -> tuple[Value, Value]:
     """The 12 outputs after ``state`` as combinational logic in ``m``.
 
     Returns the state after the last output and the centred sum ``S`` of the 12 uniforms (a
     signed code with 16 fraction bits, see :mod:`sw_model.prng`), from which
     :func:`sw_model.prng.gaussian_codes` scales and floors one sample. Each output is its own
     XOR tree of ``state`` (:func:`xorshift32_power`), and the sum a balanced adder tree.
+
+    With ``flat_state`` False the returned state is 12 chained :func:`xorshift32_step` stages
+    instead of one XOR tree per bit: the same value, 36 XOR levels deep, but in a form whose
+    invertibility an SMT solver sees step by step (a k-induction proof that the state never
+    becomes 0 times out on the flat form).
     """
     state = Value.cast(state)
     uniforms = []
@@ -106,7 +111,17 @@ def gaussian_sum(m: Module, state: Value) -> tuple[Value, Value]:
         # ``(w >> 16) - 2**15`` is the top half with its MSB inverted, read as signed
         uniforms.append((top ^ 0x8000).as_signed())
     last = Signal(32, name="word_last")
-    m.d.comb += last.eq(xorshift32_power(state, GAUSS_TERMS))
+    if flat_state:
+        m.d.comb += last.eq(xorshift32_power(state, GAUSS_TERMS))
+    else:
+        # each step in a signal of its own: one step's expression uses its input several
+        # times, so unnamed, chained steps would form an exponentially large tree
+        s = state
+        for n in range(GAUSS_TERMS):
+            step = Signal(32, name=f"step{n + 1}")
+            m.d.comb += step.eq(xorshift32_step(s))
+            s = step
+        m.d.comb += last.eq(s)
     return last, tree_sum(uniforms)
 
 
@@ -161,7 +176,8 @@ class ExplorationNoise(wiring.Component):
         fmt = self._fmt
         state = Signal(32, init=int(_SEED_ADD))  # seed_state(0)
         self._obs = {"state": state}  # white-box view for the property harness
-        next_state, total = gaussian_sum(m, state)
+        # the chained state update keeps the "state never 0" proof (formal/prng.py) tractable
+        next_state, total = gaussian_sum(m, state, flat_state=False)
         noise = requantize(total * self.sigma, 16 + SIGMA_FRAC, fmt, "floor", "saturate")
         one = min(1 << fmt.frac, fmt.max_int)
         raw = self.i.payload + noise

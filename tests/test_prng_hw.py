@@ -95,8 +95,10 @@ def test_power_sum_and_gaussian_sum_expressions(state, k, terms):
     ins = [Signal(signed(16), name=f"t{n}") for n in range(len(terms))]
     m = Module()
     nxt, gsum = gaussian_sum(m, s)
+    chained, gsum2 = gaussian_sum(m, s, flat_state=False)
+    last2, total2 = Signal(32), Signal(signed(24))
     m.d.comb += [power.eq(xorshift32_power(s, k)), last.eq(nxt), total.eq(gsum),
-                 tsum.eq(tree_sum(ins))]
+                 tsum.eq(tree_sum(ins)), last2.eq(chained), total2.eq(gsum2)]
     result = {}
 
     async def tb(ctx):
@@ -104,7 +106,7 @@ def test_power_sum_and_gaussian_sum_expressions(state, k, terms):
         for sig, v in zip(ins, terms, strict=True):
             ctx.set(sig, v)
         result.update(power=ctx.get(power), last=ctx.get(last), total=ctx.get(total),
-                      tsum=ctx.get(tsum))
+                      tsum=ctx.get(tsum), last2=ctx.get(last2), total2=ctx.get(total2))
 
     sim = Simulator(m)
     sim.add_testbench(tb)
@@ -114,7 +116,8 @@ def test_power_sum_and_gaussian_sum_expressions(state, k, terms):
         want = xorshift32(want)
     assert result["power"] == want
     outputs, final = xorshift32_stream(state, 12)
-    assert result["last"] == final
+    assert result["last"] == result["last2"] == final
+    assert result["total2"] == result["total"]
     assert result["total"] == int(sum((int(w) >> 16) - 2**15 for w in outputs))
     assert result["tsum"] == sum(terms)
 
