@@ -129,6 +129,8 @@ def test_shrink_advice_names_only_what_can_shrink():
     assert any("program_depth 256" in a for a in memory)
     assert any("tanh_index_bits 10" in a for a in memory)
     assert shrink_advice(None, ["lut"]) == []
+    assert any("format_set('narrow16')" in a for a in shrink_advice(big, ["lut"]))
+    assert not any("format" in a for a in shrink_advice(small_config("narrow16"), ["lut"]))
 
 
 def test_fit_check_message_when_far_too_big():
