@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The ECP5 PLL: divider search against a brute force, its instance in a board top, and a
 bring-up bitstream clocked by it."""
 
