@@ -31,18 +31,19 @@ import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from fixar_hw.boards import BOARDS
 from fixar_hw.build import BuildReport, DoesNotFit, build, fit_check
 from fixar_hw.config import CoreConfig
-from sw_model.ddpg_config import FORMAT_SETS, DDPGConfig, format_set
-from sw_model.engine import EngineConfig
+from sw_model.ddpg_config import FORMAT_SETS
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "configs"
 
 
 def small_core(formats: str = "fixar32") -> CoreConfig:
-    ddpg = DDPGConfig(hidden=(5,), precision="fixed", batch_size=4, buffer_size=16,
-                      **format_set(formats))
-    return CoreConfig(EngineConfig(ddpg, 3, 1, size=2, cores=1), dma_addr_width=16)
+    """The README's configuration file of the smallest core in a format set."""
+    return CoreConfig.load(EXAMPLES / f"pendulum-2x2-{formats}.json")
 
 
 def row(what: str, report: BuildReport, fmaxes: list[float], wall: float) -> str:
