@@ -7,13 +7,13 @@ For FIXAR's networks (actor 17-400-300-6, critic 23-400-300-1; each layer a weig
 ("batch", "layer") at batch 64, and for the forward pass of one state (batch 1):
 
 * the cycles measured on the exported Verilog (Verilator) and those of
-  :class:`sw_model.aap.CycleModel` (they must be equal);
+  :class:`sw_model.arch.aap.CycleModel` (they must be equal);
 * the MAC utilisation ``batch*M*N / (cores * size**2 * cycles)``;
 * the simulator speed (simulated cycles per wall-clock second, median of ``--repeat`` runs);
 
 then the utilisation of each network and op summed over its layers, each layer in its better
 mode, and the Verilog export and Verilator build times. Every result is compared with the golden
-model (:func:`fixar_hw.array_sim.expected`) on seeded random operands; the script prints
+model (:func:`fixar_hw.sim.array.expected`) on seeded random operands; the script prints
 "all results bit-exact" only if all are, and exits non-zero on any mismatch or cycle difference.
 
 ``--quick`` runs a small build (4 x 4 grid, 2 cores, 16-bit formats) on the networks scaled down
@@ -35,11 +35,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fixar_hw.array_sim import ArrayJob, expected
-from fixar_hw.array_verilator import ArrayVerilator, build
-from fixar_hw.export import verilator_available
-from sw_model.aap import OPS, PARALLELISM, AAPConfig
-from sw_model.fixed import FixedFormat
+from fixar_hw.flow.export import verilator_available
+from fixar_hw.sim.array import ArrayJob, expected
+from fixar_hw.sim.array_verilator import ArrayVerilator, build
+from sw_model.arch.aap import OPS, PARALLELISM, AAPConfig
+from sw_model.numerics.fixed import FixedFormat
 
 FULL_NETWORKS = {
     "actor": [(400, 17, "relu"), (300, 400, "relu"), (6, 300, "tanh")],

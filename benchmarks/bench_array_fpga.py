@@ -1,12 +1,12 @@
 """Benchmark: PE array resources and Fmax on an ECP5 LFE5U-85F (the ULX3S FPGA).
 
-For each array configuration (:class:`sw_model.aap.AAPConfig`, 16-bit formats by default):
+For each array configuration (:class:`sw_model.arch.aap.AAPConfig`, 16-bit formats by default):
 
-1. pyosys ``synth_ecp5`` of the bare :class:`fixar_hw.array.PEArray`
-   (:func:`fixar_hw.synth.resources`): LUT4 (+2 per CCU2C), FF, MULT18X18D, DP16KD;
-2. if those fit the device, the array inside :class:`fixar_hw.pnr.FoldedTop` (its memories in
+1. pyosys ``synth_ecp5`` of the bare :class:`fixar_hw.train.array.PEArray`
+   (:func:`fixar_hw.flow.synth.resources`): LUT4 (+2 per CCU2C), FF, MULT18X18D, DP16KD;
+2. if those fit the device, the array inside :class:`fixar_hw.flow.pnr.FoldedTop` (its memories in
    block RAM, commands from a pseudo-random register, outputs XOR-folded; 15 I/O pins) through
-   synthesis and ``nextpnr-ecp5`` place and route (:func:`fixar_hw.pnr.place_and_route_seeds`)
+   synthesis and ``nextpnr-ecp5`` place and route (:func:`fixar_hw.flow.pnr.place_and_route_seeds`)
    with ``--repeat`` placer seeds: the placed LUT/FF/DSP/BRAM/IO counts and the achieved Fmax
    (median, min and max over the seeds), with the wall time of every step.
 
@@ -29,11 +29,11 @@ import statistics
 import sys
 import time
 
-from fixar_hw.array import PEArray
-from fixar_hw.pnr import FoldedTop, PnrReport, place_and_route_seeds
-from fixar_hw.synth import Resources, resources
-from sw_model.aap import AAPConfig
-from sw_model.fixed import FixedFormat
+from fixar_hw.flow.pnr import FoldedTop, PnrReport, place_and_route_seeds
+from fixar_hw.flow.synth import Resources, resources
+from fixar_hw.train.array import PEArray
+from sw_model.arch.aap import AAPConfig
+from sw_model.numerics.fixed import FixedFormat
 
 Q16 = FixedFormat(16, 12)
 Q8 = FixedFormat(8, 6)

@@ -1,6 +1,7 @@
 """Benchmark: the board targets through the open flow: resources, Fmax, build time.
 
-For every board of :data:`fixar_hw.boards.BOARDS` this builds, with :func:`fixar_hw.build.build`
+For every board of :data:`fixar_hw.platforms.boards.BOARDS` this builds, with
+:func:`fixar_hw.flow.build.build`
 (pyosys, yowasp-nextpnr, the packer):
 
 * the bring-up top (UART bridge and 1,024 words of RAM): synthesis, placement, routing and a
@@ -33,10 +34,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from fixar_hw.boards import BOARDS
-from fixar_hw.build import BuildReport, DoesNotFit, build, fit_check
 from fixar_hw.config import CoreConfig
-from sw_model.ddpg_config import FORMAT_SETS
+from fixar_hw.flow.build import BuildReport, DoesNotFit, build, fit_check
+from fixar_hw.platforms.boards import BOARDS
+from sw_model.arch.ddpg_config import FORMAT_SETS
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "configs"
 

@@ -1,7 +1,8 @@
 """Benchmark: FixarCore through its buses: DMA throughput, bus overhead of a training step.
 
-Drives a :class:`fixar_hw.core.FixarCore` with :class:`fixar_hw.driver.FixarDriver` over the
-Amaranth simulator (:class:`fixar_hw.driver.SimTransport`; ``--transport verilator`` uses the
+Drives a :class:`fixar_hw.soc.core.FixarCore` with :class:`fixar_hw.host.driver.FixarDriver` over
+the
+Amaranth simulator (:class:`fixar_hw.host.driver.SimTransport`; ``--transport verilator`` uses the
 exported Verilog in Verilator when it is available) and prints:
 
 * DMA throughput: bus beats per DMA cycle (counters ``dma_beats`` / ``dma_cycles``) writing the
@@ -31,11 +32,11 @@ import time
 import numpy as np
 
 from fixar_hw.config import CoreConfig
-from fixar_hw.driver import FixarDriver, SimTransport
-from sw_model import ddpg_step as ds
-from sw_model import engine as en
-from sw_model.ddpg import DDPGAgent
-from sw_model.ddpg_config import DDPGConfig
+from fixar_hw.host.driver import FixarDriver, SimTransport
+from sw_model.arch import ddpg_step as ds
+from sw_model.arch import engine as en
+from sw_model.arch.ddpg_config import DDPGConfig
+from sw_model.rl.ddpg import DDPGAgent
 
 
 def make_config(quick: bool, outstanding: int = 4) -> CoreConfig:
@@ -50,7 +51,7 @@ def make_config(quick: bool, outstanding: int = 4) -> CoreConfig:
 
 def make_transport(kind: str, config: CoreConfig, wait: int = 0):
     if kind == "verilator":
-        from fixar_hw.driver_verilator import VerilatorTransport
+        from fixar_hw.sim.core_verilator import VerilatorTransport
 
         return VerilatorTransport(config, wait_states=wait)
     return SimTransport(config, wait=lambda: wait)
@@ -76,7 +77,7 @@ def main() -> int:
     args = parser.parse_args()
     kind = args.transport
     if kind == "verilator":
-        from fixar_hw.driver_verilator import VerilatorTransport
+        from fixar_hw.sim.core_verilator import VerilatorTransport
 
         if not VerilatorTransport.available():
             print("Verilator is not available", file=sys.stderr)

@@ -1,16 +1,17 @@
-"""Benchmark: sw_model.cost's predictions against full synthesis of whole configurations.
+"""Benchmark: sw_model.search.cost's predictions against full synthesis of whole configurations.
 
 For each configuration (a network with a scheme and widths per layer) and mapping, the
-hardware that :class:`sw_model.cost.CostModel` prices is built for real: on the shared mapping
-one :class:`fixar_hw.row_unit.MixedRowUnit` with ``lanes`` lanes per distinct kind
+hardware that :class:`sw_model.search.cost.CostModel` prices is built for real: on the shared
+mapping
+one :class:`fixar_hw.arith.row_unit.MixedRowUnit` with ``lanes`` lanes per distinct kind
 ``(scheme, w_bits, a_bits)``; on the pipelined mapping one per layer, with the lanes of
-:meth:`~sw_model.cost.CostModel.allocate` (``lanes`` in all). Each engine is synthesized with
-pyosys ``synth_ecp5`` (:func:`fixar_hw.synth.resources`, in a child process as
+:meth:`~sw_model.search.cost.CostModel.allocate` (``lanes`` in all). Each engine is synthesized with
+pyosys ``synth_ecp5`` (:func:`fixar_hw.flow.synth.resources`, in a child process as
 ``build_cost_tables.py`` does) and the counts summed. Prints measured and predicted LUTs and
 DSPs and the relative errors ``(predicted - measured) / measured``, with the model's cycles
 and weight bits.
 
-The model comes from the packaged table (``sw_model/cost_tables.json``), measured at 2 and 8
+The model comes from the packaged table (``sw_model/search/cost_tables.json``), measured at 2 and 8
 lanes; these configurations use 16 lanes (7 with ``--quick``) and widths between the measured
 ones (fixed 5, 7 and 9 bits), so they test the extrapolation in lanes and the interpolation in
 widths as well as the sharing rule; the pipelined ones have engines of 1 and 15 lanes (1 and
@@ -32,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from build_cost_tables import synth
 
-from sw_model.cost import CostModel, LayerChoice, LayerShape
+from sw_model.search.cost import CostModel, LayerChoice, LayerShape
 
 ACTOR = [LayerShape("fc1", 17, 400), LayerShape("fc2", 400, 300), LayerShape("fc3", 300, 6)]
 CRITIC = [LayerShape("fc1", 23, 400), LayerShape("fc2", 400, 300), LayerShape("fc3", 300, 1)]

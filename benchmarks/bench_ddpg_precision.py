@@ -1,12 +1,12 @@
 """Benchmark: DDPG on Pendulum in float32, fixed point, FIXAR QAT and 16 bits from the start.
 
-For every precision and seed, trains a DDPG agent (:func:`sw_model.ddpg.train`) and evaluates the
-final deterministic policy on 10 episodes (:func:`sw_model.ddpg.evaluate`, the same initial
+For every precision and seed, trains a DDPG agent (:func:`sw_model.rl.ddpg.train`) and evaluates the
+final deterministic policy on 10 episodes (:func:`sw_model.rl.ddpg.evaluate`, the same initial
 states for every agent). Prints, per precision, the mean final return over seeds with its
 min/max and standard deviation, the mean return of the last 10 training episodes, and the
 training time. Runs are spread over processes (``--jobs``, default the CPU count).
 
-Precisions (see :class:`sw_model.ddpg.DDPGConfig`):
+Precisions (see :class:`sw_model.rl.ddpg.DDPGConfig`):
 
 ``float32``   NumPy float32 (the reference)
 ``fixed``     every operation in integer fixed point, 32-bit weights, gradients, activations
@@ -29,7 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from sw_model.ddpg import DDPGConfig, evaluate, train
+from sw_model.rl.ddpg import DDPGConfig, evaluate, train
 
 PRECISIONS = ("float32", "fixed", "qat", "fixed16")
 

@@ -3,7 +3,7 @@
 Each measurement fills a replay buffer with random Pendulum transitions, runs a few untimed
 steps, then times ``--steps`` training steps (one critic and one actor update, soft updates);
 the figure is the median over ``--repeat`` timings. Our modes run
-:meth:`sw_model.ddpg.DDPGAgent.train_step` (float64, float32, bit-exact fixed point with
+:meth:`sw_model.rl.ddpg.DDPGAgent.train_step` (float64, float32, bit-exact fixed point with
 32-bit activations, and FIXAR QAT after the switch to 16-bit activations); stable-baselines3's
 DDPG (PyTorch, CPU) runs ``model.train(gradient_steps, batch_size)`` on the same environment,
 network sizes and batch size. BLAS and PyTorch use ``--threads`` threads (default 1), set
@@ -45,9 +45,9 @@ def _median(xs: list[float]) -> float:
 
 def measure_ours(precision: str, hidden: tuple[int, ...], batch: int, steps: int,
                  repeat: int) -> float:
-    """Median training steps per second of a :class:`sw_model.ddpg.DDPGAgent`."""
-    from sw_model.ddpg import DDPGAgent, DDPGConfig
-    from sw_model.envs import make
+    """Median training steps per second of a :class:`sw_model.rl.ddpg.DDPGAgent`."""
+    from sw_model.rl.ddpg import DDPGAgent, DDPGConfig
+    from sw_model.rl.envs import make
 
     config = DDPGConfig(hidden=hidden, precision=precision, batch_size=batch, qat_delay=1,
                         buffer_size=10_000)

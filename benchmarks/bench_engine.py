@@ -2,12 +2,12 @@
 
 For FIXAR's networks (actor 17-400-300-6, critic 23-400-300-1) on a FIXAR-like build (16 x 16
 PE grid, 2 cores = 512 PEs, the default 32-bit formats, 16 update units, built for batches up to
-256), runs the training-step program of :func:`sw_model.engine.compile_step` at batch 64, 128
+256), runs the training-step program of :func:`sw_model.arch.engine.compile_step` at batch 64, 128
 and 256 on the exported Verilog and prints, for QAT's 16-bit phase (the steady state) and its
 32-bit tracking phase:
 
 * the full-step cycles measured by Verilator and those of
-  :meth:`fixar_hw.engine.TrainingEngine.cycles` (they must be equal), split into the array,
+  :meth:`fixar_hw.train.engine.TrainingEngine.cycles` (they must be equal), split into the array,
   vector-unit and update-unit operations and the scheduler;
 * the MAC utilisation ``useful MACs / (PEs * cycles)`` of the whole step and of the array
   operations alone;
@@ -38,11 +38,11 @@ import statistics
 import sys
 import time
 
-from fixar_hw.engine_verilator import build
-from fixar_hw.export import verilator_available
-from sw_model import ddpg_step as ds
-from sw_model import engine as en
-from sw_model.ddpg_config import DDPGConfig
+from fixar_hw.flow.export import verilator_available
+from fixar_hw.sim.engine_verilator import build
+from sw_model.arch import ddpg_step as ds
+from sw_model.arch import engine as en
+from sw_model.arch.ddpg_config import DDPGConfig
 
 FIXAR_SAMPLES_PER_S = 53_826.8
 FIXAR_MHZ = 164.0
@@ -61,7 +61,7 @@ class _ModelOnly:
     """Stands in for the Verilator model: the counters of the cycle model."""
 
     def __init__(self, ec: en.EngineConfig) -> None:
-        from fixar_hw.engine import TrainingEngine
+        from fixar_hw.train.engine import TrainingEngine
 
         self.engine = TrainingEngine(ec)
         self.engine._MustUse__silence = True

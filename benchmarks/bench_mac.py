@@ -3,7 +3,8 @@
 Prints
   1. FixedMAC cell counts after pyosys synthesis (ECP5 ``synth_ecp5``, iCE40 ``synth_ice40 -dsp``)
      for 8-, 16- and 32-bit operands, ``max_terms=1024``, half-even rounding, saturation;
-  2. ``sw_model.fixed.dot`` (a batch of long vectors) and ``sw_model.fixed.matmul`` (a layer:
+  2. ``sw_model.numerics.fixed.dot`` (a batch of long vectors) and
+     ``sw_model.numerics.fixed.matmul`` (a layer:
      batch x 400 -> 300) throughput in multiply-accumulates per second at 16x16 and 32x32 bits,
      the median of ``--repeat`` runs, and the int64-overflow-free range used.
 
@@ -21,9 +22,9 @@ import time
 
 import numpy as np
 
-from fixar_hw.mac import FixedMAC
-from fixar_hw.synth import format_table, resources
-from sw_model.fixed import FixedFormat, dot, matmul
+from fixar_hw.arith.mac import FixedMAC
+from fixar_hw.flow.synth import format_table, resources
+from sw_model.numerics.fixed import FixedFormat, dot, matmul
 
 FORMATS = {
     8: (FixedFormat(8, 7), FixedFormat(8, 7), FixedFormat(8, 7)),

@@ -1,14 +1,15 @@
 """Benchmark: the MSQ payoff (resources) and its accuracy cost.
 
 Prints
-  1. Marginal ECP5 cost of one lane of :class:`fixar_hw.row_unit.MixedRowUnit` (16-bit
+  1. Marginal ECP5 cost of one lane of :class:`fixar_hw.arith.row_unit.MixedRowUnit` (16-bit
      activations, ``max_cols=512``): fixed-point lanes (DSP) and SP2 lanes (LUT) at 4-, 8- and
      16-bit weights, measured by pyosys synthesis of units with 1 and 8 lanes of one kind
      (``(cost(8) - cost(1)) / 7``: the product, accumulator and closing registers of a lane,
      without the shared scaler).
   2. For an LFE5U-85F (83,640 LUT4, 156 MULT18X18D) with ``--lut-share`` of its LUTs given to
      lanes: the (n_fixed, n_sp2) mix that fills DSPs and LUTs together
-     (:func:`sw_model.msq.fill_ratio`), its multiplies per cycle, and the ratio to a DSP-only
+     (:func:`sw_model.numerics.msq.fill_ratio`), its multiplies per cycle, and the ratio to a
+     DSP-only
      design (n_fixed lanes).
   3. Relative quantization error of fixed-only, SP2-only and MSQ at equal bit width on
      synthetic weight matrices, at the best ratio and at the device-filling ratio.
@@ -26,11 +27,11 @@ import time
 
 import numpy as np
 
-from fixar_hw.row_unit import MixedRowUnit
-from fixar_hw.synth import resources
-from sw_model.fixed import FixedFormat
-from sw_model.msq import LaneBudget, compare_schemes, fill_ratio
-from sw_model.sp2 import SP2Format
+from fixar_hw.arith.row_unit import MixedRowUnit
+from fixar_hw.flow.synth import resources
+from sw_model.numerics.fixed import FixedFormat
+from sw_model.numerics.msq import LaneBudget, compare_schemes, fill_ratio
+from sw_model.numerics.sp2 import SP2Format
 
 ECP5_85F = {"luts": 83_640, "dsps": 156}
 X_FMT = FixedFormat(16, 12)

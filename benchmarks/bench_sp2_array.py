@@ -1,7 +1,7 @@
 """Benchmark: a PE array with multipliers against one with SP2 shift-add PEs (ECP5 synthesis).
 
-Prints LUT / FF / DSP / BRAM of :class:`fixar_hw.array.PEArray` (fixed-point weights, DSP
-multipliers) and :class:`fixar_hw.array.SP2PEArray` (SP2 weight codes, shift-add PEs in LUTs)
+Prints LUT / FF / DSP / BRAM of :class:`fixar_hw.train.array.PEArray` (fixed-point weights, DSP
+multipliers) and :class:`fixar_hw.train.array.SP2PEArray` (SP2 weight codes, shift-add PEs in LUTs)
 for the same grid, activation and delta formats, from pyosys ``synth_ecp5``. The fixed array's
 weights have as many bits as the SP2 array's level integers, so both hold the same weights;
 the fixed array also runs weight gradients, which the SP2 array cannot.
@@ -18,11 +18,11 @@ import multiprocessing
 import sys
 import time
 
-from fixar_hw.array import PEArray, SP2PEArray
-from fixar_hw.synth import resources
-from sw_model.aap import AAPConfig
-from sw_model.fixed import FixedFormat
-from sw_model.sp2 import SP2Format
+from fixar_hw.flow.synth import resources
+from fixar_hw.train.array import PEArray, SP2PEArray
+from sw_model.arch.aap import AAPConfig
+from sw_model.numerics.fixed import FixedFormat
+from sw_model.numerics.sp2 import SP2Format
 
 
 def _config(size: int, width: int, sp2: SP2Format) -> AAPConfig:

@@ -1,6 +1,6 @@
 """Benchmark: a design-space sweep (``fixar-hw sweep``), cold and from its cache.
 
-Runs :func:`fixar_hw.sweep.run_sweep` on Pendulum's 3-16-16-1 agent at batch 8, precision
+Runs :func:`fixar_hw.flow.sweep.run_sweep` on Pendulum's 3-16-16-1 agent at batch 8, precision
 ``fixed``, on the ULX3S-85F, for PE grids 2 and 4 with one core, in both format sets
 (``fixar32`` and ``narrow16``) (``--quick``: the smallest
 point, 3-5-1 at batch 4 on a 2x2 grid for the ULX3S-45F) on a local process pool, then runs
@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 
-from fixar_hw import sweep
+from fixar_hw.flow import sweep
 
 
 def points(quick: bool) -> list[sweep.SweepPoint]:

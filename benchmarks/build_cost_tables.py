@@ -1,7 +1,8 @@
-"""Build ``sw_model/cost_tables.json``: measured ECP5 cost of one MixedRowUnit lane.
+"""Build ``sw_model/search/cost_tables.json``: measured ECP5 cost of one MixedRowUnit lane.
 
 For every measured point ``(scheme, w_bits, a_bits)`` this synthesizes (pyosys ``synth_ecp5``,
-:func:`fixar_hw.synth.resources`) a :class:`fixar_hw.row_unit.MixedRowUnit` whose lanes are
+:func:`fixar_hw.flow.synth.resources`) a :class:`fixar_hw.arith.row_unit.MixedRowUnit` whose lanes
+are
 all of that kind, at two lane counts ``n_lo < n_hi`` (2 and 8; 2 and 5 with ``--quick``), and
 stores
 
@@ -41,7 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = ROOT / "sw_model" / "cost_tables.json"
+DEFAULT_OUT = ROOT / "sw_model" / "search" / "cost_tables.json"
 A_GRID = (4, 6, 8, 12, 16)
 FULL_GRID = {
     "fixed": ((2, 3, 4, 6, 8, 10, 12, 14, 16), A_GRID),
@@ -65,9 +66,9 @@ UNIT = {
 
 def make_unit(scheme: str, w_bits: int, a_bits: int, n: int):
     """A MixedRowUnit with ``n`` lanes of one kind (see the module docs for the formats)."""
-    from fixar_hw.row_unit import MixedRowUnit
-    from sw_model.fixed import FixedFormat
-    from sw_model.sp2 import SP2Format
+    from fixar_hw.arith.row_unit import MixedRowUnit
+    from sw_model.numerics.fixed import FixedFormat
+    from sw_model.numerics.sp2 import SP2Format
 
     fix_w = w_bits if scheme == "fixed" else 2
     sp2_w = w_bits if scheme == "sp2" else 2
@@ -78,7 +79,7 @@ def make_unit(scheme: str, w_bits: int, a_bits: int, n: int):
 
 
 def _synth_child(scheme: str, w_bits: int, a_bits: int, n: int) -> None:
-    from fixar_hw.synth import resources
+    from fixar_hw.flow.synth import resources
 
     res = resources(make_unit(scheme, w_bits, a_bits, n), "ecp5")
     print(json.dumps({"lut": res.lut, "ff": res.ff, "dsp": res.dsp}))
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         entries = list(pool.map(lambda p: measure(*p, hi_counts), points))
     elapsed = time.perf_counter() - start
 
-    from fixar_hw.row_unit import MixedRowUnit
+    from fixar_hw.arith.row_unit import MixedRowUnit
 
     command = "python benchmarks/build_cost_tables.py" + (" --quick" if args.quick else "")
     table = {

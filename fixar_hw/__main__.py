@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from fixar_hw.apps.cli import main
 
 sys.exit(main())

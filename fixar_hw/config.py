@@ -1,9 +1,9 @@
 """The configuration of a whole accelerator (:class:`CoreConfig`), with its JSON round trip.
 
-One frozen, validated object describes a :class:`fixar_hw.core.FixarCore` build: the training
-engine (:class:`sw_model.engine.EngineConfig`: the agent, formats, array shape, cores, memory
+One frozen, validated object describes a :class:`fixar_hw.soc.core.FixarCore` build: the training
+engine (:class:`sw_model.arch.engine.EngineConfig`: the agent, formats, array shape, cores, memory
 capacities) and the integration parameters (bus widths, descriptor queue, program memory). The
-hardware, the register map (:mod:`fixar_hw.csr`), the driver and the generated documentation all
+hardware, the register map (:mod:`fixar_hw.soc.csr`), the driver and the generated documentation all
 read it; ``fixar-hw export --config cfg.json`` reads it from JSON (:meth:`CoreConfig.from_json`).
 """
 
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sw_model.ddpg_config import DDPGConfig
-from sw_model.engine import EngineConfig
+from sw_model.arch.ddpg_config import DDPGConfig
+from sw_model.arch.engine import EngineConfig
 
 __all__ = ["CSR_BUSES", "CoreConfig"]
 
@@ -38,7 +38,7 @@ def _int(value: object, name: str, lo: int, hi: int) -> int:
 
 @dataclass(frozen=True)
 class CoreConfig:
-    """One build of :class:`fixar_hw.core.FixarCore`.
+    """One build of :class:`fixar_hw.soc.core.FixarCore`.
 
     Parameters
     ----------

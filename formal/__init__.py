@@ -6,30 +6,16 @@ run them. Each harness module documents exactly what its proofs cover.
 
 from __future__ import annotations
 
-from .runner import ProofJob, ProofResult, format_table, run_job, run_jobs
+from fixar_hw.formal.runner import ProofJob, ProofResult, format_table, run_job, run_jobs
 
 __all__ = ["ProofJob", "ProofResult", "format_table", "jobs", "run_job", "run_jobs", "select"]
 
 
 def jobs() -> list[ProofJob]:
     """Every registered proof job, in a stable order."""
-    from . import (
-        aap,
-        activation,
-        bridges,
-        csr,
-        dma,
-        mac,
-        pe,
-        prng,
-        row_unit,
-        scheduler,
-        sequencer,
-        soc,
-        sp2,
-        update,
-        vector,
-    )
+    from fixar_hw.formal.arith import activation, mac, pe, prng, row_unit, sp2
+    from fixar_hw.formal.soc import bridges, csr, dma, soc
+    from fixar_hw.formal.train import aap, scheduler, sequencer, update, vector
 
     return [*mac.JOBS, *sp2.JOBS, *row_unit.JOBS, *pe.JOBS, *activation.JOBS, *aap.JOBS,
             *prng.JOBS, *update.JOBS, *vector.JOBS, *scheduler.JOBS, *sequencer.JOBS,

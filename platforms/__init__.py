@@ -1,24 +1,26 @@
 """Board tops: the accelerator with a board's clock, UART and LEDs (installed as
 ``fixar_hw.platforms``).
 
-:class:`BoardTop` is what :func:`fixar_hw.build.build` hands to a board's amaranth-boards
-platform. It holds a :class:`fixar_hw.soc.FixarSoC` (the UART-to-Wishbone bridge, the
-:class:`~fixar_hw.core.FixarCore`, and on-chip RAM as the DMA's external memory), clocked by the
+:class:`BoardTop` is what :func:`fixar_hw.flow.build.build` hands to a board's amaranth-boards
+platform. It holds a :class:`fixar_hw.soc.system.FixarSoC` (the UART-to-Wishbone bridge, the
+:class:`~fixar_hw.soc.core.FixarCore`, and on-chip RAM as the DMA's external memory), clocked by the
 board oscillator through the platform's default ``sync`` domain (or, on ECP5 boards given a
-``clock_mhz``, by a PLL output: :class:`fixar_hw.clocking.ECP5PLL`), and drives up to three LEDs:
+``clock_mhz``, by a PLL output: :class:`fixar_hw.platforms.clocking.ECP5PLL`), and drives up to
+three LEDs:
 
 * busy: the core is running descriptors;
 * interrupt: the core's ``irq``;
 * heartbeat: blinks at about 1 Hz, to show the bitstream is loaded and clocked.
 
 With ``config=None`` it is the bring-up top: the bridge and the RAM alone
-(:class:`fixar_hw.soc.WishboneSRAM` at word address 0, behind a
-:class:`~fixar_hw.soc.WishboneDecoder` so that any other address answers ``err``), which fits
-every board and lets a host check the serial link with :class:`fixar_hw.serial_link.SerialBus`
+(:class:`fixar_hw.soc.system.WishboneSRAM` at word address 0, behind a
+:class:`~fixar_hw.soc.system.WishboneDecoder` so that any other address answers ``err``), which fits
+every board and lets a host check the serial link with :class:`fixar_hw.host.serial_link.SerialBus`
 before a long build.
 
 The board's external SDRAM / DDR3 is not used: no memory controller for them is installable from
-PyPI for Amaranth, so the DMA's external memory is block RAM (see :class:`fixar_hw.soc.FixarSoC`
+PyPI for Amaranth, so the DMA's external memory is block RAM (see
+:class:`fixar_hw.soc.system.FixarSoC`
 for its size).
 """
 
@@ -26,10 +28,10 @@ from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
 from amaranth.lib import io, wiring
 
 from fixar_hw._util import silence_on_error
-from fixar_hw.boards import Board, get_board
-from fixar_hw.bridges import UARTWishboneBridge
-from fixar_hw.clocking import ECP5PLL, OUT_MHZ, PllSetting, ecp5_pll_setting
 from fixar_hw.config import CoreConfig
+from fixar_hw.platforms.boards import Board, get_board
+from fixar_hw.platforms.clocking import ECP5PLL, OUT_MHZ, PllSetting, ecp5_pll_setting
+from fixar_hw.soc.bridges import UARTWishboneBridge
 
 __all__ = ["BRINGUP_WORDS", "BoardTop"]
 
@@ -45,14 +47,14 @@ class BoardTop(Elaboratable):
     config : CoreConfig or None
         The core; None for the bring-up top.
     board : Board or str
-        A board of :data:`fixar_hw.boards.BOARDS`.
+        A board of :data:`fixar_hw.platforms.boards.BOARDS`.
     baud : int
         UART baud rate (the bridge's divisor is ``round(clock / baud)``, at least 4).
     sram_words : int, optional
         Words of the DMA's on-chip memory (default: what the driver needs for ``config``).
     clock_mhz : float, optional
         The run clock. None (default) runs from the board's oscillator. On ECP5 boards any
-        other value is made by the PLL (:func:`fixar_hw.clocking.ecp5_pll_setting`: the
+        other value is made by the PLL (:func:`fixar_hw.platforms.clocking.ecp5_pll_setting`: the
         nearest frequency it can make, :attr:`run_mhz`); other families take only None.
 
     Raises
@@ -99,7 +101,7 @@ class BoardTop(Elaboratable):
 
     def _soc(self, m: Module) -> tuple[Signal, Signal, Signal, Signal]:
         """The design inside: returns its (uart_rx, uart_tx, busy, irq)."""
-        from fixar_hw.soc import FixarSoC, WishboneDecoder, WishboneSRAM
+        from fixar_hw.soc.system import FixarSoC, WishboneDecoder, WishboneSRAM
 
         if self.config is not None:
             m.submodules.soc = soc = FixarSoC(self.config, clk_freq=self.run_mhz * 1e6,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from sw_model.fixed import OVERFLOW_MODES, ROUNDING_MODES, FixedFormat
+from sw_model.numerics.fixed import OVERFLOW_MODES, ROUNDING_MODES, FixedFormat
 
 rounding_modes = st.sampled_from(ROUNDING_MODES)
 overflow_modes = st.sampled_from(OVERFLOW_MODES)
@@ -29,7 +29,7 @@ def codes(fmt: FixedFormat):
 
 
 def stall_lists(max_size: int = 200):
-    """Stall decisions for :func:`fixar_hw.testing.stall_pattern`: none, light, or heavy."""
+    """Stall decisions for :func:`fixar_hw.sim.testing.stall_pattern`: none, light, or heavy."""
     light = st.lists(st.sampled_from([False, False, False, True]), max_size=max_size)
     heavy = st.lists(st.booleans(), max_size=max_size)
     return st.one_of(st.just([]), light, heavy)

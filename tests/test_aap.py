@@ -4,8 +4,8 @@
 Hypothesis draws the build (grid size, cores, formats), the layer shape (including 1 and
 non-multiples of the grid), the op, activation, parallelism, operands mixed with the format
 extremes, and stall patterns on the command and result streams. Results must equal
-:mod:`sw_model.aap` with ``==``; without stalls the cycle count must equal
-:class:`sw_model.aap.CycleModel` exactly, and with stalls it may only grow.
+:mod:`sw_model.arch.aap` with ``==``; without stalls the cycle count must equal
+:class:`sw_model.arch.aap.CycleModel` exactly, and with stalls it may only grow.
 """
 
 import numpy as np
@@ -13,11 +13,11 @@ import pytest
 from hypothesis import given, target
 from hypothesis import strategies as st
 
-from fixar_hw.aap import AAPCore
-from fixar_hw.array import PEArray
-from fixar_hw.array_sim import ArrayJob, expected, simulate, unpack
-from fixar_hw.testing import stall_pattern
-from sw_model.aap import (
+from fixar_hw.sim.array import ArrayJob, expected, simulate, unpack
+from fixar_hw.sim.testing import stall_pattern
+from fixar_hw.train.aap import AAPCore
+from fixar_hw.train.array import PEArray
+from sw_model.arch.aap import (
     AAPConfig,
     CycleModel,
     choose_parallelism,
@@ -26,7 +26,7 @@ from sw_model.aap import (
     unslice_vectors,
     untile_weights,
 )
-from sw_model.fixed import FixedFormat
+from sw_model.numerics.fixed import FixedFormat
 
 from .strategies import codes, stall_lists
 
@@ -184,8 +184,8 @@ def test_command_errors():
 
 @given(st.data(), stall_lists())
 def test_sp2_array_equals_the_golden_model_on_level_integers(data, o_stalls):
-    from fixar_hw.array import SP2PEArray
-    from sw_model.sp2 import SP2Format
+    from fixar_hw.train.array import SP2PEArray
+    from sw_model.numerics.sp2 import SP2Format
 
     m1 = data.draw(st.integers(1, 2))
     sp2 = SP2Format(data.draw(st.integers(m1 + 1, 2 * m1 + 1)), m1)
@@ -201,8 +201,8 @@ def test_sp2_array_equals_the_golden_model_on_level_integers(data, o_stalls):
 
 
 def test_sp2_array_errors():
-    from fixar_hw.array import SP2PEArray
-    from sw_model.sp2 import SP2Format
+    from fixar_hw.train.array import SP2PEArray
+    from sw_model.numerics.sp2 import SP2Format
 
     sp2 = SP2Format(4, 2)
     config = AAPConfig(size=2, w_fmt=sp2.level_fmt, max_m=4, max_n=4, max_batch=2)

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sw_model.activation import TanhTable, activate, derivative
-from sw_model.fixed import FixedFormat
+from sw_model.numerics.activation import TanhTable, activate, derivative
+from sw_model.numerics.fixed import FixedFormat
 
 from .strategies import codes, fixed_formats, rounding_modes
 from .test_fixed import ref_requantize

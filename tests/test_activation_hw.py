@@ -1,14 +1,15 @@
 # amaranth: UnusedElaboratable=no
-"""ActivationUnit against the golden model ``sw_model.activation.activate``, under stalls."""
+"""ActivationUnit against the golden model ``sw_model.numerics.activation.activate``, under
+stalls."""
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fixar_hw.activation import ActivationUnit
-from fixar_hw.testing import simulate_stream, stall_pattern
-from sw_model.activation import TanhTable, activate
-from sw_model.fixed import FixedFormat
+from fixar_hw.arith.activation import ActivationUnit
+from fixar_hw.sim.testing import simulate_stream, stall_pattern
+from sw_model.numerics.activation import TanhTable, activate
+from sw_model.numerics.fixed import FixedFormat
 
 from .strategies import codes, fixed_formats, rounding_modes, stall_lists
 

@@ -4,9 +4,9 @@
 Each build is compiled once (and cached on disk) and runs many jobs back to back: shapes of 1,
 of the grid size and of non-multiples of it, all three ops, both parallelisms, the three
 activations, operands mixed with the format extremes. Every result must equal
-:func:`fixar_hw.array_sim.expected` with ``==``, a subset must also equal the Amaranth simulation
-(:func:`fixar_hw.array_sim.simulate`) of the same component, and without stalls the cycle count
-must equal :class:`sw_model.aap.CycleModel` exactly (with stalls it may only grow).
+:func:`fixar_hw.sim.array.expected` with ``==``, a subset must also equal the Amaranth simulation
+(:func:`fixar_hw.sim.array.simulate`) of the same component, and without stalls the cycle count
+must equal :class:`sw_model.arch.aap.CycleModel` exactly (with stalls it may only grow).
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ import itertools
 import numpy as np
 import pytest
 
-from fixar_hw.aap import AAPCore
-from fixar_hw.array import PEArray
-from fixar_hw.array_sim import ArrayJob, expected, simulate
-from fixar_hw.array_verilator import (
+from fixar_hw.flow.export import verilator_available
+from fixar_hw.sim.array import ArrayJob, expected, simulate
+from fixar_hw.sim.array_verilator import (
     _bits_of,
     _encode,
     _lanes,
@@ -28,9 +27,10 @@ from fixar_hw.array_verilator import (
     build,
     run_verilator,
 )
-from fixar_hw.export import verilator_available
-from sw_model.aap import AAPConfig
-from sw_model.fixed import FixedFormat
+from fixar_hw.train.aap import AAPCore
+from fixar_hw.train.array import PEArray
+from sw_model.arch.aap import AAPConfig
+from sw_model.numerics.fixed import FixedFormat
 
 pytestmark = [
     pytest.mark.verilator,

@@ -1,4 +1,5 @@
-"""Tests of the mixed-precision search (:mod:`sw_model.autoq`): PPO pieces against closed forms
+"""Tests of the mixed-precision search (:mod:`sw_model.search.autoq`): PPO pieces against closed
+forms
 and finite differences, the environment against hand computations, HAQ's budget enforcement,
 reproducibility, a toy problem with a known optimum, and the parameter checks."""
 
@@ -12,7 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sw_model.autoq import (
+from sw_model.numerics.msq import quantize_matrix
+from sw_model.search.autoq import (
     FEATURES,
     MLP,
     Budget,
@@ -37,8 +39,7 @@ from sw_model.autoq import (
     validate_proxy,
     weight_stats,
 )
-from sw_model.cost import Cost, LayerChoice, LayerShape
-from sw_model.msq import quantize_matrix
+from sw_model.search.cost import Cost, LayerChoice, LayerShape
 
 reals = st.floats(-10, 10, allow_nan=False, allow_infinity=False)
 
@@ -574,7 +575,7 @@ def test_critic_evaluator_by_hand():
 
 
 def test_return_evaluator_matches_sequential_episodes():
-    from sw_model.envs import make
+    from sw_model.rl.envs import make
 
     actor = _actor(2)
     states = np.random.default_rng(0).uniform(-1, 1, (16, 3))
@@ -620,7 +621,7 @@ def test_ppo_uniform_init():
 
 @pytest.mark.parametrize("policy", ["factored", "flat"])
 def test_policy_bias_gives_init_prob(policy):
-    from sw_model.autoq import _PolicyHeads, _split
+    from sw_model.search.autoq import _PolicyHeads, _split
 
     env = _env()
     heads = _PolicyHeads(env, policy)

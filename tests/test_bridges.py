@@ -5,9 +5,9 @@
 with random valid delays (``aw`` and ``w`` in either order) and response backpressure; the
 responses and the memory must match a model, and both buses are checked for protocol.
 
-:class:`UARTWishboneBridge`: commands encoded with :mod:`fixar_hw.serial_link` go over the
-simulated serial line (:class:`~fixar_hw.serial_link.SimSerialPort`), and the replies
-(decoded by the functions :class:`~fixar_hw.serial_link.SerialBus` uses) and the memory must
+:class:`UARTWishboneBridge`: commands encoded with :mod:`fixar_hw.host.serial_link` go over the
+simulated serial line (:class:`~fixar_hw.host.serial_link.SimSerialPort`), and the replies
+(decoded by the functions :class:`~fixar_hw.host.serial_link.SerialBus` uses) and the memory must
 match a Python model of the protocol.
 """
 
@@ -20,8 +20,7 @@ from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fixar_hw.bridges import AXILiteToWishbone, UARTReceiver, UARTWishboneBridge
-from fixar_hw.serial_link import (
+from fixar_hw.host.serial_link import (
     BusError,
     SerialBus,
     SimSerialPort,
@@ -32,7 +31,8 @@ from fixar_hw.serial_link import (
     read_reply_length,
     uart_send,
 )
-from fixar_hw.testing import stall_pattern, wishbone_monitor, wishbone_slave
+from fixar_hw.sim.testing import stall_pattern, wishbone_monitor, wishbone_slave
+from fixar_hw.soc.bridges import AXILiteToWishbone, UARTReceiver, UARTWishboneBridge
 
 from .strategies import stall_lists
 

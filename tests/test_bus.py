@@ -9,8 +9,8 @@ from amaranth.sim import Simulator
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fixar_hw.bus import AXILiteSignature, WishboneSignature
-from fixar_hw.testing import BusProtocolError, stall_pattern, wishbone_monitor, wishbone_slave
+from fixar_hw.sim.testing import BusProtocolError, stall_pattern, wishbone_monitor, wishbone_slave
+from fixar_hw.soc.bus import AXILiteSignature, WishboneSignature
 
 
 def test_wishbone_signature_members_and_validation():

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from fixar_hw.cli import main
+from fixar_hw.apps.cli import main
 
 
 def test_prove_list_and_unknown(capsys):
@@ -17,7 +17,7 @@ def test_prove_list_and_unknown(capsys):
 
 @pytest.mark.formal
 def test_prove_runs_and_prints_table():
-    proc = subprocess.run([sys.executable, "-m", "fixar_hw.cli", "prove", "mac.cover",
+    proc = subprocess.run([sys.executable, "-m", "fixar_hw.apps.cli", "prove", "mac.cover",
                            "mac.mutant"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "property" in proc.stdout and "seconds" in proc.stdout
@@ -26,8 +26,8 @@ def test_prove_runs_and_prints_table():
 
 def _tiny_core_config():
     from fixar_hw.config import CoreConfig
-    from sw_model.ddpg_config import DDPGConfig
-    from sw_model.engine import EngineConfig
+    from sw_model.arch.ddpg_config import DDPGConfig
+    from sw_model.arch.engine import EngineConfig
 
     cfg = DDPGConfig(hidden=(3,), precision="fixed", batch_size=2, buffer_size=8)
     return CoreConfig(EngineConfig(cfg, 2, 1, size=2, cores=1), dma_addr_width=12)
@@ -36,7 +36,7 @@ def _tiny_core_config():
 def test_export_writes_verilog_and_register_map(tmp_path, capsys):
     import json
 
-    from fixar_hw.csr import register_map
+    from fixar_hw.soc.csr import register_map
 
     config = _tiny_core_config()
     (tmp_path / "cfg.json").write_text(config.to_json())

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import fixar_hw.build as fb
-from fixar_hw.clocking import ECP5PLL, OUT_MHZ, PllSetting, ecp5_pll_setting
+import fixar_hw.flow.build as fb
 from fixar_hw.platforms import BoardTop
+from fixar_hw.platforms.clocking import ECP5PLL, OUT_MHZ, PllSetting, ecp5_pll_setting
 
 
 def _best_error(f_in: float, f_out: float) -> float:

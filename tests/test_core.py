@@ -1,12 +1,13 @@
 # amaranth: UnusedElaboratable=no
 """FixarCore through its buses: the driver's training steps and actions equal the NumPy trainer.
 
-The core runs in Amaranth's simulator (:class:`fixar_hw.driver.SimTransport`) with random
+The core runs in Amaranth's simulator (:class:`fixar_hw.host.driver.SimTransport`) with random
 stalls and wait states on the DMA port and random gaps between the host's control requests.
 Everything is compared with ``==``: networks, targets, Adam's moments, step count and QAT ranges
-read back through the DMA and the registers against :func:`sw_model.ddpg_step.fixed_train_step`,
-actions against :meth:`sw_model.ddpg.DDPGAgent.explore`, the engine counters against
-:meth:`fixar_hw.engine.TrainingEngine.cycles`. Faults (injected bus errors, malformed
+read back through the DMA and the registers against
+:func:`sw_model.arch.ddpg_step.fixed_train_step`,
+actions against :meth:`sw_model.rl.ddpg.DDPGAgent.explore`, the engine counters against
+:meth:`fixar_hw.train.engine.TrainingEngine.cycles`. Faults (injected bus errors, malformed
 descriptors and weight images) stop the queue, are reported, and change nothing else.
 """
 
@@ -21,12 +22,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixar_hw.config import CoreConfig
-from fixar_hw.csr import CAUSES, COUNTERS, MAGIC, OPS, register_map
-from fixar_hw.driver import CoreError, FixarDriver, HardwareAgent, SimTransport
-from sw_model import ddpg_step as ds
-from sw_model import engine as en
-from sw_model.ddpg import DDPGAgent
-from sw_model.ddpg_config import DDPGConfig
+from fixar_hw.host.driver import CoreError, FixarDriver, HardwareAgent, SimTransport
+from fixar_hw.soc.csr import CAUSES, COUNTERS, MAGIC, OPS, register_map
+from sw_model.arch import ddpg_step as ds
+from sw_model.arch import engine as en
+from sw_model.arch.ddpg_config import DDPGConfig
+from sw_model.rl.ddpg import DDPGAgent
 
 from .test_engine import random_batch
 

@@ -3,11 +3,11 @@ Verilator.
 
 * the export lints without errors (``verilator --lint-only -Wall``);
 * one noisy action run by ``examples/verilog/fixar_core_tb.v`` (host script and memory image
-  recorded from :class:`~fixar_hw.driver.FixarDriver`) equals the driver's action on the
-  Amaranth simulator, the golden engine and :meth:`sw_model.ddpg.DDPGAgent.explore`;
-* :class:`~fixar_hw.driver_verilator.VerilatorTransport` trains like the NumPy agent bit for
+  recorded from :class:`~fixar_hw.host.driver.FixarDriver`) equals the driver's action on the
+  Amaranth simulator, the golden engine and :meth:`sw_model.rl.ddpg.DDPGAgent.explore`;
+* :class:`~fixar_hw.sim.core_verilator.VerilatorTransport` trains like the NumPy agent bit for
   bit under wait states and stalls on the DMA port, and surfaces bus errors as
-  :class:`~fixar_hw.driver.CoreError`.
+  :class:`~fixar_hw.host.driver.CoreError`.
 
 Builds are cached on disk (``~/.cache/fixar-hw``); the first run of this file compiles the core
 twice (a shared library and the testbench), a few minutes.
@@ -19,16 +19,16 @@ import numpy as np
 import pytest
 
 from fixar_hw.config import CoreConfig
-from fixar_hw.csr import OPS, register_map
-from fixar_hw.driver import CoreError, FixarDriver, HardwareAgent, SimTransport
-from fixar_hw.driver_verilator import VerilatorTransport
-from fixar_hw.verilog_tb import RecordingTransport, inference_script
-from sw_model import ddpg_step as ds
-from sw_model import engine as en
-from sw_model.ddpg import DDPGAgent
-from sw_model.ddpg_config import DDPGConfig
-from sw_model.engine import EngineConfig
-from sw_model.prng import seed_state
+from fixar_hw.host.driver import CoreError, FixarDriver, HardwareAgent, SimTransport
+from fixar_hw.sim.core_verilator import VerilatorTransport
+from fixar_hw.sim.verilog_tb import RecordingTransport, inference_script
+from fixar_hw.soc.csr import OPS, register_map
+from sw_model.arch import ddpg_step as ds
+from sw_model.arch import engine as en
+from sw_model.arch.ddpg_config import DDPGConfig
+from sw_model.arch.engine import EngineConfig
+from sw_model.numerics.prng import seed_state
+from sw_model.rl.ddpg import DDPGAgent
 
 AGENT = DDPGConfig(hidden=(5,), precision="fixed", batch_size=4, buffer_size=16)
 CONFIG = CoreConfig(EngineConfig(AGENT, 3, 1, size=2, cores=2), dma_addr_width=16)
@@ -90,8 +90,8 @@ def test_recording_transport_store_records():
 @pytest.mark.verilator
 @needs_verilator
 def test_export_lints_clean(record_property):
-    from fixar_hw.driver_verilator import TOP, core_verilog
-    from fixar_hw.export import lint
+    from fixar_hw.flow.export import lint
+    from fixar_hw.sim.core_verilator import TOP, core_verilog
 
     text = core_verilog(CONFIG)
     warnings = lint(text, TOP)  # raises on an error
@@ -104,7 +104,7 @@ def test_export_lints_clean(record_property):
 @pytest.mark.verilator
 @needs_verilator
 def test_verilog_testbench_inference_equals_driver_and_golden():
-    from fixar_hw.verilog_tb import run_verilog_inference
+    from fixar_hw.sim.verilog_tb import run_verilog_inference
 
     agent = DDPGAgent(AGENT, 3, 1, [-2], [2])
     obs_float = np.array([0.3, -0.7, 0.1])

@@ -1,4 +1,5 @@
-"""Tests of sw_model.cost: closed forms, sharing, monotonicity, validation, the packaged table."""
+"""Tests of sw_model.search.cost: closed forms, sharing, monotonicity, validation, the packaged
+table."""
 
 import itertools
 import json
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sw_model.cost import (
+from sw_model.search.cost import (
     A_BITS,
     ALPHA_BITS,
     W_BITS,
@@ -293,7 +294,7 @@ def test_packaged_table(packaged):
     assert table["command"] == "python benchmarks/build_cost_tables.py"
     assert {"amaranth", "pyosys", "yosys"} <= set(table["versions"])
     assert table["date"]
-    from fixar_hw.row_unit import MixedRowUnit
+    from fixar_hw.arith.row_unit import MixedRowUnit
 
     assert packaged.latency == MixedRowUnit.latency
     for scheme, widths in W_BITS.items():  # every allowed kind has a price
@@ -322,11 +323,11 @@ def test_packaged_entry_matches_fresh_synthesis(packaged):
 def test_cycles_equal_row_unit_simulation(fan_in, fan_out, batch, lanes, scheme):
     import numpy as np
 
-    from fixar_hw.row_unit import MixedRowUnit, pass_columns, plan_passes
-    from fixar_hw.testing import simulate_stream
-    from sw_model.fixed import FixedFormat
-    from sw_model.msq import QuantizedMatrix
-    from sw_model.sp2 import SP2Format
+    from fixar_hw.arith.row_unit import MixedRowUnit, pass_columns, plan_passes
+    from fixar_hw.sim.testing import simulate_stream
+    from sw_model.numerics.fixed import FixedFormat
+    from sw_model.numerics.msq import QuantizedMatrix
+    from sw_model.numerics.sp2 import SP2Format
 
     rng = np.random.default_rng(fan_in * 100 + fan_out)
     x_fmt, sp2_fmt, fix_fmt = FixedFormat(8, 4), SP2Format(4), FixedFormat(4, 3)

@@ -11,9 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sw_model import aap
-from sw_model import ddpg_step as ds
-from sw_model.ddpg import (
+from sw_model.arch import aap
+from sw_model.arch import ddpg_step as ds
+from sw_model.numerics.fixed import FixedFormat
+from sw_model.numerics.optim import mul_shift
+from sw_model.rl.ddpg import (
     DDPGAgent,
     DDPGConfig,
     ReplayBuffer,
@@ -22,10 +24,8 @@ from sw_model.ddpg import (
     weights_from_image,
     weights_to_image,
 )
-from sw_model.envs import make
-from sw_model.fixed import FixedFormat
-from sw_model.image import Tensor, WeightImage, config_hash_of
-from sw_model.optim import mul_shift
+from sw_model.rl.envs import make
+from sw_model.rl.image import Tensor, WeightImage, config_hash_of
 
 from .strategies import codes
 
@@ -177,7 +177,7 @@ def _fixed_state(cfg, seed=0, batch=None, scale=1.0):
 
 @given(st.data())
 def test_layer_ops_equal_full_format_aap_calls(data):
-    # the step's layer operations are sw_model.aap's on the declared 32-bit formats
+    # the step's layer operations are sw_model.arch.aap's on the declared 32-bit formats
     cfg = DDPGConfig(hidden=(5,), precision="fixed", batch_size=3)
     wf, af, df = cfg.weight_fmt, cfg.act_fmt, cfg.delta_fmt
     m, n, b = 4, 3, 3
@@ -438,7 +438,7 @@ def test_fixed_exploration_uses_the_integer_noise():
     clean = agent.policy(obs)[0]
     state = agent.noise_state
     noisy = agent.explore(obs)
-    from sw_model.prng import gaussian_codes
+    from sw_model.numerics.prng import gaussian_codes
 
     noise, after = gaussian_codes(state, 1, 0.2, agent.formats["actor.x3"])
     assert agent.noise_state == after
@@ -533,6 +533,7 @@ def test_weights_from_image_rejects_other_images():
 
 
 def test_sw_model_ddpg_does_not_import_amaranth():
-    code = ("import sys, sw_model.ddpg, sw_model.qat, sw_model.prng, sw_model.optim; "
+    code = ("import sys, sw_model.rl.ddpg, sw_model.numerics.qat, sw_model.numerics.prng, "
+            "sw_model.numerics.optim; "
             "sys.exit(1 if any(m.startswith('amaranth') for m in sys.modules) else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

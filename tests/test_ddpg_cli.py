@@ -9,9 +9,9 @@ import os
 import numpy as np
 import pytest
 
-from fixar_hw.cli import main
-from sw_model.ddpg import DDPGAgent, DDPGConfig, weights_from_image
-from sw_model.image import WeightImage
+from fixar_hw.apps.cli import main
+from sw_model.rl.ddpg import DDPGAgent, DDPGConfig, weights_from_image
+from sw_model.rl.image import WeightImage
 
 
 def test_train_cli_writes_log_plot_and_image(tmp_path, capsys):

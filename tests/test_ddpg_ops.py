@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sw_model import optim, prng, qat
-from sw_model.fixed import FixedFormat
+from sw_model.numerics import optim, prng, qat
+from sw_model.numerics.fixed import FixedFormat
 
 from .strategies import codes
 
@@ -278,8 +278,8 @@ def test_beta_code_validation():
 @given(st.lists(st.integers(-(2**32), 2**32), min_size=1, max_size=8), st.integers(1, 512),
        st.sampled_from([(24, 16), (16, 24), (20, 20)]))
 def test_loss_delta_is_the_rounded_mse_gradient(diffs, b, fracs):
-    from sw_model import ddpg_step
-    from sw_model.ddpg_config import DDPGConfig
+    from sw_model.arch import ddpg_step
+    from sw_model.arch.ddpg_config import DDPGConfig
 
     fd, fa = fracs
     cfg = DDPGConfig(delta_fmt=FixedFormat(32, fd), act_fmt=FixedFormat(32, fa),

@@ -12,13 +12,13 @@ import re
 import numpy as np
 import pytest
 
-import fixar_hw.demo as demo
-from fixar_hw.cli import main
+import fixar_hw.apps.demo as demo
+from fixar_hw.apps.cli import main
+from fixar_hw.apps.demo import Check, compare, demo_settings
 from fixar_hw.config import CoreConfig
-from fixar_hw.demo import Check, compare, demo_settings
-from sw_model import engine as en
-from sw_model.ddpg import DDPGAgent, evaluate
-from sw_model.image import WeightImage
+from sw_model.arch import engine as en
+from sw_model.rl.ddpg import DDPGAgent, evaluate
+from sw_model.rl.image import WeightImage
 
 
 @pytest.fixture(scope="module")
@@ -217,8 +217,8 @@ def test_core_check_rejects_another_agent():
 def test_narrow16_core_is_bit_exact():
     """The 16-bit format set on the simulated core: a short fixed-point training run, then two
     steps and two actions compared with the golden model and the cycle model."""
-    from sw_model.ddpg import train
-    from sw_model.ddpg_config import format_set
+    from sw_model.arch.ddpg_config import format_set
+    from sw_model.rl.ddpg import train
 
     settings = demo_settings(quick=True, episodes=1)
     ddpg = settings.ddpg.replace(precision="fixed", **format_set("narrow16"))

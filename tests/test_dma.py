@@ -14,21 +14,21 @@ from amaranth.sim import Simulator
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from fixar_hw.dma import (
-    DIRECTIONS,
-    DMA,
-    STATUS,
-    beats_per_word,
-    beats_to_words,
-    words_to_beats,
-)
-from fixar_hw.testing import (
+from fixar_hw.sim.testing import (
     stall_pattern,
     stream_get,
     stream_monitor,
     stream_put,
     wishbone_monitor,
     wishbone_slave,
+)
+from fixar_hw.soc.dma import (
+    DIRECTIONS,
+    DMA,
+    STATUS,
+    beats_per_word,
+    beats_to_words,
+    words_to_beats,
 )
 
 from .strategies import stall_lists

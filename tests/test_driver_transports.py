@@ -1,15 +1,15 @@
 # amaranth: UnusedElaboratable=no
 """The driver over other transports: a core with an AXI4-Lite control port, and a board reached
-through the UART bridge's byte protocol (:class:`fixar_hw.driver.SerialTransport`)."""
+through the UART bridge's byte protocol (:class:`fixar_hw.host.driver.SerialTransport`)."""
 
 import numpy as np
 import pytest
 
-from fixar_hw.driver import FixarDriver, SerialTransport, SimTransport
-from fixar_hw.serial_link import BusError
-from sw_model import ddpg_step as ds
-from sw_model import engine as en
-from sw_model.ddpg import DDPGAgent
+from fixar_hw.host.driver import FixarDriver, SerialTransport, SimTransport
+from fixar_hw.host.serial_link import BusError
+from sw_model.arch import ddpg_step as ds
+from sw_model.arch import engine as en
+from sw_model.rl.ddpg import DDPGAgent
 
 from .test_core import small
 from .test_serial_link import FakeBridgePort

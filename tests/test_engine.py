@@ -1,9 +1,9 @@
 """The engine's golden model: programs executed on memory images equal the NumPy trainer.
 
-``sw_model.engine.execute(compile_step(...))`` must leave networks, targets, Adam's moments,
-the step count and the QAT ranges exactly as :func:`sw_model.ddpg_step.fixed_train_step`
+``sw_model.arch.engine.execute(compile_step(...))`` must leave networks, targets, Adam's moments,
+the step count and the QAT ranges exactly as :func:`sw_model.arch.ddpg_step.fixed_train_step`
 does, over several consecutive steps and through the QAT switch, and ``compile_act`` must give
-the actions of :meth:`sw_model.ddpg.DDPGAgent.explore`. The hardware is compared with this
+the actions of :meth:`sw_model.rl.ddpg.DDPGAgent.explore`. The hardware is compared with this
 model in ``tests/test_engine_hw.py``.
 """
 
@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sw_model import ddpg_step as ds
-from sw_model import engine as en
-from sw_model.ddpg import DDPGAgent
-from sw_model.ddpg_config import DDPGConfig
-from sw_model.fixed import FixedFormat
+from sw_model.arch import ddpg_step as ds
+from sw_model.arch import engine as en
+from sw_model.arch.ddpg_config import DDPGConfig
+from sw_model.numerics.fixed import FixedFormat
+from sw_model.rl.ddpg import DDPGAgent
 
 
 def random_batch(rng: np.random.Generator, cfg: DDPGConfig, obs: int, act: int) -> ds.Batch:
@@ -117,7 +117,7 @@ def test_programs_equal_the_trainer(trainer, seed, steps):
 
 def test_bias_gradient_is_a_weight_gradient_against_ones():
     """The identity the programs rely on, on extreme codes."""
-    from sw_model import aap
+    from sw_model.arch import aap
 
     d_fmt, out = FixedFormat(8, 5), FixedFormat(6, 2)
     d = np.array([[d_fmt.min_int, d_fmt.max_int, 3], [d_fmt.min_int, -1, 0]])

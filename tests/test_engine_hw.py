@@ -2,14 +2,14 @@
 """The crown test: whole DDPG training steps on the simulated engine equal the NumPy trainer.
 
 For small networks (Pendulum's 3-16-16-1 and Hypothesis-drawn sizes, batches 1 to 16), the
-:class:`fixar_hw.engine.TrainingEngine` runs consecutive training steps from the programs of
-:func:`sw_model.engine.compile_step`, with the host's QAT switch in between (range registers
+:class:`fixar_hw.train.engine.TrainingEngine` runs consecutive training steps from the programs of
+:func:`sw_model.arch.engine.compile_step`, with the host's QAT switch in between (range registers
 read back, formats frozen, tanh table reloaded, programs recompiled), and a noisy action after
-every step. After each step every memory image equals :func:`sw_model.engine.execute`'s, the
+every step. After each step every memory image equals :func:`sw_model.arch.engine.execute`'s, the
 networks, targets, moments, step count and ranges equal
-:func:`sw_model.ddpg_step.fixed_train_step`'s, the action equals
-:meth:`sw_model.ddpg.DDPGAgent.explore`'s, and the performance counters equal
-:meth:`~fixar_hw.engine.TrainingEngine.cycles`, all with ``==``.
+:func:`sw_model.arch.ddpg_step.fixed_train_step`'s, the action equals
+:meth:`sw_model.rl.ddpg.DDPGAgent.explore`'s, and the performance counters equal
+:meth:`~fixar_hw.train.engine.TrainingEngine.cycles`, all with ``==``.
 """
 
 import os
@@ -21,12 +21,12 @@ from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fixar_hw.engine import TrainingEngine
-from fixar_hw.engine_sim import EngineHost
-from fixar_hw.testing import stall_pattern
-from sw_model import ddpg_step as ds
-from sw_model import engine as en
-from sw_model.ddpg_config import DDPGConfig
+from fixar_hw.sim.engine import EngineHost
+from fixar_hw.sim.testing import stall_pattern
+from fixar_hw.train.engine import TrainingEngine
+from sw_model.arch import ddpg_step as ds
+from sw_model.arch import engine as en
+from sw_model.arch.ddpg_config import DDPGConfig
 
 from .strategies import stall_lists
 from .test_engine import Trainer, assert_same, random_batch
@@ -122,8 +122,9 @@ def test_training_steps_equal_the_trainer(precision, batch, hidden, size, cores,
 
 
 def test_sgd_steps_equal_the_golden_engine():
-    """SGD programs (the trainer uses Adam): the hardware equals :func:`sw_model.engine.execute`,
-    whose update is :func:`sw_model.optim.sgd_fixed` of every tensor."""
+    """SGD programs (the trainer uses Adam): the hardware equals
+    :func:`sw_model.arch.engine.execute`,
+    whose update is :func:`sw_model.numerics.optim.sgd_fixed` of every tensor."""
     cfg = DDPGConfig(hidden=(5,), precision="fixed16", batch_size=3, buffer_size=8, seed=2,
                      actor_lr=0.01, critic_lr=0.02)
     trainer = Trainer.make(cfg, 2, 2, size=2, cores=2, update_units=2)

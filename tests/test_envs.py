@@ -1,7 +1,7 @@
 """The NumPy environments against hand-written references of Gymnasium's equations.
 
 The references below use the ``math`` module and the constants of ``Pendulum-v1`` and
-``MountainCarContinuous-v0`` written out, not anything from :mod:`sw_model.envs`. The Gymnasium
+``MountainCarContinuous-v0`` written out, not anything from :mod:`sw_model.rl.envs`. The Gymnasium
 adapter is tested against a small fake ``gymnasium`` module, since Gymnasium is optional.
 """
 
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sw_model.envs import Env, GymnasiumEnv, MountainCarContinuous, Pendulum, make
+from sw_model.rl.envs import Env, GymnasiumEnv, MountainCarContinuous, Pendulum, make
 
 APPROX = dict(rel=1e-12, abs=1e-12)
 
@@ -609,7 +609,7 @@ def test_adapter_without_gymnasium(monkeypatch):
 
 
 def test_import_is_numpy_only():
-    code = ("import sys, sw_model.envs; "
+    code = ("import sys, sw_model.rl.envs; "
             "print(sorted(m for m in ('gymnasium', 'amaranth', 'hypothesis') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""Tests for :mod:`fixar_hw.export`: Verilog export through the bundled Yosys and
+"""Tests for :mod:`fixar_hw.flow.export`: Verilog export through the bundled Yosys and
 the Verilator build helper.
 
 No ``from __future__ import annotations`` here: Amaranth components read their
@@ -18,8 +18,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from fixar_hw import export
-from fixar_hw.export import lint, to_verilog, verilate, verilator_available, write_verilog
+from fixar_hw.flow import export
+from fixar_hw.flow.export import lint, to_verilog, verilate, verilator_available, write_verilog
 
 requires_verilator = pytest.mark.skipif(
     not verilator_available(), reason="verilator-cli is not installed or does not run"

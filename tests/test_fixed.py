@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given, target
 from hypothesis import strategies as st
 
-from sw_model.fixed import FixedFormat, dot, exact_matmul, matmul, product_range, requantize
+from sw_model.numerics.fixed import (
+    FixedFormat,
+    dot,
+    exact_matmul,
+    matmul,
+    product_range,
+    requantize,
+)
 
 from .strategies import codes, fixed_formats, overflow_modes, rounding_modes
 

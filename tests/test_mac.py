@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""FixedMAC against the golden model ``sw_model.fixed.dot``, under random stalls."""
+"""FixedMAC against the golden model ``sw_model.numerics.fixed.dot``, under random stalls."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from amaranth.sim import Simulator
 from hypothesis import given, target
 from hypothesis import strategies as st
 
-from fixar_hw.mac import FixedMAC
-from fixar_hw.testing import simulate_stream, stall_pattern
-from sw_model.fixed import FixedFormat, dot
+from fixar_hw.arith.mac import FixedMAC
+from fixar_hw.sim.testing import simulate_stream, stall_pattern
+from sw_model.numerics.fixed import FixedFormat, dot
 
 from .strategies import codes, fixed_formats, overflow_modes, rounding_modes, stall_lists
 

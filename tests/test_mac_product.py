@@ -1,6 +1,6 @@
 """The MAC's multiplier, checked by compiled simulation of its exported Verilog.
 
-What this covers (SMT covers operand widths up to 8 bits, see ``formal/mac.py``):
+What this covers (SMT covers operand widths up to 8 bits, see ``formal/arith/mac.py``):
 
 * every operand pair at 8x8 and 12x12 bits, all four signedness combinations;
 * every operand pair at 16x16 bits, signed x signed (2**32 cases) with the ``nightly``
@@ -8,7 +8,7 @@ What this covers (SMT covers operand widths up to 8 bits, see ``formal/mac.py``)
 * 2**24 random pairs plus all corner pairs at 32x32 bits, all signedness combinations
   (the C++ reference is a 128-bit product).
 
-Each run goes through :func:`fixar_hw.export.to_verilog`, so it also checks that exported
+Each run goes through :func:`fixar_hw.flow.export.to_verilog`, so it also checks that exported
 Verilog multiplies mixed-signedness operands like Amaranth does (the Yosys >= 0.67 trap).
 """
 
@@ -19,9 +19,9 @@ from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from fixar_hw.export import to_verilog, verilate, verilator_available
-from fixar_hw.mac import exact_product
-from fixar_hw.numeric import range_shape
+from fixar_hw.arith.mac import exact_product
+from fixar_hw.arith.numeric import range_shape
+from fixar_hw.flow.export import to_verilog, verilate, verilator_available
 
 pytestmark = [
     pytest.mark.verilator,

@@ -1,9 +1,9 @@
 """FixedMAC exported to Verilog, compiled with Verilator, against ``dot`` and Amaranth's simulator.
 
 This is the guard against Verilog export bugs such as the Yosys >= 0.67 one (unsigned operands
-printed without ``$unsigned(...)``, see :mod:`fixar_hw.export`): the whole MAC goes through
-:func:`fixar_hw.export.to_verilog` and a compiled Verilator model, and every result must equal
-the golden model :func:`sw_model.fixed.dot` and the result of Amaranth's simulator
+printed without ``$unsigned(...)``, see :mod:`fixar_hw.flow.export`): the whole MAC goes through
+:func:`fixar_hw.flow.export.to_verilog` and a compiled Verilator model, and every result must equal
+the golden model :func:`sw_model.numerics.fixed.dot` and the result of Amaranth's simulator
 (:func:`tests.test_mac.run_mac`), under random input gaps and output backpressure.
 
 The C++ testbench (:data:`TESTBENCH`) reads its stimulus from a file, so one compiled model
@@ -31,9 +31,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fixar_hw.export import to_verilog, verilate, verilator_available
-from fixar_hw.mac import FixedMAC
-from sw_model.fixed import FixedFormat, dot
+from fixar_hw.arith.mac import FixedMAC
+from fixar_hw.flow.export import to_verilog, verilate, verilator_available
+from sw_model.numerics.fixed import FixedFormat, dot
 
 from .strategies import codes, fixed_formats, overflow_modes, rounding_modes
 from .test_mac import run_mac

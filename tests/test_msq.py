@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, target
 from hypothesis import strategies as st
 
-from sw_model.fixed import FixedFormat
-from sw_model.msq import (
+from sw_model.numerics.fixed import FixedFormat
+from sw_model.numerics.msq import (
     AlphaSearch,
     LaneBudget,
     QuantizedMatrix,
@@ -25,7 +25,7 @@ from sw_model.msq import (
     quantize_matrix,
     row_errors,
 )
-from sw_model.sp2 import SP2Format
+from sw_model.numerics.sp2 import SP2Format
 
 from .strategies import codes, fixed_formats, overflow_modes, rounding_modes
 from .test_fixed import ref_overflow, ref_round

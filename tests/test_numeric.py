@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""``requantize_runtime`` against :func:`sw_model.fixed.requantize`, shift by shift."""
+"""``requantize_runtime`` against :func:`sw_model.numerics.fixed.requantize`, shift by shift."""
 
 import numpy as np
 import pytest
@@ -8,8 +8,8 @@ from amaranth.sim import Simulator
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fixar_hw.numeric import requantize_runtime
-from sw_model.fixed import FixedFormat, requantize
+from fixar_hw.arith.numeric import requantize_runtime
+from sw_model.numerics.fixed import FixedFormat, requantize
 
 from .strategies import rounding_modes
 

@@ -2,7 +2,8 @@
 """DualPrecisionPE: full-precision composition and half-precision products.
 
 Coverage: Hypothesis up to 32x32 bits here (Amaranth simulator); SMT proofs at 6x6 and 8x8
-(two 8x4 multipliers) in ``formal/pe.py``; exhaustive compiled simulation at 12x12 (and 16x16 in
+(two 8x4 multipliers) in ``formal/arith/pe.py``; exhaustive compiled simulation at 12x12 (and 16x16
+in
 the nightly profile) in ``test_pe_exhaustive``.
 """
 
@@ -13,9 +14,9 @@ from amaranth.sim import Simulator
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fixar_hw.export import to_verilog, verilate, verilator_available
-from fixar_hw.pe import DualPrecisionPE
-from sw_model.pe import pe_products
+from fixar_hw.arith.pe import DualPrecisionPE
+from fixar_hw.flow.export import to_verilog, verilate, verilator_available
+from sw_model.numerics.pe import pe_products
 
 
 def evaluate(dut, inputs):

@@ -1,10 +1,10 @@
 # amaranth: UnusedElaboratable=no
-"""Tests for :mod:`fixar_hw.pnr` (ECP5 place and route with nextpnr).
+"""Tests for :mod:`fixar_hw.flow.pnr` (ECP5 place and route with nextpnr).
 
 Expectations come from the designs (a counter with an 8-bit output has 8 flip-flops and
 8 + clock + reset = 10 I/O pins), from the datasheets of the devices (an LFE5U-85F has 83,640
 LUT4s, 156 MULT18X18D, 208 DP16KD and 365 user I/Os on the CABGA381; an LFE5U-25F 24,288 LUT4s
-and 28 MULT18X18D) and from :func:`fixar_hw.synth.resources`, which runs the same synthesis
+and 28 MULT18X18D) and from :func:`fixar_hw.flow.synth.resources`, which runs the same synthesis
 script, not from earlier runs.
 
 No ``from __future__ import annotations`` here: ``wiring.Component`` reads its signature from
@@ -18,11 +18,11 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from fixar_hw.array import PEArray
-from fixar_hw.pnr import FoldedTop, PnrReport, place_and_route, place_and_route_seeds
-from fixar_hw.synth import resources
-from sw_model.aap import AAPConfig
-from sw_model.fixed import FixedFormat
+from fixar_hw.flow.pnr import FoldedTop, PnrReport, place_and_route, place_and_route_seeds
+from fixar_hw.flow.synth import resources
+from fixar_hw.train.array import PEArray
+from sw_model.arch.aap import AAPConfig
+from sw_model.numerics.fixed import FixedFormat
 
 from .test_synth import Counter
 

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""ExplorationNoise against the trainer's fixed-point exploration (sw_model.prng)."""
+"""ExplorationNoise against the trainer's fixed-point exploration (sw_model.numerics.prng)."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ from amaranth.sim import Simulator
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fixar_hw.prng import (
+from fixar_hw.arith.prng import (
     ExplorationNoise,
     gaussian_sum,
     seed_to_state,
@@ -16,9 +16,9 @@ from fixar_hw.prng import (
     xorshift32_power,
     xorshift32_step,
 )
-from fixar_hw.testing import stall_pattern, stream_get, stream_monitor, stream_put
-from sw_model.fixed import FixedFormat
-from sw_model.prng import gaussian_codes, seed_state, xorshift32, xorshift32_stream
+from fixar_hw.sim.testing import stall_pattern, stream_get, stream_monitor, stream_put
+from sw_model.numerics.fixed import FixedFormat
+from sw_model.numerics.prng import gaussian_codes, seed_state, xorshift32, xorshift32_stream
 
 from .strategies import codes, stall_lists
 

@@ -1,16 +1,16 @@
 # amaranth: UnusedElaboratable=no
-"""MixedRowUnit against the golden model ``sw_model.msq.matvec``, under random stalls."""
+"""MixedRowUnit against the golden model ``sw_model.numerics.msq.matvec``, under random stalls."""
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fixar_hw.row_unit import MixedRowUnit, pass_columns, plan_passes
-from fixar_hw.testing import simulate_stream, stall_pattern
-from sw_model.fixed import FixedFormat
-from sw_model.msq import QuantizedMatrix, matvec
-from sw_model.sp2 import SP2Format
+from fixar_hw.arith.row_unit import MixedRowUnit, pass_columns, plan_passes
+from fixar_hw.sim.testing import simulate_stream, stall_pattern
+from sw_model.numerics.fixed import FixedFormat
+from sw_model.numerics.msq import QuantizedMatrix, matvec
+from sw_model.numerics.sp2 import SP2Format
 
 from .strategies import codes, fixed_formats, overflow_modes, rounding_modes, stall_lists
 

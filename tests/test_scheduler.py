@@ -14,8 +14,8 @@ from amaranth.sim import Simulator
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fixar_hw.scheduler import UNIT_CODES, Scheduler
-from fixar_hw.testing import stall_pattern, stream_put
+from fixar_hw.sim.testing import stall_pattern, stream_put
+from fixar_hw.train.scheduler import UNIT_CODES, Scheduler
 
 from .strategies import stall_lists
 

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from fixar_hw.cli import main
-from sw_model.autoq import Budget
-from sw_model.cost import CostModel, LayerChoice, LayerShape
+from fixar_hw.apps.cli import main
+from sw_model.search.autoq import Budget
+from sw_model.search.cost import CostModel, LayerChoice, LayerShape
 
 TINY = ["search", "--train-steps", "400", "--hidden", "8", "8", "--iterations", "3",
         "--episodes-per-iter", "6", "--states", "32", "--eval-episodes", "1", "--lanes", "8",
@@ -148,7 +148,7 @@ def test_search_bad_option_exits_2(capsys):
 
 
 def test_run_search_shared_mapping_and_proxy(tmp_path):
-    from fixar_hw.search import format_summary, run_search, train_actor
+    from fixar_hw.apps.search import format_summary, run_search, train_actor
 
     weights = train_actor(300, 1, hidden=(6,))
     budget = Budget(luts=1000)
@@ -174,8 +174,8 @@ def test_run_search_shared_mapping_and_proxy(tmp_path):
 def test_check_feasible_pipelined():
     import numpy as np
 
-    from fixar_hw.search import check_feasible
-    from sw_model.autoq import QuantEnv
+    from fixar_hw.apps.search import check_feasible
+    from sw_model.search.autoq import QuantEnv
 
     shapes = [LayerShape("l1", 3, 8), LayerShape("l2", 8, 1)]
     mats = [np.ones((8, 3)), np.ones((1, 8))]

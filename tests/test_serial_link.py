@@ -1,7 +1,7 @@
 """The host side of the UART bridge: encoding, decoding, and SerialBus against a fake bridge.
 
 The fake bridge is a second, independent implementation of the byte protocol (documented in
-:mod:`fixar_hw.bridges`) over a dict memory with failing addresses, so these tests are fast;
+:mod:`fixar_hw.soc.bridges`) over a dict memory with failing addresses, so these tests are fast;
 ``tests/test_bridges.py`` runs the same driver against the simulated hardware.
 """
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fixar_hw.serial_link import (
+from fixar_hw.host.serial_link import (
     BusError,
     SerialBus,
     decode_read_reply,

@@ -1,11 +1,13 @@
 # amaranth: UnusedElaboratable=no
-"""The board SoC and its Wishbone interconnect (:mod:`fixar_hw.soc`).
+"""The board SoC and its Wishbone interconnect (:mod:`fixar_hw.soc.system`).
 
 The decoder, the arbiter and the RAM run in Amaranth's simulator against the Python twins
-(:class:`fixar_hw.soc.MemoryMapModel`), with random stalls, wait states and bus errors on every
+(:class:`fixar_hw.soc.system.MemoryMapModel`), with random stalls, wait states and bus errors on
+every
 slave port, random gaps on every master port, several requests outstanding, and
-:func:`fixar_hw.testing.wishbone_monitor` checking the protocol on every port. The whole
-:class:`fixar_hw.soc.FixarSoC` runs under :class:`fixar_hw.driver.FixarDriver`: over its UART
+:func:`fixar_hw.sim.testing.wishbone_monitor` checking the protocol on every port. The whole
+:class:`fixar_hw.soc.system.FixarSoC` runs under :class:`fixar_hw.host.driver.FixarDriver`: over
+its UART
 pins (bring-up, RAM, bus errors and a DMA round trip), and over its byte-stream link (a
 training step and an action, compared with ``==`` against the NumPy trainer). A whole action
 through the UART moves about 10 kB at 40 cycles a byte, about 400 k cycles: minutes in the
@@ -23,10 +25,11 @@ from hypothesis import strategies as st
 
 from fixar_hw._util import never_elaborated
 from fixar_hw.config import CoreConfig
-from fixar_hw.csr import MAGIC
-from fixar_hw.driver import FixarDriver, HardwareAgent
-from fixar_hw.serial_link import BusError, SerialBus, SimSerialPort
-from fixar_hw.soc import (
+from fixar_hw.host.driver import FixarDriver, HardwareAgent
+from fixar_hw.host.serial_link import BusError, SerialBus, SimSerialPort
+from fixar_hw.sim.testing import stream_get, stream_put, wishbone_monitor, wishbone_slave
+from fixar_hw.soc.csr import MAGIC
+from fixar_hw.soc.system import (
     FixarSoC,
     MemoryMapModel,
     WindowMap,
@@ -35,11 +38,10 @@ from fixar_hw.soc import (
     WishboneSRAM,
     driver_memory_words,
 )
-from fixar_hw.testing import stream_get, stream_put, wishbone_monitor, wishbone_slave
-from sw_model import ddpg_step as ds
-from sw_model import engine as en
-from sw_model.ddpg import DDPGAgent
-from sw_model.ddpg_config import DDPGConfig
+from sw_model.arch import ddpg_step as ds
+from sw_model.arch import engine as en
+from sw_model.arch.ddpg_config import DDPGConfig
+from sw_model.rl.ddpg import DDPGAgent
 
 from .test_core import assert_agents_equal, fill
 
@@ -450,7 +452,7 @@ class SerialBusPortStub:
 
 class SimStreamPort:
     """A byte port onto :class:`FixarSoC`'s ``link="stream"`` ports in a running simulation
-    (the byte-stream twin of :class:`fixar_hw.serial_link.SimSerialPort`)."""
+    (the byte-stream twin of :class:`fixar_hw.host.serial_link.SimSerialPort`)."""
 
     def __init__(self, sim, rx, tx, *, timeout_cycles: int = 4000) -> None:
         self._sim = sim

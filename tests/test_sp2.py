@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from sw_model.sp2 import MAX_M, MIN_M, SP2Format
+from sw_model.numerics.sp2 import MAX_M, MIN_M, SP2Format
 
 # Every valid (m, m1): m1 from ceil((m-1)/2) to min(m-1, 5).
 ALL_SPLITS = [(m, m1) for m in range(MIN_M, MAX_M + 1)

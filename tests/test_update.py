@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""UpdateUnit against the golden models of sw_model.optim (Adam, SGD, soft update), under
+"""UpdateUnit against the golden models of sw_model.numerics.optim (Adam, SGD, soft update), under
 stalls; and sgd_fixed against a brute-force rational reference."""
 
 from fractions import Fraction
@@ -10,10 +10,10 @@ from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fixar_hw.testing import stall_pattern, stream_get, stream_monitor, stream_put
-from fixar_hw.update import UPDATE_OPS, UpdateUnit
-from sw_model.fixed import FixedFormat
-from sw_model.optim import (
+from fixar_hw.sim.testing import stall_pattern, stream_get, stream_monitor, stream_put
+from fixar_hw.train.update import UPDATE_OPS, UpdateUnit
+from sw_model.numerics.fixed import FixedFormat
+from sw_model.numerics.optim import (
     LR_EXTRA,
     FixedAdamConstants,
     adam_fixed,
@@ -43,7 +43,7 @@ def v_codes(g_fmt):
 
 
 def golden(el, consts, t, lr_sgd, tau_q, w_fmt, g_fmt):
-    """``(w, m, v)`` of one element by the rules of sw_model.optim."""
+    """``(w, m, v)`` of one element by the rules of sw_model.numerics.optim."""
     # one-element arrays: adam_fixed's Python-integer path does not take 0-d arrays
     w, x, m, v = (np.array([el[k]], dtype=np.int64) for k in ("w", "x", "m", "v"))
     if el["op"] == UPDATE_OPS["adam"]:

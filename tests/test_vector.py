@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""The vector unit: sw_model.vector against direct formulas, and VectorUnit against it."""
+"""The vector unit: sw_model.arch.vector against direct formulas, and VectorUnit against it."""
 
 import math
 from fractions import Fraction
@@ -12,14 +12,9 @@ from amaranth.sim import Simulator
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fixar_hw.testing import stall_pattern, stream_put
-from fixar_hw.vector import OP_CODES, VectorUnit
-from sw_model.activation import derivative
-from sw_model.fixed import FixedFormat, requantize
-from sw_model.optim import mul_shift
-from sw_model.prng import gaussian_codes, seed_state
-from sw_model.qat import shift_quantize, track_range
-from sw_model.vector import (
+from fixar_hw.sim.testing import stall_pattern, stream_put
+from fixar_hw.train.vector import OP_CODES, VectorUnit
+from sw_model.arch.vector import (
     VECTOR_OPS,
     VectorCommand,
     VectorSpec,
@@ -28,6 +23,11 @@ from sw_model.vector import (
     execute,
     loss_delta,
 )
+from sw_model.numerics.activation import derivative
+from sw_model.numerics.fixed import FixedFormat, requantize
+from sw_model.numerics.optim import mul_shift
+from sw_model.numerics.prng import gaussian_codes, seed_state
+from sw_model.numerics.qat import shift_quantize, track_range
 
 from .strategies import codes, rounding_modes, stall_lists
 
@@ -398,10 +398,10 @@ def test_noise_is_the_agents_exploration(ys, f, narrow, seed, sigma_q):
 @pytest.mark.parametrize("precision", ["fixed", "fixed16"])
 def test_noise_reproduces_the_agents_exploration(precision):
     """``noise`` on the actor's output codes, converted as ``explore`` does, is ``explore``."""
-    from sw_model.ddpg import DDPGAgent
-    from sw_model.ddpg_config import DDPGConfig
-    from sw_model.ddpg_step import fixed_actor_forward
-    from sw_model.prng import sigma_code
+    from sw_model.arch.ddpg_config import DDPGConfig
+    from sw_model.arch.ddpg_step import fixed_actor_forward
+    from sw_model.numerics.prng import sigma_code
+    from sw_model.rl.ddpg import DDPGAgent
 
     cfg = DDPGConfig(hidden=(6, 5), precision=precision, seed=11, noise_sigma=0.3)
     agent = DDPGAgent(cfg, 3, 2, [-2.0, -1.0], [2.0, 1.0])

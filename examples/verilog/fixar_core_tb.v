@@ -23,7 +23,7 @@
 //   $ verilator --binary --top-module fixar_core_tb -GCSR_AW=7 -GDMA_AW=16 \
 //         fixar_core_tb.v fixar_core.v
 //   $ obj_dir/Vfixar_core_tb +mem=mem.hex +script=script.hex +out=out.hex +out_addr=0 +out_words=4
-// fixar_hw.verilog_tb writes the two input files for one inference and runs all of this.
+// fixar_hw.sim.verilog_tb writes the two input files for one inference and runs all of this.
 
 `timescale 1ns / 1ps
 

@@ -1,0 +1,1 @@
+"""Applications: the command line, the demo, training and the bit-width search."""

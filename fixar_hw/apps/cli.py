@@ -1,0 +1,587 @@
+"""The ``fixar-hw`` command line.
+
+``fixar-hw demo [--quick]``
+    Train a FIXAR-QAT DDPG agent on Pendulum, quantize it (QAT and MSQ rows), run training
+    steps and actions on the simulated core bit-exactly against the golden model, project
+    board figures, and write a Markdown report with plots (:mod:`fixar_hw.apps.demo`).
+``fixar-hw prove [NAME ...]``
+    Run SymbiYosys proofs (all, or the named ones or groups) and print a table.
+``fixar-hw train``
+    Train a DDPG agent in NumPy (float, fixed point or FIXAR QAT) and write a CSV log of
+    episode returns, a reward plot and the final weight image; ``--backend sim`` (or
+    ``verilator``) runs the training steps and actions on a simulated
+    :class:`~fixar_hw.soc.core.FixarCore`.
+``fixar-hw search --budget-luts N ...``
+    Search per-layer weight schemes and bit widths of a trained actor under a hardware budget
+    (PPO, a HAQ-style DDPG baseline, uniform widths) and write a CSV, a plot and the best.
+``fixar-hw build --board ulx3s-85f --config cfg.json``
+    Build a bitstream for a board with the open toolchain (Yosys through pyosys,
+    yowasp-nextpnr and the packer) and report LUT/FF/DSP/BRAM use and Fmax; ``--bringup``
+    builds the UART and memory alone. A configuration that does not fit is refused, naming
+    what to shrink.
+``fixar-hw sweep --sizes 2 4 --cores 1 2 --boards ulx3s-85f ...``
+    Synthesize a grid of configurations for boards on a process pool or a Dask cluster
+    (``--scheduler``), with cached results: resources, Fmax, projected throughput, a CSV, a
+    Markdown table and a Pareto plot.
+``fixar-hw export --config cfg.json -o fixar_core.v``
+    Write the Verilog of a :class:`~fixar_hw.soc.core.FixarCore` (and, with ``--regmap DIR``, its
+    register map as JSON, a C header and Markdown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from collections.abc import Callable, Sequence
+
+__all__ = ["main"]
+
+
+def _failer(command: str) -> Callable[..., int]:
+    """``fail(message, status=2)`` for ``command``: print ``fixar-hw COMMAND: message`` to
+    stderr and return the exit status."""
+
+    def fail(message: str, status: int = 2) -> int:
+        print(f"fixar-hw {command}: {message}", file=sys.stderr)
+        return status
+
+    return fail
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
+    return value
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from fixar_hw.apps.demo import demo_settings, format_summary, run_demo
+
+    fail = _failer("demo")
+
+    try:
+        settings = demo_settings(quick=args.quick, episodes=args.episodes, seed=args.seed,
+                                 board=args.board, synth=args.synth, fmax=args.fmax,
+                                 transport=args.transport)
+    except (TypeError, ValueError) as exc:
+        return fail(str(exc))
+    from fixar_hw.apps.demo import board_names
+
+    try:
+        boards = board_names()
+    except ImportError:
+        boards = None  # fixar_hw.platforms.boards missing: only synthesis needs it
+    if boards is not None and args.board not in boards:
+        return fail(f"unknown --board {args.board!r}; choose from {', '.join(boards)}")
+    result = run_demo(settings, args.out, progress=not args.no_progress,
+                      log=lambda line: print(line, flush=True))
+    print()
+    print(format_summary(result))
+    print(f"wrote {args.out}/report.md and its plots; reproduce with: {result.command}")
+    if not result.ok:
+        print("fixar-hw demo: the hardware differs from the golden model (see above)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_prove(args: argparse.Namespace) -> int:
+    from fixar_hw.formal import format_table, run_jobs, select
+
+    try:
+        jobs = select(args.names)
+    except ValueError as exc:
+        print(f"fixar-hw prove: {exc}", file=sys.stderr)
+        return 2
+    if args.quick:
+        jobs = [j for j in jobs if not j.slow]
+    if args.list:
+        for job in jobs:
+            slow = " (slow)" if job.slow else ""
+            print(f"{job.name:32} {job.mode:6} depth {job.depth:<3} {job.description}{slow}")
+        return 0
+    print(f"running {len(jobs)} proofs on {args.jobs} workers ...", flush=True)
+
+    def progress(result) -> None:
+        mark = "ok" if result.ok else "NOT OK"
+        print(f"  {result.job.name}: {result.status} ({mark}, {result.seconds:.1f} s)", flush=True)
+
+    results = run_jobs(jobs, workers=args.jobs, on_result=progress)
+    print()
+    print(format_table(results))
+    failed = [r for r in results if not r.ok]
+    for r in failed:
+        where = f"; files in {r.workdir}" if r.workdir else ""
+        print(f"\n{r.job.name}: {r.status}, expected {r.job.expect}{where}")
+    return 1 if failed else 0
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a non-negative integer, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, not {text!r}")
+    return value
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from fixar_hw.apps.train import config_from_args, run_training
+
+    try:
+        config = config_from_args(
+            args.precision, args.hidden, args.seed, batch_size=args.batch_size,
+            warmup_steps=args.warmup, qat_delay=args.qat_delay, gamma=args.gamma,
+            actor_lr=args.actor_lr, critic_lr=args.critic_lr, noise_sigma=args.noise,
+            buffer_size=args.buffer_size)
+    except (TypeError, ValueError) as exc:
+        print(f"fixar-hw train: {exc}", file=sys.stderr)
+        return 2
+    make_agent = None
+    if args.backend != "numpy":
+        from fixar_hw.apps.train import core_agent_factory
+
+        if not config.is_fixed:
+            print(f"fixar-hw train: --backend {args.backend} needs a fixed-point precision, "
+                  f"not {config.precision!r}", file=sys.stderr)
+            return 2
+        make_agent = core_agent_factory(args.backend, size=args.core_size,
+                                        cores=args.core_cores)
+    summary = run_training(config, args.env, args.steps, args.out,
+                           eval_episodes=args.eval_episodes, progress=not args.no_progress,
+                           make_agent=make_agent)
+    rets = summary.episode_returns
+    print(f"{len(rets)} episodes, {summary.train_steps} training steps in "
+          f"{summary.seconds:.1f} s")
+    if rets:
+        last = rets[-10:]
+        print(f"mean return of the last {len(last)} episodes: {sum(last) / len(last):.1f}")
+    if summary.eval_returns:
+        ev = summary.eval_returns
+        print(f"final policy, {len(ev)} episodes without noise: {sum(ev) / len(ev):.1f}")
+    print(f"wrote {args.out}/returns.csv, rewards.png, weights.fximg, config.json, summary.json")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fixar_hw.config import CoreConfig
+
+    try:
+        config = CoreConfig.load(args.config)
+    except (OSError, TypeError, ValueError) as exc:
+        print(f"fixar-hw export: {args.config}: {exc}", file=sys.stderr)
+        return 2
+    from fixar_hw.flow.export import _atomic_write_text, to_verilog
+    from fixar_hw.soc.core import FixarCore
+    from fixar_hw.soc.csr import register_map
+
+    if args.regmap:
+        out = Path(args.regmap)
+        out.mkdir(parents=True, exist_ok=True)
+        regmap = register_map(config)
+        for suffix, text in ((".json", regmap.to_json()), (".h", regmap.to_c_header()),
+                             (".md", regmap.to_markdown())):
+            _atomic_write_text(out / f"{args.name}_regs{suffix}", text)
+        print(f"wrote {out}/{args.name}_regs.json, .h, .md")
+    if args.output:
+        core = FixarCore(config)
+        print(f"exporting {args.name} (config id 0x{config.config_id:08x}) ...", flush=True)
+        text = core.verilog_header(args.name) + to_verilog(core, name=args.name)
+        _atomic_write_text(Path(args.output), text)
+        print(f"wrote {args.output} ({len(text.splitlines())} lines)")
+    return 0
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from fixar_hw.config import CoreConfig
+    from fixar_hw.flow.build import BuildError, build
+
+    fail = _failer("build")
+
+    if (args.config is None) == (not args.bringup):
+        return fail("give --config FILE or --bringup (one of them)")
+    config = None
+    if args.config is not None:
+        try:
+            config = CoreConfig.load(args.config)
+        except (OSError, TypeError, ValueError) as exc:
+            return fail(f"{args.config}: {exc}")
+    out = args.output or os.path.join("build", args.board)
+    what = "bring-up top" if config is None else f"config id 0x{config.config_id:08x}"
+    print(f"building {what} for {args.board} in {out} ...", flush=True)
+    try:
+        report = build(config, args.board, out, route=not args.no_route, seed=args.seed,
+                       baud=args.baud, clock_mhz=args.clock_mhz, timeout=args.timeout)
+    except (TypeError, ValueError) as exc:  # DoesNotFit is a ValueError
+        return fail(str(exc))
+    except BuildError as exc:
+        return fail(str(exc), 1)
+    print(report.to_markdown())
+    print(f"wrote {out}/report.json, {out}/report.md")
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from fixar_hw.apps.search import METHODS, format_summary, load_actor, run_search, train_actor
+    from sw_model.search.autoq import Budget
+
+    fail = _failer("search")
+
+    limits = {"luts": args.budget_luts, "dsps": args.budget_dsps,
+              "mem_bits": args.budget_mem_bits, "cycles": args.budget_cycles}
+    if all(v is None for v in limits.values()):
+        return fail("give at least one of --budget-luts, --budget-dsps, --budget-mem-bits, "
+                    "--budget-cycles")
+    try:
+        budget = Budget(**limits)
+    except (TypeError, ValueError) as exc:
+        return fail(str(exc))
+    if args.weights is not None and args.train_steps is not None:
+        return fail("give --weights or --train-steps, not both")
+    env = "pendulum"
+    if args.weights is not None:
+        try:
+            weights, env = load_actor(args.weights)
+        except (OSError, TypeError, ValueError) as exc:
+            return fail(f"{args.weights}: {exc}")
+    else:
+        steps = args.train_steps or 6000
+        print(f"training a float64 {env} actor, hidden {' '.join(map(str, args.hidden))}, "
+              f"{steps} steps, seed {args.seed} ...", flush=True)
+        weights = train_actor(steps, args.seed, env=env, hidden=args.hidden,
+                              progress=not args.no_progress)
+    methods = METHODS if args.method == "all" else (args.method,)
+    try:
+        run = run_search(weights, budget, args.out, methods=methods, env=env, seed=args.seed,
+                         iterations=args.iterations, episodes_per_iter=args.episodes_per_iter,
+                         haq_episodes=args.episodes, lanes=args.lanes, states=args.states,
+                         return_episodes=args.eval_episodes, penalty=args.penalty,
+                         bonus=args.bonus, mapping=args.mapping, quality=args.quality,
+                         metric=args.metric, progress=not args.no_progress)
+    except (TypeError, ValueError) as exc:
+        return fail(str(exc))
+    print(format_summary(run))
+    print(f"wrote {args.out}/search.csv, cost_vs_quality.png, best.json")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    import math
+    import shlex
+    import time
+
+    from fixar_hw.flow import sweep
+
+    fail = _failer("sweep")
+
+    if args.scheduler is not None:
+        if args.workers is not None:
+            return fail("--workers sizes the local process pool; with --scheduler the "
+                        "cluster's workers run the points")
+        if not sweep.is_scheduler_address(args.scheduler):
+            return fail(f"--scheduler must be a Dask scheduler address like "
+                        f"tcp://host:8786, not {args.scheduler!r}")
+    if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
+        return fail(f"--timeout must be a positive number of seconds, not {args.timeout!r}")
+    try:
+        points, skipped = sweep.grid(
+            args.sizes, args.cores, args.precisions, args.boards,
+            update_units=args.update_units, formats=args.formats, hidden=tuple(args.hidden),
+            batch=args.batch,
+            obs_dim=args.obs_dim, act_dim=args.act_dim)
+    except (TypeError, ValueError) as exc:
+        return fail(str(exc))
+    for point, reason in skipped:
+        print(f"fixar-hw sweep: skipping {point.board} {point.label}: {reason}",
+              file=sys.stderr)
+    if not points:
+        return fail("no valid point to sweep (every combination was skipped, see above)")
+
+    def words(flag: str, values) -> list[str]:
+        return [flag, *map(str, values)]
+
+    argv = ["fixar-hw", "sweep", *words("--sizes", args.sizes), *words("--cores", args.cores),
+            *words("--update-units", args.update_units),
+            *words("--precisions", args.precisions), *words("--formats", args.formats),
+            *words("--boards", args.boards),
+            *words("--hidden", args.hidden), "--batch", str(args.batch)]
+    if (args.obs_dim, args.act_dim) != (3, 1):
+        argv += ["--obs-dim", str(args.obs_dim), "--act-dim", str(args.act_dim)]
+    argv += ["--fmax"] * args.fmax + ["--out", str(args.out)]
+    command = shlex.join(argv)
+    where = f"Dask scheduler {args.scheduler}" if args.scheduler else (
+        f"{args.workers or os.cpu_count() or 1} local processes")
+    print(f"sweeping {len(points)} points on {where} ...", flush=True)
+
+    def progress(done: int, total: int, row: dict) -> None:
+        name = f"{row['board']} {sweep.SweepPoint.from_row(row).label}"
+        if row.get("error"):
+            what = "ERROR " + str(row["error"]).splitlines()[0][:100]
+        else:
+            when = "cached" if row.get("cached") else f"{row['eval_s']:.0f} s"
+            what = (f"{row['lut']:,} LUT, {'fits' if row['fits'] else 'does NOT fit'}, "
+                    f"{row['train_samples_per_s']:,.0f} samples/s ({when})")
+        print(f"  [{done}/{total}] {name}: {what}", flush=True)
+
+    start = time.perf_counter()
+    try:
+        rows = sweep.run_sweep(points, executor=args.scheduler or "process",
+                               workers=args.workers, fmax=args.fmax, timeout=args.timeout,
+                               cache=not args.no_cache, progress=progress)
+    except ImportError as exc:
+        return fail(str(exc))
+    except OSError as exc:
+        return fail(f"cannot reach the Dask scheduler {args.scheduler}: {exc}")
+    except (TypeError, ValueError) as exc:
+        return fail(str(exc))
+    seconds = time.perf_counter() - start
+    paths = sweep.write_report(rows, args.out, command=command)
+    counts = sweep.summary(rows)
+    print()
+    print(sweep.format_table(rows))
+    print(f"{counts['total']} points: {counts['fit']} fit, {counts['errors']} failed, "
+          f"{counts['cached']} from the cache; {seconds:.1f} s")
+    print(f"wrote {', '.join(str(p) for p in paths)}")
+    print(f"reproduce: {command}")
+    return 1 if counts["errors"] else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``fixar-hw``."""
+    parser = argparse.ArgumentParser(
+        prog="fixar-hw",
+        description="Fixed-point and mixed-scheme DRL training accelerator generators.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo", help="train a QAT DDPG agent, quantize it, run it bit-exactly on the simulated "
+                     "core and project board figures")
+    demo.add_argument("--quick", action="store_true",
+                      help="tiny network, 3 episodes, 2 core steps, no synthesis (CI)")
+    demo.add_argument("--episodes", type=_positive_int,
+                      help="training episodes of 200 steps (default 50, quick 3)")
+    demo.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
+    demo.add_argument("--board", default="ulx3s-85f",
+                      help="board to synthesize for (default ulx3s-85f)")
+    demo.add_argument("--synth", action=argparse.BooleanOptionalAction, default=None,
+                      help="synthesize for the board (default: yes, except with --quick)")
+    demo.add_argument("--fmax", action="store_true",
+                      help="also place the design for an Fmax estimate (slow)")
+    demo.add_argument("--transport", choices=("sim", "verilator"),
+                      help="where the core runs: Amaranth's simulator or Verilator (default: "
+                           "sim with --quick, else verilator when installed)")
+    demo.add_argument("--out", default="demo_report",
+                      help="output directory (default demo_report)")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bar")
+    demo.set_defaults(func=_cmd_demo)
+
+    prove = sub.add_parser("prove", help="run SymbiYosys proofs")
+    prove.add_argument("names", nargs="*", metavar="NAME",
+                       help="proof names or groups (e.g. mac.contract); all if none")
+    prove.add_argument("--list", action="store_true", help="list the proofs and exit")
+    prove.add_argument("--quick", action="store_true",
+                       help="skip the slow proofs (minutes each)")
+    prove.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
+                       help="proofs run at once (default: CPU count)")
+    prove.set_defaults(func=_cmd_prove)
+
+    from sw_model.arch.ddpg_config import PRECISIONS
+
+    tr = sub.add_parser("train", help="train a DDPG agent (float, fixed point or FIXAR QAT)")
+    tr.add_argument("--env", default="pendulum",
+                    help="environment: pendulum, mountain_car_continuous or a Gymnasium id")
+    tr.add_argument("--precision", choices=PRECISIONS, default="qat",
+                    help="arithmetic (default qat)")
+    tr.add_argument("--steps", type=_positive_int, default=20_000,
+                    help="environment steps (default 20000)")
+    tr.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
+    tr.add_argument("--hidden", type=_positive_int, nargs="+", default=[400, 300],
+                    metavar="N", help="hidden layer sizes (default 400 300)")
+    tr.add_argument("--batch-size", type=_positive_int, help="batch size (default 64)")
+    tr.add_argument("--warmup", type=_nonneg_int,
+                    help="random-action steps before training (default 1000)")
+    tr.add_argument("--qat-delay", type=_positive_int,
+                    help="training steps with 32-bit activations in qat mode (default 5000)")
+    tr.add_argument("--gamma", type=float, help="discount (default 0.99)")
+    tr.add_argument("--actor-lr", type=float, help="actor step size (default 1e-3)")
+    tr.add_argument("--critic-lr", type=float, help="critic step size (default 1e-3)")
+    tr.add_argument("--noise", type=float, help="exploration noise sigma (default 0.1)")
+    tr.add_argument("--buffer-size", type=_positive_int,
+                    help="replay buffer size (default 100000)")
+    tr.add_argument("--eval-episodes", type=_nonneg_int, default=10,
+                    help="episodes to evaluate the final policy (default 10)")
+    tr.add_argument("--out", default="runs/ddpg", help="output directory (default runs/ddpg)")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.add_argument("--backend", choices=("numpy", "sim", "verilator"), default="numpy",
+                    help="where training steps and actions run: NumPy, or a FixarCore in "
+                         "Amaranth's simulator or in Verilator (default numpy)")
+    tr.add_argument("--core-size", type=_positive_int, default=4,
+                    help="sim/verilator backends: PE grid side (default 4)")
+    tr.add_argument("--core-cores", type=_positive_int, default=2,
+                    help="sim/verilator backends: AAP cores (default 2)")
+    tr.set_defaults(func=_cmd_train)
+
+    ex = sub.add_parser("export", help="write the Verilog and register map of a FixarCore")
+    ex.add_argument("--config", required=True, metavar="JSON",
+                    help="a CoreConfig JSON file (fixar_hw.config.CoreConfig.to_json)")
+    ex.add_argument("-o", "--output", metavar="FILE", help="the Verilog file to write")
+    ex.add_argument("--name", default="fixar_core", help="module name (default fixar_core)")
+    ex.add_argument("--regmap", metavar="DIR",
+                    help="also write <name>_regs.json, .h and .md to DIR")
+    ex.set_defaults(func=_cmd_export)
+
+    from fixar_hw.platforms.boards import BOARDS
+
+    bu = sub.add_parser("build", help="build a bitstream for a board and report resources "
+                                      "and Fmax")
+    bu.add_argument("--board", required=True, choices=sorted(BOARDS), help="target board")
+    bu.add_argument("--config", metavar="JSON", help="a CoreConfig JSON file")
+    bu.add_argument("--bringup", action="store_true",
+                    help="build the bring-up top (UART bridge and memory, no core)")
+    bu.add_argument("-o", "--output", metavar="DIR", help="build directory (default build/BOARD)")
+    bu.add_argument("--no-route", action="store_true",
+                    help="stop after placement (placement Fmax estimate, no bitstream)")
+    bu.add_argument("--seed", type=_positive_int, default=1, help="placer seed (default 1)")
+    bu.add_argument("--baud", type=_positive_int, default=115200,
+                    help="UART baud rate (default 115200)")
+    bu.add_argument("--clock-mhz", type=float, metavar="MHZ",
+                    help="run clock made by the board's PLL (ECP5 boards; default: the "
+                         "board's oscillator)")
+    bu.add_argument("--timeout", type=float, metavar="S", help="seconds allowed to each tool")
+    bu.set_defaults(func=_cmd_build)
+
+    se = sub.add_parser("search", help="search per-layer precisions of an actor under a budget")
+    se.add_argument("--weights", metavar="FILE.fximg",
+                    help="a trained agent's weight image (fixar-hw train); without it, a "
+                         "float actor is trained first")
+    se.add_argument("--train-steps", type=_positive_int, metavar="N",
+                    help="steps to train the float Pendulum actor (default 6000)")
+    se.add_argument("--hidden", type=_positive_int, nargs="+", default=[64, 64], metavar="N",
+                    help="hidden sizes of the trained actor (default 64 64)")
+    se.add_argument("--budget-luts", type=float, metavar="N", help="LUT limit")
+    se.add_argument("--budget-dsps", type=float, metavar="N", help="DSP limit")
+    se.add_argument("--budget-mem-bits", type=int, metavar="N", help="weight memory bit limit")
+    se.add_argument("--budget-cycles", type=int, metavar="N", help="cycles per inference limit")
+    se.add_argument("--method", choices=("ppo", "haq", "uniform", "all"), default="ppo",
+                    help="search method (default ppo)")
+    se.add_argument("--iterations", type=_positive_int, default=30,
+                    help="PPO iterations (default 30)")
+    se.add_argument("--episodes-per-iter", type=_positive_int, default=32,
+                    help="PPO episodes per iteration (default 32)")
+    se.add_argument("--episodes", type=_positive_int,
+                    help="HAQ episodes (default: iterations * episodes-per-iter)")
+    se.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
+    se.add_argument("--lanes", type=_positive_int, default=16,
+                    help="cost model lanes: per engine (shared) or in all (pipelined); "
+                         "default 16")
+    se.add_argument("--mapping", choices=("pipelined", "shared"), default="pipelined",
+                    help="cost model: one engine per layer (pipelined) or one per kind "
+                         "(shared); default pipelined")
+    se.add_argument("--quality", choices=("return", "proxy"), default="return",
+                    help="search quality: the return of --eval-episodes seeded episodes, or "
+                         "the action-error proxy (default return)")
+    se.add_argument("--metric", choices=("mse", "rel"), default="mse",
+                    help="proxy metric (default mse)")
+    se.add_argument("--states", type=_positive_int, default=256,
+                    help="calibration states of the proxy (default 256)")
+    se.add_argument("--eval-episodes", type=_positive_int, default=3,
+                    help="episodes of each real-return evaluation (default 3)")
+    se.add_argument("--penalty", type=float, default=2.0,
+                    help="reward penalty per fraction over budget (default 2)")
+    se.add_argument("--bonus", type=float, default=0.0,
+                    help="reward bonus per fraction of budget unused (default 0)")
+    se.add_argument("--out", default="runs/search", help="output directory (default runs/search)")
+    se.add_argument("--no-progress", action="store_true", help="no progress bars")
+    se.set_defaults(func=_cmd_search)
+
+    from fixar_hw.flow.sweep import PRECISIONS as SWEEP_PRECISIONS
+    from fixar_hw.platforms.boards import BOARDS
+    from sw_model.arch.ddpg_config import FORMAT_SETS
+
+    sw = sub.add_parser("sweep", help="sweep PE grid, cores, precision and board: resources, "
+                                      "Fmax, projected throughput and a Pareto plot")
+    sw.add_argument("--sizes", type=_positive_int, nargs="+", default=[2, 4], metavar="S",
+                    help="PE grid sides, powers of two (default 2 4)")
+    sw.add_argument("--cores", type=_positive_int, nargs="+", default=[1], metavar="N",
+                    help="AAP cores (default 1)")
+    sw.add_argument("--update-units", type=_positive_int, nargs="+", default=[1], metavar="N",
+                    help="update units, powers of two up to size**2 (default 1)")
+    sw.add_argument("--precisions", choices=SWEEP_PRECISIONS, nargs="+", default=["fixed"],
+                    metavar="P", help=f"agent precisions: {', '.join(SWEEP_PRECISIONS)} "
+                                      f"(default fixed; they share one datapath)")
+    sw.add_argument("--formats", choices=list(FORMAT_SETS), nargs="+", default=["fixar32"],
+                    metavar="F", help=f"format sets: {', '.join(FORMAT_SETS)} (default "
+                                      f"fixar32; narrow16 makes every format 16 bits wide)")
+    sw.add_argument("--boards", choices=sorted(BOARDS), nargs="+", default=["ulx3s-85f"],
+                    metavar="BOARD", help=f"boards: {', '.join(sorted(BOARDS))} "
+                                          f"(default ulx3s-85f)")
+    sw.add_argument("--hidden", type=_positive_int, nargs="+", default=[16, 16], metavar="N",
+                    help="hidden layer sizes of both networks (default 16 16)")
+    sw.add_argument("--batch", type=_positive_int, default=8,
+                    help="transitions per training step (default 8)")
+    sw.add_argument("--obs-dim", type=_positive_int, default=3,
+                    help="observation size (default 3, Pendulum)")
+    sw.add_argument("--act-dim", type=_positive_int, default=1,
+                    help="action size (default 1, Pendulum)")
+    sw.add_argument("--fmax", action="store_true",
+                    help="also place each fitting design for a post-placement Fmax estimate")
+    sw.add_argument("--workers", type=_positive_int,
+                    help="processes of the local pool (default: CPU count)")
+    sw.add_argument("--scheduler", metavar="ADDRESS",
+                    help="run on a Dask distributed cluster (e.g. tcp://host:8786) instead of "
+                         "the local pool")
+    sw.add_argument("--timeout", type=float, metavar="S",
+                    help="seconds allowed to each tool of an evaluation")
+    sw.add_argument("--no-cache", action="store_true",
+                    help="evaluate every point again (the build cache is still used)")
+    sw.add_argument("--out", default="runs/sweep", help="output directory (default runs/sweep)")
+    sw.set_defaults(func=_cmd_sweep)
+    return parser
+
+
+def _in_fresh_thread(func: Callable[[], int]) -> int:
+    """Run ``func`` in a new thread and return its result (or raise its exception).
+
+    Why: CPython 3.11 keeps Python frames on per-thread stack chunks of 16 KiB and frees a
+    chunk as soon as its first frame returns. When a hot loop's calls sit on a chunk boundary
+    (the Amaranth simulator's, at the depth the console script reaches), every call maps and
+    unmaps a chunk: 20,000 ``mmap``/``munmap`` pairs a second, and ``fixar-hw demo --quick``
+    took 5 to 9 minutes instead of 40 seconds. A fresh thread starts from an empty stack, so
+    the depth is the same however ``main`` is called (console script, ``python -m``, tests).
+    """
+    result: list[int] = []
+    error: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(func())
+        except BaseException as exc:  # re-raised in the caller's thread
+            error.append(exc)
+
+    thread = threading.Thread(target=target, name="fixar-hw", daemon=True)
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]
+    return result[0]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fixar-hw`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return _in_fresh_thread(lambda: args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

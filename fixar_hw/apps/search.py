@@ -1,0 +1,528 @@
+"""``fixar-hw search``: automated mixed-precision search of a DDPG actor under a hardware budget.
+
+The actor comes from a weight image of ``fixar-hw train`` (:func:`load_actor`) or is trained
+here in float64 (:func:`train_actor`). Every layer gets a :class:`~sw_model.search.cost.LayerChoice`
+from :mod:`sw_model.search.autoq`'s PPO search (started from the best uniform configuration), its
+HAQ-style DDPG baseline or the uniform baselines, priced by :class:`~sw_model.search.cost.CostModel`
+(by default on the layer-pipelined mapping, one engine per layer) and scored, by default, by
+the real return of a fixed set of seeded episodes (:class:`~sw_model.search.autoq.ReturnEvaluator`,
+with a log-scale reward), or by a proxy on calibration states
+(:class:`~sw_model.search.autoq.ProxyEvaluator`). The run writes into its output directory:
+
+``search.csv``
+    Every evaluated configuration: ``method, episode``, one column per layer
+    (``scheme:w_bits:a_bits``), ``luts, dsps, mem_bits, cycles, quality, usage, fits, reward``.
+``cost_vs_quality.png``
+    Budget usage against the quality loss ``-quality`` (the lost reward, or the proxy error),
+    per method, best points and the uniform baselines marked.
+``best.json``
+    Per method the best fitting configuration (highest quality), its cost, quality, the real
+    return of the search's episodes (:func:`sw_model.search.autoq.return_quality`) and of as many
+    held-out episodes, with the float actor's and uniform fixed 16/16's returns and cost for
+    reference.
+
+Seeds: the actor is trained with ``seed``; the calibration states are rollouts of the float
+actor (no noise) on the environment seeded with ``seed + 1``; returns use episodes of the
+environment seeded with ``seed`` (held-out returns: ``seed + 2``); the searches use ``seed``.
+
+Feasibility (:func:`check_feasible`): with engines shared per kind, a configuration's LUTs and
+DSPs are at least those of the engine of any kind it uses, and its weight bits at least those
+of the same network with every layer at its narrowest weight width; so if a configuration
+fits, the uniform configuration of its kind with the narrowest weights fits too, and only the
+uniform configurations are tried. On the pipelined mapping every resource is a sum over the
+layers (cycles do not depend on the choices), so each limit is checked against the sum of the
+per-layer minima; limits that are each reachable but not together are not detected, and then
+no method finds a fitting configuration.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sw_model.rl.envs import make
+from sw_model.search.autoq import (
+    Budget,
+    Episode,
+    ProxyEvaluator,
+    QuantEnv,
+    ReturnEvaluator,
+    SearchResult,
+    actor_layers,
+    haq_ddpg_search,
+    ppo_search,
+    return_quality,
+    uniform_baseline,
+)
+from sw_model.search.cost import ALPHA_BITS, MAPPINGS, Cost, CostModel, LayerChoice
+
+__all__ = [
+    "METHODS",
+    "QUALITIES",
+    "REFERENCE",
+    "SearchRun",
+    "calibration_states",
+    "check_feasible",
+    "choice_text",
+    "float_return",
+    "format_summary",
+    "load_actor",
+    "plot_cost_vs_quality",
+    "run_search",
+    "train_actor",
+    "train_agent",
+    "write_csv",
+]
+
+#: Search methods of ``--method`` (``all`` runs every one, in this order).
+METHODS: tuple[str, ...] = ("ppo", "haq", "uniform")
+#: The reference configuration: every layer fixed point, 16-bit weights and activations.
+REFERENCE = LayerChoice("fixed", 16, 16)
+#: Search qualities: the real return of seeded episodes, or the action-error proxy.
+QUALITIES: tuple[str, ...] = ("return", "proxy")
+
+
+def choice_text(c: LayerChoice) -> str:
+    """``scheme:w_bits:a_bits``."""
+    return f"{c.scheme}:{c.w_bits}:{c.a_bits}"
+
+
+def _cost_dict(cost: Cost) -> dict[str, Any]:
+    return {"luts": cost.luts, "dsps": cost.dsps, "mem_bits": cost.mem_bits,
+            "cycles": cost.cycles}
+
+
+def load_actor(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], str]:
+    """The float actor of a ``fixar-hw train`` weight image and its environment name.
+
+    The image's ``weight_fmt`` codes become their float values.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be read.
+    ValueError
+        If it is not a valid DDPG weight image.
+    """
+    from sw_model.rl.ddpg import weights_from_image
+    from sw_model.rl.image import WeightImage
+
+    image = WeightImage.load(path)
+    contents = weights_from_image(image)
+    fmt = contents.config.weight_fmt
+    actor = {k: np.asarray(fmt.to_float(v), dtype=np.float64)
+             for k, v in contents.weights["actor"].items()}
+    return actor, image.metadata.get("env", "pendulum")
+
+
+def train_agent(steps: int, seed: int, *, env: str = "pendulum",
+                hidden: Sequence[int] = (64, 64), progress: bool = False
+                ) -> dict[str, dict[str, np.ndarray]]:
+    """A float64 DDPG agent trained for ``steps`` environment steps (seeded): its weights
+    ``{"actor": {...}, "critic": {...}}``.
+
+    Warm-up is ``min(1000, steps // 4)`` random steps, the batch ``min(64, warm-up)`` (at
+    least 1), the discount 0.98.
+    """
+    from tqdm import tqdm
+
+    from sw_model.rl.ddpg import DDPGConfig, train
+
+    warmup = min(1000, steps // 4)
+    config = DDPGConfig(hidden=tuple(hidden), precision="float64", seed=seed, gamma=0.98,
+                        warmup_steps=warmup, batch_size=max(1, min(64, warmup)))
+    bar = tqdm(total=steps, desc=f"train float64 {env}", unit="step", disable=not progress,
+               mininterval=0.5)
+    try:
+        result = train(config, env, steps, callback=lambda *_: bar.update(1))
+    finally:
+        bar.close()
+    return {net: {k: np.asarray(v, dtype=np.float64) for k, v in result.agent.weights[net].items()}
+            for net in ("actor", "critic")}
+
+
+def train_actor(steps: int, seed: int, *, env: str = "pendulum",
+                hidden: Sequence[int] = (64, 64), progress: bool = False
+                ) -> dict[str, np.ndarray]:
+    """The actor of :func:`train_agent`."""
+    return train_agent(steps, seed, env=env, hidden=hidden, progress=progress)["actor"]
+
+
+def _float_forward(layers: Sequence[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
+    for k, (w, b) in enumerate(layers):
+        x = x @ w.T + b
+        x = np.tanh(x) if k == len(layers) - 1 else np.maximum(x, 0.0)
+    return x
+
+
+def _rollouts(weights: Mapping[str, Any], env: str, episodes: int, seed: int
+              ) -> tuple[list[np.ndarray], float]:
+    """States visited and mean return of the float actor (no noise)."""
+    layers = actor_layers(weights)
+    environment = make(env, seed=seed)
+    if environment.observation_dim != layers[0][0].shape[1]:
+        raise ValueError(f"the actor has {layers[0][0].shape[1]} inputs, but {env!r} has "
+                         f"{environment.observation_dim} observations")
+    lo, hi = environment.action_low, environment.action_high
+    states, total = [], 0.0
+    for _ in range(episodes):
+        obs, done = environment.reset(), False
+        while not done:
+            states.append(np.asarray(obs, dtype=np.float64))
+            a = _float_forward(layers, np.atleast_2d(obs))[0]
+            obs, reward, terminated, truncated = environment.step(lo + (a + 1.0) * 0.5 * (hi - lo))
+            total += reward
+            done = terminated or truncated
+    return states, total / episodes
+
+
+def calibration_states(weights: Mapping[str, Any], n: int, seed: int, *,
+                       env: str = "pendulum") -> np.ndarray:
+    """``n`` states, shape ``(n, obs_dim)``: evenly spaced picks from float-actor rollouts on
+    ``env`` seeded with ``seed + 1`` (as many episodes as needed)."""
+    states: list[np.ndarray] = []
+    episodes = 1
+    while True:
+        states, _ = _rollouts(weights, env, episodes, seed + 1)
+        if len(states) >= n:
+            break
+        episodes = max(episodes + 1, math.ceil(episodes * n / max(1, len(states))))
+    idx = np.linspace(0, len(states) - 1, n).round().astype(int)
+    return np.array(states)[idx]
+
+
+def float_return(weights: Mapping[str, Any], *, env: str = "pendulum", episodes: int = 3,
+                 seed: int = 0) -> float:
+    """Mean return of the float actor over the episodes that :func:`return_quality` uses."""
+    return _rollouts(weights, env, episodes, seed)[1]
+
+
+def _layer_minima(env: QuantEnv, model: CostModel) -> dict[str, tuple[float, list[LayerChoice]]]:
+    """Pipelined mapping: per resource, the sum of the per-layer minima and the choices."""
+    lanes = model.allocate(env.shapes)
+    out: dict[str, tuple[float, list[LayerChoice]]] = {}
+    for name in ("luts", "dsps", "mem_bits"):
+        total, picks = 0.0, []
+        for shape, n in zip(env.shapes, lanes, strict=True):
+            def part(c: LayerChoice, shape: Any = shape, n: int = n, name: str = name) -> float:
+                if name == "mem_bits":
+                    return shape.weights * c.w_bits + shape.fan_out * ALPHA_BITS
+                return model.engine(*c.kind, lanes=n)[0 if name == "luts" else 1]
+            best = min(env.actions, key=part)
+            total += part(best)
+            picks.append(best)
+        out[name] = (total, picks)
+    cycles = env.cost((env.actions[0],) * env.n_layers).cycles
+    out["cycles"] = (cycles, [env.actions[0]] * env.n_layers)
+    return out
+
+
+def check_feasible(env: QuantEnv) -> None:
+    """Raise ``ValueError`` (with the cheapest costs) if no configuration fits the budget.
+
+    See the module docs: on the shared mapping (or any cost model without ``allocate``), some
+    configuration fits exactly when a uniform one does; on the pipelined mapping, each limit
+    is compared with the sum of the per-layer minima of its resource.
+    """
+    model = env.cost_model
+    limits = ", ".join(f"{k} {v:g}" for k, v in env.budget.limits.items())
+    units = (("luts", "LUTs"), ("dsps", "DSPs"), ("mem_bits", "weight memory bits"),
+             ("cycles", "cycles"))
+    if isinstance(model, CostModel) and model.mapping == "pipelined":
+        minima = _layer_minima(env, model)
+        if all(minima[n][0] <= lim for n, lim in env.budget.limits.items()):
+            return
+        parts = [f"{minima[n][0]:g} {unit} ({' '.join(map(choice_text, minima[n][1]))})"
+                 for n, unit in units]
+    else:
+        uniform = [env.score((c,) * env.n_layers) for c in env.actions]
+        if any(ep.fits for ep in uniform):
+            return
+        parts = []
+        for name, unit in units:
+            ep = min(uniform, key=lambda e, n=name: (getattr(e.cost, n), e.usage))
+            parts.append(f"{getattr(ep.cost, name):g} {unit} ({choice_text(ep.choices[0])})")
+    raise ValueError(f"no configuration fits the budget ({limits}); the cheapest need "
+                     f"{', '.join(parts)}")
+
+
+@dataclass
+class SearchRun:
+    """What :func:`run_search` measured.
+
+    Attributes
+    ----------
+    results : dict of str to SearchResult
+        Per method run.
+    uniform : SearchResult
+        Every uniform configuration (for the plot and the reference).
+    reference : Episode
+        Uniform fixed 16/16.
+    returns : dict of str to float or None
+        Real return of each method's best configuration (None if nothing fitted).
+    heldout : dict of str to float or None
+        The same on the held-out episodes.
+    float_return, reference_return : float
+    best : dict
+        The contents of ``best.json``.
+    """
+
+    results: dict[str, SearchResult]
+    uniform: SearchResult
+    reference: Episode
+    returns: dict[str, float | None]
+    float_return: float
+    reference_return: float
+    best: dict[str, Any] = field(default_factory=dict)
+    heldout: dict[str, float | None] = field(default_factory=dict)
+
+
+def write_csv(path: str | os.PathLike[str], env: QuantEnv,
+              results: Mapping[str, SearchResult]) -> None:
+    """Every evaluated configuration of every method, in order (see the module docs)."""
+    names = [s.name or f"l{k}" for k, s in enumerate(env.shapes, 1)]
+    fields = ["method", "episode", *names, "luts", "dsps", "mem_bits", "cycles", "quality",
+              "usage", "fits", "reward"]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(fields)
+        for method, res in results.items():
+            for i, ep in enumerate(res.history):
+                w.writerow([method, i, *map(choice_text, ep.choices), repr(ep.cost.luts),
+                            repr(ep.cost.dsps), ep.cost.mem_bits, ep.cost.cycles,
+                            repr(ep.quality), repr(ep.usage), int(ep.fits), repr(ep.reward)])
+
+
+def plot_cost_vs_quality(path: str | os.PathLike[str], results: Mapping[str, SearchResult],
+                         uniform: SearchResult, reference: Episode, title: str) -> None:
+    """Budget usage against the quality loss ``-quality`` (log scale), per method (matplotlib,
+    Agg backend): hollow markers over budget, a star at each method's best, crosses for the
+    uniform configurations, a square for uniform fixed 16/16."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def err(eps: Sequence[Episode]) -> np.ndarray:
+        return np.maximum(-np.array([e.quality for e in eps], dtype=np.float64), 1e-12)
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=100)
+    colors = {"ppo": "tab:blue", "haq": "tab:orange", "uniform": "tab:green"}
+    for method, res in results.items():
+        if method == "uniform":
+            continue
+        eps = res.history
+        fit = np.array([e.fits for e in eps], dtype=bool)
+        u = np.array([e.usage for e in eps])
+        e = err(eps)
+        c = colors.get(method, "tab:gray")
+        ax.scatter(u[fit], e[fit], s=10, color=c, alpha=0.4, label=f"{method} (fits)")
+        ax.scatter(u[~fit], e[~fit], s=10, facecolors="none", edgecolors=c, alpha=0.3,
+                   label=f"{method} (over budget)")
+    ue = uniform.history
+    ax.scatter([e.usage for e in ue], err(ue), marker="x", s=25, color="tab:green",
+               label="uniform")
+    for method, res in results.items():
+        if res.best_choices is not None:
+            best = next(e for e in res.history if e.choices == res.best_choices)
+            ax.scatter([best.usage], err([best]), marker="*", s=220,
+                       color=colors.get(method, "tab:gray"), edgecolors="black", zorder=5,
+                       label=f"best {method}")
+    ax.scatter([reference.usage], err([reference]), marker="s", s=60, color="black", zorder=5,
+               label="uniform fixed 16/16")
+    ax.axvline(1.0, color="red", linestyle="--", linewidth=1, label="budget")
+    ax.set_yscale("log")
+    ax.set_xlabel("budget usage (max over limits of cost / limit)")
+    ax.set_ylabel("quality loss: -return, or the proxy error")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def run_search(weights: Mapping[str, Any], budget: Budget, out_dir: str | os.PathLike[str], *,
+               methods: Sequence[str] = ("ppo",), env: str = "pendulum", seed: int = 0,
+               iterations: int = 30, episodes_per_iter: int = 32,
+               haq_episodes: int | None = None, lanes: int = 16, states: int = 256,
+               return_episodes: int = 3, penalty: float = 2.0, bonus: float = 0.0,
+               mapping: str = "pipelined", quality: str = "return", metric: str = "mse",
+               progress: bool = True, log: Callable[[str], None] | None = None) -> SearchRun:
+    """Search, evaluate and write the outputs listed in the module docs.
+
+    Parameters
+    ----------
+    weights : mapping
+        A float actor (:func:`sw_model.search.autoq.actor_layers`).
+    budget : Budget
+    out_dir : path
+        Created if missing (only after the checks pass).
+    methods : sequence of str
+        From :data:`METHODS`.
+    haq_episodes : int, optional
+        Episodes of the HAQ search; default ``iterations * episodes_per_iter`` plus, with
+        PPO, the uniform configurations PPO scores first (as many evaluated configurations as
+        PPO).
+    lanes : int
+        Lanes of the cost model: per engine (shared mapping) or in total (pipelined).
+    states : int
+        Calibration states (:func:`calibration_states`).
+    return_episodes : int
+        Episodes of each real-return evaluation (and of the ``"return"`` quality).
+    penalty, bonus : float
+        Of :class:`~sw_model.search.autoq.QuantEnv`'s reward.
+    mapping : {"pipelined", "shared"}
+        Of the :class:`~sw_model.search.cost.CostModel`.
+    quality : {"return", "proxy"}
+        ``"return"``: :class:`~sw_model.search.autoq.ReturnEvaluator` over the ``return_episodes``
+        seeded episodes, with ``shaping="log"``. ``"proxy"``:
+        :class:`~sw_model.search.autoq.ProxyEvaluator` with ``metric`` (``"q_drop"`` is not
+        available here: the weights hold no critic), linear reward.
+
+    Raises
+    ------
+    ValueError
+        For a bad parameter or a budget no configuration meets.
+    """
+    from tqdm import tqdm
+
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ValueError(f"methods must be among {METHODS!r}, not {tuple(methods)!r}")
+    if not isinstance(budget, Budget) or not budget.limits:
+        raise ValueError("at least one budget limit (LUTs, DSPs, memory bits, cycles) is needed")
+    if mapping not in MAPPINGS:
+        raise ValueError(f"mapping must be one of {MAPPINGS!r}, not {mapping!r}")
+    if quality not in QUALITIES:
+        raise ValueError(f"quality must be one of {QUALITIES!r}, not {quality!r}")
+    if metric not in ("mse", "rel"):
+        raise ValueError(f"metric must be 'mse' or 'rel', not {metric!r}")
+    model = CostModel.load(lanes=lanes, mapping=mapping)
+    calib = calibration_states(weights, states, seed, env=env)
+    if quality == "return":
+        evaluate: Any = ReturnEvaluator(weights, calib, env=env, episodes=return_episodes,
+                                        seed=seed)
+    else:
+        evaluate = ProxyEvaluator(weights, calib, metric=metric)
+    qenv = QuantEnv.from_actor(weights, calib, cost_model=model, budget=budget,
+                               evaluate=evaluate, penalty=penalty, bonus=bonus,
+                               shaping="log" if quality == "return" else "linear")
+    if haq_episodes is None:
+        haq_episodes = iterations * episodes_per_iter
+        if "ppo" in methods:
+            haq_episodes += len(qenv.actions)
+    check_feasible(qenv)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    results: dict[str, SearchResult] = {}
+    for method in methods:
+        if method == "uniform":
+            results[method] = uniform_baseline(qenv)
+            continue
+        total = iterations if method == "ppo" else haq_episodes
+        unit = "iter" if method == "ppo" else "ep"
+        bar = tqdm(total=total, desc=f"search {method}", unit=unit, disable=not progress,
+                   mininterval=0.5)
+
+        def callback(_: int, res: SearchResult, bar: Any = bar) -> None:
+            bar.update(1)
+            if res.best_quality is not None:
+                bar.set_postfix(best=f"{res.best_quality:.3g}", refresh=False)
+
+        try:
+            if method == "ppo":
+                results[method] = ppo_search(qenv, iterations=iterations,
+                                             episodes_per_iter=episodes_per_iter, seed=seed,
+                                             init="uniform", callback=callback)
+            else:
+                results[method] = haq_ddpg_search(qenv, episodes=haq_episodes, seed=seed,
+                                                  warmup=min(20, haq_episodes // 4),
+                                                  callback=callback)
+        finally:
+            bar.close()
+    uniform = results.get("uniform") or uniform_baseline(qenv)
+    reference = qenv.score((REFERENCE,) * qenv.n_layers)
+
+    def ret(choices: Sequence[LayerChoice]) -> float:
+        return return_quality(weights, choices, calib, env=env, episodes=return_episodes,
+                              seed=seed)
+
+    def heldout(choices: Sequence[LayerChoice]) -> float:
+        return return_quality(weights, choices, calib, env=env, episodes=return_episodes,
+                              seed=seed + 2)
+
+    f_ret = float_return(weights, env=env, episodes=return_episodes, seed=seed)
+    ref_ret = ret(reference.choices)
+    returns = {m: (ret(r.best_choices) if r.best_choices is not None else None)
+               for m, r in results.items()}
+    held = {m: (heldout(r.best_choices) if r.best_choices is not None else None)
+            for m, r in results.items()}
+
+    write_csv(out / "search.csv", qenv, results)
+    limits = ", ".join(f"{k} {v:g}" for k, v in budget.limits.items())
+    plot_cost_vs_quality(out / "cost_vs_quality.png", results, uniform, reference,
+                         f"{env} actor {'-'.join(str(s.fan_in) for s in qenv.shapes)}-"
+                         f"{qenv.shapes[-1].fan_out}, {lanes} lanes {mapping}; budget {limits}")
+    ref_block = {"choices": [choice_text(REFERENCE)] * qenv.n_layers,
+                 "cost": _cost_dict(reference.cost), "usage": reference.usage,
+                 "fits": reference.fits, "quality": reference.quality,
+                 "return": ref_ret, "heldout_return": heldout(reference.choices)}
+    best: dict[str, Any] = {
+        "env": env, "seed": seed, "lanes": lanes, "mapping": mapping, "quality": quality,
+        "metric": metric if quality == "proxy" else None, "calibration_states": states,
+        "return_episodes": return_episodes, "budget": budget.limits,
+        "layers": [[s.name, s.fan_in, s.fan_out] for s in qenv.shapes],
+        "float_return": f_ret, "reference": ref_block, "methods": {},
+    }
+    for m, r in results.items():
+        entry: dict[str, Any] = {"evaluated": len(r.history), "seconds": r.seconds}
+        if r.best_choices is None:
+            entry["best"] = None
+        else:
+            ep = qenv.score(r.best_choices)
+            entry["best"] = {"choices": [choice_text(c) for c in r.best_choices],
+                             "cost": _cost_dict(ep.cost), "usage": ep.usage,
+                             "quality": ep.quality, "return": returns[m],
+                             "heldout_return": held[m]}
+        if r.final_choices is not None:
+            entry["final_choices"] = [choice_text(c) for c in r.final_choices]
+        best["methods"][m] = entry
+    (out / "best.json").write_text(json.dumps(best, indent=2) + "\n")
+    return SearchRun(results, uniform, reference, returns, f_ret, ref_ret, best, held)
+
+
+def format_summary(run: SearchRun) -> str:
+    """A text table of each method's best configuration, with the references."""
+    head = (f"{'method':8} {'evaluated':>9} {'LUTs':>8} {'DSPs':>5} {'mem bits':>9} "
+            f"{'cycles':>7} {'usage':>6} {'-quality':>10} {'return':>8} {'time s':>7}  choices")
+    lines = [head, "-" * len(head)]
+
+    def row(name: str, n: str, cost: Cost, usage: float, q: float, r: float | None,
+            secs: str, choices: Sequence[LayerChoice]) -> str:
+        rs = "-" if r is None else f"{r:8.1f}"
+        return (f"{name:8} {n:>9} {cost.luts:8.0f} {cost.dsps:5.0f} {cost.mem_bits:9d} "
+                f"{cost.cycles:7d} {usage:6.2f} {-q:10.3g} {rs:>8} {secs:>7}  "
+                f"{' '.join(map(choice_text, choices))}")
+
+    for m, res in run.results.items():
+        if res.best_choices is None:
+            lines.append(f"{m:8} {len(res.history):>9}  no evaluated configuration fits")
+            continue
+        ep = next(e for e in res.history if e.choices == res.best_choices)
+        lines.append(row(m, str(len(res.history)), ep.cost, ep.usage, ep.quality,
+                         run.returns[m], f"{res.seconds:.1f}", ep.choices))
+    ref = run.reference
+    lines.append(row("fx16/16", "ref", ref.cost, ref.usage, ref.quality, run.reference_return,
+                     "", ref.choices))
+    lines.append(f"float actor return: {run.float_return:.1f}")
+    return "\n".join(lines)

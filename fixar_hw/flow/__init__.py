@@ -1,0 +1,1 @@
+"""The tool flow: Verilog export, synthesis, place and route, board builds, sweeps."""

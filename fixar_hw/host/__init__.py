@@ -1,0 +1,1 @@
+"""The host's side: the driver, the agent and the serial link."""

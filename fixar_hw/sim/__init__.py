@@ -1,0 +1,1 @@
+"""Simulation: stream and bus test helpers, array and engine harnesses, Verilator runners."""

@@ -1,0 +1,545 @@
+"""The DMA engine: moves words between an external Wishbone bus and the on-chip memories.
+
+A command names a direction, an on-chip memory (by its code, its index in ``memories``), a
+range of its words and a strided range of external bus words; the engine moves the words
+with pipelined Wishbone B4 bursts and reports one ``done`` record per command, in order.
+
+Word format
+    An on-chip word of ``B`` bits travels as ``beats = ceil(B / data_width)`` bus words,
+    little-endian: beat ``j`` carries bits ``[data_width*j, data_width*(j+1))``. On-chip word
+    ``k`` of a command uses the bus words ``ext + k*stride + j`` (modulo ``2**addr_width``).
+    Towards the bus (``"out"``) the unused top bits of the last beat are 0; from the bus
+    (``"in"``) they are ignored. :func:`words_to_beats` and :func:`beats_to_words` are the
+    same conversion in Python, for drivers and testbenches.
+
+Commit rule
+    ``"in"``: a word is assembled from its acknowledged beats and written to the on-chip
+    memory (one write-port cycle) only after *all* its beats were acknowledged, so a bus error
+    never leaves a word half written: the words before the failing one are committed, the
+    failing word is dropped, nothing after it is touched. ``"out"``: a word counts as
+    committed once all its beats were acknowledged (requests already accepted by the slave
+    when the error arrived may have been performed by it; a pipelined master cannot take
+    them back).
+
+Bus use
+    ``cyc`` is held for the whole command, from its first request to its last answer (or the
+    error); requests are issued back to back without waiting for answers, with at most
+    ``max_outstanding`` accepted and not yet answered. On ``err`` the engine issues nothing
+    more, drops ``cyc`` on the next cycle (abandoning the outstanding requests) and reports.
+    A slave that never answers makes the engine wait; there is no time-out. ``sel`` is all
+    ones.
+
+The properties are proved in ``formal/soc/dma.py`` (bus protocol, addresses, order, commit rule,
+report) and tested against a Python model under random stalls, wait states and errors in
+``tests/test_dma.py``.
+"""
+
+from collections.abc import Sequence
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from fixar_hw._util import silence_on_error
+from fixar_hw.soc.bus import WishboneSignature
+
+__all__ = ["ACCESS", "DIRECTIONS", "DMA", "STATUS", "beats_per_word", "beats_to_words",
+           "words_to_beats"]
+
+#: Encoding of a command's ``dir`` field.
+DIRECTIONS = {"in": 0, "out": 1}
+#: Encoding of a report's ``status`` field.
+STATUS = {"ok": 0, "bus_error": 1, "bad_command": 2}
+#: Memory access modes: the directions the DMA may use on such a memory.
+ACCESS = {"rw": ("in", "out"), "w": ("in",), "r": ("out",)}
+
+
+def _bits(n: int) -> int:
+    return max(n.bit_length(), 1)
+
+
+def _check_positive(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    return value
+
+
+def beats_per_word(word_width: int, data_width: int) -> int:
+    """Bus words (beats) per on-chip word: ``ceil(word_width / data_width)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If a width is not a positive integer.
+    """
+    _check_positive(word_width, "word_width")
+    _check_positive(data_width, "data_width")
+    return -(-word_width // data_width)
+
+
+def words_to_beats(words: Sequence[int], word_width: int, data_width: int) -> list[int]:
+    """Split on-chip words into bus words, little-endian (the ``"out"`` direction).
+
+    Parameters
+    ----------
+    words : sequence of int
+        Unsigned words, each below ``2**word_width``.
+    word_width, data_width : int
+        Bits of an on-chip word and of a bus word.
+
+    Returns
+    -------
+    list of int
+        ``beats_per_word(word_width, data_width)`` bus words per word, low beat first; the
+        unused top bits of a word's last beat are 0.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a width that is not a positive integer, or a word that is not an integer in
+        ``[0, 2**word_width)``.
+    """
+    n = beats_per_word(word_width, data_width)
+    mask = (1 << data_width) - 1
+    out = []
+    for i, w in enumerate(words):
+        if isinstance(w, bool) or not isinstance(w, int):
+            raise TypeError(f"words[{i}] must be an integer, not {w!r}")
+        if not 0 <= w < 1 << word_width:
+            raise ValueError(f"words[{i}] must be in [0, 2**{word_width}), not {w!r}")
+        out.extend((w >> (data_width * j)) & mask for j in range(n))
+    return out
+
+
+def beats_to_words(beats: Sequence[int], word_width: int, data_width: int) -> list[int]:
+    """Assemble bus words into on-chip words, little-endian (the ``"in"`` direction).
+
+    Parameters
+    ----------
+    beats : sequence of int
+        Bus words, a whole number of words' worth, each below ``2**data_width``.
+    word_width, data_width : int
+        Bits of an on-chip word and of a bus word.
+
+    Returns
+    -------
+    list of int
+        One word per ``beats_per_word(word_width, data_width)`` beats; bits of the last beat
+        above ``word_width`` are ignored.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a width that is not a positive integer, a beat that is not an integer in
+        ``[0, 2**data_width)``, or a number of beats that is not a multiple of the beats per
+        word.
+    """
+    n = beats_per_word(word_width, data_width)
+    beats = list(beats)
+    if len(beats) % n:
+        raise ValueError(f"beats must hold a multiple of {n} bus words, not {len(beats)!r}")
+    for i, b in enumerate(beats):
+        if isinstance(b, bool) or not isinstance(b, int):
+            raise TypeError(f"beats[{i}] must be an integer, not {b!r}")
+        if not 0 <= b < 1 << data_width:
+            raise ValueError(f"beats[{i}] must be in [0, 2**{data_width}), not {b!r}")
+    mask = (1 << word_width) - 1
+    return [sum(beats[k + j] << (data_width * j) for j in range(n)) & mask
+            for k in range(0, len(beats), n)]
+
+
+def _check_memories(memories: object) -> tuple[tuple[str, int, int, str], ...]:
+    if isinstance(memories, (str, bytes)) or not isinstance(memories, Sequence):
+        raise TypeError(f"memories must be a sequence of (name, word_width, depth, access), "
+                        f"not {memories!r}")
+    if not memories:
+        raise ValueError(f"memories must name at least one memory, not {memories!r}")
+    names = set()
+    out = []
+    for i, entry in enumerate(memories):
+        if not isinstance(entry, (tuple, list)) or len(entry) != 4:
+            raise TypeError(f"memories[{i}] must be a (name, word_width, depth, access) tuple, "
+                            f"not {entry!r}")
+        name, width, depth, access = entry
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"memories[{i}] name must be a non-empty string, not {name!r}")
+        if name in names:
+            raise ValueError(f"memories[{i}] name {name!r} is used twice")
+        names.add(name)
+        _check_positive(width, f"memories[{i}] word_width")
+        _check_positive(depth, f"memories[{i}] depth")
+        if access not in ACCESS:
+            raise ValueError(f"memories[{i}] access must be 'rw', 'w' or 'r', not {access!r}")
+        out.append((name, width, depth, access))
+    return tuple(out)
+
+
+class DMA(wiring.Component):
+    """Moves words between a Wishbone bus (master) and on-chip memories (see the module docs).
+
+    Parameters
+    ----------
+    addr_width : int
+        Word-address bits of the external bus (1 to 64).
+    data_width : int
+        Bus data bits: 8, 16, 32 or 64.
+    memories : sequence of (str, int, int, str)
+        One ``(name, word_width, depth, access)`` per on-chip memory; its index is its code.
+        ``access`` is ``"rw"``, ``"w"`` (the DMA only writes it: direction ``"in"``, a program
+        memory say) or ``"r"`` (only reads it: ``"out"``).
+    max_outstanding : int
+        Most requests accepted by the slave and not yet answered (1 to 256).
+
+    Members
+    -------
+    bus : Out(WishboneSignature(addr_width=addr_width, data_width=data_width, granularity=8))
+        The master port; ``sel`` is all ones.
+    cmd : In(stream.Signature(command_layout))
+        ``{"dir": 1, "mem": mem_width, "local": local_width, "count": count_width,
+        "ext": addr_width, "stride": addr_width}``: move ``count`` words of memory ``mem``
+        from word ``local`` on; word ``k`` uses bus words ``ext + k*stride + j``. ``dir`` is
+        :data:`DIRECTIONS` (0: bus to memory, 1: memory to bus). Taken only while idle.
+    done : Out(stream.Signature(done_layout))
+        ``{"status": 2, "words": count_width, "addr": addr_width}``, one per command, in
+        order: ``status`` is :data:`STATUS` (0 ok, 1 bus error, 2 bad command), ``words`` the
+        words committed, ``addr`` the bus word address whose request got ``err`` (else 0). A
+        bad command (unknown memory, a direction its access forbids, ``local + count`` beyond
+        its depth) moves nothing and touches neither bus nor memory; ``count == 0`` is a valid
+        no-op.
+    rd : In(memory.ReadPort.Signature(addr_width=local_width, shape=unsigned(word_width)))
+        Read port of the memory ``mem`` selects (one cycle of latency, data held while ``en``
+        is low, as ``amaranth.lib.memory`` read ports; narrower memories zero-extended; the
+        DMA ignores the bits above the memory's width anyway). ``In``, since the DMA drives
+        ``addr``/``en``: it connects to a memory-side ``Out(ReadPort.Signature)``.
+    wr : In(memory.WritePort.Signature(addr_width=local_width, shape=unsigned(word_width)))
+        Whole-word write port of that memory (narrower memories truncate; bits above the
+        memory's width are 0).
+    mem : Out(mem_width)
+        Code of the running command's memory (held for the whole command and after it).
+    busy : Out(1)
+        High from the command transfer to the ``done`` transfer.
+
+    Timing
+    ------
+    With a slave that never stalls and answers on the cycle after a request (no wait
+    states), a command of ``N = count * beats`` bus words has ``done.valid`` high
+    ``N + 3`` cycles after the command transfer when ``max_outstanding >= 2`` (one beat per
+    cycle), and ``2 * N + 2`` cycles after it when ``max_outstanding == 1``; a bad command or
+    a no-op reports after 2 cycles. In general a request slot is busy for ``2 + w`` cycles
+    for ``w`` wait states, so the steady throughput is ``min(1, max_outstanding / (2 + w))``
+    beats per cycle. The next command is taken on the cycle after the ``done`` transfer.
+
+    Attributes
+    ----------
+    addr_width, data_width, memories, max_outstanding
+        The parameters (``memories`` as a tuple of tuples).
+    command_layout, done_layout : data.StructLayout
+    mem_width, local_width, count_width, word_width : int
+        Field widths; ``word_width`` is the widest memory's.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a parameter of the wrong kind or value, naming it.
+    """
+
+    @silence_on_error
+    def __init__(self, *, addr_width: int, data_width: int = 32,
+                 memories: Sequence[tuple[str, int, int, str]], max_outstanding: int = 4
+                 ) -> None:
+        if isinstance(addr_width, bool) or not isinstance(addr_width, int):
+            raise TypeError(f"addr_width must be an integer, not {addr_width!r}")
+        if not 1 <= addr_width <= 64:
+            raise ValueError(f"addr_width must be in [1, 64], not {addr_width!r}")
+        if isinstance(data_width, bool) or not isinstance(data_width, int):
+            raise TypeError(f"data_width must be an integer, not {data_width!r}")
+        if data_width not in (8, 16, 32, 64):
+            raise ValueError(f"data_width must be 8, 16, 32 or 64, not {data_width!r}")
+        mems = _check_memories(memories)
+        if isinstance(max_outstanding, bool) or not isinstance(max_outstanding, int):
+            raise TypeError(f"max_outstanding must be an integer, not {max_outstanding!r}")
+        if not 1 <= max_outstanding <= 256:
+            raise ValueError(f"max_outstanding must be in [1, 256], not {max_outstanding!r}")
+        self._addr_width = addr_width
+        self._data_width = data_width
+        self._memories = mems
+        self._max_outstanding = max_outstanding
+        max_depth = max(depth for _, _, depth, _ in mems)
+        self._mem_width = _bits(len(mems) - 1)
+        self._local_width = _bits(max_depth - 1)
+        self._count_width = _bits(max_depth)
+        self._word_width = max(width for _, width, _, _ in mems)
+        self._command_layout = data.StructLayout({
+            "dir": 1, "mem": self._mem_width, "local": self._local_width,
+            "count": self._count_width, "ext": addr_width, "stride": addr_width})
+        self._done_layout = data.StructLayout({
+            "status": 2, "words": self._count_width, "addr": addr_width})
+        aw, ww = self._local_width, unsigned(self._word_width)
+        super().__init__({
+            "bus": Out(WishboneSignature(addr_width=addr_width, data_width=data_width,
+                                         granularity=8)),
+            "cmd": In(stream.Signature(self._command_layout)),
+            "done": Out(stream.Signature(self._done_layout)),
+            "rd": In(memory.ReadPort.Signature(addr_width=aw, shape=ww)),
+            "wr": In(memory.WritePort.Signature(addr_width=aw, shape=ww)),
+            "mem": Out(self._mem_width),
+            "busy": Out(1),
+        })
+
+    # -- parameters -------------------------------------------------------------------------
+
+    @property
+    def addr_width(self) -> int:
+        return self._addr_width
+
+    @property
+    def data_width(self) -> int:
+        return self._data_width
+
+    @property
+    def memories(self) -> tuple[tuple[str, int, int, str], ...]:
+        return self._memories
+
+    @property
+    def max_outstanding(self) -> int:
+        return self._max_outstanding
+
+    @property
+    def command_layout(self) -> data.StructLayout:
+        return self._command_layout
+
+    @property
+    def done_layout(self) -> data.StructLayout:
+        return self._done_layout
+
+    @property
+    def mem_width(self) -> int:
+        return self._mem_width
+
+    @property
+    def local_width(self) -> int:
+        return self._local_width
+
+    @property
+    def count_width(self) -> int:
+        return self._count_width
+
+    @property
+    def word_width(self) -> int:
+        return self._word_width
+
+    # -- Python helpers ---------------------------------------------------------------------
+
+    def _code(self, mem: int | str) -> int:
+        if isinstance(mem, str):
+            for code, (name, *_) in enumerate(self._memories):
+                if name == mem:
+                    return code
+            names = ", ".join(repr(n) for n, *_ in self._memories)
+            raise ValueError(f"mem must be one of {names} or a code, not {mem!r}")
+        if isinstance(mem, bool) or not isinstance(mem, int):
+            raise TypeError(f"mem must be a memory name or code, not {mem!r}")
+        if not 0 <= mem < len(self._memories):
+            raise ValueError(f"mem must be a code in [0, {len(self._memories) - 1}], "
+                             f"not {mem!r}")
+        return mem
+
+    def beats(self, mem: int | str) -> int:
+        """Bus words per word of memory ``mem`` (a name or a code)."""
+        return beats_per_word(self._memories[self._code(mem)][1], self._data_width)
+
+    def command(self, dir: int | str, mem: int | str, local: int, count: int, ext: int,
+                stride: int | None = None) -> dict[str, int]:
+        """A valid ``cmd`` payload, checked like the hardware checks it.
+
+        Parameters
+        ----------
+        dir : {"in", "out", 0, 1}
+        mem : str or int
+            Memory name or code.
+        local, count : int
+            First on-chip word and number of words (``local + count <= depth``).
+        ext : int
+            Bus word address of word 0's first beat.
+        stride : int, optional
+            Bus words from one word's first beat to the next one's (modulo
+            ``2**addr_width``); default :meth:`beats` of the memory (contiguous words).
+
+        Raises
+        ------
+        TypeError, ValueError
+            For a value the hardware would reject with status 2, or that does not fit its
+            field, naming the parameter.
+        """
+        if dir in DIRECTIONS and isinstance(dir, str):
+            d = DIRECTIONS[dir]
+        elif not isinstance(dir, bool) and isinstance(dir, int) and dir in (0, 1):
+            d = dir
+        else:
+            raise ValueError(f"dir must be 'in', 'out', 0 or 1, not {dir!r}")
+        code = self._code(mem)
+        name, _, depth, access = self._memories[code]
+        if ("in", "out")[d] not in ACCESS[access]:
+            raise ValueError(f"dir {('in', 'out')[d]!r} is not allowed on memory {name!r} "
+                             f"(access {access!r})")
+        for pname, value in (("local", local), ("count", count)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{pname} must be an integer, not {value!r}")
+            if value < 0:
+                raise ValueError(f"{pname} must be non-negative, not {value!r}")
+        if local + count > depth:
+            raise ValueError(f"local + count must be at most the depth of {name!r} ({depth}), "
+                             f"not {local} + {count}")
+        if stride is None:
+            stride = self.beats(code) % (1 << self._addr_width)
+        for pname, value in (("ext", ext), ("stride", stride)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{pname} must be an integer, not {value!r}")
+            if not 0 <= value < 1 << self._addr_width:
+                raise ValueError(f"{pname} must be in [0, 2**{self._addr_width}), "
+                                 f"not {value!r}")
+        return {"dir": d, "mem": code, "local": local, "count": count, "ext": ext,
+                "stride": stride}
+
+    # -- hardware ---------------------------------------------------------------------------
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        dw, aw = self._data_width, self._addr_width
+        mems = self._memories
+        max_beats = max(beats_per_word(w, dw) for _, w, _, _ in mems)
+        bus, rd, wr = self.bus, self.rd, self.wr
+        mo = self._max_outstanding
+
+        # the running command
+        c = Signal(self._command_layout)
+        nbeats = Signal(range(max_beats + 1))
+        wmask = Signal(self._word_width)
+        # request side: word and beat of the next request, its address, its word's address
+        req_word = Signal(self._count_width)
+        req_beat = Signal(range(max(max_beats, 2)))
+        req_base = Signal(aw)
+        adr = Signal(aw)
+        # answer side: word and beat of the next answer, its word's address
+        resp_word = Signal(self._count_width)
+        resp_beat = Signal(range(max(max_beats, 2)))
+        resp_base = Signal(aw)
+        outstanding = Signal(range(mo + 1))
+        # "in": the word being assembled, and the write of a complete one
+        word = Signal(max_beats * dw)
+        commit = Signal()
+        commit_addr = Signal(self._local_width)
+        # the report
+        status = Signal(2)
+        words = Signal(self._count_width)
+        err_addr = Signal(aw)
+
+        m.d.comb += [
+            self.mem.eq(c.mem),
+            bus.sel.eq((1 << len(bus.sel)) - 1),
+            bus.adr.eq(adr),
+            bus.we.eq(c.dir),
+            rd.en.eq(0),
+            wr.en.eq(commit),
+            wr.addr.eq(commit_addr),
+            wr.data.eq(word & wmask),
+            self.done.payload.status.eq(status),
+            self.done.payload.words.eq(words),
+            self.done.payload.addr.eq(err_addr),
+        ]
+        m.d.sync += commit.eq(0)
+
+        # ok: the command's checks, valid in CHECK
+        ok = Signal()
+        with m.Switch(c.mem):
+            for code, (_, _, depth, access) in enumerate(mems):
+                with m.Case(code):
+                    allowed = [DIRECTIONS[d] for d in ACCESS[access]]
+                    dir_ok = (c.dir == allowed[0]) if len(allowed) == 1 else Const(1)
+                    m.d.comb += ok.eq(dir_ok & (c.local + c.count <= depth))
+
+        # "out": the word at the read port, masked, as beats
+        out_word = Cat(rd.data & wmask, Const(0, max_beats * dw - self._word_width))
+        m.d.comb += bus.dat_w.eq(Mux(c.dir, out_word.word_select(req_beat, dw), 0))
+
+        stb = Signal()
+        accept = Signal()
+        req_last = req_beat == nbeats - 1
+        resp_last = resp_beat == nbeats - 1
+        m.d.comb += [bus.stb.eq(stb), accept.eq(stb & ~bus.stall)]
+
+        with m.FSM() as fsm:
+            with m.State("IDLE"):
+                m.d.comb += self.cmd.ready.eq(1)
+                with m.If(self.cmd.valid):
+                    m.d.sync += c.eq(self.cmd.payload)
+                    m.next = "CHECK"
+            with m.State("CHECK"):
+                m.d.comb += self.busy.eq(1)
+                with m.Switch(c.mem):
+                    for code, (_, width, _, _) in enumerate(mems):
+                        with m.Case(code):
+                            m.d.sync += [nbeats.eq(beats_per_word(width, dw)),
+                                         wmask.eq((1 << width) - 1)]
+                m.d.sync += [
+                    req_word.eq(0), req_beat.eq(0), req_base.eq(c.ext), adr.eq(c.ext),
+                    resp_word.eq(0), resp_beat.eq(0), resp_base.eq(c.ext),
+                    outstanding.eq(0), status.eq(STATUS["ok"]), words.eq(0), err_addr.eq(0),
+                ]
+                with m.If(~ok):
+                    m.d.sync += status.eq(STATUS["bad_command"])
+                    m.next = "REPORT"
+                with m.Elif(c.count == 0):
+                    m.next = "REPORT"
+                with m.Else():
+                    # "out": fetch word 0 now, so that it is at the read port in RUN
+                    m.d.comb += [rd.en.eq(c.dir), rd.addr.eq(c.local)]
+                    m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += [self.busy.eq(1), bus.cyc.eq(1),
+                             stb.eq((req_word != c.count) & (outstanding != mo))]
+                m.d.sync += outstanding.eq(outstanding + accept - (bus.ack | bus.err))
+                with m.If(accept):
+                    with m.If(req_last):
+                        m.d.sync += [req_beat.eq(0), req_word.eq(req_word + 1),
+                                     req_base.eq(req_base + c.stride),
+                                     adr.eq(req_base + c.stride)]
+                        # "out": fetch the next word as the last beat of this one leaves
+                        m.d.comb += [rd.en.eq(c.dir & (req_word + 1 != c.count)),
+                                     rd.addr.eq(c.local + req_word + 1)]
+                    with m.Else():
+                        m.d.sync += [req_beat.eq(req_beat + 1), adr.eq(adr + 1)]
+                with m.If(bus.err):
+                    m.d.sync += [status.eq(STATUS["bus_error"]), words.eq(resp_word),
+                                 err_addr.eq(resp_base + resp_beat)]
+                    m.next = "REPORT"
+                with m.Elif(bus.ack):
+                    m.d.sync += word.word_select(resp_beat, dw).eq(bus.dat_r)
+                    with m.If(resp_last):
+                        m.d.sync += [resp_beat.eq(0), resp_word.eq(resp_word + 1),
+                                     resp_base.eq(resp_base + c.stride),
+                                     commit.eq(~c.dir),
+                                     commit_addr.eq(c.local + resp_word)]
+                        with m.If(resp_word + 1 == c.count):
+                            m.d.sync += words.eq(c.count)
+                            m.next = "REPORT"
+                    with m.Else():
+                        m.d.sync += resp_beat.eq(resp_beat + 1)
+            with m.State("REPORT"):
+                # the last word of an "in" command may be written in this state's first cycle
+                m.d.comb += [self.busy.eq(1), self.done.valid.eq(1)]
+                with m.If(self.done.ready):
+                    m.next = "IDLE"
+
+        # white-box view for the property harness
+        self._obs = {"req_word": req_word, "req_beat": req_beat, "resp_word": resp_word,
+                     "resp_beat": resp_beat, "outstanding": outstanding, "adr": adr,
+                     "req_base": req_base, "resp_base": resp_base, "word": word,
+                     "commit": commit, "commit_addr": commit_addr, "nbeats": nbeats,
+                     "wmask": wmask, "cmd": c, "status": status, "words": words,
+                     "err_addr": err_addr, "accept": accept, "ok": ok,
+                     **{name.lower(): fsm.ongoing(name)
+                        for name in ("IDLE", "CHECK", "RUN", "REPORT")}}
+        return m

@@ -1,0 +1,695 @@
+"""Adaptive array processing (AAP): a grid of PEs that runs forward, backward and weight-gradient.
+
+FIXAR's compute engine. A ``size x size`` grid of PEs multiplies, in one cycle, one weight tile by
+one vector slice: activations are broadcast along PE rows and the products summed down PE columns
+into per-column accumulators (forward and backward), or each PE accumulates its own product over
+a batch (weight gradient, an outer product per cycle). Closed sums go through an output stage:
+requantization, bias, activation (identity, ReLU, table tanh) or the activation derivative.
+
+The three operations use one weight memory layout, the tiles of
+:func:`sw_model.arch.aap.tile_weights`
+(tile ``(i, j)`` holds ``W[i*S + r, j*S + c]`` at lane ``r*S + c``), and never a transpose:
+
+forward, ``y = act(W x + b)``
+    PE ``(r, c)`` takes lane ``c*S + r`` of tile ``(i, j)``: weight row ``i*S + c`` goes down PE
+    column ``c``, ``x[j*S + r]`` is broadcast along PE row ``r``; column ``c`` sums output
+    ``i*S + c`` over the slice. The reduction runs over ``j``.
+backward, ``d_prev = (W^T d) * act'(y_prev)``
+    PE ``(r, c)`` takes lane ``r*S + c`` of the same tile: weight row ``i*S + r`` goes along PE
+    row ``r``, ``d[i*S + r]`` is broadcast along it; column ``c`` sums ``e[j*S + c]``. The
+    reduction runs over ``i``.
+weight gradient, ``G = sum_b d_b x_b^T``
+    PE ``(r, c)`` accumulates ``d_b[i*S + r] * x_b[j*S + c]`` over the batch; the closed tile
+    leaves as one ``S x S`` word in the weight layout.
+
+Results equal :func:`sw_model.arch.aap.forward`, :func:`~sw_model.arch.aap.backward` and
+:func:`~sw_model.arch.aap.weight_gradient` bit for bit, and cycle counts equal
+:class:`sw_model.arch.aap.CycleModel`. :class:`AAPCore` is one core;
+:class:`fixar_hw.train.array.PEArray`
+runs several in lockstep with intra-batch or intra-layer parallelism (the engine below is written
+for ``cores`` cores; an :class:`AAPCore` is the one-core case).
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from fixar_hw._util import silence_on_error
+from fixar_hw.arith.mac import exact_product
+from fixar_hw.arith.numeric import range_shape, requantize, requantize_runtime, shape_of
+from sw_model.arch.aap import OPS, PARALLELISM, AAPConfig
+from sw_model.numerics.activation import ACTIVATIONS, TanhTable
+from sw_model.numerics.fixed import FixedFormat, product_range
+
+__all__ = ["KIND_CODES", "OP_CODES", "AAPCore"]
+
+#: Encoding of the ``op`` field of a command.
+OP_CODES = {"forward": 0, "backward": 1, "wgrad": 2}
+#: Encoding of the ``kind`` field of a command.
+KIND_CODES = {"identity": 0, "relu": 1, "tanh": 2}
+
+_FWD, _BWD, _WG = 0, 1, 2
+
+
+def _bits(n: int) -> int:
+    return max(n.bit_length(), 1)
+
+
+class AAPCore(wiring.Component):
+    """One AAP core: a ``size x size`` PE grid with its sequencer and output stage.
+
+    An operation starts with a command on :attr:`cmd` (see :meth:`command`); the core then
+    reads its memories through the read ports (one tile or slice per port per cycle, addresses
+    below) and emits results on :attr:`o` (forward, backward) or :attr:`g` (weight gradient).
+    It accepts the next command once the last result has left.
+
+    Memories (read ports with one cycle of latency, as ``amaranth.lib.memory`` gives; ``en`` is
+    low whenever the port is not read, so the data stays put):
+
+    ``w_rd``
+        Weight tiles, ``size**2`` lanes of ``w_fmt``; tile ``(i, j)`` at
+        ``w_base + i * ceil(n/size) + j``.
+    ``v_rd``
+        The vector operand, ``size`` lanes: ``x`` slices (forward; ``a_fmt``) or ``d`` slices
+        (backward and weight gradient; ``d_fmt``); slice ``s`` of vector ``b`` at
+        ``v_base + b * slices + s``.
+    ``u_rd``
+        The second vector operand (``a_fmt``): ``y_prev`` (backward) or ``x`` (weight
+        gradient), same layout at ``u_base``.
+    ``b_rd``
+        Biases (forward), ``size`` lanes of ``w_fmt``, slice ``i`` at ``b_base + i``.
+
+    Contents of lanes beyond a layer's size do not matter: the core masks them.
+
+    Run-time activation formats: each command carries the fraction bits of its activation
+    operand (``x``, or ``y_prev``) and the fraction bits and width (``a_fmt.width`` or
+    ``config.narrow_width``) of a forward output, see
+    :meth:`sw_model.arch.aap.AAPConfig.act_format`.
+    The requantizers shift by amounts known only at run time (barrel shifters,
+    :func:`fixar_hw.arith.numeric.requantize_runtime`). The tanh table is a memory, one copy per
+    output lane, written through :attr:`tbl_wr` (every copy at once) while the core is idle;
+    it starts with :attr:`~sw_model.arch.aap.AAPConfig.table`. A tanh command's ``t_shift`` is its
+    table's :attr:`~sw_model.numerics.activation.TanhTable.shift`; the memory must hold
+    :meth:`~sw_model.arch.aap.AAPConfig.table_image` of that table.
+
+    Results: :attr:`o` carries one output slice per beat (``data[k]`` for core ``k``; here
+    ``k = 0``), for each vector in order, slices in order; lanes beyond the layer are 0.
+    Forward emits ``y`` (``a_fmt``), backward ``d_prev`` (``d_fmt``). :attr:`g` carries one
+    gradient tile per beat (``grad_fmt``, lanes as in the weight layout), tiles in row-major
+    order. ``mask`` flags the cores whose data is real; ``last`` marks the operation's final
+    beat.
+
+    Timing: one tile pass per cycle per core (``size**2`` MACs). With outputs always accepted,
+    an operation takes :meth:`sw_model.arch.aap.CycleModel.cycles` cycles from the command transfer
+    to the last result transfer. A stalled output stalls the whole pipeline; nothing is lost.
+
+    Numerics: exact products (PE multipliers), exact sums in accumulators sized for the
+    largest layer and batch of the configuration (they cannot wrap), then one saturating
+    requantization with ``config.rounding`` per result, as in :mod:`sw_model.arch.aap`.
+
+    Parameters
+    ----------
+    config : AAPConfig
+        Grid size, formats and limits; ``config.cores`` must be 1 (see
+        :class:`fixar_hw.train.array.PEArray` for several cores).
+
+    Members
+    -------
+    cmd : In(stream.Signature(command_layout))
+    w_rd, v_rd, u_rd, b_rd : In(memory.ReadPort.Signature(...)).array(cores)
+    tbl_wr : Out(memory.WritePort.Signature(addr_width=tanh_index_bits, shape=a_fmt))
+        The table memories' write port (driven from outside, like a memory's).
+    o : Out(stream.Signature({data, mask, last}))
+    g : Out(stream.Signature({data, mask, last}))
+    busy : Out(1)
+        High from the command transfer to the last result transfer.
+    """
+
+    _max_cores = 1
+
+    @silence_on_error
+    def __init__(self, config: AAPConfig) -> None:
+        if not isinstance(config, AAPConfig):
+            raise TypeError(f"config must be an AAPConfig, not {config!r}")
+        if config.cores > self._max_cores:
+            raise ValueError(f"{type(self).__name__} has one core, not config.cores = "
+                             f"{config.cores!r} (use fixar_hw.train.array.PEArray)")
+        self._config = c = config
+        S, N = c.size, c.cores
+        self._left_shape = signed(max(c.w_fmt.width, c.d_fmt.width))
+        self._v_shape = signed(max(c.a_fmt.width, c.d_fmt.width))
+        self._o_shape = self._v_shape
+        aw = c.addr_width
+        port = memory.ReadPort.Signature
+        super().__init__({
+            "cmd": In(stream.Signature(self.command_layout)),
+            "w_rd": In(port(addr_width=aw,
+                            shape=data.ArrayLayout(self._weight_lane_shape(), S * S))).array(N),
+            "v_rd": In(port(addr_width=aw, shape=data.ArrayLayout(self._v_shape, S))).array(N),
+            "u_rd": In(port(addr_width=aw, shape=data.ArrayLayout(shape_of(c.a_fmt), S)))
+            .array(N),
+            "b_rd": In(port(addr_width=aw, shape=data.ArrayLayout(shape_of(c.w_fmt), S)))
+            .array(N),
+            # the core holds the table memories: the port is written from outside
+            "tbl_wr": Out(memory.WritePort.Signature(addr_width=c.tanh_index_bits,
+                                                     shape=shape_of(c.a_fmt))),
+            "o": Out(stream.Signature(data.StructLayout({
+                "data": data.ArrayLayout(data.ArrayLayout(self._o_shape, S), N),
+                "mask": N,
+                "last": 1,
+            }))),
+            "g": Out(stream.Signature(data.StructLayout({
+                "data": data.ArrayLayout(data.ArrayLayout(shape_of(c.grad_fmt), S * S), N),
+                "mask": N,
+                "last": 1,
+            }))),
+            "busy": Out(1),
+        })
+
+    # --- build-time description ------------------------------------------------------------
+
+    @property
+    def config(self) -> AAPConfig:
+        """The configuration."""
+        return self._config
+
+    @property
+    def command_layout(self) -> data.StructLayout:
+        """Layout of a command: dimensions are stored minus one, so none can be 0."""
+        c = self._config
+        return data.StructLayout({
+            "op": 2,
+            "kind": 2,
+            "layer": 1,
+            "m_minus_1": _bits(c.max_m - 1),
+            "n_minus_1": _bits(c.max_n - 1),
+            "batch_minus_1": _bits(c.max_batch - 1),
+            "w_base": c.addr_width,
+            "v_base": c.addr_width,
+            "u_base": c.addr_width,
+            "b_base": c.addr_width,
+            "x_frac": _bits(c.a_fmt.frac),
+            "o_frac": _bits(c.a_fmt.frac),
+            "o_narrow": 1,
+            "t_shift": _bits(self._max_t_shift),
+        })
+
+    @property
+    def _max_t_shift(self) -> int:
+        # |z| >> shift indexes the table; beyond a_fmt.width bits every index clamps
+        return self._config.a_fmt.width
+
+    def command(self, op: str, *, m: int, n: int, batch: int, kind: str = "identity",
+                parallelism: str = "batch", w_base: int = 0, v_base: int = 0,
+                u_base: int = 0, b_base: int = 0, x_fmt: FixedFormat | None = None,
+                out_fmt: FixedFormat | None = None, table: TanhTable | None = None) -> dict:
+        """The :attr:`cmd` payload of one operation on an ``m x n`` weight matrix.
+
+        ``x_fmt`` is the format of the activation operand (forward ``x``, backward
+        ``y_prev``, weight-gradient ``x``) and ``out_fmt`` that of a forward output, each a
+        run-time format of the build (default ``a_fmt``); ``table`` is the tanh table of a
+        forward tanh layer (default :meth:`~sw_model.arch.aap.AAPConfig.table_for` the output
+        format, or the initial table when ``out_fmt`` is omitted).
+
+        Raises
+        ------
+        ValueError
+            For an unknown ``op``/``kind``/``parallelism``, a dimension outside
+            ``1..config.max_*``, a base address that does not fit ``addr_width``, or a format
+            or table the build cannot take.
+        """
+        c = self._config
+        if op not in OPS:
+            raise ValueError(f"op must be one of {', '.join(map(repr, OPS))}, not {op!r}")
+        if kind not in ACTIVATIONS:
+            raise ValueError(f"kind must be one of {', '.join(map(repr, ACTIVATIONS))}, "
+                             f"not {kind!r}")
+        if parallelism not in PARALLELISM:
+            raise ValueError(f"parallelism must be 'batch' or 'layer', not {parallelism!r}")
+        for name, value, hi in (("m", m, c.max_m), ("n", n, c.max_n),
+                                ("batch", batch, c.max_batch)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an integer, not {value!r}")
+            if not 1 <= value <= hi:
+                raise ValueError(f"{name} must be from 1 to {hi}, not {value!r}")
+        bases = {"w_base": w_base, "v_base": v_base, "u_base": u_base, "b_base": b_base}
+        for name, value in bases.items():
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an integer, not {value!r}")
+            if not 0 <= value < 1 << c.addr_width:
+                raise ValueError(f"{name} must be from 0 to {(1 << c.addr_width) - 1}, "
+                                 f"not {value!r}")
+        x_frac, _ = c.act_fields(x_fmt)
+        o_frac, o_narrow = c.act_fields(out_fmt)
+        if table is None:
+            table = c.table if out_fmt is None else c.table_for(out_fmt)
+        c.table_image(table)  # raises for a table the memory cannot hold
+        out = out_fmt or c.a_fmt
+        if table.out_fmt != out:
+            raise ValueError(f"table format {table.out_fmt!r} differs from the output format "
+                             f"{out!r}")
+        return {"op": OP_CODES[op], "kind": KIND_CODES[kind],
+                "layer": int(parallelism == "layer"), "m_minus_1": m - 1,
+                "n_minus_1": n - 1, "batch_minus_1": batch - 1, **bases,
+                "x_frac": x_frac, "o_frac": o_frac, "o_narrow": int(o_narrow),
+                "t_shift": min(table.shift, self._max_t_shift)}
+
+    @property
+    def product_range(self) -> tuple[int, int]:
+        """``(min, max)`` over the exact products of the three operations."""
+        c = self._config
+        ranges = [product_range(c.w_fmt, c.a_fmt), product_range(c.w_fmt, c.d_fmt),
+                  product_range(c.d_fmt, c.a_fmt)]
+        return min(r[0] for r in ranges), max(r[1] for r in ranges)
+
+    @property
+    def product_shape(self) -> Shape:
+        """Shape holding any product of the three operations."""
+        return range_shape(*self.product_range)
+
+    @property
+    def acc_shape(self) -> Shape:
+        """Column accumulators: any sum of up to ``2**bits(max(max_m, max_n) - 1)`` products
+        plus a bias shifted by ``a_fmt.frac``; they cannot wrap."""
+        c = self._config
+        terms = 1 << max(_bits(c.max_m - 1), _bits(c.max_n - 1))
+        lo, hi = self.product_range
+        f = c.a_fmt.frac
+        return range_shape(terms * lo + (c.w_fmt.min_int << f), terms * hi + (c.w_fmt.max_int << f))
+
+    @property
+    def pe_acc_shape(self) -> Shape:
+        """PE accumulators (weight gradient): any sum of up to ``2**bits(max_batch - 1)``
+        products; they cannot wrap."""
+        lo, hi = self.product_range
+        terms = 1 << _bits(self._config.max_batch - 1)
+        return range_shape(terms * lo, terms * hi)
+
+    def _weight_lane_shape(self) -> Shape:
+        """Shape of one lane of a weight tile (a ``w_fmt`` code here)."""
+        return shape_of(self._config.w_fmt)
+
+    def _multiply(self, m: Module, left: Value, right: Value) -> Value:
+        """One PE's product of ``left`` (a weight lane, or ``d`` for the weight gradient) and
+        ``right`` (the broadcast vector lane). The seam for other PEs (SP2 lanes, abstract
+        products)."""
+        return exact_product(left, right)
+
+    # --- hardware ----------------------------------------------------------------------------
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        c = self._config
+        S, N, L = c.size, c.cores, c.size.bit_length() - 1
+        # white-box view for the property harnesses: (enable, exact sum, register shape) of
+        # every accumulator update, to prove none wraps
+        self._obs = {"sums": []}
+        aw = c.addr_width
+        cmd, o, g = self.cmd, self.o, self.g
+
+        go = Signal()
+        m.d.comb += go.eq((~o.valid | o.ready) & (~g.valid | g.ready))
+
+        # ---- command decoding (at acceptance) ----
+        p = cmd.payload
+        ti_new = (p.m_minus_1 >> L) + 1
+        tj_new = (p.n_minus_1 >> L) + 1
+        op_new = p.op
+
+        busy = Signal()           # the sequencer issues passes
+        op = Signal(2)
+        kind = Signal(2)
+        layer = Signal()
+        x_frac = Signal.like(p.x_frac)
+        o_frac = Signal.like(p.o_frac)
+        o_narrow = Signal()
+        t_shift = Signal.like(p.t_shift)
+        m_1 = Signal.like(p.m_minus_1)
+        n_1 = Signal.like(p.n_minus_1)
+        b_1 = Signal.like(p.batch_minus_1)
+        tw = max(len(ti_new), len(tj_new)) + _bits(N)
+        ti = Signal(tw)
+        tj = Signal(tw)
+        t_red_1 = Signal(tw)      # reduction tiles - 1 (forward, backward)
+        t_out_1 = Signal(tw)      # output tiles - 1 (forward, backward)
+
+        # loop counters: a (outer), bm (middle), t (inner), and their multiples of N
+        cw = max(tw, len(p.batch_minus_1)) + _bits(N) + 1
+        a, bm, t = Signal(cw), Signal(cw), Signal(cw)
+        aN, bN, tN = Signal(cw), Signal(cw), Signal(cw)
+        # weight gradient: core k's gradient tile (row, column); the cores take consecutive
+        # tiles in row-major order
+        wi = [Signal(tw, name=f"wg_i_{k}") for k in range(N)]
+        wj = [Signal(tw, name=f"wg_j_{k}") for k in range(N)]
+
+        def advance(i, j, step, tj_v):
+            """Tile ``(i, j)`` moved ``step`` tiles on in row-major order (``tj_v`` columns)."""
+            j = j + step
+            for _ in range(step):
+                wrap = j >= tj_v
+                i, j = Mux(wrap, i + 1, i), Mux(wrap, j - tj_v, j)
+            return i, j
+
+        # address generators: (cA, cB, ct, ck) per port, running addresses
+        ports = ("w", "v", "u", "b")
+        coef = {q: [Signal(aw, name=f"{q}_c{x}") for x in "ABtk"] for q in ports}
+        reg_a = {q: Signal(aw, name=f"{q}_reg_a") for q in ports}
+        reg_b = {q: Signal(aw, name=f"{q}_reg_b") for q in ports}
+        cur = {q: Signal(aw, name=f"{q}_cur") for q in ports}
+
+        in_flight = Signal()
+        accept = Signal()
+        m.d.comb += [
+            cmd.ready.eq(~busy & ~in_flight),
+            accept.eq(cmd.valid & cmd.ready),
+            self.busy.eq(busy | in_flight),
+        ]
+
+        def coefs(ti_v, tj_v):
+            """(cA, cB, ct, ck) per port and (op, layer) for the command being accepted."""
+            z = Const(0, aw)
+            one = Const(1, aw)
+            n_c = Const(N, aw)
+            table = {
+                (_FWD, 0): {"w": (z, tj_v, one, z), "v": (tj_v * N, z, one, tj_v),
+                            "u": (z, z, z, z), "b": (z, one, z, z)},
+                (_FWD, 1): {"w": (z, tj_v, n_c, one), "v": (tj_v, z, n_c, one),
+                            "u": (z, z, z, z), "b": (z, one, z, z)},
+                (_BWD, 0): {"w": (z, one, tj_v, z), "v": (ti_v * N, z, one, ti_v),
+                            "u": (tj_v * N, one, z, tj_v), "b": (z, z, z, z)},
+                (_BWD, 1): {"w": (z, one, tj_v * N, tj_v), "v": (ti_v, z, n_c, one),
+                            "u": (tj_v, one, z, z), "b": (z, z, z, z)},
+                (_WG, 0): {"w": (z, z, z, z), "v": (z, z, ti_v, z),
+                           "u": (z, z, tj_v, z), "b": (z, z, z, z)},
+            }
+            table[(_WG, 1)] = table[(_WG, 0)]
+            return table
+
+        with m.If(accept):
+            m.d.sync += [
+                busy.eq(1), op.eq(op_new), kind.eq(p.kind), layer.eq(p.layer),
+                x_frac.eq(p.x_frac), o_frac.eq(p.o_frac), o_narrow.eq(p.o_narrow),
+                t_shift.eq(p.t_shift),
+                m_1.eq(p.m_minus_1), n_1.eq(p.n_minus_1), b_1.eq(p.batch_minus_1),
+                ti.eq(ti_new), tj.eq(tj_new),
+                t_red_1.eq(Mux(op_new == _BWD, ti_new, tj_new) - 1),
+                t_out_1.eq(Mux(op_new == _BWD, tj_new, ti_new) - 1),
+                a.eq(0), bm.eq(0), t.eq(0), aN.eq(0), bN.eq(0), tN.eq(0),
+            ]
+            for k in range(N):
+                i0, j0 = advance(Const(0, tw), Const(0, tw), k, tj_new)
+                m.d.sync += [wi[k].eq(i0), wj[k].eq(j0)]
+            table = coefs(ti_new, tj_new)
+            for (op_k, layer_k), entry in table.items():
+                with m.If((op_new == op_k) & (p.layer == layer_k)):
+                    for q in ports:
+                        m.d.sync += [sig.eq(val) for sig, val in zip(coef[q], entry[q],
+                                                                     strict=True)]
+            for q in ports:
+                base = getattr(p, f"{q}_base")
+                m.d.sync += [reg_a[q].eq(base), reg_b[q].eq(base), cur[q].eq(base)]
+
+        # ---- loop control ----
+        is_fwd, is_bwd, is_wg = op == _FWD, op == _BWD, op == _WG
+        last_t = Signal()
+        last_b = Signal()
+        last_a = Signal()
+        m.d.comb += [
+            last_t.eq(Mux(is_wg, t == b_1,
+                          Mux(layer, tN + N > t_red_1, t == t_red_1))),
+            last_b.eq(is_wg | (bm == t_out_1)),
+            last_a.eq(Mux(is_wg, advance(wi[0], wj[0], N, tj)[0] >= ti,
+                          Mux(layer, a == b_1, aN + N > b_1))),
+        ]
+        issue = Signal()
+        m.d.comb += issue.eq(busy & go)
+        with m.If(issue):
+            with m.If(~last_t):
+                m.d.sync += [t.eq(t + 1), tN.eq(tN + N)]
+                for q in ports:
+                    m.d.sync += cur[q].eq(cur[q] + coef[q][2])
+            with m.Elif(~last_b):
+                m.d.sync += [t.eq(0), tN.eq(0), bm.eq(bm + 1), bN.eq(bN + N)]
+                for q in ports:
+                    nb = reg_b[q] + coef[q][1]
+                    m.d.sync += [reg_b[q].eq(nb), cur[q].eq(nb)]
+            with m.Elif(~last_a):
+                m.d.sync += [t.eq(0), tN.eq(0), bm.eq(0), bN.eq(0), a.eq(a + 1),
+                             aN.eq(aN + N)]
+                for k in range(N):
+                    nxt = advance(wi[k], wj[k], N, tj)
+                    m.d.sync += [wi[k].eq(nxt[0]), wj[k].eq(nxt[1])]
+                for q in ports:
+                    na = reg_a[q] + coef[q][0]
+                    m.d.sync += [reg_a[q].eq(na), reg_b[q].eq(na), cur[q].eq(na)]
+            with m.Else():
+                m.d.sync += busy.eq(0)
+
+        # ---- per-core validity, reads and lane masks (stage 0) ----
+        def lane_mask(slice_index, len_minus_1) -> Value:
+            """Lanes ``r`` of slice ``slice_index`` inside a vector of ``len_minus_1 + 1``."""
+            base = slice_index << L
+            return Cat(*(base + r <= len_minus_1 for r in range(S)))
+
+        core_valid, red_index = [], []
+        for k in range(N):
+            cv = Signal(name=f"core_valid_{k}")
+            m.d.comb += cv.eq(Mux(is_wg, wi[k] < ti,
+                                  Mux(layer, tN + k <= t_red_1, aN + k <= b_1)))
+            core_valid.append(cv)
+            red_index.append(Mux(layer, tN + k, t))
+
+        rd = {"w": self.w_rd, "v": self.v_rd, "u": self.u_rd, "b": self.b_rd}
+        for k in range(N):
+            lead = Const(1, 1) if k == 0 else Const(0, 1)
+            uses = {
+                "w": ~is_wg,
+                "v": Const(1, 1),
+                "u": is_wg | (is_bwd & last_t & (~layer | lead)),
+                "b": is_fwd & last_t & (~layer | lead),
+            }
+            for q in ports:
+                ck_k = coef[q][3] * k if k else Const(0, aw)
+                if q in ("v", "u"):
+                    ck_k = Mux(is_wg, wi[k] if q == "v" else wj[k], ck_k)
+                m.d.comb += [
+                    rd[q][k].addr.eq(cur[q] + ck_k),
+                    rd[q][k].en.eq(issue & core_valid[k] & uses[q]),
+                ]
+
+        # stage 1 tags
+        v1 = Signal()
+        first1, last1, end1 = Signal(), Signal(), Signal()
+        cv1 = Signal(N)
+        vmask1 = [Signal(S, name=f"vmask1_{k}") for k in range(N)]
+        umask1 = [Signal(S, name=f"umask1_{k}") for k in range(N)]
+        omask1 = Signal(S)
+        with m.If(go):
+            m.d.sync += [
+                v1.eq(issue),
+                first1.eq(t == 0), last1.eq(last_t), end1.eq(last_t & last_b & last_a),
+                cv1.eq(Cat(*core_valid)),
+                omask1.eq(lane_mask(bm, Mux(is_fwd, m_1, n_1))),
+            ]
+            for k in range(N):
+                v_slice = Mux(is_wg, wi[k], red_index[k])
+                v_len = Mux(is_fwd, n_1, m_1)
+                # an idle core's lanes are masked too: it adds zeros to a reduction
+                m.d.sync += [
+                    vmask1[k].eq(Mux(core_valid[k], lane_mask(v_slice, v_len), 0)),
+                    umask1[k].eq(Mux(core_valid[k], lane_mask(wj[k], n_1), 0)),
+                ]
+
+        # ---- stage 1 -> 2: products ----
+        p_shape = self.product_shape
+        prods = [[[Signal(p_shape, name=f"p2_{k}_{r}_{cc}") for cc in range(S)]
+                  for r in range(S)] for k in range(N)]
+        v2, first2, last2, end2 = Signal(), Signal(), Signal(), Signal()
+        cv2 = Signal(N)
+        omask2 = Signal(S)
+        aux_shape = signed(max(c.w_fmt.width, c.a_fmt.width))
+        aux2 = [[Signal(aux_shape, name=f"aux2_{k}_{cc}") for cc in range(S)] for k in range(N)]
+        with m.If(go):
+            m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1), end2.eq(end1),
+                         cv2.eq(cv1), omask2.eq(omask1)]
+        for k in range(N):
+            tile = self.w_rd[k].data
+            vec = self.v_rd[k].data
+            uvec = self.u_rd[k].data
+            for r in range(S):
+                d_r = Mux(vmask1[k][r], vec[r], 0)
+                for cc in range(S):
+                    weight = Mux(is_fwd, tile[cc * S + r], tile[r * S + cc])
+                    x_c = Mux(umask1[k][cc], uvec[cc], 0)
+                    left = Mux(is_wg, d_r, weight)
+                    right = Mux(is_wg, x_c, d_r)
+                    left_v, right_v = Signal(self._left_shape), Signal(self._v_shape)
+                    m.d.comb += [left_v.eq(left), right_v.eq(right)]
+                    with m.If(go):
+                        m.d.sync += prods[k][r][cc].eq(self._multiply(m, left_v, right_v))
+            with m.If(go):
+                for cc in range(S):
+                    aux = Mux(is_fwd, self.b_rd[k].data[cc], self.u_rd[k].data[cc])
+                    m.d.sync += aux2[k][cc].eq(aux)
+
+        # ---- stage 2 -> 3: column sums; PE accumulators (weight gradient) ----
+        col_shape = range_shape(S * self.product_range[0], S * self.product_range[1])
+        cols3 = [[Signal(col_shape, name=f"col3_{k}_{cc}") for cc in range(S)]
+                 for k in range(N)]
+        pe_acc = [[[Signal(self.pe_acc_shape, name=f"pe_acc_{k}_{r}_{cc}") for cc in range(S)]
+                   for r in range(S)] for k in range(N)]
+        gsum3 = [[[Signal(self.pe_acc_shape, name=f"g3_{k}_{r}_{cc}") for cc in range(S)]
+                  for r in range(S)] for k in range(N)]
+        v3, first3, last3, end3 = Signal(), Signal(), Signal(), Signal()
+        gv3 = Signal()
+        cv3 = Signal(N)
+        omask3 = Signal(S)
+        aux3 = [[Signal(aux_shape, name=f"aux3_{k}_{cc}") for cc in range(S)] for k in range(N)]
+        with m.If(go):
+            m.d.sync += [v3.eq(v2 & ~is_wg), first3.eq(first2), last3.eq(last2),
+                         end3.eq(end2), cv3.eq(cv2), omask3.eq(omask2),
+                         gv3.eq(v2 & is_wg & last2)]
+            for k in range(N):
+                for cc in range(S):
+                    m.d.sync += [cols3[k][cc].eq(sum(prods[k][r][cc] for r in range(S))),
+                                 aux3[k][cc].eq(aux2[k][cc])]
+            with m.If(v2 & is_wg):
+                for k in range(N):
+                    for r in range(S):
+                        for cc in range(S):
+                            new = Mux(first2, 0, pe_acc[k][r][cc]) + prods[k][r][cc]
+                            self._obs["sums"].append((go & v2 & is_wg, new, self.pe_acc_shape))
+                            m.d.sync += pe_acc[k][r][cc].eq(new)
+                            with m.If(last2):
+                                m.d.sync += gsum3[k][r][cc].eq(new)
+
+        # ---- stage 3 -> 4: reduction, column accumulators, bias; gradient output ----
+        acc = [[Signal(self.acc_shape, name=f"acc_{k}_{cc}") for cc in range(S)]
+               for k in range(N)]
+        z4 = [[Signal(self.acc_shape, name=f"z4_{k}_{cc}") for cc in range(S)] for k in range(N)]
+        y4 = [[Signal(shape_of(c.a_fmt), name=f"y4_{k}_{cc}") for cc in range(S)]
+              for k in range(N)]
+        v4, end4 = Signal(), Signal()
+        cv4 = Signal(N)
+        omask4 = Signal(S)
+        reduced = [sum(cols3[k][cc] for k in range(N)) for cc in range(S)]
+        with m.If(go):
+            m.d.sync += [v4.eq(v3 & last3), end4.eq(end3),
+                         cv4.eq(Mux(layer, 1, cv3)), omask4.eq(omask3)]
+            with m.If(v3):
+                for k in range(N):
+                    for cc in range(S):
+                        src = (Mux(layer, reduced[cc], cols3[k][cc]) if k == 0
+                               else cols3[k][cc])
+                        new = Mux(first3, 0, acc[k][cc]) + src
+                        bias = Mux(is_fwd, aux3[k][cc] << x_frac, 0)
+                        self._obs["sums"] += [(go & v3, new, self.acc_shape),
+                                              (go & v3 & last3, new + bias, self.acc_shape)]
+                        m.d.sync += acc[k][cc].eq(new)
+                        with m.If(last3):
+                            m.d.sync += [z4[k][cc].eq(new + bias),
+                                         y4[k][cc].eq(aux3[k][cc])]
+            # gradient tiles leave from here
+            m.d.sync += [g.valid.eq(gv3), g.payload.mask.eq(cv3), g.payload.last.eq(end3)]
+            for k in range(N):
+                for r in range(S):
+                    for cc in range(S):
+                        m.d.sync += g.payload.data[k][r * S + cc].eq(requantize_runtime(
+                            gsum3[k][r][cc], x_frac, c.d_fmt.frac - c.grad_fmt.frac,
+                            c.d_fmt.frac + c.a_fmt.frac - c.grad_fmt.frac, c.grad_fmt.width,
+                            c.rounding))
+
+        # ---- stage 4 -> 4b: requantize; derivative ----
+        # (a stage of its own: the run-time requantizer is a barrel shifter, a rounding add
+        # and a saturation, and the table index after it another shifter and a clamp)
+        table = c.table
+        v4b, end4b = Signal(), Signal()
+        cv4b = Signal(N)
+        omask4b = Signal(S)
+        zq4b = [[Signal(shape_of(c.a_fmt), name=f"zq4b_{k}_{cc}") for cc in range(S)]
+                for k in range(N)]
+        e4b = [[Signal(shape_of(c.d_fmt), name=f"e4b_{k}_{cc}") for cc in range(S)]
+               for k in range(N)]
+        gd4b = [[Signal(shape_of(c.g_fmt), name=f"gd4b_{k}_{cc}") for cc in range(S)]
+                for k in range(N)]
+        one_g = requantize(Const(1, 2), 0, c.g_fmt, c.rounding, "saturate")
+        f2 = 2 * c.a_fmt.frac
+        af, wf = c.a_fmt.frac, c.w_fmt.frac
+        # forward: right shift w.frac + x_frac - o_frac, offset from w.frac - a.frac
+        z_shift = Signal(range(2 * af + 1))
+        m.d.comb += z_shift.eq(x_frac + af - o_frac)
+        narrow = {} if c.narrow_width is None else {"narrow": o_narrow,
+                                                     "narrow_width": c.narrow_width}
+        with m.If(go):
+            m.d.sync += [v4b.eq(v4), end4b.eq(end4), cv4b.eq(cv4), omask4b.eq(omask4)]
+        for k in range(N):
+            for cc in range(S):
+                zq = requantize_runtime(z4[k][cc], z_shift, wf - af, wf + af, c.a_fmt.width,
+                                        c.rounding, **narrow)
+                e = requantize(z4[k][cc], c.w_fmt.frac + c.d_fmt.frac, c.d_fmt, c.rounding,
+                               "saturate")
+                y = y4[k][cc]
+                # 1 - y**2 with 2 * x_frac fraction bits, to g_fmt
+                one_y = (Const(1, f2 + 2) << (x_frac << 1)).as_signed()
+                tanh_d = requantize_runtime(one_y - y * y, x_frac << 1, -c.g_fmt.frac,
+                                            f2 - c.g_fmt.frac, c.g_fmt.width, c.rounding)
+                deriv = Mux(kind == KIND_CODES["identity"], one_g,
+                            Mux(kind == KIND_CODES["relu"], Mux(y > 0, one_g, 0), tanh_d))
+                with m.If(go):
+                    m.d.sync += [zq4b[k][cc].eq(zq), e4b[k][cc].eq(e), gd4b[k][cc].eq(deriv)]
+
+        # ---- stage 4b -> 5: tanh ROM read ----
+        v5, end5 = Signal(), Signal()
+        cv5 = Signal(N)
+        omask5 = Signal(S)
+        r5 = [[Signal(self._o_shape, name=f"r5_{k}_{cc}") for cc in range(S)] for k in range(N)]
+        g5 = [[Signal(shape_of(c.g_fmt), name=f"gd5_{k}_{cc}") for cc in range(S)]
+              for k in range(N)]
+        neg5 = [[Signal(name=f"neg5_{k}_{cc}") for cc in range(S)] for k in range(N)]
+        zero5 = [[Signal(name=f"zero5_{k}_{cc}") for cc in range(S)] for k in range(N)]
+        rom_data = [[None] * S for _ in range(N)]
+        with m.If(go):
+            m.d.sync += [v5.eq(v4b), end5.eq(end4b), cv5.eq(cv4b), omask5.eq(omask4b)]
+        for k in range(N):
+            for cc in range(S):
+                zq_s = zq4b[k][cc]
+                rom = memory.Memory(shape=shape_of(c.a_fmt), depth=table.size,
+                                    init=table.entries().tolist())
+                m.submodules[f"tanh_{k}_{cc}"] = rom
+                port = rom.read_port(domain="sync")
+                wport = rom.write_port()
+                m.d.comb += [wport.addr.eq(self.tbl_wr.addr), wport.data.eq(self.tbl_wr.data),
+                             wport.en.eq(self.tbl_wr.en)]
+                magnitude = Mux(zq_s < 0, -zq_s, zq_s)
+                index = magnitude >> t_shift
+                m.d.comb += [port.en.eq(go),
+                             port.addr.eq(Mux(index >= table.size, table.size - 1, index))]
+                rom_data[k][cc] = port.data
+                with m.If(go):
+                    m.d.sync += [r5[k][cc].eq(Mux(is_fwd, zq_s, e4b[k][cc])),
+                                 g5[k][cc].eq(gd4b[k][cc]),
+                                 neg5[k][cc].eq(zq_s < 0), zero5[k][cc].eq(zq_s == 0)]
+
+        # ---- stage 5 -> o: activation or derivative product ----
+        with m.If(go):
+            m.d.sync += [o.valid.eq(v5), o.payload.mask.eq(cv5), o.payload.last.eq(end5)]
+            for k in range(N):
+                for cc in range(S):
+                    zq = r5[k][cc]
+                    rom = rom_data[k][cc].as_signed()
+                    y_tanh = Mux(zero5[k][cc], 0, Mux(neg5[k][cc], -rom, rom))
+                    y = Mux(kind == KIND_CODES["identity"], zq,
+                            Mux(kind == KIND_CODES["relu"], Mux(zq < 0, 0, zq), y_tanh))
+                    d_prev = requantize(zq * g5[k][cc], c.d_fmt.frac + c.g_fmt.frac, c.d_fmt,
+                                        c.rounding, "saturate")
+                    out = Mux(is_fwd, y, d_prev)
+                    keep = omask5[cc] & cv5[k]
+                    m.d.sync += o.payload.data[k][cc].eq(Mux(keep, out, 0))
+
+        # ---- occupancy: the next command waits for the pipeline to drain ----
+        m.d.comb += in_flight.eq(v1 | v2 | v3 | v4 | v4b | v5 | gv3 | o.valid | g.valid)
+        return m
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._config!r})"
+

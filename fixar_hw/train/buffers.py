@@ -1,0 +1,125 @@
+"""On-chip memories of the training engine: parameters, gradients, Adam's moments, activations.
+
+:class:`Buffers` holds the five memories of :class:`sw_model.arch.engine.MemoryPlan` on
+``amaranth.lib.memory`` and exposes their ports; the layout (which tensor or vector region
+lives where) is the plan's, computed from the :class:`~sw_model.arch.engine.EngineConfig`, and a
+network that does not fit the configured capacities is rejected there with a ``ValueError``.
+
+========  =======================  ==============================  =====================
+memory    word                     read ports                      write ports
+========  =======================  ==============================  =====================
+``W``     ``size**2`` weight lanes  ``2 * cores`` (tiles, biases)  1 (update unit)
+``G``     ``size**2`` gradients     1 (update unit)                ``cores`` (array)
+``M``     ``size**2`` ``grad_fmt``  1                              1
+``V``     ``size**2`` 63-bit        1                              1
+``A``     ``size`` activations      ``2 * cores`` (two operands)   ``cores``, per lane
+========  =======================  ==============================  =====================
+
+Every read port has one cycle of latency and an enable (data holds while disabled). The
+units that share a memory take turns (the scheduler runs one operation at a time), so the
+engine multiplexes ports rather than adding more: the vector unit uses the activation
+memory's read ports 0 and ``cores`` and write port 0, the update unit the parameter memory's
+read ports 0 and ``cores``.
+
+Write ports of ``A`` have one enable per lane (the vector unit writes single elements); the
+array enables all lanes of a word.
+"""
+
+from amaranth.hdl import Module, signed, unsigned
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import Out
+
+from fixar_hw._util import silence_on_error
+from sw_model.arch.engine import EngineConfig
+
+__all__ = ["Buffers"]
+
+
+class Buffers(wiring.Component):
+    """The engine's memories (see the module docs).
+
+    Parameters
+    ----------
+    config : EngineConfig
+        The build; the depths come from its :class:`~sw_model.arch.engine.MemoryPlan`.
+
+    Members
+    -------
+    w_rd : Out(memory.ReadPort.Signature(...)).array(2 * cores)
+    w_wr : Out(memory.WritePort.Signature(...))
+    g_rd, m_rd, v_rd : Out(memory.ReadPort.Signature(...))
+    g_wr : Out(memory.WritePort.Signature(...)).array(cores)
+    m_wr, v_wr : Out(memory.WritePort.Signature(...))
+    a_rd : Out(memory.ReadPort.Signature(...)).array(2 * cores)
+    a_wr : Out(memory.WritePort.Signature(..., granularity=lane)).array(cores)
+
+    Attributes
+    ----------
+    memories : dict of str to amaranth.lib.memory.Memory
+        ``"W"``, ``"G"``, ``"M"``, ``"V"``, ``"A"``; their ``data`` is what a simulation
+        testbench reads and writes directly (``ctx.get(mem.data[addr])``).
+    """
+
+    @silence_on_error
+    def __init__(self, config: EngineConfig) -> None:
+        if not isinstance(config, EngineConfig):
+            raise TypeError(f"config must be an EngineConfig, not {config!r}")
+        self._config = config
+        d, S, N = config.ddpg, config.size, config.cores
+        plan = config.plan
+        aw = config.addr_width
+        self.layouts = {
+            "W": data.ArrayLayout(signed(d.weight_fmt.width), S * S),
+            "G": data.ArrayLayout(signed(d.grad_fmt.width), S * S),
+            "M": data.ArrayLayout(signed(d.grad_fmt.width), S * S),
+            "V": data.ArrayLayout(unsigned(63), S * S),
+            "A": data.ArrayLayout(signed(config.vector.word_width), S),
+        }
+        self.depths = {"W": plan.w_words, "G": plan.online_words, "M": plan.online_words,
+                       "V": plan.online_words, "A": plan.a_words}
+        rd, wr = memory.ReadPort.Signature, memory.WritePort.Signature
+
+        def r(name):
+            return rd(addr_width=aw, shape=self.layouts[name])
+
+        def w(name, **kw):
+            return wr(addr_width=aw, shape=self.layouts[name], **kw)
+
+        super().__init__({
+            "w_rd": Out(r("W")).array(2 * N),
+            "w_wr": Out(w("W")),
+            "g_rd": Out(r("G")),
+            "g_wr": Out(w("G")).array(N),
+            "m_rd": Out(r("M")),
+            "m_wr": Out(w("M")),
+            "v_rd": Out(r("V")),
+            "v_wr": Out(w("V")),
+            "a_rd": Out(r("A")).array(2 * N),
+            "a_wr": Out(w("A", granularity=1)).array(N),
+        })
+        self.memories = {name: memory.Memory(shape=self.layouts[name],
+                                             depth=max(self.depths[name], 2), init=[])
+                         for name in self.layouts}
+
+    @property
+    def config(self) -> EngineConfig:
+        """The build."""
+        return self._config
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        for name, mem in self.memories.items():
+            m.submodules[name] = mem
+        reads = {"W": list(self.w_rd), "G": [self.g_rd], "M": [self.m_rd], "V": [self.v_rd],
+                 "A": list(self.a_rd)}
+        writes = {"W": [self.w_wr], "G": list(self.g_wr), "M": [self.m_wr], "V": [self.v_wr],
+                  "A": list(self.a_wr)}
+        for name, mem in self.memories.items():
+            for port in writes[name]:
+                gran = {"granularity": 1} if name == "A" else {}
+                mp = mem.write_port(**gran)
+                m.d.comb += [mp.addr.eq(port.addr), mp.data.eq(port.data), mp.en.eq(port.en)]
+            for port in reads[name]:
+                mp = mem.read_port(domain="sync")
+                m.d.comb += [mp.addr.eq(port.addr), mp.en.eq(port.en), port.data.eq(mp.data)]
+        return m

@@ -1,0 +1,451 @@
+"""The vector unit: element-wise glue of the DDPG training step on the activation memory.
+
+:class:`VectorUnit` runs the commands of :mod:`sw_model.arch.vector` (format conversion, TD target,
+loss delta, constant fill, tanh output delta, range tracking, exploration noise) one element
+per cycle, reading its operands through two memory read ports and writing each result into
+one lane through a write port with per-lane enables. Results, range registers and noise are
+those of :func:`sw_model.arch.vector.execute` bit for bit.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from fixar_hw._util import silence_on_error
+from fixar_hw.arith.numeric import range_shape, requantize, requantize_runtime, shift_round
+from fixar_hw.arith.prng import gaussian_sum, seed_to_state
+from sw_model.arch.vector import VECTOR_OPS, VectorCommand, VectorSpec
+from sw_model.numerics.fixed import FixedFormat
+from sw_model.numerics.prng import SIGMA_FRAC, seed_state
+
+__all__ = ["OP_CODES", "VectorUnit"]
+
+#: Encoding of the ``op`` field of a command.
+OP_CODES = {op: code for code, op in enumerate(VECTOR_OPS)}
+
+
+def _bits(n: int) -> int:
+    return max(int(n).bit_length(), 1)
+
+
+class VectorUnit(wiring.Component):
+    """Element-serial vector unit on the activation memory (:mod:`sw_model.arch.vector`).
+
+    A command on :attr:`cmd` (payload from :meth:`command`) is accepted only when the unit is
+    idle; the unit then visits the elements ``(b, e)``, vector-major, reads ``A`` through
+    :attr:`a_rd` and ``B`` through :attr:`b_rd` (``amaranth.lib.memory`` read ports: the unit
+    drives ``addr`` and ``en``, data arrives one cycle later; ``en`` is low when a port is not
+    read) and writes the result into one lane through :attr:`d_wr` (``en`` has one bit per
+    lane; exactly one is set per write). The golden model reads every operand of a command
+    before it writes; the unit agrees as long as no element reads a lane that an earlier
+    element of the same command writes (in place, element by element, is fine).
+
+    Pipeline: issue (addresses) -> lane selection (read data) -> products and shifts (or the
+    divider) -> sums, clips and final rounding -> write. The noise generator runs ahead: the
+    sums of the next two samples and the next one's product with :attr:`sigma` are registers,
+    refilled as samples are used, so a noise element costs no more logic depth than a
+    conversion. Operands are the low
+    ``act_fmt.width`` bits of their lanes (``delta_fmt.width`` for the ``A`` of
+    ``tanh_delta``, the whole lane for ``range``); results are written sign-extended to
+    ``word_width``.
+
+    Numerics (formats as in :mod:`sw_model.arch.vector`): conversions of runtime formats use
+    :func:`fixar_hw.arith.numeric.requantize_runtime` (floor for ``convert`` and ``noise``,
+    ``spec.rounding`` for the tanh derivative), the TD target rounds half even
+    (``mul_shift``), the loss and fill deltas divide by the batch size with a restoring divider
+    (round half up, saturating), and ``tanh_delta`` rounds with ``spec.rounding``.
+
+    Timing: with ``n = batch * length`` elements and ``K = delta_fmt.width - 1`` divider steps,
+    :meth:`cycles` gives the exact number of cycles :attr:`busy` is high after the command
+    transfer (the last of them issues the final write or range update; the next command can
+    transfer in the cycle after):
+
+    * ``convert``, ``tanh_delta``, ``range``, ``noise``, and ``target`` when ``R`` and
+      ``done`` share a word: ``n + 4`` (one element per cycle, :attr:`latency` 4 from read to
+      write);
+    * ``target`` with ``b_off % size == size - 1`` (``R`` and ``done`` in two words, always
+      for ``size == 1``): ``2 n + 4``;
+    * ``loss``: ``n (K + 3) + 1`` (one division of ``K`` cycles per element);
+    * ``fill``: ``n + K + 5`` (one division, then one write per cycle).
+
+    :attr:`gamma` and :attr:`sigma` must hold still while a command runs. A transfer on
+    :attr:`seed` (accepted while idle; before a command accepted in the same cycle) restarts the
+    noise generator at :func:`sw_model.numerics.prng.seed_state` of the seed; after reset the state
+    is
+    ``seed_state(0)`` (:meth:`sw_model.arch.vector.VectorState.initial`).
+
+    Parameters
+    ----------
+    spec : VectorSpec
+
+    Members
+    -------
+    cmd : In(stream.Signature(command_layout))
+    a_rd, b_rd : In(memory.ReadPort.Signature(addr_width=spec.addr_width, shape=word_layout))
+    d_wr : In(memory.WritePort.Signature(addr_width=spec.addr_width, shape=word_layout,
+        granularity=1))
+    gamma : In(unsigned(17))
+        Discount code, 16 fraction bits (0 to ``2**16``).
+    sigma : In(unsigned(31))
+        Noise scale code, 16 fraction bits (:func:`sw_model.numerics.prng.sigma_code`).
+    seed : In(stream.Signature(32))
+    ranges : Out(data.ArrayLayout(StructLayout({lo, hi, valid}), spec.points))
+        The range registers (``valid`` low: empty); ``lo``/``hi`` are lane values.
+    busy : Out(1)
+        High from the command transfer until the final write has been issued.
+    """
+
+    #: Cycles from a read to the write of its result (elements without division).
+    latency: int = 4
+
+    @silence_on_error
+    def __init__(self, spec: VectorSpec) -> None:
+        if not isinstance(spec, VectorSpec):
+            raise TypeError(f"spec must be a VectorSpec, not {spec!r}")
+        self._spec = spec
+        aw = spec.addr_width
+        super().__init__({
+            "cmd": In(stream.Signature(self.command_layout)),
+            "a_rd": In(memory.ReadPort.Signature(addr_width=aw, shape=self.word_layout)),
+            "b_rd": In(memory.ReadPort.Signature(addr_width=aw, shape=self.word_layout)),
+            "d_wr": In(memory.WritePort.Signature(addr_width=aw, shape=self.word_layout,
+                                                  granularity=1)),
+            "gamma": In(unsigned(17)),
+            "sigma": In(unsigned(31)),
+            "seed": In(stream.Signature(32)),
+            "ranges": Out(data.ArrayLayout(self.range_layout, spec.points)),
+            "busy": Out(1),
+        })
+
+    # --- build-time description ------------------------------------------------------------
+
+    @property
+    def spec(self) -> VectorSpec:
+        """The build parameters."""
+        return self._spec
+
+    @property
+    def word_layout(self) -> data.ArrayLayout:
+        """A memory word: ``size`` lanes of ``signed(word_width)``."""
+        return data.ArrayLayout(signed(self._spec.word_width), self._spec.size)
+
+    @property
+    def range_layout(self) -> data.StructLayout:
+        """One range register."""
+        w = self._spec.word_width
+        return data.StructLayout({"lo": signed(w), "hi": signed(w), "valid": 1})
+
+    @property
+    def command_layout(self) -> data.StructLayout:
+        """Layout of a command (``op`` per :data:`OP_CODES`; sizes stored minus one)."""
+        s = self._spec
+        fields = {
+            "op": 3,
+            "batch_minus_1": _bits(s.max_batch - 1),
+            "length_minus_1": _bits(s.max_len - 1),
+        }
+        for r in "abd":
+            fields.update({f"{r}_base": s.addr_width, f"{r}_stride": s.addr_width,
+                           f"{r}_off": s.offset_bits, f"{r}_frac": _bits(s.act_fmt.frac),
+                           f"{r}_narrow": 1})
+        fields.update({"point": _bits(s.points - 1), "clear": 1})
+        return data.StructLayout(fields)
+
+    def command(self, c: VectorCommand) -> dict:
+        """The :attr:`cmd` payload of ``c`` (validated against the spec).
+
+        Raises
+        ------
+        TypeError, ValueError
+            As :meth:`sw_model.arch.vector.VectorCommand.validate`.
+        """
+        if not isinstance(c, VectorCommand):
+            raise TypeError(f"c must be a VectorCommand, not {c!r}")
+        c.validate(self._spec)
+        out = {"op": OP_CODES[c.op], "batch_minus_1": c.batch - 1,
+               "length_minus_1": c.length - 1, "point": c.point, "clear": int(c.clear)}
+        for r in "abd":
+            for k in ("base", "stride", "off", "frac", "narrow"):
+                out[f"{r}_{k}"] = int(getattr(c, f"{r}_{k}"))
+        return out
+
+    def cycles(self, c: VectorCommand) -> int:
+        """Cycles :attr:`busy` is high for ``c`` (see the class docs)."""
+        if not isinstance(c, VectorCommand):
+            raise TypeError(f"c must be a VectorCommand, not {c!r}")
+        c.validate(self._spec)
+        n, k, s = c.elements, self._spec.div_steps, self._spec.size
+        if c.op == "loss":
+            return n * (k + 3) + 1
+        if c.op == "fill":
+            return n + k + 5
+        if c.op == "target" and c.b_off % s == s - 1:
+            return 2 * n + 4
+        return n + 4
+
+    # --- hardware ----------------------------------------------------------------------------
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        sp = self._spec
+        S, L, aw = sp.size, sp.size.bit_length() - 1, sp.addr_width
+        act, delta, deriv = sp.act_fmt, sp.delta_fmt, sp.deriv_fmt
+        W, NW = act.width, sp.narrow_width
+        K = sp.div_steps
+        codes = OP_CODES
+
+        p = self.cmd.payload
+        c = Signal(self.command_layout)  # the running command
+
+        def is_op(name: str) -> Value:
+            return c.op == codes[name]
+
+        def lane(view, index):
+            return Value.cast(view[0] if S == 1 else view[index])
+
+        uses_a = ~is_op("fill")
+        uses_b = is_op("target") | is_op("loss") | is_op("tanh_delta")
+        straddle = is_op("target") if S == 1 else is_op("target") & (c.b_off[:L] == S - 1)
+
+        active = Signal()     # busy
+        issuing = Signal()    # elements left to issue
+        loss_wait = Signal()  # a loss element is in the divider
+        fill_start = Signal()  # start the fill division
+        phase = Signal()      # target with straddle: the R word has been read
+        vb = Signal.like(c.batch_minus_1)
+        e = Signal.like(c.length_minus_1)
+        rows = {r: Signal(aw, name=f"{r}_row") for r in "abd"}
+
+        accept = Signal()
+        m.d.comb += [
+            self.cmd.ready.eq(~active),
+            accept.eq(self.cmd.valid & self.cmd.ready),
+            self.busy.eq(active),
+            self.seed.ready.eq(~active),
+        ]
+        with m.If(accept):
+            m.d.sync += [
+                c.eq(p), active.eq(1), issuing.eq(p.op != codes["fill"]),
+                fill_start.eq(p.op == codes["fill"]), vb.eq(0), e.eq(0), phase.eq(0),
+                *(rows[r].eq(getattr(p, f"{r}_base")) for r in "abd"),
+            ]
+            with m.If((p.op == codes["range"]) & p.clear):
+                for k in range(sp.points):
+                    with m.If(p.point == k):
+                        m.d.sync += self.ranges[k].valid.eq(0)
+
+        # ---- issue: addresses of element (vb, e) ----
+        pre = straddle & ~phase
+        go = issuing & ~loss_wait
+        el = go & ~pre
+
+        def place(r: str) -> tuple[Value, Value]:
+            idx = getattr(c, f"{r}_off") + e
+            return (rows[r] + (idx >> L))[:aw], (idx[:L] if L else Const(0, 1))
+
+        a_word, a_lane = place("a")
+        b_word, b_lane = place("b")
+        d_word, d_lane = place("d")
+        m.d.comb += [
+            self.a_rd.addr.eq(a_word),
+            self.a_rd.en.eq(el & uses_a),
+            self.b_rd.addr.eq(b_word + (straddle & phase)),
+            self.b_rd.en.eq(go & uses_b),
+        ]
+        last = (e == c.length_minus_1) & (vb == c.batch_minus_1)
+        with m.If(go):
+            with m.If(pre):
+                m.d.sync += phase.eq(1)
+            with m.Else():
+                m.d.sync += phase.eq(0)
+                with m.If(e == c.length_minus_1):
+                    m.d.sync += [e.eq(0), vb.eq(vb + 1),
+                                 *(rows[r].eq(rows[r] + getattr(c, f"{r}_stride"))
+                                   for r in "abd")]
+                    with m.If(vb == c.batch_minus_1):
+                        m.d.sync += issuing.eq(0)
+                with m.Else():
+                    m.d.sync += e.eq(e + 1)
+                with m.If(is_op("loss")):
+                    m.d.sync += loss_wait.eq(1)
+
+        # ---- stage 1: read data arrives; pick the lanes ----
+        s1_valid, s1_pre, s1_last = Signal(), Signal(), Signal()
+        s1_la, s1_lb, s1_dl = (Signal.like(a_lane), Signal.like(b_lane), Signal.like(d_lane))
+        s1_da = Signal(aw)
+        m.d.sync += [s1_valid.eq(el), s1_pre.eq(go & pre), s1_last.eq(last), s1_la.eq(a_lane),
+                     s1_lb.eq(b_lane), s1_dl.eq(d_lane), s1_da.eq(d_word)]
+        a_val = lane(self.a_rd.data, s1_la)
+        b_val = lane(self.b_rd.data, s1_lb)
+        done_val = lane(self.b_rd.data, (s1_lb + 1)[:L] if L else 0)
+        r_hold = Signal(signed(W))
+        with m.If(s1_pre):
+            m.d.sync += r_hold.eq(b_val[:W])
+
+        # ---- stage 2: products and shifts ----
+        x_valid, x_last, x_done = Signal(), Signal(), Signal()
+        x_a, x_b = Signal(signed(sp.word_width)), Signal(signed(sp.word_width))
+        x_r = Signal(signed(W))
+        x_da, x_dl = Signal(aw), Signal.like(s1_dl)
+        m.d.sync += x_valid.eq(s1_valid)
+        with m.If(s1_valid):
+            m.d.sync += [x_a.eq(a_val), x_b.eq(b_val),
+                         x_r.eq(Mux(straddle, r_hold, b_val[:W].as_signed())),
+                         x_done.eq(done_val[:W] != 0), x_last.eq(s1_last), x_da.eq(s1_da),
+                         x_dl.eq(s1_dl)]
+        a_act, b_act = x_a[:W].as_signed(), x_b[:W].as_signed()
+        a_delta = x_a[:delta.width].as_signed()
+
+        # convert: floor, saturate to fmt(d)
+        conv = requantize_runtime(a_act, c.a_frac + act.frac - c.d_frac, -act.frac, act.frac,
+                                  W, "floor", narrow=c.d_narrow, narrow_width=NW)
+        # target: mul_shift(A, gamma), half even
+        disc = shift_round(a_act * self.gamma, 16, "half_even")
+        # tanh_delta: g = 1 - y**2 for y in fmt(b), as deriv_fmt codes
+        f2 = Cat(Const(0, 1), c.b_frac)
+        one_minus = Signal(range_shape(-(1 << 2 * W - 2), 1 << 2 * act.frac))
+        m.d.comb += one_minus.eq((Const(1, 1) << f2) - b_act * b_act)
+        g = requantize_runtime(one_minus, f2, -deriv.frac, 2 * act.frac - deriv.frac,
+                               deriv.width, sp.rounding)
+        # noise: the sample in fmt(a). The sums of the next two samples are computed ahead
+        # (a two-entry queue filled from the generator state ``gstate``), and the head's
+        # product with sigma is a register, so stage 2 only shifts and rounds it. After a
+        # reset or a seed the queue fills in two cycles and the product follows in the third;
+        # no element reaches stage 2 sooner than three cycles after its command's transfer,
+        # which is no earlier than the seed's. ``pop`` therefore always finds two sums.
+        gstate = Signal(32, init=seed_state(0))
+        g_next, g_sum = gaussian_sum(m, gstate)
+        head, second = Signal(g_sum.shape(), name="noise_head"), Signal(g_sum.shape())
+        queued = Signal(range(3))
+        n_prod = Signal((head * self.sigma).shape())
+        pop = x_valid & is_op("noise")
+        with m.If(self.seed.valid & self.seed.ready):
+            m.d.sync += [gstate.eq(seed_to_state(self.seed.payload)), queued.eq(0)]
+        with m.Elif(pop):
+            m.d.sync += [head.eq(second), second.eq(g_sum), gstate.eq(g_next),
+                         n_prod.eq(second * self.sigma)]
+        with m.Else():
+            m.d.sync += n_prod.eq(head * self.sigma)
+            with m.If(queued == 0):
+                m.d.sync += [head.eq(g_sum), gstate.eq(g_next), queued.eq(1)]
+            with m.Elif(queued == 1):
+                m.d.sync += [second.eq(g_sum), gstate.eq(g_next), queued.eq(2)]
+        n_code = requantize_runtime(n_prod, act.frac - c.a_frac,
+                                    16 + SIGMA_FRAC - act.frac, 16 + SIGMA_FRAC, W, "floor",
+                                    narrow=c.a_narrow, narrow_width=NW)
+
+        # ---- stage 3: sums, clips and the final rounding ----
+        z_valid, z_last, z_done = Signal(), Signal(), Signal()
+        z_da, z_dl = Signal(aw), Signal.like(x_dl)
+        z_p = Signal(signed(sp.word_width))  # the main operand or result
+        z_q = Signal(signed(max(W + 2, deriv.width)))  # the second one
+        m.d.sync += z_valid.eq(x_valid & ~is_op("loss"))
+        with m.If(x_valid):
+            m.d.sync += [z_last.eq(x_last), z_da.eq(x_da), z_dl.eq(x_dl), z_done.eq(x_done)]
+            with m.Switch(c.op):
+                with m.Case(codes["convert"]):
+                    m.d.sync += z_p.eq(conv)
+                with m.Case(codes["target"]):
+                    m.d.sync += [z_p.eq(x_r), z_q.eq(disc)]
+                with m.Case(codes["tanh_delta"]):
+                    m.d.sync += [z_p.eq(a_delta), z_q.eq(g)]
+                with m.Case(codes["range"]):
+                    m.d.sync += z_p.eq(x_a)
+                with m.Case(codes["noise"]):
+                    m.d.sync += [z_p.eq(a_act), z_q.eq(n_code)]
+        # target: sat(R + (1 - done) * mul_shift(A, gamma))
+        target = requantize(z_p[:W].as_signed() + Mux(z_done, 0, z_q), 0, FixedFormat(W, 0),
+                            "floor", "saturate")
+        # tanh_delta: A * g
+        tanh_d = requantize(z_p[:delta.width].as_signed() * z_q[:deriv.width].as_signed(),
+                            delta.frac + deriv.frac, delta, sp.rounding, "saturate")
+        # noise: clip(A + noise, -one, one), one = min(2**frac, max_int)
+        pow_f = Const(1, 1) << c.a_frac
+        one = Mux(c.a_narrow,
+                  Mux(c.a_frac >= NW - 1, (1 << (NW - 1)) - 1, pow_f),
+                  Mux(c.a_frac >= W - 1, (1 << (W - 1)) - 1, pow_f))
+        raw = z_p[:W].as_signed() + z_q[:W].as_signed()
+        noisy = Mux(raw > one, one, Mux(raw < -one, -one, raw))
+
+        # loss and fill: floor((2n + d) / 2d) by restoring division, K quotient bits
+        up, down = max(delta.frac - act.frac, 0), max(act.frac - delta.frac, 0)
+        d_max = sp.max_batch << down
+        n_lo = min(2 * (act.min_int - act.max_int) << up, -(1 << delta.frac))
+        n_hi = 2 * (act.max_int - act.min_int) << up
+        num = Signal(range_shape(2 * n_lo + 1, 2 * n_hi + d_max))
+        den = Signal(range(2 * d_max + 1))
+        batch = c.batch_minus_1 + 1
+        m.d.comb += [
+            num.eq(Mux(fill_start, -(2 << delta.frac) + batch,
+                       ((a_act - b_act) << (up + 2)) + (batch << down))),
+            den.eq(Mux(fill_start, batch << 1, batch << (down + 1))),
+        ]
+        rem = Signal(max(2 * n_hi + d_max, -2 * n_lo).bit_length())
+        dsh = Signal(len(den) + K)
+        q = Signal(K)
+        cnt = Signal(range(K + 1))
+        neg, ovf, running = Signal(), Signal(), Signal()
+        mag = Mux(num < 0, ~num, num)
+        with m.If(fill_start | (x_valid & is_op("loss"))):
+            m.d.sync += [rem.eq(mag), dsh.eq(den << (K - 1)), q.eq(0), neg.eq(num < 0),
+                         ovf.eq(mag >= (den << K)), cnt.eq(K), running.eq(1)]
+        with m.If(fill_start):
+            m.d.sync += fill_start.eq(0)
+        ge = rem >= dsh
+        q_next = Cat(ge, q[:K - 1])
+        with m.If(running):
+            m.d.sync += [rem.eq(Mux(ge, rem - dsh, rem)), q.eq(q_next), dsh.eq(dsh >> 1),
+                         cnt.eq(cnt - 1)]
+            with m.If(cnt == 1):
+                m.d.sync += running.eq(0)
+        div_done = running & (cnt == 1)
+        u = Cat(q_next, Const(0, 1)).as_signed()
+        quotient = Mux(ovf, Mux(neg, delta.min_int, delta.max_int), Mux(neg, ~u, u))
+        fill_val = Signal(signed(delta.width))
+
+        # ---- stage 4: write (or range update) ----
+        y_wr, y_rng, y_last = Signal(), Signal(), Signal()
+        y_addr, y_lane = Signal(aw), Signal.like(x_dl)
+        y_data = Signal(signed(sp.word_width))
+        m.d.sync += [y_wr.eq(0), y_rng.eq(0)]
+        with m.If(z_valid):
+            m.d.sync += [y_wr.eq(~is_op("range")), y_rng.eq(is_op("range")), y_last.eq(z_last),
+                         y_addr.eq(z_da), y_lane.eq(z_dl)]
+            with m.Switch(c.op):
+                with m.Case(codes["convert"], codes["range"]):
+                    m.d.sync += y_data.eq(z_p)
+                with m.Case(codes["target"]):
+                    m.d.sync += y_data.eq(target)
+                with m.Case(codes["fill"]):
+                    m.d.sync += y_data.eq(fill_val)
+                with m.Case(codes["tanh_delta"]):
+                    m.d.sync += y_data.eq(tanh_d)
+                with m.Case(codes["noise"]):
+                    m.d.sync += y_data.eq(noisy)
+        with m.If(div_done):
+            with m.If(is_op("fill")):
+                m.d.sync += [fill_val.eq(quotient), issuing.eq(1)]
+            with m.Else():
+                m.d.sync += [y_wr.eq(1), y_last.eq(x_last), y_addr.eq(x_da), y_lane.eq(x_dl),
+                             y_data.eq(quotient), loss_wait.eq(0)]
+
+        m.d.comb += [
+            self.d_wr.addr.eq(y_addr),
+            self.d_wr.en.eq(Mux(y_wr, Const(1, S) << y_lane, 0)),
+            *(self.d_wr.data[k].eq(y_data) for k in range(S)),
+        ]
+        with m.If(y_rng):
+            for k in range(sp.points):
+                r = self.ranges[k]
+                with m.If(c.point == k):
+                    m.d.sync += [
+                        r.lo.eq(Mux(r.valid & (r.lo < y_data), r.lo, y_data)),
+                        r.hi.eq(Mux(r.valid & (r.hi > y_data), r.hi, y_data)),
+                        r.valid.eq(1),
+                    ]
+        with m.If((y_wr | y_rng) & y_last):
+            m.d.sync += active.eq(0)
+        return m
+
+    def __repr__(self) -> str:
+        return f"VectorUnit({self._spec!r})"

@@ -1,0 +1,1 @@
+"""Reinforcement learning: the DDPG agent and loop, environments, weight images."""

@@ -1,0 +1,1 @@
+"""Bit-width search: the hardware cost model and the PPO search."""
