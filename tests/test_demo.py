@@ -100,7 +100,7 @@ def test_report_numbers_agree_with_a_recomputation(quick_run):
         ops = sum(isinstance(op, en.ArrayOp) for op in program)
         assert number(got) == en.program_cycles(e, program)["array_cycles"] + 2 * ops
     engine = [number(x) for x in report_row(text, "engine cycles (counter `cycles`)")]
-    assert engine == [number(x) for x in report_row(text, "predicted (`TrainingEngine.cycles`)")]
+    assert engine == [number(x) for x in report_row(text, "predicted (`EngineDescription.cycles`)")]
     busy = [number(x) for x in report_row(text, "busy cycles incl. DMA (counter `busy_cycles`)")]
     assert busy[0] > engine[0] and busy[1] > engine[1]
     # the QAT policy's return, from the saved image

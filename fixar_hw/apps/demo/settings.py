@@ -1,0 +1,165 @@
+"""The sizes of a demo run: :class:`DemoSettings` and :func:`demo_settings`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fixar_hw._util import check_int
+from fixar_hw.config import CoreConfig
+from sw_model.arch import engine as en
+from sw_model.rl.ddpg import DDPGConfig
+
+__all__ = ["ACT_DIM", "ENV", "EPISODE_STEPS", "OBS_DIM", "TRANSPORTS", "DemoSettings",
+           "demo_settings"]
+
+ENV = "pendulum"
+#: Pendulum's sizes (observation, action) and episode length.
+OBS_DIM, ACT_DIM, EPISODE_STEPS = 3, 1, 200
+
+# --- settings ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Everything that sizes one demo run (:func:`demo_settings` picks them).
+
+    Attributes
+    ----------
+    quick : bool
+        The reduced run (CI).
+    episodes : int
+        Training episodes (``EPISODE_STEPS`` environment steps each).
+    ddpg : DDPGConfig
+        The agent (``precision="qat"``).
+    eval_episodes : int
+        Episodes of each noise-free evaluation.
+    msq_bits : int
+        Weight width of the MSQ actor (both schemes).
+    msq_sp2_ratio : float
+        Share of each layer's rows that are SP2.
+    row_lanes : tuple of (int, int)
+        ``(n_fixed, n_sp2)`` lanes of the simulated row unit.
+    row_vectors : int
+        Input vectors of the row-unit check.
+    core_size, core_cores, update_units : int
+        PE grid side, AAP cores and update units of the core.
+    hw_steps, hw_actions : int
+        Training steps and noisy actions run on the simulated core.
+    seed : int
+    board : str
+    synth : bool
+        Synthesize for the board (:func:`fixar_hw.flow.build.estimate`).
+    fmax : bool
+        Also place and route for an Fmax estimate.
+    transport : {"sim", "verilator"}
+        Where the core runs: Amaranth's simulator (:class:`~fixar_hw.sim.transport.SimTransport`)
+        or its exported Verilog compiled by Verilator
+        (:class:`~fixar_hw.sim.core_verilator.VerilatorTransport`).
+    """
+
+    quick: bool
+    episodes: int
+    ddpg: DDPGConfig
+    eval_episodes: int
+    msq_bits: int
+    msq_sp2_ratio: float
+    row_lanes: tuple[int, int]
+    row_vectors: int
+    core_size: int
+    core_cores: int
+    update_units: int
+    hw_steps: int
+    hw_actions: int
+    seed: int
+    board: str
+    synth: bool
+    fmax: bool
+    transport: str = "sim"
+
+    @property
+    def steps(self) -> int:
+        """Environment steps of the training run."""
+        return self.episodes * EPISODE_STEPS
+
+    def core_config(self) -> CoreConfig:
+        """The core built for the trained networks."""
+        engine = en.EngineConfig(self.ddpg, OBS_DIM, ACT_DIM, size=self.core_size,
+                                 cores=self.core_cores, update_units=self.update_units)
+        return CoreConfig(engine, dma_addr_width=24)
+
+
+TRANSPORTS = ("sim", "verilator")
+
+
+def demo_settings(*, quick: bool = False, episodes: int | None = None, seed: int = 0,
+                  board: str = "ulx3s-85f", synth: bool | None = None,
+                  fmax: bool = False, transport: str | None = None) -> DemoSettings:
+    """The demo's sizes.
+
+    Full run: actor 3-64-64-1 and critic 4-64-64-1, batch 64, 50 episodes (10,000 environment
+    steps: Pendulum is balanced after about 30), a 4x4 PE grid with 2 cores and 4 update
+    units, 10 training steps and 10 actions on the core compiled by Verilator (a step is about
+    10^5 cycles: Amaranth's simulator, at a few hundred cycles per second for this core, would
+    take many minutes per step; without Verilator the run falls back to it with 2 steps and
+    2 actions). Quick run (``quick=True``): 3-8-1 / 4-8-1, batch 8, 3 episodes, a 2x2 grid
+    with 2 cores, 2 steps and 2 actions in Amaranth's simulator, no synthesis unless
+    ``synth=True``.
+
+    The warm-up (random actions) is a fifth of the run, at most 1000 steps, and the QAT delay
+    a third of the remaining steps, at most 3000, so the 16-bit formats are frozen before the
+    hardware takes over.
+
+    Parameters
+    ----------
+    quick : bool
+    episodes : int, optional
+        Training episodes (default 50, quick 3).
+    seed : int
+        Seeds training, replay sampling on the core and the noise.
+    board : str
+        A key of :data:`fixar_hw.platforms.boards.BOARDS`.
+    synth : bool, optional
+        Synthesize for the board (default: not in quick mode).
+    fmax : bool
+        Also estimate Fmax by placement (slow).
+    transport : {"sim", "verilator"}, optional
+        Where the core runs (default: ``"sim"`` in quick mode, else ``"verilator"`` when
+        Verilator is installed).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the bad parameter.
+    """
+    if episodes is not None:
+        check_int(episodes, "episodes", minimum=1)
+    check_int(seed, "seed", minimum=0)
+    if not isinstance(board, str) or not board:
+        raise ValueError(f"board must be a board name, not {board!r}")
+    if synth is None:
+        synth = not quick
+    if transport is None:
+        from fixar_hw.sim.core_verilator import VerilatorTransport
+
+        transport = "verilator" if not quick and VerilatorTransport.available() else "sim"
+    if transport not in TRANSPORTS:
+        raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not "
+                         f"{transport!r}")
+    if quick:
+        episodes = episodes or 3
+        hidden, batch = (8,), 8
+    else:
+        episodes = episodes or 50
+        hidden, batch = (64, 64), 64
+    steps = episodes * EPISODE_STEPS
+    warmup = max(batch, min(1000, steps // 5))
+    delay = max(1, min(3000, (steps - warmup) // 3))
+    ddpg = DDPGConfig(hidden=hidden, precision="qat", batch_size=batch,
+                      buffer_size=max(batch, min(100_000, steps)), warmup_steps=warmup,
+                      qat_delay=delay, seed=seed)
+    if quick:
+        return DemoSettings(True, episodes, ddpg, 2, 8, 0.5, (2, 2), 2, 2, 2, 4, 2, 2, seed,
+                            board, bool(synth), fmax, transport)
+    n = 10 if transport == "verilator" else 2
+    return DemoSettings(False, episodes, ddpg, 10, 8, 0.5, (4, 4), 4, 4, 2, 4, n, n, seed,
+                        board, bool(synth), fmax, transport)
+
