@@ -4,25 +4,26 @@ Part 1, Pendulum: a float64 DDPG agent is trained (seeded); its actor is searche
 model is the layer-pipelined mapping (one engine per layer, 16 lanes in all, shared out by
 MACs; :mod:`sw_model.search.cost`), and uniform fixed-point 16-bit (w16/a16 in every layer) is the
 reference. The search quality is the real return of 5 seeded episodes
-(:class:`sw_model.search.autoq.ReturnEvaluator`, log-scale reward, penalty 10 per fraction over
-budget). For budgets at a fraction of the reference's cost, :func:`sw_model.search.autoq.ppo_search`
-(started from the best uniform configuration: the 125 uniform configurations are scored
-first), :func:`sw_model.search.autoq.haq_ddpg_search` (as many evaluated configurations) and
-:func:`sw_model.search.autoq.uniform_baseline` (every uniform configuration) search; each best
-fitting configuration is also run on 10 held-out episodes (another seed). Printed per budget
-and method: cost (LUTs, DSPs, weight bits), return on the search episodes and held out,
-held-out return loss against the float actor and against uniform 16-bit, cost reductions
-against uniform 16-bit and the search's wall time (median of ``--repeat`` runs with the same
-seed). Then, per method, the cheapest evaluated configuration (by LUTs, then DSPs, then
-weight bits) whose search return is within 2% of uniform 16-bit's, with its held-out loss.
+(:class:`sw_model.search.evaluators.ReturnEvaluator`, log-scale reward, penalty 10 per fraction
+over budget). For budgets at a fraction of the reference's cost,
+:func:`sw_model.search.ppo.ppo_search` (started from the best uniform configuration: the 125
+uniform configurations are scored first), :func:`sw_model.search.baselines.haq_ddpg_search` (as
+many evaluated configurations) and :func:`sw_model.search.baselines.uniform_baseline` (every
+uniform configuration) search; each best fitting configuration is also run on 10 held-out
+episodes (another seed). Printed per budget and method: cost (LUTs, DSPs, weight bits), return
+on the search episodes and held out, held-out return loss against the float actor and against
+uniform 16-bit, cost reductions against uniform 16-bit and the search's wall time (median of
+``--repeat`` runs with the same seed). Then, per method, the cheapest evaluated configuration
+(by LUTs, then DSPs, then weight bits) whose search return is within 2% of uniform 16-bit's,
+with its held-out loss.
 
 Also in part 1: the proxies' Spearman rank correlation with the real return over 30 random
-configurations (:func:`sw_model.search.autoq.validate_proxy`: ``mse``, ``rel`` and ``q_drop`` with
-the trained critic); the same budgets on the shared mapping (one 16-lane engine per kind),
-PPO against uniform only; and the critic: its cost and relative Q error (:func:`
-sw_model.search.autoq.critic_evaluator`) with each method's actor configuration applied layer by
-layer, and a PPO search of the critic's own layers (quality: the relative Q error) against
-the best uniform critic configuration at the same budgets.
+configurations (:func:`sw_model.search.evaluators.validate_proxy`: ``mse``, ``rel`` and
+``q_drop`` with the trained critic); the same budgets on the shared mapping (one 16-lane engine
+per kind), PPO against uniform only; and the critic: its cost and relative Q error
+(:func:`sw_model.search.evaluators.critic_evaluator`) with each method's actor configuration
+applied layer by layer, and a PPO search of the critic's own layers (quality: the relative Q
+error) against the best uniform critic configuration at the same budgets.
 
 Part 2, FIXAR size (actor 17-400-300-6, 64 lanes in all): no trained weights of that size
 exist in the repository, so the weights are synthetic (Student-t with 4 degrees of freedom,
@@ -58,22 +59,18 @@ from fixar_hw.apps.search import (
     float_return,
     train_agent,
 )
-from sw_model.search.autoq import (
-    Budget,
+from sw_model.search.baselines import haq_ddpg_search, uniform_baseline
+from sw_model.search.cost import Cost, CostModel
+from sw_model.search.env import Budget, QuantEnv, SearchResult
+from sw_model.search.evaluators import (
     ProxyEvaluator,
-    QuantEnv,
     ReturnEvaluator,
-    SearchResult,
-    actor_layers,
-    actor_shapes,
     critic_evaluator,
-    haq_ddpg_search,
-    ppo_search,
     return_quality,
-    uniform_baseline,
     validate_proxy,
 )
-from sw_model.search.cost import Cost, CostModel
+from sw_model.search.ppo import ppo_search
+from sw_model.search.quantize import actor_layers, actor_shapes
 
 PENALTY = 10.0
 #: The reduced grid of ``--quick`` (15 kinds instead of 125).

@@ -1,4 +1,4 @@
-"""Tests of the mixed-precision search (:mod:`sw_model.search.autoq`): PPO pieces against closed
+"""Tests of the mixed-precision search (:mod:`sw_model.search`): PPO pieces against closed
 forms
 and finite differences, the environment against hand computations, HAQ's budget enforcement,
 reproducibility, a toy problem with a known optimum, and the parameter checks."""
@@ -14,32 +14,27 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sw_model.numerics.msq import quantize_matrix
-from sw_model.search.autoq import (
-    FEATURES,
-    MLP,
-    Budget,
+from sw_model.search.baselines import enforce_budget, haq_ddpg_search, uniform_baseline
+from sw_model.search.cost import Cost, LayerChoice, LayerShape
+from sw_model.search.env import FEATURES, Budget, QuantEnv
+from sw_model.search.evaluators import (
     ProxyEvaluator,
-    QuantEnv,
     ReturnEvaluator,
-    actor_layers,
-    actor_shapes,
-    clipped_surrogate,
     critic_evaluator,
-    enforce_budget,
-    gae,
-    haq_ddpg_search,
-    ppo_policy_loss,
-    ppo_search,
     proxy_quality,
-    quantize_activations,
-    quantize_layer,
     return_quality,
     spearman,
-    uniform_baseline,
     validate_proxy,
+)
+from sw_model.search.networks import MLP
+from sw_model.search.ppo import clipped_surrogate, gae, ppo_policy_loss, ppo_search
+from sw_model.search.quantize import (
+    actor_layers,
+    actor_shapes,
+    quantize_activations,
+    quantize_layer,
     weight_stats,
 )
-from sw_model.search.cost import Cost, LayerChoice, LayerShape
 
 reals = st.floats(-10, 10, allow_nan=False, allow_infinity=False)
 
@@ -621,7 +616,7 @@ def test_ppo_uniform_init():
 
 @pytest.mark.parametrize("policy", ["factored", "flat"])
 def test_policy_bias_gives_init_prob(policy):
-    from sw_model.search.autoq import _PolicyHeads, _split
+    from sw_model.search.ppo import _PolicyHeads, _split
 
     env = _env()
     heads = _PolicyHeads(env, policy)

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from fixar_hw.apps.cli import main
-from sw_model.search.autoq import Budget
 from sw_model.search.cost import CostModel, LayerChoice, LayerShape
+from sw_model.search.env import Budget
 
 TINY = ["search", "--train-steps", "400", "--hidden", "8", "8", "--iterations", "3",
         "--episodes-per-iter", "6", "--states", "32", "--eval-episodes", "1", "--lanes", "8",
@@ -175,7 +175,7 @@ def test_check_feasible_pipelined():
     import numpy as np
 
     from fixar_hw.apps.search import check_feasible
-    from sw_model.search.autoq import QuantEnv
+    from sw_model.search.env import QuantEnv
 
     shapes = [LayerShape("l1", 3, 8), LayerShape("l2", 8, 1)]
     mats = [np.ones((8, 3)), np.ones((1, 8))]

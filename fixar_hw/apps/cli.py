@@ -233,7 +233,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from fixar_hw.apps.search import METHODS, format_summary, load_actor, run_search, train_actor
-    from sw_model.search.autoq import Budget
+    from sw_model.search.env import Budget
 
     fail = _failer("search")
 

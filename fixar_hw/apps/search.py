@@ -2,12 +2,13 @@
 
 The actor comes from a weight image of ``fixar-hw train`` (:func:`load_actor`) or is trained
 here in float64 (:func:`train_actor`). Every layer gets a :class:`~sw_model.search.cost.LayerChoice`
-from :mod:`sw_model.search.autoq`'s PPO search (started from the best uniform configuration), its
-HAQ-style DDPG baseline or the uniform baselines, priced by :class:`~sw_model.search.cost.CostModel`
-(by default on the layer-pipelined mapping, one engine per layer) and scored, by default, by
-the real return of a fixed set of seeded episodes (:class:`~sw_model.search.autoq.ReturnEvaluator`,
-with a log-scale reward), or by a proxy on calibration states
-(:class:`~sw_model.search.autoq.ProxyEvaluator`). The run writes into its output directory:
+from the PPO search of :mod:`sw_model.search.ppo` (started from the best uniform configuration),
+the HAQ-style DDPG baseline or the uniform baselines of :mod:`sw_model.search.baselines`, priced
+by :class:`~sw_model.search.cost.CostModel` (by default on the layer-pipelined mapping, one
+engine per layer) and scored, by default, by the real return of a fixed set of seeded episodes
+(:class:`~sw_model.search.evaluators.ReturnEvaluator`, with a log-scale reward), or by a proxy
+on calibration states (:class:`~sw_model.search.evaluators.ProxyEvaluator`). The run writes into
+its output directory:
 
 ``search.csv``
     Every evaluated configuration: ``method, episode``, one column per layer
@@ -17,8 +18,8 @@ with a log-scale reward), or by a proxy on calibration states
     per method, best points and the uniform baselines marked.
 ``best.json``
     Per method the best fitting configuration (highest quality), its cost, quality, the real
-    return of the search's episodes (:func:`sw_model.search.autoq.return_quality`) and of as many
-    held-out episodes, with the float actor's and uniform fixed 16/16's returns and cost for
+    return of the search's episodes (:func:`sw_model.search.evaluators.return_quality`) and of as
+    many held-out episodes, with the float actor's and uniform fixed 16/16's returns and cost for
     reference.
 
 Seeds: the actor is trained with ``seed``; the calibration states are rollouts of the float
@@ -49,20 +50,12 @@ from typing import Any
 import numpy as np
 
 from sw_model.rl.envs import make
-from sw_model.search.autoq import (
-    Budget,
-    Episode,
-    ProxyEvaluator,
-    QuantEnv,
-    ReturnEvaluator,
-    SearchResult,
-    actor_layers,
-    haq_ddpg_search,
-    ppo_search,
-    return_quality,
-    uniform_baseline,
-)
+from sw_model.search.baselines import haq_ddpg_search, uniform_baseline
 from sw_model.search.cost import ALPHA_BITS, MAPPINGS, Cost, CostModel, LayerChoice
+from sw_model.search.env import Budget, Episode, QuantEnv, SearchResult
+from sw_model.search.evaluators import ProxyEvaluator, ReturnEvaluator, return_quality
+from sw_model.search.ppo import ppo_search
+from sw_model.search.quantize import actor_layers
 
 __all__ = [
     "METHODS",
@@ -362,7 +355,7 @@ def run_search(weights: Mapping[str, Any], budget: Budget, out_dir: str | os.Pat
     Parameters
     ----------
     weights : mapping
-        A float actor (:func:`sw_model.search.autoq.actor_layers`).
+        A float actor (:func:`sw_model.search.quantize.actor_layers`).
     budget : Budget
     out_dir : path
         Created if missing (only after the checks pass).
@@ -379,13 +372,13 @@ def run_search(weights: Mapping[str, Any], budget: Budget, out_dir: str | os.Pat
     return_episodes : int
         Episodes of each real-return evaluation (and of the ``"return"`` quality).
     penalty, bonus : float
-        Of :class:`~sw_model.search.autoq.QuantEnv`'s reward.
+        Of :class:`~sw_model.search.env.QuantEnv`'s reward.
     mapping : {"pipelined", "shared"}
         Of the :class:`~sw_model.search.cost.CostModel`.
     quality : {"return", "proxy"}
-        ``"return"``: :class:`~sw_model.search.autoq.ReturnEvaluator` over the ``return_episodes``
-        seeded episodes, with ``shaping="log"``. ``"proxy"``:
-        :class:`~sw_model.search.autoq.ProxyEvaluator` with ``metric`` (``"q_drop"`` is not
+        ``"return"``: :class:`~sw_model.search.evaluators.ReturnEvaluator` over the
+        ``return_episodes`` seeded episodes, with ``shaping="log"``. ``"proxy"``:
+        :class:`~sw_model.search.evaluators.ProxyEvaluator` with ``metric`` (``"q_drop"`` is not
         available here: the weights hold no critic), linear reward.
 
     Raises

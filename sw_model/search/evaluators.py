@@ -1,0 +1,423 @@
+"""Qualities of a configuration: how good the actor stays when quantized layer by layer.
+
+:class:`ProxyEvaluator` / :func:`proxy_quality` (cheap: how far the quantized actor's actions
+move from the float actor's, as a mean squared error (``"mse"``), normalised per output
+(``"rel"``), or as the value lost according to the float critic (``"q_drop"``)),
+:func:`return_quality` / :class:`ReturnEvaluator` (the quantized policy's return on a fixed set
+of seeded episodes, run in lockstep), :func:`critic_evaluator` (a quantized critic's relative Q
+error) and :func:`validate_proxy` (Spearman rank correlation of a proxy with the return).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from sw_model.rl.envs import Env, make
+from sw_model.rl.envs.base import StateEnv
+from sw_model.search._checks import check_choices, check_int
+from sw_model.search.cost import LayerChoice
+from sw_model.search.quantize import actor_layers, actor_shapes, choice_grid, quantize_layer
+
+__all__ = [
+    "METRICS",
+    "OUTPUTS",
+    "ProxyEvaluator",
+    "ProxyValidation",
+    "ReturnEvaluator",
+    "critic_evaluator",
+    "proxy_quality",
+    "return_quality",
+    "spearman",
+    "validate_proxy",
+]
+
+#: Proxy metrics of :class:`ProxyEvaluator`.
+METRICS: tuple[str, ...] = ("mse", "rel", "q_drop")
+#: Output activations of :class:`ProxyEvaluator`'s network.
+OUTPUTS: tuple[str, ...] = ("tanh", "linear")
+
+def _check_states(states: npt.ArrayLike, fan_in: int) -> np.ndarray:
+    s = np.asarray(states, dtype=np.float64)
+    if s.ndim != 2 or s.shape[1] != fan_in or s.shape[0] == 0:
+        raise ValueError(f"states must have shape (n >= 1, {fan_in}), not {s.shape}")
+    if not np.isfinite(s).all():
+        raise ValueError("states must be finite")
+    return s
+
+
+def _float_net(layers: Sequence[tuple[np.ndarray, np.ndarray]], x: np.ndarray, output: str
+               ) -> list[np.ndarray]:
+    """Inputs of every layer and the output of a float ReLU network."""
+    xs = [x]
+    for k, (w, b) in enumerate(layers):
+        z = xs[-1] @ w.T + b
+        if k < len(layers) - 1:
+            xs.append(np.maximum(z, 0.0))
+        else:
+            xs.append(np.tanh(z) if output == "tanh" else z)
+    return xs
+
+
+class ProxyEvaluator:
+    """A network quantized per layer, compared with the float network on fixed inputs.
+
+    Layer ``k`` of the quantized network uses :func:`~sw_model.search.quantize.quantize_layer`
+    weights (biases stay float) and quantizes its *input* with
+    :func:`~sw_model.search.quantize.quantize_activations` at ``a_bits``, with ``amax`` the
+    largest magnitude of that input over ``states`` in the float network (calibration). Hidden
+    layers are ReLU, the output tanh (an actor) or linear (a critic), as in
+    :mod:`sw_model.arch.ddpg_step`. Quantized layers are cached per ``(layer, scheme, w_bits)``.
+
+    Parameters
+    ----------
+    weights : mapping
+        A float network (see :func:`~sw_model.search.quantize.actor_layers`; a DDPG weights dict
+        gives its actor).
+    states : array_like, shape (n, inputs)
+        The evaluation (and calibration) inputs.
+    output : {"tanh", "linear"}
+        The output activation: ``"tanh"`` for an actor, ``"linear"`` for a critic.
+    metric : {"mse", "rel", "q_drop"}
+        What calling the evaluator with ``choices`` returns (higher is better, 0 perfect),
+        with ``y`` the float outputs and ``y_q`` the quantized ones over ``states``:
+
+        ``"mse"``
+            ``-mean((y - y_q)**2)``.
+        ``"rel"``
+            ``-mean(((y - y_q) / sigma)**2)`` with ``sigma`` the standard deviation of each
+            output of ``y`` over ``states`` (1 where it is 0): every output counts alike,
+            whatever its spread.
+        ``"q_drop"``
+            For an actor, the value lost by the quantized actions according to the float
+            ``critic``: ``-mean(max(0, Q(s, y) - Q(s, y_q))) / mean(|Q(s, y)|)``.
+    critic : mapping, optional
+        The float critic for ``"q_drop"`` (inputs ``[state, action]``, linear output); a DDPG
+        weights dict gives its critic.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For malformed weights or states, an unknown ``output`` or ``metric``, or
+        ``"q_drop"`` without a matching critic.
+    """
+
+    def __init__(self, weights: Mapping[str, Any], states: npt.ArrayLike, *,
+                 output: str = "tanh", metric: str = "mse",
+                 critic: Mapping[str, Any] | None = None) -> None:
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS!r}, not {output!r}")
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS!r}, not {metric!r}")
+        self.output = output
+        self.metric = metric
+        self.layers = actor_layers(weights)
+        self.states = _check_states(states, self.layers[0][0].shape[1])
+        self.shapes = actor_shapes(weights)
+        xs = _float_net(self.layers, self.states, output)
+        self.ranges = [float(np.abs(x).max()) for x in xs[:-1]]
+        self.reference = xs[-1]
+        sigma = self.reference.std(axis=0)
+        self.sigma = np.where(sigma > 0, sigma, 1.0)
+        self.critic: list[tuple[np.ndarray, np.ndarray]] | None = None
+        if metric == "q_drop":
+            if critic is None:
+                raise ValueError("metric 'q_drop' needs a critic")
+            if isinstance(critic, Mapping) and "critic" in critic:
+                critic = critic["critic"]
+            self.critic = actor_layers(critic)
+            n_in = self.states.shape[1] + self.reference.shape[1]
+            if self.critic[0][0].shape[1] != n_in or self.critic[-1][0].shape[0] != 1:
+                raise ValueError(f"critic must map {n_in} inputs to 1 output, not "
+                                 f"{self.critic[0][0].shape[1]} to {self.critic[-1][0].shape[0]}")
+            self.q_ref = self._q(self.reference)
+        self._cache: dict[tuple[int, str, int], np.ndarray] = {}
+        self._grids: dict[tuple[int, int], tuple[float, float, float]] = {}
+
+    def _q(self, actions: np.ndarray) -> np.ndarray:
+        if self.critic is None:
+            raise ValueError("the 'q_drop' metric needs a critic")
+        x = np.concatenate([self.states, actions], axis=1)
+        return _float_net(self.critic, x, "linear")[-1][:, 0]
+
+    def _weights(self, k: int, choice: LayerChoice) -> np.ndarray:
+        key = (k, choice.scheme, choice.w_bits)
+        if key not in self._cache:
+            self._cache[key] = quantize_layer(self.layers[k][0], choice)
+        return self._cache[key]
+
+    def _grid(self, k: int, bits: int) -> tuple[float, float, float]:
+        """``(2**frac, lowest, highest code)`` of
+        :func:`~sw_model.search.quantize.quantize_activations` at layer ``k``."""
+        key = (k, bits)
+        if key not in self._grids:
+            amax = self.ranges[k]
+            frac = (bits - 1) - math.ceil(math.log2(amax)) if amax > 0 else bits - 1
+            self._grids[key] = (2.0**frac, -(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1)
+        return self._grids[key]
+
+    def outputs(self, obs: npt.ArrayLike, choices: Sequence[LayerChoice]) -> np.ndarray:
+        """Outputs ``(B, outputs)`` of the quantized network for inputs ``(B, inputs)``."""
+        choices = check_choices(choices, len(self.layers))
+        x = np.atleast_2d(np.asarray(obs, dtype=np.float64))
+        last = len(self.layers) - 1
+        for k, ((_, b), c) in enumerate(zip(self.layers, choices, strict=True)):
+            # quantize_activations(x, c.a_bits, self.ranges[k]), with its constants cached
+            scale, lo, hi = self._grid(k, c.a_bits)
+            q = np.rint(x * scale)
+            np.maximum(q, lo, out=q)
+            np.minimum(q, hi, out=q)
+            x = (q / scale) @ self._weights(k, c).T + b
+            if k < last:
+                x = np.maximum(x, 0.0)
+            elif self.output == "tanh":
+                x = np.tanh(x)
+        return x
+
+    def actions(self, obs: npt.ArrayLike, choices: Sequence[LayerChoice]) -> np.ndarray:
+        """Normalized actions ``(B, act_dim)`` of the quantized actor for ``obs (B, obs_dim)``
+        (:meth:`outputs`)."""
+        return self.outputs(obs, choices)
+
+    def __call__(self, choices: Sequence[LayerChoice]) -> float:
+        y = self.outputs(self.states, choices)
+        if self.metric == "q_drop":
+            drop = np.maximum(0.0, self.q_ref - self._q(y))
+            return -float(drop.mean()) / max(float(np.abs(self.q_ref).mean()), 1e-12)
+        diff = self.reference - y
+        if self.metric == "rel":
+            diff = diff / self.sigma
+        return -float(np.mean(diff * diff))
+
+
+def proxy_quality(weights: Mapping[str, Any], choices: Sequence[LayerChoice],
+                  states: npt.ArrayLike, *, metric: str = "mse",
+                  critic: Mapping[str, Any] | None = None) -> float:
+    """The proxy of :class:`ProxyEvaluator` for an actor; by default
+    ``-mean((a_float - a_quant)**2)`` over ``states``.
+
+    Parameters
+    ----------
+    weights : mapping
+        A float actor (see :func:`~sw_model.search.quantize.actor_layers`).
+    choices : sequence of LayerChoice
+        One per actor layer.
+    states : array_like, shape (n, obs_dim)
+    metric, critic
+        As for :class:`ProxyEvaluator`.
+
+    Returns
+    -------
+    float
+        ``<= 0``; higher is better.
+    """
+    return ProxyEvaluator(weights, states, metric=metric, critic=critic)(choices)
+
+
+def _returns(ev: ProxyEvaluator, choices: tuple[LayerChoice, ...], env: str | Env,
+             episodes: int, seed: int) -> float:
+    """Mean return of ``episodes`` episodes of the quantized actor (see
+    :func:`return_quality`)."""
+    environment = make(env, seed=seed) if isinstance(env, str) else env
+    if not isinstance(environment, Env):
+        raise TypeError(f"env must be an Env or a name, not {env!r}")
+    lo, hi = environment.action_low, environment.action_high
+    if isinstance(env, str) and isinstance(environment, StateEnv):
+        # the episodes in lockstep, one batched forward pass per step, from the initial states
+        # the seeded environment would draw one episode after another
+        starts = []
+        for _ in range(episodes):
+            environment.reset()
+            starts.append(environment.state)
+        envs = [make(env) for _ in range(episodes)]
+        obs = np.array([e.reset(state=st) for e, st in zip(envs, starts, strict=True)])
+        live = np.ones(episodes, dtype=bool)
+        total = 0.0
+        while live.any():
+            idx = np.flatnonzero(live)
+            acts = lo + (ev.outputs(obs[idx], choices) + 1.0) * 0.5 * (hi - lo)
+            for i, a in zip(idx, acts, strict=True):
+                obs[i], reward, terminated, truncated = envs[i].step(a)
+                total += reward
+                live[i] = not (terminated or truncated)
+        return total / episodes
+    total = 0.0
+    for _ in range(episodes):
+        obs1, done = environment.reset(), False
+        while not done:
+            a = ev.outputs(obs1, choices)[0]
+            obs1, reward, terminated, truncated = environment.step(lo + (a + 1.0) * 0.5 * (hi - lo))
+            total += reward
+            done = terminated or truncated
+    return total / episodes
+
+
+def return_quality(weights: Mapping[str, Any], choices: Sequence[LayerChoice],
+                   states: npt.ArrayLike, *, env: str | Env = "pendulum", episodes: int = 3,
+                   seed: int = 0) -> float:
+    """Mean undiscounted return of the quantized actor (no noise) over ``episodes`` episodes.
+
+    Parameters
+    ----------
+    weights : mapping
+        A float actor (see :func:`~sw_model.search.quantize.actor_layers`).
+    choices : sequence of LayerChoice
+    states : array_like, shape (n, obs_dim)
+        Calibration states for the activation ranges (as :class:`ProxyEvaluator`).
+    env : str or Env
+        An environment, or a name for :func:`sw_model.rl.envs.make`, created with ``seed``.
+        The episodes of a named environment whose state can be set
+        (:class:`~sw_model.rl.envs.base.StateEnv`, as Pendulum) run in lockstep, from the initial
+        states that the seeded environment draws by successive resets (the episodes of running
+        them one after another, for environments whose steps draw no random numbers); those
+        of a given ``Env`` run one after another.
+    episodes : int
+    seed : int
+        Seed of a named environment: every configuration meets the same initial states.
+    """
+    episodes = check_int(episodes, "episodes", 1)
+    seed = check_int(seed, "seed", 0)
+    ev = ProxyEvaluator(weights, states)
+    return _returns(ev, check_choices(choices, len(ev.layers)), env, episodes, seed)
+
+
+class ReturnEvaluator:
+    """The real return as a search quality: :func:`return_quality` of a fixed set of seeded
+    episodes, as a callable for :class:`~sw_model.search.env.QuantEnv`.
+
+    Parameters
+    ----------
+    weights : mapping
+        A float actor (see :func:`~sw_model.search.quantize.actor_layers`).
+    states : array_like, shape (n, obs_dim)
+        Calibration states for the activation ranges.
+    env : str
+        An environment name for :func:`sw_model.rl.envs.make` (deterministic per ``seed``).
+    episodes : int
+        Episodes per evaluation (``>= 1``).
+    seed : int
+        Seed of the environment: every configuration meets the same initial states.
+
+    Attributes
+    ----------
+    layers, shapes, states
+        As :class:`ProxyEvaluator`'s.
+
+    Calling it with ``choices`` returns the mean return (higher is better).
+    """
+
+    def __init__(self, weights: Mapping[str, Any], states: npt.ArrayLike, *,
+                 env: str = "pendulum", episodes: int = 5, seed: int = 0) -> None:
+        if not isinstance(env, str):
+            raise TypeError(f"env must be an environment name, not {env!r}")
+        self.env = env
+        self.episodes = check_int(episodes, "episodes", 1)
+        self.seed = check_int(seed, "seed", 0)
+        self._ev = ProxyEvaluator(weights, states)
+        self.layers, self.shapes, self.states = self._ev.layers, self._ev.shapes, self._ev.states
+
+    def __call__(self, choices: Sequence[LayerChoice]) -> float:
+        choices = check_choices(choices, len(self.layers))
+        return _returns(self._ev, choices, self.env, self.episodes, self.seed)
+
+
+def critic_evaluator(weights: Mapping[str, Any], states: npt.ArrayLike) -> ProxyEvaluator:
+    """The critic of a DDPG weights dict quantized per layer, scored by its relative Q error.
+
+    The inputs are ``[s, actor(s)]`` for ``s`` in ``states`` with the float actor's actions;
+    the result is ``ProxyEvaluator(weights["critic"], inputs, output="linear",
+    metric="rel")``, whose quality is ``-mean((Q - Q_q)**2) / var(Q)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``weights`` does not hold an ``"actor"`` and a matching ``"critic"``.
+    """
+    if not isinstance(weights, Mapping) or "actor" not in weights or "critic" not in weights:
+        raise TypeError("weights must be a DDPG weights dict with 'actor' and 'critic'")
+    layers = actor_layers(weights["actor"])
+    s = _check_states(states, layers[0][0].shape[1])
+    inputs = np.concatenate([s, _float_net(layers, s, "tanh")[-1]], axis=1)
+    return ProxyEvaluator(weights["critic"], inputs, output="linear", metric="rel")
+
+
+def spearman(x: npt.ArrayLike, y: npt.ArrayLike) -> float:
+    """Spearman's rank correlation: Pearson's of the ranks (ties get their average rank).
+
+    Returns ``nan`` when either input is constant.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` and ``y`` are not 1-D of one length of at least 2.
+    """
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if a.ndim != 1 or a.shape != b.shape or a.size < 2:
+        raise ValueError(f"x and y must be 1-D of one length >= 2, not shapes {a.shape} and "
+                         f"{b.shape}")
+
+    def ranks(v: np.ndarray) -> np.ndarray:
+        order = np.argsort(v, kind="stable")
+        r = np.empty(v.size)
+        r[order] = np.arange(v.size, dtype=np.float64)
+        _, inv, counts = np.unique(v, return_inverse=True, return_counts=True)
+        sums = np.bincount(inv, weights=r)
+        return sums[inv] / counts[inv]
+
+    ra, rb = ranks(a), ranks(b)
+    ra -= ra.mean()
+    rb -= rb.mean()
+    den = math.sqrt(float(ra @ ra) * float(rb @ rb))
+    return float(ra @ rb) / den if den > 0 else math.nan
+
+
+@dataclass(frozen=True)
+class ProxyValidation:
+    """Outcome of :func:`validate_proxy`.
+
+    Attributes
+    ----------
+    rho : float
+        Spearman rank correlation of ``proxy`` and ``returns``.
+    configs : list of tuple of LayerChoice
+    proxy, returns : list of float
+        Proxy quality and mean return of each configuration.
+    """
+
+    rho: float
+    configs: list[tuple[LayerChoice, ...]]
+    proxy: list[float]
+    returns: list[float]
+
+
+def validate_proxy(weights: Mapping[str, Any], states: npt.ArrayLike, *, n_configs: int = 16,
+                   episodes: int = 3, seed: int = 0, env: str | Env = "pendulum",
+                   w_bits: Mapping[str, Sequence[int]] | None = None,
+                   a_bits: Sequence[int] | None = None, metric: str = "mse",
+                   critic: Mapping[str, Any] | None = None) -> ProxyValidation:
+    """Rank correlation of :func:`proxy_quality` and :func:`return_quality` on random configs.
+
+    Each configuration draws every layer's action uniformly from the grid of ``w_bits`` /
+    ``a_bits`` (default ``sw_model.search.cost.W_BITS`` / ``A_BITS``) with
+    ``numpy.random.default_rng(seed)``; returns use ``episodes`` episodes of ``env`` seeded
+    with ``seed``. ``metric`` and ``critic`` choose the proxy (:class:`ProxyEvaluator`); the
+    configurations do not depend on them.
+    """
+    n_configs = check_int(n_configs, "n_configs", 2)
+    seed = check_int(seed, "seed", 0)
+    grid = choice_grid(w_bits, a_bits)[0]
+    ev = ProxyEvaluator(weights, states, metric=metric, critic=critic)
+    rng = np.random.default_rng(seed)
+    configs, proxy, returns = [], [], []
+    for _ in range(n_configs):
+        choices = tuple(grid[i] for i in rng.integers(len(grid), size=len(ev.layers)))
+        configs.append(choices)
+        proxy.append(ev(choices))
+        returns.append(return_quality(weights, choices, ev.states, env=env, episodes=episodes,
+                                      seed=seed))
+    return ProxyValidation(spearman(proxy, returns), configs, proxy, returns)
