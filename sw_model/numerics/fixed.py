@@ -12,7 +12,7 @@ integer arithmetic: no floating point takes part in any result except :meth:`Fix
 and :meth:`FixedFormat.from_float`.
 
 Rounding modes (applied when bits are dropped by a right shift of ``s > 0`` bits)
---------------------------------------------------------------------------------
+---------------------------------------------------------------------------------
 ``"floor"``
     Toward minus infinity: an arithmetic shift right, ``q >> s``. Costs nothing in hardware.
 ``"half_up"``
