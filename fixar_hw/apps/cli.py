@@ -356,13 +356,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if counts["errors"] else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``fixar-hw``."""
-    parser = argparse.ArgumentParser(
-        prog="fixar-hw",
-        description="Fixed-point and mixed-scheme DRL training accelerator generators.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``demo`` sub-command and its arguments."""
     demo = sub.add_parser(
         "demo", help="train a QAT DDPG agent, quantize it, run it bit-exactly on the simulated "
                      "core and project board figures")
@@ -385,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(func=_cmd_demo)
 
+
+def _add_prove_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``prove`` sub-command and its arguments."""
     prove = sub.add_parser("prove", help="run SymbiYosys proofs")
     prove.add_argument("names", nargs="*", metavar="NAME",
                        help="proof names or groups (e.g. mac.contract); all if none")
@@ -395,6 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="proofs run at once (default: CPU count)")
     prove.set_defaults(func=_cmd_prove)
 
+
+def _add_train_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``train`` sub-command and its arguments."""
     from sw_model.arch.ddpg_config import PRECISIONS
 
     tr = sub.add_parser("train", help="train a DDPG agent (float, fixed point or FIXAR QAT)")
@@ -431,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="sim/verilator backends: AAP cores (default 2)")
     tr.set_defaults(func=_cmd_train)
 
+
+def _add_export_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``export`` sub-command and its arguments."""
     ex = sub.add_parser("export", help="write the Verilog and register map of a FixarCore")
     ex.add_argument("--config", required=True, metavar="JSON",
                     help="a CoreConfig JSON file (fixar_hw.config.CoreConfig.to_json)")
@@ -440,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also write <name>_regs.json, .h and .md to DIR")
     ex.set_defaults(func=_cmd_export)
 
+
+def _add_build_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``build`` sub-command and its arguments."""
     from fixar_hw.platforms.boards import BOARDS
 
     bu = sub.add_parser("build", help="build a bitstream for a board and report resources "
@@ -460,6 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
     bu.add_argument("--timeout", type=float, metavar="S", help="seconds allowed to each tool")
     bu.set_defaults(func=_cmd_build)
 
+
+def _add_search_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``search`` sub-command and its arguments."""
     se = sub.add_parser("search", help="search per-layer precisions of an actor under a budget")
     se.add_argument("--weights", metavar="FILE.fximg",
                     help="a trained agent's weight image (fixar-hw train); without it, a "
@@ -504,6 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--no-progress", action="store_true", help="no progress bars")
     se.set_defaults(func=_cmd_search)
 
+
+def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``sweep`` sub-command and its arguments."""
     from fixar_hw.flow.sweep import PRECISIONS as SWEEP_PRECISIONS
     from fixar_hw.platforms.boards import BOARDS
     from sw_model.arch.ddpg_config import FORMAT_SETS
@@ -546,6 +559,21 @@ def build_parser() -> argparse.ArgumentParser:
                     help="evaluate every point again (the build cache is still used)")
     sw.add_argument("--out", default="runs/sweep", help="output directory (default runs/sweep)")
     sw.set_defaults(func=_cmd_sweep)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``fixar-hw``."""
+    parser = argparse.ArgumentParser(
+        prog="fixar-hw",
+        description="Fixed-point and mixed-scheme DRL training accelerator generators.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_demo_parser(sub)
+    _add_prove_parser(sub)
+    _add_train_parser(sub)
+    _add_export_parser(sub)
+    _add_build_parser(sub)
+    _add_search_parser(sub)
+    _add_sweep_parser(sub)
     return parser
 
 

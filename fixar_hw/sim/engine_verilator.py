@@ -1,13 +1,14 @@
 """Cycle counts of training programs on the exported engine, simulated by Verilator.
 
 :func:`build` exports a :class:`~fixar_hw.train.engine.TrainingEngine` to Verilog (the Yosys build
-bundled with Amaranth, cached by configuration and source digest) and compiles it with a
-generated C++ testbench. :meth:`EngineVerilator.run` writes a program through the engine's
-program port, starts it, counts the clock edges until the engine is idle again, and returns the
-performance counters. The memories start at zero: every unit's timing is independent of the
-data (the array, the vector unit and the update unit have fixed schedules), so the counts are
-those of a real step; ``tests/test_engine_hw.py`` checks the same counts against
-:meth:`~fixar_hw.train.engine.TrainingEngine.cycles` with real data in Amaranth's simulator.
+bundled with Amaranth, cached by configuration and source digest) and compiles it with the
+C++ testbench ``fixar_hw/sim/cpp/engine_tb.cpp``. :meth:`EngineVerilator.run` writes a program
+through the engine's program port, starts it, counts the clock edges until the engine is idle
+again, and returns the performance counters. The memories start at zero: every unit's timing is
+independent of the data (the array, the vector unit and the update unit have fixed schedules),
+so the counts are those of a real step; ``tests/test_engine_hw.py`` checks the same counts
+against :meth:`~fixar_hw.train.engine.TrainingEngine.cycles` with real data in Amaranth's
+simulator.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from amaranth.lib import data
 
 from fixar_hw.flow.cache import design_digest
 from fixar_hw.flow.export import VerilatedModel, to_verilog, verilate
+from fixar_hw.sim._cpp import render
 from fixar_hw.sim.array_verilator import _verilog_cache_dir
 from fixar_hw.train.engine import TrainingEngine
 from sw_model.arch.engine import EngineConfig
@@ -57,62 +59,16 @@ def _mangle(name: str) -> str:
     return name.replace("__", "___05F")
 
 
-_TESTBENCH = r"""
-// Testbench for the exported training engine: load a program, run it, print the counters.
-#include "V@TOP@.h"
-#include "verilated.h"
-#include <cstdint>
-#include <cstdio>
-#include <vector>
-
-static V@TOP@* t;
-static uint64_t edges = 0;
-
-static void tick() {
-    t->clk = 1; t->eval(); ++edges;
-    t->clk = 0; t->eval();
-}
-
-int main(int argc, char** argv) {
-    VerilatedContext* ctx = new VerilatedContext;
-    ctx->commandArgs(argc, argv);
-    t = new V@TOP@{ctx};
-    FILE* in = fopen(argv[1], "rb");
-    if (!in) { fprintf(stderr, "cannot open %s\n", argv[1]); return 2; }
-    uint32_t header[2];
-    if (fread(header, 4, 2, in) != 2) return 2;
-    const uint32_t n_words = header[0], w32 = header[1];
-    std::vector<uint32_t> prog((size_t)n_words * w32);
-    if (fread(prog.data(), 4, prog.size(), in) != prog.size()) return 2;
-    fclose(in);
-    t->clk = 0; t->rst = 1; t->eval();
-    tick(); tick();
-    t->rst = 0; t->eval();
-    for (uint32_t i = 0; i < n_words; ++i) {
-        const uint32_t* word = &prog[(size_t)i * w32];
-        t->@PWA@ = i;
-@SETDATA@
-        t->@PWE@ = 1;
-        tick();
-    }
-    t->@PWE@ = 0;
-    t->@SV@ = 1; t->@SP@ = 0; t->eval();
-    while (!t->@SR@) tick();
-    tick();                  // the start transfer
-    t->@SV@ = 0; t->eval();
-    const uint64_t first = edges;
-    while (t->busy) {
-        tick();
-        if (edges - first > 4000000000ull) { fprintf(stderr, "runaway\n"); return 3; }
-    }
-    printf("edges %llu\nperf ", (unsigned long long)(edges - first));
-@GETPERF@
-    printf("\n");
-    delete t;
-    delete ctx;
-    return 0;
-}
-"""
+def _testbench(width: int, perf_width: int) -> str:
+    """``cpp/engine_tb.cpp`` for an engine with ``width``-bit program words and a
+    ``perf_width``-bit counter port."""
+    return render("engine_tb.cpp", {
+        "TOP": TOP, "PWA": _mangle("prog_wr__addr"), "PWE": _mangle("prog_wr__en"),
+        "SV": _mangle("start__valid"), "SR": _mangle("start__ready"),
+        "SP": _mangle("start__payload"),
+        "SETDATA": _setter(_mangle("prog_wr__data"), width, "word"),
+        "GETPERF": _getter("perf", perf_width),
+    })
 
 
 @dataclass
@@ -186,12 +142,7 @@ def build(config: EngineConfig, *, program_depth: int = 256,
     export_seconds = 0.0 if cached else time.perf_counter() - start
     width = engine.descriptor_layout.size
     perf_width = engine.perf.shape().size
-    cpp = (_TESTBENCH.replace("@TOP@", TOP)
-           .replace("@PWA@", _mangle("prog_wr__addr")).replace("@PWE@", _mangle("prog_wr__en"))
-           .replace("@SV@", _mangle("start__valid")).replace("@SR@", _mangle("start__ready"))
-           .replace("@SP@", _mangle("start__payload"))
-           .replace("@SETDATA@", _setter(_mangle("prog_wr__data"), width, "word"))
-           .replace("@GETPERF@", _getter("perf", perf_width)))
+    cpp = _testbench(width, perf_width)
     start = time.perf_counter()
     model = verilate(verilog, TOP, cpp, cflags=cflags, timeout=timeout)
     return EngineVerilator(engine, model, export_seconds, time.perf_counter() - start, cached)

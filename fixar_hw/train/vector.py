@@ -7,6 +7,8 @@ one lane through a write port with per-lane enables. Results, range registers an
 those of :func:`sw_model.arch.vector.execute` bit for bit.
 """
 
+from dataclasses import dataclass
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -187,11 +189,21 @@ class VectorUnit(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
+        ctl = self._accept(m)
+        s1, a_val, b_val, done_val, r_hold = self._issue_and_select(m, ctl)
+        x, x_a, x_b, x_r, x_done = self._operands(m, ctl, s1, a_val, b_val, done_val, r_hold)
+        conv, disc, g = self._products(m, ctl, x_a, x_b)
+        n_code = self._noise(m, ctl, x.valid)
+        z, z_p, target, tanh_d, noisy = self._results(m, ctl, x, x_a, x_r, x_done, conv, disc,
+                                                      g, n_code)
+        div_done, quotient = self._divider(m, ctl, x.valid, x_a, x_b)
+        self._write(m, ctl, x, z, z_p, target, tanh_d, noisy, div_done, quotient)
+        return m
+
+    def _accept(self, m: Module) -> "_Control":
+        """The command and seed handshakes, and the registers a command starts."""
         sp = self._spec
         S, L, aw = sp.size, sp.size.bit_length() - 1, sp.addr_width
-        act, delta, deriv = sp.act_fmt, sp.delta_fmt, sp.deriv_fmt
-        W, NW = act.width, sp.narrow_width
-        K = sp.div_steps
         codes = OP_CODES
 
         p = self.cmd.payload
@@ -199,9 +211,6 @@ class VectorUnit(wiring.Component):
 
         def is_op(name: str) -> Value:
             return c.op == codes[name]
-
-        def lane(view, index):
-            return Value.cast(view[0] if S == 1 else view[index])
 
         uses_a = ~is_op("fill")
         uses_b = is_op("target") | is_op("loss") | is_op("tanh_delta")
@@ -233,10 +242,27 @@ class VectorUnit(wiring.Component):
                 for k in range(sp.points):
                     with m.If(p.point == k):
                         m.d.sync += self.ranges[k].valid.eq(0)
+        return _Control(c, uses_a, uses_b, straddle, active, issuing, loss_wait, fill_start,
+                        phase, vb, e, rows)
+
+    def _lane(self, view, index) -> Value:
+        """Lane ``index`` of the memory word ``view``."""
+        return Value.cast(view[0] if self._spec.size == 1 else view[index])
+
+    def _issue_and_select(self, m: Module, ctl: "_Control"
+                          ) -> tuple["_Element", Value, Value, Value, Signal]:
+        """Issue: the read addresses of element ``(vb, e)``; stage 1: the read data arrives and
+        the operands' lanes are picked. Returns the stage-1 element, ``A``, ``B``, the ``done``
+        lane next to ``B``, and ``R`` held from the first word of a straddling target."""
+        sp = self._spec
+        L, aw = sp.size.bit_length() - 1, sp.addr_width
+        W = sp.act_fmt.width
+        c, e, vb, rows, phase = ctl.c, ctl.e, ctl.vb, ctl.rows, ctl.phase
+        straddle = ctl.straddle
 
         # ---- issue: addresses of element (vb, e) ----
         pre = straddle & ~phase
-        go = issuing & ~loss_wait
+        go = ctl.issuing & ~ctl.loss_wait
         el = go & ~pre
 
         def place(r: str) -> tuple[Value, Value]:
@@ -248,9 +274,9 @@ class VectorUnit(wiring.Component):
         d_word, d_lane = place("d")
         m.d.comb += [
             self.a_rd.addr.eq(a_word),
-            self.a_rd.en.eq(el & uses_a),
+            self.a_rd.en.eq(el & ctl.uses_a),
             self.b_rd.addr.eq(b_word + (straddle & phase)),
-            self.b_rd.en.eq(go & uses_b),
+            self.b_rd.en.eq(go & ctl.uses_b),
         ]
         last = (e == c.length_minus_1) & (vb == c.batch_minus_1)
         with m.If(go):
@@ -263,11 +289,11 @@ class VectorUnit(wiring.Component):
                                  *(rows[r].eq(rows[r] + getattr(c, f"{r}_stride"))
                                    for r in "abd")]
                     with m.If(vb == c.batch_minus_1):
-                        m.d.sync += issuing.eq(0)
+                        m.d.sync += ctl.issuing.eq(0)
                 with m.Else():
                     m.d.sync += e.eq(e + 1)
-                with m.If(is_op("loss")):
-                    m.d.sync += loss_wait.eq(1)
+                with m.If(ctl.is_op("loss")):
+                    m.d.sync += ctl.loss_wait.eq(1)
 
         # ---- stage 1: read data arrives; pick the lanes ----
         s1_valid, s1_pre, s1_last = Signal(), Signal(), Signal()
@@ -275,26 +301,75 @@ class VectorUnit(wiring.Component):
         s1_da = Signal(aw)
         m.d.sync += [s1_valid.eq(el), s1_pre.eq(go & pre), s1_last.eq(last), s1_la.eq(a_lane),
                      s1_lb.eq(b_lane), s1_dl.eq(d_lane), s1_da.eq(d_word)]
-        a_val = lane(self.a_rd.data, s1_la)
-        b_val = lane(self.b_rd.data, s1_lb)
-        done_val = lane(self.b_rd.data, (s1_lb + 1)[:L] if L else 0)
+        a_val = self._lane(self.a_rd.data, s1_la)
+        b_val = self._lane(self.b_rd.data, s1_lb)
+        done_val = self._lane(self.b_rd.data, (s1_lb + 1)[:L] if L else 0)
         r_hold = Signal(signed(W))
         with m.If(s1_pre):
             m.d.sync += r_hold.eq(b_val[:W])
+        return _Element(s1_valid, s1_last, s1_da, s1_dl), a_val, b_val, done_val, r_hold
 
-        # ---- stage 2: products and shifts ----
+    def _operands(self, m: Module, ctl: "_Control", s1: "_Element", a_val: Value,
+                  b_val: Value, done_val: Value, r_hold: Signal
+                  ) -> tuple["_Element", Signal, Signal, Signal, Signal]:
+        """Stage 2's registers: the element, the whole ``A`` and ``B`` lanes, ``R`` and
+        ``done`` (the products and shifts of stage 2 read them, see :meth:`_products`)."""
+        sp = self._spec
+        aw, W = sp.addr_width, sp.act_fmt.width
         x_valid, x_last, x_done = Signal(), Signal(), Signal()
         x_a, x_b = Signal(signed(sp.word_width)), Signal(signed(sp.word_width))
         x_r = Signal(signed(W))
-        x_da, x_dl = Signal(aw), Signal.like(s1_dl)
-        m.d.sync += x_valid.eq(s1_valid)
-        with m.If(s1_valid):
+        x_da, x_dl = Signal(aw), Signal.like(s1.lane)
+        m.d.sync += x_valid.eq(s1.valid)
+        with m.If(s1.valid):
             m.d.sync += [x_a.eq(a_val), x_b.eq(b_val),
-                         x_r.eq(Mux(straddle, r_hold, b_val[:W].as_signed())),
-                         x_done.eq(done_val[:W] != 0), x_last.eq(s1_last), x_da.eq(s1_da),
-                         x_dl.eq(s1_dl)]
+                         x_r.eq(Mux(ctl.straddle, r_hold, b_val[:W].as_signed())),
+                         x_done.eq(done_val[:W] != 0), x_last.eq(s1.last), x_da.eq(s1.addr),
+                         x_dl.eq(s1.lane)]
+        return _Element(x_valid, x_last, x_da, x_dl), x_a, x_b, x_r, x_done
+
+    def _noise(self, m: Module, ctl: "_Control", x_valid: Signal) -> Value:
+        """The noise sample of the element in stage 2, in ``fmt(a)`` codes.
+
+        The sums of the next two samples are computed ahead (a two-entry queue filled from the
+        generator state ``gstate``), and the head's product with sigma is a register, so stage
+        2 only shifts and rounds it. After a reset or a seed the queue fills in two cycles and
+        the product follows in the third; no element reaches stage 2 sooner than three cycles
+        after its command's transfer, which is no earlier than the seed's. ``pop`` therefore
+        always finds two sums.
+        """
+        sp = self._spec
+        act, NW, c = sp.act_fmt, sp.narrow_width, ctl.c
+        gstate = Signal(32, init=seed_state(0))
+        g_next, g_sum = gaussian_sum(m, gstate)
+        head, second = Signal(g_sum.shape(), name="noise_head"), Signal(g_sum.shape())
+        queued = Signal(range(3))
+        n_prod = Signal((head * self.sigma).shape())
+        pop = x_valid & ctl.is_op("noise")
+        with m.If(self.seed.valid & self.seed.ready):
+            m.d.sync += [gstate.eq(seed_to_state(self.seed.payload)), queued.eq(0)]
+        with m.Elif(pop):
+            m.d.sync += [head.eq(second), second.eq(g_sum), gstate.eq(g_next),
+                         n_prod.eq(second * self.sigma)]
+        with m.Else():
+            m.d.sync += n_prod.eq(head * self.sigma)
+            with m.If(queued == 0):
+                m.d.sync += [head.eq(g_sum), gstate.eq(g_next), queued.eq(1)]
+            with m.Elif(queued == 1):
+                m.d.sync += [second.eq(g_sum), gstate.eq(g_next), queued.eq(2)]
+        return requantize_runtime(n_prod, act.frac - c.a_frac,
+                                  16 + SIGMA_FRAC - act.frac, 16 + SIGMA_FRAC, act.width,
+                                  "floor", narrow=c.a_narrow, narrow_width=NW)
+
+    def _products(self, m: Module, ctl: "_Control", x_a: Signal, x_b: Signal
+                  ) -> tuple[Value, Value, Value]:
+        """Stage 2's products and shifts: the result of ``convert``, the discounted ``A`` of
+        ``target`` and the tanh derivative of ``tanh_delta``."""
+        sp = self._spec
+        act, deriv = sp.act_fmt, sp.deriv_fmt
+        W, NW = act.width, sp.narrow_width
+        c = ctl.c
         a_act, b_act = x_a[:W].as_signed(), x_b[:W].as_signed()
-        a_delta = x_a[:delta.width].as_signed()
 
         # convert: floor, saturate to fmt(d)
         conv = requantize_runtime(a_act, c.a_frac + act.frac - c.d_frac, -act.frac, act.frac,
@@ -307,41 +382,30 @@ class VectorUnit(wiring.Component):
         m.d.comb += one_minus.eq((Const(1, 1) << f2) - b_act * b_act)
         g = requantize_runtime(one_minus, f2, -deriv.frac, 2 * act.frac - deriv.frac,
                                deriv.width, sp.rounding)
-        # noise: the sample in fmt(a). The sums of the next two samples are computed ahead
-        # (a two-entry queue filled from the generator state ``gstate``), and the head's
-        # product with sigma is a register, so stage 2 only shifts and rounds it. After a
-        # reset or a seed the queue fills in two cycles and the product follows in the third;
-        # no element reaches stage 2 sooner than three cycles after its command's transfer,
-        # which is no earlier than the seed's. ``pop`` therefore always finds two sums.
-        gstate = Signal(32, init=seed_state(0))
-        g_next, g_sum = gaussian_sum(m, gstate)
-        head, second = Signal(g_sum.shape(), name="noise_head"), Signal(g_sum.shape())
-        queued = Signal(range(3))
-        n_prod = Signal((head * self.sigma).shape())
-        pop = x_valid & is_op("noise")
-        with m.If(self.seed.valid & self.seed.ready):
-            m.d.sync += [gstate.eq(seed_to_state(self.seed.payload)), queued.eq(0)]
-        with m.Elif(pop):
-            m.d.sync += [head.eq(second), second.eq(g_sum), gstate.eq(g_next),
-                         n_prod.eq(second * self.sigma)]
-        with m.Else():
-            m.d.sync += n_prod.eq(head * self.sigma)
-            with m.If(queued == 0):
-                m.d.sync += [head.eq(g_sum), gstate.eq(g_next), queued.eq(1)]
-            with m.Elif(queued == 1):
-                m.d.sync += [second.eq(g_sum), gstate.eq(g_next), queued.eq(2)]
-        n_code = requantize_runtime(n_prod, act.frac - c.a_frac,
-                                    16 + SIGMA_FRAC - act.frac, 16 + SIGMA_FRAC, W, "floor",
-                                    narrow=c.a_narrow, narrow_width=NW)
+        return conv, disc, g
+
+    def _results(self, m: Module, ctl: "_Control", x: "_Element", x_a: Signal, x_r: Signal,
+                 x_done: Signal, conv: Value, disc: Value, g: Value, n_code: Value
+                 ) -> tuple["_Element", Signal, Value, Value, Value]:
+        """Stage 3's registers, and its sums, clips and final rounding. Returns the stage-3
+        element, its main operand (the result of ``convert`` and ``range``), and the results of
+        ``target``, ``tanh_delta`` and ``noise``."""
+        sp = self._spec
+        aw = sp.addr_width
+        delta, deriv = sp.delta_fmt, sp.deriv_fmt
+        W, NW = sp.act_fmt.width, sp.narrow_width
+        codes, c = OP_CODES, ctl.c
+        a_act = x_a[:W].as_signed()
+        a_delta = x_a[:delta.width].as_signed()
 
         # ---- stage 3: sums, clips and the final rounding ----
         z_valid, z_last, z_done = Signal(), Signal(), Signal()
-        z_da, z_dl = Signal(aw), Signal.like(x_dl)
+        z_da, z_dl = Signal(aw), Signal.like(x.lane)
         z_p = Signal(signed(sp.word_width))  # the main operand or result
         z_q = Signal(signed(max(W + 2, deriv.width)))  # the second one
-        m.d.sync += z_valid.eq(x_valid & ~is_op("loss"))
-        with m.If(x_valid):
-            m.d.sync += [z_last.eq(x_last), z_da.eq(x_da), z_dl.eq(x_dl), z_done.eq(x_done)]
+        m.d.sync += z_valid.eq(x.valid & ~ctl.is_op("loss"))
+        with m.If(x.valid):
+            m.d.sync += [z_last.eq(x.last), z_da.eq(x.addr), z_dl.eq(x.lane), z_done.eq(x_done)]
             with m.Switch(c.op):
                 with m.Case(codes["convert"]):
                     m.d.sync += z_p.eq(conv)
@@ -366,8 +430,17 @@ class VectorUnit(wiring.Component):
                   Mux(c.a_frac >= W - 1, (1 << (W - 1)) - 1, pow_f))
         raw = z_p[:W].as_signed() + z_q[:W].as_signed()
         noisy = Mux(raw > one, one, Mux(raw < -one, -one, raw))
+        return _Element(z_valid, z_last, z_da, z_dl), z_p, target, tanh_d, noisy
 
-        # loss and fill: floor((2n + d) / 2d) by restoring division, K quotient bits
+    def _divider(self, m: Module, ctl: "_Control", x_valid: Signal, x_a: Signal,
+                 x_b: Signal) -> tuple[Value, Value]:
+        """Loss and fill: ``floor((2n + d) / 2d)`` by restoring division, ``K`` quotient bits.
+        Returns whether the division ends this cycle, and its saturated quotient."""
+        sp = self._spec
+        act, delta = sp.act_fmt, sp.delta_fmt
+        W, K = act.width, sp.div_steps
+        c, fill_start = ctl.c, ctl.fill_start
+        a_act, b_act = x_a[:W].as_signed(), x_b[:W].as_signed()
         up, down = max(delta.frac - act.frac, 0), max(act.frac - delta.frac, 0)
         d_max = sp.max_batch << down
         n_lo = min(2 * (act.min_int - act.max_int) << up, -(1 << delta.frac))
@@ -386,7 +459,7 @@ class VectorUnit(wiring.Component):
         cnt = Signal(range(K + 1))
         neg, ovf, running = Signal(), Signal(), Signal()
         mag = Mux(num < 0, ~num, num)
-        with m.If(fill_start | (x_valid & is_op("loss"))):
+        with m.If(fill_start | (x_valid & ctl.is_op("loss"))):
             m.d.sync += [rem.eq(mag), dsh.eq(den << (K - 1)), q.eq(0), neg.eq(num < 0),
                          ovf.eq(mag >= (den << K)), cnt.eq(K), running.eq(1)]
         with m.If(fill_start):
@@ -401,16 +474,24 @@ class VectorUnit(wiring.Component):
         div_done = running & (cnt == 1)
         u = Cat(q_next, Const(0, 1)).as_signed()
         quotient = Mux(ovf, Mux(neg, delta.min_int, delta.max_int), Mux(neg, ~u, u))
-        fill_val = Signal(signed(delta.width))
+        return div_done, quotient
 
-        # ---- stage 4: write (or range update) ----
+    def _write(self, m: Module, ctl: "_Control", x: "_Element", z: "_Element", z_p: Signal,
+               target: Value, tanh_d: Value, noisy: Value, div_done: Value,
+               quotient: Value) -> None:
+        """Stage 4: the write (or range update) of a result, and the end of the command."""
+        sp = self._spec
+        S, aw = sp.size, sp.addr_width
+        codes, c = OP_CODES, ctl.c
+        fill_val = Signal(signed(sp.delta_fmt.width))
+
         y_wr, y_rng, y_last = Signal(), Signal(), Signal()
-        y_addr, y_lane = Signal(aw), Signal.like(x_dl)
+        y_addr, y_lane = Signal(aw), Signal.like(x.lane)
         y_data = Signal(signed(sp.word_width))
         m.d.sync += [y_wr.eq(0), y_rng.eq(0)]
-        with m.If(z_valid):
-            m.d.sync += [y_wr.eq(~is_op("range")), y_rng.eq(is_op("range")), y_last.eq(z_last),
-                         y_addr.eq(z_da), y_lane.eq(z_dl)]
+        with m.If(z.valid):
+            m.d.sync += [y_wr.eq(~ctl.is_op("range")), y_rng.eq(ctl.is_op("range")),
+                         y_last.eq(z.last), y_addr.eq(z.addr), y_lane.eq(z.lane)]
             with m.Switch(c.op):
                 with m.Case(codes["convert"], codes["range"]):
                     m.d.sync += y_data.eq(z_p)
@@ -423,11 +504,11 @@ class VectorUnit(wiring.Component):
                 with m.Case(codes["noise"]):
                     m.d.sync += y_data.eq(noisy)
         with m.If(div_done):
-            with m.If(is_op("fill")):
-                m.d.sync += [fill_val.eq(quotient), issuing.eq(1)]
+            with m.If(ctl.is_op("fill")):
+                m.d.sync += [fill_val.eq(quotient), ctl.issuing.eq(1)]
             with m.Else():
-                m.d.sync += [y_wr.eq(1), y_last.eq(x_last), y_addr.eq(x_da), y_lane.eq(x_dl),
-                             y_data.eq(quotient), loss_wait.eq(0)]
+                m.d.sync += [y_wr.eq(1), y_last.eq(x.last), y_addr.eq(x.addr),
+                             y_lane.eq(x.lane), y_data.eq(quotient), ctl.loss_wait.eq(0)]
 
         m.d.comb += [
             self.d_wr.addr.eq(y_addr),
@@ -444,8 +525,39 @@ class VectorUnit(wiring.Component):
                         r.valid.eq(1),
                     ]
         with m.If((y_wr | y_rng) & y_last):
-            m.d.sync += active.eq(0)
-        return m
+            m.d.sync += ctl.active.eq(0)
 
     def __repr__(self) -> str:
         return f"VectorUnit({self._spec!r})"
+
+
+@dataclass(frozen=True, eq=False)
+class _Control:
+    """The running command and the issue state of :meth:`VectorUnit.elaborate`."""
+
+    c: data.View           # the running command (``command_layout``)
+    uses_a: Value          # the command reads ``A``
+    uses_b: Value          # the command reads ``B``
+    straddle: Value        # a target whose ``R`` and ``done`` are in two words
+    active: Signal         # busy
+    issuing: Signal        # elements left to issue
+    loss_wait: Signal      # a loss element is in the divider
+    fill_start: Signal     # start the fill division
+    phase: Signal          # target with straddle: the R word has been read
+    vb: Signal             # the element's vector
+    e: Signal              # the element's index in its vector
+    rows: dict[str, Signal]  # the word addresses of the current vectors of A, B and D
+
+    def is_op(self, name: str) -> Value:
+        """Whether the running command is ``name``."""
+        return self.c.op == OP_CODES[name]
+
+
+@dataclass(frozen=True, eq=False)
+class _Element:
+    """An element in a pipeline stage of :meth:`VectorUnit.elaborate`, with its destination."""
+
+    valid: Signal
+    last: Signal   # the command's last element
+    addr: Signal   # the word its result is written to
+    lane: Signal   # the lane of that word

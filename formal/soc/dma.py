@@ -42,6 +42,8 @@ such environment and any number of commands:
     advances its request counters on a stalled request, are caught.
 """
 
+from dataclasses import dataclass
+
 from amaranth.asserts import AnySeq, Initial
 from amaranth.hdl import (
     Array,
@@ -98,15 +100,25 @@ class DMASpec(Elaboratable):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        mo = self.max_outstanding
         dut = self.dut_class(addr_width=ADDR_WIDTH, data_width=DATA_WIDTH, memories=MEMORIES,
-                             max_outstanding=mo)
+                             max_outstanding=self.max_outstanding)
         # elaborated here so that its white-box view (dut._obs) exists
         m.submodules.dut = dut.elaborate(platform)
-        obs = dut._obs
+        m.d.comb += Assume(ResetSignal() == Initial())
+        h = self._environment(m, dut)
+        self._assert_bus(m, dut, h)
+        self._assert_memories(m, dut, h)
+        self._assert_report(m, dut, h)
+        self._assert_engine_state(m, dut, h)
+        self._assert_engine_run(m, dut, h)
+        self._covers(m, dut, h)
+        return m
+
+    def _environment(self, m: Module, dut: DMA) -> "_Harness":
+        """The free environment, the protocol-following slave and read port, and the record of
+        the command under watch."""
         bus = dut.bus
         dw, ww = DATA_WIDTH, dut.word_width
-        m.d.comb += Assume(ResetSignal() == Initial())
 
         # free environment
         m.d.comb += [dut.cmd.valid.eq(AnySeq(1)),
@@ -131,8 +143,13 @@ class DMASpec(Elaboratable):
         m.d.comb += [fresh.eq(AnySeq(ww)), dut.rd.data.eq(rdata)]
         with m.If(dut.rd.en):
             m.d.sync += rdata.eq(fresh)
+        return self._watch(m, dut, pend, accept, took, gave, fresh, rdata)
 
-        # the command under watch, and what happened to it so far
+    def _watch(self, m: Module, dut: DMA, pend: Signal, accept: Value, took: Value,
+               gave: Value, fresh: Signal, rdata: Signal) -> "_Harness":
+        """The command under watch, and what happened to it so far."""
+        bus = dut.bus
+        dw, ww = DATA_WIDTH, dut.word_width
         cap = Signal(dut.command_layout)
         hw, hb = Signal(4), Signal(2)  # next request: word, beat
         rw, rb = Signal(4), Signal(2)  # next answer: word, beat
@@ -178,10 +195,14 @@ class DMASpec(Elaboratable):
                 m.d.sync += [rcount.eq(rcount + 1), read[rcount].eq(fresh)]
             with m.If(gave):
                 m.d.sync += reported.eq(1)
+        return _Harness(pend, accept, took, gave, rdata, cap, hw, hb, rw, rb, wcount, rcount,
+                        errored, err_at, acked, read, reported, seen, beats, width_mask, good)
 
-        # (a) bus protocol
+    def _assert_bus(self, m: Module, dut: DMA, h: "_Harness") -> None:
+        """(a) the bus protocol and (b) the request addresses."""
+        bus, cap = dut.bus, h.cap
         stalled = Signal()
-        held = Signal(len(bus.adr) + 1 + dw + len(bus.sel))
+        held = Signal(len(bus.adr) + 1 + DATA_WIDTH + len(bus.sel))
         request = Cat(bus.adr, bus.we, bus.dat_w, bus.sel)
         m.d.sync += [stalled.eq(bus.cyc & bus.stb & bus.stall), held.eq(request)]
         m.d.comb += [
@@ -190,27 +211,31 @@ class DMASpec(Elaboratable):
             # a stalled request holds until accepted, unless the master abandons the cycle
             Assert(~(stalled & bus.cyc) | (bus.stb & (request == held)), "request holds"),
             Assert(bus.sel == (1 << len(bus.sel)) - 1, "sel all ones"),
-            Assert(pend <= mo, "at most max_outstanding outstanding"),
+            Assert(h.pend <= self.max_outstanding, "at most max_outstanding outstanding"),
             # an err ends the command's bus cycle at once
-            Assert(~(errored & (bus.stb | bus.cyc)), "nothing after an err"),
-            Assert(~(bus.cyc & ~good), "no bus cycle for a bad command"),
-            Assert(~(dut.wr.en | dut.rd.en) | good, "no memory access for a bad command"),
+            Assert(~(h.errored & (bus.stb | bus.cyc)), "nothing after an err"),
+            Assert(~(bus.cyc & ~h.good), "no bus cycle for a bad command"),
+            Assert(~(dut.wr.en | dut.rd.en) | h.good, "no memory access for a bad command"),
         ]
         # (b) addresses as programmed
-        with m.If(accept):
+        with m.If(h.accept):
             m.d.comb += [
-                Assert(bus.adr == (cap.ext + hw * cap.stride + hb)[:ADDR_WIDTH],
+                Assert(bus.adr == (cap.ext + h.hw * cap.stride + h.hb)[:ADDR_WIDTH],
                        "request address"),
                 Assert(bus.we == cap.dir, "request direction"),
-                Assert(hw < cap.count, "no request beyond the command"),
+                Assert(h.hw < cap.count, "no request beyond the command"),
             ]
+
+    def _assert_memories(self, m: Module, dut: DMA, h: "_Harness") -> None:
+        """(c) the writes of ``"in"`` and (d) the reads and beats of ``"out"``."""
+        cap, wcount, rcount = h.cap, h.wcount, h.rcount
         # (c) "in": whole words, in order, as acknowledged
         with m.If(dut.wr.en):
             m.d.comb += [
                 Assert(cap.dir == 0, "writes only for 'in'"),
                 Assert(dut.wr.addr == cap.local + wcount, "k-th write at local + k"),
-                Assert(wcount < rw, "a word is written after all its beats were acked"),
-                Assert(dut.wr.data == (acked[wcount] & width_mask), "written word as acked"),
+                Assert(wcount < h.rw, "a word is written after all its beats were acked"),
+                Assert(dut.wr.data == (h.acked[wcount] & h.width_mask), "written word as acked"),
                 Assert(dut.busy, "writes only while busy"),
             ]
         # (d) "out": reads in order, beats from the word read
@@ -220,37 +245,46 @@ class DMASpec(Elaboratable):
                 Assert(dut.rd.addr == cap.local + rcount, "k-th read at local + k"),
                 Assert(rcount < cap.count, "no read beyond the command"),
             ]
-        out_word = read[hw] & width_mask
-        with m.If(accept & cap.dir):
+        out_word = h.read[h.hw] & h.width_mask
+        with m.If(h.accept & cap.dir):
             m.d.comb += [
-                Assert(hw < rcount, "a word's beats after its read"),
-                Assert(bus.dat_w == out_word.word_select(hb, dw), "beat j of word k"),
+                Assert(h.hw < rcount, "a word's beats after its read"),
+                Assert(dut.bus.dat_w == out_word.word_select(h.hb, DATA_WIDTH), "beat j of word k"),
             ]
-        # the report
+
+    def _assert_report(self, m: Module, dut: DMA, h: "_Harness") -> None:
+        """The report: one per command, its fields, and the command handshake."""
+        cap, good, errored = h.cap, h.good, h.errored
         with m.If(dut.done.valid):
             p = dut.done.payload
             m.d.comb += [
-                Assert(~reported, "one report per command"),
+                Assert(~h.reported, "one report per command"),
                 Assert(p.status == Mux(~good, 2, Mux(errored, 1, 0)), "status"),
-                Assert(p.words == Mux(good, rw, 0), "words: the words fully acked"),
-                Assert(errored | ~good | (rw == cap.count), "ok means every word"),
-                Assert(p.addr == Mux(good & errored, err_at, 0), "addr of the err"),
-                Assert(cap.dir | ~good | (p.words == wcount + dut.wr.en), "writes == words"),
-                Assert(~bus.cyc, "done after the bus cycle"),
+                Assert(p.words == Mux(good, h.rw, 0), "words: the words fully acked"),
+                Assert(errored | ~good | (h.rw == cap.count), "ok means every word"),
+                Assert(p.addr == Mux(good & errored, h.err_at, 0), "addr of the err"),
+                Assert(cap.dir | ~good | (p.words == h.wcount + dut.wr.en), "writes == words"),
+                Assert(~dut.bus.cyc, "done after the bus cycle"),
             ]
         m.d.comb += [
             Assert(holds_while_stalled(m, dut.done), "done holds while stalled"),
             Assert(dut.cmd.ready == ~dut.busy, "a command only while idle"),
         ]
 
-        # white-box invariants for the induction: the engine's view equals the harness's
+    def _assert_engine_state(self, m: Module, dut: DMA, h: "_Harness") -> None:
+        """White-box invariants for the induction: the engine's state and counters equal the
+        harness's record, outside and inside a run."""
+        obs, bus, cap = dut._obs, dut.bus, h.cap
+        hw, hb, rw, rb, wcount, rcount = h.hw, h.hb, h.rw, h.rb, h.wcount, h.rcount
+        pend, errored, reported, good = h.pend, h.errored, h.reported, h.good
+        ww = dut.word_width
         c = obs["cmd"]
         nb = obs["nbeats"]
         m.d.comb += [
             Assert(c.as_value() == cap.as_value(), "engine holds the command"),
             Assert(obs["idle"] | obs["check"] | obs["run"] | obs["report"], "a known state"),
-            Assert(~obs["idle"] | reported | ~seen, "idle after the report"),
-            Assert(obs["idle"] | (seen & ~reported), "busy before the report"),
+            Assert(~obs["idle"] | reported | ~h.seen, "idle after the report"),
+            Assert(obs["idle"] | (h.seen & ~reported), "busy before the report"),
             Assert(~(obs["idle"] | obs["check"]) | (pend == 0), "no request left over"),
             Assert(~obs["idle"] | ~obs["commit"], "no write pending while idle"),
             Assert(~obs["check"] | ((hw == 0) & (hb == 0) & (rw == 0) & (rb == 0)
@@ -266,10 +300,10 @@ class DMASpec(Elaboratable):
         ]
         with m.If(obs["run"] | (obs["report"] & good)):
             m.d.comb += [
-                Assert(nb == beats, "beats"),
-                Assert(obs["wmask"] == width_mask, "width mask"),
-                Assert(hb < beats, "beat in range"),
-                Assert(rb < beats, "beat in range"),
+                Assert(nb == h.beats, "beats"),
+                Assert(obs["wmask"] == h.width_mask, "width mask"),
+                Assert(hb < h.beats, "beat in range"),
+                Assert(rb < h.beats, "beat in range"),
                 Assert(hw <= cap.count, "requests in range"),
                 Assert(rw <= hw, "answers follow requests"),
                 Assert(~(hw == cap.count) | (hb == 0), "whole words requested"),
@@ -277,16 +311,24 @@ class DMASpec(Elaboratable):
                 Assert(~cap.dir | ~obs["commit"], "no write for 'out'"),
                 Assert(~obs["commit"] | (obs["commit_addr"] == cap.local + wcount),
                        "pending write address"),
-                Assert(~obs["commit"] | ((obs["word"][:ww] & width_mask)
-                                         == (acked[wcount] & width_mask)), "pending word"),
+                Assert(~obs["commit"] | ((obs["word"][:ww] & h.width_mask)
+                                         == (h.acked[wcount] & h.width_mask)), "pending word"),
             ]
+
+    def _assert_engine_run(self, m: Module, dut: DMA, h: "_Harness") -> None:
+        """White-box invariants of a running command (counters, addresses, the word being
+        assembled, reads ahead) and of a held report."""
+        obs, bus, cap = dut._obs, dut.bus, h.cap
+        hw, hb, rw, rb, rcount = h.hw, h.hb, h.rw, h.rb, h.rcount
+        beats, good, errored, err_at = h.beats, h.good, h.errored, h.err_at
+        dw = DATA_WIDTH
         with m.If(obs["run"]):
             m.d.comb += [
                 Assert(obs["req_word"] == hw, "engine request word"),
                 Assert(obs["req_beat"] == hb, "engine request beat"),
                 Assert(obs["resp_word"] == rw, "engine answer word"),
                 Assert(obs["resp_beat"] == rb, "engine answer beat"),
-                Assert(obs["outstanding"] == pend, "engine outstanding"),
+                Assert(obs["outstanding"] == h.pend, "engine outstanding"),
                 Assert(obs["req_base"] == (cap.ext + hw * cap.stride)[:ADDR_WIDTH], "base"),
                 Assert(obs["adr"] == (cap.ext + hw * cap.stride + hb)[:ADDR_WIDTH], "adr"),
                 Assert(obs["resp_base"] == (cap.ext + rw * cap.stride)[:ADDR_WIDTH], "base"),
@@ -296,17 +338,17 @@ class DMASpec(Elaboratable):
                 Assert(obs["status"] == 0, "run: status ok"),
                 Assert((obs["words"] == 0) & (obs["err_addr"] == 0) & (err_at == 0),
                        "run: nothing to report yet"),
-                Assert((hw * beats + hb) - (rw * beats + rb) == pend,
+                Assert((hw * beats + hb) - (rw * beats + rb) == h.pend,
                        "outstanding = requested - answered"),
             ]
             for j in range(2):
                 with m.If(j < rb):
                     m.d.comb += Assert(obs["word"].word_select(j, dw)
-                                       == acked[rw].word_select(j, dw), "assembled beats")
+                                       == h.acked[rw].word_select(j, dw), "assembled beats")
             with m.If(cap.dir):
                 m.d.comb += [
                     Assert(rcount == Mux(hw == cap.count, cap.count, hw + 1), "reads ahead"),
-                    Assert(rdata == read[rcount - 1], "read port holds the last read"),
+                    Assert(h.rdata == h.read[rcount - 1], "read port holds the last read"),
                 ]
         with m.If(obs["report"]):
             m.d.comb += [
@@ -316,15 +358,17 @@ class DMASpec(Elaboratable):
                 Assert(~(good & (cap.count != 0)) | errored | (rw == cap.count), "held ok"),
             ]
 
-        # covers
+    def _covers(self, m: Module, dut: DMA, h: "_Harness") -> None:
+        """The cover named by :attr:`cover` (none for ``None``)."""
+        bus, cap, gave = dut.bus, h.cap, h.gave
         stall_seen = Signal()
         two_out = Signal()
-        with m.If(took):
+        with m.If(h.took):
             m.d.sync += [stall_seen.eq(0), two_out.eq(0)]
         with m.Else():
             with m.If(bus.stb & bus.stall):
                 m.d.sync += stall_seen.eq(1)
-            with m.If(pend == 2):
+            with m.If(h.pend == 2):
                 m.d.sync += two_out.eq(1)
         busy_cover = gave & (cap.mem == 0) & (cap.count == 2) & stall_seen & two_out
         if self.cover == "in":
@@ -336,7 +380,34 @@ class DMASpec(Elaboratable):
                               & (dut.done.payload.words == 1) & (cap.dir == 0))
         elif self.cover == "bad":
             m.d.comb += Cover(gave & (dut.done.payload.status == 2) & (cap.mem == 3))
-        return m
+
+
+@dataclass(frozen=True, eq=False)
+class _Harness:
+    """What :class:`DMASpec` records around the engine: the slave's outstanding requests, the
+    handshakes, and the command under watch with its counters."""
+
+    pend: Signal         # requests accepted and not yet answered
+    accept: Value        # a request is accepted this cycle
+    took: Value          # a command is taken this cycle
+    gave: Value          # a report is taken this cycle
+    rdata: Signal        # the read port's data
+    cap: Signal          # the command under watch
+    hw: Signal           # next request: word
+    hb: Signal           # next request: beat
+    rw: Signal           # next answer: word
+    rb: Signal           # next answer: beat
+    wcount: Signal       # writes so far
+    rcount: Signal       # reads so far
+    errored: Signal      # an err was answered
+    err_at: Signal       # the address of the errored request
+    acked: Array         # per word, the beats acknowledged
+    read: Array          # per word, the data read
+    reported: Signal     # the command's report was taken
+    seen: Signal         # a command was taken
+    beats: Signal        # beats per word of the command's memory
+    width_mask: Signal   # the word width of the command's memory, as a mask
+    good: Signal         # the command is valid
 
 
 JOBS = [
