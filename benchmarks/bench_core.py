@@ -2,7 +2,7 @@
 
 Drives a :class:`fixar_hw.soc.core.FixarCore` with :class:`fixar_hw.host.driver.FixarDriver` over
 the
-Amaranth simulator (:class:`fixar_hw.host.driver.SimTransport`; ``--transport verilator`` uses the
+Amaranth simulator (:class:`fixar_hw.sim.transport.SimTransport`; ``--transport verilator`` uses the
 exported Verilog in Verilator when it is available) and prints:
 
 * DMA throughput: bus beats per DMA cycle (counters ``dma_beats`` / ``dma_cycles``) writing the
@@ -32,7 +32,8 @@ import time
 import numpy as np
 
 from fixar_hw.config import CoreConfig
-from fixar_hw.host.driver import FixarDriver, SimTransport
+from fixar_hw.host.driver import FixarDriver
+from fixar_hw.sim.transport import SimTransport
 from sw_model.arch import ddpg_step as ds
 from sw_model.arch import engine as en
 from sw_model.arch.ddpg_config import DDPGConfig

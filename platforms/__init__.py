@@ -13,10 +13,10 @@ three LEDs:
 * heartbeat: blinks at about 1 Hz, to show the bitstream is loaded and clocked.
 
 With ``config=None`` it is the bring-up top: the bridge and the RAM alone
-(:class:`fixar_hw.soc.system.WishboneSRAM` at word address 0, behind a
-:class:`~fixar_hw.soc.system.WishboneDecoder` so that any other address answers ``err``), which fits
-every board and lets a host check the serial link with :class:`fixar_hw.host.serial_link.SerialBus`
-before a long build.
+(:class:`fixar_hw.soc.wishbone.WishboneSRAM` at word address 0, behind a
+:class:`~fixar_hw.soc.wishbone.WishboneDecoder` so that any other address answers ``err``), which
+fits every board and lets a host check the serial link with
+:class:`fixar_hw.host.serial_link.SerialBus` before a long build.
 
 The board's external SDRAM / DDR3 is not used: no memory controller for them is installable from
 PyPI for Amaranth, so the DMA's external memory is block RAM (see
@@ -101,7 +101,8 @@ class BoardTop(Elaboratable):
 
     def _soc(self, m: Module) -> tuple[Signal, Signal, Signal, Signal]:
         """The design inside: returns its (uart_rx, uart_tx, busy, irq)."""
-        from fixar_hw.soc.system import FixarSoC, WishboneDecoder, WishboneSRAM
+        from fixar_hw.soc.system import FixarSoC
+        from fixar_hw.soc.wishbone import WishboneDecoder, WishboneSRAM
 
         if self.config is not None:
             m.submodules.soc = soc = FixarSoC(self.config, clk_freq=self.run_mhz * 1e6,

@@ -1,7 +1,7 @@
 # amaranth: UnusedElaboratable=no
 """FixarCore through its buses: the driver's training steps and actions equal the NumPy trainer.
 
-The core runs in Amaranth's simulator (:class:`fixar_hw.host.driver.SimTransport`) with random
+The core runs in Amaranth's simulator (:class:`fixar_hw.sim.transport.SimTransport`) with random
 stalls and wait states on the DMA port and random gaps between the host's control requests.
 Everything is compared with ``==``: networks, targets, Adam's moments, step count and QAT ranges
 read back through the DMA and the registers against
@@ -22,7 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixar_hw.config import CoreConfig
-from fixar_hw.host.driver import CoreError, FixarDriver, HardwareAgent, SimTransport
+from fixar_hw.host.driver import CoreError, FixarDriver, HardwareAgent
+from fixar_hw.sim.transport import SimTransport
 from fixar_hw.soc.csr import CAUSES, COUNTERS, MAGIC, OPS, register_map
 from sw_model.arch import ddpg_step as ds
 from sw_model.arch import engine as en

@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 
 from fixar_hw.config import CoreConfig
-from fixar_hw.host.driver import CoreError, FixarDriver, HardwareAgent, SimTransport
+from fixar_hw.host.driver import CoreError, FixarDriver, HardwareAgent
 from fixar_hw.sim.core_verilator import VerilatorTransport
+from fixar_hw.sim.transport import SimTransport
 from fixar_hw.sim.verilog_tb import RecordingTransport, inference_script
 from fixar_hw.soc.csr import OPS, register_map
 from sw_model.arch import ddpg_step as ds

@@ -75,7 +75,7 @@ def test_words_beats_examples():
         beats_to_words([1, 2, 3], 16, 8)
     with pytest.raises(ValueError, match=r"^beats\[0\] must be in \[0, 2\*\*8\), not 256$"):
         beats_to_words([256], 8, 8)
-    with pytest.raises(ValueError, match=r"^word_width must be a positive integer, not 0$"):
+    with pytest.raises(ValueError, match=r"^word_width must be at least 1, not 0$"):
         beats_per_word(0, 8)
 
 
@@ -109,7 +109,7 @@ def test_parameters_and_layouts():
     (dict(memories=[("a", 8, 4, "rw"), ("a", 8, 4, "r")]), ValueError,
      r"^memories\[1\] name 'a' is used twice$"),
     (dict(memories=[("a", 0, 4, "rw")]), ValueError,
-     r"^memories\[0\] word_width must be a positive integer, not 0$"),
+     r"^memories\[0\] word_width must be at least 1, not 0$"),
     (dict(memories=[("a", 8, 4.0, "rw")]), TypeError,
      r"^memories\[0\] depth must be an integer, not 4.0$"),
     (dict(memories=[("a", 8, 4, "x")]), ValueError,

@@ -5,8 +5,9 @@ through the UART bridge's byte protocol (:class:`fixar_hw.host.driver.SerialTran
 import numpy as np
 import pytest
 
-from fixar_hw.host.driver import FixarDriver, SerialTransport, SimTransport
+from fixar_hw.host.driver import FixarDriver, SerialTransport
 from fixar_hw.host.serial_link import BusError
+from fixar_hw.sim.transport import SimTransport
 from sw_model.arch import ddpg_step as ds
 from sw_model.arch import engine as en
 from sw_model.rl.ddpg import DDPGAgent

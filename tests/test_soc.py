@@ -1,8 +1,9 @@
 # amaranth: UnusedElaboratable=no
-"""The board SoC and its Wishbone interconnect (:mod:`fixar_hw.soc.system`).
+"""The board SoC (:mod:`fixar_hw.soc.system`) and its Wishbone interconnect
+(:mod:`fixar_hw.soc.wishbone`).
 
 The decoder, the arbiter and the RAM run in Amaranth's simulator against the Python twins
-(:class:`fixar_hw.soc.system.MemoryMapModel`), with random stalls, wait states and bus errors on
+(:class:`fixar_hw.soc.wishbone.MemoryMapModel`), with random stalls, wait states and bus errors on
 every
 slave port, random gaps on every master port, several requests outstanding, and
 :func:`fixar_hw.sim.testing.wishbone_monitor` checking the protocol on every port. The whole
@@ -25,18 +26,17 @@ from hypothesis import strategies as st
 
 from fixar_hw._util import never_elaborated
 from fixar_hw.config import CoreConfig
-from fixar_hw.host.driver import FixarDriver, HardwareAgent
+from fixar_hw.host.driver import FixarDriver, HardwareAgent, SerialTransport
 from fixar_hw.host.serial_link import BusError, SerialBus, SimSerialPort
 from fixar_hw.sim.testing import stream_get, stream_put, wishbone_monitor, wishbone_slave
 from fixar_hw.soc.csr import MAGIC
-from fixar_hw.soc.system import (
-    FixarSoC,
+from fixar_hw.soc.system import FixarSoC, driver_memory_words
+from fixar_hw.soc.wishbone import (
     MemoryMapModel,
     WindowMap,
     WishboneArbiter,
     WishboneDecoder,
     WishboneSRAM,
-    driver_memory_words,
 )
 from sw_model.arch import ddpg_step as ds
 from sw_model.arch import engine as en
@@ -432,7 +432,7 @@ def test_soc_map_and_signatures():
     big = never_elaborated(FixarSoC(c, clk_freq=25e6, sram_words=1 << 14, link="stream"))
     assert big.sram_words == 1 << 14 and big.sram.depth == 1 << 14
     assert set(big.signature.members) == {"host_rx", "host_tx", "irq", "busy"}
-    t = soc.transport(SerialBusPortStub())
+    t = SerialTransport.for_soc(SerialBusPortStub(), soc)
     assert (t.csr_base, t.mem_base, t.mem_offset) == (0, 0x1000_0000, 0)
     dec = WishboneDecoder(addr_width=8, windows=[(0, 1), (128, 64)])
     assert [len(s.adr) for s in dec.slaves] == [1, 6]
@@ -505,7 +505,7 @@ def test_soc_over_the_uart():
     c = tiny(dma_addr_width=16)
     soc, _, port = uart_soc(c)
     assert soc.divisor == 4
-    drv = FixarDriver(soc.transport(port), c)  # checks ID, VERSION and CONFIG_ID
+    drv = FixarDriver(SerialTransport.for_soc(port, soc), c)  # checks ID, VERSION and CONFIG_ID
     assert drv.read("ID") == MAGIC
     # the driver's staging windows are inside the RAM
     ends = [drv._window[g["name"]] + g["depth"] * g["beats"] for g in drv.regmap.memories]
@@ -527,7 +527,7 @@ def test_soc_action_over_the_uart():
     """A whole action through the UART pins equals the NumPy agent's."""
     c = tiny(dma_addr_width=16)
     soc, _, port = uart_soc(c)
-    drv = FixarDriver(soc.transport(port), c)
+    drv = FixarDriver(SerialTransport.for_soc(port, soc), c)
     e = c.engine
     agent = DDPGAgent(e.ddpg, e.obs_dim, e.act_dim, [-2.0], [2.0])
     drv.load_state(en.load_state(e, agent.weights, agent.targets, agent.opt), seed=e.ddpg.seed)
@@ -553,7 +553,7 @@ def test_soc_training_step_and_action_equal_the_numpy_trainer(seed):
             seen["busy"] = seen["busy"] or bool(busy)
 
     sim.add_process(watch)
-    drv = FixarDriver(soc.transport(port), c)
+    drv = FixarDriver(SerialTransport.for_soc(port, soc), c)
     cfg, e = c.engine.ddpg, c.engine
     hw = HardwareAgent(cfg, e.obs_dim, e.act_dim, [-2.0], [2.0], driver=drv)
     sw = DDPGAgent(cfg, e.obs_dim, e.act_dim, [-2.0], [2.0])

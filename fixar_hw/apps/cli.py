@@ -181,7 +181,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     except (OSError, TypeError, ValueError) as exc:
         print(f"fixar-hw export: {args.config}: {exc}", file=sys.stderr)
         return 2
-    from fixar_hw.flow.export import _atomic_write_text, to_verilog
+    from fixar_hw.flow.core_export import export_core
+    from fixar_hw.flow.export import _atomic_write_text
     from fixar_hw.soc.core import FixarCore
     from fixar_hw.soc.csr import register_map
 
@@ -196,7 +197,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.output:
         core = FixarCore(config)
         print(f"exporting {args.name} (config id 0x{config.config_id:08x}) ...", flush=True)
-        text = core.verilog_header(args.name) + to_verilog(core, name=args.name)
+        text = export_core(core, args.name)
         _atomic_write_text(Path(args.output), text)
         print(f"wrote {args.output} ({len(text.splitlines())} lines)")
     return 0

@@ -164,12 +164,13 @@ def core_agent_factory(backend: str = "sim", *, size: int = 4, cores: int = 2,
     """An agent factory for :func:`run_training` whose agents train on a
     :class:`~fixar_hw.soc.core.FixarCore` (:class:`fixar_hw.host.driver.HardwareAgent`): in
     Amaranth's
-    simulator (``backend="sim"``, :class:`~fixar_hw.host.driver.SimTransport`) or as Verilog in
+    simulator (``backend="sim"``, :class:`~fixar_hw.sim.transport.SimTransport`) or as Verilog in
     Verilator (``"verilator"``, :class:`~fixar_hw.sim.core_verilator.VerilatorTransport`)."""
     if backend not in ("sim", "verilator"):
         raise ValueError(f"backend must be 'sim' or 'verilator', not {backend!r}")
     from fixar_hw.config import CoreConfig
-    from fixar_hw.host.driver import FixarDriver, HardwareAgent, SimTransport
+    from fixar_hw.host.driver import FixarDriver, HardwareAgent
+    from fixar_hw.sim.transport import SimTransport
     from sw_model.arch.engine import EngineConfig
 
     def make(config: DDPGConfig, obs_dim: int, act_dim: int, low, high) -> DDPGAgent:

@@ -10,7 +10,7 @@ touched. A fault the core reports (a bus error in a DMA transfer, say) raises
 :class:`CoreError` with the cause, the failing bus address and the words committed.
 
 Transports
-    :class:`SimTransport`
+    :class:`fixar_hw.sim.transport.SimTransport`
         The core in Amaranth's simulator, in process, with the external memory modelled by
         :func:`fixar_hw.sim.testing.wishbone_slave` (optional random stalls, wait states and
         injected bus errors on the DMA port, and gaps between the host's own requests).
@@ -31,11 +31,10 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -57,12 +56,14 @@ from sw_model.arch.vector import VectorState
 from sw_model.numerics.fixed import FixedFormat
 from sw_model.rl.ddpg import DDPGAgent
 
+if TYPE_CHECKING:
+    from fixar_hw.soc.system import FixarSoC
+
 __all__ = [
     "CoreError",
     "FixarDriver",
     "HardwareAgent",
     "SerialTransport",
-    "SimTransport",
     "Transport",
 ]
 
@@ -114,174 +115,6 @@ class Transport(ABC):
         """Release the transport."""
 
 
-# --- the Amaranth simulator ---------------------------------------------------------------------
-
-class SimTransport(Transport):
-    """A :class:`~fixar_hw.soc.core.FixarCore` in Amaranth's simulator, in process.
-
-    Parameters
-    ----------
-    config : CoreConfig
-    memory : dict, optional
-        The external memory (word address to word); a new one by default. Attribute
-        :attr:`memory`.
-    stall, wait, error : callable, optional
-        The DMA port's slave behaviour (:func:`fixar_hw.sim.testing.wishbone_slave`).
-    host_gap : callable, optional
-        Returns the idle cycles before each control-port request.
-    vcd : str, optional
-        Write a waveform (closed by :meth:`close`).
-
-    Attributes
-    ----------
-    core : FixarCore
-    cycles : int
-        Clock cycles simulated so far.
-    """
-
-    def __init__(self, config: CoreConfig, *, memory: dict | None = None,
-                 stall: Callable[[], bool] | None = None,
-                 wait: Callable[[], int] | None = None,
-                 error: Callable[[int, bool], bool] | None = None,
-                 host_gap: Callable[[], int] | None = None) -> None:
-        from amaranth.sim import Simulator
-
-        from fixar_hw.sim.testing import wishbone_monitor, wishbone_slave
-        from fixar_hw.soc.core import FixarCore
-
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, not {config!r}")
-        self.config = config
-        self.core = FixarCore(config)
-        self.memory: dict[int, int] = {} if memory is None else memory
-        self.cycles = 0
-        self._requests: deque = deque()
-        self._results: dict[int, Any] = {}
-        self._serial = 0
-        gap = host_gap or (lambda: 0)
-        kw = {k: v for k, v in (("stall", stall), ("wait", wait), ("error", error))
-              if v is not None}
-        core = self.core
-        sim = Simulator(core)
-        sim.add_clock(1e-8)
-        sim.add_testbench(wishbone_slave(core.dma, self.memory, **kw), background=True)
-        sim.add_process(wishbone_monitor(core.dma, name="dma"))
-        if config.csr_bus == "wishbone":
-            sim.add_process(wishbone_monitor(core.csr, name="csr"))
-        axi = config.csr_bus == "axi-lite"
-
-        async def host(ctx) -> None:
-            bus = core.csr
-            while True:
-                if not self._requests:
-                    await ctx.tick()
-                    continue
-                key, kind, offset, value = self._requests.popleft()
-                for _ in range(int(gap())):
-                    await ctx.tick()
-                if kind == "irq":
-                    self._results[key] = (True, int(ctx.get(core.irq)))
-                elif axi:
-                    self._results[key] = await _axi_access(ctx, bus, kind, offset, value)
-                else:
-                    self._results[key] = await _wishbone_access(ctx, bus, kind, offset, value)
-
-        async def count(ctx) -> None:
-            async for _ in ctx.tick():
-                self.cycles += 1
-
-        sim.add_testbench(host, background=True)
-        sim.add_process(count)
-        self._sim = sim
-
-    def _call(self, kind: str, offset: int, value: int = 0) -> int:
-        key = self._serial
-        self._serial += 1
-        self._requests.append((key, kind, offset, value))
-        while key not in self._results:
-            self._sim.advance()
-        ok, data = self._results.pop(key)
-        if not ok:
-            raise OSError(f"control-port {kind} of word 0x{offset:x} answered with a bus error")
-        return data
-
-    def csr_read(self, offset: int) -> int:
-        return self._call("read", offset)
-
-    def csr_write(self, offset: int, value: int) -> None:
-        self._call("write", offset, value)
-
-    def irq(self) -> bool:
-        """The core's interrupt output now."""
-        return bool(self._call("irq", 0))
-
-    def mem_write(self, addr: int, words: Sequence[int]) -> None:
-        for i, w in enumerate(words):
-            self.memory[addr + i] = int(w) & 0xFFFFFFFF
-
-    def mem_read(self, addr: int, count: int) -> list[int]:
-        return [self.memory.get(addr + i, 0) for i in range(count)]
-
-    def idle(self, cycles: int) -> None:
-        target = self.cycles + cycles
-        while self.cycles < target:
-            self._sim.advance()
-
-
-async def _wishbone_access(ctx, bus, kind: str, offset: int, value: int) -> tuple[bool, int]:
-    ctx.set(bus.cyc, 1)
-    ctx.set(bus.stb, 1)
-    ctx.set(bus.adr, offset)
-    ctx.set(bus.we, kind == "write")
-    ctx.set(bus.dat_w, value if kind == "write" else 0)
-    ctx.set(bus.sel, (1 << len(bus.sel)) - 1)
-    await ctx.tick().until(~bus.stall)
-    ctx.set(bus.stb, 0)
-    while True:
-        _, _, ack, err, data = await ctx.tick().sample(bus.ack, bus.err, bus.dat_r)
-        if ack or err:
-            break
-    ctx.set(bus.cyc, 0)
-    return bool(ack), int(data)
-
-
-async def _axi_access(ctx, bus, kind: str, offset: int, value: int) -> tuple[bool, int]:
-    addr = offset * 4
-    if kind == "write":
-        ctx.set(bus.awaddr, addr)
-        ctx.set(bus.awvalid, 1)
-        ctx.set(bus.wdata, value)
-        ctx.set(bus.wstrb, 0xF)
-        ctx.set(bus.wvalid, 1)
-        ctx.set(bus.bready, 1)
-        aw = w = False
-        while not (aw and w):
-            _, _, awr, wr = await ctx.tick().sample(bus.awready, bus.wready)
-            aw = aw or bool(awr)
-            w = w or bool(wr)
-            if aw:
-                ctx.set(bus.awvalid, 0)
-            if w:
-                ctx.set(bus.wvalid, 0)
-        while True:
-            _, _, bvalid, bresp = await ctx.tick().sample(bus.bvalid, bus.bresp)
-            if bvalid:
-                break
-        ctx.set(bus.bready, 0)
-        return bresp == 0, 0
-    ctx.set(bus.araddr, addr)
-    ctx.set(bus.arvalid, 1)
-    ctx.set(bus.rready, 1)
-    await ctx.tick().until(bus.arready)
-    ctx.set(bus.arvalid, 0)
-    while True:
-        _, _, rvalid, rresp, rdata = await ctx.tick().sample(bus.rvalid, bus.rresp, bus.rdata)
-        if rvalid:
-            break
-    ctx.set(bus.rready, 0)
-    return rresp == 0, int(rdata)
-
-
 # --- a board over a serial port -----------------------------------------------------------------
 
 class SerialTransport(Transport):
@@ -308,6 +141,21 @@ class SerialTransport(Transport):
                 raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
         self.bus = SerialBus(port)
         self.csr_base, self.mem_base, self.mem_offset = csr_base, mem_base, mem_offset
+
+    @classmethod
+    def for_soc(cls, port: Any, soc: FixarSoC) -> SerialTransport:
+        """A transport to ``soc`` on ``port``, with the SoC's bases.
+
+        Parameters
+        ----------
+        port : object
+            A byte port: ``serial.Serial``, or
+            :class:`~fixar_hw.host.serial_link.SimSerialPort` in simulation.
+        soc : FixarSoC
+            The SoC on the board (its ``csr_base``, ``mem_base`` and ``mem_offset``).
+        """
+        return cls(port, csr_base=soc.csr_base, mem_base=soc.mem_base,
+                   mem_offset=soc.mem_offset)
 
     def csr_read(self, offset: int) -> int:
         return self.bus.read(self.csr_base + offset, 1)[0]

@@ -11,9 +11,9 @@ external memory modelled in C++ with the semantics of :func:`fixar_hw.sim.testin
 (requests accepted on ``cyc & stb & ~stall``, answered in order after the wait states, ``err``
 for the chosen addresses, outstanding requests dropped when ``cyc`` falls). A
 :class:`~fixar_hw.host.driver.FixarDriver` on it runs the same programs as on
-:class:`~fixar_hw.host.driver.SimTransport`, a few hundred times faster (measured here for the small
-test build at ``-O2``: about 240 k cycles/s against about 600 in Amaranth's simulator); the
-first build of a configuration takes one to two minutes.
+:class:`~fixar_hw.sim.transport.SimTransport`, a few hundred times faster (measured here for
+the small test build at ``-O2``: about 240 k cycles/s against about 600 in Amaranth's
+simulator); the first build of a configuration takes one to two minutes.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pathlib import Path
 
 from fixar_hw.config import CoreConfig
 from fixar_hw.flow.cache import cache_dir, design_digest
+from fixar_hw.flow.core_export import export_core
 from fixar_hw.flow.export import (
     _atomic_write_text,
     _compiler_version,
@@ -42,7 +43,6 @@ from fixar_hw.flow.export import (
     _tail,
     _verilator_env,
     _verilator_version,
-    to_verilog,
     verilator_available,
 )
 from fixar_hw.host.driver import Transport
@@ -94,7 +94,7 @@ def core_verilog(config: CoreConfig) -> str:
     from fixar_hw.soc.core import FixarCore
 
     core = FixarCore(config)
-    text = core.verilog_header(TOP) + to_verilog(core, name=TOP)
+    text = export_core(core, TOP)
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write_text(path, text)
     return text

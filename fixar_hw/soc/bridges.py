@@ -57,7 +57,13 @@ from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from fixar_hw._util import silence_on_error
-from fixar_hw.soc.bus import AXI_RESP, AXILiteSignature, WishboneSignature
+from fixar_hw.soc.bus import (
+    AXI_RESP,
+    AXILiteSignature,
+    WishboneSignature,
+    check_int,
+    check_width,
+)
 
 __all__ = [
     "CMD_READ",
@@ -80,14 +86,6 @@ STATUS_OK = 0x00
 STATUS_BUS_ERROR = 0x01
 #: The one-byte reply to a byte that is not a command.
 REPLY_UNKNOWN = 0xFF
-
-
-def _check_int(value: object, name: str, owner: str, minimum: int, maximum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{owner} {name} must be an integer, not {value!r}")
-    if not minimum <= value <= maximum:
-        raise ValueError(f"{owner} {name} must be in [{minimum}, {maximum}], not {value!r}")
-    return value
 
 
 class AXILiteToWishbone(wiring.Component):
@@ -122,12 +120,9 @@ class AXILiteToWishbone(wiring.Component):
     @silence_on_error
     def __init__(self, *, addr_width: int, data_width: int = 32) -> None:
         owner = "AXILiteToWishbone"
-        if isinstance(data_width, bool) or not isinstance(data_width, int):
-            raise TypeError(f"{owner} data_width must be an integer, not {data_width!r}")
-        if data_width not in (32, 64):
-            raise ValueError(f"{owner} data_width must be 32 or 64, not {data_width!r}")
+        check_width(data_width, "data_width", owner=owner, choices=(32, 64))
         shift = (data_width // 8).bit_length() - 1
-        _check_int(addr_width, "addr_width", owner, shift + 1, 64)
+        check_int(addr_width, "addr_width", owner=owner, minimum=shift + 1, maximum=64)
         self._addr_width = addr_width
         self._data_width = data_width
         self._shift = shift
@@ -232,7 +227,7 @@ class UARTReceiver(wiring.Component):
 
     @silence_on_error
     def __init__(self, *, divisor: int) -> None:
-        _check_int(divisor, "divisor", "UARTReceiver", 4, 1 << 24)
+        check_int(divisor, "divisor", owner="UARTReceiver", minimum=4, maximum=1 << 24)
         self._divisor = divisor
         super().__init__({"rx": In(1, init=1), "data": Out(stream.Signature(8))})
 
@@ -296,7 +291,7 @@ class UARTTransmitter(wiring.Component):
 
     @silence_on_error
     def __init__(self, *, divisor: int) -> None:
-        _check_int(divisor, "divisor", "UARTTransmitter", 4, 1 << 24)
+        check_int(divisor, "divisor", owner="UARTTransmitter", minimum=4, maximum=1 << 24)
         self._divisor = divisor
         super().__init__({"data": In(stream.Signature(8)), "tx": Out(1, init=1)})
 
@@ -355,12 +350,9 @@ class UARTWishboneBridge(wiring.Component):
     @silence_on_error
     def __init__(self, *, divisor: int, addr_width: int = 30, data_width: int = 32) -> None:
         owner = "UARTWishboneBridge"
-        _check_int(divisor, "divisor", owner, 4, 1 << 24)
-        _check_int(addr_width, "addr_width", owner, 1, 32)
-        if isinstance(data_width, bool) or not isinstance(data_width, int):
-            raise TypeError(f"{owner} data_width must be an integer, not {data_width!r}")
-        if data_width not in (8, 16, 32, 64):
-            raise ValueError(f"{owner} data_width must be 8, 16, 32 or 64, not {data_width!r}")
+        check_int(divisor, "divisor", owner=owner, minimum=4, maximum=1 << 24)
+        check_int(addr_width, "addr_width", owner=owner, minimum=1, maximum=32)
+        check_width(data_width, "data_width", owner=owner)
         self._divisor = divisor
         self._addr_width = addr_width
         self._data_width = data_width
@@ -429,9 +421,8 @@ class BridgeEngine(wiring.Component):
     @silence_on_error
     def __init__(self, *, addr_width: int = 30, data_width: int = 32) -> None:
         owner = "BridgeEngine"
-        _check_int(addr_width, "addr_width", owner, 1, 32)
-        if data_width not in (8, 16, 32, 64) or isinstance(data_width, bool):
-            raise ValueError(f"{owner} data_width must be 8, 16, 32 or 64, not {data_width!r}")
+        check_int(addr_width, "addr_width", owner=owner, minimum=1, maximum=32)
+        check_width(data_width, "data_width", owner=owner)
         self._data_width = data_width
         super().__init__({
             "rx": In(stream.Signature(8)),

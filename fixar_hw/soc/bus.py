@@ -26,19 +26,115 @@ AXI4-Lite (``AXILiteSignature``)
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["AXI_RESP", "AXILiteSignature", "WishboneSignature"]
+__all__ = [
+    "AXI_RESP",
+    "WISHBONE_WIDTHS",
+    "AXILiteSignature",
+    "WishboneSignature",
+    "check_bus_widths",
+    "check_int",
+    "check_width",
+]
 
 #: AXI response codes.
 AXI_RESP = {"okay": 0, "exokay": 1, "slverr": 2, "decerr": 3}
 
 
-def _check_width(value: object, name: str, owner: str, minimum: int = 1,
-                 maximum: int = 64) -> int:
+#: Data widths a Wishbone bus may have (and its ``sel`` granularities).
+WISHBONE_WIDTHS = (8, 16, 32, 64)
+
+
+def _prefix(owner: str | None) -> str:
+    return f"{owner} " if owner else ""
+
+
+def check_int(value: object, name: str, *, owner: str | None = None,
+              minimum: int | None = None, maximum: int | None = None) -> int:
+    """Return ``value`` if it is an ``int`` (not a bool) in ``[minimum, maximum]``, else raise.
+
+    The one check of the integer parameters of the bus parts (signatures, bridges, DMA,
+    interconnect). Messages name the owner (when given), the parameter and the value::
+
+        WishboneDecoder max_outstanding must be in [1, 256], not 0
+        word_width must be at least 1, not 0
+
+    Parameters
+    ----------
+    value : object
+        What the caller passed.
+    name : str
+        The parameter's name.
+    owner : str, optional
+        The class the parameter belongs to; the message starts with it.
+    minimum, maximum : int, optional
+        Inclusive bounds; ``None`` for no bound.
+
+    Returns
+    -------
+    int
+        ``value``.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not an integer.
+    ValueError
+        If it is out of bounds.
+    """
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{owner} {name} must be an integer, not {value!r}")
-    if not minimum <= value <= maximum:
-        raise ValueError(f"{owner} {name} must be in [{minimum}, {maximum}], not {value!r}")
+        raise TypeError(f"{_prefix(owner)}{name} must be an integer, not {value!r}")
+    low = minimum is not None and value < minimum
+    high = maximum is not None and value > maximum
+    if low or high:
+        if minimum is not None and maximum is not None:
+            where = f"in [{minimum}, {maximum}]"
+        elif minimum is not None:
+            where = f"at least {minimum}"
+        else:
+            where = f"at most {maximum}"
+        raise ValueError(f"{_prefix(owner)}{name} must be {where}, not {value!r}")
     return value
+
+
+def check_width(value: object, name: str, *, owner: str | None = None,
+                choices: tuple[int, ...] = WISHBONE_WIDTHS, at_most: int | None = None
+                ) -> int:
+    """Return ``value`` if it is one of the integers ``choices`` (and at most ``at_most``),
+    else raise: a data width or a ``sel`` granularity.
+
+    Messages read ``BridgeEngine data_width must be 8, 16, 32 or 64, not 24`` and, with
+    ``at_most``, ``... granularity must be 8, 16, 32 or 64 and at most data_width (32), not
+    64``.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not an integer.
+    ValueError
+        If it is not one of ``choices``, or above ``at_most``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{_prefix(owner)}{name} must be an integer, not {value!r}")
+    if value not in choices or (at_most is not None and value > at_most):
+        names = ", ".join(str(c) for c in choices[:-1]) + f" or {choices[-1]}"
+        limit = "" if at_most is None else f" and at most data_width ({at_most})"
+        raise ValueError(f"{_prefix(owner)}{name} must be {names}{limit}, not {value!r}")
+    return value
+
+
+def check_bus_widths(owner: str, addr_width: object, data_width: object,
+                     granularity: object) -> None:
+    """Check the three widths of a Wishbone port (``addr_width`` 1 to 64, ``data_width`` and
+    ``granularity`` by :func:`check_width`), naming ``owner`` in the message.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For the first bad width, naming it.
+    """
+    check_int(addr_width, "addr_width", owner=owner, minimum=1, maximum=64)
+    check_width(data_width, "data_width", owner=owner)
+    check_width(granularity, "granularity", owner=owner, at_most=data_width)
 
 
 class WishboneSignature(wiring.Signature):
@@ -72,15 +168,10 @@ class WishboneSignature(wiring.Signature):
     def __init__(self, *, addr_width: int, data_width: int, granularity: int | None = None
                  ) -> None:
         owner = "WishboneSignature"
-        _check_width(addr_width, "addr_width", owner)
-        if data_width not in (8, 16, 32, 64) or isinstance(data_width, bool):
-            raise ValueError(f"{owner} data_width must be 8, 16, 32 or 64, not {data_width!r}")
+        check_bus_widths(owner, addr_width, data_width,
+                         data_width if granularity is None else granularity)
         if granularity is None:
             granularity = data_width
-        if granularity not in (8, 16, 32, 64) or isinstance(granularity, bool) \
-                or granularity > data_width:
-            raise ValueError(f"{owner} granularity must be 8, 16, 32 or 64 and at most "
-                             f"data_width ({data_width}), not {granularity!r}")
         self._addr_width = addr_width
         self._data_width = data_width
         self._granularity = granularity
@@ -148,9 +239,8 @@ class AXILiteSignature(wiring.Signature):
 
     def __init__(self, *, addr_width: int, data_width: int = 32) -> None:
         owner = "AXILiteSignature"
-        _check_width(addr_width, "addr_width", owner)
-        if data_width not in (32, 64) or isinstance(data_width, bool):
-            raise ValueError(f"{owner} data_width must be 32 or 64, not {data_width!r}")
+        check_int(addr_width, "addr_width", owner=owner, minimum=1, maximum=64)
+        check_width(data_width, "data_width", owner=owner, choices=(32, 64))
         self._addr_width = addr_width
         self._data_width = data_width
         super().__init__({

@@ -125,18 +125,6 @@ class FixarCore(wiring.Component):
             out.append((name, direction, Shape.cast(member.shape).width, role))
         return out
 
-    def verilog_header(self, name: str = "fixar_core") -> str:
-        """A Verilog comment documenting the configuration and the ports of the export."""
-        c = self._config
-        lines = [f"// {name}: fixar-hw FixarCore, config id 0x{c.config_id:08x}",
-                 "// Register map: fixar-hw export --regmap DIR (JSON, C header, Markdown).",
-                 "// Configuration:"]
-        lines += [f"//   {line}" for line in c.to_json().splitlines()]
-        lines.append("// Ports:")
-        for port, direction, width, role in self.port_table():
-            lines.append(f"//   {direction:6} {width:3}  {port:16} {role}")
-        return "\n".join(lines) + "\n"
-
     def elaborate(self, platform) -> Module:
         m = Module()
         cfg = self._config

@@ -41,7 +41,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from fixar_hw._util import silence_on_error
-from fixar_hw.soc.bus import WishboneSignature
+from fixar_hw.soc.bus import WishboneSignature, check_int, check_width
 
 __all__ = ["ACCESS", "DIRECTIONS", "DMA", "STATUS", "beats_per_word", "beats_to_words",
            "words_to_beats"]
@@ -58,14 +58,6 @@ def _bits(n: int) -> int:
     return max(n.bit_length(), 1)
 
 
-def _check_positive(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
-    return value
-
-
 def beats_per_word(word_width: int, data_width: int) -> int:
     """Bus words (beats) per on-chip word: ``ceil(word_width / data_width)``.
 
@@ -74,8 +66,8 @@ def beats_per_word(word_width: int, data_width: int) -> int:
     TypeError, ValueError
         If a width is not a positive integer.
     """
-    _check_positive(word_width, "word_width")
-    _check_positive(data_width, "data_width")
+    check_int(word_width, "word_width", minimum=1)
+    check_int(data_width, "data_width", minimum=1)
     return -(-word_width // data_width)
 
 
@@ -168,8 +160,8 @@ def _check_memories(memories: object) -> tuple[tuple[str, int, int, str], ...]:
         if name in names:
             raise ValueError(f"memories[{i}] name {name!r} is used twice")
         names.add(name)
-        _check_positive(width, f"memories[{i}] word_width")
-        _check_positive(depth, f"memories[{i}] depth")
+        check_int(width, f"memories[{i}] word_width", minimum=1)
+        check_int(depth, f"memories[{i}] depth", minimum=1)
         if access not in ACCESS:
             raise ValueError(f"memories[{i}] access must be 'rw', 'w' or 'r', not {access!r}")
         out.append((name, width, depth, access))
@@ -249,19 +241,10 @@ class DMA(wiring.Component):
     def __init__(self, *, addr_width: int, data_width: int = 32,
                  memories: Sequence[tuple[str, int, int, str]], max_outstanding: int = 4
                  ) -> None:
-        if isinstance(addr_width, bool) or not isinstance(addr_width, int):
-            raise TypeError(f"addr_width must be an integer, not {addr_width!r}")
-        if not 1 <= addr_width <= 64:
-            raise ValueError(f"addr_width must be in [1, 64], not {addr_width!r}")
-        if isinstance(data_width, bool) or not isinstance(data_width, int):
-            raise TypeError(f"data_width must be an integer, not {data_width!r}")
-        if data_width not in (8, 16, 32, 64):
-            raise ValueError(f"data_width must be 8, 16, 32 or 64, not {data_width!r}")
+        check_int(addr_width, "addr_width", minimum=1, maximum=64)
+        check_width(data_width, "data_width")
         mems = _check_memories(memories)
-        if isinstance(max_outstanding, bool) or not isinstance(max_outstanding, int):
-            raise TypeError(f"max_outstanding must be an integer, not {max_outstanding!r}")
-        if not 1 <= max_outstanding <= 256:
-            raise ValueError(f"max_outstanding must be in [1, 256], not {max_outstanding!r}")
+        check_int(max_outstanding, "max_outstanding", minimum=1, maximum=256)
         self._addr_width = addr_width
         self._data_width = data_width
         self._memories = mems

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""Property harnesses for the Wishbone interconnect of :mod:`fixar_hw.soc.system`.
+"""Property harnesses for the Wishbone interconnect of :mod:`fixar_hw.soc.wishbone`.
 
 Environment: every master port is driven by any master that follows the Wishbone B4 pipelined
 rules (``stb`` only with ``cyc``; a stalled request held until accepted, unless ``cyc`` drops),
@@ -55,7 +55,7 @@ from amaranth.hdl import (
 )
 
 from fixar_hw.formal.runner import ProofJob
-from fixar_hw.soc.system import WishboneArbiter, WishboneDecoder
+from fixar_hw.soc.wishbone import WishboneArbiter, WishboneDecoder
 
 __all__ = ["JOBS", "WishboneArbiterSpec", "WishboneDecoderSpec"]
 
