@@ -9,7 +9,7 @@ exported Verilog in Verilator when it is available) and prints:
   parameter image, for 0, 1 and 3 wait states on the external memory and 1 or 4 outstanding
   requests, next to the documented ``min(1, outstanding / (2 + wait))``;
 * one training step through the bus (batch in by DMA, program run): the core's busy cycles,
-  the engine's cycles (``TrainingEngine.cycles``, which the counters equal) and the overhead;
+  the engine's cycles (``EngineDescription.cycles``, which the counters equal) and the overhead;
   the same for one noisy action (observation in, run, action out);
 * the transport's speed in simulated cycles per second (median of ``--repeat`` steps).
 
@@ -104,8 +104,8 @@ def main() -> int:
     load_s = time.perf_counter() - t0
     fmts = ds.activation_formats(cfg)
     program = en.compile_step(e, fmts)
-    engine_cycles = drv.engine.cycles(program)["cycles"]
-    act_cycles = drv.engine.cycles(en.compile_act(e, fmts))["cycles"]
+    engine_cycles = drv.description.cycles(program)["cycles"]
+    act_cycles = drv.description.cycles(en.compile_act(e, fmts))["cycles"]
     rng = np.random.default_rng(0)
 
     def batch():

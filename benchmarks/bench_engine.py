@@ -7,8 +7,8 @@ and 256 on the exported Verilog and prints, for QAT's 16-bit phase (the steady s
 32-bit tracking phase:
 
 * the full-step cycles measured by Verilator and those of
-  :meth:`fixar_hw.train.engine.TrainingEngine.cycles` (they must be equal), split into the array,
-  vector-unit and update-unit operations and the scheduler;
+  :meth:`fixar_hw.train.description.EngineDescription.cycles` (they must be equal), split
+  into the array, vector-unit and update-unit operations and the scheduler;
 * the MAC utilisation ``useful MACs / (PEs * cycles)`` of the whole step and of the array
   operations alone;
 * projected training samples per second (``batch * f / cycles``) at the ECP5 Fmax measured for
@@ -40,6 +40,7 @@ import time
 
 from fixar_hw.flow.export import verilator_available
 from fixar_hw.sim.engine_verilator import build
+from fixar_hw.train.description import EngineDescription
 from sw_model.arch import ddpg_step as ds
 from sw_model.arch import engine as en
 from sw_model.arch.ddpg_config import DDPGConfig
@@ -61,13 +62,10 @@ class _ModelOnly:
     """Stands in for the Verilator model: the counters of the cycle model."""
 
     def __init__(self, ec: en.EngineConfig) -> None:
-        from fixar_hw.train.engine import TrainingEngine
-
-        self.engine = TrainingEngine(ec)
-        self.engine._MustUse__silence = True
+        self.description = EngineDescription(ec)
 
     def run(self, program) -> dict:
-        return {**self.engine.cycles(program), "edges": 0, "seconds": 0.0}
+        return {**self.description.cycles(program), "edges": 0, "seconds": 0.0}
 
 
 def phase_formats(ec: en.EngineConfig, phase: str) -> dict:
@@ -106,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"build: {ec.size}x{ec.size} grid, {ec.cores} cores ({pes} PEs), "
           f"{ec.update_units} update units, batches up to {ec.batch_capacity}; parameter "
           f"memory {ec.plan.w_words} words, activation memory {ec.plan.a_words} words")
+    description = EngineDescription(ec)
     if args.model_only:
         model = _ModelOnly(ec)
         print("cycle model only (no RTL run)")
@@ -128,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         fmts = phase_formats(ec, phase)
         for batch in batches:
             program = en.compile_step(ec, fmts, tracking=phase == "32-bit", batch=batch)
-            want = model.engine.cycles(program)
+            want = description.cycles(program)
             runs = [model.run(program) for _ in range(args.repeat)]
             got = runs[0]
             same = all({k: r[k] for k in want} == want for r in runs)

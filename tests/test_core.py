@@ -7,7 +7,7 @@ Everything is compared with ``==``: networks, targets, Adam's moments, step coun
 read back through the DMA and the registers against
 :func:`sw_model.arch.ddpg_step.fixed_train_step`,
 actions against :meth:`sw_model.rl.ddpg.DDPGAgent.explore`, the engine counters against
-:meth:`fixar_hw.train.engine.TrainingEngine.cycles`. Faults (injected bus errors, malformed
+:meth:`fixar_hw.train.description.EngineDescription.cycles`. Faults (injected bus errors, malformed
 descriptors and weight images) stop the queue, are reported, and change nothing else.
 """
 
@@ -184,7 +184,7 @@ def test_driver_training_equals_the_numpy_trainer(config, seed, busy):
     # the last step's engine counters are the exact cycle model's
     fmts = ds.activation_formats(cfg, replace_step(sw.opt, -1))
     tracking = cfg.precision == "qat" and sw.opt.act16 is None
-    want = drv.engine.cycles(en.compile_step(e, fmts, tracking=tracking))
+    want = drv.description.cycles(en.compile_step(e, fmts, tracking=tracking))
     assert {k: info["counters"][k] for k in want} == want
 
 
@@ -213,7 +213,7 @@ def test_counters_irq_and_the_queue():
     assert drv.read("IRQ_PENDING") == 0
     assert not tr.irq()
     assert counters["busy_cycles"] >= counters["cycles"]
-    assert counters["cycles"] == drv.engine.cycles(en.compile_step(e, fmts))["cycles"]
+    assert counters["cycles"] == drv.description.cycles(en.compile_step(e, fmts))["cycles"]
     assert 0 < counters["busy_cycles"] <= tr.cycles - before
     assert set(counters) == set(COUNTERS)
     assert drv.read("STEP") == 1

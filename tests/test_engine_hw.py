@@ -9,7 +9,8 @@ every step. After each step every memory image equals :func:`sw_model.arch.engin
 networks, targets, moments, step count and ranges equal
 :func:`sw_model.arch.ddpg_step.fixed_train_step`'s, the action equals
 :meth:`sw_model.rl.ddpg.DDPGAgent.explore`'s, and the performance counters equal
-:meth:`~fixar_hw.train.engine.TrainingEngine.cycles`, all with ``==``.
+:meth:`~fixar_hw.train.description.EngineDescription.cycles`, all with ``==``; the program words
+the engine runs are :meth:`~fixar_hw.train.description.EngineDescription.encode`'s.
 """
 
 import os
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 
 from fixar_hw.sim.engine import EngineHost
 from fixar_hw.sim.testing import stall_pattern
+from fixar_hw.train.description import EngineDescription
 from fixar_hw.train.engine import TrainingEngine
 from sw_model.arch import ddpg_step as ds
 from sw_model.arch import engine as en
@@ -66,7 +68,7 @@ def run_session(trainer: Trainer, steps: int, seed: int, host_stalls=()) -> list
             await host.load_table(ctx, ec.aap.table_image(ec.aap.table_for(fmts[f"actor.x{n}"])))
             end = host.load_program(ctx, program)
             perf = await host.run(ctx, stall=stall)
-            assert perf == engine.cycles(program)
+            assert perf == engine.description.cycles(program)
             counters.append(perf)
             state = host.read_memories(ctx, golden)
             for name in _IMAGES:
@@ -86,7 +88,7 @@ def run_session(trainer: Trainer, steps: int, seed: int, host_stalls=()) -> list
             await host.load_table(ctx, ec.aap.table_image(ec.aap.table_for(fmts[f"actor.x{n}"])))
             host.load_program(ctx, act_program, base=end)
             perf = await host.run(ctx, base=end)
-            assert perf == engine.cycles(act_program)
+            assert perf == engine.description.cycles(act_program)
             state = host.read_memories(ctx, golden)
             want = trainer.explore(obs)
             assert np.array_equal(en.read_action(ec, state), want)
@@ -136,6 +138,8 @@ def test_sgd_steps_equal_the_golden_engine():
     fmts = ds.activation_formats(cfg)
     program = en.compile_step(ec, fmts, optimizer="sgd")
     assert sum(isinstance(op, en.UpdateOp) and op.op == "sgd" for op in program) == 2
+    desc = EngineDescription(ec)  # built on its own: no engine behind it
+    words = desc.encode(program)
 
     async def bench(ctx):
         nonlocal golden
@@ -146,8 +150,10 @@ def test_sgd_steps_equal_the_golden_engine():
             golden = en.load_batch(ec, golden, random_batch(rng, cfg, 2, 2))
             host.write_memories(ctx, golden, ("A",))
             golden = en.execute(ec, program, golden)
-            host.load_program(ctx, program)
-            assert await host.run(ctx) == engine.cycles(program)
+            end = host.load_program(ctx, program)
+            # the words the engine runs are the description's encoding
+            assert [ctx.get(engine.program.data[i].as_value()) for i in range(end)] == words
+            assert await host.run(ctx) == desc.cycles(program)
             state = host.read_memories(ctx, golden)
             for name in _IMAGES:
                 assert np.array_equal(getattr(state, name), getattr(golden, name)), name
@@ -165,12 +171,16 @@ def test_engine_errors():
     ec = en.EngineConfig(cfg, 2, 1, size=2, cores=1)
     with pytest.raises(TypeError, match=r"^config must be an EngineConfig, not 3$"):
         TrainingEngine(3)
+    with pytest.raises(ValueError, match=r"^program_depth must be an integer of at least 2, "
+                                         r"not 1$"):
+        TrainingEngine(ec, program_depth=1)
     engine = TrainingEngine(ec, program_depth=4)
+    desc = engine.description
     with pytest.raises(TypeError, match=r"^not a descriptor: 5$"):
-        engine.descriptor(5)
+        desc.descriptor(5)
     with pytest.raises(ValueError, match=r"^update op must be one of"):
-        engine.descriptor(en.UpdateOp("rmsprop", 0, 1))
+        desc.descriptor(en.UpdateOp("rmsprop", 0, 1))
     with pytest.raises(ValueError, match=r"^the program needs \d+ descriptors, the program "
                                          r"memory holds 4$"):
-        engine.encode(en.compile_step(ec, ds.activation_formats(cfg)))
+        desc.encode(en.compile_step(ec, ds.activation_formats(cfg)))
     Fragment.get(engine, None)  # elaborated: none of its parts is left unused

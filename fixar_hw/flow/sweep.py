@@ -7,8 +7,9 @@ precision, format set, board; the network and batch it trains), and for each poi
 * synthesizes the board top with the core (:func:`fixar_hw.flow.build.estimate`: LUT, FF, DSP and
   block RAM use, the fit check, and with ``fmax`` a placement-only Fmax estimate);
 * counts the cycles of one training step and of one action from the engine's exact cycle
-  model (:meth:`fixar_hw.train.engine.TrainingEngine.cycles`, the performance counters every unit's
-  data-independent timing gives; the array's share is :func:`sw_model.arch.engine.program_cycles`);
+  model (:meth:`fixar_hw.train.description.EngineDescription.cycles`, the performance
+  counters every unit's data-independent timing gives; the array's share is
+  :func:`sw_model.arch.engine.program_cycles`);
 * projects the throughput at the clock the design runs at on the board (the board clock, or
   the Fmax when lower): ``batch * f / step_cycles`` training samples per second and
   ``f / act_cycles`` actions per second. The projection is engine-bound: the host's transfers
@@ -294,9 +295,8 @@ def evaluate(point: SweepPoint, *, fmax: bool = False, timeout: float | None = N
     fixar_hw.flow.build.BuildError
         If a tool fails.
     """
-    from fixar_hw._util import never_elaborated
     from fixar_hw.flow.build import estimate
-    from fixar_hw.train.engine import TrainingEngine
+    from fixar_hw.train.description import EngineDescription
     from sw_model.arch import ddpg_step
     from sw_model.arch.engine import compile_act, compile_step, program_cycles
 
@@ -308,9 +308,9 @@ def evaluate(point: SweepPoint, *, fmax: bool = False, timeout: float | None = N
     formats = ddpg_step.activation_formats(engine.ddpg)
     step = compile_step(engine, formats)
     act = compile_act(engine, formats)
-    counters = never_elaborated(TrainingEngine(engine))  # only its cycle model is used
-    step_cycles = counters.cycles(step)["cycles"]
-    act_cycles = counters.cycles(act)["cycles"]
+    description = EngineDescription(engine)
+    step_cycles = description.cycles(step)["cycles"]
+    act_cycles = description.cycles(act)["cycles"]
     hz = report.run_mhz * 1e6
     util = report.utilisation
     row: dict[str, Any] = point.to_row()

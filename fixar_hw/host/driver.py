@@ -50,6 +50,7 @@ from fixar_hw.soc.csr import (
     register_map,
 )
 from fixar_hw.soc.dma import beats_to_words, words_to_beats
+from fixar_hw.train.description import EngineDescription
 from sw_model.arch import ddpg_step as ds
 from sw_model.arch import engine as en
 from sw_model.arch.vector import VectorState
@@ -228,7 +229,7 @@ class FixarDriver:
         self._programs: dict[Any, tuple[int, int]] = {}
         self._next_pc = 0
         self._table: Any = None
-        self._engine = None
+        self._description: EngineDescription | None = None
         ident = self.read("ID")
         version = self.read("VERSION")
         cid = self.read("CONFIG_ID")
@@ -242,16 +243,13 @@ class FixarDriver:
                              f"0x{config.config_id:08x}: another build")
 
     @property
-    def engine(self):
-        """The engine's :class:`~fixar_hw.train.engine.TrainingEngine` object (descriptor
-        encoding; nothing is elaborated)."""
-        if self._engine is None:
-            from fixar_hw._util import never_elaborated
-            from fixar_hw.train.engine import TrainingEngine
-
-            self._engine = never_elaborated(TrainingEngine(
-                self.config.engine, program_depth=self.config.program_depth))
-        return self._engine
+    def description(self) -> EngineDescription:
+        """The engine's :class:`~fixar_hw.train.description.EngineDescription`: descriptor
+        encoding and the cycle model of programs (:meth:`~EngineDescription.cycles`)."""
+        if self._description is None:
+            self._description = EngineDescription(self.config.engine,
+                                                  program_depth=self.config.program_depth)
+        return self._description
 
     # --- registers ---------------------------------------------------------------------------
 
@@ -534,7 +532,7 @@ class FixarDriver:
         """The program address of ``program`` (loaded once per ``key``)."""
         if key in self._programs:
             return self._programs[key][0]
-        words = self.engine.encode(program)
+        words = self.description.encode(program)
         pc = self._next_pc
         if pc + len(words) > self.config.program_depth:
             self._programs.clear()

@@ -72,7 +72,7 @@ class EngineHost:
         """Write ``program`` (descriptors of :mod:`sw_model.arch.engine`) and its ``end`` at
         ``base``; returns the address after it."""
         eng = self.engine
-        words = [eng.descriptor(op) for op in program] + [{"unit": UNIT_CODES["end"]}]
+        words = [eng.description.descriptor(op) for op in program] + [{"unit": UNIT_CODES["end"]}]
         if base + len(words) > eng.program.depth:
             raise ValueError(f"the program needs {len(words)} descriptors from {base}, the "
                              f"program memory holds {eng.program.depth}")

@@ -7,7 +7,7 @@ through the engine's program port, starts it, counts the clock edges until the e
 again, and returns the performance counters. The memories start at zero: every unit's timing is
 independent of the data (the array, the vector unit and the update unit have fixed schedules),
 so the counts are those of a real step; ``tests/test_engine_hw.py`` checks the same counts
-against :meth:`~fixar_hw.train.engine.TrainingEngine.cycles` with real data in Amaranth's
+against :meth:`~fixar_hw.train.description.EngineDescription.cycles` with real data in Amaranth's
 simulator.
 """
 
@@ -86,8 +86,8 @@ class EngineVerilator:
         counters, ``edges`` (clock edges from the start transfer to idle) and ``seconds``
         (wall-clock time of the simulation)."""
         eng = self.engine
-        words = eng.encode(program)
-        width = eng.descriptor_layout.size
+        words = eng.description.encode(program)
+        width = eng.description.descriptor_layout.size
         w32 = (width + 31) // 32
         payload = bytearray()
         payload += len(words).to_bytes(4, "little") + w32.to_bytes(4, "little")
@@ -140,7 +140,7 @@ def build(config: EngineConfig, *, program_depth: int = 256,
         tmp.write_text(verilog, encoding="utf-8")
         os.replace(tmp, path)
     export_seconds = 0.0 if cached else time.perf_counter() - start
-    width = engine.descriptor_layout.size
+    width = engine.description.descriptor_layout.size
     perf_width = engine.perf.shape().size
     cpp = _testbench(width, perf_width)
     start = time.perf_counter()

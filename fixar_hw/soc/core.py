@@ -23,8 +23,8 @@ Ports (Verilog names after ``fixar-hw export``)
 
 Timing
     A descriptor costs a few cycles of dispatch on top of its work: a DMA transfer as
-    :class:`~fixar_hw.soc.dma.DMA` documents, a program run :meth:`TrainingEngine.cycles
-    <fixar_hw.train.engine.TrainingEngine.cycles>` cycles.
+    :class:`~fixar_hw.soc.dma.DMA` documents, a program run :meth:`EngineDescription.cycles
+    <fixar_hw.train.description.EngineDescription.cycles>` cycles.
 """
 
 from amaranth.hdl import Const, Module, Mux, Shape, Signal
@@ -80,7 +80,7 @@ class FixarCore(wiring.Component):
             raise TypeError(f"config must be a CoreConfig, not {config!r}")
         self._config = config
         self.engine = TrainingEngine(config.engine, program_depth=config.program_depth)
-        self.regmap: RegisterMap = register_map(config, self.engine)
+        self.regmap: RegisterMap = register_map(config)
         self.dma_unit = DMA(addr_width=config.dma_addr_width, data_width=32,
                             memories=[(g["name"], g["bits"], g["depth"], g["access"])
                                       for g in self.regmap.memories],

@@ -49,6 +49,7 @@ from amaranth.lib.wiring import In, Out
 
 from fixar_hw.config import CoreConfig
 from fixar_hw.soc.bus import WishboneSignature
+from fixar_hw.train.description import EngineDescription
 
 __all__ = [
     "CAUSES",
@@ -231,28 +232,21 @@ def _c_comment(text: str) -> str:
     return text.replace("*/", "* /")
 
 
-def _memory_geometry(config: CoreConfig, eng=None) -> tuple[dict, ...]:
+def _memory_geometry(config: CoreConfig) -> tuple[dict, ...]:
     """Name, code, word bits, beats, depth and DMA access of every memory."""
-    from fixar_hw._util import never_elaborated
-    from fixar_hw.train.engine import TrainingEngine
-
-    if eng is None:
-        eng = never_elaborated(TrainingEngine(config.engine,
-                                              program_depth=config.program_depth))
-    bufs = eng.buffers
+    desc = EngineDescription(config.engine, program_depth=config.program_depth)
     e = config.engine
-    geo = [(name, bufs.layouts[name].size, bufs.depths[name], "rw") for name in "WGMVA"]
-    geo.append(("P", eng.descriptor_layout.size, config.program_depth, "w"))
+    geo = [(name, desc.layouts[name].size, desc.depths[name], "rw") for name in "WGMVA"]
+    geo.append(("P", desc.descriptor_layout.size, config.program_depth, "w"))
     geo.append(("T", e.ddpg.act_fmt.width, 1 << e.tanh_index_bits, "w"))
     return tuple({"name": n, "code": MEMORIES.index(n), "bits": bits,
                   "beats": -(-bits // 32), "depth": depth, "access": access}
                  for n, bits, depth, access in geo)
 
 
-def register_map(config: CoreConfig, engine=None) -> RegisterMap:
-    """The register map of ``config`` (``engine``: its
-    :class:`~fixar_hw.train.engine.TrainingEngine`
-    if one exists already, for the memories' word widths)."""
+def register_map(config: CoreConfig) -> RegisterMap:
+    """The register map of ``config`` (the memories' word widths and depths from its
+    :class:`~fixar_hw.train.description.EngineDescription`; no hardware is built)."""
     if not isinstance(config, CoreConfig):
         raise TypeError(f"config must be a CoreConfig, not {config!r}")
     e = config.engine
@@ -310,7 +304,7 @@ def register_map(config: CoreConfig, engine=None) -> RegisterMap:
         tag = p.replace(".", "_").upper()
         reg(f"RANGE_{tag}_LO", base + 1 + 2 * i, "ro", f"Least {p} value seen (act_fmt code).")
         reg(f"RANGE_{tag}_HI", base + 2 + 2 * i, "ro", f"Greatest {p} value seen.")
-    return RegisterMap(config, tuple(regs), _memory_geometry(config, engine))
+    return RegisterMap(config, tuple(regs), _memory_geometry(config))
 
 
 class ControlRegisters(wiring.Component):

@@ -30,6 +30,8 @@ runs several in lockstep with intra-batch or intra-layer parallelism (the engine
 for ``cores`` cores; an :class:`AAPCore` is the one-core case).
 """
 
+from dataclasses import dataclass
+
 from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -41,7 +43,7 @@ from sw_model.arch.aap import OPS, PARALLELISM, AAPConfig
 from sw_model.numerics.activation import ACTIVATIONS, TanhTable
 from sw_model.numerics.fixed import FixedFormat, product_range
 
-__all__ = ["KIND_CODES", "OP_CODES", "AAPCore"]
+__all__ = ["KIND_CODES", "OP_CODES", "AAPCommandSet", "AAPCore"]
 
 #: Encoding of the ``op`` field of a command.
 OP_CODES = {"forward": 0, "backward": 1, "wgrad": 2}
@@ -53,6 +55,120 @@ _FWD, _BWD, _WG = 0, 1, 2
 
 def _bits(n: int) -> int:
     return max(n.bit_length(), 1)
+
+
+@dataclass(frozen=True)
+class AAPCommandSet:
+    """The command encoding of an AAP array (:class:`AAPCore`,
+    :class:`~fixar_hw.train.array.PEArray`) for one :class:`~sw_model.arch.aap.AAPConfig`: plain
+    Python, shared by the hardware and the host (a program's descriptors are encoded without
+    building an array).
+
+    Parameters
+    ----------
+    config : AAPConfig
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not an :class:`~sw_model.arch.aap.AAPConfig`.
+    """
+
+    config: AAPConfig
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, AAPConfig):
+            raise TypeError(f"config must be an AAPConfig, not {self.config!r}")
+
+    @property
+    def layout(self) -> data.StructLayout:
+        """Layout of a command: dimensions are stored minus one, so none can be 0."""
+        c = self.config
+        return data.StructLayout({
+            "op": 2,
+            "kind": 2,
+            "layer": 1,
+            "m_minus_1": _bits(c.max_m - 1),
+            "n_minus_1": _bits(c.max_n - 1),
+            "batch_minus_1": _bits(c.max_batch - 1),
+            "w_base": c.addr_width,
+            "v_base": c.addr_width,
+            "u_base": c.addr_width,
+            "b_base": c.addr_width,
+            "x_frac": _bits(c.a_fmt.frac),
+            "o_frac": _bits(c.a_fmt.frac),
+            "o_narrow": 1,
+            "t_shift": _bits(self.max_t_shift),
+        })
+
+    @property
+    def max_t_shift(self) -> int:
+        """The largest table shift a command holds: ``|z| >> shift`` indexes the table, and
+        beyond ``a_fmt.width`` bits every index clamps."""
+        return self.config.a_fmt.width
+
+    def command(self, op: str, *, m: int, n: int, batch: int, kind: str = "identity",
+                parallelism: str = "batch", w_base: int = 0, v_base: int = 0,
+                u_base: int = 0, b_base: int = 0, x_fmt: FixedFormat | None = None,
+                out_fmt: FixedFormat | None = None, table: TanhTable | None = None) -> dict:
+        """The command payload (a dict for :attr:`layout`) of one operation on an ``m x n``
+        weight matrix.
+
+        ``x_fmt`` is the format of the activation operand (forward ``x``, backward
+        ``y_prev``, weight-gradient ``x``) and ``out_fmt`` that of a forward output, each a
+        run-time format of the build (default ``a_fmt``); ``table`` is the tanh table of a
+        forward tanh layer (default :meth:`~sw_model.arch.aap.AAPConfig.table_for` the output
+        format, or the initial table when ``out_fmt`` is omitted).
+
+        Raises
+        ------
+        TypeError
+            For a dimension or base address that is no integer.
+        ValueError
+            For an unknown ``op``/``kind``/``parallelism``, a dimension outside
+            ``1..config.max_*``, a base address that does not fit ``addr_width``, or a format
+            or table the build cannot take.
+        """
+        c = self.config
+        if op not in OPS:
+            raise ValueError(f"op must be one of {', '.join(map(repr, OPS))}, not {op!r}")
+        if kind not in ACTIVATIONS:
+            raise ValueError(f"kind must be one of {', '.join(map(repr, ACTIVATIONS))}, "
+                             f"not {kind!r}")
+        if parallelism not in PARALLELISM:
+            raise ValueError(f"parallelism must be 'batch' or 'layer', not {parallelism!r}")
+        for name, value, hi in (("m", m, c.max_m), ("n", n, c.max_n),
+                                ("batch", batch, c.max_batch)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an integer, not {value!r}")
+            if not 1 <= value <= hi:
+                raise ValueError(f"{name} must be from 1 to {hi}, not {value!r}")
+        bases = {"w_base": w_base, "v_base": v_base, "u_base": u_base, "b_base": b_base}
+        for name, value in bases.items():
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an integer, not {value!r}")
+            if not 0 <= value < 1 << c.addr_width:
+                raise ValueError(f"{name} must be from 0 to {(1 << c.addr_width) - 1}, "
+                                 f"not {value!r}")
+        x_frac, _ = c.act_fields(x_fmt)
+        o_frac, o_narrow = c.act_fields(out_fmt)
+        if table is None:
+            table = c.table if out_fmt is None else c.table_for(out_fmt)
+        c.table_image(table)  # raises for a table the memory cannot hold
+        out = out_fmt or c.a_fmt
+        if table.out_fmt != out:
+            raise ValueError(f"table format {table.out_fmt!r} differs from the output format "
+                             f"{out!r}")
+        return {"op": OP_CODES[op], "kind": KIND_CODES[kind],
+                "layer": int(parallelism == "layer"), "m_minus_1": m - 1,
+                "n_minus_1": n - 1, "batch_minus_1": batch - 1, **bases,
+                "x_frac": x_frac, "o_frac": o_frac, "o_narrow": int(o_narrow),
+                "t_shift": min(table.shift, self.max_t_shift)}
+
+    def cycles(self, op: str, m: int, n: int, batch: int, parallelism: str = "batch") -> int:
+        """Cycles from the command transfer to the last result transfer (outputs always
+        accepted): :meth:`sw_model.arch.aap.CycleModel.cycles`."""
+        return self.config.cycle_model.cycles(op, m, n, batch, parallelism)
 
 
 class AAPCore(wiring.Component):
@@ -126,6 +242,8 @@ class AAPCore(wiring.Component):
     """
 
     _max_cores = 1
+    #: The command encoding (a subclass may restrict it).
+    _command_set: type[AAPCommandSet] = AAPCommandSet
 
     @silence_on_error
     def __init__(self, config: AAPConfig) -> None:
@@ -135,6 +253,7 @@ class AAPCore(wiring.Component):
             raise ValueError(f"{type(self).__name__} has one core, not config.cores = "
                              f"{config.cores!r} (use fixar_hw.train.array.PEArray)")
         self._config = c = config
+        self._commands = self._command_set(config)
         S, N = c.size, c.cores
         self._left_shape = signed(max(c.w_fmt.width, c.d_fmt.width))
         self._v_shape = signed(max(c.a_fmt.width, c.d_fmt.width))
@@ -174,85 +293,18 @@ class AAPCore(wiring.Component):
         return self._config
 
     @property
-    def command_layout(self) -> data.StructLayout:
-        """Layout of a command: dimensions are stored minus one, so none can be 0."""
-        c = self._config
-        return data.StructLayout({
-            "op": 2,
-            "kind": 2,
-            "layer": 1,
-            "m_minus_1": _bits(c.max_m - 1),
-            "n_minus_1": _bits(c.max_n - 1),
-            "batch_minus_1": _bits(c.max_batch - 1),
-            "w_base": c.addr_width,
-            "v_base": c.addr_width,
-            "u_base": c.addr_width,
-            "b_base": c.addr_width,
-            "x_frac": _bits(c.a_fmt.frac),
-            "o_frac": _bits(c.a_fmt.frac),
-            "o_narrow": 1,
-            "t_shift": _bits(self._max_t_shift),
-        })
+    def commands(self) -> "AAPCommandSet":
+        """The command encoding of this array (:class:`AAPCommandSet` or a subclass)."""
+        return self._commands
 
     @property
-    def _max_t_shift(self) -> int:
-        # |z| >> shift indexes the table; beyond a_fmt.width bits every index clamps
-        return self._config.a_fmt.width
+    def command_layout(self) -> data.StructLayout:
+        """Layout of a command (:attr:`AAPCommandSet.layout`)."""
+        return self._commands.layout
 
-    def command(self, op: str, *, m: int, n: int, batch: int, kind: str = "identity",
-                parallelism: str = "batch", w_base: int = 0, v_base: int = 0,
-                u_base: int = 0, b_base: int = 0, x_fmt: FixedFormat | None = None,
-                out_fmt: FixedFormat | None = None, table: TanhTable | None = None) -> dict:
-        """The :attr:`cmd` payload of one operation on an ``m x n`` weight matrix.
-
-        ``x_fmt`` is the format of the activation operand (forward ``x``, backward
-        ``y_prev``, weight-gradient ``x``) and ``out_fmt`` that of a forward output, each a
-        run-time format of the build (default ``a_fmt``); ``table`` is the tanh table of a
-        forward tanh layer (default :meth:`~sw_model.arch.aap.AAPConfig.table_for` the output
-        format, or the initial table when ``out_fmt`` is omitted).
-
-        Raises
-        ------
-        ValueError
-            For an unknown ``op``/``kind``/``parallelism``, a dimension outside
-            ``1..config.max_*``, a base address that does not fit ``addr_width``, or a format
-            or table the build cannot take.
-        """
-        c = self._config
-        if op not in OPS:
-            raise ValueError(f"op must be one of {', '.join(map(repr, OPS))}, not {op!r}")
-        if kind not in ACTIVATIONS:
-            raise ValueError(f"kind must be one of {', '.join(map(repr, ACTIVATIONS))}, "
-                             f"not {kind!r}")
-        if parallelism not in PARALLELISM:
-            raise ValueError(f"parallelism must be 'batch' or 'layer', not {parallelism!r}")
-        for name, value, hi in (("m", m, c.max_m), ("n", n, c.max_n),
-                                ("batch", batch, c.max_batch)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an integer, not {value!r}")
-            if not 1 <= value <= hi:
-                raise ValueError(f"{name} must be from 1 to {hi}, not {value!r}")
-        bases = {"w_base": w_base, "v_base": v_base, "u_base": u_base, "b_base": b_base}
-        for name, value in bases.items():
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an integer, not {value!r}")
-            if not 0 <= value < 1 << c.addr_width:
-                raise ValueError(f"{name} must be from 0 to {(1 << c.addr_width) - 1}, "
-                                 f"not {value!r}")
-        x_frac, _ = c.act_fields(x_fmt)
-        o_frac, o_narrow = c.act_fields(out_fmt)
-        if table is None:
-            table = c.table if out_fmt is None else c.table_for(out_fmt)
-        c.table_image(table)  # raises for a table the memory cannot hold
-        out = out_fmt or c.a_fmt
-        if table.out_fmt != out:
-            raise ValueError(f"table format {table.out_fmt!r} differs from the output format "
-                             f"{out!r}")
-        return {"op": OP_CODES[op], "kind": KIND_CODES[kind],
-                "layer": int(parallelism == "layer"), "m_minus_1": m - 1,
-                "n_minus_1": n - 1, "batch_minus_1": batch - 1, **bases,
-                "x_frac": x_frac, "o_frac": o_frac, "o_narrow": int(o_narrow),
-                "t_shift": min(table.shift, self._max_t_shift)}
+    def command(self, op: str, **kwargs) -> dict:
+        """The :attr:`cmd` payload of one operation (:meth:`AAPCommandSet.command`)."""
+        return self._commands.command(op, **kwargs)
 
     @property
     def product_range(self) -> tuple[int, int]:

@@ -35,12 +35,25 @@ from amaranth.hdl import Module, Shape, Value, unsigned
 
 from fixar_hw._util import silence_on_error
 from fixar_hw.arith.sp2 import SP2ShiftAdd
-from fixar_hw.train.aap import AAPCore
+from fixar_hw.train.aap import AAPCommandSet, AAPCore
 from sw_model.arch.aap import AAPConfig
 from sw_model.numerics.fixed import FixedFormat
 from sw_model.numerics.sp2 import SP2Format
 
-__all__ = ["PEArray", "SP2PEArray"]
+__all__ = ["PEArray", "SP2CommandSet", "SP2PEArray"]
+
+
+class SP2CommandSet(AAPCommandSet):
+    """The command encoding of an :class:`SP2PEArray`: :class:`~fixar_hw.train.aap.AAPCommandSet`
+    without the weight gradient (see :class:`SP2PEArray`)."""
+
+    def command(self, op: str, **kwargs) -> dict:
+        """As :meth:`AAPCommandSet.command <fixar_hw.train.aap.AAPCommandSet.command>`;
+        ``"wgrad"`` raises ``ValueError``."""
+        if op == "wgrad":
+            raise ValueError("SP2PEArray runs 'forward' and 'backward', not 'wgrad' (weight "
+                             "gradients need multipliers: use a PEArray)")
+        return super().command(op, **kwargs)
 
 
 class PEArray(AAPCore):
@@ -87,6 +100,8 @@ class SP2PEArray(PEArray):
     sp2_fmt : SP2Format
     """
 
+    _command_set = SP2CommandSet
+
     @silence_on_error
     def __init__(self, config: AAPConfig, sp2_fmt: SP2Format) -> None:
         if not isinstance(sp2_fmt, SP2Format):
@@ -110,13 +125,6 @@ class SP2PEArray(PEArray):
         m.submodules += lane
         m.d.comb += [lane.x.eq(right), lane.code.eq(left[: self._sp2_fmt.m])]
         return lane.p
-
-    def command(self, op: str, **kwargs) -> dict:
-        """As :meth:`AAPCore.command`; ``"wgrad"`` raises ``ValueError`` (see the class docs)."""
-        if op == "wgrad":
-            raise ValueError("SP2PEArray runs 'forward' and 'backward', not 'wgrad' (weight "
-                             "gradients need multipliers: use a PEArray)")
-        return super().command(op, **kwargs)
 
     def __repr__(self) -> str:
         return f"SP2PEArray({self._config!r}, {self._sp2_fmt!r})"

@@ -25,11 +25,12 @@ Write ports of ``A`` have one enable per lane (the vector unit writes single ele
 array enables all lanes of a word.
 """
 
-from amaranth.hdl import Module, signed, unsigned
-from amaranth.lib import data, memory, wiring
+from amaranth.hdl import Module
+from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import Out
 
 from fixar_hw._util import silence_on_error
+from fixar_hw.train.description import memory_depths, memory_layouts
 from sw_model.arch.engine import EngineConfig
 
 __all__ = ["Buffers"]
@@ -55,6 +56,10 @@ class Buffers(wiring.Component):
 
     Attributes
     ----------
+    layouts : dict of str to amaranth.lib.data.ArrayLayout
+        Word layouts (:func:`fixar_hw.train.description.memory_layouts`).
+    depths : dict of str to int
+        Words the plan uses (:func:`fixar_hw.train.description.memory_depths`).
     memories : dict of str to amaranth.lib.memory.Memory
         ``"W"``, ``"G"``, ``"M"``, ``"V"``, ``"A"``; their ``data`` is what a simulation
         testbench reads and writes directly (``ctx.get(mem.data[addr])``).
@@ -65,18 +70,9 @@ class Buffers(wiring.Component):
         if not isinstance(config, EngineConfig):
             raise TypeError(f"config must be an EngineConfig, not {config!r}")
         self._config = config
-        d, S, N = config.ddpg, config.size, config.cores
-        plan = config.plan
-        aw = config.addr_width
-        self.layouts = {
-            "W": data.ArrayLayout(signed(d.weight_fmt.width), S * S),
-            "G": data.ArrayLayout(signed(d.grad_fmt.width), S * S),
-            "M": data.ArrayLayout(signed(d.grad_fmt.width), S * S),
-            "V": data.ArrayLayout(unsigned(63), S * S),
-            "A": data.ArrayLayout(signed(config.vector.word_width), S),
-        }
-        self.depths = {"W": plan.w_words, "G": plan.online_words, "M": plan.online_words,
-                       "V": plan.online_words, "A": plan.a_words}
+        N, aw = config.cores, config.addr_width
+        self.layouts = memory_layouts(config)
+        self.depths = memory_depths(config)
         rd, wr = memory.ReadPort.Signature, memory.WritePort.Signature
 
         def r(name):

@@ -12,6 +12,10 @@
   :class:`~sw_model.arch.engine.MemoryPlan`, the program memory, Adam's step-size tables;
 * the :class:`fixar_hw.train.scheduler.Scheduler`, which runs a program from the program memory.
 
+:class:`fixar_hw.train.description.EngineDescription` (the engine's
+:attr:`~TrainingEngine.description`) encodes programs and predicts their counters in plain
+Python, for hosts that build no hardware.
+
 A program from :func:`sw_model.arch.engine.compile_step` leaves the memories exactly as
 :func:`sw_model.arch.engine.execute` leaves its images, which equal
 :func:`sw_model.arch.ddpg_step.fixed_train_step` (``tests/test_engine_hw.py``).
@@ -31,10 +35,11 @@ from fixar_hw._util import silence_on_error
 from fixar_hw.train.aap import AAPCore
 from fixar_hw.train.array import PEArray
 from fixar_hw.train.buffers import Buffers
-from fixar_hw.train.scheduler import PERF_COUNTERS, UNIT_CODES, Scheduler
-from fixar_hw.train.update import UPDATE_OPS, UpdateUnit
+from fixar_hw.train.description import EngineDescription
+from fixar_hw.train.scheduler import PERF_COUNTERS, Scheduler
+from fixar_hw.train.update import UPDATE_OPS, UpdateCommandSet, UpdateUnit
 from fixar_hw.train.vector import VectorUnit
-from sw_model.arch.engine import ArrayOp, EngineConfig, TickOp, UpdateOp, VectorOp
+from sw_model.arch.engine import EngineConfig
 
 __all__ = ["HOST_MEMORIES", "TrainingEngine", "UpdateSequencer"]
 
@@ -51,7 +56,9 @@ class UpdateSequencer(wiring.Component):
     target. ``units`` update units work in lockstep, each taking one element per cycle: a word
     is one read cycle and ``lanes / units`` element cycles; results are gathered per word and
     written the cycle after its last elements. Without stalls a command keeps :attr:`busy`
-    high for ``count * (lanes / units + 1) + unit.latency + 1`` cycles.
+    high for ``count * (lanes / units + 1) + unit.latency + 1`` cycles
+    (:meth:`UpdateCommandSet.cycles <fixar_hw.train.update.UpdateCommandSet.cycles>` of
+    :attr:`commands`).
 
     Parameters
     ----------
@@ -64,20 +71,23 @@ class UpdateSequencer(wiring.Component):
     addr_width, soft_offset : int
     word_layouts : dict
         ``"W"``, ``"G"``, ``"M"``, ``"V"`` word layouts of the memories.
+
+    Attributes
+    ----------
+    commands : UpdateCommandSet
+        The command layout, encoding and timing.
     """
 
     def __init__(self, unit: UpdateUnit, lanes: int, addr_width: int, soft_offset: int,
                  word_layouts: dict, units: int = 1) -> None:
-        if units < 1 or units & (units - 1) or lanes % units:
-            raise ValueError(f"units must be a power of two dividing {lanes}, not {units!r}")
+        self.commands = UpdateCommandSet(unit.w_fmt, lanes, units, addr_width)
         self._lanes = lanes
         self._units = units
         self._offset = soft_offset
         rd, wr = memory.ReadPort.Signature, memory.WritePort.Signature
         aw = addr_width
         super().__init__({
-            "cmd": In(stream.Signature(data.StructLayout(
-                {"op": 2, "net": 1, "lo": aw, "count": aw}))),
+            "cmd": In(stream.Signature(self.commands.layout)),
             "w_rd": In(rd(addr_width=aw, shape=word_layouts["W"])),
             "t_rd": In(rd(addr_width=aw, shape=word_layouts["W"])),
             "g_rd": In(rd(addr_width=aw, shape=word_layouts["G"])),
@@ -219,8 +229,10 @@ class TrainingEngine(wiring.Component):
 
     Numerics are the golden model's (:mod:`sw_model.arch.engine`: every format and rounding of
     :func:`sw_model.arch.ddpg_step.fixed_train_step`). Timing: one operation at a time; a program
-    takes exactly :meth:`cycles` cycles from its start to ``busy`` falling (every unit's
-    schedule is independent of the data). Memories have one cycle of read latency.
+    takes exactly :meth:`EngineDescription.cycles
+    <fixar_hw.train.description.EngineDescription.cycles>` cycles from its start to ``busy``
+    falling (every unit's schedule is independent of the data). Memories have one cycle of read
+    latency. Programs are encoded by :attr:`description` (no engine needs building for that).
 
     Parameters
     ----------
@@ -258,14 +270,15 @@ class TrainingEngine(wiring.Component):
 
     Attributes
     ----------
+    description : EngineDescription
+        Descriptor layout, program encoding, memory layouts and the cycle model.
     buffers : Buffers
     program : amaranth.lib.memory.Memory
     """
 
     @silence_on_error
     def __init__(self, config: EngineConfig, program_depth: int = 256) -> None:
-        if not isinstance(config, EngineConfig):
-            raise TypeError(f"config must be an EngineConfig, not {config!r}")
+        self.description = desc = EngineDescription(config, program_depth)
         self._config = c = config
         self.array = PEArray(c.aap) if c.cores > 1 else AAPCore(c.aap)
         self.vector = VectorUnit(c.vector)
@@ -274,25 +287,19 @@ class TrainingEngine(wiring.Component):
                         for _ in range(c.update_units)]
         self.buffers = Buffers(c)
         aw = c.addr_width
-        self.descriptor_layout = data.StructLayout({
-            "unit": 3,
-            "array": data.StructLayout({"cmd": self.array.command_layout, "out_base": aw}),
-            "vector": self.vector.command_layout,
-            "update": data.StructLayout({"op": 2, "net": 1, "lo": aw, "count": aw}),
-        })
-        self.scheduler = Scheduler(self.descriptor_layout, program_depth)
+        layout = desc.descriptor_layout
+        self.scheduler = Scheduler(layout, program_depth)
         self.sequencer = UpdateSequencer(self.updates[0], c.size ** 2, aw,
                                          c.plan.online_words, self.buffers.layouts,
                                          c.update_units)
-        self.program = memory.Memory(shape=self.descriptor_layout, depth=program_depth, init=[])
-        pw = len(self.scheduler.start.payload)
+        self.program = memory.Memory(shape=layout, depth=program_depth, init=[])
+        pw = desc.pc_width
         perf = {name: 48 for name in (*PERF_COUNTERS, "macs")}
         super().__init__({
             "start": In(stream.Signature(unsigned(pw))),
             "busy": Out(1),
             # the engine holds these memories: their write ports are driven from outside
-            "prog_wr": Out(memory.WritePort.Signature(addr_width=pw,
-                                                      shape=self.descriptor_layout)),
+            "prog_wr": Out(memory.WritePort.Signature(addr_width=pw, shape=layout)),
             "tbl_wr": Out(self.array.tbl_wr.signature),
             "t_load": In(stream.Signature(32)),
             "t": Out(32),
@@ -302,9 +309,9 @@ class TrainingEngine(wiring.Component):
             "op_trace": Out(self.scheduler.trace.shape()),
             # host access to the memories while idle (the DMA's side)
             **{f"host_rd_{name.lower()}": Out(memory.ReadPort.Signature(
-                addr_width=aw, shape=self.buffers.layouts[name])) for name in HOST_MEMORIES},
+                addr_width=aw, shape=desc.layouts[name])) for name in HOST_MEMORIES},
             **{f"host_wr_{name.lower()}": Out(memory.WritePort.Signature(
-                addr_width=aw, shape=self.buffers.layouts[name])) for name in HOST_MEMORIES},
+                addr_width=aw, shape=desc.layouts[name])) for name in HOST_MEMORIES},
         })
 
     @property
@@ -312,101 +319,37 @@ class TrainingEngine(wiring.Component):
         """The build."""
         return self._config
 
-    # --- programs ------------------------------------------------------------------------------
-
-    def descriptor(self, op) -> dict:
-        """The program-memory word of one descriptor of :mod:`sw_model.arch.engine`.
-
-        Raises
-        ------
-        TypeError
-            For an object that is no descriptor.
-        ValueError
-            For a command the units reject (see their ``command`` methods).
-        """
-        if isinstance(op, TickOp):
-            return {"unit": UNIT_CODES["tick"]}
-        if isinstance(op, ArrayOp):
-            cmd = self.array.command(
-                op.op, m=op.m, n=op.n, batch=op.batch, kind=op.kind,
-                parallelism=op.parallelism, w_base=op.w_base, v_base=op.v_base,
-                u_base=op.u_base, b_base=op.b_base, x_fmt=op.x_fmt, out_fmt=op.out_fmt)
-            return {"unit": UNIT_CODES["array"], "array": {"cmd": cmd, "out_base": op.out_base}}
-        if isinstance(op, VectorOp):
-            return {"unit": UNIT_CODES["vector"], "vector": self.vector.command(op.cmd)}
-        if isinstance(op, UpdateOp):
-            if op.op not in UPDATE_OPS:
-                raise ValueError(f"update op must be one of {sorted(UPDATE_OPS)}, "
-                                 f"not {op.op!r}")
-            return {"unit": UNIT_CODES["update"], "update": {
-                "op": UPDATE_OPS[op.op], "net": int(op.net == "critic"), "lo": op.lo,
-                "count": op.count}}
-        raise TypeError(f"not a descriptor: {op!r}")
-
-    def encode(self, program) -> list[int]:
-        """Program-memory words (integers) of ``program`` followed by ``end``."""
-        words = [self.descriptor(op) for op in program] + [{"unit": UNIT_CODES["end"]}]
-        if len(words) > self.program.depth:
-            raise ValueError(f"the program needs {len(words)} descriptors, the program memory "
-                             f"holds {self.program.depth}")
-        return [self.descriptor_layout.const(w).as_value().value for w in words]
-
-    def cycles(self, program) -> dict[str, int]:
-        """The performance counters ``program`` leaves (no host activity while it runs).
-
-        Exact: every unit's time is independent of the data. An operation whose unit is busy
-        ``T`` cycles takes ``T + 4`` (fetch, decode, command transfer, settle); ``tick`` and
-        the final ``end`` take 2. ``macs`` counts ``size**2`` per core and array pass:
-        ``size**2`` for every (weight tile, vector) pair of an array operation.
-        """
-        c = self._config
-        model = c.aap.cycle_model
-        out = dict.fromkeys((*PERF_COUNTERS, "macs"), 0)
-        lat = self.updates[0].latency
-        steps = c.size ** 2 // c.update_units
-        for op in program:
-            self.descriptor(op)  # validates
-            if isinstance(op, TickOp):
-                out["cycles"] += 2
-                out["ops"] += 1
-                continue
-            if isinstance(op, ArrayOp):
-                busy = model.cycles(op.op, op.m, op.n, op.batch, op.parallelism)
-                # every (tile, vector) pair is one core-pass, whichever core takes it
-                ti, tj = -(-op.m // c.size), -(-op.n // c.size)
-                out["macs"] += op.batch * ti * tj * c.size ** 2
-                unit = "array"
-            elif isinstance(op, VectorOp):
-                busy, unit = self.vector.cycles(op.cmd), "vector"
-            else:
-                busy, unit = op.count * (steps + 1) + lat + 1, "update"
-            out[unit] += busy + 2
-            out["last"] = busy + 2
-            out["cycles"] += busy + 4
-            out["ops"] += 1
-        out["cycles"] += 2
-        return out
-
     # --- hardware ------------------------------------------------------------------------------
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        c = self._config
-        d = c.ddpg
-        S, N = c.size, c.cores
-        arr, vec, buf = self.array, self.vector, self.buffers
-        seq, sch = self.sequencer, self.scheduler
-        m.submodules.array = arr
-        m.submodules.vector = vec
+        m.submodules.array = self.array
+        m.submodules.vector = self.vector
         for u, unit in enumerate(self.updates):
             m.submodules[f"update_{u}"] = unit
-        m.submodules.buffers = buf
-        buf = _HostShare(m, buf, self)
-        m.submodules.scheduler = sch
-        m.submodules.sequencer = seq
+        m.submodules.buffers = self.buffers
+        buf = _HostShare(m, self.buffers, self)
+        m.submodules.scheduler = self.scheduler
+        m.submodules.sequencer = self.sequencer
         m.submodules.program = self.program
 
-        # program memory and scheduler
+        self._connect_program(m)
+        t = self._step_counter(m)
+        self._connect_array_results(m, buf)
+        self._connect_activation_reads(m, buf)
+        self._connect_parameter_reads(m, buf)
+        self._connect_update(m, buf, t)
+        self._connect_vector(m)
+        # the scheduler waits for every unit
+        m.d.comb += self.scheduler.units_busy.eq(
+            self.array.busy | self.vector.busy | self.sequencer.busy)
+        buf.connect()
+        self._count_macs(m)
+        return m
+
+    def _connect_program(self, m: Module) -> None:
+        """The program memory's ports, the scheduler's start, busy, trace and counters."""
+        sch = self.scheduler
         prd = self.program.read_port(domain="sync")
         pwr = self.program.write_port()
         m.d.comb += [prd.addr.eq(sch.prog_rd.addr), prd.en.eq(sch.prog_rd.en),
@@ -418,16 +361,24 @@ class TrainingEngine(wiring.Component):
         for name in PERF_COUNTERS:
             m.d.comb += getattr(self.perf, name).eq(getattr(sch.perf, name))
 
-        # step counter
+    def _step_counter(self, m: Module) -> Signal:
+        """The step counter: loaded while idle, advanced by ``tick``; returns it."""
+        sch = self.scheduler
         t = Signal(32)
         m.d.comb += [self.t.eq(t), self.t_load.ready.eq(~sch.busy)]
         with m.If(self.t_load.valid & self.t_load.ready):
             m.d.sync += t.eq(self.t_load.payload)
         with m.Elif(sch.tick):
             m.d.sync += t.eq(t + 1)
+        return t
 
-        # array: command, tanh table, and result writers
-        a_cmd = sch.array
+    def _connect_array_results(self, m: Module, buf: _HostShare) -> None:
+        """The array's command and tanh table, and the writers of its results: output slices
+        into ``A`` (port 0 shared with the vector unit), gradient tiles into ``G``."""
+        c = self._config
+        S, N = c.size, c.cores
+        arr, vec = self.array, self.vector
+        a_cmd = self.scheduler.array
         m.d.comb += [arr.cmd.payload.eq(a_cmd.payload.cmd), arr.cmd.valid.eq(a_cmd.valid),
                      a_cmd.ready.eq(arr.cmd.ready)]
         m.d.comb += [arr.tbl_wr.addr.eq(self.tbl_wr.addr), arr.tbl_wr.data.eq(self.tbl_wr.data),
@@ -476,8 +427,11 @@ class TrainingEngine(wiring.Component):
             for lane in range(S * S):
                 m.d.comb += g_port.data[lane].eq(g.payload.data[k][lane])
 
-        # activation reads: array ports v (0..N-1) and u (N..2N-1); the vector unit shares
-        # port 0 (a) and port N (b)
+    def _connect_activation_reads(self, m: Module, buf: _HostShare) -> None:
+        """Activation reads: array ports v (0..N-1) and u (N..2N-1); the vector unit shares
+        port 0 (a) and port N (b)."""
+        S, N = self._config.size, self._config.cores
+        arr, vec = self.array, self.vector
         for k in range(N):
             for src, idx in ((arr.v_rd[k], k), (arr.u_rd[k], N + k)):
                 port = buf.a_rd[idx]
@@ -490,8 +444,11 @@ class TrainingEngine(wiring.Component):
                 for lane in range(S):
                     m.d.comb += src.data[lane].eq(port.data[lane])
 
-        # parameter reads: array tiles (0..N-1) and biases (N..2N-1, PE column-0 lanes); the
-        # update sequencer shares port 0 (w) and port N (t)
+    def _connect_parameter_reads(self, m: Module, buf: _HostShare) -> None:
+        """Parameter reads: array tiles (0..N-1) and biases (N..2N-1, PE column-0 lanes); the
+        update sequencer shares port 0 (w) and port N (t)."""
+        S, N = self._config.size, self._config.cores
+        arr, seq = self.array, self.sequencer
         for k in range(N):
             for src, idx, share in ((arr.w_rd[k], k, seq.w_rd if k == 0 else None),
                                     (arr.b_rd[k], N + k, seq.t_rd if k == 0 else None)):
@@ -507,12 +464,17 @@ class TrainingEngine(wiring.Component):
                 else:
                     m.d.comb += src.data.eq(port.data)
 
-        # update sequencer and unit
+    def _connect_update(self, m: Module, buf: _HostShare, t: Signal) -> None:
+        """The update sequencer's memory ports and units, Adam's step-size tables (indexed by
+        the step counter ``t``) and the optimizer constants."""
+        c = self._config
+        d = c.ddpg
+        seq = self.sequencer
         for a, b in ((seq.g_rd, buf.g_rd), (seq.m_rd, buf.m_rd), (seq.v_rd, buf.v_rd)):
             m.d.comb += [b.addr.eq(a.addr), b.en.eq(a.en), a.data.eq(b.data)]
         for a, b in ((seq.w_wr, buf.w_wr), (seq.m_wr, buf.m_wr), (seq.v_wr, buf.v_wr)):
             m.d.comb += [b.addr.eq(a.addr), b.en.eq(a.en), b.data.eq(a.data)]
-        wiring.connect(m, sch.update, seq.cmd)
+        wiring.connect(m, self.scheduler.update, seq.cmd)
         for u, unit in enumerate(self.updates):
             wiring.connect(m, seq.i[u], unit.i)
             wiring.connect(m, unit.o, seq.o[u])
@@ -538,20 +500,19 @@ class TrainingEngine(wiring.Component):
                 upd.tau.eq(d.tau_q),
             ]
 
-        # vector unit
-        wiring.connect(m, sch.vector, vec.cmd)
+    def _connect_vector(self, m: Module) -> None:
+        """The vector unit's command, seed, constants and range registers."""
+        c, vec = self._config, self.vector
+        wiring.connect(m, self.scheduler.vector, vec.cmd)
         wiring.connect(m, wiring.flipped(self.seed), vec.seed)
-        m.d.comb += [vec.gamma.eq(d.gamma_q), vec.sigma.eq(c.sigma_q), self.ranges.eq(vec.ranges)]
+        m.d.comb += [vec.gamma.eq(c.ddpg.gamma_q), vec.sigma.eq(c.sigma_q),
+                     self.ranges.eq(vec.ranges)]
 
-        # the scheduler waits for every unit
-        m.d.comb += sch.units_busy.eq(arr.busy | vec.busy | seq.busy)
-
-        buf.connect()
-
-        # MACs issued: size**2 per core and pass
-        issued = sum(arr.v_rd[k].en for k in range(N))
-        with m.If(sch.start.valid & sch.start.ready):
+    def _count_macs(self, m: Module) -> None:
+        """``perf.macs``: ``size**2`` per core and array pass, cleared when a program starts."""
+        S, N = self._config.size, self._config.cores
+        issued = sum(self.array.v_rd[k].en for k in range(N))
+        with m.If(self.scheduler.start.valid & self.scheduler.start.ready):
             m.d.sync += self.perf.macs.eq(0)
         with m.Else():
             m.d.sync += self.perf.macs.eq(self.perf.macs + issued * (S * S))
-        return m

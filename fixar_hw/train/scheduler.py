@@ -23,16 +23,38 @@ from amaranth.lib.wiring import In, Out
 
 from fixar_hw._util import silence_on_error
 
-__all__ = ["PERF_COUNTERS", "UNIT_CODES", "Scheduler"]
+__all__ = ["FETCH_CYCLES", "ISSUE_CYCLES", "PERF_COUNTERS", "UNIT_CODES", "Scheduler",
+           "check_program_depth", "pc_width"]
 
 #: Encoding of a descriptor's ``unit`` field.
 UNIT_CODES = {"end": 0, "tick": 1, "array": 2, "vector": 3, "update": 4}
 #: Performance counters (48 bits each), cleared when a program starts.
 PERF_COUNTERS = ("cycles", "ops", "array", "vector", "update", "last")
+#: Cycles to fetch and decode a descriptor (all a ``tick`` or ``end`` takes).
+FETCH_CYCLES = 2
+#: Cycles of a unit's operation besides the unit's own: the command transfer and one settling
+#: cycle (counted in the unit's counter, which runs from the transfer to the operation's end).
+ISSUE_CYCLES = 2
 
 
 def _bits(n: int) -> int:
     return max(n.bit_length(), 1)
+
+
+def check_program_depth(program_depth: object) -> int:
+    """Return ``program_depth`` if it is an integer of at least 2 (words of a program
+    memory), else raise ``ValueError``."""
+    if isinstance(program_depth, bool) or not isinstance(program_depth, int) \
+            or program_depth < 2:
+        raise ValueError(f"program_depth must be an integer of at least 2, not "
+                         f"{program_depth!r}")
+    return program_depth
+
+
+def pc_width(program_depth: int) -> int:
+    """Width of a program address into ``program_depth`` words (see
+    :func:`check_program_depth`)."""
+    return _bits(check_program_depth(program_depth) - 1)
 
 
 class Scheduler(wiring.Component):
@@ -75,13 +97,9 @@ class Scheduler(wiring.Component):
         missing = {"unit", "array", "vector", "update"} - {name for name, _ in layout}
         if missing:
             raise ValueError(f"layout lacks the fields {sorted(missing)}")
-        if isinstance(program_depth, bool) or not isinstance(program_depth, int) \
-                or program_depth < 2:
-            raise ValueError(f"program_depth must be an integer of at least 2, not "
-                             f"{program_depth!r}")
+        pw = pc_width(program_depth)
         self._layout = layout
         self._depth = program_depth
-        pw = _bits(program_depth - 1)
         super().__init__({
             "start": In(stream.Signature(unsigned(pw))),
             "prog_rd": In(memory.ReadPort.Signature(addr_width=pw, shape=layout)),

@@ -12,6 +12,7 @@ here as pipelines of restoring stages, one result bit per stage; everything else
 library's and :mod:`fixar_hw.arith.numeric`'s.
 """
 
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 from amaranth.hdl import Const, Module, Mux, Signal, Value, signed, unsigned
@@ -23,7 +24,7 @@ from fixar_hw.arith.numeric import check_format, range_shape, shape_of, shift_ro
 from sw_model.numerics.fixed import FixedFormat
 from sw_model.numerics.optim import BETA_FRAC, LR_EXTRA
 
-__all__ = ["UPDATE_OPS", "UpdateUnit"]
+__all__ = ["UPDATE_OPS", "UpdateCommandSet", "UpdateUnit", "update_latency"]
 
 #: Operation codes of the ``op`` field.
 UPDATE_OPS = {"adam": 0, "sgd": 1, "soft": 2}
@@ -35,6 +36,89 @@ _V_MAX = (1 << _V_BITS) - 1  # v_format(g_fmt).max_int
 _FRONT_STAGES = 4
 _MID_STAGES = 3
 _BACK_STAGES = 1
+
+
+def update_latency(w_fmt: FixedFormat) -> int:
+    """Cycles from an element on :attr:`UpdateUnit.i` to its result on :attr:`UpdateUnit.o`,
+    without stalls: ``39 + w_fmt.width`` (the number of pipeline registers).
+
+    Raises
+    ------
+    TypeError
+        If ``w_fmt`` is not a :class:`~sw_model.numerics.fixed.FixedFormat`.
+    """
+    if not isinstance(w_fmt, FixedFormat):
+        raise TypeError(f"w_fmt must be a FixedFormat, not {w_fmt!r}")
+    return _FRONT_STAGES + _ROOT_BITS + _MID_STAGES + w_fmt.width + _BACK_STAGES
+
+
+@dataclass(frozen=True)
+class UpdateCommandSet:
+    """Commands of a stream of parameter words through ``units`` :class:`UpdateUnit` s in
+    lockstep (the engine's :class:`~fixar_hw.train.engine.UpdateSequencer`): their encoding and
+    timing, plain Python, shared by the hardware and the host.
+
+    A command ``{op, net, lo, count}`` covers words ``lo .. lo + count - 1`` of ``lanes``
+    elements each; each unit takes one element per cycle, so a word costs one read cycle and
+    ``lanes / units`` element cycles.
+
+    Parameters
+    ----------
+    w_fmt : FixedFormat
+        The units' weight format (it sets their :func:`update_latency`).
+    lanes : int
+        Elements per word.
+    units : int
+        Update units fed in parallel (a power of two dividing ``lanes``).
+    addr_width : int
+        Width of the word addresses ``lo`` and of ``count``.
+
+    Raises
+    ------
+    ValueError
+        If ``units`` is no power of two dividing ``lanes``.
+    """
+
+    w_fmt: FixedFormat
+    lanes: int
+    units: int
+    addr_width: int
+
+    def __post_init__(self) -> None:
+        u = self.units
+        if isinstance(u, bool) or not isinstance(u, int) or u < 1 or u & (u - 1) \
+                or self.lanes % u:
+            raise ValueError(f"units must be a power of two dividing {self.lanes}, not {u!r}")
+
+    @property
+    def latency(self) -> int:
+        """The update units' :func:`update_latency`."""
+        return update_latency(self.w_fmt)
+
+    @property
+    def layout(self) -> data.StructLayout:
+        """Layout of a command: ``op`` (:data:`UPDATE_OPS`), ``net`` (1: the critic), ``lo``,
+        ``count``."""
+        aw = self.addr_width
+        return data.StructLayout({"op": 2, "net": 1, "lo": aw, "count": aw})
+
+    def command(self, op: str, *, net: str, lo: int, count: int) -> dict:
+        """The command payload (a dict for :attr:`layout`) of an ``op`` pass over words
+        ``lo .. lo + count - 1`` of ``net``'s parameters (``net == "critic"`` sets ``net``).
+
+        Raises
+        ------
+        ValueError
+            For an ``op`` not in :data:`UPDATE_OPS`.
+        """
+        if op not in UPDATE_OPS:
+            raise ValueError(f"update op must be one of {sorted(UPDATE_OPS)}, not {op!r}")
+        return {"op": UPDATE_OPS[op], "net": int(net == "critic"), "lo": lo, "count": count}
+
+    def cycles(self, count: int) -> int:
+        """Cycles a command over ``count`` words keeps the sequencer busy, without stalls:
+        ``count * (lanes / units + 1) + latency + 1``."""
+        return count * (self.lanes // self.units + 1) + self.latency + 1
 
 
 def _clamp(v: Value, lo: int, hi: int) -> Value:
@@ -153,7 +237,7 @@ class UpdateUnit(wiring.Component):
     def latency(self) -> int:
         """Cycles from an element on :attr:`i` to its result on :attr:`o`, without stalls:
         ``39 + w_fmt.width`` (the number of pipeline registers)."""
-        return _FRONT_STAGES + _ROOT_BITS + _MID_STAGES + self._w_fmt.width + _BACK_STAGES
+        return update_latency(self._w_fmt)
 
     @property
     def input_layout(self) -> data.StructLayout:

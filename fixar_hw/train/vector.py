@@ -20,7 +20,7 @@ from sw_model.arch.vector import VECTOR_OPS, VectorCommand, VectorSpec
 from sw_model.numerics.fixed import FixedFormat
 from sw_model.numerics.prng import SIGMA_FRAC, seed_state
 
-__all__ = ["OP_CODES", "VectorUnit"]
+__all__ = ["OP_CODES", "VectorCommandSet", "VectorUnit"]
 
 #: Encoding of the ``op`` field of a command.
 OP_CODES = {op: code for code, op in enumerate(VECTOR_OPS)}
@@ -28,6 +28,96 @@ OP_CODES = {op: code for code, op in enumerate(VECTOR_OPS)}
 
 def _bits(n: int) -> int:
     return max(int(n).bit_length(), 1)
+
+
+@dataclass(frozen=True)
+class VectorCommandSet:
+    """The command encoding and timing of a :class:`VectorUnit` for one
+    :class:`~sw_model.arch.vector.VectorSpec`: plain Python, shared by the hardware and the
+    host (a program's descriptors are encoded and timed without building the unit).
+
+    Parameters
+    ----------
+    spec : VectorSpec
+
+    Raises
+    ------
+    TypeError
+        If ``spec`` is not a :class:`~sw_model.arch.vector.VectorSpec`.
+    """
+
+    spec: VectorSpec
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.spec, VectorSpec):
+            raise TypeError(f"spec must be a VectorSpec, not {self.spec!r}")
+
+    @property
+    def word_layout(self) -> data.ArrayLayout:
+        """A memory word: ``size`` lanes of ``signed(word_width)``."""
+        return data.ArrayLayout(signed(self.spec.word_width), self.spec.size)
+
+    @property
+    def range_layout(self) -> data.StructLayout:
+        """One range register."""
+        w = self.spec.word_width
+        return data.StructLayout({"lo": signed(w), "hi": signed(w), "valid": 1})
+
+    @property
+    def layout(self) -> data.StructLayout:
+        """Layout of a command (``op`` per :data:`OP_CODES`; sizes stored minus one)."""
+        s = self.spec
+        fields = {
+            "op": 3,
+            "batch_minus_1": _bits(s.max_batch - 1),
+            "length_minus_1": _bits(s.max_len - 1),
+        }
+        for r in "abd":
+            fields.update({f"{r}_base": s.addr_width, f"{r}_stride": s.addr_width,
+                           f"{r}_off": s.offset_bits, f"{r}_frac": _bits(s.act_fmt.frac),
+                           f"{r}_narrow": 1})
+        fields.update({"point": _bits(s.points - 1), "clear": 1})
+        return data.StructLayout(fields)
+
+    def command(self, c: VectorCommand) -> dict:
+        """The command payload (a dict for :attr:`layout`) of ``c``, validated against the
+        spec.
+
+        Raises
+        ------
+        TypeError, ValueError
+            As :meth:`sw_model.arch.vector.VectorCommand.validate`.
+        """
+        if not isinstance(c, VectorCommand):
+            raise TypeError(f"c must be a VectorCommand, not {c!r}")
+        c.validate(self.spec)
+        out = {"op": OP_CODES[c.op], "batch_minus_1": c.batch - 1,
+               "length_minus_1": c.length - 1, "point": c.point, "clear": int(c.clear)}
+        for r in "abd":
+            for k in ("base", "stride", "off", "frac", "narrow"):
+                out[f"{r}_{k}"] = int(getattr(c, f"{r}_{k}"))
+        return out
+
+    def cycles(self, c: VectorCommand) -> int:
+        """Cycles the unit is busy for ``c`` after the command transfer (see
+        :class:`VectorUnit`'s timing).
+
+        Raises
+        ------
+        TypeError, ValueError
+            As :meth:`command`.
+        """
+        if not isinstance(c, VectorCommand):
+            raise TypeError(f"c must be a VectorCommand, not {c!r}")
+        c.validate(self.spec)
+        n, k, s = c.elements, self.spec.div_steps, self.spec.size
+        if c.op == "loss":
+            return n * (k + 3) + 1
+        if c.op == "fill":
+            return n + k + 5
+        if c.op == "target" and c.b_off % s == s - 1:
+            return 2 * n + 4
+        return n + 4
 
 
 class VectorUnit(wiring.Component):
@@ -105,6 +195,7 @@ class VectorUnit(wiring.Component):
         if not isinstance(spec, VectorSpec):
             raise TypeError(f"spec must be a VectorSpec, not {spec!r}")
         self._spec = spec
+        self._commands = VectorCommandSet(spec)
         aw = spec.addr_width
         super().__init__({
             "cmd": In(stream.Signature(self.command_layout)),
@@ -127,63 +218,32 @@ class VectorUnit(wiring.Component):
         return self._spec
 
     @property
+    def commands(self) -> "VectorCommandSet":
+        """The command encoding and timing of this unit."""
+        return self._commands
+
+    @property
     def word_layout(self) -> data.ArrayLayout:
-        """A memory word: ``size`` lanes of ``signed(word_width)``."""
-        return data.ArrayLayout(signed(self._spec.word_width), self._spec.size)
+        """A memory word (:attr:`VectorCommandSet.word_layout`)."""
+        return self._commands.word_layout
 
     @property
     def range_layout(self) -> data.StructLayout:
-        """One range register."""
-        w = self._spec.word_width
-        return data.StructLayout({"lo": signed(w), "hi": signed(w), "valid": 1})
+        """One range register (:attr:`VectorCommandSet.range_layout`)."""
+        return self._commands.range_layout
 
     @property
     def command_layout(self) -> data.StructLayout:
-        """Layout of a command (``op`` per :data:`OP_CODES`; sizes stored minus one)."""
-        s = self._spec
-        fields = {
-            "op": 3,
-            "batch_minus_1": _bits(s.max_batch - 1),
-            "length_minus_1": _bits(s.max_len - 1),
-        }
-        for r in "abd":
-            fields.update({f"{r}_base": s.addr_width, f"{r}_stride": s.addr_width,
-                           f"{r}_off": s.offset_bits, f"{r}_frac": _bits(s.act_fmt.frac),
-                           f"{r}_narrow": 1})
-        fields.update({"point": _bits(s.points - 1), "clear": 1})
-        return data.StructLayout(fields)
+        """Layout of a command (:attr:`VectorCommandSet.layout`)."""
+        return self._commands.layout
 
     def command(self, c: VectorCommand) -> dict:
-        """The :attr:`cmd` payload of ``c`` (validated against the spec).
-
-        Raises
-        ------
-        TypeError, ValueError
-            As :meth:`sw_model.arch.vector.VectorCommand.validate`.
-        """
-        if not isinstance(c, VectorCommand):
-            raise TypeError(f"c must be a VectorCommand, not {c!r}")
-        c.validate(self._spec)
-        out = {"op": OP_CODES[c.op], "batch_minus_1": c.batch - 1,
-               "length_minus_1": c.length - 1, "point": c.point, "clear": int(c.clear)}
-        for r in "abd":
-            for k in ("base", "stride", "off", "frac", "narrow"):
-                out[f"{r}_{k}"] = int(getattr(c, f"{r}_{k}"))
-        return out
+        """The :attr:`cmd` payload of ``c`` (:meth:`VectorCommandSet.command`)."""
+        return self._commands.command(c)
 
     def cycles(self, c: VectorCommand) -> int:
-        """Cycles :attr:`busy` is high for ``c`` (see the class docs)."""
-        if not isinstance(c, VectorCommand):
-            raise TypeError(f"c must be a VectorCommand, not {c!r}")
-        c.validate(self._spec)
-        n, k, s = c.elements, self._spec.div_steps, self._spec.size
-        if c.op == "loss":
-            return n * (k + 3) + 1
-        if c.op == "fill":
-            return n + k + 5
-        if c.op == "target" and c.b_off % s == s - 1:
-            return 2 * n + 4
-        return n + 4
+        """Cycles :attr:`busy` is high for ``c`` (:meth:`VectorCommandSet.cycles`)."""
+        return self._commands.cycles(c)
 
     # --- hardware ----------------------------------------------------------------------------
 
