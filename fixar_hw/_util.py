@@ -1,10 +1,13 @@
-"""Small helpers shared by the generators."""
+"""Small helpers shared by the generators (:func:`check_int` is
+:func:`sw_model.checks.check_int`)."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
 from typing import TypeVar
+
+from sw_model.checks import check_int
 
 F = TypeVar("F", bound=Callable[..., None])
 
@@ -28,23 +31,6 @@ def silence_on_error(init: F) -> F:
             raise
 
     return wrapper  # type: ignore[return-value]
-
-
-def check_int(value: object, name: str, *, minimum: int | None = None) -> int:
-    """Return ``value`` if it is an ``int`` (not a bool) of at least ``minimum``, else raise.
-
-    Raises
-    ------
-    TypeError
-        If ``value`` is not an integer.
-    ValueError
-        If it is below ``minimum``.
-    """
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, not {value!r}")
-    return value
 
 
 def never_elaborated(obj: object) -> object:

@@ -10,7 +10,6 @@ read it; ``fixar-hw export --config cfg.json`` reads it from JSON (:meth:`CoreCo
 from __future__ import annotations
 
 import dataclasses
-import json
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from sw_model.arch.ddpg_config import DDPGConfig
 from sw_model.arch.engine import EngineConfig
+from sw_model.jsonio import dumps_config, loads_config
 
 __all__ = ["CSR_BUSES", "CoreConfig"]
 
@@ -130,7 +130,7 @@ class CoreConfig:
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys, indented)."""
-        return json.dumps(self.to_dict(), sort_keys=True, indent=2)
+        return dumps_config(self.to_dict(), indent=2)
 
     @classmethod
     def from_json(cls, text: str) -> CoreConfig:
@@ -138,14 +138,11 @@ class CoreConfig:
 
         Raises
         ------
-        ValueError
-            If ``text`` is not JSON or describes an invalid configuration.
+        ConfigError
+            If ``text`` is not JSON or describes an invalid configuration (a ``ValueError``;
+            see :func:`sw_model.jsonio.loads_config`).
         """
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"CoreConfig JSON is invalid: {exc}") from None
-        return cls.from_dict(data)
+        return loads_config(cls, text, "CoreConfig")
 
     @classmethod
     def load(cls, path: str | Path) -> CoreConfig:
@@ -155,5 +152,5 @@ class CoreConfig:
     @property
     def config_id(self) -> int:
         """CRC-32 of the canonical compact JSON: the ``CONFIG_ID`` register."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        text = dumps_config(self.to_dict(), compact=True)
         return zlib.crc32(text.encode("ascii"))

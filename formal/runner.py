@@ -25,7 +25,6 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +35,9 @@ from pathlib import Path
 
 from amaranth.back import rtlil
 from amaranth.hdl import Elaboratable
+
+from fixar_hw.errors import ToolError
+from fixar_hw.tools import run_tool
 
 __all__ = ["MODES", "ProofJob", "ProofResult", "format_table", "run_job", "run_jobs"]
 
@@ -119,7 +121,7 @@ def _tool_env() -> dict[str, str]:
 def _tool(name: str, env: dict[str, str]) -> str:
     found = shutil.which(name, path=env["PATH"])
     if found is None:
-        raise RuntimeError(
+        raise ToolError(
             f"{name} was not found on PATH or beside {sys.executable}; "
             "install fixar-hw with its dependencies (pip install fixar-hw)")
     return found
@@ -178,14 +180,16 @@ def run_job(job: ProofJob, *, workdir: str | os.PathLike | None = None,
         "job.sby",
     ]
     try:
-        proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True,
-                              timeout=timeout)
+        # a failing proof ends sby with a non-zero status: the verdict is in job/status
+        proc = run_tool(cmd, cwd=root, env=env, timeout=timeout, what=f"proof {job.name}",
+                        check=False)
         log = proc.stdout + proc.stderr
         status_file = root / "job" / "status"
         status = status_file.read_text().split()[0] if status_file.exists() else "ERROR"
-    except subprocess.TimeoutExpired as exc:
-        log = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) \
-            else (exc.stdout or "")
+    except ToolError as exc:
+        if not exc.timed_out:
+            raise
+        log = exc.output
         status = "TIMEOUT"
     seconds = time.monotonic() - start
     result = ProofResult(job, status, seconds, log, root)

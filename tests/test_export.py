@@ -18,6 +18,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
+from fixar_hw.errors import ToolError
 from fixar_hw.flow import export
 from fixar_hw.flow.export import lint, to_verilog, verilate, verilator_available, write_verilog
 
@@ -345,11 +346,11 @@ def test_verilate_explicit_workdir_and_errors(tmp_path):
     mtime = model.executable.stat().st_mtime_ns
     assert verilate(text, "product", exit3, workdir=workdir, cflags=()) == model
     assert model.executable.stat().st_mtime_ns == mtime
-    with pytest.raises(RuntimeError, match=r"exited with code 3(.|\n)*bye"):
+    with pytest.raises(ToolError, match=r"failed \(exit status 3\)(.|\n)*bye"):
         model.run()
 
-    # A testbench that does not compile: RuntimeError carrying the compiler's complaint.
-    with pytest.raises(RuntimeError, match="not_a_function"):
+    # A testbench that does not compile: ToolError carrying the compiler's complaint.
+    with pytest.raises(ToolError, match="not_a_function"):
         verilate(
             text,
             "product",
@@ -377,5 +378,5 @@ def test_lint():
         "module widths(input [3:0] a, output [7:0] p);\n  assign p = a;\nendmodule\n", "widths"
     )
     assert "%Warning-WIDTHEXPAND" in warnings
-    with pytest.raises(RuntimeError, match="syntax error"):
+    with pytest.raises(ToolError, match="syntax error"):
         lint("module broken(input a, output p);\n  assign p = ;\nendmodule\n", "broken")

@@ -36,6 +36,8 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
+from sw_model.checks import check_int
+
 __all__ = ["main"]
 
 
@@ -50,14 +52,17 @@ def _failer(command: str) -> Callable[..., int]:
     return fail
 
 
-def _positive_int(text: str) -> int:
+def _int_argument(text: str, minimum: int, kind: str) -> int:
+    """``text`` as an integer of at least ``minimum`` (:func:`sw_model.checks.check_int`), or
+    an argparse error saying a ``kind`` integer was expected."""
     try:
-        value = int(text)
+        return check_int(int(text), "value", minimum=minimum)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
-    return value
+        raise argparse.ArgumentTypeError(f"expected a {kind} integer, not {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    return _int_argument(text, 1, "positive")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -73,11 +78,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return fail(str(exc))
     from fixar_hw.apps.demo import board_names
 
-    try:
-        boards = board_names()
-    except ImportError:
-        boards = None  # fixar_hw.platforms.boards missing: only synthesis needs it
-    if boards is not None and args.board not in boards:
+    boards = board_names()
+    if args.board not in boards:
         return fail(f"unknown --board {args.board!r}; choose from {', '.join(boards)}")
     result = run_demo(settings, args.out, progress=not args.no_progress,
                       log=lambda line: print(line, flush=True))
@@ -123,14 +125,7 @@ def _cmd_prove(args: argparse.Namespace) -> int:
 
 
 def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a non-negative integer, not {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, not {text!r}")
-    return value
+    return _int_argument(text, 0, "non-negative")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -339,7 +334,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         rows = sweep.run_sweep(points, executor=args.scheduler or "process",
                                workers=args.workers, fmax=args.fmax, timeout=args.timeout,
                                cache=not args.no_cache, progress=progress)
-    except ImportError as exc:
+    except ImportError as exc:  # a Dask scheduler without the 'dask' extra
         return fail(str(exc))
     except OSError as exc:
         return fail(f"cannot reach the Dask scheduler {args.scheduler}: {exc}")

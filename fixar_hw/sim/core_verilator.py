@@ -23,7 +23,6 @@ import ctypes
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
@@ -35,18 +34,16 @@ from fixar_hw.flow.core_export import export_core
 from fixar_hw.flow.export import (
     _atomic_write_text,
     _compiler_version,
-    _failure,
     _make_flags,
     _remove_stale_staging,
     _require_verilator,
-    _run_process,
-    _tail,
     _verilator_env,
     _verilator_version,
     verilator_available,
 )
 from fixar_hw.host.driver import Transport
 from fixar_hw.sim._cpp import render
+from fixar_hw.tools import run_tool, tool_failure
 
 __all__ = ["TOP", "VerilatorTransport", "build_library", "core_verilog"]
 
@@ -123,15 +120,13 @@ def _build_library(workdir: Path, verilog: str, cflags: Sequence[str], timeout: 
                f"{TOP}.v", "harness.cpp"]
     for flag in cflags:
         command += ["-CFLAGS", flag]
-    try:
-        result = _run_process(command, cwd=workdir, env=_verilator_env(), timeout=timeout)
-    except subprocess.TimeoutExpired as error:
-        raise RuntimeError(f"Verilator build of {TOP!r} timed out after {timeout} s\n"
-                           f"--- stderr (tail) ---\n{_tail(error.stderr)}") from None
+    what = f"Verilator build of {TOP!r} in {workdir}"
+    result = run_tool(command, cwd=workdir, env=_verilator_env(), timeout=timeout, what=what,
+                      check=False)
     (workdir / "build.log").write_text(f"{result.stdout}\n{result.stderr}", encoding="utf-8")
     library = workdir / "obj_dir" / _LIB_NAME
     if result.returncode != 0 or not library.is_file():
-        raise _failure(f"Verilator build of {TOP!r} in {workdir}", result)
+        raise tool_failure(what, result)
     return library
 
 

@@ -35,10 +35,8 @@ import numpy as np
 from fixar_hw.config import CoreConfig
 from fixar_hw.flow.export import (
     _compiler_version,
-    _failure,
     _make_flags,
     _require_verilator,
-    _run_process,
     _verilator_env,
     _verilator_version,
 )
@@ -46,6 +44,7 @@ from fixar_hw.host.driver import FixarDriver, Transport
 from fixar_hw.sim.core_verilator import _cached_build, core_verilog
 from fixar_hw.soc.csr import OPS, register_map
 from fixar_hw.soc.dma import beats_to_words
+from fixar_hw.tools import run_tool, tool_failure
 from sw_model.arch import ddpg_step as ds
 from sw_model.arch import engine as en
 from sw_model.numerics.fixed import FixedFormat
@@ -274,11 +273,13 @@ def build_testbench(config: CoreConfig, *, wait_states: int = 0,
                    f"{_TB_TOP}.v", "fixar_core.v"]
         for flag in cflags:
             command += ["-CFLAGS", flag]
-        result = _run_process(command, cwd=workdir, env=_verilator_env(), timeout=timeout)
+        what = f"Verilator build of {_TB_TOP!r} in {workdir}"
+        result = run_tool(command, cwd=workdir, env=_verilator_env(), timeout=timeout,
+                          what=what, check=False)
         (workdir / "build.log").write_text(f"{result.stdout}\n{result.stderr}",
                                            encoding="utf-8")
         if result.returncode != 0 or not (workdir / "obj_dir" / f"V{_TB_TOP}").is_file():
-            raise _failure(f"Verilator build of {_TB_TOP!r} in {workdir}", result)
+            raise tool_failure(what, result)
 
     return _cached_build("verilog-tb", key, f"obj_dir/V{_TB_TOP}", build)
 
@@ -320,11 +321,12 @@ def run_verilog_inference(config: CoreConfig, weights: ds.Weights, obs: Any, *,
         _write_hex(d / "mem.hex", job.ext_mem)
         _write_hex(d / "script.hex", [v for rec in job.script for v in rec] + [0, 0, 0])
         addr, count = job.out_region
-        result = _run_process([str(exe), "+mem=mem.hex", "+script=script.hex", "+out=out.hex",
-                               f"+out_addr={addr}", f"+out_words={count}"],
-                              cwd=d, env=dict(os.environ), timeout=timeout)
+        result = run_tool([str(exe), "+mem=mem.hex", "+script=script.hex", "+out=out.hex",
+                           f"+out_addr={addr}", f"+out_words={count}"],
+                          cwd=d, env=dict(os.environ), timeout=timeout,
+                          what="the Verilog testbench", check=False)
         if result.returncode != 0 or "PASS" not in result.stdout:
-            raise _failure("the Verilog testbench", result)
+            raise tool_failure("the Verilog testbench", result)
         words = _read_hex(d / "out.hex")
     if len(words) != count:
         raise RuntimeError(f"the testbench dumped {len(words)} words, not {count}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from sw_model.jsonio import dumps_config, loads_config
 from sw_model.numerics.fixed import FixedFormat, check_rounding
 
 __all__ = ["FORMAT_SETS", "PRECISIONS", "DDPGConfig", "format_set"]
@@ -287,7 +287,7 @@ class DDPGConfig:
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys)."""
-        return json.dumps(self.to_dict(), sort_keys=True)
+        return dumps_config(self.to_dict())
 
     @classmethod
     def from_json(cls, text: str) -> DDPGConfig:
@@ -295,11 +295,8 @@ class DDPGConfig:
 
         Raises
         ------
-        ValueError
-            If ``text`` is not JSON or describes an invalid configuration.
+        ConfigError
+            If ``text`` is not JSON or describes an invalid configuration (a ``ValueError``;
+            see :func:`sw_model.jsonio.loads_config`).
         """
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"DDPGConfig JSON is invalid: {exc}") from None
-        return cls.from_dict(data)
+        return loads_config(cls, text, "DDPGConfig")

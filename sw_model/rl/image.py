@@ -103,6 +103,7 @@ from typing import Any
 
 import numpy as np
 
+from sw_model.errors import ImageError
 from sw_model.numerics.fixed import FixedFormat
 
 __all__ = [
@@ -140,10 +141,6 @@ _TRAILER = struct.Struct("<II")  # CRC-32, total length
 _MAX_U32 = (1 << 32) - 1
 _NAME_RE = re.compile(rf"[A-Za-z0-9_.]{{1,{MAX_NAME_LENGTH}}}")
 _HASH_BYTES = 32
-
-
-class ImageError(ValueError):
-    """A byte string or file is not a valid weight image (or not the expected one)."""
 
 
 def word_bytes(width: int) -> int:

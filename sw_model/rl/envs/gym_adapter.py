@@ -31,7 +31,7 @@ def import_gymnasium() -> Any:
     """
     try:
         import gymnasium
-    except ImportError as exc:
+    except ImportError as exc:  # optional: the 'gym' extra
         raise ImportError(GYMNASIUM_MISSING) from exc
     return gymnasium
 
