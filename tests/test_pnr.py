@@ -145,7 +145,7 @@ def test_timeout_raises():
     ({"device": "100k"}, ValueError, r"^device must be one of '12k', .*, not '100k'$"),
     ({"device": 85}, TypeError, r"^device must be a str, not 85$"),
     ({"package": "CABGA 381"}, ValueError, r"^package must be .*, not 'CABGA 381'$"),
-    ({"speed": 5}, ValueError, r"^speed must be 6, 7 or 8, not 5$"),
+    ({"speed": 5}, ValueError, r"^speed must be one of 6, 7, 8, not 5$"),
     ({"speed": "6"}, TypeError, r"^speed must be an integer, not '6'$"),
     ({"freq_mhz": 0}, ValueError, r"^freq_mhz must be a positive finite number, not 0$"),
     ({"freq_mhz": "100"}, TypeError, r"^freq_mhz must be a number, not '100'$"),
@@ -166,7 +166,7 @@ def test_bad_parameters(kwargs, exc, message):
     ({"depth": 1}, ValueError, r"^depth must be at least 2, not 1$"),
     ({"fold_width": 33}, ValueError, r"^fold_width must be from 1 to 32, not 33$"),
     ({"fold_width": 2.0}, TypeError, r"^fold_width must be an integer, not 2\.0$"),
-    ({"seed_pins": 0}, ValueError, r"^seed_pins must be at least 1, not 0$"),
+    ({"seed_pins": 0}, ValueError, r"^seed_pins must be from 1 to 64, not 0$"),
     ({"seed": -1}, ValueError, r"^seed must be at least 0, not -1$"),
 ])
 def test_folded_top_bad_parameters(kwargs, exc, message):

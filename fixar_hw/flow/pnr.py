@@ -56,6 +56,7 @@ from fixar_hw.errors import ToolError
 from fixar_hw.flow.synth import Resources, _classify
 from fixar_hw.tools import run_tool
 from fixar_hw.train.aap import AAPCore
+from sw_model.checks import check_bool, check_choice
 
 __all__ = [
     "DEVICES", "ROUTERS", "SPEEDS", "FoldedTop", "PnrReport", "place_and_route",
@@ -179,12 +180,8 @@ class FoldedTop(wiring.Component):
         if not isinstance(dut, AAPCore):
             raise TypeError(f"dut must be an AAPCore or PEArray, not {dut!r}")
         check_int(depth, "depth", minimum=2)
-        check_int(fold_width, "fold_width", minimum=1)
-        if fold_width > 32:
-            raise ValueError(f"fold_width must be from 1 to 32, not {fold_width!r}")
-        check_int(seed_pins, "seed_pins", minimum=1)
-        if seed_pins > 64:
-            raise ValueError(f"seed_pins must be from 1 to 64, not {seed_pins!r}")
+        check_int(fold_width, "fold_width", minimum=1, maximum=32)
+        check_int(seed_pins, "seed_pins", minimum=1, maximum=64)
         check_int(seed, "seed", minimum=0)
         self._dut = dut
         self._depth = depth
@@ -402,19 +399,13 @@ def _nextpnr() -> str:
 
 def _check_args(device: object, package: object, speed: object, freq_mhz: object,
                 seed: object, timeout: object, name: object) -> None:
-    if not isinstance(device, str):
-        raise TypeError(f"device must be a str, not {device!r}")
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {', '.join(map(repr, DEVICES))}, "
-                         f"not {device!r}")
+    check_choice(device, "device", DEVICES)
     if not isinstance(package, str):
         raise TypeError(f"package must be a str, not {package!r}")
     if not package or not package.isalnum():
         raise ValueError(f"package must be a package name such as 'CABGA381', not {package!r}")
-    if isinstance(speed, bool) or not isinstance(speed, int):
-        raise TypeError(f"speed must be an integer, not {speed!r}")
-    if speed not in SPEEDS:
-        raise ValueError(f"speed must be 6, 7 or 8, not {speed!r}")
+    check_int(speed, "speed")
+    check_choice(speed, "speed", SPEEDS)
     if isinstance(freq_mhz, bool) or not isinstance(freq_mhz, int | float):
         raise TypeError(f"freq_mhz must be a number, not {freq_mhz!r}")
     if not (math.isfinite(freq_mhz) and freq_mhz > 0):
@@ -522,13 +513,8 @@ def place_and_route_seeds(design: Any, *, seeds: Sequence[int],
         raise ValueError(f"seeds must not be empty, not {seeds!r}")
     for seed in seeds:
         _check_args(device, package, speed, freq_mhz, seed, timeout, name)
-    if not isinstance(router, str):
-        raise TypeError(f"router must be a str, not {router!r}")
-    if router not in ROUTERS:
-        raise ValueError(f"router must be one of {', '.join(map(repr, ROUTERS))}, "
-                         f"not {router!r}")
-    if not isinstance(route, bool):
-        raise TypeError(f"route must be a bool, not {route!r}")
+    check_choice(router, "router", ROUTERS)
+    check_bool(route, "route")
     start = time.perf_counter()
     text = rtlil.convert(design, ports=ports, name=name)
     reports = []

@@ -38,6 +38,7 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from sw_model.checks import check_int
 from sw_model.numerics.activation import TanhTable, activate, check_kind, derivative
 from sw_model.numerics.fixed import FixedFormat, Rounding, check_rounding, exact_matmul, requantize
 
@@ -168,14 +169,6 @@ def bias_gradient(d_q: npt.ArrayLike, *, d_fmt: FixedFormat, out_fmt: FixedForma
 
 # --- configuration -------------------------------------------------------------------------
 
-def _check_count(value: object, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, not {value!r}")
-    return value
-
-
 _Q32_24 = FixedFormat(32, 24)
 _Q18_16 = FixedFormat(18, 16)
 
@@ -237,10 +230,10 @@ class AAPConfig:
     narrow_width: int | None = None
 
     def __post_init__(self) -> None:
-        size = _check_count(self.size, "size")
+        size = check_int(self.size, "size", minimum=1)
         if size & (size - 1):
             raise ValueError(f"size must be a power of two, not {size!r}")
-        _check_count(self.cores, "cores")
+        check_int(self.cores, "cores", minimum=1)
         for name in ("w_fmt", "a_fmt", "d_fmt", "g_fmt", "grad_fmt"):
             fmt = getattr(self, name)
             if not isinstance(fmt, FixedFormat):
@@ -251,12 +244,12 @@ class AAPConfig:
             raise ValueError(f"a_fmt.frac must be >= 0, not {self.a_fmt.frac!r}")
         check_rounding(self.rounding)
         for name in ("max_m", "max_n", "max_batch"):
-            _check_count(getattr(self, name), name)
-        _check_count(self.addr_width, "addr_width")
-        _check_count(self.tanh_index_bits, "tanh_index_bits")
+            check_int(getattr(self, name), name, minimum=1)
+        check_int(self.addr_width, "addr_width", minimum=1)
+        check_int(self.tanh_index_bits, "tanh_index_bits", minimum=1)
         TanhTable(self.a_fmt, self.a_fmt, self.tanh_index_bits)  # raises for a bad pairing
         if self.narrow_width is not None:
-            nw = _check_count(self.narrow_width, "narrow_width", 2)
+            nw = check_int(self.narrow_width, "narrow_width", minimum=2)
             if nw > self.a_fmt.width:
                 raise ValueError(f"narrow_width must be at most a_fmt.width = "
                                  f"{self.a_fmt.width}, not {nw!r}")
@@ -376,7 +369,7 @@ class AAPConfig:
 # --- layouts ---------------------------------------------------------------------------------
 
 def _check_size(size: object) -> int:
-    return _check_count(size, "size")
+    return check_int(size, "size", minimum=1)
 
 
 def tile_weights(w_q: npt.ArrayLike, size: int) -> np.ndarray:
@@ -456,7 +449,7 @@ class CycleModel:
 
     def __post_init__(self) -> None:
         _check_size(self.size)
-        _check_count(self.cores, "cores")
+        check_int(self.cores, "cores", minimum=1)
 
     def tiles(self, op: str, m: int, n: int) -> tuple[int, int]:
         """``(output tiles, reduction tiles)`` of ``op`` on an ``m x n`` weight matrix."""

@@ -48,6 +48,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from sw_model.checks import check_int
+
 __all__ = [
     "OVERFLOW_MODES",
     "ROUNDING_MODES",
@@ -117,12 +119,6 @@ def check_overflow(overflow: object, name: str = "overflow") -> str:
     return overflow
 
 
-def _check_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    return int(value)
-
-
 @dataclass(frozen=True)
 class FixedFormat:
     """A binary fixed-point format: ``width`` bits, ``frac`` of them after the binary point.
@@ -161,8 +157,8 @@ class FixedFormat:
     signed: bool = True
 
     def __post_init__(self) -> None:
-        width = _check_int(self.width, "FixedFormat width")
-        frac = _check_int(self.frac, "FixedFormat frac")
+        width = check_int(self.width, "FixedFormat width")
+        frac = check_int(self.frac, "FixedFormat frac")
         if not isinstance(self.signed, bool | np.bool_):
             raise TypeError(f"FixedFormat signed must be a bool, not {self.signed!r}")
         max_width = MAX_WIDTH if self.signed else MAX_WIDTH - 1
@@ -312,7 +308,7 @@ def shift_round(q: npt.ArrayLike, shift: int, rounding: Rounding) -> np.ndarray:
     arrays; the result has the same kind.
     """
     rounding = check_rounding(rounding)
-    shift = _check_int(shift, "shift")
+    shift = check_int(shift, "shift")
     v = np.asarray(q)
     if shift <= 0:
         return v << (-shift)
@@ -390,7 +386,7 @@ def requantize(
     """
     if not isinstance(dst, FixedFormat):
         raise TypeError(f"dst must be a FixedFormat, not {dst!r}")
-    src_frac = _check_int(src_frac, "src_frac")
+    src_frac = check_int(src_frac, "src_frac")
     rounding = check_rounding(rounding)
     overflow = check_overflow(overflow)
     v = _as_code_array(q, "q")

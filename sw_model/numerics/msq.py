@@ -91,6 +91,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from sw_model.checks import check_int
 from sw_model.numerics.fixed import (
     FixedFormat,
     Overflow,
@@ -121,12 +122,6 @@ __all__ = [
 
 #: Width of the default scale format.
 ALPHA_WIDTH = 16
-
-
-def _check_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    return int(value)
 
 
 def _check_real(value: object, name: str) -> float:
@@ -203,7 +198,7 @@ class LaneBudget:
         }
         for name, lo in minimum.items():
             value = getattr(self, name)
-            v = _check_int(value, f"LaneBudget {name}")
+            v = check_int(value, f"LaneBudget {name}")
             if v < lo:
                 raise ValueError(f"LaneBudget {name} must be at least {lo}, not {value!r}")
             object.__setattr__(self, name, v)
@@ -428,11 +423,11 @@ class AlphaSearch:
     lloyd_steps: int = 4
 
     def __post_init__(self) -> None:
-        n = _check_int(self.n_alphas, "AlphaSearch n_alphas")
+        n = check_int(self.n_alphas, "AlphaSearch n_alphas")
         if n < 1:
             raise ValueError(f"AlphaSearch n_alphas must be at least 1, not {self.n_alphas!r}")
         object.__setattr__(self, "n_alphas", n)
-        steps = _check_int(self.lloyd_steps, "AlphaSearch lloyd_steps")
+        steps = check_int(self.lloyd_steps, "AlphaSearch lloyd_steps")
         if steps < 0:
             raise ValueError(
                 f"AlphaSearch lloyd_steps must be at least 0, not {self.lloyd_steps!r}"

@@ -65,7 +65,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from sw_model.numerics.fixed import FixedFormat, _as_code_array, _check_int
+from sw_model.checks import check_int
+from sw_model.numerics.fixed import FixedFormat, _as_code_array
 
 __all__ = ["MAX_M", "MAX_M1", "MIN_M", "SP2Format"]
 
@@ -173,14 +174,14 @@ class SP2Format:
     m1: int | None = None
 
     def __post_init__(self) -> None:
-        m = _check_int(self.m, "SP2Format m")
+        m = check_int(self.m, "SP2Format m")
         if not MIN_M <= m <= MAX_M:
             raise ValueError(f"SP2Format m must be from {MIN_M} to {MAX_M}, not {self.m!r}")
         lo, hi = m // 2, min(m - 1, MAX_M1)  # m // 2 == ceil((m-1)/2)
         if self.m1 is None:
             m1 = lo
         else:
-            m1 = _check_int(self.m1, "SP2Format m1")
+            m1 = check_int(self.m1, "SP2Format m1")
             if not lo <= m1 <= hi:
                 raise ValueError(
                     f"SP2Format m1 must be from {lo} to {hi} for m={m}, not {self.m1!r}"

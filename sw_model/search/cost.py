@@ -94,6 +94,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sw_model.checks import check_int
 from sw_model.numerics.msq import ALPHA_WIDTH
 from sw_model.numerics.sp2 import MAX_M, MIN_M
 
@@ -127,14 +128,6 @@ MAPPINGS: tuple[str, ...] = ("shared", "pipelined")
 _FIELDS = ("lane_luts", "lane_dsps", "base_luts", "base_dsps")
 
 
-def _check_int(value: object, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, not {value!r}")
-    return value
-
-
 def _check_real(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a real number, not {value!r}")
@@ -160,8 +153,8 @@ def _check_seq(seq: object, name: str, cls: type) -> None:
 
 
 def _check_widths(scheme: str, w_bits: object, a_bits: object) -> tuple[int, int]:
-    _check_int(w_bits, "w_bits", 1)
-    _check_int(a_bits, "a_bits", 1)
+    check_int(w_bits, "w_bits", minimum=1)
+    check_int(a_bits, "a_bits", minimum=1)
     allowed = W_BITS[scheme]
     if w_bits not in allowed:
         raise ValueError(f"w_bits must be from {allowed[0]} to {allowed[-1]} for scheme "
@@ -199,8 +192,8 @@ class LayerShape:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str):
             raise TypeError(f"name must be a str, not {self.name!r}")
-        _check_int(self.fan_in, "fan_in", 1)
-        _check_int(self.fan_out, "fan_out", 1)
+        check_int(self.fan_in, "fan_in", minimum=1)
+        check_int(self.fan_out, "fan_out", minimum=1)
 
     @property
     def weights(self) -> int:
@@ -272,8 +265,8 @@ class Cost:
     def __post_init__(self) -> None:
         object.__setattr__(self, "luts", _check_real(self.luts, "luts"))
         object.__setattr__(self, "dsps", _check_real(self.dsps, "dsps"))
-        _check_int(self.mem_bits, "mem_bits", 0)
-        _check_int(self.cycles, "cycles", 0)
+        check_int(self.mem_bits, "mem_bits", minimum=0)
+        check_int(self.cycles, "cycles", minimum=0)
 
     def __add__(self, other: object) -> Cost:
         """Field-wise sum (layers run one after another, so cycles add too)."""
@@ -301,8 +294,8 @@ def _grid(scheme: str, entries: object) -> dict[str, Any]:
         missing = [k for k in ("w_bits", "a_bits", *_FIELDS) if k not in e]
         if missing:
             raise ValueError(f"table entry of {scheme!r} lacks {', '.join(missing)}: {e!r}")
-        key = (_check_int(e["w_bits"], f"{scheme} entry w_bits", 1),
-               _check_int(e["a_bits"], f"{scheme} entry a_bits", 1))
+        key = (check_int(e["w_bits"], f"{scheme} entry w_bits", minimum=1),
+               check_int(e["a_bits"], f"{scheme} entry a_bits", minimum=1))
         if key in points:
             raise ValueError(f"table holds {scheme!r} w_bits={key[0]}, a_bits={key[1]} twice")
         points[key] = [_check_real(e[f], f"{scheme} entry {f}") for f in _FIELDS]
@@ -372,7 +365,7 @@ class CostModel:
     def __init__(self, table: Mapping, *, lanes: int = 16, mapping: str = "shared") -> None:
         if not isinstance(table, Mapping):
             raise TypeError(f"table must be a mapping, not {table!r}")
-        self._lanes = _check_int(lanes, "lanes", 1)
+        self._lanes = check_int(lanes, "lanes", minimum=1)
         if not isinstance(mapping, str):
             raise TypeError(f"mapping must be a str, not {mapping!r}")
         if mapping not in MAPPINGS:
@@ -385,7 +378,8 @@ class CostModel:
         if unknown:
             raise ValueError(f"table entries must be for 'fixed' and 'sp2', not {unknown!r}")
         self._grids = {s: _grid(s, entries[s]) for s in SCHEMES if s in entries}
-        self._latency = _check_int(table.get("row_unit_latency"), "table row_unit_latency", 0)
+        self._latency = check_int(table.get("row_unit_latency"), "table row_unit_latency",
+                                  minimum=0)
         self._table = copy.deepcopy(dict(table))
 
     @classmethod
@@ -484,7 +478,7 @@ class CostModel:
         lanes : int, optional
             Its lanes (at least 1); default :attr:`lanes`.
         """
-        n = self._lanes if lanes is None else _check_int(lanes, "lanes", 1)
+        n = self._lanes if lanes is None else check_int(lanes, "lanes", minimum=1)
         lane_lut, lane_dsp, base_lut, base_dsp = self._lookup(scheme, w_bits, a_bits)
         return base_lut + n * lane_lut, base_dsp + n * lane_dsp
 
@@ -564,7 +558,7 @@ class CostModel:
         ValueError
             If the lengths differ, ``batch`` is below 1, or a kind is outside the table.
         """
-        _check_int(batch, "batch", 1)
+        check_int(batch, "batch", minimum=1)
         _check_seq(shapes, "shapes", LayerShape)
         _check_seq(choices, "choices", LayerChoice)
         if len(shapes) != len(choices):
