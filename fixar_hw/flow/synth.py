@@ -69,6 +69,8 @@ from typing import Any
 
 from amaranth.back import rtlil
 
+from fixar_hw.errors import ToolError
+
 __all__ = ["FAMILIES", "Resources", "format_table", "resources"]
 
 FAMILIES: tuple[str, ...] = ("ecp5", "ice40", "xilinx")
@@ -226,8 +228,9 @@ def resources(
         If ``family`` or ``name`` is not a ``str``.
     ValueError
         If ``family`` is not in :data:`FAMILIES` or ``name`` is empty.
-    RuntimeError
-        If the top module cannot be found in the design after synthesis.
+    ToolError
+        If the top module cannot be found in the design after synthesis (a
+        ``RuntimeError``).
 
     Notes
     -----
@@ -276,7 +279,7 @@ def resources(
 
     top = design.module(f"\\{name}")
     if top is None:
-        raise RuntimeError(f"top module {name!r} not found after synthesis; see {log_path}")
+        raise ToolError(f"top module {name!r} not found after synthesis; see {log_path}")
     # `Module.cells()` has no Python binding in pyosys 0.70 ("Unregistered type
     # ObjRange<Cell*>"); the `cells_` dict (IdString -> Cell) works.
     # `$scopeinfo` cells only record the hierarchy that `flatten` removed (for
