@@ -35,7 +35,8 @@ import time
 from pathlib import Path
 
 from fixar_hw.config import CoreConfig
-from fixar_hw.flow.build import BuildReport, DoesNotFit, build, fit_check
+from fixar_hw.errors import DoesNotFit
+from fixar_hw.flow.build import BuildReport, build, fit_check
 from fixar_hw.platforms.boards import BOARDS
 from sw_model.arch.ddpg_config import FORMAT_SETS
 

@@ -51,9 +51,9 @@ def waits(values):
 
 @pytest.mark.parametrize(("call", "exc", "message"), [
     (lambda: AXILiteToWishbone(addr_width=2), ValueError,
-     r"^AXILiteToWishbone addr_width must be in \[3, 64\], not 2$"),
+     r"^AXILiteToWishbone addr_width must be from 3 to 64, not 2$"),
     (lambda: AXILiteToWishbone(addr_width=3, data_width=64), ValueError,
-     r"^AXILiteToWishbone addr_width must be in \[4, 64\], not 3$"),
+     r"^AXILiteToWishbone addr_width must be from 4 to 64, not 3$"),
     (lambda: AXILiteToWishbone(addr_width="8"), TypeError,
      r"^AXILiteToWishbone addr_width must be an integer, not '8'$"),
     (lambda: AXILiteToWishbone(addr_width=8, data_width=16), ValueError,
@@ -61,11 +61,11 @@ def waits(values):
     (lambda: AXILiteToWishbone(addr_width=8, data_width=32.0), TypeError,
      r"^AXILiteToWishbone data_width must be an integer, not 32.0$"),
     (lambda: UARTWishboneBridge(divisor=3), ValueError,
-     r"^UARTWishboneBridge divisor must be in \[4, 16777216\], not 3$"),
+     r"^UARTWishboneBridge divisor must be from 4 to 16777216, not 3$"),
     (lambda: UARTWishboneBridge(divisor=True), TypeError,
      r"^UARTWishboneBridge divisor must be an integer, not True$"),
     (lambda: UARTWishboneBridge(divisor=4, addr_width=33), ValueError,
-     r"^UARTWishboneBridge addr_width must be in \[1, 32\], not 33$"),
+     r"^UARTWishboneBridge addr_width must be from 1 to 32, not 33$"),
     (lambda: UARTWishboneBridge(divisor=4, data_width=24), ValueError,
      r"^UARTWishboneBridge data_width must be 8, 16, 32 or 64, not 24$"),
 ])

@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 
 from fixar_hw.apps.cli import main
 from fixar_hw.config import CoreConfig
+from fixar_hw.errors import DoesNotFit
 from fixar_hw.flow import build as fb
-from fixar_hw.flow.build import BuildReport, DoesNotFit, fit_check, over_capacity, shrink_advice
+from fixar_hw.flow.build import BuildReport, fit_check, over_capacity, shrink_advice
 from fixar_hw.platforms import BoardTop
 from fixar_hw.platforms.boards import BOARDS, RESOURCE_KINDS, Board, get_board
 from sw_model.arch.ddpg_config import DDPGConfig, format_set

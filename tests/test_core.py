@@ -22,7 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixar_hw.config import CoreConfig
-from fixar_hw.host.driver import CoreError, FixarDriver, HardwareAgent
+from fixar_hw.errors import CoreError
+from fixar_hw.host.driver import FixarDriver, HardwareAgent
 from fixar_hw.sim.transport import SimTransport
 from fixar_hw.soc.csr import CAUSES, COUNTERS, MAGIC, OPS, register_map
 from sw_model.arch import ddpg_step as ds

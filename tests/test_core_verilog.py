@@ -7,7 +7,7 @@ Verilator.
   Amaranth simulator, the golden engine and :meth:`sw_model.rl.ddpg.DDPGAgent.explore`;
 * :class:`~fixar_hw.sim.core_verilator.VerilatorTransport` trains like the NumPy agent bit for
   bit under wait states and stalls on the DMA port, and surfaces bus errors as
-  :class:`~fixar_hw.host.driver.CoreError`.
+  :class:`~fixar_hw.errors.CoreError`.
 
 Builds are cached on disk (``~/.cache/fixar-hw``); the first run of this file compiles the core
 twice (a shared library and the testbench), a few minutes.
@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from fixar_hw.config import CoreConfig
-from fixar_hw.host.driver import CoreError, FixarDriver, HardwareAgent
+from fixar_hw.errors import CoreError
+from fixar_hw.host.driver import FixarDriver, HardwareAgent
 from fixar_hw.sim.core_verilator import VerilatorTransport
 from fixar_hw.sim.transport import SimTransport
 from fixar_hw.sim.verilog_tb import RecordingTransport, inference_script

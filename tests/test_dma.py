@@ -99,7 +99,7 @@ def test_parameters_and_layouts():
 
 @pytest.mark.parametrize(("kwargs", "exc", "message"), [
     (dict(addr_width="8"), TypeError, r"^addr_width must be an integer, not '8'$"),
-    (dict(addr_width=0), ValueError, r"^addr_width must be in \[1, 64\], not 0$"),
+    (dict(addr_width=0), ValueError, r"^addr_width must be from 1 to 64, not 0$"),
     (dict(data_width=12), ValueError, r"^data_width must be 8, 16, 32 or 64, not 12$"),
     (dict(data_width=True), TypeError, r"^data_width must be an integer, not True$"),
     (dict(memories="w"), TypeError, r"^memories must be a sequence of .*, not 'w'$"),
@@ -116,7 +116,7 @@ def test_parameters_and_layouts():
      r"^memories\[0\] access must be 'rw', 'w' or 'r', not 'x'$"),
     (dict(memories=[(3, 8, 4, "rw")]), TypeError,
      r"^memories\[0\] name must be a non-empty string, not 3$"),
-    (dict(max_outstanding=0), ValueError, r"^max_outstanding must be in \[1, 256\], not 0$"),
+    (dict(max_outstanding=0), ValueError, r"^max_outstanding must be from 1 to 256, not 0$"),
     (dict(max_outstanding=None), TypeError, r"^max_outstanding must be an integer, not None$"),
 ])
 def test_constructor_errors(kwargs, exc, message):

@@ -17,8 +17,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sw_model.errors import ImageError
 from sw_model.numerics.fixed import FixedFormat
-from sw_model.rl.image import ImageError, Tensor, WeightImage, config_hash_of
+from sw_model.rl.image import Tensor, WeightImage, config_hash_of
 
 from .strategies import codes, fixed_formats
 

@@ -101,25 +101,25 @@ def test_decodings():
 
 
 @pytest.mark.parametrize(("call", "exc", "message"), [
-    (lambda: encode_read(-1, 1), ValueError, r"^addr must be in \[0, 4294967295\], not -1$"),
-    (lambda: encode_read(0, 65536), ValueError, r"^count must be in \[0, 65535\], not 65536$"),
+    (lambda: encode_read(-1, 1), ValueError, r"^addr must be from 0 to 4294967295, not -1$"),
+    (lambda: encode_read(0, 65536), ValueError, r"^count must be from 0 to 65535, not 65536$"),
     (lambda: encode_read(0, 1.0), TypeError, r"^count must be an integer, not 1.0$"),
     (lambda: encode_write(0, [256], data_width=8), ValueError,
-     r"^words\[0\] must be in \[0, 255\], not 256$"),
+     r"^words\[0\] must be from 0 to 255, not 256$"),
     (lambda: encode_write(0, b"ab"), TypeError, r"^words must be a sequence of integers"),
     (lambda: encode_write(0, [1], data_width=12), ValueError,
      r"^data_width must be 8, 16, 32 or 64, not 12$"),
     (lambda: SerialBus(object()), TypeError, r"^port must have write\(bytes\) and read\(n\)"),
     (lambda: SerialBus(FakeBridgePort({}, set()), max_count=0), ValueError,
-     r"^max_count must be in \[1, 65535\], not 0$"),
+     r"^max_count must be from 1 to 65535, not 0$"),
     (lambda: SerialBus(FakeBridgePort({}, set()), data_width=True), TypeError,
      r"^data_width must be an integer, not True$"),
     (lambda: SerialBus(FakeBridgePort({}, set())).read(0, -1), ValueError,
-     r"^count must be in \[0, 4294967296\], not -1$"),
+     r"^count must be from 0 to 4294967296, not -1$"),
     (lambda: SerialBus(FakeBridgePort({}, set())).read(2**32 - 1, 2), ValueError,
      r"^addr \+ count must be at most 2\*\*32, not 0xffffffff \+ 2$"),
     (lambda: SerialBus(FakeBridgePort({}, set())).write(0, [1, -1]), ValueError,
-     r"^words\[1\] must be in \[0, 4294967295\], not -1$"),
+     r"^words\[1\] must be from 0 to 4294967295, not -1$"),
 ])
 def test_bad_arguments(call, exc, message):
     with pytest.raises(exc, match=message):

@@ -130,7 +130,7 @@ def test_core_build_receives_its_file(monkeypatch, tmp_path):
         raise Intercepted
 
     monkeypatch.setattr(cv, "_require_verilator", lambda: ["verilator"])
-    monkeypatch.setattr(cv, "_run_process", run_process)
+    monkeypatch.setattr(cv, "run_tool", run_process)
     with pytest.raises(Intercepted):
         cv._build_library(tmp_path, "module fixar_core();\nendmodule\n", ("-O0",), 60)
     values = template_values("core_lib.cpp", handed["harness"])

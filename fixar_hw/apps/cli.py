@@ -200,7 +200,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from fixar_hw.config import CoreConfig
-    from fixar_hw.flow.build import BuildError, build
+    from fixar_hw.errors import BuildError
+    from fixar_hw.flow.build import build
 
     fail = _failer("build")
 

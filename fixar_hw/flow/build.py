@@ -62,7 +62,7 @@ from fixar_hw.platforms.boards import BOARDS, RESOURCE_KINDS, Board, get_board
 from fixar_hw.tools import run_tool
 
 __all__ = [
-    "BuildError", "BuildReport", "DoesNotFit", "build", "cache_key", "estimate", "fit_check",
+    "BuildReport", "build", "cache_key", "estimate", "fit_check",
     "over_capacity", "shrink_advice",
 ]
 

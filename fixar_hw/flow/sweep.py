@@ -292,7 +292,7 @@ def evaluate(point: SweepPoint, *, fmax: bool = False, timeout: float | None = N
     ------
     ValueError
         If the engine refuses the combination.
-    fixar_hw.flow.build.BuildError
+    fixar_hw.errors.BuildError
         If a tool fails.
     """
     from fixar_hw.flow.build import estimate

@@ -63,7 +63,6 @@ if TYPE_CHECKING:
     from fixar_hw.soc.system import FixarSoC
 
 __all__ = [
-    "CoreError",
     "FixarDriver",
     "HardwareAgent",
     "SerialTransport",

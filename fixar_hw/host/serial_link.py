@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from fixar_hw._util import check_int
 from fixar_hw.soc.bridges import CMD_READ, CMD_WRITE, STATUS_BUS_ERROR, STATUS_OK
 
 __all__ = [
@@ -74,11 +75,7 @@ class BusError(RuntimeError):
 
 
 def _int(value: object, name: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be in [{lo}, {hi}], not {value!r}")
-    return value
+    return check_int(value, name, minimum=lo, maximum=hi)
 
 
 def _data_width(data_width: object) -> int:

@@ -26,13 +26,14 @@ AXI4-Lite (``AXILiteSignature``)
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from fixar_hw._util import check_int
+
 __all__ = [
     "AXI_RESP",
     "WISHBONE_WIDTHS",
     "AXILiteSignature",
     "WishboneSignature",
     "check_bus_widths",
-    "check_int",
     "check_width",
 ]
 
@@ -46,54 +47,6 @@ WISHBONE_WIDTHS = (8, 16, 32, 64)
 
 def _prefix(owner: str | None) -> str:
     return f"{owner} " if owner else ""
-
-
-def check_int(value: object, name: str, *, owner: str | None = None,
-              minimum: int | None = None, maximum: int | None = None) -> int:
-    """Return ``value`` if it is an ``int`` (not a bool) in ``[minimum, maximum]``, else raise.
-
-    The one check of the integer parameters of the bus parts (signatures, bridges, DMA,
-    interconnect). Messages name the owner (when given), the parameter and the value::
-
-        WishboneDecoder max_outstanding must be in [1, 256], not 0
-        word_width must be at least 1, not 0
-
-    Parameters
-    ----------
-    value : object
-        What the caller passed.
-    name : str
-        The parameter's name.
-    owner : str, optional
-        The class the parameter belongs to; the message starts with it.
-    minimum, maximum : int, optional
-        Inclusive bounds; ``None`` for no bound.
-
-    Returns
-    -------
-    int
-        ``value``.
-
-    Raises
-    ------
-    TypeError
-        If ``value`` is not an integer.
-    ValueError
-        If it is out of bounds.
-    """
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{_prefix(owner)}{name} must be an integer, not {value!r}")
-    low = minimum is not None and value < minimum
-    high = maximum is not None and value > maximum
-    if low or high:
-        if minimum is not None and maximum is not None:
-            where = f"in [{minimum}, {maximum}]"
-        elif minimum is not None:
-            where = f"at least {minimum}"
-        else:
-            where = f"at most {maximum}"
-        raise ValueError(f"{_prefix(owner)}{name} must be {where}, not {value!r}")
-    return value
 
 
 def check_width(value: object, name: str, *, owner: str | None = None,

@@ -40,8 +40,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from fixar_hw._util import silence_on_error
-from fixar_hw.soc.bus import WishboneSignature, check_int, check_width
+from fixar_hw._util import check_int, silence_on_error
+from fixar_hw.soc.bus import WishboneSignature, check_width
 
 __all__ = ["ACCESS", "DIRECTIONS", "DMA", "STATUS", "beats_per_word", "beats_to_words",
            "words_to_beats"]

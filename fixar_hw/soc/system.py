@@ -16,10 +16,9 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from fixar_hw._util import silence_on_error
+from fixar_hw._util import check_int, silence_on_error
 from fixar_hw.config import CoreConfig
 from fixar_hw.soc.bridges import BridgeEngine, UARTWishboneBridge
-from fixar_hw.soc.bus import check_int
 from fixar_hw.soc.core import FixarCore
 from fixar_hw.soc.csr import register_map
 from fixar_hw.soc.wishbone import WindowMap, WishboneArbiter, WishboneDecoder, WishboneSRAM

@@ -25,8 +25,8 @@ from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from fixar_hw._util import silence_on_error
-from fixar_hw.soc.bus import WishboneSignature, check_bus_widths, check_int
+from fixar_hw._util import check_int, silence_on_error
+from fixar_hw.soc.bus import WishboneSignature, check_bus_widths
 
 __all__ = [
     "MemoryMapModel",

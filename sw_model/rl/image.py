@@ -113,7 +113,6 @@ __all__ = [
     "MAX_METADATA_BYTES",
     "MAX_NAME_LENGTH",
     "MAX_NDIM",
-    "ImageError",
     "Tensor",
     "WeightImage",
     "config_hash_of",

@@ -396,7 +396,7 @@ def run_demo(settings: DemoSettings, out_dir: str | os.PathLike[str], *, progres
             f"{' with placement' if settings.fmax else ''} (cached) ...")
         try:
             board = board_figures(config, settings.board, fmax=settings.fmax)
-        except RuntimeError as exc:  # fixar_hw.flow.build.BuildError: a tool failed
+        except RuntimeError as exc:  # fixar_hw.errors.BuildError: a tool failed
             lines = str(exc).strip().splitlines() or [type(exc).__name__]
             note = f"synthesis failed: {lines[0].rstrip(':')}"
             if len(lines) > 1:
