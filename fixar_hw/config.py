@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fixar_hw._util import check_int
 from sw_model.arch.ddpg_config import DDPGConfig
 from sw_model.arch.engine import EngineConfig
 from sw_model.jsonio import dumps_config, loads_config
@@ -26,14 +27,6 @@ CSR_BUSES = ("wishbone", "axi-lite")
 
 _ENGINE_FIELDS = ("obs_dim", "act_dim", "size", "cores", "tanh_index_bits", "w_words", "a_words",
                   "max_batch", "update_units")
-
-
-def _int(value: object, name: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"CoreConfig {name} must be an integer, not {value!r}")
-    if not lo <= value <= hi:
-        raise ValueError(f"CoreConfig {name} must be from {lo} to {hi}, not {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -70,13 +63,13 @@ class CoreConfig:
         if self.csr_bus not in CSR_BUSES:
             raise ValueError(f"CoreConfig csr_bus must be one of {CSR_BUSES}, not "
                              f"{self.csr_bus!r}")
-        _int(self.dma_addr_width, "dma_addr_width", 8, 62)
-        _int(self.queue_depth, "queue_depth", 2, 255)
-        _int(self.program_depth, "program_depth", 2, 65536)
+        for name, lo, hi in (("dma_addr_width", 8, 62), ("queue_depth", 2, 255),
+                             ("program_depth", 2, 65536), ("max_outstanding", 1, 16)):
+            object.__setattr__(self, name, check_int(getattr(self, name), name, minimum=lo,
+                                                     maximum=hi, owner="CoreConfig"))
         if self.program_depth & (self.program_depth - 1):
             raise ValueError(f"CoreConfig program_depth must be a power of two, not "
                              f"{self.program_depth!r}")
-        _int(self.max_outstanding, "max_outstanding", 1, 16)
 
     @property
     def data_width(self) -> int:

@@ -8,15 +8,20 @@ owner, when given) and shows the value with ``!r``::
     Traceback (most recent call last):
     ...
     ValueError: FIFO depth must be at least 1, not 0
+    >>> check_real(1.5, "gamma", minimum=0, maximum=1, max_open=True, owner="DDPGConfig")
+    Traceback (most recent call last):
+    ...
+    ValueError: DDPGConfig gamma must be finite and in [0, 1), not 1.5
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Collection
 from typing import TypeVar
 
-__all__ = ["check_bool", "check_choice", "check_int"]
+__all__ = ["check_bool", "check_choice", "check_int", "check_real"]
 
 T = TypeVar("T")
 
@@ -66,6 +71,69 @@ def check_int(value: object, name: str, *, minimum: int | None = None,
             where = f"from {minimum} to {maximum}"
         raise ValueError(f"{subject} must be {where}, not {value!r}")
     return int(value)
+
+
+def _bound_text(bound: float) -> str:
+    return repr(int(bound)) if isinstance(bound, numbers.Integral) else repr(float(bound))
+
+
+def check_real(value: object, name: str, *, minimum: float | None = None,
+               maximum: float | None = None, min_open: bool = False, max_open: bool = False,
+               owner: str | None = None) -> float:
+    """Return ``value`` as a ``float`` if it is a finite real number within the given interval.
+
+    Any :class:`numbers.Real` but ``bool`` is a real number (Python and NumPy integers and
+    floats, :class:`fractions.Fraction`); an integer too large for a float counts as infinite.
+
+    Parameters
+    ----------
+    value : object
+        The value to check.
+    name : str
+        The parameter's name, for the message.
+    minimum, maximum : float, optional
+        Bounds (None: unbounded on that side).
+    min_open, max_open : bool, optional
+        Exclude the bound itself (``minimum < value`` rather than ``minimum <= value``); ignored
+        for a side without a bound.
+    owner : str, optional
+        What the parameter belongs to (``"DDPGConfig"``); the message starts with it.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError
+        ``"{owner} {name} must be a real number, not {value!r}"``.
+    ValueError
+        Without bounds, ``"{owner} {name} must be finite, not {value!r}"``; with a bound,
+        ``"{owner} {name} must be finite and in {interval}, not {value!r}"``, the interval
+        written ``[lo, hi]`` with ``(`` / ``)`` for an open side, each bound as the ``repr`` of
+        the ``int`` or ``float`` it is, and an unbounded side as ``(-inf`` or ``inf)``:
+        ``"DDPGConfig gamma must be finite and in [0, 1), not 1.5"``,
+        ``"lr must be finite and in (0.0, inf), not 0.0"``.
+    """
+    subject = _subject(name, owner)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{subject} must be a real number, not {value!r}")
+    try:
+        x = float(value)
+    except OverflowError:  # an integer beyond float64
+        x = math.inf
+    if minimum is None and maximum is None:
+        if not math.isfinite(x):
+            raise ValueError(f"{subject} must be finite, not {value!r}")
+        return x
+    ok = (math.isfinite(x)
+          and (minimum is None or (x > minimum if min_open else x >= minimum))
+          and (maximum is None or (x < maximum if max_open else x <= maximum)))
+    if not ok:
+        lo = "(-inf" if minimum is None else ("(" if min_open else "[") + _bound_text(minimum)
+        hi = "inf)" if maximum is None else _bound_text(maximum) + (")" if max_open else "]")
+        raise ValueError(f"{subject} must be finite and in {lo}, {hi}, not {value!r}")
+    return x
 
 
 def check_choice(value: T, name: str, choices: Collection[T], *,

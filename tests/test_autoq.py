@@ -91,7 +91,7 @@ def test_budget_usage_and_fits():
 @pytest.mark.parametrize(("kw", "exc", "msg"), [
     ({"luts": "1"}, TypeError, r"^Budget luts must be a real number, not '1'$"),
     ({"dsps": True}, TypeError, r"^Budget dsps must be a real number, not True$"),
-    ({"luts": 0.0}, ValueError, r"^Budget luts must be finite and in \(0\.0, inf\], not 0\.0$"),
+    ({"luts": 0.0}, ValueError, r"^Budget luts must be finite and in \(0\.0, inf\), not 0\.0$"),
     ({"mem_bits": 1.5}, TypeError, r"^Budget mem_bits must be an integer, not 1\.5$"),
     ({"cycles": 0}, ValueError, r"^Budget cycles must be positive, not 0$"),
 ])
@@ -292,7 +292,7 @@ def test_env_step_protocol_and_memo():
     ({"cost_model": object()}, TypeError, r"^cost_model must have a network_cost method"),
     ({"budget": 5}, TypeError, r"^budget must be a Budget, not 5$"),
     ({"evaluate": 1}, TypeError, r"^evaluate must be callable, not 1$"),
-    ({"penalty": -1.0}, ValueError, r"^penalty must be finite and in \[0\.0, inf\], not -1\.0$"),
+    ({"penalty": -1.0}, ValueError, r"^penalty must be finite and in \[0\.0, inf\), not -1\.0$"),
     ({"batch": 0}, ValueError, r"^batch must be at least 1, not 0$"),
     ({"w_bits": {"int": (4,)}}, ValueError, r"^w_bits schemes must be among"),
     ({"a_bits": ()}, TypeError, r"^a_bits must be a non-empty sequence, not \(\)$"),
@@ -433,7 +433,7 @@ def test_haq_search_stays_in_budget_and_is_reproducible():
     again = haq_ddpg_search(_env(budget=Budget(mem_bits=70)), episodes=30, warmup=8, seed=5,
                             hidden=16, updates=4)
     assert [e.choices for e in again.history] == [e.choices for e in res.history]
-    with pytest.raises(ValueError, match=r"^actor_lr must be finite and in \(0\.0, inf\], not -1$"):
+    with pytest.raises(ValueError, match=r"^actor_lr must be finite and in \(0\.0, inf\), not -1$"):
         haq_ddpg_search(env, actor_lr=-1)
     with pytest.raises(TypeError, match=r"^env must be a QuantEnv, not 3$"):
         enforce_budget(3, [])
@@ -490,7 +490,7 @@ def test_ppo_finds_toy_optimum():
 @pytest.mark.parametrize(("kw", "exc", "msg"), [
     ({"iterations": 0}, ValueError, r"^iterations must be at least 1, not 0$"),
     ({"episodes_per_iter": 2.0}, TypeError, r"^episodes_per_iter must be an integer, not 2\.0$"),
-    ({"lr": 0.0}, ValueError, r"^lr must be finite and in \(0\.0, inf\], not 0\.0$"),
+    ({"lr": 0.0}, ValueError, r"^lr must be finite and in \(0\.0, inf\), not 0\.0$"),
     ({"clip": 1.5}, ValueError, r"^clip must be finite and in \(0\.0, 1\.0\], not 1\.5$"),
     ({"gamma": -0.1}, ValueError, r"^gamma must be finite and in \[0\.0, 1\.0\], not -0\.1$"),
     ({"seed": "0"}, TypeError, r"^seed must be an integer, not '0'$"),

@@ -80,7 +80,7 @@ def test_cost_add():
     assert sum([a, b]) == a + b
     with pytest.raises(TypeError):
         a + 1
-    with pytest.raises(ValueError, match=r"^luts must be finite and non-negative, not -1\.0$"):
+    with pytest.raises(ValueError, match=r"^luts must be finite and in \[0, inf\), not -1\.0$"):
         Cost(-1.0, 0, 0, 0)
     with pytest.raises(TypeError, match=r"^cycles must be an integer, not 1\.0$"):
         Cost(0, 0, 0, 1.0)

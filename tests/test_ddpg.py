@@ -43,8 +43,8 @@ OBS, ACT = 3, 1
      r"not 'fixed8'$"),
     ({"batch_size": 0}, ValueError, r"^DDPGConfig batch_size must be from 1 to 1048576, not 0$"),
     ({"batch_size": 2.0}, TypeError, r"^DDPGConfig batch_size must be an integer, not 2\.0$"),
-    ({"gamma": 1.0}, ValueError, r"^DDPGConfig gamma must be in \[0, 1\), not 1\.0$"),
-    ({"tau": 0}, ValueError, r"^DDPGConfig tau must be in \(0, 1\], not 0$"),
+    ({"gamma": 1.0}, ValueError, r"^DDPGConfig gamma must be finite and in \[0, 1\), not 1\.0$"),
+    ({"tau": 0}, ValueError, r"^DDPGConfig tau must be finite and in \(0, 1\], not 0$"),
     ({"actor_lr": "x"}, TypeError, r"^DDPGConfig actor_lr must be a real number, not 'x'$"),
     ({"qat_delay": 0}, ValueError, r"^DDPGConfig qat_delay must be at least 1, not 0$"),
     ({"buffer_size": 10}, ValueError,
@@ -408,7 +408,7 @@ def test_replay_buffer_ring_and_sampling():
     assert set(b.reward.tolist()) == {2.0, 3.0, 4.0, 5.0}
     assert np.array_equal(b.next_obs[:, 0], b.obs[:, 0] + 1)
     assert np.array_equal(b.done, (b.reward == 5.0).astype(np.int64))
-    with pytest.raises(ValueError, match=r"^capacity must be a positive integer, not 0$"):
+    with pytest.raises(ValueError, match=r"^capacity must be at least 1, not 0$"):
         ReplayBuffer(0, 2, 1)
     with pytest.raises(TypeError, match=r"^obs_dim must be an integer, not 2\.0$"):
         ReplayBuffer(4, 2.0, 1)
@@ -416,7 +416,7 @@ def test_replay_buffer_ring_and_sampling():
 
 def test_train_and_agent_argument_errors():
     cfg = DDPGConfig(hidden=(4,))
-    with pytest.raises(ValueError, match=r"^steps must be a positive integer, not 0$"):
+    with pytest.raises(ValueError, match=r"^steps must be at least 1, not 0$"):
         train(cfg, "pendulum", 0)
     with pytest.raises(TypeError, match=r"^config must be a DDPGConfig, not \{\}$"):
         train({}, "pendulum", 10)
@@ -427,7 +427,7 @@ def test_train_and_agent_argument_errors():
     with pytest.raises(TypeError, match=r"^act_dim must be an integer, not '1'$"):
         DDPGAgent(cfg, OBS, "1", [-2.0], [2.0])
     agent = DDPGAgent(cfg, OBS, ACT, [-2.0], [2.0])
-    with pytest.raises(ValueError, match=r"^episodes must be a positive integer, not -1$"):
+    with pytest.raises(ValueError, match=r"^episodes must be at least 1, not -1$"):
         evaluate(agent, "pendulum", -1)
 
 

@@ -54,7 +54,7 @@ def test_train_cli_reports_bad_configuration(tmp_path, capsys):
             "--no-progress"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "fixar-hw train: DDPGConfig gamma must be in [0, 1), not 1.5" in err
+    assert "fixar-hw train: DDPGConfig gamma must be finite and in [0, 1), not 1.5" in err
     assert not (tmp_path / "x").exists()
 
 

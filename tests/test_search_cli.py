@@ -114,7 +114,7 @@ def test_search_from_a_weight_image(tmp_path, capsys):
 @pytest.mark.parametrize("extra, message", [
     ([], "fixar-hw search: give at least one of --budget-luts, --budget-dsps, "
          "--budget-mem-bits, --budget-cycles"),
-    (["--budget-luts", "-5"], "fixar-hw search: Budget luts must be finite and in (0.0, inf], "
+    (["--budget-luts", "-5"], "fixar-hw search: Budget luts must be finite and in (0.0, inf), "
                               "not -5.0"),
     (["--budget-luts", "2000", "--weights", "x.fximg"],
      "fixar-hw search: give --weights or --train-steps, not both"),

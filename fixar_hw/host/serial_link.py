@@ -74,10 +74,6 @@ class BusError(RuntimeError):
         self.words_done = words_done
 
 
-def _int(value: object, name: str, lo: int, hi: int) -> int:
-    return check_int(value, name, minimum=lo, maximum=hi)
-
-
 def _data_width(data_width: object) -> int:
     if isinstance(data_width, bool) or not isinstance(data_width, int):
         raise TypeError(f"data_width must be an integer, not {data_width!r}")
@@ -88,21 +84,22 @@ def _data_width(data_width: object) -> int:
 
 def encode_write(addr: int, words: Sequence[int], data_width: int = 32) -> bytes:
     """The bytes of a write command: ``0x01``, addr, count, the words (little-endian)."""
-    _int(addr, "addr", 0, (1 << 32) - 1)
+    check_int(addr, "addr", minimum=0, maximum=(1 << 32) - 1)
     bpw = _data_width(data_width) // 8
     if isinstance(words, (str, bytes)) or not isinstance(words, Sequence):
         raise TypeError(f"words must be a sequence of integers, not {words!r}")
-    _int(len(words), "len(words)", 0, MAX_COUNT)
+    check_int(len(words), "len(words)", minimum=0, maximum=MAX_COUNT)
     out = bytearray([CMD_WRITE]) + addr.to_bytes(4, "little") + len(words).to_bytes(2, "little")
     for i, w in enumerate(words):
-        out += _int(w, f"words[{i}]", 0, (1 << data_width) - 1).to_bytes(bpw, "little")
+        out += check_int(w, f"words[{i}]", minimum=0,
+                         maximum=(1 << data_width) - 1).to_bytes(bpw, "little")
     return bytes(out)
 
 
 def encode_read(addr: int, count: int) -> bytes:
     """The bytes of a read command: ``0x02``, addr, count (little-endian)."""
-    _int(addr, "addr", 0, (1 << 32) - 1)
-    _int(count, "count", 0, MAX_COUNT)
+    check_int(addr, "addr", minimum=0, maximum=(1 << 32) - 1)
+    check_int(count, "count", minimum=0, maximum=MAX_COUNT)
     return bytes([CMD_READ]) + addr.to_bytes(4, "little") + count.to_bytes(2, "little")
 
 
@@ -192,7 +189,7 @@ class SerialBus:
             raise TypeError(f"port must have write(bytes) and read(n) methods, not {port!r}")
         self._port = port
         self._data_width = _data_width(data_width)
-        self._max_count = _int(max_count, "max_count", 1, MAX_COUNT)
+        self._max_count = check_int(max_count, "max_count", minimum=1, maximum=MAX_COUNT)
 
     @property
     def data_width(self) -> int:
@@ -210,7 +207,7 @@ class SerialBus:
         return data
 
     def _check(self, addr: int, count: int) -> None:
-        _int(addr, "addr", 0, (1 << 32) - 1)
+        check_int(addr, "addr", minimum=0, maximum=(1 << 32) - 1)
         if addr + count > 1 << 32:
             raise ValueError(f"addr + count must be at most 2**32, not {addr:#x} + {count}")
 
@@ -227,7 +224,7 @@ class SerialBus:
         self._check(addr, len(words))
         limit = (1 << self._data_width) - 1
         for i, w in enumerate(words):
-            _int(w, f"words[{i}]", 0, limit)
+            check_int(w, f"words[{i}]", minimum=0, maximum=limit)
         for start in range(0, len(words), self._max_count):
             chunk = words[start:start + self._max_count]
             self._port.write(encode_write(addr + start, chunk, self._data_width))
@@ -243,7 +240,7 @@ class SerialBus:
         BusError
             At the first failing access.
         """
-        _int(count, "count", 0, 1 << 32)
+        check_int(count, "count", minimum=0, maximum=1 << 32)
         self._check(addr, count)
         out: list[int] = []
         for start in range(0, count, self._max_count):
@@ -337,13 +334,13 @@ class SimSerialPort:
 
     def __init__(self, sim, rx, tx, *, divisor: int, clock_period: float,
                  timeout_cycles: int | None = None) -> None:
-        self._divisor = _int(divisor, "divisor", 2, 1 << 24)
+        self._divisor = check_int(divisor, "divisor", minimum=2, maximum=1 << 24)
         if not isinstance(clock_period, (int, float)) or not clock_period > 0:
             raise ValueError(f"clock_period must be a positive number, not {clock_period!r}")
         self._sim = sim
         self._period = float(clock_period)
         self._timeout = 400 * divisor if timeout_cycles is None else \
-            _int(timeout_cycles, "timeout_cycles", 1, 1 << 40)
+            check_int(timeout_cycles, "timeout_cycles", minimum=1, maximum=1 << 40)
         self._to_send: deque[bytes] = deque()
         self._received = bytearray()
         self._cycles = 0

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-import numpy as np
-
+from sw_model.checks import check_int, check_real
 from sw_model.jsonio import dumps_config, loads_config
 from sw_model.numerics.fixed import FixedFormat, check_rounding
 
@@ -54,27 +52,6 @@ def format_set(name: str) -> dict[str, FixedFormat]:
     if name not in FORMAT_SETS:
         raise ValueError(f"format set must be one of {', '.join(FORMAT_SETS)}, not {name!r}")
     return dict(FORMAT_SETS[name])
-
-
-def _int(value: object, name: str, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"DDPGConfig {name} must be an integer, not {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        where = f"at least {lo}" if hi is None else f"from {lo} to {hi}"
-        raise ValueError(f"DDPGConfig {name} must be {where}, not {value!r}")
-    return int(value)
-
-
-def _real(value: object, name: str, lo: float, hi: float, *, lo_open: bool = False,
-          hi_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise TypeError(f"DDPGConfig {name} must be a real number, not {value!r}")
-    x = float(value)
-    ok = math.isfinite(x) and (x > lo if lo_open else x >= lo) and (x < hi if hi_open else x <= hi)
-    if not ok:
-        interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
-        raise ValueError(f"DDPGConfig {name} must be in {interval}, not {value!r}")
-    return x
 
 
 @dataclass(frozen=True)
@@ -166,8 +143,9 @@ class DDPGConfig:
             raise TypeError(f"DDPGConfig hidden must be a tuple of integers, not {hidden!r}")
         if not hidden:
             raise ValueError(f"DDPGConfig hidden must have at least one layer, not {hidden!r}")
-        object.__setattr__(self, "hidden",
-                           tuple(_int(h, "hidden size", 1, 1 << 16) for h in hidden))
+        object.__setattr__(self, "hidden", tuple(
+            check_int(h, "hidden size", minimum=1, maximum=1 << 16, owner="DDPGConfig")
+            for h in hidden))
         if not isinstance(self.precision, str):
             raise TypeError(f"DDPGConfig precision must be a string, not {self.precision!r}")
         if self.precision not in PRECISIONS:
@@ -178,17 +156,19 @@ class DDPGConfig:
                 "buffer_size": (1, None), "warmup_steps": (0, None), "qat_delay": (1, None),
                 "seed": (0, None)}
         for name, (lo, hi) in ints.items():
-            object.__setattr__(self, name, _int(getattr(self, name), name, lo, hi))
+            object.__setattr__(self, name, check_int(getattr(self, name), name, minimum=lo,
+                                                     maximum=hi, owner="DDPGConfig"))
         if self.buffer_size < self.batch_size:
             raise ValueError(f"DDPGConfig buffer_size must be at least batch_size "
                              f"({self.batch_size}), not {self.buffer_size!r}")
-        reals = {"gamma": (0.0, 1.0, False, True), "tau": (0.0, 1.0, True, False),
-                 "actor_lr": (0.0, 1.0, True, False), "critic_lr": (0.0, 1.0, True, False),
-                 "beta1": (0.0, 1.0, False, True), "beta2": (0.0, 1.0, False, True),
-                 "eps": (0.0, 1.0, True, False), "noise_sigma": (0.0, 1.0, False, False)}
+        reals = {"gamma": (0, 1, False, True), "tau": (0, 1, True, False),
+                 "actor_lr": (0, 1, True, False), "critic_lr": (0, 1, True, False),
+                 "beta1": (0, 1, False, True), "beta2": (0, 1, False, True),
+                 "eps": (0, 1, True, False), "noise_sigma": (0, 1, False, False)}
         for name, (lo, hi, lo_open, hi_open) in reals.items():
-            object.__setattr__(self, name, _real(getattr(self, name), name, lo, hi,
-                                                 lo_open=lo_open, hi_open=hi_open))
+            object.__setattr__(self, name, check_real(getattr(self, name), name, minimum=lo,
+                                                      maximum=hi, min_open=lo_open,
+                                                      max_open=hi_open, owner="DDPGConfig"))
         for name in _FORMAT_FIELDS:
             fmt = getattr(self, name)
             if not isinstance(fmt, FixedFormat):

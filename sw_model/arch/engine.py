@@ -62,6 +62,7 @@ from sw_model.arch.ddpg_config import DDPGConfig
 from sw_model.arch.ddpg_step import NETS, Batch, OptState, Weights, layer_kinds
 from sw_model.arch.vector import VectorCommand, VectorSpec, VectorState
 from sw_model.arch.vector import execute as vector_execute
+from sw_model.checks import check_int
 from sw_model.numerics.fixed import FixedFormat
 from sw_model.numerics.optim import FixedAdamConstants, adam_fixed, sgd_fixed, soft_update_fixed
 from sw_model.numerics.prng import sigma_code
@@ -95,14 +96,6 @@ UPDATE_OPS: tuple[str, ...] = ("adam", "sgd", "soft")
 
 def _ceil(a: int, b: int) -> int:
     return -(-a // b)
-
-
-def _positive(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"EngineConfig {name} must be an integer, not {value!r}")
-    if value < 1:
-        raise ValueError(f"EngineConfig {name} must be at least 1, not {value!r}")
-    return int(value)
 
 
 # --- configuration -------------------------------------------------------------------------
@@ -153,7 +146,7 @@ class EngineConfig:
             raise ValueError(f"EngineConfig ddpg must have a fixed-point precision, not "
                              f"{self.ddpg.precision!r}")
         for name in ("obs_dim", "act_dim", "size", "cores", "tanh_index_bits", "update_units"):
-            _positive(getattr(self, name), name)
+            check_int(getattr(self, name), name, minimum=1, owner="EngineConfig")
         if self.size & (self.size - 1):
             raise ValueError(f"EngineConfig size must be a power of two, not {self.size!r}")
         u = self.update_units
@@ -162,7 +155,7 @@ class EngineConfig:
                              f"{self.size ** 2}, not {u!r}")
         for name in ("w_words", "a_words", "max_batch"):
             if getattr(self, name) is not None:
-                _positive(getattr(self, name), name)
+                check_int(getattr(self, name), name, minimum=1, owner="EngineConfig")
         if self.max_batch is not None and self.max_batch < self.ddpg.batch_size:
             raise ValueError(f"EngineConfig max_batch must be at least ddpg.batch_size "
                              f"({self.ddpg.batch_size}), not {self.max_batch!r}")

@@ -66,6 +66,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from sw_model.checks import check_int
 from sw_model.numerics.activation import derivative
 from sw_model.numerics.fixed import FixedFormat, check_rounding, requantize
 from sw_model.numerics.optim import mul_shift
@@ -120,19 +121,6 @@ def loss_delta(diff: npt.ArrayLike, batch: int, act_fmt: FixedFormat,
     return np.clip(q, delta_fmt.min_int, delta_fmt.max_int).astype(np.int64)
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
-
-
-def _int(owner: str, name: str, value: object, lo: int, hi: int | None = None) -> int:
-    if not _is_int(value):
-        raise TypeError(f"{owner} {name} must be an integer, not {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        span = f"from {lo} to {hi}" if hi is not None else f"at least {lo}"
-        raise ValueError(f"{owner} {name} must be {span}, not {value!r}")
-    return int(value)
-
-
 def _bits(n: int) -> int:
     return max(int(n).bit_length(), 1)
 
@@ -185,7 +173,7 @@ class VectorSpec:
 
     def __post_init__(self) -> None:
         own = "VectorSpec"
-        _int(own, "size", self.size, 1, 64)
+        check_int(self.size, "size", minimum=1, maximum=64, owner=own)
         if self.size & (self.size - 1):
             raise ValueError(f"{own} size must be a power of two, not {self.size!r}")
         for name in ("act_fmt", "delta_fmt", "deriv_fmt"):
@@ -196,16 +184,17 @@ class VectorSpec:
                 raise ValueError(f"{own} {name} must be signed, 2 to {_MAX_FMT_WIDTH} bits wide "
                                  f"with frac >= 0, not {fmt!r}")
         lo = max(self.act_fmt.width, self.delta_fmt.width)
-        _int(own, "word_width", self.word_width, lo, 64)
-        _int(own, "addr_width", self.addr_width, 1, 32)
-        _int(own, "narrow_width", self.narrow_width, 2, self.act_fmt.width)
+        check_int(self.word_width, "word_width", minimum=lo, maximum=64, owner=own)
+        check_int(self.addr_width, "addr_width", minimum=1, maximum=32, owner=own)
+        check_int(self.narrow_width, "narrow_width", minimum=2, maximum=self.act_fmt.width,
+                  owner=own)
         try:
             check_rounding(self.rounding)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"{own} {exc}") from None
-        _int(own, "points", self.points, 1, 64)
-        _int(own, "max_batch", self.max_batch, 1, 1 << 16)
-        _int(own, "max_len", self.max_len, 1, 1 << 16)
+        check_int(self.points, "points", minimum=1, maximum=64, owner=own)
+        check_int(self.max_batch, "max_batch", minimum=1, maximum=1 << 16, owner=own)
+        check_int(self.max_len, "max_len", minimum=1, maximum=1 << 16, owner=own)
         for name in ("size", "word_width", "addr_width", "narrow_width", "points", "max_batch",
                      "max_len"):
             object.__setattr__(self, name, int(getattr(self, name)))
@@ -218,7 +207,7 @@ class VectorSpec:
         TypeError, ValueError
             If ``frac`` is not an integer from 0 to ``act_fmt.frac``.
         """
-        _int("VectorSpec.fmt", "frac", frac, 0, self.act_fmt.frac)
+        check_int(frac, "frac", minimum=0, maximum=self.act_fmt.frac, owner="VectorSpec.fmt")
         return FixedFormat(self.narrow_width if narrow else self.act_fmt.width, int(frac))
 
     @property
@@ -288,7 +277,8 @@ class VectorCommand:
             raise ValueError(f"{own} op must be one of {', '.join(map(repr, VECTOR_OPS))}, "
                              f"not {self.op!r}")
         for name in _COMMAND_INTS:
-            object.__setattr__(self, name, _int(own, name, getattr(self, name), 0))
+            object.__setattr__(self, name,
+                               check_int(getattr(self, name), name, minimum=0, owner=own))
         for name in _COMMAND_BOOLS:
             value = getattr(self, name)
             if not isinstance(value, bool | np.bool_) and value not in (0, 1):
@@ -317,18 +307,18 @@ class VectorCommand:
         if not isinstance(spec, VectorSpec):
             raise TypeError(f"spec must be a VectorSpec, not {spec!r}")
         own = "VectorCommand"
-        _int(own, "batch", self.batch, 1, spec.max_batch)
-        _int(own, "length", self.length, 1, spec.max_len)
+        check_int(self.batch, "batch", minimum=1, maximum=spec.max_batch, owner=own)
+        check_int(self.length, "length", minimum=1, maximum=spec.max_len, owner=own)
         if self.op in ("target", "loss") and self.length != 1:
             raise ValueError(f"{own} length must be 1 for {self.op!r}, not {self.length!r}")
         for name in ("a_frac", "b_frac", "d_frac"):
-            _int(own, name, getattr(self, name), 0, spec.act_fmt.frac)
-        _int(own, "point", self.point, 0, spec.points - 1)
+            check_int(getattr(self, name), name, minimum=0, maximum=spec.act_fmt.frac, owner=own)
+        check_int(self.point, "point", minimum=0, maximum=spec.points - 1, owner=own)
         top = (1 << spec.addr_width) - 1
         for r in "abd":
-            _int(own, f"{r}_base", getattr(self, f"{r}_base"), 0, top)
-            _int(own, f"{r}_stride", getattr(self, f"{r}_stride"), 0, top)
-            _int(own, f"{r}_off", getattr(self, f"{r}_off"), 0, (1 << spec.offset_bits) - 1)
+            for field, hi in (("base", top), ("stride", top), ("off", (1 << spec.offset_bits) - 1)):
+                name = f"{r}_{field}"
+                check_int(getattr(self, name), name, minimum=0, maximum=hi, owner=own)
         for r in self.regions:
             last = self._last_word(spec, r)
             if last > top:
@@ -431,8 +421,8 @@ def execute(spec: VectorSpec, cmd: VectorCommand, mem: npt.ArrayLike, state: Vec
     if not isinstance(state, VectorState):
         raise TypeError(f"state must be a VectorState, not {state!r}")
     cmd.validate(spec)
-    _int("execute", "gamma_q", gamma_q, 0, 1 << 16)
-    _int("execute", "sigma_q", sigma_q, 0, (1 << 31) - 1)
+    check_int(gamma_q, "gamma_q", minimum=0, maximum=1 << 16, owner="execute")
+    check_int(sigma_q, "sigma_q", minimum=0, maximum=(1 << 31) - 1, owner="execute")
     if len(state.ranges) != spec.points:
         raise ValueError(f"state ranges must have {spec.points} entries, not "
                          f"{len(state.ranges)!r}")

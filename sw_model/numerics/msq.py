@@ -91,7 +91,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from sw_model.checks import check_int
+from sw_model.checks import check_int, check_real
 from sw_model.numerics.fixed import (
     FixedFormat,
     Overflow,
@@ -122,12 +122,6 @@ __all__ = [
 
 #: Width of the default scale format.
 ALPHA_WIDTH = 16
-
-
-def _check_real(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise TypeError(f"{name} must be a real number, not {value!r}")
-    return float(value)
 
 
 def _check_matrix(w: npt.ArrayLike, name: str = "W") -> np.ndarray:
@@ -375,8 +369,8 @@ def _check_range_pair(value: object, name: str) -> tuple[float, float]:
     ok = isinstance(value, tuple) and len(value) == 2
     if ok:
         try:
-            lo, hi = (_check_real(v, name) for v in value)
-        except TypeError:
+            lo, hi = (check_real(v, name) for v in value)
+        except (TypeError, ValueError):
             ok = False
         else:
             ok = 0.0 < lo <= hi < math.inf
@@ -652,10 +646,7 @@ def _check_choice(sp2_ratio: object, budget: object) -> float:
         raise ValueError("exactly one of sp2_ratio and budget must be given")
     if budget is not None:
         return fill_ratio(budget)[2]
-    ratio = _check_real(sp2_ratio, "sp2_ratio")
-    if not 0.0 <= ratio <= 1.0:
-        raise ValueError(f"sp2_ratio must be from 0 to 1, not {sp2_ratio!r}")
-    return ratio
+    return check_real(sp2_ratio, "sp2_ratio", minimum=0, maximum=1)
 
 
 def _select(errors: RowErrors, n_sp2: int) -> np.ndarray:

@@ -57,6 +57,7 @@ from sw_model.arch.ddpg_step import (
     init_weights,
     quantize_weights,
 )
+from sw_model.checks import check_int
 from sw_model.numerics.fixed import FixedFormat, requantize
 from sw_model.numerics.prng import gaussian_codes, seed_state
 from sw_model.rl.envs import Env, make
@@ -90,7 +91,7 @@ class ReplayBuffer:
 
     def __init__(self, capacity: int, obs_dim: int, act_dim: int) -> None:
         for name, value in (("capacity", capacity), ("obs_dim", obs_dim), ("act_dim", act_dim)):
-            _check_positive(value, name)
+            check_int(value, name, minimum=1)
         self.capacity = capacity
         self._obs = np.zeros((capacity, obs_dim))
         self._act = np.zeros((capacity, act_dim))
@@ -119,14 +120,6 @@ class ReplayBuffer:
         idx = rng.integers(0, self._size, batch_size)
         return Batch(self._obs[idx], self._act[idx], self._rew[idx], self._next[idx],
                      self._done[idx])
-
-
-def _check_positive(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
-    return int(value)
 
 
 def _as_bounds(low: npt.ArrayLike, high: npt.ArrayLike, act_dim: int) -> tuple[np.ndarray, ...]:
@@ -168,8 +161,8 @@ class DDPGAgent:
         if not isinstance(config, DDPGConfig):
             raise TypeError(f"config must be a DDPGConfig, not {config!r}")
         self.config = config
-        self.obs_dim = _check_positive(obs_dim, "obs_dim")
-        self.act_dim = _check_positive(act_dim, "act_dim")
+        self.obs_dim = check_int(obs_dim, "obs_dim", minimum=1)
+        self.act_dim = check_int(act_dim, "act_dim", minimum=1)
         self.action_low, self.action_high = _as_bounds(action_low, action_high, self.act_dim)
         w = init_weights(config, self.obs_dim, self.act_dim)
         if config.is_fixed:
@@ -345,7 +338,7 @@ def train(config: DDPGConfig, env: str | Env = "pendulum", steps: int = 20_000, 
     """
     if not isinstance(config, DDPGConfig):
         raise TypeError(f"config must be a DDPGConfig, not {config!r}")
-    steps = _check_positive(steps, "steps")
+    steps = check_int(steps, "steps", minimum=1)
     start = time.perf_counter()
     environment = _make_env(env, config.seed)
     agent = (make_agent or DDPGAgent)(config, environment.observation_dim,
@@ -384,7 +377,7 @@ def evaluate(agent: DDPGAgent, env: str | Env = "pendulum", episodes: int = 10,
     A named environment is created with ``seed``, so evaluations are reproducible and every
     agent meets the same initial states.
     """
-    episodes = _check_positive(episodes, "episodes")
+    episodes = check_int(episodes, "episodes", minimum=1)
     environment = _make_env(env, seed)
     out = []
     for _ in range(episodes):

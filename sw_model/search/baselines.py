@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from sw_model.search._checks import check_choices, check_int, check_real
+from sw_model.checks import check_int, check_real
+from sw_model.search._checks import check_choices
 from sw_model.search.cost import LayerChoice
 from sw_model.search.env import QuantEnv, SearchResult, check_env
 from sw_model.search.networks import MLP, Adam
@@ -125,17 +126,17 @@ def haq_ddpg_search(env: QuantEnv, *, episodes: int = 100, warmup: int = 20, see
         ``final_choices`` is the enforced configuration of the noise-free actor.
     """
     env = check_env(env)
-    episodes = check_int(episodes, "episodes", 1)
-    warmup = check_int(warmup, "warmup", 0)
-    seed = check_int(seed, "seed", 0)
-    hidden = check_int(hidden, "hidden", 1)
-    batch_size = check_int(batch_size, "batch_size", 1)
-    updates = check_int(updates, "updates", 0)
-    actor_lr = check_real(actor_lr, "actor_lr", 0.0, lo_open=True)
-    critic_lr = check_real(critic_lr, "critic_lr", 0.0, lo_open=True)
-    noise = check_real(noise, "noise", 0.0)
-    noise_decay = check_real(noise_decay, "noise_decay", 0.0, 1.0)
-    baseline_decay = check_real(baseline_decay, "baseline_decay", 0.0, 1.0)
+    episodes = check_int(episodes, "episodes", minimum=1)
+    warmup = check_int(warmup, "warmup", minimum=0)
+    seed = check_int(seed, "seed", minimum=0)
+    hidden = check_int(hidden, "hidden", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    updates = check_int(updates, "updates", minimum=0)
+    actor_lr = check_real(actor_lr, "actor_lr", minimum=0.0, min_open=True)
+    critic_lr = check_real(critic_lr, "critic_lr", minimum=0.0, min_open=True)
+    noise = check_real(noise, "noise", minimum=0.0)
+    noise_decay = check_real(noise_decay, "noise_decay", minimum=0.0, maximum=1.0)
+    baseline_decay = check_real(baseline_decay, "baseline_decay", minimum=0.0, maximum=1.0)
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     n_f, n_l = env.n_features, env.n_layers

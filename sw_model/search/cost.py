@@ -88,13 +88,12 @@ from __future__ import annotations
 import copy
 import importlib.resources
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sw_model.checks import check_int
+from sw_model.checks import check_int, check_real
 from sw_model.numerics.msq import ALPHA_WIDTH
 from sw_model.numerics.sp2 import MAX_M, MIN_M
 
@@ -126,14 +125,6 @@ ALPHA_BITS: int = ALPHA_WIDTH
 MAPPINGS: tuple[str, ...] = ("shared", "pipelined")
 
 _FIELDS = ("lane_luts", "lane_dsps", "base_luts", "base_dsps")
-
-
-def _check_real(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a real number, not {value!r}")
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be finite and non-negative, not {value!r}")
-    return float(value)
 
 
 def _check_scheme(scheme: object, name: str = "scheme") -> str:
@@ -263,8 +254,8 @@ class Cost:
     cycles: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "luts", _check_real(self.luts, "luts"))
-        object.__setattr__(self, "dsps", _check_real(self.dsps, "dsps"))
+        object.__setattr__(self, "luts", check_real(self.luts, "luts", minimum=0))
+        object.__setattr__(self, "dsps", check_real(self.dsps, "dsps", minimum=0))
         check_int(self.mem_bits, "mem_bits", minimum=0)
         check_int(self.cycles, "cycles", minimum=0)
 
@@ -298,7 +289,7 @@ def _grid(scheme: str, entries: object) -> dict[str, Any]:
                check_int(e["a_bits"], f"{scheme} entry a_bits", minimum=1))
         if key in points:
             raise ValueError(f"table holds {scheme!r} w_bits={key[0]}, a_bits={key[1]} twice")
-        points[key] = [_check_real(e[f], f"{scheme} entry {f}") for f in _FIELDS]
+        points[key] = [check_real(e[f], f"{scheme} entry {f}", minimum=0) for f in _FIELDS]
     ws = sorted({w for w, _ in points})
     as_ = sorted({a for _, a in points})
     holes = [(w, a) for w in ws for a in as_ if (w, a) not in points]

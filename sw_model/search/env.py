@@ -57,7 +57,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from sw_model.search._checks import check_choices, check_int, check_real
+from sw_model.checks import check_int, check_real
+from sw_model.search._checks import check_choices
 from sw_model.search.cost import Cost, LayerChoice, LayerShape
 from sw_model.search.evaluators import ProxyEvaluator
 from sw_model.search.quantize import actor_layers, actor_shapes, choice_grid, weight_stats
@@ -127,7 +128,7 @@ class Budget:
                 if v <= 0:
                     raise ValueError(f"Budget {name} must be positive, not {value!r}")
             else:
-                v = check_real(value, f"Budget {name}", 0.0, lo_open=True)
+                v = check_real(value, f"Budget {name}", minimum=0.0, min_open=True)
             object.__setattr__(self, name, v)
 
     @property
@@ -277,9 +278,9 @@ class QuantEnv:
         self.budget = budget
         self.evaluate = evaluate
         self.actions, self.schemes, self.w_bits, self.a_bits = choice_grid(w_bits, a_bits)
-        self.batch = check_int(batch, "batch", 1)
-        self.penalty = check_real(penalty, "penalty", 0.0)
-        self.bonus = check_real(bonus, "bonus", 0.0)
+        self.batch = check_int(batch, "batch", minimum=1)
+        self.penalty = check_real(penalty, "penalty", minimum=0.0)
+        self.bonus = check_real(bonus, "bonus", minimum=0.0)
         if shaping not in SHAPINGS:
             raise ValueError(f"shaping must be one of {SHAPINGS!r}, not {shaping!r}")
         self.shaping = shaping
@@ -364,7 +365,7 @@ class QuantEnv:
         ValueError
             If ``k`` is out of range or ``previous`` does not have ``k`` entries.
         """
-        k = check_int(k, "k", 0)
+        k = check_int(k, "k", minimum=0)
         if k >= self.n_layers:
             raise ValueError(f"k must be below {self.n_layers}, not {k!r}")
         previous = check_choices(previous, k, "previous")
@@ -424,7 +425,7 @@ class QuantEnv:
         ValueError
             If ``action`` is off the grid or the episode is over (call :meth:`reset`).
         """
-        a = check_int(action, "action", 0)
+        a = check_int(action, "action", minimum=0)
         if a >= len(self.actions):
             raise ValueError(f"action must be below {len(self.actions)}, not {action!r}")
         if len(self._choices) >= self.n_layers:

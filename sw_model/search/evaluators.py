@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from sw_model.checks import check_int
 from sw_model.rl.envs import Env, make
 from sw_model.rl.envs.base import StateEnv
-from sw_model.search._checks import check_choices, check_int
+from sw_model.search._checks import check_choices
 from sw_model.search.cost import LayerChoice
 from sw_model.search.quantize import actor_layers, actor_shapes, choice_grid, quantize_layer
 
@@ -280,8 +281,8 @@ def return_quality(weights: Mapping[str, Any], choices: Sequence[LayerChoice],
     seed : int
         Seed of a named environment: every configuration meets the same initial states.
     """
-    episodes = check_int(episodes, "episodes", 1)
-    seed = check_int(seed, "seed", 0)
+    episodes = check_int(episodes, "episodes", minimum=1)
+    seed = check_int(seed, "seed", minimum=0)
     ev = ProxyEvaluator(weights, states)
     return _returns(ev, check_choices(choices, len(ev.layers)), env, episodes, seed)
 
@@ -316,8 +317,8 @@ class ReturnEvaluator:
         if not isinstance(env, str):
             raise TypeError(f"env must be an environment name, not {env!r}")
         self.env = env
-        self.episodes = check_int(episodes, "episodes", 1)
-        self.seed = check_int(seed, "seed", 0)
+        self.episodes = check_int(episodes, "episodes", minimum=1)
+        self.seed = check_int(seed, "seed", minimum=0)
         self._ev = ProxyEvaluator(weights, states)
         self.layers, self.shapes, self.states = self._ev.layers, self._ev.shapes, self._ev.states
 
@@ -408,8 +409,8 @@ def validate_proxy(weights: Mapping[str, Any], states: npt.ArrayLike, *, n_confi
     with ``seed``. ``metric`` and ``critic`` choose the proxy (:class:`ProxyEvaluator`); the
     configurations do not depend on them.
     """
-    n_configs = check_int(n_configs, "n_configs", 2)
-    seed = check_int(seed, "seed", 0)
+    n_configs = check_int(n_configs, "n_configs", minimum=2)
+    seed = check_int(seed, "seed", minimum=0)
     grid = choice_grid(w_bits, a_bits)[0]
     ev = ProxyEvaluator(weights, states, metric=metric, critic=critic)
     rng = np.random.default_rng(seed)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from sw_model.search._checks import check_int, check_real
+from sw_model.checks import check_int, check_real
 
 __all__ = ["MLP", "Adam", "log_softmax"]
 
@@ -34,7 +34,7 @@ class MLP:
 
     def __init__(self, sizes: Sequence[int], rng: np.random.Generator, *,
                  out_scale: float = 1.0) -> None:
-        sizes = [check_int(s, "sizes entry", 1) for s in sizes]
+        sizes = [check_int(s, "sizes entry", minimum=1) for s in sizes]
         if len(sizes) < 2:
             raise ValueError(f"sizes must have at least 2 entries, not {sizes!r}")
         self.sizes = tuple(sizes)
@@ -87,7 +87,7 @@ class Adam:
     def __init__(self, params: list[np.ndarray], lr: float,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
         self.params = params
-        self.lr = check_real(lr, "lr", 0.0, lo_open=True)
+        self.lr = check_real(lr, "lr", minimum=0.0, min_open=True)
         self.betas = betas
         self.eps = eps
         self.t = 0

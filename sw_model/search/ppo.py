@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from sw_model.search._checks import check_int, check_real
+from sw_model.checks import check_int, check_real
 from sw_model.search.cost import LayerChoice
 from sw_model.search.env import QuantEnv, SearchResult, check_env
 from sw_model.search.networks import MLP, Adam, log_softmax
@@ -51,8 +51,8 @@ def gae(rewards: npt.ArrayLike, values: npt.ArrayLike, *, gamma: float, lam: flo
     tuple of numpy.ndarray
         ``(advantages, returns)``, shaped like ``rewards``.
     """
-    gamma = check_real(gamma, "gamma", 0.0, 1.0)
-    lam = check_real(lam, "lam", 0.0, 1.0)
+    gamma = check_real(gamma, "gamma", minimum=0.0, maximum=1.0)
+    lam = check_real(lam, "lam", minimum=0.0, maximum=1.0)
     r = np.asarray(rewards, dtype=np.float64)
     v = np.asarray(values, dtype=np.float64)
     if r.shape != v.shape or r.ndim == 0:
@@ -69,7 +69,7 @@ def gae(rewards: npt.ArrayLike, values: npt.ArrayLike, *, gamma: float, lam: flo
 
 def clipped_surrogate(ratio: npt.ArrayLike, adv: npt.ArrayLike, clip: float) -> np.ndarray:
     """PPO's per-sample objective ``min(r A, clip(r, 1 - clip, 1 + clip) A)`` (to maximise)."""
-    clip = check_real(clip, "clip", 0.0, 1.0, lo_open=True)
+    clip = check_real(clip, "clip", minimum=0.0, maximum=1.0, min_open=True)
     r, a = np.asarray(ratio, dtype=np.float64), np.asarray(adv, dtype=np.float64)
     return np.minimum(r * a, np.clip(r, 1.0 - clip, 1.0 + clip) * a)
 
@@ -122,7 +122,7 @@ def ppo_policy_loss(logits: npt.ArrayLike, actions: npt.ArrayLike, logp_old: npt
     tuple
         ``(loss, d loss / d logits)``; masked entries get gradient 0.
     """
-    clip = check_real(clip, "clip", 0.0, 1.0, lo_open=True)
+    clip = check_real(clip, "clip", minimum=0.0, maximum=1.0, min_open=True)
     z = np.asarray(logits, dtype=np.float64)
     n = z.shape[0]
     hs = (z.shape[1],) if heads is None else tuple(heads)
@@ -280,22 +280,25 @@ def ppo_search(env: QuantEnv, *, iterations: int = 30, episodes_per_iter: int = 
         policy.
     """
     env = check_env(env)
-    iterations = check_int(iterations, "iterations", 1)
-    episodes_per_iter = check_int(episodes_per_iter, "episodes_per_iter", 1)
-    seed = check_int(seed, "seed", 0)
-    epochs = check_int(epochs, "epochs", 1)
-    hidden = check_int(hidden, "hidden", 1)
-    lr = check_real(lr, "lr", 0.0, lo_open=True)
-    clip = check_real(clip, "clip", 0.0, 1.0, lo_open=True)
-    gamma = check_real(gamma, "gamma", 0.0, 1.0)
-    lam = check_real(lam, "lam", 0.0, 1.0)
-    ent_coef = check_real(ent_coef, "ent_coef", 0.0)
-    value_lr = lr if value_lr is None else check_real(value_lr, "value_lr", 0.0, lo_open=True)
+    iterations = check_int(iterations, "iterations", minimum=1)
+    episodes_per_iter = check_int(episodes_per_iter, "episodes_per_iter", minimum=1)
+    seed = check_int(seed, "seed", minimum=0)
+    epochs = check_int(epochs, "epochs", minimum=1)
+    hidden = check_int(hidden, "hidden", minimum=1)
+    lr = check_real(lr, "lr", minimum=0.0, min_open=True)
+    clip = check_real(clip, "clip", minimum=0.0, maximum=1.0, min_open=True)
+    gamma = check_real(gamma, "gamma", minimum=0.0, maximum=1.0)
+    lam = check_real(lam, "lam", minimum=0.0, maximum=1.0)
+    ent_coef = check_real(ent_coef, "ent_coef", minimum=0.0)
+    if value_lr is None:
+        value_lr = lr
+    else:
+        value_lr = check_real(value_lr, "value_lr", minimum=0.0, min_open=True)
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES!r}, not {policy!r}")
     if init not in (None, "uniform"):
         raise ValueError(f"init must be None or 'uniform', not {init!r}")
-    init_prob = check_real(init_prob, "init_prob", 0.0, 1.0, lo_open=True)
+    init_prob = check_real(init_prob, "init_prob", minimum=0.0, maximum=1.0, min_open=True)
     if init_prob >= 1.0:
         raise ValueError(f"init_prob must be below 1, not {init_prob!r}")
     start = time.perf_counter()

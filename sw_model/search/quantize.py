@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from sw_model.checks import check_int
 from sw_model.numerics.fixed import FixedFormat
 from sw_model.numerics.msq import quantize_matrix
-from sw_model.search._checks import check_int
 from sw_model.search.cost import A_BITS, W_BITS, LayerChoice, LayerShape
 
 __all__ = [
@@ -143,7 +143,7 @@ def quantize_activations(x: npt.ArrayLike, bits: int, amax: float) -> np.ndarray
     and
     saturate to ``[-2**(bits-1), 2**(bits-1) - 1]`` steps.
     """
-    bits = check_int(bits, "bits", 2)
+    bits = check_int(bits, "bits", minimum=2)
     frac = (bits - 1) - math.ceil(math.log2(amax)) if amax > 0 else bits - 1
     q = np.rint(np.ldexp(np.asarray(x, dtype=np.float64), frac))
     q = np.clip(q, -(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1)
@@ -188,9 +188,9 @@ def choice_grid(w_bits: Mapping[str, Sequence[int]] | None, a_bits: Sequence[int
         ws = wb[s]
         if isinstance(ws, str | bytes) or not isinstance(ws, Sequence) or not ws:
             raise TypeError(f"w_bits[{s!r}] must be a non-empty sequence, not {ws!r}")
-        widths[s] = tuple(sorted({check_int(w, f"w_bits[{s!r}] entry", 2) for w in ws}))
+        widths[s] = tuple(sorted({check_int(w, f"w_bits[{s!r}] entry", minimum=2) for w in ws}))
     if isinstance(ab, str | bytes) or not isinstance(ab, Sequence) or not ab:
         raise TypeError(f"a_bits must be a non-empty sequence, not {ab!r}")
-    a_sorted = tuple(sorted({check_int(a, "a_bits entry", 2) for a in ab}))
+    a_sorted = tuple(sorted({check_int(a, "a_bits entry", minimum=2) for a in ab}))
     grid = tuple(LayerChoice(s, w, a) for s in schemes for w in widths[s] for a in a_sorted)
     return grid, schemes, widths, a_sorted

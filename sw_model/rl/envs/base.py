@@ -29,7 +29,6 @@ calls, so a seed gives the same initial state here and in Gymnasium.
 from __future__ import annotations
 
 import abc
-import math
 
 import numpy as np
 import numpy.typing as npt
@@ -54,19 +53,6 @@ def check_seed(seed: object, name: str = "seed") -> int | None:
     if seed < 0:
         raise ValueError(f"{name} must be non-negative, not {seed!r}")
     return int(seed)
-
-
-def _check_real(value: object, name: str) -> float:
-    """``value`` as a finite Python float, or a TypeError/ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise TypeError(f"{name} must be a real number, not {value!r}")
-    try:
-        result = float(value)
-    except OverflowError:  # integers beyond float64
-        result = math.inf
-    if not math.isfinite(result):
-        raise ValueError(f"{name} must be finite, not {value!r}")
-    return result
 
 
 def _frozen(values: npt.ArrayLike) -> np.ndarray:

@@ -24,7 +24,8 @@ import math
 
 import numpy as np
 
-from sw_model.rl.envs.base import StateEnv, _check_real, _frozen
+from sw_model.checks import check_real
+from sw_model.rl.envs.base import StateEnv, _frozen
 
 __all__ = ["MountainCarContinuous"]
 
@@ -72,7 +73,7 @@ class MountainCarContinuous(StateEnv):
     observation_high = _frozen([MAX_POSITION, MAX_SPEED])
 
     def __init__(self, seed: int | None = None, *, goal_velocity: float = 0.0) -> None:
-        self._goal_velocity = _check_real(goal_velocity, "goal_velocity")
+        self._goal_velocity = check_real(goal_velocity, "goal_velocity")
         super().__init__(seed)
 
     @property

@@ -24,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from sw_model.rl.envs.base import StateEnv, _check_real, _frozen
+from sw_model.checks import check_real
+from sw_model.rl.envs.base import StateEnv, _frozen
 
 __all__ = ["Pendulum", "angle_normalize"]
 
@@ -73,7 +74,7 @@ class Pendulum(StateEnv):
     observation_high = _frozen([1.0, 1.0, MAX_SPEED])
 
     def __init__(self, seed: int | None = None, *, g: float = 10.0) -> None:
-        self._g = _check_real(g, "g")
+        self._g = check_real(g, "g")
         super().__init__(seed)
 
     @property
