@@ -77,6 +77,7 @@ import numpy as np
 from sw_model.arch import aap
 from sw_model.arch.ddpg_config import DDPGConfig
 from sw_model.arch.vector import div_round, loss_delta
+from sw_model.checks import check_int
 from sw_model.numerics.activation import TanhTable, derivative
 from sw_model.numerics.fixed import FixedFormat, requantize
 from sw_model.numerics.optim import (
@@ -134,10 +135,7 @@ def init_weights(config: DDPGConfig, obs_dim: int, act_dim: int) -> Weights:
     uniform in ``+-3e-3`` (Lillicrap et al.). The actor is drawn first, layer by layer.
     """
     for name, value in (("obs_dim", obs_dim), ("act_dim", act_dim)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer):
-            raise TypeError(f"{name} must be an integer, not {value!r}")
-        if value < 1:
-            raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        check_int(value, name, minimum=1)
     rng = np.random.default_rng(config.seed)
     out: Weights = {}
     for net in NETS:
