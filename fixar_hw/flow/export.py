@@ -159,7 +159,10 @@ def to_verilog(
 
     ``AMARANTH_USE_YOSYS`` is set to ``"builtin"`` while
     :func:`amaranth.back.verilog.convert` runs and restored afterwards (see the
-    module docstring for why a newer Yosys on ``PATH`` must not be used).
+    module docstring for why a newer Yosys on ``PATH`` must not be used). The ``src``
+    attributes name files relative to their package's parent directory
+    (``fixar_hw/arith/mac.py:192``; other files by their name alone), so the text does not
+    depend on where the packages are installed.
 
     Parameters
     ----------
