@@ -1,59 +1,23 @@
 """The Verilog of a :class:`~fixar_hw.soc.core.FixarCore`, with the header that documents it.
 
-``fixar-hw export`` and the Verilator model of the core
-(:func:`fixar_hw.sim.core_verilator.core_verilog`) write the same text: a comment block naming
-the module, the configuration ID, the configuration (its JSON) and every port with its
-direction, width and role (:meth:`FixarCore.port_table
-<fixar_hw.soc.core.FixarCore.port_table>`), then the module that
-:func:`fixar_hw.flow.export.to_verilog` prints.
+The Verilator model of the core (:func:`fixar_hw.sim.core_verilator.core_verilog`) and the
+testbench kit use :func:`export_core`; it writes what ``fixar-hw export core`` writes into its
+``.v`` file (:func:`fixar_hw.flow.part_export.documented`): the configuration, every port with
+its direction, width, signedness and role, the payload fields and the reset values, then the
+module that :func:`fixar_hw.flow.export.to_verilog` prints.
 """
 
 from __future__ import annotations
 
 from fixar_hw.flow.export import to_verilog
+from fixar_hw.flow.part_export import documented
 from fixar_hw.soc.core import FixarCore
 
-__all__ = ["export_core", "verilog_header"]
-
-
-def _check_core(core: object) -> FixarCore:
-    if not isinstance(core, FixarCore):
-        raise TypeError(f"core must be a FixarCore, not {core!r}")
-    return core
-
-
-def verilog_header(core: FixarCore, name: str = "fixar_core") -> str:
-    """A Verilog comment documenting the configuration and the ports of ``core``'s export.
-
-    Parameters
-    ----------
-    core : FixarCore
-    name : str
-        The exported module's name, as the first line states it.
-
-    Returns
-    -------
-    str
-        ``//`` lines, each ending in a newline.
-
-    Raises
-    ------
-    TypeError
-        If ``core`` is not a :class:`~fixar_hw.soc.core.FixarCore`.
-    """
-    c = _check_core(core).config
-    lines = [f"// {name}: fixar-hw FixarCore, config id 0x{c.config_id:08x}",
-             "// Register map: fixar-hw export --regmap DIR (JSON, C header, Markdown).",
-             "// Configuration:"]
-    lines += [f"//   {line}" for line in c.to_json().splitlines()]
-    lines.append("// Ports:")
-    for port, direction, width, role in core.port_table():
-        lines.append(f"//   {direction:6} {width:3}  {port:16} {role}")
-    return "\n".join(lines) + "\n"
+__all__ = ["export_core"]
 
 
 def export_core(core: FixarCore, name: str = "fixar_core") -> str:
-    """``core`` as Verilog module ``name``, preceded by :func:`verilog_header`.
+    """``core`` as Verilog module ``name``, preceded by the comment that documents it.
 
     Parameters
     ----------
@@ -73,6 +37,7 @@ def export_core(core: FixarCore, name: str = "fixar_core") -> str:
     ValueError
         If ``name`` is not a valid identifier.
     """
-    _check_core(core)
+    if not isinstance(core, FixarCore):
+        raise TypeError(f"core must be a FixarCore, not {core!r}")
     text = to_verilog(core, name=name)
-    return verilog_header(core, name) + text
+    return documented(core, name, text, part="core", config=core.config)

@@ -652,6 +652,38 @@ def _config_header(part: Part, params: dict[str, Any], config: CoreConfig | None
     return lines
 
 
+def documented(component: wiring.Component, name: str, netlist: str, *, part: str,
+               params: Mapping[str, Any] | None = None,
+               config: CoreConfig | None = None) -> str:
+    """``netlist`` (module ``name`` exported from ``component``) preceded by the comment that
+    documents it: the part, its configuration or parameters, and :func:`port_header`.
+
+    Every export of a part, ``fixar-hw export`` as well as the Verilator models, writes this
+    text, so a module has one header wherever it was written.
+
+    Parameters
+    ----------
+    component : amaranth.lib.wiring.Component
+        What was exported.
+    name : str
+        The module name.
+    netlist : str
+        :func:`fixar_hw.flow.export.to_verilog` of ``component``.
+    part : str
+        A key of :data:`PARTS`.
+    params : mapping, optional
+        The part's parsed parameters (:func:`parse_params`).
+    config : CoreConfig, optional
+        The configuration the part was built from.
+
+    Returns
+    -------
+    str
+    """
+    header = _config_header(_part(part), dict(params or {}), config, name)
+    return "\n".join(header) + "\n" + port_header(component, name, netlist) + netlist
+
+
 def export_part(
     part: str,
     params: Mapping[str, object] | None = None,
@@ -716,8 +748,7 @@ def export_part(
         raise type(exc)(f"part {part!r}: {exc}") from None
 
     netlist = to_verilog(component, name=name)
-    header = _config_header(spec, parsed, config, name)
-    text = "\n".join(header) + "\n" + port_header(component, name, netlist) + netlist
+    text = documented(component, name, netlist, part=spec.name, params=parsed, config=config)
     wrap_text = wrapper_verilog(component, name, netlist) if wrapper else None
     vlt_text = verilator_waivers(stem, name)
 
