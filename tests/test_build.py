@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import os
+import types
 from pathlib import Path
 
 import pytest
@@ -304,7 +305,7 @@ def test_cli_build_refuses_with_advice(tmp_path, capsys, monkeypatch):
     def synthesized(path, family):
         return dict(used), {"LUT4": 1}
 
-    monkeypatch.setattr(fb, "_run", lambda *a, **k: 0.0)
+    monkeypatch.setattr(fb, "run_tool", lambda *a, **k: types.SimpleNamespace(seconds=0.0))
     monkeypatch.setattr(fb, "_count", synthesized)
     status = main(["build", "--board", "orangecrab-25f", "--config", str(cfg),
                    "-o", str(tmp_path / "b")])
