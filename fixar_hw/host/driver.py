@@ -97,6 +97,16 @@ class Transport(ABC):
     def close(self) -> None:  # noqa: B027 (optional)
         """Release the transport."""
 
+    def write_cycle(self, addr: int) -> int | None:
+        """The clock cycle at which the core's DMA last wrote bus word ``addr`` of the memory,
+        or None when the transport does not know (the default; a board cannot tell), the word
+        was never written by the DMA, or the host wrote it since.
+
+        The simulated transports count cycles like their ``cycles`` attribute, so the number
+        finds the write in a waveform of the run.
+        """
+        return None
+
 
 # --- a board over a serial port -----------------------------------------------------------------
 
@@ -404,6 +414,47 @@ class FixarDriver:
         self.push("dma_in", mem=name, arg=base, count=len(ints), ext=ext)
         if run:
             self.run_queue()
+
+    def bus_address(self, name: str, word: int, lane: int = 0) -> int:
+        """The bus word address in the staging window of memory ``name`` that holds (the low
+        bits of) lane ``lane`` of its word ``word``: where :meth:`read_memory` finds it once
+        the DMA has written it back, and where :meth:`write_memory` stages it.
+
+        Raises
+        ------
+        TypeError, ValueError
+            For an unknown memory, or a word or lane outside it.
+        """
+        if name not in self._mem:
+            raise ValueError(f"name must be one of {list(MEMORIES)}, not {name!r}")
+        g = self._mem[name]
+        check_int(word, "word", minimum=0, maximum=g["depth"] - 1)
+        lanes = 1 if name in ("P", "T") else self._lanes(name)
+        check_int(lane, "lane", minimum=0, maximum=lanes - 1)
+        return self._window[name] + word * g["beats"] + lane * (g["bits"] // lanes) // 32
+
+    def state_addresses(self) -> tuple[ds.Weights, ds.Weights, ds.OptState]:
+        """Where :meth:`read_state` reads each value: the same structure, with the bus word
+        address (:meth:`bus_address`) of every value instead of the value.
+
+        The step count and the ranges come from registers: the :class:`OptState`'s ``step``
+        is 0 and its ranges are empty.
+        """
+        e = self.config.engine
+        plan = e.plan
+
+        def addresses(name: str, words: int) -> np.ndarray:
+            lanes = self._lanes(name)
+            return np.array([[self.bus_address(name, w, k) for k in range(lanes)]
+                             for w in range(words)], dtype=np.int64).reshape(words, lanes)
+
+        W = addresses("W", plan.w_words)
+        M = addresses("M", plan.online_words)
+        V = addresses("V", plan.online_words)
+        A = np.zeros((plan.a_words, e.size), dtype=np.int64)
+        state = en.EngineState(W, M, M, V, A, 0, VectorState.initial(e.vector))
+        weights, targets = en.read_weights(e, state)
+        return weights, targets, en.read_opt(e, state)
 
     def read_memory(self, name: str, base: int, count: int) -> np.ndarray:
         """Read ``count`` words of memory ``name`` from word ``base`` (rows of lanes)."""

@@ -158,7 +158,8 @@ def wishbone_slave(bus, memory: MutableMapping[int, int], *,
                    stall: Callable[[], bool] = _never,
                    wait: Callable[[], int] = _no_wait,
                    error: Callable[[int, bool], bool] = _no_error,
-                   log: list | None = None) -> Callable:
+                   log: list | None = None,
+                   write_cycles: MutableMapping[int, int] | None = None) -> Callable:
     """A testbench modelling a memory behind a Wishbone B4 pipelined slave port.
 
     Add it with ``sim.add_testbench(wishbone_slave(dut.bus, mem), background=True)``.
@@ -169,12 +170,16 @@ def wishbone_slave(bus, memory: MutableMapping[int, int], *,
     ``sel`` (``granularity``-bit lanes) and take effect when accepted; reads return the word at
     acceptance. Dropping ``cyc`` abandons the outstanding requests (their writes stay done).
     ``log``, if given, receives ``(we, adr, data, ok)`` for every accepted request.
+    ``write_cycles``, if given, maps the address of every performed write to the clock cycle
+    that accepted it (the number of clock edges since the slave started, counting that
+    cycle's edge: 1 for the first), the last write's when there are several.
     """
     dw, gran = len(bus.dat_w), len(bus.dat_w) // len(bus.sel)
     mask = (1 << dw) - 1
 
     async def slave(ctx) -> None:
         pending: deque = deque()  # [cycles left, ok, data]
+        cycle = 0
         ctx.set(bus.ack, 0)
         ctx.set(bus.err, 0)
         while True:
@@ -187,6 +192,7 @@ def wishbone_slave(bus, memory: MutableMapping[int, int], *,
             ctx.set(bus.dat_r, head[2] if answer and head[1] else 0)
             _, _, cyc, stb, adr, we, dat_w, sel = await ctx.tick().sample(
                 bus.cyc, bus.stb, bus.adr, bus.we, bus.dat_w, bus.sel)
+            cycle += 1
             if answer:
                 pending.popleft()
             for entry in pending:
@@ -204,6 +210,8 @@ def wishbone_slave(bus, memory: MutableMapping[int, int], *,
                             lm = ((1 << gran) - 1) << (lane * gran)
                             old = (old & ~lm) | (dat_w & lm)
                     memory[adr] = old & mask
+                    if write_cycles is not None:
+                        write_cycles[adr] = cycle
                 elif ok:
                     data = memory.get(adr, 0) & mask
                 if log is not None:

@@ -8,10 +8,17 @@ errors on the DMA port, and gaps between the host's own requests) and
 :func:`fixar_hw.sim.testing.wishbone_monitor` checking the Wishbone protocol on both ports.
 :class:`fixar_hw.sim.core_verilator.VerilatorTransport` runs the exported Verilog instead, a few
 hundred times faster.
+
+With ``vcd=PATH`` the transport writes every signal of the core to a VCD file for its whole
+life, until :meth:`SimTransport.close`; the clock's period is 10 ns, so the edge that ends
+cycle ``N`` (as :attr:`SimTransport.cycles` and :meth:`SimTransport.write_cycle` count them)
+is at ``10 * N - 5`` ns.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -39,25 +46,61 @@ class SimTransport(Transport):
         The DMA port's slave behaviour (:func:`fixar_hw.sim.testing.wishbone_slave`).
     host_gap : callable, optional
         Returns the idle cycles before each control-port request.
+    vcd : path, optional
+        Write a VCD file of the whole core here, from the first cycle until :meth:`close`.
 
     Attributes
     ----------
     core : FixarCore
     cycles : int
         Clock cycles simulated so far.
+    vcd : str or None
+        The VCD file being written.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a :class:`~fixar_hw.config.CoreConfig` or ``vcd`` not a path.
+    OSError
+        If the VCD file cannot be created.
     """
 
     def __init__(self, config: CoreConfig, *, memory: dict | None = None,
                  stall: Callable[[], bool] | None = None,
                  wait: Callable[[], int] | None = None,
                  error: Callable[[int, bool], bool] | None = None,
-                 host_gap: Callable[[], int] | None = None) -> None:
+                 host_gap: Callable[[], int] | None = None,
+                 vcd: str | os.PathLike[str] | None = None) -> None:
         if not isinstance(config, CoreConfig):
             raise TypeError(f"config must be a CoreConfig, not {config!r}")
+        if vcd is not None and not isinstance(vcd, str | os.PathLike):
+            raise TypeError(f"vcd must be a path, not {vcd!r}")
+        self.vcd = None if vcd is None else os.fspath(vcd)
+        self._closed = False
+        self._waveform: contextlib.ExitStack | None = None
+        waveform = contextlib.ExitStack()
+        vcd_file = None
+        if self.vcd is not None:  # opened first: a bad path fails before the elaboration
+            vcd_file = waveform.enter_context(open(self.vcd, "w"))  # noqa: SIM115 (the stack closes it)
+        try:
+            self._start(config, memory, stall, wait, error, host_gap)
+            if vcd_file is not None:
+                waveform.enter_context(self._sim.write_vcd(vcd_file))
+        except BaseException:
+            waveform.close()
+            raise
+        self._waveform = waveform
+
+    def _start(self, config: CoreConfig, memory: dict | None,
+               stall: Callable[[], bool] | None, wait: Callable[[], int] | None,
+               error: Callable[[int, bool], bool] | None,
+               host_gap: Callable[[], int] | None) -> None:
+        """Elaborate the core and set up the simulation (the body of ``__init__``)."""
         self.config = config
         self.core = FixarCore(config)
         self.memory: dict[int, int] = {} if memory is None else memory
         self.cycles = 0
+        self._written: dict[int, int] = {}
         self._requests: deque = deque()
         self._results: dict[int, Any] = {}
         self._serial = 0
@@ -67,7 +110,8 @@ class SimTransport(Transport):
         core = self.core
         sim = Simulator(core)
         sim.add_clock(1e-8)
-        sim.add_testbench(wishbone_slave(core.dma, self.memory, **kw), background=True)
+        sim.add_testbench(wishbone_slave(core.dma, self.memory, write_cycles=self._written,
+                                         **kw), background=True)
         sim.add_process(wishbone_monitor(core.dma, name="dma"))
         if config.csr_bus == "wishbone":
             sim.add_process(wishbone_monitor(core.csr, name="csr"))
@@ -97,7 +141,12 @@ class SimTransport(Transport):
         sim.add_process(count)
         self._sim = sim
 
+    def _live(self) -> None:
+        if self._closed:
+            raise RuntimeError("the SimTransport is closed")
+
     def _call(self, kind: str, offset: int, value: int = 0) -> int:
+        self._live()
         key = self._serial
         self._serial += 1
         self._requests.append((key, kind, offset, value))
@@ -121,14 +170,32 @@ class SimTransport(Transport):
     def mem_write(self, addr: int, words: Sequence[int]) -> None:
         for i, w in enumerate(words):
             self.memory[addr + i] = int(w) & 0xFFFFFFFF
+            self._written.pop(addr + i, None)
 
     def mem_read(self, addr: int, count: int) -> list[int]:
         return [self.memory.get(addr + i, 0) for i in range(count)]
 
+    def write_cycle(self, addr: int) -> int | None:
+        """The cycle (counted like :attr:`cycles`) at which the DMA last wrote word ``addr``;
+        None if it never did or :meth:`mem_write` wrote the word since."""
+        return self._written.get(addr)
+
     def idle(self, cycles: int) -> None:
+        self._live()
         target = self.cycles + cycles
         while self.cycles < target:
             self._sim.advance()
+
+    def close(self) -> None:
+        """Finish the VCD file (if one is written); the transport cannot be used after."""
+        self._closed = True
+        waveform, self._waveform = self._waveform, None
+        if waveform is not None:
+            waveform.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
 
 
 async def _wishbone_access(ctx, bus, kind: str, offset: int, value: int) -> tuple[bool, int]:
