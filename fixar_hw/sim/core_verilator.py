@@ -14,6 +14,13 @@ for the chosen addresses, outstanding requests dropped when ``cyc`` falls). A
 :class:`~fixar_hw.sim.transport.SimTransport`, a few hundred times faster (measured here for
 the small test build at ``-O2``: about 240 k cycles/s against about 600 in Amaranth's
 simulator); the first build of a configuration takes one to two minutes.
+
+With ``trace=PATH`` the transport writes every signal of the core to an FST file (GTKWave and
+Surfer read it; ``fst2vcd`` converts it) from the first cycle after reset until
+:meth:`VerilatorTransport.close`. Tracing needs a build of its own, with Verilator's
+``--trace-fst`` (cached beside the plain one, which stays untraced and fast). The edge that ends
+cycle ``N`` (as :attr:`VerilatorTransport.cycles` and :meth:`VerilatorTransport.write_cycle`
+count them) is at ``10 * N - 5`` ns, as in :class:`~fixar_hw.sim.transport.SimTransport`'s VCD.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from fixar_hw.config import CoreConfig
+from fixar_hw.errors import ToolError
 from fixar_hw.flow.cache import cache_dir, design_digest
 from fixar_hw.flow.core_export import export_core
 from fixar_hw.flow.export import (
@@ -110,12 +118,70 @@ def _harness_cpp() -> str:
 
 # --- the shared library ----------------------------------------------------------------------
 
-def _build_library(workdir: Path, verilog: str, cflags: Sequence[str], timeout: float) -> Path:
+#: The two functions of lz4's stable API that Verilator's FST writer calls.
+_LZ4_DECLARATIONS = """\
+// The declarations of lz4.h that Verilator's FST writer uses (lz4's stable API), for a system
+// with the lz4 runtime library but without its development files.
+#pragma once
+extern "C" {
+int LZ4_compressBound(int inputSize);
+int LZ4_compress_default(const char* src, char* dst, int srcSize, int dstCapacity);
+}
+"""
+
+
+def _has_header(header: str, workdir: Path) -> bool:
+    """Whether the C++ compiler finds ``<header>`` (a probe file is left in ``workdir``)."""
+    compiler = shutil.which("c++") or shutil.which("g++")
+    if compiler is None:
+        return False
+    probe = workdir / "has_header.cpp"
+    probe.write_text(f"#include <{header}>\n", encoding="utf-8")
+    result = run_tool([compiler, "-E", "-o", os.devnull, probe], cwd=workdir, timeout=60,
+                      what=f"c++ -E (looking for {header})", check=False)
+    return result.returncode == 0
+
+
+def _shared_library(soname: str) -> Path | None:
+    """The path of the runtime library ``soname`` (from ``ldconfig -p``), or None."""
+    ldconfig = shutil.which("ldconfig") or next(
+        (p for p in ("/sbin/ldconfig", "/usr/sbin/ldconfig") if os.path.exists(p)), None)
+    if ldconfig is None:
+        return None
+    result = run_tool([ldconfig, "-p"], cwd=None, timeout=60, what="ldconfig -p", check=False)
+    for line in result.stdout.splitlines():
+        name, _, path = line.strip().partition(" => ")
+        if name.split(" ", 1)[0] == soname and os.path.exists(path.strip()):
+            return Path(path.strip())
+    return None
+
+
+def _fst_flags(workdir: Path) -> list[str]:
+    """Verilator flags for an FST-tracing build. Verilator's FST writer needs ``lz4.h`` and
+    ``-llz4``; where only lz4's runtime library is installed, a folder in ``workdir`` supplies
+    the two declarations it uses and a link name for the runtime library."""
+    flags = ["--trace-fst", "--timescale", "1ns/1ns", "-CFLAGS", "-DFX_TRACE"]
+    if _has_header("lz4.h", workdir):
+        return flags
+    runtime = _shared_library("liblz4.so.1")
+    if runtime is None:
+        raise ToolError("FST tracing needs the lz4 library (Debian: liblz4-1, or liblz4-dev), "
+                        "which is not installed")
+    shim = workdir / "lz4"
+    shim.mkdir(exist_ok=True)
+    (shim / "lz4.h").write_text(_LZ4_DECLARATIONS, encoding="utf-8")
+    (shim / "liblz4.so").symlink_to(runtime)
+    return [*flags, "-CFLAGS", f"-I{shim.resolve()}", "-LDFLAGS", f"-L{shim.resolve()}"]
+
+
+def _build_library(workdir: Path, verilog: str, cflags: Sequence[str], timeout: float,
+                   trace: bool = False) -> Path:
     """Verilate the core with the harness in ``workdir``; returns the linked ``.so``."""
     (workdir / f"{TOP}.v").write_text(verilog, encoding="utf-8")
     (workdir / "harness.cpp").write_text(_harness_cpp(), encoding="utf-8")
+    tracing = _fst_flags(workdir) if trace else []
     command = [*_require_verilator(), "--cc", "--exe", "--build", "-j", "2", "-Wno-fatal",
-               "--top-module", TOP, "-O3", "--Mdir", "obj_dir", *_make_flags(),
+               "--top-module", TOP, "-O3", "--Mdir", "obj_dir", *_make_flags(), *tracing,
                "-CFLAGS", "-fPIC", "-LDFLAGS", "-shared", "-o", _LIB_NAME,
                f"{TOP}.v", "harness.cpp"]
     for flag in cflags:
@@ -131,8 +197,11 @@ def _build_library(workdir: Path, verilog: str, cflags: Sequence[str], timeout: 
 
 
 def build_library(config: CoreConfig, *, cflags: Sequence[str] = ("-O2",),
-                  timeout: float = 3600) -> Path:
+                  timeout: float = 3600, trace: bool = False) -> Path:
     """The path of the harness library for ``config``, built first if it is not cached.
+
+    ``trace=True`` builds (and caches separately) the variant that can write FST waveforms
+    (Verilator's ``--trace-fst``); it runs slower even while no trace is open.
 
     The build runs in a temporary directory under ``~/.cache/fixar-hw/verilator-lib/`` and is
     renamed into place (a directory named by a SHA-256 of the Verilog, the harness, the flags
@@ -147,10 +216,12 @@ def build_library(config: CoreConfig, *, cflags: Sequence[str] = ("-O2",),
     verilog = core_verilog(config)
     cflags = tuple(cflags)
     payload = "\n".join([str(_LIB_CACHE_FORMAT), verilog, _harness_cpp(), repr(cflags),
-                         _verilator_version(), _compiler_version()])
+                         _verilator_version(), _compiler_version()]
+                        + (["trace-fst"] if trace else []))
     key = hashlib.sha256(payload.encode()).hexdigest()
     return _cached_build("verilator-lib", key, f"obj_dir/{_LIB_NAME}",
-                         lambda workdir: _build_library(workdir, verilog, cflags, timeout))
+                         lambda workdir: _build_library(workdir, verilog, cflags, timeout,
+                                                        bool(trace)))
 
 
 def _cached_build(kind: str, key: str, product: str, build: Callable[[Path], object]) -> Path:
@@ -202,7 +273,10 @@ def _load(path: Path) -> ctypes.CDLL:
             ("fx_mem_write", None, [vp, u64, u32, p32]),
             ("fx_mem_read", None, [vp, u64, u32, p32]),
             ("fx_idle", None, [vp, u64]),
-            ("fx_cycles", u64, [vp])):
+            ("fx_cycles", u64, [vp]),
+            ("fx_write_cycle", ctypes.c_int64, [vp, u64]),
+            ("fx_trace_open", ctypes.c_int, [vp, ctypes.c_char_p]),
+            ("fx_trace_close", None, [vp])):
         fn = getattr(lib, name)
         fn.restype, fn.argtypes = restype, argtypes
     _LIBRARIES[path] = lib
@@ -239,23 +313,31 @@ class VerilatorTransport(Transport):
         Bus word addresses the memory answers with ``err`` (a write there is not performed).
     cflags : sequence of str
         C++ compiler flags of the build.
+    trace : path, optional
+        Write an FST file (its name ends in ``.fst``) of every signal here, from the first
+        cycle after reset until :meth:`close` (with the tracing build, see the module docs).
 
     Attributes
     ----------
     config : CoreConfig
     library : pathlib.Path
         The loaded shared library.
+    trace : str or None
+        The FST file being written.
 
     Raises
     ------
     TypeError, ValueError
         For a bad parameter.
+    OSError
+        If the FST file cannot be created.
     RuntimeError
         If Verilator or the compiler is missing or the build fails.
     """
 
     def __init__(self, config: CoreConfig, *, wait_states: int = 0, seed: int = 0,
-                 error_addrs: Sequence[int] = (), cflags: Sequence[str] = ("-O2",)) -> None:
+                 error_addrs: Sequence[int] = (), cflags: Sequence[str] = ("-O2",),
+                 trace: str | os.PathLike[str] | None = None) -> None:
         if not isinstance(config, CoreConfig):
             raise TypeError(f"config must be a CoreConfig, not {config!r}")
         if config.csr_bus != "wishbone":
@@ -267,13 +349,26 @@ class VerilatorTransport(Transport):
             raise TypeError(f"error_addrs must be a sequence of integers, not {error_addrs!r}")
         limit = (1 << config.dma_addr_width) - 1
         errors = [_non_negative(a, "error_addrs entry", limit) for a in error_addrs]
+        if trace is not None and not isinstance(trace, str | os.PathLike):
+            raise TypeError(f"trace must be a path, not {trace!r}")
+        if trace is not None and not os.fspath(trace).endswith(".fst"):
+            raise ValueError(f"trace must name an .fst file, not {os.fspath(trace)!r}")
         self.config = config
         self.wait_states, self.seed, self.error_addrs = wait_states, seed, tuple(errors)
-        self.library = build_library(config, cflags=cflags)
+        self.trace = None if trace is None else os.fspath(trace)
+        self._handle = None
+        if self.trace is not None:
+            with open(self.trace, "wb"):  # an unwritable path fails here, before the build
+                pass
+        self.library = build_library(config, cflags=cflags, trace=self.trace is not None)
         self._lib = _load(self.library)
         array = (ctypes.c_uint64 * max(len(errors), 1))(*errors)
         self._handle = self._lib.fx_create(wait_states, seed, array, len(errors))
         self._addr_limit = 1 << config.dma_addr_width
+        if self.trace is not None and \
+                self._lib.fx_trace_open(self._handle, os.fsencode(self.trace)) != 1:
+            self.close()
+            raise OSError(f"cannot write the FST trace {self.trace!r}")
 
     @staticmethod
     def available() -> bool:
@@ -331,10 +426,19 @@ class VerilatorTransport(Transport):
         self._lib.fx_mem_read(self._live(), addr, count, buf)
         return list(buf)
 
+    def write_cycle(self, addr: int) -> int | None:
+        """The cycle (counted like :attr:`cycles`) at which the DMA last wrote word ``addr``;
+        None if it never did or :meth:`mem_write` wrote the word since."""
+        _non_negative(addr, "addr")
+        cycle = int(self._lib.fx_write_cycle(self._live(), addr))
+        return None if cycle < 0 else cycle
+
     def idle(self, cycles: int) -> None:
         self._lib.fx_idle(self._live(), _non_negative(cycles, "cycles"))
 
     def close(self) -> None:
+        """Finish the FST file (if one is written) and free the model; the transport cannot
+        be used after."""
         if getattr(self, "_handle", None) is not None:
             self._lib.fx_destroy(self._handle)
             self._handle = None
