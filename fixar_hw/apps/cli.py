@@ -3,14 +3,17 @@
 ``fixar-hw demo [--quick]``
     Train a FIXAR-QAT DDPG agent on Pendulum, quantize it (QAT and MSQ rows), run training
     steps and actions on the simulated core bit-exactly against the golden model, project
-    board figures, and write a Markdown report with plots (:mod:`fixar_hw.apps.demo`).
+    board figures, and write a Markdown report with plots (:mod:`fixar_hw.apps.demo`);
+    ``--vcd FILE`` (Amaranth's simulator) or ``--trace FILE.fst`` (Verilator) also write a
+    waveform of the core's run.
 ``fixar-hw prove [NAME ...]``
     Run SymbiYosys proofs (all, or the named ones or groups) and print a table.
 ``fixar-hw train``
     Train a DDPG agent in NumPy (float, fixed point or FIXAR QAT) and write a CSV log of
     episode returns, a reward plot and the final weight image; ``--backend sim`` (or
     ``verilator``) runs the training steps and actions on a simulated
-    :class:`~fixar_hw.soc.core.FixarCore`.
+    :class:`~fixar_hw.soc.core.FixarCore`, with ``--vcd FILE`` (sim) or ``--trace FILE.fst``
+    (verilator) writing a waveform of it.
 ``fixar-hw search --budget-luts N ...``
     Search per-layer weight schemes and bit widths of a trained actor under a hardware budget
     (PPO, a HAQ-style DDPG baseline, uniform widths) and write a CSV, a plot and the best.
@@ -71,15 +74,61 @@ def _positive_int(text: str) -> int:
     return _int_argument(text, 1, "positive")
 
 
+def _waveform_problem(args: argparse.Namespace, option: str, where: str | None) -> str | None:
+    """What is wrong with ``--vcd``/``--trace`` for a run on ``where`` (``"sim"``,
+    ``"verilator"``, or None when ``option`` was not given and the flag chooses), or None.
+
+    Checked before anything runs: the flag fits the simulator, and the file can be written
+    (its folder exists or can be made, and is writable)."""
+    from pathlib import Path
+
+    from fixar_hw.flow.part_export import _check_destination
+
+    if args.vcd is not None and args.trace is not None:
+        return "give --vcd (Amaranth's simulator) or --trace (Verilator), not both"
+    if args.vcd is not None and where not in (None, "sim"):
+        return f"--vcd is written by Amaranth's simulator: it needs {option} sim, not {where}"
+    if args.trace is not None and where not in (None, "verilator"):
+        return (f"--trace is written by Verilator: it needs {option} verilator, not {where} "
+                f"(Amaranth's simulator writes --vcd)")
+    for flag, path in (("--vcd", args.vcd), ("--trace", args.trace)):
+        if path is None:
+            continue
+        if flag == "--trace" and not path.endswith(".fst"):
+            return f"--trace must name an .fst file, not {path!r}"
+        target = Path(path)
+        if target.is_dir():
+            return f"{flag} {path}: is a directory"
+        try:
+            _check_destination(target.parent)
+        except ValueError as exc:
+            return f"{flag} {path}: {exc}"
+        if target.exists() and not os.access(target, os.W_OK):
+            return f"{flag} {path}: the file is not writable"
+    return None
+
+
+def _prepare_waveform(args: argparse.Namespace) -> None:
+    """Make the folder of the ``--vcd``/``--trace`` file (checked by :func:`_waveform_problem`)."""
+    from pathlib import Path
+
+    for path in (args.vcd, args.trace):
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from fixar_hw.apps.demo import demo_settings, format_summary, run_demo
 
     fail = _failer("demo")
 
+    problem = _waveform_problem(args, "--transport", args.transport)
+    if problem is not None:
+        return fail(problem)
     try:
         settings = demo_settings(quick=args.quick, episodes=args.episodes, seed=args.seed,
                                  board=args.board, synth=args.synth, fmax=args.fmax,
-                                 transport=args.transport)
+                                 transport=args.transport, vcd=args.vcd, trace=args.trace)
     except (TypeError, ValueError) as exc:
         return fail(str(exc))
     from fixar_hw.apps.demo import board_names
@@ -87,11 +136,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     boards = board_names()
     if args.board not in boards:
         return fail(f"unknown --board {args.board!r}; choose from {', '.join(boards)}")
+    _prepare_waveform(args)
     result = run_demo(settings, args.out, progress=not args.no_progress,
                       log=lambda line: print(line, flush=True))
     print()
     print(format_summary(result))
     print(f"wrote {args.out}/report.md and its plots; reproduce with: {result.command}")
+    if settings.vcd or settings.trace:
+        print(f"wrote the core's waveform to {settings.vcd or settings.trace}")
     if not result.ok:
         print("fixar-hw demo: the hardware differs from the golden model (see above)",
               file=sys.stderr)
@@ -146,6 +198,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as exc:
         print(f"fixar-hw train: {exc}", file=sys.stderr)
         return 2
+    problem = _waveform_problem(args, "--backend", args.backend)
+    if problem is not None:
+        print(f"fixar-hw train: {problem}", file=sys.stderr)
+        return 2
     make_agent = None
     if args.backend != "numpy":
         from fixar_hw.apps.train import core_agent_factory
@@ -154,11 +210,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
             print(f"fixar-hw train: --backend {args.backend} needs a fixed-point precision, "
                   f"not {config.precision!r}", file=sys.stderr)
             return 2
+        _prepare_waveform(args)
         make_agent = core_agent_factory(args.backend, size=args.core_size,
-                                        cores=args.core_cores)
-    summary = run_training(config, args.env, args.steps, args.out,
-                           eval_episodes=args.eval_episodes, progress=not args.no_progress,
-                           make_agent=make_agent)
+                                        cores=args.core_cores, vcd=args.vcd, trace=args.trace)
+    try:
+        summary = run_training(config, args.env, args.steps, args.out,
+                               eval_episodes=args.eval_episodes, progress=not args.no_progress,
+                               make_agent=make_agent)
+    finally:
+        if make_agent is not None:
+            make_agent.close()
     rets = summary.episode_returns
     print(f"{len(rets)} episodes, {summary.train_steps} training steps in "
           f"{summary.seconds:.1f} s")
@@ -169,6 +230,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         ev = summary.eval_returns
         print(f"final policy, {len(ev)} episodes without noise: {sum(ev) / len(ev):.1f}")
     print(f"wrote {args.out}/returns.csv, rewards.png, weights.fximg, config.json, summary.json")
+    if args.vcd or args.trace:
+        print(f"wrote the core's waveform to {args.vcd or args.trace}")
     return 0
 
 
@@ -418,6 +481,12 @@ def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--transport", choices=("sim", "verilator"),
                       help="where the core runs: Amaranth's simulator or Verilator (default: "
                            "sim with --quick, else verilator when installed)")
+    demo.add_argument("--vcd", metavar="FILE",
+                      help="write a VCD waveform of the core's run in Amaranth's simulator "
+                           "(implies --transport sim)")
+    demo.add_argument("--trace", metavar="FILE.fst",
+                      help="write an FST waveform of the core's run in Verilator (implies "
+                           "--transport verilator; a tracing build of its own)")
     demo.add_argument("--out", default="demo_report",
                       help="output directory (default demo_report)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -473,6 +542,11 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
                     help="sim/verilator backends: PE grid side (default 4)")
     tr.add_argument("--core-cores", type=_positive_int, default=2,
                     help="sim/verilator backends: AAP cores (default 2)")
+    tr.add_argument("--vcd", metavar="FILE",
+                    help="--backend sim: write a VCD waveform of the core's whole run")
+    tr.add_argument("--trace", metavar="FILE.fst",
+                    help="--backend verilator: write an FST waveform of the core's whole run "
+                         "(a tracing build of its own)")
     tr.set_defaults(func=_cmd_train)
 
 

@@ -22,13 +22,14 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from sw_model.rl.ddpg import DDPGAgent, DDPGConfig, TrainResult, evaluate, train
 
-__all__ = ["RunSummary", "config_from_args", "plot_returns", "run_training",
-           "write_returns_csv"]
+__all__ = ["CoreAgentFactory", "RunSummary", "config_from_args", "core_agent_factory",
+           "plot_returns", "run_training", "write_returns_csv"]
 
 
 @dataclass(frozen=True)
@@ -159,31 +160,94 @@ def config_from_args(precision: str, hidden: Sequence[int], seed: int, **overrid
     return DDPGConfig(hidden=tuple(hidden), precision=precision, seed=seed, **kwargs)
 
 
-def core_agent_factory(backend: str = "sim", *, size: int = 4, cores: int = 2,
-                       update_units: int | None = None) -> Callable[..., DDPGAgent]:
-    """An agent factory for :func:`run_training` whose agents train on a
-    :class:`~fixar_hw.soc.core.FixarCore` (:class:`fixar_hw.host.driver.HardwareAgent`): in
-    Amaranth's
-    simulator (``backend="sim"``, :class:`~fixar_hw.sim.transport.SimTransport`) or as Verilog in
-    Verilator (``"verilator"``, :class:`~fixar_hw.sim.core_verilator.VerilatorTransport`)."""
-    if backend not in ("sim", "verilator"):
-        raise ValueError(f"backend must be 'sim' or 'verilator', not {backend!r}")
-    from fixar_hw.config import CoreConfig
-    from fixar_hw.host.driver import FixarDriver, HardwareAgent
-    from fixar_hw.sim.transport import SimTransport
-    from sw_model.arch.engine import EngineConfig
+class CoreAgentFactory:
+    """Builds agents for :func:`run_training` whose training steps and noisy actions run on a
+    :class:`~fixar_hw.soc.core.FixarCore` (:class:`fixar_hw.host.driver.HardwareAgent`);
+    :func:`core_agent_factory` makes one.
 
-    def make(config: DDPGConfig, obs_dim: int, act_dim: int, low, high) -> DDPGAgent:
-        units = update_units if update_units is not None else min(size * size, 4)
-        core = CoreConfig(EngineConfig(config, obs_dim, act_dim, size=size, cores=cores,
+    Call it like :class:`sw_model.rl.ddpg.DDPGAgent`; :meth:`close` closes the transports of
+    the agents it made (and so finishes their waveform files).
+
+    Parameters
+    ----------
+    backend : {"sim", "verilator"}
+        Amaranth's simulator (:class:`~fixar_hw.sim.transport.SimTransport`) or the Verilog in
+        Verilator (:class:`~fixar_hw.sim.core_verilator.VerilatorTransport`).
+    size, cores : int
+        PE grid side and AAP cores.
+    update_units : int, optional
+        Update units (default: ``min(size * size, 4)``).
+    vcd : path, optional
+        ``backend="sim"``: write a VCD file of the core's whole run.
+    trace : path, optional
+        ``backend="verilator"``: write an FST file of the core's whole run.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a bad parameter, or a waveform the backend does not write.
+    """
+
+    def __init__(self, backend: str = "sim", *, size: int = 4, cores: int = 2,
+                 update_units: int | None = None, vcd: str | os.PathLike[str] | None = None,
+                 trace: str | os.PathLike[str] | None = None) -> None:
+        from fixar_hw.apps.demo.settings import check_waveforms
+
+        if backend not in ("sim", "verilator"):
+            raise ValueError(f"backend must be 'sim' or 'verilator', not {backend!r}")
+        check_waveforms(backend, vcd, trace)
+        self.backend, self.size, self.cores, self.update_units = backend, size, cores, \
+            update_units
+        self.vcd = None if vcd is None else os.fspath(vcd)
+        self.trace = None if trace is None else os.fspath(trace)
+        self.transports: list = []
+
+    def __call__(self, config: DDPGConfig, obs_dim: int, act_dim: int, low, high
+                 ) -> DDPGAgent:
+        """A :class:`~fixar_hw.host.driver.HardwareAgent` on a new core.
+
+        Raises
+        ------
+        RuntimeError
+            For a second agent when a waveform is written (one file, one core).
+        """
+        from fixar_hw.config import CoreConfig
+        from fixar_hw.host.driver import FixarDriver, HardwareAgent
+        from fixar_hw.sim.transport import SimTransport
+        from sw_model.arch.engine import EngineConfig
+
+        if self.transports and (self.vcd or self.trace):
+            raise RuntimeError("a factory that writes a waveform makes one agent")
+        size = self.size
+        units = self.update_units if self.update_units is not None else min(size * size, 4)
+        core = CoreConfig(EngineConfig(config, obs_dim, act_dim, size=size, cores=self.cores,
                                        update_units=units))
-        if backend == "sim":
-            transport = SimTransport(core)
+        if self.backend == "sim":
+            transport: Any = SimTransport(core, vcd=self.vcd)
         else:
             from fixar_hw.sim.core_verilator import VerilatorTransport
 
-            transport = VerilatorTransport(core)
+            transport = VerilatorTransport(core, trace=self.trace)
+        self.transports.append(transport)
         return HardwareAgent(config, obs_dim, act_dim, low, high,
                              driver=FixarDriver(transport, core))
 
-    return make
+    def close(self) -> None:
+        """Close the transports of the agents made so far (their agents cannot run after)."""
+        for transport in self.transports:
+            transport.close()
+
+
+def core_agent_factory(backend: str = "sim", *, size: int = 4, cores: int = 2,
+                       update_units: int | None = None,
+                       vcd: str | os.PathLike[str] | None = None,
+                       trace: str | os.PathLike[str] | None = None) -> CoreAgentFactory:
+    """An agent factory for :func:`run_training` whose agents train on a
+    :class:`~fixar_hw.soc.core.FixarCore` (:class:`fixar_hw.host.driver.HardwareAgent`): in
+    Amaranth's simulator (``backend="sim"``, :class:`~fixar_hw.sim.transport.SimTransport`,
+    optionally writing a VCD file ``vcd``) or as Verilog in Verilator (``"verilator"``,
+    :class:`~fixar_hw.sim.core_verilator.VerilatorTransport`, optionally writing an FST file
+    ``trace``). Close it (:meth:`CoreAgentFactory.close`) after the run to finish the
+    waveform."""
+    return CoreAgentFactory(backend, size=size, cores=cores, update_units=update_units,
+                            vcd=vcd, trace=trace)

@@ -7,6 +7,7 @@ runs an MSQ layer on the simulated mixed-scheme row unit (:class:`RowUnitRun`) a
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from fixar_hw._util import check_int
-from fixar_hw.apps.demo.settings import ENV, TRANSPORTS
+from fixar_hw.apps.demo.settings import ENV, TRANSPORTS, check_waveforms
 from fixar_hw.config import CoreConfig
 from sw_model.arch import ddpg_step as ds
 from sw_model.arch import engine as en
@@ -27,6 +28,7 @@ from sw_model.rl.envs import make
 
 __all__ = ["Check", "CoreRun", "RowUnitRun", "compare", "observations", "run_core_check",
            "run_row_unit_check"]
+
 
 @dataclass(frozen=True)
 class Check:
@@ -40,13 +42,21 @@ class Check:
     mismatched : int
         Values that differ (a missing key or a shape difference counts as one).
     detail : str
-        The first difference ("" if none).
+        The first difference ("" if none): the value's name and index, the hardware's and the
+        golden model's values, and where it was read from when that is known.
+    address : int or None
+        The bus word address the first differing value was read from, when known.
+    cycle : int or None
+        The clock cycle at which the core's DMA wrote that word, when the transport knows
+        (:meth:`fixar_hw.host.driver.Transport.write_cycle`); look there in the waveform.
     """
 
     name: str
     compared: int
     mismatched: int
     detail: str = ""
+    address: int | None = None
+    cycle: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -62,7 +72,8 @@ def _flatten(value: Any, path: str, out: dict[str, np.ndarray]) -> None:
         out[path] = np.asarray(value)
 
 
-def compare(name: str, got: Any, want: Any) -> Check:
+def compare(name: str, got: Any, want: Any, *, addresses: Any = None,
+            write_cycle: Callable[[int], int | None] | None = None) -> Check:
     """Compare a hardware result with the golden model's, value by value, with ``==``.
 
     ``got`` and ``want`` are integers, arrays or (nested) mappings of them; mappings must have
@@ -74,6 +85,15 @@ def compare(name: str, got: Any, want: Any) -> Check:
         What is compared (for the report).
     got, want
         The hardware's and the golden model's results.
+    addresses : optional
+        The structure of ``got`` with the bus word address each value was read from (e.g.
+        :meth:`fixar_hw.host.driver.FixarDriver.state_addresses`): the first difference then
+        names its word.
+    write_cycle : callable, optional
+        The cycle at which the DMA last wrote a bus word, or None
+        (:meth:`fixar_hw.host.driver.Transport.write_cycle`); called at once, so compare
+        right after the read-back: the first difference then says when its word was written,
+        e.g. ``"...; written at cycle 40,112 (bus word 0x1a30)"``.
 
     Returns
     -------
@@ -83,8 +103,12 @@ def compare(name: str, got: Any, want: Any) -> Check:
     w: dict[str, np.ndarray] = {}
     _flatten(got, "", g)
     _flatten(want, "", w)
+    where_read: dict[str, np.ndarray] = {}
+    if addresses is not None:
+        _flatten(addresses, "", where_read)
     compared = mismatched = 0
     details: list[str] = []
+    first: tuple[int | None, int | None] = (None, None)
     for key in sorted(set(g) | set(w), key=str):
         where = f"{name}[{key}]" if key else name
         if key not in g or key not in w:
@@ -103,10 +127,30 @@ def compare(name: str, got: Any, want: Any) -> Check:
             mismatched += n
             idx = tuple(int(i) for i in np.argwhere(diff)[0]) if diff.ndim else ()
             at = f" at {idx}" if idx else ""
-            details.append(f"{where}{at} is {np.asarray(a[idx]).item()!r}, the golden model "
-                           f"{np.asarray(b[idx]).item()!r} "
-                           f"({n} of {b.size} differ)")
-    return Check(name, compared, mismatched, details[0] if details else "")
+            text = (f"{where}{at} is {np.asarray(a[idx]).item()!r}, the golden model "
+                    f"{np.asarray(b[idx]).item()!r} ({n} of {b.size} differ)")
+            if not details:
+                first = _origin(where_read.get(key), idx, write_cycle)
+                address, cycle = first
+                if cycle is not None:
+                    text += f"; written at cycle {cycle:,} (bus word 0x{address:x})"
+                elif address is not None:
+                    text += f"; read from bus word 0x{address:x}"
+            details.append(text)
+    return Check(name, compared, mismatched, details[0] if details else "", *first)
+
+
+def _origin(addresses: np.ndarray | None, idx: tuple[int, ...],
+            write_cycle: Callable[[int], int | None] | None) -> tuple[int | None, int | None]:
+    """``(bus word, cycle of its DMA write)`` of a value, each None when unknown."""
+    if addresses is None:
+        return None, None
+    try:
+        address = int(addresses[idx])
+    except (IndexError, TypeError, ValueError):
+        return None, None
+    cycle = write_cycle(address) if write_cycle is not None else None
+    return address, cycle
 
 
 
@@ -256,7 +300,9 @@ def _state_dict(weights: ds.Weights, targets: ds.Weights, opt: ds.OptState) -> d
 
 def run_core_check(agent: DDPGAgent, config: CoreConfig, *, steps: int, actions: int,
                    seed: int = 0, transport: str = "sim",
-                   log: Callable[[str], None] | None = None) -> CoreRun:
+                   log: Callable[[str], None] | None = None,
+                   vcd: str | os.PathLike[str] | None = None,
+                   trace: str | os.PathLike[str] | None = None) -> CoreRun:
     """Load ``agent``'s trained state into a simulated core, run ``steps`` training steps and
     ``actions`` noisy actions, and compare everything with the golden model.
 
@@ -265,6 +311,9 @@ def run_core_check(agent: DDPGAgent, config: CoreConfig, *, steps: int, actions:
     runs :func:`sw_model.arch.ddpg_step.fixed_train_step`, and
     :meth:`~sw_model.rl.ddpg.DDPGAgent.explore`); the counters are compared with
     :meth:`fixar_hw.train.description.EngineDescription.cycles` of the program each step ran.
+    The first difference in a network or in Adam's moments names the bus word it was read
+    from and the cycle at which the core's DMA wrote it (:attr:`Check.cycle`): the place to
+    look in the waveform (``vcd`` or ``trace``).
 
     Parameters
     ----------
@@ -280,14 +329,20 @@ def run_core_check(agent: DDPGAgent, config: CoreConfig, *, steps: int, actions:
         :class:`~fixar_hw.sim.core_verilator.VerilatorTransport`.
     log : callable, optional
         Called with progress messages.
+    vcd : path, optional
+        ``transport="sim"``: write a VCD file of the core for the whole run.
+    trace : path, optional
+        ``transport="verilator"``: write an FST file of the core for the whole run.
 
     Raises
     ------
     TypeError, ValueError
-        For a bad argument, or an agent whose QAT ranges are being tracked (the core's range
-        registers cannot be loaded).
+        For a bad argument (``vcd`` with Verilator, ``trace`` with Amaranth's simulator), or
+        an agent whose QAT ranges are being tracked (the core's range registers cannot be
+        loaded).
+    OSError
+        If the waveform file cannot be written.
     """
-    from fixar_hw.host.driver import FixarDriver
     from fixar_hw.sim.transport import SimTransport
 
     if not isinstance(agent, DDPGAgent):
@@ -300,6 +355,7 @@ def run_core_check(agent: DDPGAgent, config: CoreConfig, *, steps: int, actions:
     if transport not in TRANSPORTS:
         raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not "
                          f"{transport!r}")
+    check_waveforms(transport, vcd, trace)
     e = config.engine
     cfg = e.ddpg
     if agent.config != cfg or (agent.obs_dim, agent.act_dim) != (e.obs_dim, e.act_dim):
@@ -315,15 +371,33 @@ def run_core_check(agent: DDPGAgent, config: CoreConfig, *, steps: int, actions:
         from fixar_hw.sim.core_verilator import VerilatorTransport
 
         say(f"building the core ({grid}) with Verilator (cached after the first build) ...")
-        bus: Any = VerilatorTransport(config)
+        bus: Any = VerilatorTransport(config, trace=trace)
     else:
         say(f"elaborating the core ({grid}) for Amaranth's simulator ...")
-        bus = SimTransport(config)
+        bus = SimTransport(config, vcd=vcd)
+    if vcd is not None or trace is not None:
+        say(f"writing the waveform to {os.fspath(vcd if trace is None else trace)}")
+    try:
+        return _run_core(bus, sw, config, steps, actions, seed, transport, say, start)
+    finally:
+        bus.close()
+
+
+def _run_core(bus: Any, sw: DDPGAgent, config: CoreConfig, steps: int,
+              actions: int, seed: int, transport: str, say: Callable[[str], None],
+              start: float) -> CoreRun:
+    """The body of :func:`run_core_check` on an open transport."""
+    from fixar_hw.host.driver import FixarDriver
+
+    e = config.engine
+    cfg = e.ddpg
     drv = FixarDriver(bus, config)
+    addresses = _state_dict(*drv.state_addresses())
     say("loading the trained state ...")
     drv.load_state(en.load_state(e, sw.weights, sw.targets, sw.opt), seed=seed)
     checks = [compare("state loaded and read back", _state_dict(*drv.read_state()),
-                      _state_dict(sw.weights, sw.targets, sw.opt))]
+                      _state_dict(sw.weights, sw.targets, sw.opt), addresses=addresses,
+                      write_cycle=bus.write_cycle)]
     step_counters, counter_got, counter_want, range_got, range_want = [], {}, {}, {}, {}
     step_program = None
     for k in range(steps):
@@ -345,7 +419,8 @@ def run_core_check(agent: DDPGAgent, config: CoreConfig, *, steps: int, actions:
     got = _state_dict(weights, targets, opt)
     want = _state_dict(sw.weights, sw.targets, sw.opt)
     for key in got:
-        checks.append(compare(f"{key} after {steps} training steps", got[key], want[key]))
+        checks.append(compare(f"{key} after {steps} training steps", got[key], want[key],
+                              addresses=addresses[key], write_cycle=bus.write_cycle))
     checks.append(compare("step counter", opt.step, sw.opt.step))
     checks.append(compare("training-step counters vs cycle model", counter_got, counter_want))
     checks.append(_array_check("training step", step_counters[-1], e, step_program))

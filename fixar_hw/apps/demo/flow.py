@@ -321,6 +321,10 @@ def _command(settings: DemoSettings, out: str) -> str:
         argv.append("--fmax")
     if settings.transport != ("sim" if settings.quick else "verilator"):
         argv += ["--transport", settings.transport]
+    if settings.vcd is not None:
+        argv += ["--vcd", settings.vcd]
+    if settings.trace is not None:
+        argv += ["--trace", settings.trace]
     argv += ["--out", out]
     return shlex.join(argv)
 
@@ -386,7 +390,8 @@ def run_demo(settings: DemoSettings, out_dir: str | os.PathLike[str], *, progres
         f"{settings.hw_actions} actions from the trained state")
     core = run_core_check(agent, config, steps=settings.hw_steps, actions=settings.hw_actions,
                           seed=settings.seed, transport=settings.transport,
-                          log=lambda m: say(f"      {m}"))
+                          log=lambda m: say(f"      {m}"), vcd=settings.vcd,
+                          trace=settings.trace)
     seconds["hardware simulation"] = time.perf_counter() - t
 
     t = time.perf_counter()

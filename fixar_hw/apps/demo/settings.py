@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from fixar_hw._util import check_int
@@ -10,7 +11,7 @@ from sw_model.arch import engine as en
 from sw_model.rl.ddpg import DDPGConfig
 
 __all__ = ["ACT_DIM", "ENV", "EPISODE_STEPS", "OBS_DIM", "TRANSPORTS", "DemoSettings",
-           "demo_settings"]
+           "check_waveforms", "demo_settings"]
 
 ENV = "pendulum"
 #: Pendulum's sizes (observation, action) and episode length.
@@ -54,6 +55,10 @@ class DemoSettings:
         Where the core runs: Amaranth's simulator (:class:`~fixar_hw.sim.transport.SimTransport`)
         or its exported Verilog compiled by Verilator
         (:class:`~fixar_hw.sim.core_verilator.VerilatorTransport`).
+    vcd : str or None
+        A VCD file of the core's run in Amaranth's simulator.
+    trace : str or None
+        An FST file of the core's run in Verilator.
     """
 
     quick: bool
@@ -74,6 +79,8 @@ class DemoSettings:
     synth: bool
     fmax: bool
     transport: str = "sim"
+    vcd: str | None = None
+    trace: str | None = None
 
     @property
     def steps(self) -> int:
@@ -90,9 +97,38 @@ class DemoSettings:
 TRANSPORTS = ("sim", "verilator")
 
 
+def check_waveforms(transport: str, vcd: object = None, trace: object = None) -> None:
+    """Check the waveform options of a run on ``transport``: a VCD file comes from Amaranth's
+    simulator (``"sim"``), an FST trace from Verilator (``"verilator"``); one file at most.
+
+    Raises
+    ------
+    TypeError
+        If ``vcd`` or ``trace`` is neither None nor a path.
+    ValueError
+        For a waveform the transport does not write, both at once, or a trace whose name does
+        not end in ``.fst``.
+    """
+    for name, value in (("vcd", vcd), ("trace", trace)):
+        if value is not None and not isinstance(value, str | os.PathLike):
+            raise TypeError(f"{name} must be a path, not {value!r}")
+    if vcd is not None and trace is not None:
+        raise ValueError("give vcd (Amaranth's simulator) or trace (Verilator), not both")
+    if vcd is not None and transport != "sim":
+        raise ValueError(f"vcd is written by Amaranth's simulator (transport 'sim'), not by "
+                         f"transport {transport!r}: give trace=FILE.fst for Verilator")
+    if trace is not None and transport != "verilator":
+        raise ValueError(f"trace is written by Verilator (transport 'verilator'), not by "
+                         f"transport {transport!r}: give vcd=FILE for Amaranth's simulator")
+    if isinstance(trace, str | os.PathLike) and not os.fspath(trace).endswith(".fst"):
+        raise ValueError(f"trace must name an .fst file, not {os.fspath(trace)!r}")
+
+
 def demo_settings(*, quick: bool = False, episodes: int | None = None, seed: int = 0,
                   board: str = "ulx3s-85f", synth: bool | None = None,
-                  fmax: bool = False, transport: str | None = None) -> DemoSettings:
+                  fmax: bool = False, transport: str | None = None,
+                  vcd: str | os.PathLike[str] | None = None,
+                  trace: str | os.PathLike[str] | None = None) -> DemoSettings:
     """The demo's sizes.
 
     Full run: actor 3-64-64-1 and critic 4-64-64-1, batch 64, 50 episodes (10,000 environment
@@ -122,8 +158,12 @@ def demo_settings(*, quick: bool = False, episodes: int | None = None, seed: int
     fmax : bool
         Also estimate Fmax by placement (slow).
     transport : {"sim", "verilator"}, optional
-        Where the core runs (default: ``"sim"`` in quick mode, else ``"verilator"`` when
-        Verilator is installed).
+        Where the core runs (default: ``"sim"`` with ``vcd``, ``"verilator"`` with ``trace``,
+        else ``"sim"`` in quick mode and ``"verilator"`` when Verilator is installed).
+    vcd : path, optional
+        Write a VCD file of the core's run (Amaranth's simulator).
+    trace : path, optional
+        Write an FST file of the core's run (Verilator; the name ends in ``.fst``).
 
     Raises
     ------
@@ -137,13 +177,19 @@ def demo_settings(*, quick: bool = False, episodes: int | None = None, seed: int
         raise ValueError(f"board must be a board name, not {board!r}")
     if synth is None:
         synth = not quick
-    if transport is None:
+    if transport is None and vcd is not None:
+        transport = "sim"
+    elif transport is None and trace is not None:
+        transport = "verilator"
+    elif transport is None:
         from fixar_hw.sim.core_verilator import VerilatorTransport
 
         transport = "verilator" if not quick and VerilatorTransport.available() else "sim"
     if transport not in TRANSPORTS:
         raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not "
                          f"{transport!r}")
+    check_waveforms(transport, vcd, trace)
+    waves = (None if vcd is None else os.fspath(vcd), None if trace is None else os.fspath(trace))
     if quick:
         episodes = episodes or 3
         hidden, batch = (8,), 8
@@ -158,8 +204,8 @@ def demo_settings(*, quick: bool = False, episodes: int | None = None, seed: int
                       qat_delay=delay, seed=seed)
     if quick:
         return DemoSettings(True, episodes, ddpg, 2, 8, 0.5, (2, 2), 2, 2, 2, 4, 2, 2, seed,
-                            board, bool(synth), fmax, transport)
+                            board, bool(synth), fmax, transport, *waves)
     n = 10 if transport == "verilator" else 2
     return DemoSettings(False, episodes, ddpg, 10, 8, 0.5, (4, 4), 4, 4, 2, 4, n, n, seed,
-                        board, bool(synth), fmax, transport)
+                        board, bool(synth), fmax, transport, *waves)
 
