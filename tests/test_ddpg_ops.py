@@ -289,3 +289,55 @@ def test_loss_delta_is_the_rounded_mse_gradient(diffs, b, fracs):
         exact = Fraction(2 * d * 2**fd, b * 2**fa)
         ref = math.floor(exact + Fraction(1, 2))
         assert q == min(max(ref, -(2**31)), 2**31 - 1)
+
+
+@given(data=st.data())
+def test_adam_kernel_equals_numpy_path(data):
+    """The compiled one-pass Adam equals the NumPy formulation on whole tensors."""
+    width = data.draw(st.integers(8, 32))
+    w_fmt = FixedFormat(width, data.draw(st.integers(0, width)))
+    g_fmt = FixedFormat(data.draw(st.integers(8, 32)), data.draw(st.integers(0, 30)))
+    lr = data.draw(st.sampled_from([1e-4, 1e-3, 0.03]))
+    try:
+        consts = optim.FixedAdamConstants.from_floats(lr, 0.9, 0.999, 1e-8, w_fmt, g_fmt, 50)
+    except ValueError:  # lr below one step of a coarse weight format
+        return
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    n = 500
+    vf = optim.v_format(g_fmt)
+    w = rng.integers(w_fmt.min_int, w_fmt.max_int, n, endpoint=True)
+    g = rng.integers(g_fmt.min_int, g_fmt.max_int, n, endpoint=True)
+    m = rng.integers(g_fmt.min_int, g_fmt.max_int, n, endpoint=True)
+    v = rng.integers(0, min(vf.max_int, 1 << (2 * g_fmt.width)), n, endpoint=True)
+    w[:4], g[:4], m[:4] = w_fmt.min_int, g_fmt.min_int, g_fmt.max_int  # the extremes
+    # exact ties of the first moment's rounding: (g - m) * c1 = 2**15 modulo 2**16
+    ties = [x for x in range(1, 1 << 16) if x * consts.c1 % (1 << 16) == 1 << 15]
+    if ties:
+        m[4:40] = rng.integers(-(1 << 6), 1 << 6, 36)
+        g[4:40] = m[4:40] + np.array(ties[:36] * 36)[:36] % (1 << (g_fmt.width - 2))
+        g[4:40] = np.clip(g[4:40], g_fmt.min_int, g_fmt.max_int)
+    t = data.draw(st.integers(1, 60))
+    got = optim.adam_fixed(w, g, m, v, t, consts, w_fmt, g_fmt)
+    want = optim._adam_numpy(w, g, m, v, t, consts, w_fmt, g_fmt, (n,))
+    for x, y in zip(got, want, strict=True):
+        assert x.dtype == np.int64 and np.array_equal(x, y)
+
+
+@given(data=st.data())
+def test_soft_update_fixed_matches_reference(data):
+    width = data.draw(st.integers(2, 40))
+    fmt = FixedFormat(width, 0)
+    tau_q = data.draw(st.one_of(st.sampled_from([0, 1, 16384, 32768, 65535, 65536]),
+                                st.integers(0, 65536)))
+    n = data.draw(st.integers(0, 8))
+    t = data.draw(st.lists(codes(fmt), min_size=n, max_size=n))
+    w = data.draw(st.lists(codes(fmt), min_size=n, max_size=n))
+    got = optim.soft_update_fixed(np.array(t, dtype=np.int64), np.array(w, dtype=np.int64),
+                                  tau_q, fmt)
+    want = [min(max(a + _round_fraction(Fraction((b - a) * tau_q, 65536), "half_even"),
+                    fmt.min_int), fmt.max_int) for a, b in zip(t, w, strict=True)]
+    assert got.shape == (n,) and got.tolist() == want
+    with pytest.raises(ValueError, match=r"^tau_q must be an integer from 0 to 2\*\*16, "
+                                         r"not 65537$"):
+        optim.soft_update_fixed(np.array(t, dtype=np.int64), np.array(w, dtype=np.int64),
+                                65537, fmt)

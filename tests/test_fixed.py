@@ -19,6 +19,7 @@ from sw_model.numerics.fixed import (
     requantize,
 )
 
+from . import fixed_oracle
 from .strategies import codes, fixed_formats, overflow_modes, rounding_modes
 
 
@@ -251,3 +252,128 @@ def test_wide_formats_with_small_codes_stay_on_int64():
     assert got.dtype == np.int64 and (got == want).all()
     wide = exact_matmul(np.full((1, 400), f32.min_int), np.full((400, 1), f32.min_int), f32, f32)
     assert wide.dtype == object and wide[0, 0] == 400 * f32.min_int**2
+
+
+# --- the fast paths against the previous implementation and Python integers ------------------
+
+fast_widths = st.integers(2, 32)
+
+
+@st.composite
+def operand_formats(draw):
+    width = draw(fast_widths)
+    signed = draw(st.booleans())
+    return FixedFormat(width, draw(st.integers(-4, width + 4)), signed)
+
+
+def extreme_matrix(draw, fmt, shape):
+    """Codes of ``fmt``: all extremes, all random, or a mix (the sums' worst cases)."""
+    kind = draw(st.sampled_from(["mixed", "max", "min", "alternating"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if kind == "max":
+        return np.full(shape, fmt.max_int, dtype=np.int64)
+    if kind == "min":
+        return np.full(shape, fmt.min_int, dtype=np.int64)
+    if kind == "alternating":
+        return np.where(rng.random(shape) < 0.5, fmt.min_int, fmt.max_int).astype(np.int64)
+    return rng.integers(fmt.min_int, fmt.max_int, shape, endpoint=True, dtype=np.int64)
+
+
+def python_matmul(a, b):
+    return np.array([[sum(int(x) * int(y) for x, y in zip(row, col, strict=True))
+                      for col in np.asarray(b).T] for row in a], dtype=object)
+
+
+@given(a_fmt=operand_formats(), b_fmt=operand_formats(), out_fmt=fixed_formats(max_width=64),
+       rounding=rounding_modes, overflow=overflow_modes, data=st.data())
+def test_fast_products_equal_oracle_and_python_integers(a_fmt, b_fmt, out_fmt, rounding,
+                                                        overflow, data):
+    m, k = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
+    n = data.draw(st.sampled_from([1, 2, 3, 17, 300, 2000]))
+    a = extreme_matrix(data.draw, a_fmt, (m, n))
+    b = extreme_matrix(data.draw, b_fmt, (n, k))
+    exact = python_matmul(a, b)
+    got_exact = exact_matmul(a, b, a_fmt, b_fmt)
+    assert (np.asarray(got_exact, dtype=object) == exact).all()
+    assert (np.asarray(fixed_oracle.exact_matmul(a, b, a_fmt, b_fmt), dtype=object)
+            == exact).all()
+    args = (a_fmt, b_fmt, out_fmt, rounding, overflow)
+    want = fixed_oracle.matmul(a, b, *args)
+    assert np.array_equal(matmul(a, b, *args), want)
+    assert np.array_equal(dot(a[:, None, :], b.T[None, :, :], *args), want)
+    assert want.tolist() == [[ref_requantize(int(v), a_fmt.frac + b_fmt.frac, out_fmt, rounding,
+                                             overflow) for v in row] for row in exact]
+
+
+@given(a_fmt=operand_formats(), b_fmt=operand_formats(), out_fmt=fixed_formats(max_width=64),
+       rounding=rounding_modes, overflow=overflow_modes, data=st.data())
+def test_matmul_addend_is_added_before_the_one_rounding(a_fmt, b_fmt, out_fmt, rounding,
+                                                        overflow, data):
+    n, k = data.draw(st.integers(1, 40)), data.draw(st.integers(1, 3))
+    a = extreme_matrix(data.draw, a_fmt, (2, n))
+    b = extreme_matrix(data.draw, b_fmt, (n, k))
+    src = a_fmt.frac + b_fmt.frac
+    addend_frac = data.draw(st.integers(src - 40, src))
+    c = np.array(data.draw(st.lists(st.integers(-(2**40), 2**40), min_size=k, max_size=k)))
+    got = matmul(a, b, a_fmt, b_fmt, out_fmt, rounding, overflow, addend=c,
+                 addend_frac=addend_frac)
+    exact = python_matmul(a, b) + np.array([int(x) << (src - addend_frac) for x in c],
+                                           dtype=object)
+    assert got.tolist() == [[ref_requantize(int(v), src, out_fmt, rounding, overflow)
+                             for v in row] for row in exact]
+
+
+@pytest.mark.parametrize("width", range(23, 33))
+def test_wide_sums_requantize_without_python_integers(width, monkeypatch):
+    """Sums past int64 round from their limb sums, never via Python integers.
+
+    (Narrower formats need over 2**21 terms to pass int64; the Hypothesis tests above cover
+    every width from 2.)
+    """
+    from sw_model.numerics import fixed
+
+    monkeypatch.setattr(fixed._ExactSum, "integers", lambda self: pytest.fail("objects"))
+    fmt = FixedFormat(width, width - 1)
+    n = 2 ** (64 - 2 * (width - 1)) + 3
+    rng = np.random.default_rng(width)
+    a = np.where(rng.random((4, n)) < 0.9, fmt.min_int, fmt.max_int).astype(np.int64)
+    b = np.full((n, 3), fmt.min_int, dtype=np.int64)
+    b[:, 1] = rng.integers(fmt.min_int, fmt.max_int, n)
+    a[3] = np.where(a[3] < 0, fmt.max_int, fmt.min_int)
+    b[:, 2] = -b[:, 2] - 1  # max_int: the most negative sums with row 0
+    src = 2 * width - 2
+    base = python_matmul(a, b)
+    assert max(abs(int(v)) for v in base.flat) >= 1 << 62
+    for out, overflow in ((FixedFormat(48, 2 * width - 40), "saturate"),
+                          (FixedFormat(64, width), "wrap"), (FixedFormat(16, 0), "saturate"),
+                          (FixedFormat(61, 4), "saturate"), (FixedFormat(40, 2), "wrap")):
+        shift = src - out.frac
+        # an addend that puts every sum of column 0 exactly halfway between two results
+        # (addends stay below 2**53)
+        tie = (1 << (shift - 1)) - int(base[0, 0]) % (1 << shift) if shift <= 52 else 0
+        addend = np.array([tie, 0, 1])
+        exact = base + np.array([tie, 0, 1], dtype=object)
+        for rounding in ("floor", "half_up", "half_even"):
+            got = matmul(a, b, fmt, fmt, out, rounding, overflow, addend=addend,
+                         addend_frac=src)
+            assert got.tolist() == [[ref_requantize(int(v), src, out, rounding, overflow)
+                                     for v in row] for row in exact]
+
+
+def test_matmul_addend_errors():
+    f = FixedFormat(8, 4)
+    with pytest.raises(TypeError, match=r"^addend_frac must be given with addend$"):
+        matmul([[1]], [[1]], f, f, f, addend=[1])
+    with pytest.raises(ValueError, match=r"addend_frac"):
+        matmul([[1]], [[1]], f, f, f, addend=[1], addend_frac=9)
+
+
+@pytest.mark.parametrize("rounding", ["floor", "half_up", "half_even"])
+def test_requantize_int64_extremes_at_every_shift(rounding):
+    """Codes at the ends of int64 round without overflow (half_up once wrapped at 2**63 - 1)."""
+    extremes = [-(2**63), -(2**63) + 1, -(2**62) - 1, -1, 0, 1, 2**62 + 2**61, 2**63 - 1]
+    out = FixedFormat(64, 0)
+    for shift in range(1, 64):
+        got = requantize(np.array(extremes, dtype=np.int64), shift, out, rounding, "saturate")
+        assert got.tolist() == [ref_requantize(v, shift, out, rounding, "saturate")
+                                for v in extremes]

@@ -40,7 +40,7 @@ import numpy.typing as npt
 
 from sw_model.checks import check_int
 from sw_model.numerics.activation import TanhTable, activate, check_kind, derivative
-from sw_model.numerics.fixed import FixedFormat, Rounding, check_rounding, exact_matmul, requantize
+from sw_model.numerics.fixed import FixedFormat, Rounding, check_rounding, matmul, requantize
 
 __all__ = [
     "OPS",
@@ -98,9 +98,8 @@ def forward(w_q: npt.ArrayLike, b_q: npt.ArrayLike, x_q: npt.ArrayLike, *,
         raise ValueError(f"b_q must have shape ({w.shape[0]},), not {b.shape}")
     if x_fmt.frac < 0:
         raise ValueError(f"x_fmt.frac must be >= 0 to align the bias, not {x_fmt.frac!r}")
-    acc = exact_matmul(x, w.T, x_fmt, w_fmt)
-    acc = acc + b.astype(acc.dtype) * (1 << x_fmt.frac)
-    z = requantize(acc, w_fmt.frac + x_fmt.frac, out_fmt, rounding, "saturate")
+    z = matmul(x, w.T, x_fmt, w_fmt, out_fmt, rounding, "saturate", addend=b,
+               addend_frac=w_fmt.frac)
     return z, activate(z, out_fmt, out_fmt, kind, rounding=rounding, table=table)
 
 
@@ -130,8 +129,7 @@ def backward(w_q: npt.ArrayLike, d_q: npt.ArrayLike, y_prev_q: npt.ArrayLike, *,
     y = _matrix(y_prev_q, y_fmt, "y_prev_q")
     if y.shape != (d.shape[0], w.shape[1]):
         raise ValueError(f"y_prev_q must have shape {(d.shape[0], w.shape[1])}, not {y.shape}")
-    e = requantize(exact_matmul(d, w, d_fmt, w_fmt), w_fmt.frac + d_fmt.frac, out_fmt,
-                   rounding, "saturate")
+    e = matmul(d, w, d_fmt, w_fmt, out_fmt, rounding, "saturate")
     g = derivative(y, y, y_fmt, y_fmt, g_fmt, kind, rounding=rounding)
     return requantize(e * g, out_fmt.frac + g_fmt.frac, out_fmt, rounding, "saturate")
 
@@ -154,8 +152,7 @@ def weight_gradient(d_q: npt.ArrayLike, x_q: npt.ArrayLike, *, d_fmt: FixedForma
     if d.shape[0] != x.shape[0]:
         raise ValueError(f"d_q and x_q must have the same batch, not {d.shape[0]} and "
                          f"{x.shape[0]}")
-    return requantize(exact_matmul(d.T, x, d_fmt, x_fmt), d_fmt.frac + x_fmt.frac, out_fmt,
-                      rounding, "saturate")
+    return matmul(d.T, x, d_fmt, x_fmt, out_fmt, rounding, "saturate")
 
 
 def bias_gradient(d_q: npt.ArrayLike, *, d_fmt: FixedFormat, out_fmt: FixedFormat,

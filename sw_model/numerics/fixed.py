@@ -41,6 +41,7 @@ known to fit and in Python integers otherwise, then rounded by :func:`requantize
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -49,6 +50,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sw_model.checks import check_int
+from sw_model.numerics import kernels
 
 __all__ = [
     "OVERFLOW_MODES",
@@ -77,10 +79,15 @@ MAX_WIDTH = 64
 #: Largest ``|frac|``; larger shifts would only ever produce zero or saturate.
 MAX_FRAC = 256
 
-_LIMB_BITS = 16
-# Limb products are < 2**32 in magnitude; 2**20 of them (and sums of two such blocks when
-# limbs pair up in matmul) stay below 2**53, the exact-integer range of float64.
+# Products are summed in float64 BLAS in blocks of at most 2**20 terms; limbs are sized so that
+# every partial sum stays within 2**53, the exact-integer range of float64.
 _BLOCK_TERMS = 1 << 20
+_F64_EXACT = 1 << 53
+# Exact sums below this bound are recombined in int64 (with room for a carry).
+_INT64_SAFE = 1 << 62
+# Wider sums are requantized from their terms up to this bound (the float64 estimate that
+# decides saturation is then off by far less than 2**61); beyond it, Python integers.
+_PAIR_LIMIT = 1 << 100
 
 
 def check_rounding(rounding: object, name: str = "rounding") -> str:
@@ -207,7 +214,8 @@ class FixedFormat:
         arr = np.asarray(q)
         if arr.size == 0:
             return True
-        return bool(int(arr.min()) >= self.min_int and int(arr.max()) <= self.max_int)
+        lo, hi = _min_max(arr) if arr.dtype == np.int64 else (int(arr.min()), int(arr.max()))
+        return bool(lo >= self.min_int and hi <= self.max_int)
 
     def check_codes(self, q: npt.ArrayLike, name: str = "q") -> np.ndarray:
         """Return ``q`` as an ``int64`` array, or raise if it is not a valid code array.
@@ -312,7 +320,9 @@ def shift_round(q: npt.ArrayLike, shift: int, rounding: Rounding) -> np.ndarray:
     v = np.asarray(q)
     if shift <= 0:
         return v << (-shift)
-    if v.dtype != object and shift >= 62:
+    if v.dtype != object:
+        if shift < 63:
+            return np.asarray(_shift_round_int64(v, shift, rounding))
         # Python integers keep the rounding exact for any shift.
         v = v.astype(object)
     if rounding == "floor":
@@ -327,6 +337,22 @@ def shift_round(q: npt.ArrayLike, shift: int, rounding: Rounding) -> np.ndarray:
     return q_floor + round_up.astype(v.dtype if v.dtype != object else np.int64)
 
 
+def _shift_round_int64(v: np.ndarray, shift: int, rounding: str) -> np.ndarray:
+    """:func:`shift_round` of ``int64`` codes by ``1 <= shift <= 62``, from the dropped bits.
+
+    The rounding reads the first dropped bit and whether any bit below it is set, so no
+    intermediate value leaves ``int64`` (adding half a step first could overflow).
+    """
+    q = v >> shift
+    if rounding == "floor":
+        return q
+    first = (v >> (shift - 1)) & 1
+    if rounding == "half_up":
+        return q + first
+    sticky = (v & ((1 << (shift - 1)) - 1)) != 0
+    return q + (first & (sticky | (q & 1)))
+
+
 def _overflow(v: np.ndarray, dst: FixedFormat, overflow: str) -> np.ndarray:
     v = np.asarray(v)
     if v.dtype == object:
@@ -339,7 +365,7 @@ def _overflow(v: np.ndarray, dst: FixedFormat, overflow: str) -> np.ndarray:
                 return (int(x) - dst.min_int) % (1 << dst.width) + dst.min_int
         return np.asarray(np.frompyfunc(one, 1, 1)(v)).astype(np.int64)
     if overflow == "saturate":
-        out = np.clip(v, dst.min_int, dst.max_int)
+        out = np.minimum(np.maximum(v, dst.min_int), dst.max_int)
     elif dst.width == 64:
         out = v  # an int64 already is its own 64-bit two's complement wrap
     else:
@@ -350,7 +376,7 @@ def _overflow(v: np.ndarray, dst: FixedFormat, overflow: str) -> np.ndarray:
             out = np.where(low >= sign, low - sign - sign, low)
         else:
             out = low
-    return np.asarray(out).astype(np.int64)
+    return np.asarray(out).astype(np.int64, copy=False)
 
 
 def requantize(
@@ -391,12 +417,27 @@ def requantize(
     overflow = check_overflow(overflow)
     v = _as_code_array(q, "q")
     shift = src_frac - dst.frac
-    if v.dtype != object and v.size:
+    if v.dtype != object and v.size and shift < 0:
         lo, hi = int(v.min()), int(v.max())
-        grown = max(abs(lo), abs(hi)) << max(-shift, 0)
+        grown = max(abs(lo), abs(hi)) << -shift
         if not _fits_int64(-grown, grown):
             v = v.astype(object)
+    if v.dtype != object and 0 < shift < 63 and overflow == "saturate":
+        out = np.empty(v.shape, dtype=np.int64)
+        kernels.shift_round_clamp(np.ascontiguousarray(v).reshape(-1), shift,
+                                  ROUNDING_MODES.index(rounding), dst.min_int, dst.max_int,
+                                  out.reshape(-1))
+        return out
     return _overflow(np.asarray(shift_round(v, shift, rounding)), dst, overflow)
+
+
+def _min_max(arr: np.ndarray) -> tuple[int, int]:
+    """``(min, max)`` of a non-empty ``int64`` array as Python integers (one pass)."""
+    if arr.flags.c_contiguous:
+        lo, hi = kernels.min_max(arr.reshape(-1))
+    else:
+        lo, hi = arr.min(), arr.max()
+    return int(lo), int(hi)
 
 
 def product_range(a_fmt: FixedFormat, b_fmt: FixedFormat) -> tuple[int, int]:
@@ -406,30 +447,64 @@ def product_range(a_fmt: FixedFormat, b_fmt: FixedFormat) -> tuple[int, int]:
     return min(corners), max(corners)
 
 
-def _data_format(x: np.ndarray, fmt: FixedFormat) -> FixedFormat:
-    """``fmt``, or a narrower signed format with its fraction bits that holds the codes ``x``.
+def _magnitude(x: np.ndarray) -> int:
+    """Largest ``|code|`` of an ``int64`` array, as a Python integer (0 when empty)."""
+    if not x.size:
+        return 0
+    return max(-int(x.min()), int(x.max()))
 
-    Limb counts and sum bounds follow the operands' actual magnitudes, so products of wide
-    formats holding small codes stay on the ``int64`` paths.
+
+def _checked(q: npt.ArrayLike, fmt: FixedFormat, name: str) -> tuple[np.ndarray, int]:
+    """:meth:`FixedFormat.check_codes` and the largest ``|code|``, from one min/max pass."""
+    arr = _as_code_array(q, name)
+    if arr.dtype == object:
+        lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
+    else:
+        lo, hi = _min_max(arr) if arr.size else (0, 0)
+    if lo < fmt.min_int or hi > fmt.max_int:
+        bad = lo if lo < fmt.min_int else hi
+        raise ValueError(f"{name} holds {bad!r}, outside {fmt!r} codes "
+                         f"[{fmt.min_int}, {fmt.max_int}]")
+    return arr.astype(np.int64, copy=False), max(-lo, hi)
+
+
+def _limb_plan(a_max: int, b_max: int, n: int) -> tuple[int, int, int, int]:
+    """Fewest limb products whose ``n``-term sums are exact in ``float64``.
+
+    Splits ``|a| <= a_max`` into ``na`` limbs of ``la`` bits and ``|b| <= b_max`` into ``nb`` of
+    ``lb`` bits (the low limbs in ``[0, 2**l)``, the top one signed and no larger), so that
+    ``n`` times the largest limb product stays within ``2**53``: every partial sum of a limb
+    product, in any order BLAS adds them, is then an integer ``float64`` holds exactly.
+    Returns ``(na, la, nb, lb)`` with the fewest products ``na * nb``.
     """
-    lo, hi = (int(x.min()), int(x.max())) if x.size else (0, 0)
-    width = max(hi.bit_length(), (-lo - 1).bit_length() if lo < 0 else 0) + 1
-    return FixedFormat(max(width, 2), fmt.frac) if width < fmt.width else fmt
+    if n * a_max * b_max <= _F64_EXACT:
+        return 1, 0, 1, 0
+    return _split_plan(a_max.bit_length(), b_max.bit_length(), a_max, b_max, n)
 
 
-def _limbs(x: np.ndarray, fmt: FixedFormat) -> list[np.ndarray]:
-    """Split codes into 16-bit limbs, least significant first; the top limb keeps the sign.
+@functools.lru_cache(maxsize=1024)
+def _split_plan(a_bits: int, b_bits: int, a_max: int, b_max: int, n: int
+                ) -> tuple[int, int, int, int]:
+    best = None
+    for na in range(1, 9):
+        la = -(-a_bits // na)
+        a_lim = a_max if na == 1 else 1 << la
+        for nb in range(1, 9):
+            lb = -(-b_bits // nb)
+            b_lim = b_max if nb == 1 else 1 << lb
+            if n * a_lim * b_lim <= _F64_EXACT and (best is None or na * nb < best[0] * best[2]):
+                best = (na, la, nb, lb)
+    if best is None:  # unreachable for codes below 2**64 and n <= 2**20 (8-bit limbs suffice)
+        raise ValueError(f"no exact limb split for |a| <= {a_max}, |b| <= {b_max}, n = {n}")
+    return best
 
-    Every limb lies in ``[-2**15, 2**16)``, so a product of two limbs is below ``2**32``.
-    """
-    n = max(1, -(-fmt.width // _LIMB_BITS))
-    out = []
-    for k in range(n):
-        limb = x >> (k * _LIMB_BITS)
-        if k < n - 1:
-            limb = limb & ((1 << _LIMB_BITS) - 1)
-        out.append(limb)
-    return out
+
+def _split(x: np.ndarray, parts: int, bits: int) -> list[np.ndarray]:
+    """``parts`` limbs of ``bits`` bits, least significant first; the top one keeps the sign."""
+    if parts == 1:
+        return [x]
+    mask = (1 << bits) - 1
+    return [(x >> (k * bits)) & mask for k in range(parts - 1)] + [x >> ((parts - 1) * bits)]
 
 
 def _blocks(n: int) -> list[tuple[int, int]]:
@@ -444,17 +519,138 @@ def _check_dot_args(a_fmt, b_fmt, out_fmt, rounding, overflow) -> None:
     check_overflow(overflow)
 
 
-def _combine(sums: dict[int, np.ndarray], bound: int) -> np.ndarray:
-    """Recombine limb-pair sums ``{shift: S}`` into exact integers ``sum(S << shift)``."""
-    # Each limb-pair term is at most a few times ``bound``; the margin keeps partial sums
-    # inside int64.
-    wide = bound >= (1 << 56)
-    total = None
-    for shift, s in sorted(sums.items()):
-        s = s.astype(object) if wide else s.astype(np.int64)
-        term = s << shift
-        total = term if total is None else total + term
-    return total
+class _ExactSum:
+    """An exact integer array held as ``sum(S << shift)`` over ``int64`` terms ``S``.
+
+    ``bound`` is a Python integer no smaller than the sum of the terms' ``|S| << shift``, so
+    that every partial sum is at most ``bound`` in magnitude. Sums below ``2**62`` become one
+    ``int64`` array; wider ones are requantized straight from their terms
+    (:func:`_requantize_sum`) without Python integers.
+    """
+
+    __slots__ = ("bound", "terms")
+
+    def __init__(self) -> None:
+        self.terms: list[tuple[np.ndarray, int]] = []
+        self.bound = 0
+
+    def add(self, s: np.ndarray, shift: int, bound: int) -> None:
+        self.terms.append((s, shift))
+        self.bound += bound << shift
+
+    def integers(self) -> np.ndarray:
+        """The exact sums: ``int64`` below ``2**62``, otherwise Python integers."""
+        if self.bound < _INT64_SAFE:
+            total = None
+            for s, shift in self.terms:
+                term = s << shift if shift else s
+                total = term if total is None else total + term
+            return np.asarray(total, dtype=np.int64)
+        total = None
+        for s, shift in self.terms:
+            term = s.astype(object) << shift
+            total = term if total is None else total + term
+        return np.asarray(total)
+
+
+def _requantize_sum(acc: _ExactSum, src_frac: int, dst: FixedFormat, rounding: str,
+                    overflow: str) -> np.ndarray:
+    """:func:`requantize` of an :class:`_ExactSum`, exact, without recombining wide sums.
+
+    A sum below ``2**62`` is recombined in ``int64``. A wider one is split at the rounding
+    point: ``T = H * 2**s + L`` with ``0 <= L < 2**s``, each term contributing its bits above
+    the point to ``H`` and those below to ``L`` (carried into ``H`` as they add up). ``H`` is
+    computed modulo ``2**64``, which is exact for wrapping (the result keeps at most 64 low
+    bits) and, for saturation, whenever a ``float64`` estimate of ``T * 2**-s`` shows that
+    ``H`` lies well inside ``int64``; an estimate beyond that saturates by its sign.
+    """
+    shift = src_frac - dst.frac
+    if acc.bound < _INT64_SAFE or acc.bound >= _PAIR_LIMIT or shift > 62 \
+            or (overflow == "saturate" and dst.max_int >= 1 << 61):
+        return requantize(acc.integers(), src_frac, dst, rounding, overflow)
+    h = None
+    low = None
+    estimate = None
+    mask = (1 << shift) - 1 if shift > 0 else 0
+    for s, k in acc.terms:
+        e = np.ldexp(s.astype(np.float64), k - shift)
+        estimate = e if estimate is None else estimate + e
+        up = k - shift  # this term's bits at or above the rounding point
+        if up >= 0:  # int64 products wrap modulo 2**64, which is all H needs here
+            hi_part = s * _wrapped_power(up) if up < 64 else np.zeros_like(s)
+            h = hi_part if h is None else h + hi_part
+            continue
+        d = -up  # 0 < d <= shift <= 62: S << k = (S >> d) << shift + (S mod 2**d) << k
+        h = s >> d if h is None else h + (s >> d)
+        lo_part = (s & ((1 << d) - 1)) << k
+        low = lo_part if low is None else low + lo_part
+        h = h + (low >> shift)
+        low = low & mask
+    if low is None or rounding == "floor":
+        q = h
+    else:
+        half = 1 << (shift - 1)
+        if rounding == "half_up":
+            q = h + (low >= half)
+        else:
+            q = h + ((low > half) | ((low == half) & ((h & 1) == 1)))
+    q = np.asarray(q, dtype=np.int64)
+    if overflow == "wrap":
+        return _overflow(q, dst, "wrap")
+    big = np.abs(estimate) >= 2.0**62
+    out = np.clip(q, dst.min_int, dst.max_int)
+    return np.where(big, np.where(estimate > 0, dst.max_int, dst.min_int), out).astype(np.int64)
+
+
+def _wrapped_power(k: int) -> np.int64:
+    """``2**k`` modulo ``2**64`` as an ``int64`` (``k`` from 0 to 63)."""
+    return np.int64(1 << k) if k < 63 else np.int64(-(1 << 63))
+
+
+def _exact_dot(a: np.ndarray, b: np.ndarray, a_max: int, b_max: int) -> _ExactSum:
+    """Exact sums along the last axis of ``a * b`` (broadcast int64 arrays)."""
+    acc = _ExactSum()
+    n = a.shape[-1]
+    for lo, hi in _blocks(n):
+        na, la, nb, lb = _limb_plan(a_max, b_max, hi - lo)
+        a_limbs = [x.astype(np.float64) for x in _split(a[..., lo:hi], na, la)]
+        b_limbs = [x.astype(np.float64) for x in _split(b[..., lo:hi], nb, lb)]
+        lim_a = a_max if na == 1 else 1 << la
+        lim_b = b_max if nb == 1 else 1 << lb
+        for i, al in enumerate(a_limbs):
+            for j, bl in enumerate(b_limbs):
+                s = np.einsum("...k,...k->...", al, bl).astype(np.int64)
+                acc.add(np.asarray(s), i * la + j * lb, lim_a * lim_b * (hi - lo))
+    return acc
+
+
+def _exact_matmul(a: np.ndarray, b: np.ndarray, a_max: int, b_max: int) -> _ExactSum:
+    """Exact ``a @ b`` of 2-D ``int64`` arrays: every limb product in one ``float64`` BLAS call.
+
+    The limbs of ``a`` are stacked as row blocks and those of ``b`` as column blocks, so one
+    ``(na*m, n) @ (n, nb*k)`` product holds all ``na * nb`` limb products (BLAS is most
+    efficient on one large product, and a single limb, the common case, costs one plain
+    ``matmul``).
+    """
+    acc = _ExactSum()
+    m, n = a.shape
+    k = b.shape[1]
+    for lo, hi in _blocks(n):
+        na, la, nb, lb = _limb_plan(a_max, b_max, hi - lo)
+        a_limbs = _split(a[:, lo:hi], na, la)
+        b_limbs = _split(b[lo:hi], nb, lb)
+        a_st = a_limbs[0].astype(np.float64) if na == 1 else \
+            np.concatenate(a_limbs, axis=0).astype(np.float64)
+        b_st = b_limbs[0].astype(np.float64) if nb == 1 else \
+            np.concatenate(b_limbs, axis=1).astype(np.float64)
+        p = (a_st @ b_st).astype(np.int64)
+        lim_a = a_max if na == 1 else 1 << la
+        lim_b = b_max if nb == 1 else 1 << lb
+        for i in range(na):
+            for j in range(nb):
+                acc.add(p[i * m:(i + 1) * m, j * k:(j + 1) * k], i * la + j * lb,
+                        lim_a * lim_b * (hi - lo))
+    return acc
 
 
 def dot(
@@ -493,31 +689,34 @@ def dot(
         without a term axis or whose term axes differ.
     """
     _check_dot_args(a_fmt, b_fmt, out_fmt, rounding, overflow)
-    a = a_fmt.check_codes(a_q, "a_q")
-    b = b_fmt.check_codes(b_q, "b_q")
+    a, a_max = _checked(a_q, a_fmt, "a_q")
+    b, b_max = _checked(b_q, b_fmt, "b_q")
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError("a_q and b_q must have a term axis (at least one dimension)")
     if a.shape[-1] != b.shape[-1]:
         raise ValueError(
             f"a_q and b_q must have the same number of terms, not {a.shape[-1]} and {b.shape[-1]}"
         )
-    n = a.shape[-1]
     a, b = np.broadcast_arrays(a, b)
-    a_data, b_data = _data_format(a, a_fmt), _data_format(b, b_fmt)
-    sums: dict[int, np.ndarray] = {}
-    for i, al in enumerate(_limbs(a, a_data)):
-        for j, bl in enumerate(_limbs(b, b_data)):
-            shift = (i + j) * _LIMB_BITS
-            # int64 sums of limb products (< 2**32 each) are exact for up to 2**31 terms;
-            # blocks keep that true for any n.
-            s = sum(
-                np.einsum("...k,...k->...", al[..., lo:hi], bl[..., lo:hi])
-                for lo, hi in _blocks(n)
-            )
-            sums[shift] = sums[shift] + s if shift in sums else np.asarray(s)
-    pmin, pmax = product_range(a_data, b_data)
-    total = _combine(sums, max(abs(pmin), abs(pmax)) * max(n, 1))
-    return requantize(total, a_fmt.frac + b_fmt.frac, out_fmt, rounding, overflow)
+    acc = _exact_dot(a, b, a_max, b_max)
+    return _requantize_sum(acc, a_fmt.frac + b_fmt.frac, out_fmt, rounding, overflow)
+
+
+def _matmul_operands(a_q, b_q, a_fmt, b_fmt) -> tuple[np.ndarray, np.ndarray, int, int, tuple]:
+    for name, fmt in (("a_fmt", a_fmt), ("b_fmt", b_fmt)):
+        if not isinstance(fmt, FixedFormat):
+            raise TypeError(f"{name} must be a FixedFormat, not {fmt!r}")
+    a, a_max = _checked(a_q, a_fmt, "a_q")
+    b, b_max = _checked(b_q, b_fmt, "b_q")
+    if a.ndim not in (1, 2) or b.ndim not in (1, 2):
+        raise ValueError(
+            f"a_q and b_q must be 1-D or 2-D, not of shapes {a.shape} and {b.shape}"
+        )
+    n = a.shape[-1]
+    if b.shape[0] != n:
+        raise ValueError(f"a_q has {n} columns but b_q has {b.shape[0]} rows")
+    shape = np.matmul(np.empty((*a.shape[:-1], 0)), np.empty((0, *b.shape[1:]))).shape
+    return np.atleast_2d(a), b if b.ndim == 2 else b[:, None], a_max, b_max, shape
 
 
 def exact_matmul(
@@ -525,8 +724,9 @@ def exact_matmul(
 ) -> np.ndarray:
     """Exact integer matrix product ``a_q @ b_q`` of codes, with no rounding.
 
-    The entries have ``a_fmt.frac + b_fmt.frac`` fraction bits. The limb products run through
-    ``float64`` BLAS, exact because every partial sum is an integer below ``2**53``.
+    The entries have ``a_fmt.frac + b_fmt.frac`` fraction bits. The products run through
+    ``float64`` BLAS, exact because every partial sum is an integer below ``2**53``: operands
+    are split into as few limbs as their largest codes allow (often none).
 
     Parameters
     ----------
@@ -541,31 +741,8 @@ def exact_matmul(
         an object array of Python integers;
         shape as for ``numpy.matmul`` of the operands.
     """
-    for name, fmt in (("a_fmt", a_fmt), ("b_fmt", b_fmt)):
-        if not isinstance(fmt, FixedFormat):
-            raise TypeError(f"{name} must be a FixedFormat, not {fmt!r}")
-    a = a_fmt.check_codes(a_q, "a_q")
-    b = b_fmt.check_codes(b_q, "b_q")
-    if a.ndim not in (1, 2) or b.ndim not in (1, 2):
-        raise ValueError(
-            f"a_q and b_q must be 1-D or 2-D, not of shapes {a.shape} and {b.shape}"
-        )
-    n = a.shape[-1]
-    if b.shape[0] != n:
-        raise ValueError(f"a_q has {n} columns but b_q has {b.shape[0]} rows")
-    a_data, b_data = _data_format(a, a_fmt), _data_format(b, b_fmt)
-    a_limbs = [x.astype(np.float64) for x in _limbs(a, a_data)]
-    b_limbs = [x.astype(np.float64) for x in _limbs(b, b_data)]
-    sums: dict[int, np.ndarray] = {}
-    for lo, hi in _blocks(n):
-        sl = slice(lo, hi)
-        for i, al in enumerate(a_limbs):
-            for j, bl in enumerate(b_limbs):
-                s = np.asarray(al[..., sl] @ bl[sl, ...]).astype(np.int64)
-                shift = (i + j) * _LIMB_BITS
-                sums[shift] = sums[shift] + s if shift in sums else s
-    pmin, pmax = product_range(a_data, b_data)
-    return np.asarray(_combine(sums, max(abs(pmin), abs(pmax)) * max(n, 1)))
+    a, b, a_max, b_max, shape = _matmul_operands(a_q, b_q, a_fmt, b_fmt)
+    return _exact_matmul(a, b, a_max, b_max).integers().reshape(shape)
 
 
 def matmul(
@@ -576,12 +753,17 @@ def matmul(
     out_fmt: FixedFormat,
     rounding: Rounding = "half_even",
     overflow: Overflow = "saturate",
+    *,
+    addend: npt.ArrayLike | None = None,
+    addend_frac: int | None = None,
 ) -> np.ndarray:
     """Exact fixed-point matrix product ``a_q @ b_q``, each entry rounded once.
 
     Each entry is the exact dot product of a row of ``a_q`` and a column of ``b_q``
     (:func:`exact_matmul`), requantized to ``out_fmt`` exactly as :func:`dot` does; the two
-    functions agree entry for entry.
+    functions agree entry for entry. With ``addend``, the exact value ``addend *
+    2**-addend_frac`` is added to every product (broadcast) before the one rounding: a layer's
+    bias.
 
     Parameters
     ----------
@@ -589,6 +771,11 @@ def matmul(
     b_q : array_like of int, shape (n, k) or (n,)
     a_fmt, b_fmt, out_fmt : FixedFormat
     rounding, overflow : str
+    addend : array_like of int, optional
+        Integers that broadcast against the product, with ``addend_frac`` fraction bits.
+    addend_frac : int, optional
+        At most ``a_fmt.frac + b_fmt.frac`` (the addend aligns by an exact left shift);
+        required with ``addend``.
 
     Returns
     -------
@@ -596,5 +783,19 @@ def matmul(
         Shape as for ``numpy.matmul`` of the operands.
     """
     _check_dot_args(a_fmt, b_fmt, out_fmt, rounding, overflow)
-    total = exact_matmul(a_q, b_q, a_fmt, b_fmt)
-    return requantize(total, a_fmt.frac + b_fmt.frac, out_fmt, rounding, overflow)
+    a, b, a_max, b_max, shape = _matmul_operands(a_q, b_q, a_fmt, b_fmt)
+    acc = _exact_matmul(a, b, a_max, b_max)
+    src_frac = a_fmt.frac + b_fmt.frac
+    if addend is not None:
+        if addend_frac is None:
+            raise TypeError("addend_frac must be given with addend")
+        addend_frac = check_int(addend_frac, "addend_frac", maximum=src_frac)
+        c = _as_code_array(addend, "addend")
+        if c.dtype == object:
+            raise ValueError("addend must hold int64 integers")
+        c_max = _magnitude(c)
+        if c_max >= 1 << 53:  # keep every term below 2**53, as the limb sums are
+            raise ValueError(f"addend must hold integers below 2**53, not {c_max}")
+        full = np.broadcast_to(c, acc.terms[0][0].shape).astype(np.int64)
+        acc.add(full, src_frac - addend_frac, c_max)
+    return _requantize_sum(acc, src_frac, out_fmt, rounding, overflow).reshape(shape)

@@ -60,6 +60,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from sw_model.numerics import kernels
 from sw_model.numerics.fixed import FixedFormat, Rounding, check_rounding
 
 __all__ = [
@@ -109,17 +110,47 @@ def mul_shift(x: npt.ArrayLike, c: int, shift: int = BETA_FRAC,
     if isinstance(c, bool) or not isinstance(c, int | np.integer) or not 0 <= c <= 1 << shift:
         raise ValueError(f"c must be an integer from 0 to 2**shift, not {c!r}")
     v = np.asarray(x, dtype=np.int64)
-    c = int(c)
-    mask = (1 << shift) - 1
-    low = (v & mask) * c
-    total = (v >> shift) * c + (low >> shift)
+    return _mul_shift(v.reshape(-1), int(c), shift, rounding, 1 << 62).reshape(v.shape)
+
+
+def _round_dropped(q: np.ndarray, dropped: np.ndarray, shift: int, rounding: str
+                   ) -> np.ndarray:
+    """``q`` plus the rounding increment of the ``shift`` dropped bits ``0 <= dropped < 2**shift``
+    (``q`` is the floor; modified in place and returned)."""
     if rounding == "floor":
-        return total
-    rem = low & mask
-    half = 1 << (shift - 1)
+        return q
+    first = dropped >> (shift - 1)
     if rounding == "half_up":
-        return total + (rem >= half)
-    return total + ((rem > half) | ((rem == half) & ((total & 1) == 1)))
+        q += first
+        return q
+    sticky = (dropped & ((1 << (shift - 1)) - 1)) != 0
+    q += first & (sticky | (q & 1))
+    return q
+
+
+def _mul_shift(v: np.ndarray, c: int, shift: int, rounding: str, bound: int) -> np.ndarray:
+    """:func:`mul_shift` of ``int64`` values known to satisfy ``|v| <= bound``.
+
+    When ``bound * c`` fits in 62 bits the product is formed directly; otherwise it is split
+    into ``(v >> shift) * c`` and ``(v mod 2**shift) * c`` so that no intermediate exceeds 62
+    bits. Both give the same exact result.
+    """
+    mask = (1 << shift) - 1
+    if bound * c < 1 << 62:
+        p = v * c
+        return _round_dropped(p >> shift, p & mask, shift, rounding)
+    low = (v & mask) * c
+    total = (v >> shift) * c
+    total += low >> shift
+    low &= mask
+    return _round_dropped(total, low, shift, rounding)
+
+
+def _saturate(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Clamp ``x`` to ``[lo, hi]`` in place and return it."""
+    np.maximum(x, lo, out=x)
+    np.minimum(x, hi, out=x)
+    return x
 
 
 def isqrt_codes(v: npt.ArrayLike) -> np.ndarray:
@@ -130,9 +161,17 @@ def isqrt_codes(v: npt.ArrayLike) -> np.ndarray:
     a = np.asarray(v, dtype=np.int64)
     if a.size and (int(a.min()) < 0 or int(a.max()) >= 1 << 62):
         raise ValueError("v must hold integers in [0, 2**62)")
-    s = np.floor(np.sqrt(a.astype(np.float64))).astype(np.int64)
-    s = np.where(s * s > a, s - 1, s)
-    return np.where((s + 1) * (s + 1) <= a, s + 1, s)
+    return _isqrt(a).reshape(a.shape)
+
+
+def _isqrt(a: np.ndarray) -> np.ndarray:
+    a = a.reshape(-1)
+    s = np.sqrt(a.astype(np.float64)).astype(np.int64)  # non-negative: truncation is floor
+    s -= s * s > a
+    t = s + 1
+    t *= t
+    s += t <= a
+    return s
 
 
 def beta_code(beta: float, name: str = "beta") -> int:
@@ -216,26 +255,60 @@ def adam_fixed(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, t: in
         Moments (``g_fmt`` and :func:`v_format` codes).
     t : int
         Step number, counting from 1.
+
+    Notes
+    -----
+    Computed by the compiled one-pass kernel :func:`sw_model.numerics.kernels.adam_step`;
+    a step whose ``2 * lr_t * m`` would pass ``2**62`` is computed in NumPy with Python
+    integers instead. Both give the codes the module docs define.
     """
+    # flat int64 arrays (0-d inputs too)
+    w, g, m, v = np.broadcast_arrays(*(np.asarray(x, dtype=np.int64) for x in (w, g, m, v)))
+    shape = w.shape
+    w, g, m, v = (np.ascontiguousarray(x).reshape(-1) for x in (w, g, m, v))
     vf = v_format(g_fmt)
-    g = np.asarray(g, dtype=np.int64)
-    m_new = np.clip(np.asarray(m) + mul_shift(g - m, consts.c1), g_fmt.min_int, g_fmt.max_int)
-    g2 = np.minimum(g * g, vf.max_int)
-    v_new = np.clip(np.asarray(v) + mul_shift(g2 - v, consts.c2), 0, vf.max_int)
-    den = (isqrt_codes(v_new) + consts.eps_q) << LR_EXTRA
+    out = np.empty((3, w.size), dtype=np.int64)
+    if kernels.adam_step(w, g, m, v, consts.c1, consts.c2, consts.eps_q, consts.lr_at(t),
+                         LR_EXTRA, g_fmt.min_int, g_fmt.max_int, vf.max_int, w_fmt.min_int,
+                         w_fmt.max_int, out[0], out[1], out[2]):
+        return out[0].reshape(shape), out[1].reshape(shape), out[2].reshape(shape)
+    return _adam_numpy(w, g, m, v, t, consts, w_fmt, g_fmt, shape)
+
+
+def _adam_numpy(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, t: int,
+                consts: FixedAdamConstants, w_fmt: FixedFormat, g_fmt: FixedFormat,
+                shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`adam_fixed` in NumPy array operations over flat ``int64`` arrays (any step size)."""
+    vf = v_format(g_fmt)
+    # |g - m| < 2**width: the moving averages' products fit int64 directly when width <= 45
+    m_new = _mul_shift(g - m, consts.c1, BETA_FRAC, "half_even", 1 << g_fmt.width)
+    m_new += m
+    _saturate(m_new, g_fmt.min_int, g_fmt.max_int)
+    g2 = g * g
+    np.minimum(g2, vf.max_int, out=g2)
+    g2 -= v
+    v_new = _mul_shift(g2, consts.c2, BETA_FRAC, "half_even", 1 << 63)
+    v_new += v
+    _saturate(v_new, 0, vf.max_int)
+    den = _isqrt(v_new)
+    den += consts.eps_q
+    den <<= LR_EXTRA
     lr_t = consts.lr_at(t)
-    m_max = int(np.abs(m_new).max()) if m_new.size else 0
+    m_max = max(-int(m_new.min()), int(m_new.max())) if m_new.size else 0
     d_max = int(den.max()) if den.size else 0
     if 2 * lr_t * m_max + d_max < 1 << 62:
-        u = (2 * lr_t * m_new + den) // (2 * den)
+        num = m_new * (2 * lr_t)
+        num += den
+        den <<= 1
+        u = num // den
     else:  # a very large step size: Python integers keep it exact
         num = 2 * lr_t * m_new.astype(object) + den.astype(object)
         u = np.asarray(num // (2 * den.astype(object)))
         # (np.asarray: clip returns a Python int for a 0-d object array)
         u = np.asarray(np.clip(u, w_fmt.min_int - w_fmt.max_int, w_fmt.max_int - w_fmt.min_int))
         u = u.astype(np.int64)
-    w_new = np.clip(np.asarray(w) - u, w_fmt.min_int, w_fmt.max_int)
-    return w_new.astype(np.int64), m_new.astype(np.int64), v_new.astype(np.int64)
+    w_new = _saturate(w - u, w_fmt.min_int, w_fmt.max_int)
+    return w_new.reshape(shape), m_new.reshape(shape), v_new.reshape(shape)
 
 
 def sgd_fixed(w: npt.ArrayLike, g: npt.ArrayLike, lr_q: int, w_fmt: FixedFormat,
@@ -304,6 +377,12 @@ def soft_update_float(target: np.ndarray, w: np.ndarray, tau: float) -> np.ndarr
 def soft_update_fixed(target: np.ndarray, w: np.ndarray, tau_q: int,
                       w_fmt: FixedFormat) -> np.ndarray:
     """``sat_w(target + mul_shift(w - target, tau_q, 16, "half_even"))`` (module docs)."""
-    t = np.asarray(target, dtype=np.int64)
-    out = t + mul_shift(np.asarray(w, dtype=np.int64) - t, tau_q)
-    return np.clip(out, w_fmt.min_int, w_fmt.max_int).astype(np.int64)
+    tau_q = int(tau_q)
+    if not 0 <= tau_q <= 1 << BETA_FRAC:
+        raise ValueError(f"tau_q must be an integer from 0 to 2**{BETA_FRAC}, not {tau_q!r}")
+    t, w = np.broadcast_arrays(np.asarray(target, dtype=np.int64),
+                               np.asarray(w, dtype=np.int64))
+    out = np.empty(t.size, dtype=np.int64)
+    kernels.soft_update(np.ascontiguousarray(t).reshape(-1), np.ascontiguousarray(w).reshape(-1),
+                        tau_q, w_fmt.min_int, w_fmt.max_int, out)
+    return out.reshape(t.shape)
