@@ -341,3 +341,28 @@ def test_soft_update_fixed_matches_reference(data):
                                          r"not 65537$"):
         optim.soft_update_fixed(np.array(t, dtype=np.int64), np.array(w, dtype=np.int64),
                                 65537, fmt)
+
+
+def _adam_float_numpy(w, g, m, v, t, lr, beta1, beta2, eps):
+    """PyTorch's Adam formula as NumPy array operations (the compiled kernel's reference)."""
+    dt = w.dtype.type
+    m_new = dt(beta1) * m + dt(1 - beta1) * g
+    v_new = dt(beta2) * v + dt(1 - beta2) * g * g
+    m_hat = m_new / dt(1 - beta1**t)
+    v_hat = v_new / dt(1 - beta2**t)
+    return w - dt(lr) * m_hat / (np.sqrt(v_hat) + dt(eps)), m_new, v_new
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(seed=st.integers(0, 2**32 - 1), t=st.integers(1, 10_000),
+       lr=st.sampled_from([1e-4, 1e-3, 0.1]), tau=st.floats(0, 1))
+def test_float_adam_and_soft_update_equal_numpy_formulas(dtype, seed, t, lr, tau):
+    rng = np.random.default_rng(seed)
+    w, g, m = (rng.standard_normal((7, 5)).astype(dtype) for _ in range(3))
+    v = (rng.standard_normal((7, 5)) ** 2).astype(dtype)
+    got = optim.adam_float(w, g, m, v, t, lr, 0.9, 0.999, 1e-8)
+    want = _adam_float_numpy(w, g, m, v, t, lr, 0.9, 0.999, 1e-8)
+    for x, y in zip(got, want, strict=True):
+        assert x.dtype == dtype and x.shape == (7, 5) and np.array_equal(x, y)
+    soft = optim.soft_update_float(w, g, tau)
+    assert soft.dtype == dtype and np.array_equal(soft, w + dtype(tau) * (g - w))

@@ -27,7 +27,7 @@ __all__ = ["adam_step", "soft_update"]
 _LIMIT = 1 << 62
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
 def _mul_shift16(x: int, c: int) -> int:  # pragma: no cover - compiled
     """``round_half_even(x * c / 2**16)`` for ``|x| < 2**62``, ``0 <= c <= 2**16``."""
     low = (x & 0xFFFF) * c
@@ -36,7 +36,7 @@ def _mul_shift16(x: int, c: int) -> int:  # pragma: no cover - compiled
     return total + ((rem > 0x8000) | ((rem == 0x8000) & ((total & 1) == 1)))
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
 def _isqrt(a: int) -> int:  # pragma: no cover - compiled
     """Exact floor square root of ``0 <= a < 2**62`` (a float64 estimate is within one)."""
     s = np.int64(np.sqrt(np.float64(a)))
@@ -44,7 +44,7 @@ def _isqrt(a: int) -> int:  # pragma: no cover - compiled
     return s + ((s + 1) * (s + 1) <= a)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def adam_step(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, c1: int, c2: int,
               eps_q: int, lr_t: int, lr_extra: int, g_min: int, g_max: int, v_max: int,
               w_min: int, w_max: int, w_out: np.ndarray, m_out: np.ndarray,
@@ -84,7 +84,7 @@ def adam_step(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, c1: in
     return True
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def soft_update(t: np.ndarray, w: np.ndarray, tau_q: int, w_min: int, w_max: int,
                 out: np.ndarray) -> None:  # pragma: no cover - compiled
     """``out = sat_w(t + mul_shift(w - t, tau_q, 16, "half_even"))`` over flat ``int64`` arrays."""
@@ -93,7 +93,7 @@ def soft_update(t: np.ndarray, w: np.ndarray, tau_q: int, w_min: int, w_max: int
         out[i] = min(max(ti + _mul_shift16(w[i] - ti, tau_q), w_min), w_max)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def min_max(x: np.ndarray) -> tuple[int, int]:  # pragma: no cover - compiled
     """``(min, max)`` of a non-empty flat ``int64`` array in one pass."""
     lo = x[0]
@@ -105,7 +105,7 @@ def min_max(x: np.ndarray) -> tuple[int, int]:  # pragma: no cover - compiled
     return lo, hi
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def shift_round_clamp(x: np.ndarray, shift: int, rounding: int, lo: int, hi: int,
                       out: np.ndarray) -> None:  # pragma: no cover - compiled
     """``out = clamp(round(x / 2**shift), lo, hi)`` over flat ``int64``, ``1 <= shift <= 62``.
@@ -124,3 +124,31 @@ def shift_round_clamp(x: np.ndarray, shift: int, rounding: int, lo: int, hi: int
         elif rounding == 2:
             q += first & (((xi & below) != 0) | (q & 1))
         out[i] = min(max(q, lo), hi)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def adam_float_step(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, beta1: float,
+                    one_minus_beta1: float, beta2: float, one_minus_beta2: float, bc1: float,
+                    bc2: float, lr: float, eps: float, w_out: np.ndarray, m_out: np.ndarray,
+                    v_out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """One Adam step (PyTorch's formula) over flat float arrays, in their dtype.
+
+    The operations and their order are those of :func:`sw_model.numerics.optim.adam_float`
+    (``m_hat = m / bc1``, ``v_hat = v / bc2``, ``w - lr * m_hat / (sqrt(v_hat) + eps)``), with
+    the scalars given in the arrays' dtype, so the results are the same values.
+    """
+    for i in range(w.shape[0]):
+        gi = g[i]
+        mn = beta1 * m[i] + one_minus_beta1 * gi
+        vn = beta2 * v[i] + one_minus_beta2 * gi * gi
+        w_out[i] = w[i] - lr * (mn / bc1) / (np.sqrt(vn / bc2) + eps)
+        m_out[i] = mn
+        v_out[i] = vn
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def soft_update_float(t: np.ndarray, w: np.ndarray, tau: float,
+                      out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """``out = t + tau * (w - t)`` over flat float arrays, in their dtype."""
+    for i in range(t.shape[0]):
+        out[i] = t[i] + tau * (w[i] - t[i])

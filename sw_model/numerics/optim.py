@@ -359,19 +359,32 @@ def sgd_fixed(w: npt.ArrayLike, g: npt.ArrayLike, lr_q: int, w_fmt: FixedFormat,
 def adam_float(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, t: int,
                lr: float, beta1: float, beta2: float, eps: float
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One Adam step (PyTorch's formula) in the dtype of ``w``; returns new ``(w, m, v)``."""
+    """One Adam step (PyTorch's formula) in the dtype of ``w``; returns new ``(w, m, v)``.
+
+    ``m' = beta1 * m + (1 - beta1) * g``, ``v' = beta2 * v + (1 - beta2) * g * g``,
+    ``w' = w - lr * (m' / (1 - beta1**t)) / (sqrt(v' / (1 - beta2**t)) + eps)``, every
+    operation in the dtype of ``w`` (float32 or float64), in one compiled pass
+    (:func:`sw_model.numerics.kernels.adam_float_step`).
+    """
     dt = w.dtype.type
-    m_new = dt(beta1) * m + dt(1 - beta1) * g
-    v_new = dt(beta2) * v + dt(1 - beta2) * g * g
-    m_hat = m_new / dt(1 - beta1**t)
-    v_hat = v_new / dt(1 - beta2**t)
-    return w - dt(lr) * m_hat / (np.sqrt(v_hat) + dt(eps)), m_new, v_new
+    w, g, m, v = (np.ascontiguousarray(x, dtype=dt) for x in (w, g, m, v))
+    out = np.empty((3, *w.shape), dtype=dt)
+    flat = out.reshape(3, -1)
+    kernels.adam_float_step(w.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
+                            dt(beta1), dt(1 - beta1), dt(beta2), dt(1 - beta2),
+                            dt(1 - beta1**t), dt(1 - beta2**t), dt(lr), dt(eps),
+                            flat[0], flat[1], flat[2])
+    return out[0], out[1], out[2]
 
 
 def soft_update_float(target: np.ndarray, w: np.ndarray, tau: float) -> np.ndarray:
-    """``target + tau * (w - target)`` in the dtype of ``target``."""
+    """``target + tau * (w - target)`` in the dtype of ``target``, in one compiled pass."""
     dt = target.dtype.type
-    return target + dt(tau) * (w - target)
+    t = np.ascontiguousarray(target)
+    out = np.empty_like(t)
+    kernels.soft_update_float(t.reshape(-1), np.ascontiguousarray(w, dtype=dt).reshape(-1),
+                              dt(tau), out.reshape(-1))
+    return out
 
 
 def soft_update_fixed(target: np.ndarray, w: np.ndarray, tau_q: int,
