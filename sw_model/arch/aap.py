@@ -40,7 +40,14 @@ import numpy.typing as npt
 
 from sw_model.checks import check_int
 from sw_model.numerics.activation import TanhTable, activate, check_kind, derivative
-from sw_model.numerics.fixed import FixedFormat, Rounding, check_rounding, matmul, requantize
+from sw_model.numerics.fixed import (
+    FixedFormat,
+    Rounding,
+    _checked,
+    _matmul_checked,
+    check_rounding,
+    requantize,
+)
 
 __all__ = [
     "OPS",
@@ -62,11 +69,17 @@ OPS: tuple[str, ...] = ("forward", "backward", "wgrad")
 PARALLELISM: tuple[str, ...] = ("batch", "layer")
 
 
-def _matrix(q: npt.ArrayLike, fmt: FixedFormat, name: str) -> np.ndarray:
-    a = fmt.check_codes(q, name)
+def _matrix(q: npt.ArrayLike, fmt: FixedFormat, name: str) -> tuple[np.ndarray, int]:
+    """Checked codes of a 2-D operand and their largest magnitude (one pass over the codes)."""
+    a, a_max = _checked(q, fmt, name)
     if a.ndim != 2:
         raise ValueError(f"{name} must be 2-D, not of shape {a.shape}")
-    return a
+    return a, a_max
+
+
+def _inner(a_name: str, n_a: int, b_name: str, n_b: int) -> None:
+    if n_a != n_b:
+        raise ValueError(f"{a_name} ({n_a}) and {b_name} ({n_b}) must be equal")
 
 
 def forward(w_q: npt.ArrayLike, b_q: npt.ArrayLike, x_q: npt.ArrayLike, *,
@@ -91,15 +104,16 @@ def forward(w_q: npt.ArrayLike, b_q: npt.ArrayLike, x_q: npt.ArrayLike, *,
     """
     check_kind(kind)
     check_rounding(rounding)
-    w = _matrix(w_q, w_fmt, "w_q")
-    x = _matrix(x_q, x_fmt, "x_q")
+    w, w_max = _matrix(w_q, w_fmt, "w_q")
+    x, x_max = _matrix(x_q, x_fmt, "x_q")
+    _inner("the length of x_q rows", x.shape[1], "of w_q rows", w.shape[1])
     b = w_fmt.check_codes(b_q, "b_q")
     if b.shape != (w.shape[0],):
         raise ValueError(f"b_q must have shape ({w.shape[0]},), not {b.shape}")
     if x_fmt.frac < 0:
         raise ValueError(f"x_fmt.frac must be >= 0 to align the bias, not {x_fmt.frac!r}")
-    z = matmul(x, w.T, x_fmt, w_fmt, out_fmt, rounding, "saturate", addend=b,
-               addend_frac=w_fmt.frac)
+    z = _matmul_checked(x, w.T, x_max, w_max, x_fmt.frac + w_fmt.frac, out_fmt, rounding,
+                        "saturate", b, w_fmt.frac)
     return z, activate(z, out_fmt, out_fmt, kind, rounding=rounding, table=table)
 
 
@@ -124,12 +138,14 @@ def backward(w_q: npt.ArrayLike, d_q: npt.ArrayLike, y_prev_q: npt.ArrayLike, *,
     """
     check_kind(kind)
     check_rounding(rounding)
-    w = _matrix(w_q, w_fmt, "w_q")
-    d = _matrix(d_q, d_fmt, "d_q")
-    y = _matrix(y_prev_q, y_fmt, "y_prev_q")
+    w, w_max = _matrix(w_q, w_fmt, "w_q")
+    d, d_max = _matrix(d_q, d_fmt, "d_q")
+    _inner("the length of d_q rows", d.shape[1], "of w_q columns", w.shape[0])
+    y, _ = _matrix(y_prev_q, y_fmt, "y_prev_q")
     if y.shape != (d.shape[0], w.shape[1]):
         raise ValueError(f"y_prev_q must have shape {(d.shape[0], w.shape[1])}, not {y.shape}")
-    e = matmul(d, w, d_fmt, w_fmt, out_fmt, rounding, "saturate")
+    e = _matmul_checked(d, w, d_max, w_max, d_fmt.frac + w_fmt.frac, out_fmt, rounding,
+                        "saturate")
     g = derivative(y, y, y_fmt, y_fmt, g_fmt, kind, rounding=rounding)
     return requantize(e * g, out_fmt.frac + g_fmt.frac, out_fmt, rounding, "saturate")
 
@@ -147,19 +163,20 @@ def weight_gradient(d_q: npt.ArrayLike, x_q: npt.ArrayLike, *, d_fmt: FixedForma
         The layer's inputs.
     """
     check_rounding(rounding)
-    d = _matrix(d_q, d_fmt, "d_q")
-    x = _matrix(x_q, x_fmt, "x_q")
+    d, d_max = _matrix(d_q, d_fmt, "d_q")
+    x, x_max = _matrix(x_q, x_fmt, "x_q")
     if d.shape[0] != x.shape[0]:
         raise ValueError(f"d_q and x_q must have the same batch, not {d.shape[0]} and "
                          f"{x.shape[0]}")
-    return matmul(d.T, x, d_fmt, x_fmt, out_fmt, rounding, "saturate")
+    return _matmul_checked(d.T, x, d_max, x_max, d_fmt.frac + x_fmt.frac, out_fmt, rounding,
+                           "saturate")
 
 
 def bias_gradient(d_q: npt.ArrayLike, *, d_fmt: FixedFormat, out_fmt: FixedFormat,
                   rounding: Rounding = "half_even") -> np.ndarray:
     """Bias gradient summed over a batch: ``requantize(sum_b d_b)``, shape ``(M,)``."""
     check_rounding(rounding)
-    d = _matrix(d_q, d_fmt, "d_q")
+    d, _ = _matrix(d_q, d_fmt, "d_q")
     total = d.astype(object).sum(axis=0) if d.shape[0] > 1 << 20 else d.sum(axis=0)
     return requantize(np.asarray(total), d_fmt.frac, out_fmt, rounding, "saturate")
 

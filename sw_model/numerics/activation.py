@@ -196,11 +196,11 @@ def derivative(z_q: npt.ArrayLike, y_q: npt.ArrayLike, in_fmt: FixedFormat,
     check_rounding(rounding)
     z = in_fmt.check_codes(z_q, "z_q")
     y = y_fmt.check_codes(y_q, "y_q")
-    one = requantize(np.ones_like(z), 0, d_fmt, rounding, "saturate")
+    one = int(requantize(np.int64(1), 0, d_fmt, rounding, "saturate"))
     if kind == "identity":
-        return one
+        return np.full(z.shape, one, dtype=np.int64)
     if kind == "relu":
-        return np.where(z > 0, one, 0).astype(np.int64)
+        return np.where(z > 0, np.int64(one), np.int64(0))
     # 1 - y**2 as an exact integer with max(2 frac, 0) fraction bits
     f2 = max(2 * y_fmt.frac, 0)
     if f2 >= 60 or 2 * y_fmt.width + f2 > 60:

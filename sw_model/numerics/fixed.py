@@ -715,7 +715,7 @@ def _matmul_operands(a_q, b_q, a_fmt, b_fmt) -> tuple[np.ndarray, np.ndarray, in
     n = a.shape[-1]
     if b.shape[0] != n:
         raise ValueError(f"a_q has {n} columns but b_q has {b.shape[0]} rows")
-    shape = np.matmul(np.empty((*a.shape[:-1], 0)), np.empty((0, *b.shape[1:]))).shape
+    shape = a.shape[:-1] + b.shape[1:]  # numpy.matmul's result shape for 1-D and 2-D operands
     return np.atleast_2d(a), b if b.ndim == 2 else b[:, None], a_max, b_max, shape
 
 
@@ -784,8 +784,25 @@ def matmul(
     """
     _check_dot_args(a_fmt, b_fmt, out_fmt, rounding, overflow)
     a, b, a_max, b_max, shape = _matmul_operands(a_q, b_q, a_fmt, b_fmt)
-    acc = _exact_matmul(a, b, a_max, b_max)
-    src_frac = a_fmt.frac + b_fmt.frac
+    return _matmul_checked(a, b, a_max, b_max, a_fmt.frac + b_fmt.frac, out_fmt, rounding,
+                           overflow, addend, addend_frac).reshape(shape)
+
+
+_NO_ADDEND = np.zeros(0, dtype=np.int64)
+
+
+def _matmul_checked(a: np.ndarray, b: np.ndarray, a_max: int, b_max: int, src_frac: int,
+                    out_fmt: FixedFormat, rounding: str, overflow: str,
+                    addend: npt.ArrayLike | None = None, addend_frac: int | None = None
+                    ) -> np.ndarray:
+    """:func:`matmul` of validated 2-D ``int64`` operands with ``|a| <= a_max``, ``|b| <= b_max``.
+
+    For the golden model's layers (:mod:`sw_model.arch.aap`), which check their operands under
+    their own names. When one ``float64`` product is exact and the result saturates, the
+    product is requantized (with the addend) straight from ``float64`` in one compiled pass;
+    otherwise through the limb sums of :func:`_exact_matmul`.
+    """
+    c, c_shift, c_max = None, 0, 0
     if addend is not None:
         if addend_frac is None:
             raise TypeError("addend_frac must be given with addend")
@@ -796,6 +813,21 @@ def matmul(
         c_max = _magnitude(c)
         if c_max >= 1 << 53:  # keep every term below 2**53, as the limb sums are
             raise ValueError(f"addend must hold integers below 2**53, not {c_max}")
-        full = np.broadcast_to(c, acc.terms[0][0].shape).astype(np.int64)
-        acc.add(full, src_frac - addend_frac, c_max)
-    return _requantize_sum(acc, src_frac, out_fmt, rounding, overflow).reshape(shape)
+        c_shift = src_frac - addend_frac
+    m, n = a.shape
+    k = b.shape[1]
+    shift = src_frac - out_fmt.frac
+    bound = n * a_max * b_max
+    if (bound <= _F64_EXACT and 0 < shift < 63 and overflow == "saturate"
+            and (c is None or c.shape in ((k,), (1, k)))
+            and bound + (c_max << c_shift) < _INT64_SAFE):
+        p = a.astype(np.float64) @ b.astype(np.float64)
+        out = np.empty((m, k), dtype=np.int64)
+        kernels.requantize_product(p, _NO_ADDEND if c is None else c.reshape(-1), c_shift,
+                                   shift, ROUNDING_MODES.index(rounding), out_fmt.min_int,
+                                   out_fmt.max_int, out)
+        return out
+    acc = _exact_matmul(a, b, a_max, b_max)
+    if c is not None:
+        acc.add(np.broadcast_to(c, (m, k)).astype(np.int64), c_shift, c_max)
+    return _requantize_sum(acc, src_frac, out_fmt, rounding, overflow)

@@ -152,3 +152,30 @@ def soft_update_float(t: np.ndarray, w: np.ndarray, tau: float,
     """``out = t + tau * (w - t)`` over flat float arrays, in their dtype."""
     for i in range(t.shape[0]):
         out[i] = t[i] + tau * (w[i] - t[i])
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def requantize_product(p: np.ndarray, addend: np.ndarray, addend_shift: int, shift: int,
+                       rounding: int, lo: int, hi: int,
+                       out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """``out = clamp(round((p + (addend << addend_shift)) / 2**shift), lo, hi)``, one pass.
+
+    ``p`` is a ``(m, k)`` ``float64`` matrix product whose entries are integers below
+    ``2**53`` (exact); ``addend`` is empty or one ``int64`` per column; the sums fit in 62 bits
+    and ``1 <= shift <= 62``. Rounding as :func:`shift_round_clamp`.
+    """
+    below = (1 << (shift - 1)) - 1
+    k = p.shape[1]
+    with_addend = addend.shape[0] > 0
+    for i in range(p.shape[0]):
+        for j in range(k):
+            x = np.int64(p[i, j])
+            if with_addend:
+                x += addend[j] << addend_shift
+            q = x >> shift
+            first = (x >> (shift - 1)) & 1
+            if rounding == 1:
+                q += first
+            elif rounding == 2:
+                q += first & (((x & below) != 0) | (q & 1))
+            out[i, j] = min(max(q, lo), hi)

@@ -262,8 +262,10 @@ def adam_fixed(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, t: in
     a step whose ``2 * lr_t * m`` would pass ``2**62`` is computed in NumPy with Python
     integers instead. Both give the codes the module docs define.
     """
-    # flat int64 arrays (0-d inputs too)
-    w, g, m, v = np.broadcast_arrays(*(np.asarray(x, dtype=np.int64) for x in (w, g, m, v)))
+    # flat contiguous int64 arrays (0-d inputs too)
+    w, g, m, v = (np.asarray(x, dtype=np.int64) for x in (w, g, m, v))
+    if not w.shape == g.shape == m.shape == v.shape:
+        w, g, m, v = np.broadcast_arrays(w, g, m, v)
     shape = w.shape
     w, g, m, v = (np.ascontiguousarray(x).reshape(-1) for x in (w, g, m, v))
     vf = v_format(g_fmt)
