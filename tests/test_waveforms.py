@@ -302,6 +302,7 @@ needs_verilator = pytest.mark.skipif(not VerilatorTransport.available(),
 
 
 @pytest.mark.verilator
+@pytest.mark.nightly  # a traced build of its own, minutes on two cores
 @needs_verilator
 def test_verilator_transport_writes_an_fst_trace(tmp_path):
     from .test_core_verilog import CONFIG

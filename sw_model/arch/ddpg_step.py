@@ -244,7 +244,8 @@ def _float_forward(p: dict[str, np.ndarray], x: np.ndarray, kinds: list[str]
                    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     zs, ys = [x], [x]
     for k, kind in enumerate(kinds, 1):
-        z = ys[-1] @ p[f"l{k}.w"].T + p[f"l{k}.b"]
+        z = ys[-1] @ p[f"l{k}.w"].T
+        z += p[f"l{k}.b"]  # in place: one temporary less per layer
         y = np.maximum(z, 0) if kind == "relu" else np.tanh(z) if kind == "tanh" else z
         zs.append(z)
         ys.append(y)
@@ -264,7 +265,7 @@ def _float_backward(p: dict[str, np.ndarray], zs: list[np.ndarray], ys: list[np.
             out[f"l{k}.b"] = d.sum(axis=0)
         d = d @ p[f"l{k}.w"]
         if k > 1:
-            d = d * (zs[k - 1] > 0)
+            d *= zs[k - 1] > 0
     return out, d
 
 
