@@ -537,3 +537,53 @@ def test_sw_model_ddpg_does_not_import_amaranth():
             "sw_model.numerics.optim; "
             "sys.exit(1 if any(m.startswith('amaranth') for m in sys.modules) else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.mark.parametrize("precision", ["fixed", "qat"])
+def test_fast_golden_steps_equal_the_oracle_arithmetic(precision, monkeypatch):
+    """Whole training steps with the fast products equal those of the previous implementation.
+
+    The layers' products are replaced by the oracle (16-bit limbs, Python integers for wide
+    sums, then ``requantize``) and the optimizer by its NumPy formulation; every weight, moment
+    and target code after three steps (across the QAT switch) must be equal.
+    """
+    from sw_model.numerics import fixed, optim
+
+    from . import fixed_oracle
+
+    def oracle_product(a, b, a_max, b_max, src_frac, out_fmt, rounding, overflow,
+                       addend=None, addend_frac=None):
+        wide = FixedFormat(64, 0)
+        total = np.asarray(fixed_oracle.exact_matmul(a, b, wide, wide), dtype=object)
+        if addend is not None:
+            total = total + np.asarray(addend, dtype=object) * (1 << (src_frac - addend_frac))
+        return fixed.requantize(total, src_frac, out_fmt, rounding, overflow)
+
+    def numpy_adam(w, g, m, v, t, consts, w_fmt, g_fmt):
+        shape = np.shape(w)
+        flat = [np.asarray(x, dtype=np.int64).reshape(-1) for x in (w, g, m, v)]
+        return optim._adam_numpy(*flat, t, consts, w_fmt, g_fmt, shape)
+
+    config = DDPGConfig(hidden=(24, 16), precision=precision, batch_size=16, qat_delay=2,
+                        buffer_size=200, seed=3)
+    env = make("pendulum", seed=3)
+    agents = [DDPGAgent(config, 3, 1, env.action_low, env.action_high) for _ in range(2)]
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        obs, nxt, a = rng.uniform(-1, 1, 3), rng.uniform(-1, 1, 3), rng.uniform(-1, 1, 1)
+        for agent in agents:
+            agent.remember(obs, a, float(rng.uniform(-10, 0)), nxt, False)
+    batches = [agents[0].sample() for _ in range(3)]
+    for b in batches:
+        agents[0].train_step(b)
+    monkeypatch.setattr(aap, "_matmul_checked", oracle_product)
+    monkeypatch.setattr(ds, "adam_fixed", numpy_adam)
+    for b in batches:
+        agents[1].train_step(b)
+    fast, slow = agents
+    for net in ("actor", "critic"):
+        for k in fast.weights[net]:
+            for x, y in ((fast.weights, slow.weights), (fast.targets, slow.targets),
+                         (fast.opt.m, slow.opt.m), (fast.opt.v, slow.opt.v)):
+                assert np.array_equal(x[net][k], y[net][k]), (net, k)
+    assert fast.opt.act16 == slow.opt.act16
