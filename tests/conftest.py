@@ -1,9 +1,10 @@
-"""Shared test configuration: Hypothesis profiles.
+"""Shared test configuration: Hypothesis profiles and the nightly marker.
 
 ``FIXAR_HYPOTHESIS_PROFILE`` selects the profile: ``ci`` (default, quick) or ``nightly``
-(thorough). Tests marked ``nightly`` run in the nightly profile only: each is thoroughness over
-a kind of check the quick profile keeps (a second Verilator build, a full place and route). Simulation-backed examples are slow, so deadlines are off and the too-slow health
-check is suppressed in both.
+(thorough). Simulation-backed examples are slow, so deadlines are off and the too-slow health
+check is suppressed in both. Tests marked ``nightly`` run in the nightly profile only: each is
+thoroughness over a kind of check the quick profile keeps (a second Verilator build, a full
+place and route, a benchmark's quick run).
 """
 
 import os

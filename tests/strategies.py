@@ -33,3 +33,14 @@ def stall_lists(max_size: int = 200):
     light = st.lists(st.sampled_from([False, False, False, True]), max_size=max_size)
     heavy = st.lists(st.booleans(), max_size=max_size)
     return st.one_of(st.just([]), light, heavy)
+
+
+def examples(ci: int, nightly: int = 1000):
+    """Hypothesis settings with ``ci`` examples in the quick profile and ``nightly`` in the
+    thorough one: for property tests whose every example is a hardware simulation of seconds."""
+    import os
+
+    from hypothesis import settings
+
+    profile = os.environ.get("FIXAR_HYPOTHESIS_PROFILE", "ci")
+    return settings(max_examples=nightly if profile == "nightly" else ci)

@@ -20,7 +20,7 @@ from fixar_hw.sim.testing import stall_pattern, stream_get, stream_monitor, stre
 from sw_model.numerics.fixed import FixedFormat
 from sw_model.numerics.prng import gaussian_codes, seed_state, xorshift32, xorshift32_stream
 
-from .strategies import codes, stall_lists
+from .strategies import codes, examples, stall_lists
 
 
 def golden(y, seed, sigma_q, fmt):
@@ -53,6 +53,7 @@ def run(dut, seed, sigma_q, ys, in_stalls=(), out_stalls=()):
     return got
 
 
+@examples(ci=15)
 @given(st.data(), st.integers(0, 2**32 - 1), st.integers(0, 2**31 - 1), stall_lists(),
        stall_lists())
 def test_noisy_actions_equal_the_trainer(data, seed, sigma_q, in_stalls, out_stalls):
@@ -83,6 +84,7 @@ def test_step_and_seed_expressions(state, seed):
     assert result["sd"] == seed_state(seed)
 
 
+@examples(ci=10)
 @given(st.integers(1, 2**32 - 1), st.integers(0, 30),
        st.lists(st.integers(-2**15, 2**15 - 1), min_size=1, max_size=13))
 def test_power_sum_and_gaussian_sum_expressions(state, k, terms):

@@ -29,7 +29,7 @@ from sw_model.numerics.optim import mul_shift
 from sw_model.numerics.prng import gaussian_codes, seed_state
 from sw_model.numerics.qat import shift_quantize, track_range
 
-from .strategies import codes, rounding_modes, stall_lists
+from .strategies import codes, examples, rounding_modes, stall_lists
 
 # --- strategies ---------------------------------------------------------------------------------
 
@@ -211,6 +211,7 @@ def check(spec, cmds, image, gamma_q, sigma_q, seed, stalls):
     assert counts == [dut.cycles(c) for c in cmds]
 
 
+@examples(ci=15)
 @given(st.data(), specs(), gammas, sigmas, stall_lists(),
        st.one_of(st.none(), st.integers(0, 2**32 - 1)))
 def test_commands_equal_the_golden_model(data, spec, gamma_q, sigma_q, stalls, seed):
@@ -218,6 +219,7 @@ def test_commands_equal_the_golden_model(data, spec, gamma_q, sigma_q, stalls, s
     check(spec, cmds, image, gamma_q, sigma_q, seed, stalls)
 
 
+@examples(ci=15)
 @given(st.data(), specs(), sigmas, stall_lists(),
        st.one_of(st.none(), st.integers(0, 2**32 - 1)))
 def test_noise_and_ranges_carry_over(data, spec, sigma_q, stalls, seed):

@@ -42,6 +42,6 @@ class PEComposeSpec(Elaboratable):
 
 JOBS = [
     ProofJob(f"pe.compose.w{w}_a{a}", "full product composed from halves; half products",
-             lambda w=w, a=a: PEComposeSpec(w, a), "prove", 1)
+             lambda w=w, a=a: PEComposeSpec(w, a), "prove", 1, slow=w > 6)
     for w, a in [(6, 6), (8, 8)]
 ]

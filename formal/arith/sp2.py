@@ -62,7 +62,7 @@ _CASES = [
     ("x16_m4", FixedFormat(16, 12), SP2Format(4), False),
     ("x16_m6", FixedFormat(16, 12), SP2Format(6), False),
     ("x32_m4", FixedFormat(32, 24), SP2Format(4), False),
-    ("x32_m6", FixedFormat(32, 24), SP2Format(6), False),
+    ("x32_m6", FixedFormat(32, 24), SP2Format(6), True),
     ("x16_m8", FixedFormat(16, 12), SP2Format(8), True),
 ]
 
