@@ -34,7 +34,7 @@ from sw_model.rl.ddpg import DDPGAgent
 from .test_engine import random_batch
 
 PROFILE = os.environ.get("FIXAR_HYPOTHESIS_PROFILE", "ci")
-MAX_EXAMPLES = {"ci": 3, "nightly": 30}.get(PROFILE, 3)
+MAX_EXAMPLES = {"ci": 2, "nightly": 30}.get(PROFILE, 2)  # each: training steps on a core
 
 
 def small(precision="fixed", hidden=(5,), batch=4, size=2, cores=2, **kw) -> CoreConfig:
