@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from fixar_hw.apps.cli import main
 from fixar_hw.config import CoreConfig
-from fixar_hw.errors import DoesNotFit
+from fixar_hw.errors import BuildError, DoesNotFit
 from fixar_hw.flow import build as fb
 from fixar_hw.flow.build import BuildReport, fit_check, over_capacity, shrink_advice
 from fixar_hw.platforms import BoardTop
@@ -255,6 +255,18 @@ def test_core_placement_on_the_pll_nightly(tmp_path):
     assert report.clock_mhz == 20.0 and report.fmax_mhz is not None
     assert not report.routed and report.bitstream is None
     _check_placed_capacity(report, board)
+
+
+def test_synthesis_stops_at_its_memory_limit(tmp_path):
+    """Synthesis runs under a memory limit (by default 3/4 of the machine, at most 16 GiB):
+    one too small for it stops the run with a BuildError that names the limit."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert fb.synthesis_memory_limit() == max(1 << 30, min(16 << 30, total * 3 // 4))
+    with pytest.raises(BuildError, match=r"synthesis \(pyosys, memory limit 0\.1 GiB\)"):
+        fb.build(None, "icebreaker", tmp_path, place=False, memory_limit=1 << 26)
+    with pytest.raises(ValueError, match=r"^memory_limit must be a number of bytes of at least "
+                                         r"64 MiB, not 1000$"):
+        fb.build(None, "icebreaker", tmp_path, place=False, memory_limit=1000)
 
 
 def test_estimate_is_cached(tmp_path, monkeypatch):

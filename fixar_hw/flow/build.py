@@ -63,7 +63,7 @@ from fixar_hw.tools import run_tool
 
 __all__ = [
     "BuildReport", "build", "cache_key", "estimate", "fit_check",
-    "over_capacity", "shrink_advice",
+    "over_capacity", "shrink_advice", "synthesis_memory_limit",
 ]
 
 _FMAX_LINE = re.compile(r"Max frequency for clock +'([^']+)': ([0-9.]+) MHz")
@@ -380,10 +380,24 @@ def _plan(board: Board, top: Any, build_dir: Path, nextpnr_opts: Sequence[str]) 
     return [list(c) for c in commands]
 
 
+def synthesis_memory_limit() -> int:
+    """Default memory limit of a synthesis run: 3/4 of the machine's memory, at most 16 GiB.
+
+    Synthesis of a configuration far beyond a board can grow for tens of minutes and tens of
+    gigabytes; the limit stops it (a :class:`~fixar_hw.errors.BuildError`) with the machine
+    still usable.
+    """
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # no sysconf: assume a small machine
+        total = 8 << 30
+    return max(1 << 30, min(16 << 30, total * 3 // 4))
+
+
 def build(config: CoreConfig | None, board: Board | str, build_dir: str | os.PathLike[str], *,
           route: bool = True, pack: bool = True, place: bool = True, seed: int = 1,
-          baud: int = 115200, clock_mhz: float | None = None, timeout: float | None = None
-          ) -> BuildReport:
+          baud: int = 115200, clock_mhz: float | None = None, timeout: float | None = None,
+          memory_limit: int | None = None) -> BuildReport:
     """Synthesize, check, place, route and pack a configuration for a board.
 
     Parameters
@@ -413,6 +427,10 @@ def build(config: CoreConfig | None, board: Board | str, build_dir: str | os.Pat
         report's ``clock_mhz`` is the clock the PLL makes, the one timing is checked against.
     timeout : float, optional
         Seconds allowed to each tool.
+    memory_limit : int, optional
+        Bytes of memory synthesis may use (default :func:`synthesis_memory_limit`: 3/4 of the
+        machine's memory, at most 16 GiB); beyond it synthesis stops with a
+        :class:`~fixar_hw.errors.BuildError` that says so, instead of exhausting the machine.
 
     Returns
     -------
@@ -462,8 +480,13 @@ def build(config: CoreConfig | None, board: Board | str, build_dir: str | os.Pat
                   "write_json top.json"]
     else:
         script = ["script top.ys"]
+    limit = synthesis_memory_limit() if memory_limit is None else memory_limit
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1 << 26:
+        raise ValueError(f"memory_limit must be a number of bytes of at least 64 MiB, not "
+                         f"{memory_limit!r}")
+    what = f"synthesis (pyosys, memory limit {limit / 2**30:.1f} GiB)"
     seconds["synth"] = run_tool([sys.executable, "-c", _SYNTH, "top.rpt", *script], cwd=out,
-                                log=log, timeout=timeout, what="synthesis (pyosys)",
+                                log=log, timeout=timeout, what=what, memory_limit=limit,
                                 error=BuildError).seconds
     used, cells = _count(out / "top.json", board.family)
 
@@ -535,7 +558,8 @@ def _cache_dir() -> Path:
 
 
 def estimate(config: CoreConfig | None, board: Board | str, *, fmax: bool = False,
-             cache: bool = True, timeout: float | None = None) -> BuildReport:
+             cache: bool = True, timeout: float | None = None,
+             memory_limit: int | None = None) -> BuildReport:
     """Resources (and optionally Fmax) of a configuration on a board, without a bitstream.
 
     Runs :func:`build` in a scratch directory with ``place=fmax, route=False``: synthesis and
@@ -557,6 +581,8 @@ def estimate(config: CoreConfig | None, board: Board | str, *, fmax: bool = Fals
         :func:`cache_key`).
     timeout : float, optional
         Seconds allowed to each tool.
+    memory_limit : int, optional
+        Bytes of memory synthesis may use (:func:`build`).
 
     Returns
     -------
@@ -565,7 +591,7 @@ def estimate(config: CoreConfig | None, board: Board | str, *, fmax: bool = Fals
     Raises
     ------
     BuildError
-        If a tool fails.
+        If a tool fails, runs out of time or passes its memory limit.
     """
     board = get_board(board)
     if not isinstance(fmax, bool):
@@ -579,7 +605,7 @@ def estimate(config: CoreConfig | None, board: Board | str, *, fmax: bool = Fals
     with tempfile.TemporaryDirectory(prefix="fixar_hw_estimate_") as tmp:
         try:
             result = build(config, board, tmp, place=fmax and board.routable, route=False,
-                           pack=False, timeout=timeout)
+                           pack=False, timeout=timeout, memory_limit=memory_limit)
         except DoesNotFit:
             used, cells = _count(Path(tmp) / "top.json", board.family)
             result = BuildReport(board=board.name, family=board.family, device=board.device,

@@ -203,8 +203,16 @@ def board_names() -> list[str]:
     return sorted(BOARDS)
 
 
+#: Seconds the demo allows each tool of its board step (synthesis, placement).
+SYNTH_TIMEOUT = 20 * 60
+
+
 def board_figures(config: CoreConfig, board: str, *, fmax: bool = False) -> BoardFigures:
     """Synthesize ``config`` for ``board`` (cached on disk by :func:`fixar_hw.flow.build.estimate`).
+
+    Each tool may run :data:`SYNTH_TIMEOUT` seconds, and synthesis within
+    :func:`fixar_hw.flow.build.synthesis_memory_limit`; beyond either it stops with a
+    :class:`~fixar_hw.errors.BuildError` that says which.
 
     Raises
     ------
@@ -217,7 +225,7 @@ def board_figures(config: CoreConfig, board: str, *, fmax: bool = False) -> Boar
     if board not in BOARDS:
         raise ValueError(f"board must be one of {', '.join(sorted(BOARDS))}, not {board!r}")
     start = time.perf_counter()
-    report = estimate(config, board, fmax=fmax)
+    report = estimate(config, board, fmax=fmax, timeout=SYNTH_TIMEOUT)
     b = BOARDS[board]
     return BoardFigures(board, str(getattr(b, "device", "")), dict(report.used),
                         dict(report.capacity), dict(report.utilisation), bool(report.fits),
