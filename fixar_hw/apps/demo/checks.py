@@ -371,7 +371,9 @@ def run_core_check(agent: DDPGAgent, config: CoreConfig, *, steps: int, actions:
         from fixar_hw.sim.core_verilator import VerilatorTransport
 
         say(f"building the core ({grid}) with Verilator (cached after the first build) ...")
-        bus: Any = VerilatorTransport(config, trace=trace)
+        # -O1: on the demo's core a build of about 100 s and 10 steps in about 35 s, against
+        # 225 s and 26 s at -O2 (docs/results.md, "The demo")
+        bus: Any = VerilatorTransport(config, cflags=("-O1",), trace=trace)
     else:
         say(f"elaborating the core ({grid}) for Amaranth's simulator ...")
         bus = SimTransport(config, vcd=vcd)
