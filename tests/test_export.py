@@ -10,6 +10,7 @@ export that stops before elaborating them.
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 from amaranth.back import verilog as amaranth_verilog
@@ -329,7 +330,7 @@ def test_verilate_cache_reuses_binary(tmp_path, monkeypatch, capsys):
     assert first.workdir.parent == cache
     assert cached_build < 1.0 < first_build
     # Only the finished entry: no staging directories left behind.
-    assert list(cache.iterdir()) == [first.workdir]
+    assert [p for p in cache.iterdir() if p.suffix != ".lock"] == [first.workdir]
     assert first.run().stdout.splitlines()[7 * 16 + 7] == "-1 -1 225"
 
 
@@ -380,3 +381,38 @@ def test_lint():
     assert "%Warning-WIDTHEXPAND" in warnings
     with pytest.raises(ToolError, match="syntax error"):
         lint("module broken(input a, output p);\n  assign p = ;\nendmodule\n", "broken")
+
+
+def _build_once(cache_home: str, log: str, barrier, results) -> None:
+    """A cached 'build' (a file written after a pause) by one of several processes."""
+    os.environ["XDG_CACHE_HOME"] = cache_home
+    from fixar_hw.sim.core_verilator import _cached_build
+
+    def build(workdir):
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        time.sleep(1.0)
+        (workdir / "product").write_text("built")
+
+    barrier.wait()
+    results.put(str(_cached_build("lock-test", "k" * 64, "product", build)))
+
+
+def test_parallel_processes_build_a_cache_entry_once(tmp_path):
+    """Processes that need the same build take turns: one builds, the others reuse it."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(3), ctx.Queue()
+    log = tmp_path / "builds.log"
+    procs = [ctx.Process(target=_build_once,
+                         args=(str(tmp_path / "cache"), str(log), barrier, results))
+             for _ in range(3)]
+    for p in procs:
+        p.start()
+    paths = [results.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert len(set(paths)) == 1 and Path(paths[0]).read_text() == "built"
+    assert len(log.read_text().split()) == 1

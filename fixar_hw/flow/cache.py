@@ -9,14 +9,17 @@ anything that shapes the hardware invalidates it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import hashlib
 import importlib.metadata
 import importlib.util
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["DESIGN_PACKAGES", "cache_dir", "design_digest", "tree_digest"]
+__all__ = ["DESIGN_PACKAGES", "build_lock", "cache_dir", "design_digest", "tree_digest"]
 
 #: The packages whose sources shape an elaborated design: the gateware layers, the boards and
 #: the golden model (formats, layouts and cycle models come from it).
@@ -29,6 +32,23 @@ def cache_dir(*parts: str) -> Path:
     """``$XDG_CACHE_HOME/fixar-hw/<parts...>`` (``~/.cache/fixar-hw/...`` when unset)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base, "fixar-hw", *parts)
+
+
+@contextlib.contextmanager
+def build_lock(root: Path, key: str) -> Iterator[None]:
+    """Hold the lock of cache entry ``key`` under ``root`` across processes (``flock``).
+
+    Builds of one entry by parallel processes (the test suite's workers, a sweep's pool) then
+    run one after the other: the first builds, the others find its product when they get the
+    lock instead of building it again.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{key[:32]}.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _module_path(name: str) -> Path:

@@ -56,7 +56,7 @@ from amaranth.back import verilog as _amaranth_verilog
 from amaranth.hdl import Elaboratable
 
 from fixar_hw.errors import ToolError
-from fixar_hw.flow.cache import cache_dir
+from fixar_hw.flow.cache import build_lock, cache_dir
 from fixar_hw.tools import ToolResult, run_tool, tool_failure
 
 __all__ = [
@@ -653,23 +653,25 @@ def verilate(
     final = root / key
     if _executable_in(final, top).is_file():
         return VerilatedModel(_executable_in(final, top), final)
-    root.mkdir(parents=True, exist_ok=True)
-    _remove_stale_staging(root)
-    if final.exists():
-        # An entry without its binary (deleted by hand?): rebuild it.
-        shutil.rmtree(final, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".build-{key[:16]}-", dir=root))
-    try:
-        _build(staging, verilog, top, testbench_cpp, cflags, timeout)
-        (staging / _STAMP).write_text(key + "\n")
+    with build_lock(root, key):
+        if _executable_in(final, top).is_file():  # built by another process meanwhile
+            return VerilatedModel(_executable_in(final, top), final)
+        _remove_stale_staging(root)
+        if final.exists():
+            # An entry without its binary (deleted by hand?): rebuild it.
+            shutil.rmtree(final, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".build-{key[:16]}-", dir=root))
         try:
-            os.rename(staging, final)
-        except OSError:
-            # Another process renamed its finished build into place first.
-            if not _executable_in(final, top).is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            _build(staging, verilog, top, testbench_cpp, cflags, timeout)
+            (staging / _STAMP).write_text(key + "\n")
+            try:
+                os.rename(staging, final)
+            except OSError:
+                # Another process renamed its finished build into place first.
+                if not _executable_in(final, top).is_file():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return VerilatedModel(_executable_in(final, top), final)
 
 

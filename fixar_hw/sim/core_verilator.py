@@ -37,7 +37,7 @@ from pathlib import Path
 
 from fixar_hw.config import CoreConfig
 from fixar_hw.errors import ToolError
-from fixar_hw.flow.cache import cache_dir, design_digest
+from fixar_hw.flow.cache import build_lock, cache_dir, design_digest
 from fixar_hw.flow.core_export import export_core
 from fixar_hw.flow.export import (
     _atomic_write_text,
@@ -233,8 +233,8 @@ def _cached_build(kind: str, key: str, product: str, build: Callable[[Path], obj
     target = final / product
     if target.is_file():
         return target
-    with _BUILD_LOCK:
-        if target.is_file():
+    with _BUILD_LOCK, build_lock(root, key):
+        if target.is_file():  # built by another thread or process while this one waited
             return target
         root.mkdir(parents=True, exist_ok=True)
         _remove_stale_staging(root)

@@ -132,11 +132,12 @@ def demo_settings(*, quick: bool = False, episodes: int | None = None, seed: int
     """The demo's sizes.
 
     Full run: actor 3-64-64-1 and critic 4-64-64-1, batch 64, discount 0.98, 50 episodes
-    (10,000 environment steps: Pendulum is balanced after about 30), a 4x4 PE grid with 2 cores and 4 update
-    units, 10 training steps and 10 actions on the core compiled by Verilator (a step is about
-    10^5 cycles: Amaranth's simulator, at a few hundred cycles per second for this core, would
-    take many minutes per step; without Verilator the run falls back to it with 2 steps and
-    2 actions). Quick run (``quick=True``): 3-8-1 / 4-8-1, batch 8, 3 episodes, a 2x2 grid
+    (10,000 environment steps: Pendulum is balanced after about 30), a 4x4 PE grid with 2
+    cores and 4 update units, 10 training steps and 10 actions on the core compiled by
+    Verilator with ``-O1`` (a step is about 10^5 cycles: Amaranth's simulator, at a few
+    hundred cycles per second for this core, would take many minutes per step; without
+    Verilator the run falls back to it with 2 steps and 2 actions). Quick run
+    (``quick=True``): 3-8-1 / 4-8-1, batch 8, 3 episodes, a 2x2 grid
     with 2 cores, 2 steps and 2 actions in Amaranth's simulator, no synthesis unless
     ``synth=True``.
 
