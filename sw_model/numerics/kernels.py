@@ -105,6 +105,21 @@ def min_max(x: np.ndarray) -> tuple[int, int]:  # pragma: no cover - compiled
     return lo, hi
 
 
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
+def _round_clamp(x: int, shift: int, below: int, rounding: int, lo: int,
+                 hi: int) -> int:  # pragma: no cover - compiled
+    """``clamp(round(x / 2**shift), lo, hi)`` with ``below = 2**(shift-1) - 1``: the rounding
+    reads the first dropped bit and whether any bit below it is set (0 floor, 1 half up,
+    2 half even)."""
+    q = x >> shift
+    first = (x >> (shift - 1)) & 1
+    if rounding == 1:
+        q += first
+    elif rounding == 2:
+        q += first & (((x & below) != 0) | (q & 1))
+    return min(max(q, lo), hi)
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def shift_round_clamp(x: np.ndarray, shift: int, rounding: int, lo: int, hi: int,
                       out: np.ndarray) -> None:  # pragma: no cover - compiled
@@ -116,14 +131,7 @@ def shift_round_clamp(x: np.ndarray, shift: int, rounding: int, lo: int, hi: int
     """
     below = (1 << (shift - 1)) - 1
     for i in range(x.shape[0]):
-        xi = x[i]
-        q = xi >> shift
-        first = (xi >> (shift - 1)) & 1
-        if rounding == 1:
-            q += first
-        elif rounding == 2:
-            q += first & (((xi & below) != 0) | (q & 1))
-        out[i] = min(max(q, lo), hi)
+        out[i] = _round_clamp(x[i], shift, below, rounding, lo, hi)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -172,10 +180,4 @@ def requantize_product(p: np.ndarray, addend: np.ndarray, addend_shift: int, shi
             x = np.int64(p[i, j])
             if with_addend:
                 x += addend[j] << addend_shift
-            q = x >> shift
-            first = (x >> (shift - 1)) & 1
-            if rounding == 1:
-                q += first
-            elif rounding == 2:
-                q += first & (((x & below) != 0) | (q & 1))
-            out[i, j] = min(max(q, lo), hi)
+            out[i, j] = _round_clamp(x, shift, below, rounding, lo, hi)
