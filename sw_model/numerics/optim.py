@@ -258,9 +258,10 @@ def adam_fixed(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, t: in
 
     Notes
     -----
-    Computed by the compiled one-pass kernel :func:`sw_model.numerics.kernels.adam_step`;
-    a step whose ``2 * lr_t * m`` would pass ``2**62`` is computed in NumPy with Python
-    integers instead. Both give the codes the module docs define.
+    Computed by the compiled kernel :func:`sw_model.numerics.kernels.adam_step`; a step
+    whose ``2 * lr_t * m + den`` could pass ``2**62`` (a first moment beyond the bound that
+    the largest ``den`` leaves) is computed in NumPy, with Python integers where needed.
+    Both give the codes the module docs define.
     """
     # flat contiguous int64 arrays (0-d inputs too)
     w, g, m, v = (np.asarray(x, dtype=np.int64) for x in (w, g, m, v))
