@@ -30,13 +30,16 @@ Overflow handling (applied after rounding)
 Exact dot products
 ------------------
 :func:`dot` and :func:`matmul` compute the exact sum of exact products and round once at the end,
-which is what the hardware MAC does with its guard-bit accumulator. A 32x32-bit product needs
-64 bits and a sum of thousands of them needs more than NumPy's ``int64``, so operands are split
-into 16-bit limbs (as FIXAR's PE splits a 32-bit activation into halves): a limb product is below
-2**32 in magnitude, so ``int64`` (in :func:`dot`) and ``float64`` BLAS (in :func:`matmul`, whose
-partial sums are integers below 2**53 and therefore exact in any summation order) sum up to
-2**20 terms per block without error. Limb sums are recombined in ``int64`` when the result is
-known to fit and in Python integers otherwise, then rounded by :func:`requantize`.
+which is what the hardware MAC does with its guard-bit accumulator. Products are summed in
+``float64`` (BLAS for :func:`matmul`), whose partial sums are exact in any order while they are
+integers below 2**53: operands are split into limbs only as far as their largest codes require
+for that (often not at all), and all limb products of a matrix product are one BLAS call. A
+32x32-bit product needs 64 bits and a sum of thousands of them more than ``int64``: such sums
+are kept as their limb sums and rounded straight from them, the bits above the rounding point
+in ``int64`` modulo 2**64 and the dropped bits carried (Python integers only beyond 2**100).
+Rounding everywhere reads the dropped bits (the first one, and whether any below it is set),
+never adding half a step first. Requantization and range checks of large arrays run as
+compiled one-pass kernels (:mod:`sw_model.numerics.kernels`).
 """
 
 from __future__ import annotations
@@ -337,20 +340,29 @@ def shift_round(q: npt.ArrayLike, shift: int, rounding: Rounding) -> np.ndarray:
     return q_floor + round_up.astype(v.dtype if v.dtype != object else np.int64)
 
 
-def _shift_round_int64(v: np.ndarray, shift: int, rounding: str) -> np.ndarray:
-    """:func:`shift_round` of ``int64`` codes by ``1 <= shift <= 62``, from the dropped bits.
+def _round_dropped(q: np.ndarray, dropped: np.ndarray, shift: int, rounding: str
+                   ) -> np.ndarray:
+    """``q``, a floor, plus the rounding increment of its ``shift >= 1`` dropped bits
+    ``0 <= dropped < 2**shift``: the first dropped bit, and for half-even whether any bit below
+    it is set. Nothing leaves ``int64`` (adding half a step first could overflow). ``q`` is
+    updated in place when it is an array."""
+    if rounding == "floor":
+        return q
+    first = dropped >> (shift - 1)
+    if rounding == "half_up":
+        q += first
+        return q
+    sticky = (dropped & ((1 << (shift - 1)) - 1)) != 0
+    q += first & (sticky | (q & 1))
+    return q
 
-    The rounding reads the first dropped bit and whether any bit below it is set, so no
-    intermediate value leaves ``int64`` (adding half a step first could overflow).
-    """
+
+def _shift_round_int64(v: np.ndarray, shift: int, rounding: str) -> np.ndarray:
+    """:func:`shift_round` of ``int64`` codes by ``1 <= shift <= 62``."""
     q = v >> shift
     if rounding == "floor":
         return q
-    first = (v >> (shift - 1)) & 1
-    if rounding == "half_up":
-        return q + first
-    sticky = (v & ((1 << (shift - 1)) - 1)) != 0
-    return q + (first & (sticky | (q & 1)))
+    return _round_dropped(q, v & ((1 << shift) - 1), shift, rounding)
 
 
 def _overflow(v: np.ndarray, dst: FixedFormat, overflow: str) -> np.ndarray:
@@ -451,7 +463,8 @@ def _magnitude(x: np.ndarray) -> int:
     """Largest ``|code|`` of an ``int64`` array, as a Python integer (0 when empty)."""
     if not x.size:
         return 0
-    return max(-int(x.min()), int(x.max()))
+    lo, hi = _min_max(x)
+    return max(-lo, hi)
 
 
 def _checked(q: npt.ArrayLike, fmt: FixedFormat, name: str) -> tuple[np.ndarray, int]:
@@ -586,15 +599,8 @@ def _requantize_sum(acc: _ExactSum, src_frac: int, dst: FixedFormat, rounding: s
         low = lo_part if low is None else low + lo_part
         h = h + (low >> shift)
         low = low & mask
-    if low is None or rounding == "floor":
-        q = h
-    else:
-        half = 1 << (shift - 1)
-        if rounding == "half_up":
-            q = h + (low >= half)
-        else:
-            q = h + ((low > half) | ((low == half) & ((h & 1) == 1)))
-    q = np.asarray(q, dtype=np.int64)
+    q = np.asarray(h if low is None else _round_dropped(h, low, shift, rounding),
+                   dtype=np.int64)
     if overflow == "wrap":
         return _overflow(q, dst, "wrap")
     big = np.abs(estimate) >= 2.0**62

@@ -61,7 +61,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sw_model.numerics import kernels
-from sw_model.numerics.fixed import FixedFormat, Rounding, check_rounding
+from sw_model.numerics.fixed import FixedFormat, Rounding, _round_dropped, check_rounding
 
 __all__ = [
     "BETA_FRAC",
@@ -111,21 +111,6 @@ def mul_shift(x: npt.ArrayLike, c: int, shift: int = BETA_FRAC,
         raise ValueError(f"c must be an integer from 0 to 2**shift, not {c!r}")
     v = np.asarray(x, dtype=np.int64)
     return _mul_shift(v.reshape(-1), int(c), shift, rounding, 1 << 62).reshape(v.shape)
-
-
-def _round_dropped(q: np.ndarray, dropped: np.ndarray, shift: int, rounding: str
-                   ) -> np.ndarray:
-    """``q`` plus the rounding increment of the ``shift`` dropped bits ``0 <= dropped < 2**shift``
-    (``q`` is the floor; modified in place and returned)."""
-    if rounding == "floor":
-        return q
-    first = dropped >> (shift - 1)
-    if rounding == "half_up":
-        q += first
-        return q
-    sticky = (dropped & ((1 << (shift - 1)) - 1)) != 0
-    q += first & (sticky | (q & 1))
-    return q
 
 
 def _mul_shift(v: np.ndarray, c: int, shift: int, rounding: str, bound: int) -> np.ndarray:
