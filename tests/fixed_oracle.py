@@ -78,32 +78,7 @@ def dot(
     rounding: Rounding = "half_even",
     overflow: Overflow = "saturate",
 ) -> np.ndarray:
-    """Exact fixed-point dot product along the last axis, rounded once.
-
-    Computes ``sum(a_q[..., k] * b_q[..., k])`` exactly, with ``a_fmt.frac + b_fmt.frac``
-    fraction bits, then :func:`requantize` to ``out_fmt``. Leading axes broadcast (a batch of
-    dot products). This is the golden model of :class:`fixar_hw.arith.mac.FixedMAC`.
-
-    Parameters
-    ----------
-    a_q, b_q : array_like of int
-        Codes of ``a_fmt`` and ``b_fmt``; shapes ``(..., n)`` that broadcast.
-    a_fmt, b_fmt, out_fmt : FixedFormat
-        Operand and result formats.
-    rounding, overflow : str
-        As for :func:`requantize`.
-
-    Returns
-    -------
-    numpy.ndarray of int64
-        ``out_fmt`` codes of shape ``broadcast(a_q.shape[:-1], b_q.shape[:-1])``.
-
-    Raises
-    ------
-    TypeError, ValueError
-        For a bad format or mode, non-integer codes, codes outside their format, or operands
-        without a term axis or whose term axes differ.
-    """
+    """:func:`sw_model.numerics.fixed.dot` as it was: 16-bit limbs summed in ``int64``."""
     _check_dot_args(a_fmt, b_fmt, out_fmt, rounding, overflow)
     a = a_fmt.check_codes(a_q, "a_q")
     b = b_fmt.check_codes(b_q, "b_q")
@@ -135,24 +110,7 @@ def dot(
 def exact_matmul(
     a_q: npt.ArrayLike, b_q: npt.ArrayLike, a_fmt: FixedFormat, b_fmt: FixedFormat
 ) -> np.ndarray:
-    """Exact integer matrix product ``a_q @ b_q`` of codes, with no rounding.
-
-    The entries have ``a_fmt.frac + b_fmt.frac`` fraction bits. The limb products run through
-    ``float64`` BLAS, exact because every partial sum is an integer below ``2**53``.
-
-    Parameters
-    ----------
-    a_q : array_like of int, shape (m, n) or (n,)
-    b_q : array_like of int, shape (n, k) or (n,)
-    a_fmt, b_fmt : FixedFormat
-
-    Returns
-    -------
-    numpy.ndarray
-        ``int64`` when every possible sum of codes as large as the operands' fits, otherwise
-        an object array of Python integers;
-        shape as for ``numpy.matmul`` of the operands.
-    """
+    """:func:`sw_model.numerics.fixed.exact_matmul` as it was: 16-bit limbs, ``float64`` BLAS."""
     for name, fmt in (("a_fmt", a_fmt), ("b_fmt", b_fmt)):
         if not isinstance(fmt, FixedFormat):
             raise TypeError(f"{name} must be a FixedFormat, not {fmt!r}")
@@ -189,24 +147,7 @@ def matmul(
     rounding: Rounding = "half_even",
     overflow: Overflow = "saturate",
 ) -> np.ndarray:
-    """Exact fixed-point matrix product ``a_q @ b_q``, each entry rounded once.
-
-    Each entry is the exact dot product of a row of ``a_q`` and a column of ``b_q``
-    (:func:`exact_matmul`), requantized to ``out_fmt`` exactly as :func:`dot` does; the two
-    functions agree entry for entry.
-
-    Parameters
-    ----------
-    a_q : array_like of int, shape (m, n) or (n,)
-    b_q : array_like of int, shape (n, k) or (n,)
-    a_fmt, b_fmt, out_fmt : FixedFormat
-    rounding, overflow : str
-
-    Returns
-    -------
-    numpy.ndarray of int64
-        Shape as for ``numpy.matmul`` of the operands.
-    """
+    """:func:`sw_model.numerics.fixed.matmul` as it was: :func:`exact_matmul`, then requantize."""
     _check_dot_args(a_fmt, b_fmt, out_fmt, rounding, overflow)
     total = exact_matmul(a_q, b_q, a_fmt, b_fmt)
     return requantize(total, a_fmt.frac + b_fmt.frac, out_fmt, rounding, overflow)
