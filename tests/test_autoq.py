@@ -290,7 +290,7 @@ def test_env_step_protocol_and_memo():
     ({"weights": [np.zeros((3, 4)), np.zeros((2, 4))]}, ValueError,
      r"^weights of layer 'l1' must have shape \(4, 3\), not \(3, 4\)$"),
     ({"cost_model": object()}, TypeError, r"^cost_model must have a network_cost method"),
-    ({"budget": 5}, TypeError, r"^budget must be a Budget, not 5$"),
+    ({"budget": 5}, TypeError, r"^budget must be a Budget or a LossBound, not 5$"),
     ({"evaluate": 1}, TypeError, r"^evaluate must be callable, not 1$"),
     ({"penalty": -1.0}, ValueError, r"^penalty must be finite and in \[0\.0, inf\), not -1\.0$"),
     ({"batch": 0}, ValueError, r"^batch must be at least 1, not 0$"),

@@ -1,6 +1,6 @@
-"""Baselines of the PPO search: every uniform configuration (:func:`uniform_baseline`) and a
-HAQ-style DDPG search with HAQ's budget enforcement (:func:`haq_ddpg_search`,
-:func:`enforce_budget`).
+"""Baselines of the PPO search: every uniform configuration (:func:`uniform_baseline`), random
+search (:func:`random_search`) and a HAQ-style DDPG search with HAQ's budget enforcement
+(:func:`haq_ddpg_search`, :func:`enforce_budget`).
 
 Reproducibility: every random draw of a search comes from ``numpy.random.default_rng(seed)``,
 so the same seed and environment give identical results.
@@ -16,10 +16,10 @@ import numpy as np
 from sw_model.checks import check_int, check_real
 from sw_model.search._checks import check_choices
 from sw_model.search.cost import LayerChoice
-from sw_model.search.env import QuantEnv, SearchResult, check_env
+from sw_model.search.env import Budget, QuantEnv, SearchResult, check_env
 from sw_model.search.networks import MLP, Adam
 
-__all__ = ["enforce_budget", "haq_ddpg_search", "uniform_baseline"]
+__all__ = ["enforce_budget", "haq_ddpg_search", "random_search", "uniform_baseline"]
 
 def uniform_baseline(env: QuantEnv, widths: Sequence[LayerChoice] | None = None
                      ) -> SearchResult:
@@ -41,6 +41,33 @@ def uniform_baseline(env: QuantEnv, widths: Sequence[LayerChoice] | None = None
         if not isinstance(c, LayerChoice):
             raise TypeError(f"widths must hold LayerChoice objects, not {c!r}")
         result.record(env.score((c,) * env.n_layers))
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def random_search(env: QuantEnv, *, episodes: int = 100, seed: int = 0,
+                  callback: Callable[[int, SearchResult], None] | None = None) -> SearchResult:
+    """Random search: ``episodes`` configurations, every layer's choice drawn uniformly from
+    the grid :attr:`~sw_model.search.env.QuantEnv.actions` with
+    ``numpy.random.default_rng(seed)`` (a configuration drawn twice is scored once, as the
+    environment memoises it, but recorded twice).
+
+    Returns
+    -------
+    SearchResult
+        ``history`` holds the ``episodes`` configurations in the order drawn.
+    """
+    env = check_env(env)
+    episodes = check_int(episodes, "episodes", minimum=1)
+    seed = check_int(seed, "seed", minimum=0)
+    start = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    result = SearchResult()
+    for i in range(episodes):
+        idx = rng.integers(len(env.actions), size=env.n_layers)
+        result.record(env.score(tuple(env.actions[j] for j in idx)))
+        if callback is not None:
+            callback(i, result)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -68,6 +95,8 @@ def enforce_budget(env: QuantEnv, choices: Sequence[LayerChoice]) -> tuple[Layer
     minimum widths of the chosen schemes fit; otherwise it may still be over budget.
     """
     env = check_env(env)
+    if not isinstance(env.budget, Budget):
+        raise TypeError(f"enforce_budget needs an env with a Budget, not {env.budget!r}")
     cur = list(check_choices(choices, env.n_layers))
 
     def fits() -> bool:
@@ -113,7 +142,10 @@ def haq_ddpg_search(env: QuantEnv, *, episodes: int = 100, warmup: int = 20, see
     ``round(b_min - 0.5 + u * (b_max - b_min + 1))`` for consecutive widths). The first
     ``warmup`` episodes draw ``u`` uniformly; later ones add Gaussian noise of standard
     deviation ``noise * noise_decay**(episode - warmup)``, clipped to ``[0, 1]``. After each
-    episode the configuration goes through :func:`enforce_budget` and is scored. As in HAQ,
+    episode the configuration goes through :func:`enforce_budget` (under a
+    :class:`~sw_model.search.env.Budget`; under a
+    :class:`~sw_model.search.objective.LossBound` there is no resource limit to enforce and
+    the reward alone steers the search) and is scored. As in HAQ,
     every transition of the episode gets the final reward minus a moving-average baseline
     (``b <- baseline_decay * b + (1 - baseline_decay) * reward``), and with HAQ's discount of
     1 and one reward per episode the critic regresses ``Q(s, u)`` on that value (no
@@ -176,7 +208,8 @@ def haq_ddpg_search(env: QuantEnv, *, episodes: int = 100, warmup: int = 20, see
     for ep_i in range(episodes):
         sigma = None if ep_i < warmup else noise * noise_decay ** (ep_i - warmup)
         ss, us, choices = rollout(sigma)
-        ep = env.score(enforce_budget(env, choices))
+        ep = env.score(enforce_budget(env, choices) if isinstance(env.budget, Budget)
+                       else tuple(choices))
         result.record(ep)
         baseline = ep.reward if baseline is None else (
             baseline_decay * baseline + (1.0 - baseline_decay) * ep.reward)
@@ -197,6 +230,8 @@ def haq_ddpg_search(env: QuantEnv, *, episodes: int = 100, warmup: int = 20, see
                 opt_a.step(actor.backward(d_in[:, n_f:] * u * (1.0 - u))[0])
         if callback is not None:
             callback(ep_i, result)
-    result.final_choices = enforce_budget(env, rollout(0.0)[2])
+    greedy = rollout(0.0)[2]
+    result.final_choices = (enforce_budget(env, greedy) if isinstance(env.budget, Budget)
+                            else tuple(greedy))
     result.seconds = time.perf_counter() - start
     return result

@@ -61,6 +61,7 @@ from sw_model.checks import check_int, check_real
 from sw_model.search._checks import check_choices
 from sw_model.search.cost import Cost, LayerChoice, LayerShape
 from sw_model.search.evaluators import ProxyEvaluator
+from sw_model.search.objective import LossBound
 from sw_model.search.quantize import actor_layers, actor_shapes, choice_grid, weight_stats
 
 __all__ = [
@@ -172,6 +173,10 @@ class Episode:
         ``budget.fits(cost)``.
     reward : float
         The final reward (see the module docs).
+    merit : float or None
+        What :meth:`SearchResult.record` maximises among fitting episodes: None for the
+        quality (under a :class:`Budget`); under a
+        :class:`~sw_model.search.objective.LossBound`, minus the cost metric.
     """
 
     choices: tuple[LayerChoice, ...]
@@ -180,6 +185,7 @@ class Episode:
     usage: float
     fits: bool
     reward: float
+    merit: float | None = None
 
     def row(self) -> dict[str, Any]:
         """A flat dict for a CSV row: choices as ``scheme:w_bits:a_bits`` joined by ``|``."""
@@ -202,7 +208,13 @@ class QuantEnv:
         Each layer's float weights, shape ``(fan_out, fan_in)`` (for the statistics).
     cost_model : CostModelLike
         Anything with ``network_cost(shapes, choices, batch=...) -> Cost``.
-    budget : Budget
+    budget : Budget or LossBound
+        Hardware limits (maximise the quality within them), or a
+        :class:`~sw_model.search.objective.LossBound` (minimise its cost metric while the
+        quality, ``-loss``, meets the bound): then ``usage`` is the metric over its scale,
+        ``fits`` whether the quality meets the bound, the reward
+        :meth:`~sw_model.search.objective.LossBound.reward`, and ``penalty``, ``bonus`` and
+        ``shaping`` are not used.
     evaluate : callable
         ``evaluate(choices) -> float``, higher is better, deterministic.
     w_bits : mapping of str to sequence of int, optional
@@ -244,7 +256,7 @@ class QuantEnv:
     """
 
     def __init__(self, shapes: Sequence[LayerShape], weights: Sequence[npt.ArrayLike], *,
-                 cost_model: CostModelLike, budget: Budget,
+                 cost_model: CostModelLike, budget: Budget | LossBound,
                  evaluate: Callable[[tuple[LayerChoice, ...]], float],
                  w_bits: Mapping[str, Sequence[int]] | None = None,
                  a_bits: Sequence[int] | None = None, batch: int = 1, penalty: float = 2.0,
@@ -268,8 +280,8 @@ class QuantEnv:
             mats.append(arr)
         if not callable(getattr(cost_model, "network_cost", None)):
             raise TypeError(f"cost_model must have a network_cost method, not {cost_model!r}")
-        if not isinstance(budget, Budget):
-            raise TypeError(f"budget must be a Budget, not {budget!r}")
+        if not isinstance(budget, Budget | LossBound):
+            raise TypeError(f"budget must be a Budget or a LossBound, not {budget!r}")
         if not callable(evaluate):
             raise TypeError(f"evaluate must be callable, not {evaluate!r}")
         self.shapes = tuple(shapes)
@@ -292,7 +304,7 @@ class QuantEnv:
 
     @classmethod
     def from_actor(cls, weights: Mapping[str, Any], states: npt.ArrayLike, *,
-                   cost_model: CostModelLike, budget: Budget,
+                   cost_model: CostModelLike, budget: Budget | LossBound,
                    evaluate: Callable[[tuple[LayerChoice, ...]], float] | None = None,
                    **kwargs: Any) -> QuantEnv:
         """The search over a DDPG actor's layers, scored by default by
@@ -402,8 +414,14 @@ class QuantEnv:
             cost = self.cost(key)
             quality = float(self.evaluate(key))
             usage = self.budget.usage(cost)
-            self._scores[key] = Episode(key, cost, quality, usage, self.budget.fits(cost),
-                                        self.reward(quality, usage))
+            if isinstance(self.budget, LossBound):
+                self._scores[key] = Episode(key, cost, quality, usage,
+                                            self.budget.meets(quality),
+                                            self.budget.reward(cost, quality),
+                                            -self.budget.metric(cost))
+            else:
+                self._scores[key] = Episode(key, cost, quality, usage, self.budget.fits(cost),
+                                            self.reward(quality, usage))
         return self._scores[key]
 
     def reset(self) -> np.ndarray:
@@ -445,8 +463,10 @@ class SearchResult:
     Attributes
     ----------
     best_choices : tuple of LayerChoice or None
-        The highest-quality configuration that fits the budget (the first one on ties;
-        None if none fitted).
+        The fitting configuration of the highest merit (:attr:`Episode.merit`: the highest
+        quality within a :class:`Budget`, the cheapest within a
+        :class:`~sw_model.search.objective.LossBound`; the first one on ties; None if none
+        fitted).
     best_cost : Cost or None
     best_quality : float or None
     history : list of Episode
@@ -463,12 +483,15 @@ class SearchResult:
     history: list[Episode] = field(default_factory=list)
     seconds: float = 0.0
     final_choices: tuple[LayerChoice, ...] | None = None
+    _best_merit: float | None = field(default=None, repr=False)
 
     def record(self, ep: Episode) -> None:
         """Append ``ep`` to the history and keep it if it is the best fitting one so far."""
         self.history.append(ep)
-        if ep.fits and (self.best_quality is None or ep.quality > self.best_quality):
+        merit = ep.quality if ep.merit is None else ep.merit
+        if ep.fits and (self._best_merit is None or merit > self._best_merit):
             self.best_choices, self.best_cost, self.best_quality = ep.choices, ep.cost, ep.quality
+            self._best_merit = merit
 
     def write_csv(self, path: str | os.PathLike[str]) -> None:
         """The history as a CSV file, one row per episode (:meth:`Episode.row`)."""

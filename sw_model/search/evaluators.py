@@ -4,14 +4,15 @@
 move from the float actor's, as a mean squared error (``"mse"``), normalised per output
 (``"rel"``), or as the value lost according to the float critic (``"q_drop"``)),
 :func:`return_quality` / :class:`ReturnEvaluator` (the quantized policy's return on a fixed set
-of seeded episodes, run in lockstep), :func:`critic_evaluator` (a quantized critic's relative Q
+of seeded episodes, run in lockstep), :class:`LossEvaluator` (the return lost against the float
+actor on episodes that rotate through a seeded pool), :func:`critic_evaluator` (a quantized critic's relative Q
 error) and :func:`validate_proxy` (Spearman rank correlation of a proxy with the return).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ from sw_model.search.quantize import actor_layers, actor_shapes, choice_grid, qu
 __all__ = [
     "METRICS",
     "OUTPUTS",
+    "LossEvaluator",
     "ProxyEvaluator",
     "ProxyValidation",
     "ReturnEvaluator",
@@ -220,6 +222,26 @@ def proxy_quality(weights: Mapping[str, Any], choices: Sequence[LayerChoice],
     return ProxyEvaluator(weights, states, metric=metric, critic=critic)(choices)
 
 
+def _lockstep(policy: Callable[[np.ndarray], np.ndarray], env: str,
+              starts: Sequence[np.ndarray]) -> np.ndarray:
+    """Returns of episodes of the named :class:`~sw_model.rl.envs.base.StateEnv` ``env`` from
+    the initial ``starts``, run in lockstep: ``policy(obs (B, obs_dim))`` gives actions in
+    ``[-1, 1]``, scaled to the action range."""
+    envs = [make(env) for _ in starts]
+    lo, hi = envs[0].action_low, envs[0].action_high
+    obs = np.array([e.reset(state=st) for e, st in zip(envs, starts, strict=True)])
+    live = np.ones(len(envs), dtype=bool)
+    totals = np.zeros(len(envs))
+    while live.any():
+        idx = np.flatnonzero(live)
+        acts = lo + (policy(obs[idx]) + 1.0) * 0.5 * (hi - lo)
+        for i, a in zip(idx, acts, strict=True):
+            obs[i], reward, terminated, truncated = envs[i].step(a)
+            totals[i] += reward
+            live[i] = not (terminated or truncated)
+    return totals
+
+
 def _returns(ev: ProxyEvaluator, choices: tuple[LayerChoice, ...], env: str | Env,
              episodes: int, seed: int) -> float:
     """Mean return of ``episodes`` episodes of the quantized actor (see
@@ -235,18 +257,7 @@ def _returns(ev: ProxyEvaluator, choices: tuple[LayerChoice, ...], env: str | En
         for _ in range(episodes):
             environment.reset()
             starts.append(environment.state)
-        envs = [make(env) for _ in range(episodes)]
-        obs = np.array([e.reset(state=st) for e, st in zip(envs, starts, strict=True)])
-        live = np.ones(episodes, dtype=bool)
-        total = 0.0
-        while live.any():
-            idx = np.flatnonzero(live)
-            acts = lo + (ev.outputs(obs[idx], choices) + 1.0) * 0.5 * (hi - lo)
-            for i, a in zip(idx, acts, strict=True):
-                obs[i], reward, terminated, truncated = envs[i].step(a)
-                total += reward
-                live[i] = not (terminated or truncated)
-        return total / episodes
+        return float(_lockstep(lambda x: ev.outputs(x, choices), env, starts).mean())
     total = 0.0
     for _ in range(episodes):
         obs1, done = environment.reset(), False
@@ -325,6 +336,120 @@ class ReturnEvaluator:
     def __call__(self, choices: Sequence[LayerChoice]) -> float:
         choices = check_choices(choices, len(self.layers))
         return _returns(self._ev, choices, self.env, self.episodes, self.seed)
+
+
+class LossEvaluator:
+    """The return lost against the float actor, on rotating seeded episodes, as a search
+    quality (``-loss``) for a :class:`~sw_model.search.objective.LossBound` search.
+
+    Episode ``s`` starts from the first initial state of ``make(env, seed=s)``, so each episode
+    is named by its seed and any set of them can be run on its own. Call ``i`` (counting from
+    0) runs the ``episodes`` episodes ``seeds[(i * episodes + j) % len(seeds)]``,
+    ``j < episodes``: successive configurations meet successive episodes of the pool, so the
+    search cannot tune itself to one fixed set (with ``episodes == len(seeds)`` every call runs
+    them all). The loss on a set of episodes is ``(F - Q) / |F|``, with ``Q`` the quantized
+    actor's total return over them and ``F`` the float actor's on the same episodes (cached per
+    seed), so a hard episode costs both alike.
+
+    Parameters
+    ----------
+    weights : mapping
+        A float actor (see :func:`~sw_model.search.quantize.actor_layers`).
+    states : array_like, shape (n, obs_dim)
+        Calibration states for the activation ranges (as :class:`ProxyEvaluator`).
+    env : str
+        The name of a :class:`~sw_model.rl.envs.base.StateEnv` for :func:`sw_model.rl.envs.make`
+        (``"pendulum"``, ``"mountain_car_continuous"``).
+    seeds : sequence of int
+        The pool of episodes (distinct seeds ``>= 0``).
+    episodes : int
+        Episodes per call, ``1 <= episodes <= len(seeds)``.
+
+    Attributes
+    ----------
+    env, seeds, episodes
+        As given (``seeds`` a tuple).
+    calls : int
+        Calls so far (the next call's turn in the rotation).
+    layers, shapes, states
+        As :class:`ProxyEvaluator`'s.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a parameter of the wrong type or value (the message names it), or an actor whose
+        inputs do not match the environment's observations.
+    """
+
+    def __init__(self, weights: Mapping[str, Any], states: npt.ArrayLike, *,
+                 env: str = "pendulum", seeds: Sequence[int] = tuple(range(5)),
+                 episodes: int = 5) -> None:
+        if not isinstance(env, str):
+            raise TypeError(f"env must be an environment name, not {env!r}")
+        probe = make(env, seed=0)
+        if not isinstance(probe, StateEnv):
+            raise ValueError(f"env must name an environment whose state can be set, not "
+                             f"{env!r}")
+        if isinstance(seeds, str | bytes) or not isinstance(seeds, Sequence) or not seeds:
+            raise TypeError(f"seeds must be a non-empty sequence of int, not {seeds!r}")
+        pool = tuple(check_int(x, "seeds entry", minimum=0) for x in seeds)
+        if len(set(pool)) != len(pool):
+            raise ValueError(f"seeds must be distinct, not {seeds!r}")
+        self.episodes = check_int(episodes, "episodes", minimum=1)
+        if self.episodes > len(pool):
+            raise ValueError(f"episodes must be at most len(seeds) = {len(pool)}, not "
+                             f"{episodes!r}")
+        self.env, self.seeds, self.calls = env, pool, 0
+        self._ev = ProxyEvaluator(weights, states)
+        self.layers, self.shapes, self.states = self._ev.layers, self._ev.shapes, self._ev.states
+        if probe.observation_dim != self.layers[0][0].shape[1] or (
+                probe.action_dim != self.layers[-1][0].shape[0]):
+            raise ValueError(f"the actor maps {self.layers[0][0].shape[1]} inputs to "
+                             f"{self.layers[-1][0].shape[0]} outputs, but {env!r} has "
+                             f"{probe.observation_dim} observations and {probe.action_dim} "
+                             f"actions")
+        self._starts: dict[int, np.ndarray] = {}
+        self._float: dict[int, float] = {}
+
+    def _start(self, seed: int) -> np.ndarray:
+        if seed not in self._starts:
+            e = make(self.env, seed=seed)
+            e.reset()
+            self._starts[seed] = e.state  # type: ignore[attr-defined]
+        return self._starts[seed]
+
+    def float_returns(self, seeds: Sequence[int]) -> np.ndarray:
+        """Returns of the float actor on the episodes ``seeds`` (cached)."""
+        todo = [s for s in dict.fromkeys(seeds) if s not in self._float]
+        if todo:
+            layers = self.layers
+            got = _lockstep(lambda x: _float_net(layers, x, "tanh")[-1], self.env,
+                            [self._start(s) for s in todo])
+            self._float.update(zip(todo, map(float, got), strict=True))
+        return np.array([self._float[s] for s in seeds])
+
+    def returns(self, choices: Sequence[LayerChoice], seeds: Sequence[int]) -> np.ndarray:
+        """Returns of the quantized actor on the episodes ``seeds``."""
+        choices = check_choices(choices, len(self.layers))
+        return _lockstep(lambda x: self._ev.outputs(x, choices), self.env,
+                         [self._start(check_int(s, "seeds entry", minimum=0)) for s in seeds])
+
+    def loss(self, choices: Sequence[LayerChoice], seeds: Sequence[int]) -> float:
+        """``(F - Q) / |F|`` on the episodes ``seeds`` (see the class docs)."""
+        f = float(self.float_returns(seeds).sum())
+        q = float(self.returns(choices, seeds).sum())
+        return (f - q) / max(abs(f), 1e-12)
+
+    def turn(self, i: int) -> tuple[int, ...]:
+        """The seeds of call ``i``."""
+        i = check_int(i, "i", minimum=0)
+        n = len(self.seeds)
+        return tuple(self.seeds[(i * self.episodes + j) % n] for j in range(self.episodes))
+
+    def __call__(self, choices: Sequence[LayerChoice]) -> float:
+        seeds = self.turn(self.calls)
+        self.calls += 1
+        return -self.loss(choices, seeds)
 
 
 def critic_evaluator(weights: Mapping[str, Any], states: npt.ArrayLike) -> ProxyEvaluator:

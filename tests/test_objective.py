@@ -1,0 +1,341 @@
+"""Tests of the loss-bounded objective (:mod:`sw_model.search.objective`): the cost metric
+against a brute-force sum, the reward by hand, the held-out winner against a brute-force
+selection, the rotating loss evaluator against episodes run one by one, and the searches
+under a loss bound."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sw_model.rl.envs import make
+from sw_model.search.baselines import haq_ddpg_search, random_search
+from sw_model.search.cost import Cost, LayerChoice, LayerShape
+from sw_model.search.env import QuantEnv
+from sw_model.search.evaluators import LossEvaluator, ProxyEvaluator
+from sw_model.search.objective import (
+    COST_FIELDS,
+    CostMetric,
+    LossBound,
+    heldout_winner,
+    parse_loss,
+)
+from sw_model.search.ppo import ppo_search
+
+costs = st.builds(Cost, st.floats(0, 1e5), st.floats(0, 500), st.integers(0, 10**7),
+                  st.integers(0, 10**6))
+
+
+@given(st.dictionaries(st.sampled_from(COST_FIELDS),
+                       st.sampled_from([1.0, 0.5, 2.0, 30.0, 1e-3, 7.25]), min_size=1),
+       costs, st.booleans())
+def test_cost_metric_parse_and_value(weights, cost, spaces):
+    terms = [n if w == 1.0 else f"{w!r}*{n}" for n, w in weights.items()]
+    text = (" + " if spaces else "+").join(terms)
+    m = CostMetric.parse(text)
+    assert m.weights == weights
+    assert m(cost) == pytest.approx(sum(w * float(getattr(cost, n))
+                                        for n, w in weights.items()))
+    assert CostMetric.parse(str(m)) == m
+
+
+def test_cost_metric_repeated_term_adds_up():
+    assert CostMetric.parse("luts+2*luts+dsps").weights == {"luts": 3.0, "dsps": 1.0}
+
+
+@pytest.mark.parametrize("text", ["", "lut", "luts+", "2*", "luts*2", "-1*luts", "luts+flops"])
+def test_cost_metric_bad_text(text):
+    with pytest.raises(ValueError, match=r"^cost metric must be terms \[weight\*\]resource "
+                                         rf"joined by '\+' .*, not {re.escape(repr(text))}$"):
+        CostMetric.parse(text)
+
+
+def test_cost_metric_errors():
+    with pytest.raises(TypeError, match=r"^cost metric must be a str, not 3$"):
+        CostMetric.parse(3)
+    with pytest.raises(ValueError, match=r"^weights must name at least one resource$"):
+        CostMetric({})
+    with pytest.raises(ValueError, match=r"^weight of dsps must be finite and in \(0.0, inf\), "
+                                         r"not 0$"):
+        CostMetric({"luts": 1.0, "dsps": 0})
+    with pytest.raises(ValueError, match=r"^weights must name resources among .*, not 'ff'$"):
+        CostMetric({"ff": 1.0})
+    with pytest.raises(TypeError, match=r"^cost must be a Cost, not 5$"):
+        CostMetric({"luts": 1.0})(5)
+
+
+@pytest.mark.parametrize("text, value", [("2%", 0.02), (" 0.5 % ", 0.005), ("0.02", 0.02),
+                                         (0.1, 0.1), (1e-6, 1e-6)])
+def test_parse_loss(text, value):
+    assert parse_loss(text) == pytest.approx(value, rel=1e-12)
+
+
+@pytest.mark.parametrize("text", ["0%", "100%", "150%", "abc", "2%%", "-1%", "1", "nan"])
+def test_parse_loss_bad_text(text):
+    with pytest.raises(ValueError, match=r"^max_loss must be a fraction in \(0, 1\) or a "
+                                         rf"percentage like '2%', not {re.escape(repr(text))}$"):
+        parse_loss(text)
+
+
+def test_parse_loss_bad_types():
+    with pytest.raises(TypeError, match=r"^max_loss must be a real number, not True$"):
+        parse_loss(True)
+    with pytest.raises(ValueError, match=r"^max_loss must be finite and in \(0.0, 1.0\), "
+                                         r"not 1.5$"):
+        parse_loss(1.5)
+
+
+def test_loss_bound_reward_by_hand():
+    b = LossBound("2%", CostMetric.parse("luts+10*dsps"), 200.0, penalty=3.0)
+    cost = Cost(100.0, 5.0, 0, 0)  # metric 150, usage 0.75
+    assert b.usage(cost) == 0.75
+    assert b.meets(-0.02) and b.meets(0.01) and not b.meets(-0.0201)
+    assert b.reward(cost, -0.01) == pytest.approx(-math.log(0.75))
+    # excess loss 0.03 over a bound of 0.02: 1.5 bounds
+    assert b.reward(cost, -0.05) == pytest.approx(-math.log(0.75) - 3.0 * math.log(2.5))
+    for kw, exc, msg in (({"metric": "luts"}, TypeError, r"^metric must be a CostMetric"),
+                         ({"scale": 0.0}, ValueError, r"^scale must be finite and in \(0.0"),
+                         ({"penalty": -1}, ValueError, r"^penalty must be finite and in \[0")):
+        args = {"max_loss": 0.02, "metric": CostMetric({"luts": 1}), "scale": 1.0, **kw}
+        with pytest.raises(exc, match=msg):
+            LossBound(**args)
+
+
+# --- the held-out winner ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Ep:
+    choices: tuple
+    cost: Cost
+    quality: float
+
+
+GRID = [LayerChoice("fixed", w, a) for w in (2, 4, 8) for a in (4, 8)]
+
+
+@st.composite
+def histories(draw):
+    """A history of episodes over 2-layer configurations (a configuration may repeat with
+    the quality of its first evaluation), and a held-out loss per configuration."""
+    configs = list(itertools.product(GRID, repeat=2))
+    n = draw(st.integers(1, 30))
+    idx = draw(st.lists(st.integers(0, len(configs) - 1), min_size=n, max_size=n))
+    losses = st.sampled_from([-0.01, 0.0, 0.01, 0.02, 0.03, 0.5])
+    train = {i: draw(losses) for i in set(idx)}
+    held = {configs[i]: draw(losses) for i in set(idx)}
+    cost = {i: Cost(float(draw(st.integers(0, 6))), 0.0, 0, 0) for i in set(idx)}
+    hist = [Ep(configs[i], cost[i], -train[i]) for i in idx]
+    return hist, held
+
+
+@given(histories(), st.integers(1, 4), st.one_of(st.none(), st.integers(1, 5)))
+def test_heldout_winner_brute_force(data, top, every):
+    hist, held = data
+    bound = LossBound(0.02, CostMetric({"luts": 1.0}), 1.0)
+    calls = []
+
+    def heldout(choices):
+        calls.append(choices)
+        return held[choices]
+
+    sel = heldout_winner(hist, bound, heldout, top=top, every=every)
+    assert len(calls) == len(set(calls)) == len(sel.checked)  # each re-checked once
+    # brute force: the first evaluation of each configuration, in order
+    distinct = []
+    for ep in hist:
+        if ep.choices not in [e.choices for e in distinct]:
+            distinct.append(ep)
+
+    def candidates(eps):
+        ok = [e for e in eps if -e.quality <= 0.02]
+        if ok:
+            return sorted(ok, key=lambda e: (e.cost.luts, e.quality * -1, eps.index(e)))[:top]
+        return sorted(eps, key=lambda e: (e.quality * -1, e.cost.luts, eps.index(e)))[:top]
+
+    ends = list(range(every, len(distinct), every)) if every else []
+    ends.append(len(distinct))
+    expected = set()
+    curve = []
+    for d in ends:
+        expected |= {e.choices for e in candidates(distinct[:d])}
+        meets = [c for c in expected if held[c] <= 0.02]
+        cheapest = min((distinct[[e.choices for e in distinct].index(c)].cost.luts
+                        for c in meets), default=None)
+        curve.append((d, cheapest))
+    assert {c.choices for c in sel.checked} == expected
+    assert sel.curve == curve
+    assert all(a is None or (b is not None and b <= a)
+               for (_, a), (_, b) in itertools.pairwise(sel.curve))
+    if curve[-1][1] is None:
+        assert sel.winner is None
+    else:
+        assert sel.winner.meets and sel.winner.metric == curve[-1][1]
+        assert sel.winner.heldout_loss == held[sel.winner.choices]
+    least = min(held[c] for c in expected)
+    assert sel.least_loss.heldout_loss == least
+
+
+def test_heldout_winner_nothing_meets_reports_least_loss():
+    bound = LossBound(0.02, CostMetric({"luts": 1.0}), 1.0)
+    a, b, c = ((LayerChoice("fixed", w, 4),) for w in (2, 4, 8))
+    hist = [Ep(a, Cost(1.0, 0, 0, 0), -0.9), Ep(b, Cost(2.0, 0, 0, 0), -0.3),
+            Ep(c, Cost(3.0, 0, 0, 0), -0.1)]
+    held = {a: 0.8, b: 0.25, c: 0.12}
+    sel = heldout_winner(hist, bound, held.__getitem__, top=2)
+    assert sel.winner is None
+    assert [x.choices for x in sel.checked] == [b, c]  # the two of least search loss
+    assert (sel.least_loss.choices, sel.least_loss.metric) == (c, 3.0)
+    assert heldout_winner([], bound, held.__getitem__).least_loss is None
+
+
+def test_heldout_winner_errors():
+    bound = LossBound(0.02, CostMetric({"luts": 1.0}), 1.0)
+    with pytest.raises(TypeError, match=r"^bound must be a LossBound"):
+        heldout_winner([], 0.02, len)
+    with pytest.raises(TypeError, match=r"^heldout must be callable, not 3$"):
+        heldout_winner([], bound, 3)
+    with pytest.raises(ValueError, match=r"^top must be"):
+        heldout_winner([], bound, len, top=0)
+    with pytest.raises(ValueError, match=r"^every must be"):
+        heldout_winner([], bound, len, every=0)
+
+
+# --- the loss evaluator -------------------------------------------------------------------
+
+def _actor(seed=0, sizes=(3, 8, 8, 1)):
+    rng = np.random.default_rng(seed)
+    return {f"l{k}.{p}": (rng.standard_normal((o, i)) / math.sqrt(i) if p == "w"
+                          else 0.1 * rng.standard_normal(o))
+            for k, (i, o) in enumerate(itertools.pairwise(sizes), 1) for p in "wb"}
+
+
+def _one_episode(policy, env, seed):
+    """The return of the episode of ``make(env, seed=seed)``'s first reset, step by step."""
+    e = make(env, seed=seed)
+    obs, done, total = e.reset(), False, 0.0
+    lo, hi = e.action_low, e.action_high
+    while not done:
+        a = policy(np.atleast_2d(obs))[0]
+        obs, r, term, trunc = e.step(lo + (a + 1.0) * 0.5 * (hi - lo))
+        total += r
+        done = term or trunc
+    return total
+
+
+def test_loss_evaluator_rotates_and_matches_episodes_one_by_one():
+    w = _actor()
+    states = np.random.default_rng(1).standard_normal((16, 3))
+    ev = LossEvaluator(w, states, env="pendulum", seeds=[7, 3, 11], episodes=2)
+    assert [ev.turn(i) for i in range(4)] == [(7, 3), (11, 7), (3, 11), (7, 3)]
+    q = (LayerChoice("fixed", 4, 6), LayerChoice("sp2", 3, 8), LayerChoice("fixed", 8, 8))
+    proxy = ProxyEvaluator(w, states)
+    full = (LayerChoice("fixed", 16, 16),) * 3
+    float_policy = ProxyEvaluator(w, states)  # with float layers: no quantization below
+    layers = float_policy.layers
+
+    def float_net(x):
+        for k, (wk, b) in enumerate(layers):
+            x = x @ wk.T + b
+            x = np.tanh(x) if k == len(layers) - 1 else np.maximum(x, 0.0)
+        return x
+
+    for turn in ((7, 3), (11, 7)):
+        f = sum(_one_episode(float_net, "pendulum", s) for s in turn)
+        qr = sum(_one_episode(lambda x: proxy.outputs(x, q), "pendulum", s) for s in turn)
+        assert ev(q) == pytest.approx(-(f - qr) / abs(f), rel=1e-9, abs=1e-12)
+    assert ev.calls == 2
+    assert ev.loss(full, [3]) == pytest.approx(
+        (_one_episode(float_net, "pendulum", 3)
+         - _one_episode(lambda x: proxy.outputs(x, full), "pendulum", 3))
+        / abs(_one_episode(float_net, "pendulum", 3)), abs=1e-12)
+
+
+def test_loss_evaluator_errors():
+    w = _actor()
+    states = np.zeros((4, 3))
+    for kw, exc, msg in (
+            ({"seeds": []}, TypeError, r"^seeds must be a non-empty sequence of int"),
+            ({"seeds": [1, 1]}, ValueError, r"^seeds must be distinct, not \[1, 1\]$"),
+            ({"seeds": [1, 2], "episodes": 3}, ValueError,
+             r"^episodes must be at most len\(seeds\) = 2, not 3$"),
+            ({"env": 5}, TypeError, r"^env must be an environment name, not 5$"),
+            ({"env": "mountain_car_continuous"}, ValueError,
+             r"^the actor maps 3 inputs to 1 outputs, but 'mountain_car_continuous' has 2 "
+             r"observations and 1 actions$")):
+        args = {"seeds": [1, 2, 3], "episodes": 2, **kw}
+        with pytest.raises(exc, match=msg):
+            LossEvaluator(w, states, **args)
+
+
+# --- searches under a loss bound ----------------------------------------------------------
+
+SHAPES = (LayerShape("l1", 3, 4), LayerShape("l2", 4, 2))
+W_SMALL = {"fixed": (2, 4, 8), "sp2": (2, 4)}
+A_SMALL = (4, 8)
+
+
+class ToyCost:
+    """``luts = sum(w_bits * a_bits)``; the other resources 0."""
+
+    def network_cost(self, shapes, choices, *, batch=1):
+        return Cost(float(sum(c.w_bits * c.a_bits for c in choices)), 0.0, 0, 0)
+
+
+def _toy_env():
+    """Loss ``sum(2**-w_bits) / 2``: only 8-bit weights in both layers meet 2% (4 and 8 bits
+    lose 3.3%), so the cheapest configuration that meets it is fixed 8/4 twice (64 LUTs)."""
+    rng = np.random.default_rng(0)
+    mats = [rng.standard_normal((s.fan_out, s.fan_in)) for s in SHAPES]
+    bound = LossBound(0.02, CostMetric({"luts": 1.0}), 128.0)
+    return QuantEnv(SHAPES, mats, cost_model=ToyCost(), budget=bound,
+                    evaluate=lambda ch: -sum(2.0**-c.w_bits for c in ch) / 2,
+                    w_bits=W_SMALL, a_bits=A_SMALL)
+
+
+def test_env_under_a_loss_bound_scores_by_hand():
+    env = _toy_env()
+    ep = env.score((LayerChoice("fixed", 8, 4), LayerChoice("fixed", 8, 8)))
+    assert ep.cost.luts == 96.0 and ep.usage == 0.75
+    assert ep.quality == -2**-8 and ep.fits and ep.merit == -96.0
+    assert ep.reward == pytest.approx(-math.log(0.75))
+    bad = env.score((LayerChoice("fixed", 2, 4), LayerChoice("fixed", 8, 8)))
+    loss = (0.25 + 2**-8) / 2
+    assert not bad.fits
+    assert bad.reward == pytest.approx(-math.log(72 / 128) - 4.0 * math.log1p((loss - 0.02)
+                                                                               / 0.02))
+
+
+@pytest.mark.parametrize("search", [
+    lambda env: ppo_search(env, iterations=6, episodes_per_iter=16, seed=3, init="uniform"),
+    lambda env: haq_ddpg_search(env, episodes=80, warmup=20, seed=3),
+    lambda env: random_search(env, episodes=200, seed=3),
+])
+def test_searches_keep_the_cheapest_that_meets_the_bound(search):
+    env = _toy_env()
+    res = search(env)
+    meeting = [ep for ep in res.history if ep.fits]
+    assert meeting, "the toy problem's feasible set is large enough to be found"
+    cheapest = min(ep.cost.luts for ep in meeting)
+    assert res.best_cost.luts == cheapest
+    assert -res.best_quality <= 0.02
+    # brute force over the grid: nothing that meets the bound is cheaper than 64 LUTs
+    assert cheapest >= min(env.cost(c).luts for c in itertools.product(env.actions, repeat=2)
+                           if sum(2.0**-x.w_bits for x in c) / 2 <= 0.02) == 64.0
+
+
+def test_random_search_reproducible_and_uniform():
+    a = random_search(_toy_env(), episodes=50, seed=1)
+    b = random_search(_toy_env(), episodes=50, seed=1)
+    assert [e.choices for e in a.history] == [e.choices for e in b.history]
+    rng = np.random.default_rng(1)
+    env = _toy_env()
+    expected = [tuple(env.actions[j] for j in rng.integers(len(env.actions), size=2))
+                for _ in range(50)]
+    assert [e.choices for e in a.history] == expected
