@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 
 import pytest
@@ -38,10 +40,11 @@ def test_search_writes_consistent_csv_png_and_json(run, capsys):
     rows = _rows(run / "search.csv")
     assert list(rows[0]) == ["method", "episode", "l1", "l2", "l3", "luts", "dsps", "mem_bits",
                              "cycles", "quality", "usage", "fits", "reward"]
-    by_method = {m: [r for r in rows if r["method"] == m] for m in ("ppo", "haq", "uniform")}
-    # PPO scores the 125 uniform configurations first; HAQ gets as many evaluations
-    assert len(by_method["ppo"]) == 125 + 18 and len(by_method["haq"]) == 125 + 18
-    assert len(by_method["uniform"]) == 125 and len(rows) == 3 * 125 + 36
+    by_method = {m: [r for r in rows if r["method"] == m]
+                 for m in ("ppo", "haq", "random", "uniform")}
+    # PPO scores the 125 uniform configurations first; HAQ and random search get as many
+    assert len(by_method["ppo"]) == len(by_method["haq"]) == len(by_method["random"]) == 143
+    assert len(by_method["uniform"]) == 125 and len(rows) == 4 * 125 + 54
     assert [r["l1"] for r in by_method["ppo"][:125]] == [r["l1"] for r in by_method["uniform"]]
     shapes = [LayerShape("l1", 3, 8), LayerShape("l2", 8, 8), LayerShape("l3", 8, 1)]
     model = CostModel.load(lanes=8, mapping="pipelined")  # the default of the search
@@ -112,8 +115,15 @@ def test_search_from_a_weight_image(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    ([], "fixar-hw search: give at least one of --budget-luts, --budget-dsps, "
+    ([], "fixar-hw search: give --max-loss, or at least one of --budget-luts, --budget-dsps, "
          "--budget-mem-bits, --budget-cycles"),
+    (["--max-loss", "2%", "--budget-luts", "2000"],
+     "fixar-hw search: give --max-loss or budget limits (--budget-*), not both"),
+    (["--max-loss", "200%"], "fixar-hw search: max_loss must be a fraction in (0, 1) or a "
+                             "percentage like '2%', not '200%'"),
+    (["--max-loss", "2%", "--cost", "luts+flops"],
+     "fixar-hw search: cost metric must be terms [weight*]resource joined by '+' with "
+     "resources among ('luts', 'dsps', 'mem_bits', 'cycles'), not 'luts+flops'"),
     (["--budget-luts", "-5"], "fixar-hw search: Budget luts must be finite and in (0.0, inf), "
                               "not -5.0"),
     (["--budget-luts", "2000", "--weights", "x.fximg"],
@@ -202,3 +212,97 @@ def test_search_cli_passes_mapping_quality_metric(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main([*TINY, *BUDGET, "--mapping", "serial"])
     assert info.value.code == 2
+
+
+LOSS = ["--max-loss", "2%", "--cost", "luts+30*dsps", "--heldout-episodes", "3",
+        "--episode-pool", "6", "--eval-episodes", "2", "--recheck", "3"]
+
+
+@pytest.fixture(scope="module")
+def loss_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("loss") / "run"
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main([*TINY, *LOSS, "--method", "all", "--episodes", "10", "--out",
+                     str(out)]) == 0
+    (out / "stdout.txt").write_text(buf.getvalue())
+    return out
+
+
+def test_loss_search_outputs(loss_run):
+    from sw_model.search.objective import CostMetric
+
+    rows = _rows(loss_run / "search.csv")
+    by_method = {m: [r for r in rows if r["method"] == m]
+                 for m in ("ppo", "haq", "random", "uniform")}
+    assert [len(v) for v in by_method.values()] == [143, 10, 10, 125]
+    best = json.loads((loss_run / "best.json").read_text())
+    assert (best["cost"], best["max_loss"]) == ("luts+30*dsps", 0.02)
+    assert best["episode_pool"] == list(range(200010, 200016))
+    assert best["heldout_episodes"] == [250000, 250001, 250002]
+    metric = CostMetric.parse("luts+30*dsps")
+    shapes = [LayerShape("l1", 3, 8), LayerShape("l2", 8, 8), LayerShape("l3", 8, 1)]
+    model = CostModel.load(lanes=8, mapping="pipelined")
+    ref = model.network_cost(shapes, [LayerChoice("fixed", 16, 16)] * 3)
+    assert best["reference"]["metric"] == metric(ref)
+    for method, entry in best["methods"].items():
+        hist = by_method[method]
+        assert entry["sampled"] == len(hist)
+        assert entry["evaluated"] == len({tuple(r[k] for k in ("l1", "l2", "l3"))
+                                          for r in hist})
+        assert entry["heldout_checked"] == len(entry["rechecked"]) >= 1
+        for c in entry["rechecked"]:
+            cost = model.network_cost(shapes, [_choice(x) for x in c["choices"]])
+            assert c["metric"] == pytest.approx(metric(cost))
+            assert c["meets"] == (c["heldout_loss"] <= 0.02)
+            # the loss on the search's episodes is the row's quality
+            q = next(float(r["quality"]) for r in hist
+                     if [r["l1"], r["l2"], r["l3"]] == c["choices"])
+            assert c["loss"] == -q
+        meeting = [c for c in entry["rechecked"] if c["meets"]]
+        if meeting:
+            assert entry["winner"]["metric"] == min(c["metric"] for c in meeting)
+            assert entry["winner"]["heldout_loss"] <= 0.02
+        else:
+            assert entry["winner"] is None
+        assert entry["least_loss"]["heldout_loss"] == min(
+            c["heldout_loss"] for c in entry["rechecked"])
+        curve = [y for _, y in entry["time_to_quality"] if y is not None]
+        assert curve == sorted(curve, reverse=True)
+        assert entry["time_to_quality"][-1][1] == (
+            None if entry["winner"] is None else entry["winner"]["metric"])
+    png = (loss_run / "time_to_quality.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    text = (loss_run / "stdout.txt").read_text()
+    assert "cheapest configuration by luts+30*dsps within 2.00% loss" in text
+    for method, entry in best["methods"].items():
+        line = next(x for x in text.splitlines() if x.startswith(f"{method} "))
+        shown = entry["winner"] or entry["least_loss"]
+        assert line.endswith(" ".join(shown["choices"]) + (
+            "" if entry["winner"] else "  (nothing meets the bound held out; least loss shown)"))
+
+
+def test_loss_search_is_deterministic_and_methods_independent(loss_run, tmp_path):
+    out = tmp_path / "again"
+    assert main([*TINY, *LOSS, "--method", "haq", "--episodes", "10", "--out", str(out)]) == 0
+    again = _rows(out / "search.csv")
+    assert again == [r for r in _rows(loss_run / "search.csv") if r["method"] == "haq"]
+    a, b = (json.loads((d / "best.json").read_text()) for d in (loss_run, out))
+    a["methods"]["haq"].pop("seconds")
+    b["methods"]["haq"].pop("seconds")
+    assert a["methods"]["haq"] == b["methods"]["haq"]
+
+
+def test_search_refuses_a_weight_image_of_other_sizes(tmp_path, capsys):
+    img = tmp_path / "agent"
+    assert main(["train", "--precision", "float64", "--steps", "250", "--hidden", "6", "--warmup",
+                 "200", "--batch-size", "16", "--eval-episodes", "1", "--out", str(img),
+                 "--no-progress"]) == 0
+    path = img / "weights.fximg"
+    out = tmp_path / "s"
+    assert main(["search", "--weights", str(path), "--hidden", "8", "--max-loss", "2%",
+                 "--out", str(out), "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"fixar-hw search: {path}: the weight image's actor is 3-6-1, but the pendulum "
+        f"networks asked for are actors 3-8-1")
+    assert not out.exists()

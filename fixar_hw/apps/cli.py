@@ -14,9 +14,11 @@
     ``verilator``) runs the training steps and actions on a simulated
     :class:`~fixar_hw.soc.core.FixarCore`, with ``--vcd FILE`` (sim) or ``--trace FILE.fst``
     (verilator) writing a waveform of it.
-``fixar-hw search --budget-luts N ...``
-    Search per-layer weight schemes and bit widths of a trained actor under a hardware budget
-    (PPO, a HAQ-style DDPG baseline, uniform widths) and write a CSV, a plot and the best.
+``fixar-hw search --max-loss 2% --cost luts ...`` (or ``--budget-luts N ...``)
+    Search per-layer weight schemes and bit widths of a trained actor: the cheapest
+    configuration whose held-out return stays within the loss, or the best one under a
+    hardware budget (PPO, a HAQ-style DDPG baseline, random search, uniform widths); write a
+    CSV, a plot and the best.
 ``fixar-hw build --board ulx3s-85f --config cfg.json``
     Build a bitstream for a board with the open toolchain (Yosys through pyosys,
     yowasp-nextpnr and the packer) and report LUT/FF/DSP/BRAM use and Fmax; ``--bringup``
@@ -338,18 +340,34 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from fixar_hw.apps.search import METHODS, format_summary, load_actor, run_search, train_actor
+    from fixar_hw.apps.search import (
+        METHODS,
+        format_loss_summary,
+        format_summary,
+        load_actor,
+        run_loss_search,
+        run_search,
+        train_actor,
+    )
     from sw_model.search.env import Budget
+    from sw_model.search.objective import CostMetric, parse_loss
 
     fail = _failer("search")
 
     limits = {"luts": args.budget_luts, "dsps": args.budget_dsps,
               "mem_bits": args.budget_mem_bits, "cycles": args.budget_cycles}
-    if all(v is None for v in limits.values()):
-        return fail("give at least one of --budget-luts, --budget-dsps, --budget-mem-bits, "
-                    "--budget-cycles")
+    budgeted = any(v is not None for v in limits.values())
+    if args.max_loss is not None and budgeted:
+        return fail("give --max-loss or budget limits (--budget-*), not both")
+    if args.max_loss is None and not budgeted:
+        return fail("give --max-loss, or at least one of --budget-luts, --budget-dsps, "
+                    "--budget-mem-bits, --budget-cycles")
     try:
-        budget = Budget(**limits)
+        if args.max_loss is not None:
+            max_loss = parse_loss(args.max_loss)
+            CostMetric.parse(args.cost)
+        else:
+            budget = Budget(**limits)
     except (TypeError, ValueError) as exc:
         return fail(str(exc))
     if args.weights is not None and args.train_steps is not None:
@@ -357,21 +375,36 @@ def _cmd_search(args: argparse.Namespace) -> int:
     env = "pendulum"
     if args.weights is not None:
         try:
-            weights, env = load_actor(args.weights)
+            weights, env = load_actor(args.weights, args.hidden)
         except (OSError, TypeError, ValueError) as exc:
             return fail(f"{args.weights}: {exc}")
     else:
         steps = args.train_steps or 6000
-        print(f"training a float64 {env} actor, hidden {' '.join(map(str, args.hidden))}, "
+        hidden = args.hidden or [64, 64]
+        print(f"training a float64 {env} actor, hidden {' '.join(map(str, hidden))}, "
               f"{steps} steps, seed {args.seed} ...", flush=True)
-        weights = train_actor(steps, args.seed, env=env, hidden=args.hidden,
+        weights = train_actor(steps, args.seed, env=env, hidden=hidden,
                               progress=not args.no_progress)
     methods = METHODS if args.method == "all" else (args.method,)
+    if args.max_loss is not None:
+        try:
+            loss_run = run_loss_search(
+                weights, max_loss, args.out, cost=args.cost, methods=methods, env=env,
+                seed=args.seed, iterations=args.iterations,
+                episodes_per_iter=args.episodes_per_iter, evaluations=args.episodes,
+                lanes=args.lanes, states=args.states, episodes=args.eval_episodes or 5,
+                pool=args.episode_pool, heldout_episodes=args.heldout_episodes,
+                recheck=args.recheck, mapping=args.mapping, progress=not args.no_progress)
+        except (TypeError, ValueError) as exc:
+            return fail(str(exc))
+        print(format_loss_summary(loss_run))
+        print(f"wrote {args.out}/search.csv, time_to_quality.png, best.json")
+        return 0
     try:
         run = run_search(weights, budget, args.out, methods=methods, env=env, seed=args.seed,
                          iterations=args.iterations, episodes_per_iter=args.episodes_per_iter,
                          haq_episodes=args.episodes, lanes=args.lanes, states=args.states,
-                         return_episodes=args.eval_episodes, penalty=args.penalty,
+                         return_episodes=args.eval_episodes or 3, penalty=args.penalty,
                          bonus=args.bonus, mapping=args.mapping, quality=args.quality,
                          metric=args.metric, progress=not args.no_progress)
     except (TypeError, ValueError) as exc:
@@ -607,26 +640,44 @@ def _add_build_parser(sub: argparse._SubParsersAction) -> None:
 
 def _add_search_parser(sub: argparse._SubParsersAction) -> None:
     """The ``search`` sub-command and its arguments."""
-    se = sub.add_parser("search", help="search per-layer precisions of an actor under a budget")
+    se = sub.add_parser("search", help="search per-layer precisions of an actor: the cheapest "
+                                       "within a loss, or the best under a budget")
     se.add_argument("--weights", metavar="FILE.fximg",
                     help="a trained agent's weight image (fixar-hw train); without it, a "
                          "float actor is trained first")
     se.add_argument("--train-steps", type=_positive_int, metavar="N",
                     help="steps to train the float Pendulum actor (default 6000)")
-    se.add_argument("--hidden", type=_positive_int, nargs="+", default=[64, 64], metavar="N",
-                    help="hidden sizes of the trained actor (default 64 64)")
+    se.add_argument("--hidden", type=_positive_int, nargs="+", metavar="N",
+                    help="hidden sizes of the trained actor (default 64 64), or those the "
+                         "--weights actor must have")
+    se.add_argument("--max-loss", metavar="LOSS",
+                    help="minimise --cost while the held-out return stays within this loss "
+                         "of the float actor's (a fraction or a percentage, e.g. 2%%)")
+    se.add_argument("--cost", default="luts", metavar="METRIC",
+                    help="with --max-loss, the cost to minimise: luts, dsps, mem_bits, cycles "
+                         "or a weighted sum such as luts+30*dsps (default luts)")
+    se.add_argument("--recheck", type=_positive_int, default=5, metavar="N",
+                    help="with --max-loss, configurations per method re-checked on the "
+                         "held-out episodes (default 5)")
+    se.add_argument("--heldout-episodes", type=_positive_int, default=20, metavar="N",
+                    help="with --max-loss, held-out episodes (default 20)")
+    se.add_argument("--episode-pool", type=_positive_int, default=50, metavar="N",
+                    help="with --max-loss, the pool of seeded episodes the search rotates "
+                         "through (default 50)")
     se.add_argument("--budget-luts", type=float, metavar="N", help="LUT limit")
     se.add_argument("--budget-dsps", type=float, metavar="N", help="DSP limit")
     se.add_argument("--budget-mem-bits", type=int, metavar="N", help="weight memory bit limit")
     se.add_argument("--budget-cycles", type=int, metavar="N", help="cycles per inference limit")
-    se.add_argument("--method", choices=("ppo", "haq", "uniform", "all"), default="ppo",
+    se.add_argument("--method", choices=("ppo", "haq", "random", "uniform", "all"),
+                    default="ppo",
                     help="search method (default ppo)")
     se.add_argument("--iterations", type=_positive_int, default=30,
                     help="PPO iterations (default 30)")
     se.add_argument("--episodes-per-iter", type=_positive_int, default=32,
                     help="PPO episodes per iteration (default 32)")
     se.add_argument("--episodes", type=_positive_int,
-                    help="HAQ episodes (default: iterations * episodes-per-iter)")
+                    help="HAQ and random-search configurations (default: as many as PPO "
+                         "evaluates)")
     se.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
     se.add_argument("--lanes", type=_positive_int, default=16,
                     help="cost model lanes: per engine (shared) or in all (pipelined); "
@@ -641,8 +692,9 @@ def _add_search_parser(sub: argparse._SubParsersAction) -> None:
                     help="proxy metric (default mse)")
     se.add_argument("--states", type=_positive_int, default=256,
                     help="calibration states of the proxy (default 256)")
-    se.add_argument("--eval-episodes", type=_positive_int, default=3,
-                    help="episodes of each real-return evaluation (default 3)")
+    se.add_argument("--eval-episodes", type=_positive_int,
+                    help="episodes of each real-return evaluation (default 3; with "
+                         "--max-loss 5, rotating through --episode-pool)")
     se.add_argument("--penalty", type=float, default=2.0,
                     help="reward penalty per fraction over budget (default 2)")
     se.add_argument("--bonus", type=float, default=0.0,

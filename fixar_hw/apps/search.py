@@ -1,4 +1,17 @@
-"""``fixar-hw search``: automated mixed-precision search of a DDPG actor under a hardware budget.
+"""``fixar-hw search``: automated mixed-precision search of a DDPG actor, within a return loss
+or under a hardware budget.
+
+``--max-loss`` (:func:`run_loss_search`) asks the users' question: the cheapest configuration,
+by a cost metric the user names (``--cost luts+30*dsps``), whose return on held-out episodes
+stays within the loss of the float actor's. Each method scores configurations on episodes that
+rotate through a seeded pool, re-checks its cheapest ones on held-out episodes as it goes, and
+reports its held-out winner (or, if nothing meets the bound held out, its least-loss
+configuration and its cost). It writes ``search.csv`` (as below, ``quality`` being minus the
+loss on the search's episodes), ``time_to_quality.png`` (each method's held-out winner's cost
+against the configurations evaluated) and ``best.json`` (per method the winner, the
+least-loss configuration, every re-checked configuration and the curve; the episode seeds; the
+reference uniform fixed 16/16). The rest of these docs is about the budgeted search
+(:func:`run_search`).
 
 The actor comes from a weight image of ``fixar-hw train`` (:func:`load_actor`) or is trained
 here in float64 (:func:`train_actor`). Every layer gets a :class:`~sw_model.search.cost.LayerChoice`
@@ -49,26 +62,46 @@ from typing import Any
 
 import numpy as np
 
+from sw_model.checks import check_int
 from sw_model.rl.envs import make
-from sw_model.search.baselines import haq_ddpg_search, uniform_baseline
+from sw_model.search.baselines import haq_ddpg_search, random_search, uniform_baseline
 from sw_model.search.cost import ALPHA_BITS, MAPPINGS, Cost, CostModel, LayerChoice
 from sw_model.search.env import Budget, Episode, QuantEnv, SearchResult
-from sw_model.search.evaluators import ProxyEvaluator, ReturnEvaluator, return_quality
+from sw_model.search.evaluators import (
+    LossEvaluator,
+    ProxyEvaluator,
+    ReturnEvaluator,
+    return_quality,
+)
+from sw_model.search.objective import (
+    CostMetric,
+    HeldOutCheck,
+    LossBound,
+    Selection,
+    heldout_winner,
+    parse_loss,
+)
 from sw_model.search.ppo import ppo_search
 from sw_model.search.quantize import actor_layers
 
 __all__ = [
+    "COLORS",
     "METHODS",
     "QUALITIES",
     "REFERENCE",
+    "LossRun",
     "SearchRun",
     "calibration_states",
     "check_feasible",
     "choice_text",
+    "episode_seeds",
     "float_return",
+    "format_loss_summary",
     "format_summary",
     "load_actor",
     "plot_cost_vs_quality",
+    "plot_time_to_quality",
+    "run_loss_search",
     "run_search",
     "train_actor",
     "train_agent",
@@ -76,7 +109,10 @@ __all__ = [
 ]
 
 #: Search methods of ``--method`` (``all`` runs every one, in this order).
-METHODS: tuple[str, ...] = ("ppo", "haq", "uniform")
+METHODS: tuple[str, ...] = ("ppo", "haq", "random", "uniform")
+#: Plot colours of the methods.
+COLORS: dict[str, str] = {"ppo": "tab:blue", "haq": "tab:orange", "random": "tab:purple",
+                          "uniform": "tab:green"}
 #: The reference configuration: every layer fixed point, 16-bit weights and activations.
 REFERENCE = LayerChoice("fixed", 16, 16)
 #: Search qualities: the real return of seeded episodes, or the action-error proxy.
@@ -93,17 +129,26 @@ def _cost_dict(cost: Cost) -> dict[str, Any]:
             "cycles": cost.cycles}
 
 
-def load_actor(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], str]:
+def load_actor(path: str | os.PathLike[str], hidden: Sequence[int] | None = None
+               ) -> tuple[dict[str, np.ndarray], str]:
     """The float actor of a ``fixar-hw train`` weight image and its environment name.
 
     The image's ``weight_fmt`` codes become their float values.
+
+    Parameters
+    ----------
+    path : path
+    hidden : sequence of int, optional
+        The hidden sizes the actor must have; default any.
 
     Raises
     ------
     OSError
         If the file cannot be read.
     ValueError
-        If it is not a valid DDPG weight image.
+        If it is not a valid DDPG weight image, or its actor does not have the ``hidden``
+        sizes or does not match its environment's observations and actions (the message
+        shows both shapes).
     """
     from sw_model.rl.ddpg import weights_from_image
     from sw_model.rl.image import WeightImage
@@ -113,7 +158,17 @@ def load_actor(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], str
     fmt = contents.config.weight_fmt
     actor = {k: np.asarray(fmt.to_float(v), dtype=np.float64)
              for k, v in contents.weights["actor"].items()}
-    return actor, image.metadata.get("env", "pendulum")
+    env = image.metadata.get("env", "pendulum")
+    layers = actor_layers(actor)
+    sizes = [layers[0][0].shape[1], *(w.shape[0] for w, _ in layers)]
+    environment = make(env)
+    wanted = [environment.observation_dim,
+              *(sizes[1:-1] if hidden is None else hidden), environment.action_dim]
+    if sizes != wanted:
+        shape = "-".join(map(str, sizes))
+        raise ValueError(f"the weight image's actor is {shape}, but the {env} networks asked "
+                         f"for are actors {'-'.join(map(str, wanted))}")
+    return actor, env
 
 
 def train_agent(steps: int, seed: int, *, env: str = "pendulum",
@@ -308,7 +363,7 @@ def plot_cost_vs_quality(path: str | os.PathLike[str], results: Mapping[str, Sea
         return np.maximum(-np.array([e.quality for e in eps], dtype=np.float64), 1e-12)
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=100)
-    colors = {"ppo": "tab:blue", "haq": "tab:orange", "uniform": "tab:green"}
+    colors = COLORS
     for method, res in results.items():
         if method == "uniform":
             continue
@@ -362,9 +417,9 @@ def run_search(weights: Mapping[str, Any], budget: Budget, out_dir: str | os.Pat
     methods : sequence of str
         From :data:`METHODS`.
     haq_episodes : int, optional
-        Episodes of the HAQ search; default ``iterations * episodes_per_iter`` plus, with
-        PPO, the uniform configurations PPO scores first (as many evaluated configurations as
-        PPO).
+        Episodes of the HAQ and random searches; default ``iterations * episodes_per_iter``
+        plus, with PPO, the uniform configurations PPO scores first (as many evaluated
+        configurations as PPO).
     lanes : int
         Lanes of the cost model: per engine (shared mapping) or in total (pipelined).
     states : int
@@ -437,6 +492,9 @@ def run_search(weights: Mapping[str, Any], budget: Budget, out_dir: str | os.Pat
                 results[method] = ppo_search(qenv, iterations=iterations,
                                              episodes_per_iter=episodes_per_iter, seed=seed,
                                              init="uniform", callback=callback)
+            elif method == "random":
+                results[method] = random_search(qenv, episodes=haq_episodes, seed=seed,
+                                                callback=callback)
             else:
                 results[method] = haq_ddpg_search(qenv, episodes=haq_episodes, seed=seed,
                                                   warmup=min(20, haq_episodes // 4),
@@ -518,4 +576,269 @@ def format_summary(run: SearchRun) -> str:
     lines.append(row("fx16/16", "ref", ref.cost, ref.usage, ref.quality, run.reference_return,
                      "", ref.choices))
     lines.append(f"float actor return: {run.float_return:.1f}")
+    return "\n".join(lines)
+
+
+@dataclass
+class LossRun:
+    """What :func:`run_loss_search` measured.
+
+    Attributes
+    ----------
+    bound : LossBound
+    results : dict of str to SearchResult
+        Per method, its search (quality: ``-loss`` on the rotating episodes).
+    selections : dict of str to Selection
+        Per method, the held-out re-check of its cheapest configurations
+        (:func:`sw_model.search.objective.heldout_winner`).
+    curves : dict of str to list of (int, float or None)
+        Per method, the held-out winner's metric against the distinct configurations
+        evaluated (:attr:`sw_model.search.objective.Selection.curve`).
+    float_heldout : float
+        The float actor's mean return on the held-out episodes.
+    best : dict
+        The contents of ``best.json``.
+    """
+
+    bound: LossBound
+    results: dict[str, SearchResult]
+    selections: dict[str, Selection]
+    curves: dict[str, list[tuple[int, float | None]]]
+    float_heldout: float
+    best: dict[str, Any] = field(default_factory=dict)
+
+
+def episode_seeds(seed: int, pool: int, heldout: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The search's rotating episode pool and the held-out episodes of :func:`run_loss_search`:
+    seeds ``100000 * seed + 10 + k`` (``k < pool``) and ``100000 * seed + 50000 + k``
+    (``k < heldout``); disjoint, and disjoint from the calibration rollouts (seed
+    ``seed + 1``) for ``pool <= 49990``."""
+    seed = check_int(seed, "seed", minimum=0)
+    pool = check_int(pool, "pool", minimum=1, maximum=49990)
+    heldout = check_int(heldout, "heldout", minimum=1, maximum=49999)
+    base = 100000 * seed
+    return (tuple(base + 10 + k for k in range(pool)),
+            tuple(base + 50000 + k for k in range(heldout)))
+
+
+def plot_time_to_quality(path: str | os.PathLike[str],
+                         curves: Mapping[str, Sequence[tuple[int, float | None]]],
+                         title: str, ylabel: str) -> None:
+    """Best held-out cost against configurations evaluated, one step curve per method
+    (matplotlib, Agg backend); a method has no point before its first held-out winner."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=100)
+    for method, pts in curves.items():
+        xs = [x for x, y in pts if y is not None]
+        ys = [y for _, y in pts if y is not None]
+        if xs:
+            ax.step(xs, ys, where="post", color=COLORS.get(method, "tab:gray"), label=method)
+    ax.set_xlabel("configurations evaluated (distinct)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _check_dict(c: HeldOutCheck, float_heldout: float) -> dict[str, Any]:
+    return {"choices": [choice_text(x) for x in c.choices], "cost": _cost_dict(c.cost),
+            "metric": c.metric, "loss": c.loss, "heldout_loss": c.heldout_loss,
+            "heldout_return": float_heldout - c.heldout_loss * abs(float_heldout),
+            "meets": c.meets}
+
+
+def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
+                    out_dir: str | os.PathLike[str], *, cost: str = "luts",
+                    methods: Sequence[str] = ("ppo",), env: str = "pendulum", seed: int = 0,
+                    iterations: int = 30, episodes_per_iter: int = 32,
+                    evaluations: int | None = None, lanes: int = 16, states: int = 256,
+                    episodes: int = 5, pool: int = 50, heldout_episodes: int = 20,
+                    recheck: int = 5, penalty: float = 4.0, mapping: str = "pipelined",
+                    curve_step: int = 16, progress: bool = True) -> LossRun:
+    """The cheapest configuration whose held-out return stays within ``max_loss`` of the float
+    actor's, by every method in ``methods``; writes ``search.csv``, ``time_to_quality.png``
+    and ``best.json`` into ``out_dir``.
+
+    Each method searches its own :class:`~sw_model.search.env.QuantEnv` under a
+    :class:`~sw_model.search.objective.LossBound` (metric ``cost``, scaled by uniform fixed
+    16/16's), scored by a :class:`~sw_model.search.evaluators.LossEvaluator` that rotates
+    through a pool of ``pool`` seeded episodes, ``episodes`` per configuration. Then the
+    ``recheck`` cheapest configurations that met the bound in the search so far are re-run on
+    ``heldout_episodes`` held-out episodes (:func:`episode_seeds`) after every ``curve_step``
+    distinct configurations and at the end, and the method's winner is the cheapest that meets
+    the bound there (:func:`~sw_model.search.objective.heldout_winner`); if none does, its
+    least-loss re-checked configuration is reported with its cost. Every loss and return in
+    ``best.json`` and the summary is held-out unless named ``loss`` (the search's episodes).
+
+    Parameters
+    ----------
+    weights : mapping
+        A float actor (:func:`sw_model.search.quantize.actor_layers`).
+    max_loss : float or str
+        A fraction in ``(0, 1)`` or a percentage (``"2%"``).
+    out_dir : path
+        Created if missing (only after the checks pass).
+    cost : str
+        The metric, :meth:`sw_model.search.objective.CostMetric.parse` (``"luts"``,
+        ``"luts+30*dsps"``).
+    methods : sequence of str
+        From :data:`METHODS`.
+    iterations, episodes_per_iter : int
+        PPO's (it scores every uniform configuration first, then samples
+        ``iterations * episodes_per_iter`` configurations).
+    evaluations : int, optional
+        Configurations sampled by HAQ and random search; default as many as PPO.
+    lanes, mapping
+        Of the :class:`~sw_model.search.cost.CostModel`.
+    states : int
+        Calibration states (:func:`calibration_states`).
+    episodes, pool, heldout_episodes : int
+        Episodes per evaluation, the rotating pool, the held-out episodes.
+    recheck : int
+        Configurations re-checked on the held-out episodes per method.
+    penalty : float
+        Of the :class:`~sw_model.search.objective.LossBound`.
+    curve_step : int
+        Distinct configurations between two held-out re-checks (the points of the
+        time-to-quality curves).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a bad parameter (the message names it).
+    """
+    from tqdm import tqdm
+
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ValueError(f"methods must be among {METHODS!r}, not {tuple(methods)!r}")
+    if mapping not in MAPPINGS:
+        raise ValueError(f"mapping must be one of {MAPPINGS!r}, not {mapping!r}")
+    metric = CostMetric.parse(cost)
+    limit = parse_loss(max_loss)
+    recheck = check_int(recheck, "recheck", minimum=1)
+    curve_step = check_int(curve_step, "curve_step", minimum=1)
+    train_seeds, held_seeds = episode_seeds(seed, pool, heldout_episodes)
+    model = CostModel.load(lanes=lanes, mapping=mapping)
+    calib = calibration_states(weights, states, seed, env=env)
+    held = LossEvaluator(weights, calib, env=env, seeds=held_seeds,
+                         episodes=len(held_seeds))
+    shapes = held.shapes
+    ref = model.network_cost(shapes, [REFERENCE] * len(shapes))
+    bound = LossBound(limit, metric, metric(ref), penalty=penalty)
+    LossEvaluator(weights, calib, env=env, seeds=train_seeds, episodes=episodes)  # checks
+    probe = QuantEnv.from_actor(weights, calib, cost_model=model, budget=bound,
+                                evaluate=lambda c: 0.0)
+    if evaluations is None:
+        evaluations = iterations * episodes_per_iter + (
+            len(probe.actions) if "ppo" in methods else 0)
+    evaluations = check_int(evaluations, "evaluations", minimum=1)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    memo: dict[tuple[LayerChoice, ...], float] = {}
+
+    def heldout(choices: tuple[LayerChoice, ...]) -> float:
+        if choices not in memo:
+            memo[choices] = held.loss(choices, held_seeds)
+        return memo[choices]
+
+    results: dict[str, SearchResult] = {}
+    selections: dict[str, Selection] = {}
+    curves: dict[str, list[tuple[int, float | None]]] = {}
+    for method in methods:
+        evaluate = LossEvaluator(weights, calib, env=env, seeds=train_seeds, episodes=episodes)
+        qenv = QuantEnv.from_actor(weights, calib, cost_model=model, budget=bound,
+                                   evaluate=evaluate)
+        total = {"ppo": iterations, "uniform": 0}.get(method, evaluations)
+        bar = tqdm(total=total, desc=f"search {method}", disable=not progress or not total,
+                   mininterval=0.5)
+
+        def callback(_: int, res: SearchResult, bar: Any = bar) -> None:
+            bar.update(1)
+
+        try:
+            if method == "ppo":
+                res = ppo_search(qenv, iterations=iterations,
+                                 episodes_per_iter=episodes_per_iter, seed=seed,
+                                 init="uniform", callback=callback)
+            elif method == "haq":
+                res = haq_ddpg_search(qenv, episodes=evaluations, seed=seed,
+                                      warmup=min(20, evaluations // 4), callback=callback)
+            elif method == "random":
+                res = random_search(qenv, episodes=evaluations, seed=seed, callback=callback)
+            else:
+                res = uniform_baseline(qenv)
+        finally:
+            bar.close()
+        results[method] = res
+        selections[method] = heldout_winner(res.history, bound, heldout, top=recheck,
+                                            every=curve_step)
+        curves[method] = selections[method].curve
+    float_held = float(held.float_returns(held_seeds).mean())
+
+    write_csv(out / "search.csv", probe, results)
+    arch = "-".join(str(s.fan_in) for s in shapes) + f"-{shapes[-1].fan_out}"
+    plot_time_to_quality(out / "time_to_quality.png", curves,
+                         f"{env} actor {arch}, {lanes} lanes {mapping}: cheapest configuration "
+                         f"within {limit:.1%} loss on {len(held_seeds)} held-out episodes",
+                         f"held-out winner's {metric}")
+    best: dict[str, Any] = {
+        "env": env, "seed": seed, "lanes": lanes, "mapping": mapping, "cost": str(metric),
+        "max_loss": limit, "calibration_states": states, "episodes": episodes,
+        "episode_pool": list(train_seeds), "heldout_episodes": list(held_seeds),
+        "layers": [[s.name, s.fan_in, s.fan_out] for s in shapes],
+        "float_heldout_return": float_held,
+        "reference": {"choices": [choice_text(REFERENCE)] * len(shapes),
+                      "cost": _cost_dict(ref), "metric": metric(ref),
+                      "heldout_loss": heldout((REFERENCE,) * len(shapes))},
+        "methods": {},
+    }
+    for m, res in results.items():
+        sel = selections[m]
+        best["methods"][m] = {
+            "sampled": len(res.history),
+            "evaluated": len({ep.choices for ep in res.history}),
+            "heldout_checked": len(sel.checked),
+            "seconds": res.seconds,
+            "winner": None if sel.winner is None else _check_dict(sel.winner, float_held),
+            "least_loss": (None if sel.least_loss is None
+                           else _check_dict(sel.least_loss, float_held)),
+            "rechecked": [_check_dict(c, float_held) for c in sel.checked],
+            "time_to_quality": [[x, y] for x, y in curves[m]],
+        }
+    (out / "best.json").write_text(json.dumps(best, indent=2) + "\n")
+    return LossRun(bound, results, selections, curves, float_held, best)
+
+
+def format_loss_summary(run: LossRun) -> str:
+    """A text table of each method's held-out winner (or least-loss configuration)."""
+    b = run.best
+    lines = [f"cheapest configuration by {b['cost']} within {run.bound.max_loss:.2%} loss of "
+             f"the float actor's return on {len(b['heldout_episodes'])} held-out episodes "
+             f"(float: {run.float_heldout:.1f}); reference fx16/16: "
+             f"{b['reference']['metric']:g}, held-out loss {b['reference']['heldout_loss']:.2%}"]
+    head = (f"{'method':8} {'evaluated':>9} {'metric':>10} {'LUTs':>8} {'DSPs':>5} "
+            f"{'mem bits':>9} {'loss':>7} {'held':>7} {'time s':>7}  choices")
+    lines += [head, "-" * len(head)]
+    for m, entry in b["methods"].items():
+        c = entry["winner"]
+        note = ""
+        if c is None:
+            c = entry["least_loss"]
+            note = "  (nothing meets the bound held out; least loss shown)"
+        if c is None:
+            lines.append(f"{m:8} {entry['evaluated']:>9}  nothing evaluated")
+            continue
+        lines.append(f"{m:8} {entry['evaluated']:>9} {c['metric']:10.6g} "
+                     f"{c['cost']['luts']:8.0f} {c['cost']['dsps']:5.0f} "
+                     f"{c['cost']['mem_bits']:9d} {c['loss']:7.2%} {c['heldout_loss']:7.2%} "
+                     f"{entry['seconds']:7.1f}  {' '.join(c['choices'])}{note}")
     return "\n".join(lines)
