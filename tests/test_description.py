@@ -33,10 +33,10 @@ from sw_model.numerics.fixed import FixedFormat
 from sw_model.numerics.sp2 import SP2Format
 
 
-def _config(cores: int = 2, update_units: int = 2) -> en.EngineConfig:
+def _config(cores: int = 2, update_units: int = 2, **kw) -> en.EngineConfig:
     cfg = DDPGConfig(hidden=(5,), precision="fixed", batch_size=4, buffer_size=32,
                      qat_delay=1, warmup_steps=0)
-    return en.EngineConfig(cfg, 3, 1, size=2, cores=cores, update_units=update_units)
+    return en.EngineConfig(cfg, 3, 1, size=2, cores=cores, update_units=update_units, **kw)
 
 
 def _programs(ec: en.EngineConfig) -> list[list]:
@@ -120,8 +120,8 @@ def test_register_map_and_driver_build_no_hardware(elaboratables):
 def test_the_engine_uses_its_description():
     """One source: the engine's units encode with the description's command sets, and the
     engine's program memory, scheduler and memories take its layouts."""
-    for cores in (1, 2):
-        ec = _config(cores=cores)
+    for cores, kind in ((1, "pipelined"), (2, "iterative")):
+        ec = _config(cores=cores, update_kind=kind, update_bits=4)
         engine = never_elaborated(TrainingEngine(ec, program_depth=64))
         desc = engine.description
         assert desc.program_depth == 64
@@ -173,6 +173,21 @@ def test_update_commands():
         UpdateCommandSet(fmt, lanes=4, units=3, addr_width=6)
     with pytest.raises(TypeError, match=r"^w_fmt must be a FixedFormat, not 16$"):
         update_latency(16)
+    # iterative units: a group of elements every element latency, the next word read meanwhile
+    it = UpdateCommandSet(fmt, lanes=4, units=2, addr_width=6, kind="iterative", bits=2)
+    assert it.latency == it.element_latency("adam") == 9 + 16 + 8
+    assert it.element_latency("soft") == it.element_latency("sgd") == 5
+    assert it.cycles(3, "adam") == 3 * 2 * 33 + 3 and it.cycles(3, "soft") == 3 * 2 * 5 + 3
+    with pytest.raises(ValueError, match=r"^kind must be one of \('pipelined', 'iterative'\), "
+                                         r"not 'serial'$"):
+        UpdateCommandSet(fmt, lanes=4, units=2, addr_width=6, kind="serial")
+    with pytest.raises(ValueError, match=r"^bits must be one of \(1, 2, 4\), not 3$"):
+        update_latency(fmt, kind="iterative", bits=3)
+    with pytest.raises(TypeError, match=r"^bits must be an integer, not 2\.0$"):
+        update_latency(fmt, kind="iterative", bits=2.0)
+    with pytest.raises(ValueError, match=r"^op must be one of \['adam', 'sgd', 'soft'\], "
+                                         r"not 'nag'$"):
+        update_latency(fmt, op="nag")
 
 
 def test_sp2_command_set():

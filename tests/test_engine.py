@@ -165,6 +165,14 @@ def test_configuration_errors():
         en.EngineConfig(cfg, 0, 1)
     with pytest.raises(ValueError, match=r"^EngineConfig update_units must be a power of two"):
         en.EngineConfig(cfg, 3, 1, size=2, update_units=8)
+    with pytest.raises(ValueError, match=r"^EngineConfig update_kind must be one of "
+                                         r"\('pipelined', 'iterative'\), not 'serial'$"):
+        en.EngineConfig(cfg, 3, 1, size=2, update_kind="serial")
+    with pytest.raises(ValueError, match=r"^EngineConfig update_bits must be one of "
+                                         r"\(1, 2, 4\), not 3$"):
+        en.EngineConfig(cfg, 3, 1, size=2, update_bits=3)
+    with pytest.raises(TypeError, match=r"update_bits"):
+        en.EngineConfig(cfg, 3, 1, size=2, update_bits="2")
     with pytest.raises(ValueError, match=r"^EngineConfig max_batch must be at least "
                                          r"ddpg.batch_size \(8\), not 4$"):
         en.EngineConfig(cfg, 3, 1, max_batch=4)

@@ -26,6 +26,7 @@ from fixar_hw.sim.engine import EngineHost
 from fixar_hw.sim.testing import stall_pattern
 from fixar_hw.train.description import EngineDescription
 from fixar_hw.train.engine import TrainingEngine
+from fixar_hw.train.scheduler import ISSUE_CYCLES
 from sw_model.arch import ddpg_step as ds
 from sw_model.arch import engine as en
 from sw_model.arch.ddpg_config import DDPGConfig
@@ -110,15 +111,37 @@ def test_pendulum_qat_steps_through_the_switch():
     assert trainer.agent.opt.act16 is not None
 
 
+@pytest.mark.parametrize("bits, units", [(1, 1), (4, 2)])
+def test_iterative_update_units_train_like_the_trainer(bits, units):
+    """Adam and the soft updates through iterative units: the same memories as the trainer,
+    in exactly the cycles the description predicts."""
+    cfg = DDPGConfig(hidden=(6,), precision="fixed", batch_size=3, buffer_size=16, seed=4,
+                     adam_bias_steps=3)
+    trainer = Trainer.make(cfg, 3, 1, size=2, cores=1, update_units=units,
+                           update_kind="iterative", update_bits=bits)
+    counters = run_session(trainer, steps=2, seed=3)
+    # the update unit's share of the step, from the closed form: a group of elements every
+    # element latency, 3 cycles of read and write-back, ISSUE_CYCLES to issue
+    latency = {"adam": 9 + -(-31 // bits) + -(-cfg.weight_fmt.width // bits), "sgd": 5,
+               "soft": 5}
+    program, _ = trainer.programs()
+    want = sum(op.count * (4 // units) * latency[op.op] + 3 + ISSUE_CYCLES
+               for op in program if isinstance(op, en.UpdateOp))
+    assert counters[-1]["update"] == want
+
+
 @settings(max_examples=MAX_EXAMPLES)
 @given(st.sampled_from(["fixed", "fixed16", "qat"]), st.integers(1, 16),
        st.lists(st.integers(1, 16), min_size=1, max_size=2), st.sampled_from([2, 4]),
-       st.integers(1, 3), st.sampled_from([1, 2, 4]), st.integers(0, 2**16), stall_lists(40))
-def test_training_steps_equal_the_trainer(precision, batch, hidden, size, cores, units, seed,
-                                           host_stalls):
+       st.integers(1, 3), st.sampled_from([1, 2, 4]),
+       st.sampled_from([("pipelined", 2), ("iterative", 1), ("iterative", 2), ("iterative", 4)]),
+       st.integers(0, 2**16), stall_lists(40))
+def test_training_steps_equal_the_trainer(precision, batch, hidden, size, cores, units, kind,
+                                           seed, host_stalls):
     cfg = DDPGConfig(hidden=tuple(hidden), precision=precision, batch_size=batch,
                      buffer_size=64, qat_delay=1, seed=seed % 97, adam_bias_steps=2)
     trainer = Trainer.make(cfg, 3, 1, size=size, cores=cores, update_units=units,
+                           update_kind=kind[0], update_bits=kind[1],
                            max_batch=batch + seed % 3)
     run_session(trainer, steps=2, seed=seed, host_stalls=host_stalls)
 
@@ -129,7 +152,8 @@ def test_sgd_steps_equal_the_golden_engine():
     whose update is :func:`sw_model.numerics.optim.sgd_fixed` of every tensor."""
     cfg = DDPGConfig(hidden=(5,), precision="fixed16", batch_size=3, buffer_size=8, seed=2,
                      actor_lr=0.01, critic_lr=0.02)
-    trainer = Trainer.make(cfg, 2, 2, size=2, cores=2, update_units=2)
+    trainer = Trainer.make(cfg, 2, 2, size=2, cores=2, update_units=2,
+                           update_kind="iterative")
     ec, agent = trainer.ec, trainer.agent
     engine = TrainingEngine(ec)
     host = EngineHost(engine)

@@ -1,6 +1,6 @@
 # amaranth: UnusedElaboratable=no
-"""UpdateUnit against the golden models of sw_model.numerics.optim (Adam, SGD, soft update), under
-stalls; and sgd_fixed against a brute-force rational reference."""
+"""UpdateUnit and IterativeUpdateUnit against the golden models of sw_model.numerics.optim (Adam,
+SGD, soft update), under stalls; and sgd_fixed against a brute-force rational reference."""
 
 from fractions import Fraction
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixar_hw.sim.testing import stall_pattern, stream_get, stream_monitor, stream_put
-from fixar_hw.train.update import UPDATE_OPS, UpdateUnit
+from fixar_hw.train.update import UPDATE_OPS, IterativeUpdateUnit, UpdateUnit, update_latency
 from sw_model.numerics.fixed import FixedFormat
 from sw_model.numerics.optim import (
     LR_EXTRA,
@@ -51,6 +51,16 @@ def golden(el, consts, t, lr_sgd, tau_q, w_fmt, g_fmt):
     if el["op"] == UPDATE_OPS["sgd"]:
         return int(sgd_fixed(w, x, lr_sgd, w_fmt, g_fmt)[0]), el["m"], el["v"]
     return int(soft_update_fixed(w, x, tau_q, w_fmt)[0]), el["m"], el["v"]
+
+
+def make_unit(kind, w_fmt, g_fmt, lr_width=48):
+    """``"pipelined"``, or ``"iterative1"``/``"iterative2"``/``"iterative4"`` (bits a cycle)."""
+    if kind == "pipelined":
+        return UpdateUnit(w_fmt, g_fmt, lr_width=lr_width)
+    return IterativeUpdateUnit(w_fmt, g_fmt, lr_width=lr_width, bits=int(kind[-1]))
+
+
+KINDS = ["pipelined", "iterative1", "iterative2", "iterative4"]
 
 
 def run(dut, elements, consts, t, lr_sgd, tau_q, in_stalls=(), out_stalls=()):
@@ -101,9 +111,10 @@ def elements(draw, w_fmt, g_fmt, max_size=24):
     return out
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @given(data=st.data(), w_fmt=signed_formats(), g_fmt=signed_formats(), in_stalls=stall_lists(),
        out_stalls=stall_lists())
-def test_update_unit_equals_golden(data, w_fmt, g_fmt, in_stalls, out_stalls):
+def test_update_unit_equals_golden(kind, data, w_fmt, g_fmt, in_stalls, out_stalls):
     c1, c2 = data.draw(beta_codes(), label="c1"), data.draw(beta_codes(), label="c2")
     eps_q = data.draw(st.one_of(st.just(1), st.integers(1, (1 << g_fmt.width) - 1)), label="eps")
     lr_q = data.draw(st.one_of(st.sampled_from([0, 1, 1 << LR_EXTRA]),
@@ -118,14 +129,15 @@ def test_update_unit_equals_golden(data, w_fmt, g_fmt, in_stalls, out_stalls):
     tau_q = data.draw(st.one_of(st.sampled_from([0, 1, 1 << 16]), st.integers(0, 1 << 16)),
                       label="tau")
     els = data.draw(elements(w_fmt, g_fmt), label="elements")
-    dut = UpdateUnit(w_fmt, g_fmt, lr_width=lr_width)
+    dut = make_unit(kind, w_fmt, g_fmt, lr_width)
     got, _, _ = run(dut, els, consts, t, lr_sgd, tau_q, in_stalls, out_stalls)
     assert got == [golden(el, consts, t, lr_sgd, tau_q, w_fmt, g_fmt) for el in els]
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("w_fmt, g_fmt", [(FixedFormat(32, 16), FixedFormat(32, 24)),
                                           (FixedFormat(4, 2), FixedFormat(32, 0))])
-def test_extremes(w_fmt, g_fmt):
+def test_extremes(kind, w_fmt, g_fmt):
     """Widest codes, the largest step size and second moment, saturation both ways."""
     consts = FixedAdamConstants(1 << 40, 1, 1 << 16, 1, 4)
     t, lr_sgd, tau_q = 1, (1 << 62) - 1, 1 << 16
@@ -135,7 +147,7 @@ def test_extremes(w_fmt, g_fmt):
            for op in (0, 1) for w in corners_w for x in corners_g
            for mm in (g_fmt.min_int, 0, g_fmt.max_int) for v in (0, V_MAX)]
     els += [dict(op=2, w=w, x=x, m=0, v=0) for w in corners_w for x in corners_w]
-    dut = UpdateUnit(w_fmt, g_fmt, lr_width=62)
+    dut = make_unit(kind, w_fmt, g_fmt, lr_width=62)
     assert consts.lr_at(t) < 1 << 62
     got, _, _ = run(dut, els, consts, t, lr_sgd, tau_q)
     assert got == [golden(el, consts, t, lr_sgd, tau_q, w_fmt, g_fmt) for el in els]
@@ -152,6 +164,27 @@ def test_one_element_per_cycle_at_the_documented_latency(w_fmt, g_fmt):
     assert took == list(range(took[0], took[0] + len(els)))  # accepted back to back
     assert gave == [c + dut.latency for c in took]  # each one exactly latency cycles later
     assert gave[-1] + 1 - took[0] == len(els) + dut.latency  # n elements in n + latency cycles
+    assert got == [golden(el, consts, 2, 1 << 18, 300, w_fmt, g_fmt) for el in els]
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4])
+@pytest.mark.parametrize("w_fmt, g_fmt", [(FixedFormat(8, 4), FixedFormat(6, 4)),
+                                          (FixedFormat(31, 16), FixedFormat(16, 12))])
+def test_iterative_unit_timing(bits, w_fmt, g_fmt):
+    """Each element leaves exactly its op's latency after it entered, and the next enters as
+    it leaves: the closed forms of update_latency."""
+    dut = IterativeUpdateUnit(w_fmt, g_fmt, bits=bits)
+    lat = {op: 9 + -(-31 // bits) + -(-w_fmt.width // bits) if op == "adam" else 5
+           for op in UPDATE_OPS}
+    assert {op: dut.op_latency(op) for op in UPDATE_OPS} == lat
+    assert {op: update_latency(w_fmt, kind="iterative", bits=bits, op=op)
+            for op in UPDATE_OPS} == lat
+    names = {code: op for op, code in UPDATE_OPS.items()}
+    consts = FixedAdamConstants(1 << 20, 6554, 66, 1, 10)
+    els = [dict(op=k % 3, w=k % 7, x=-(k % 5), m=k % 3, v=k * k) for k in range(12)]
+    got, took, gave = run(dut, els, consts, 2, 1 << 18, 300)
+    assert gave == [c + lat[names[el["op"]]] for c, el in zip(took, els, strict=True)]
+    assert took[1:] == gave[:-1]  # the next element enters in the cycle the result leaves
     assert got == [golden(el, consts, 2, 1 << 18, 300, w_fmt, g_fmt) for el in els]
 
 
@@ -185,9 +218,18 @@ def test_clamped_quotient_saturates_alike(width):
     ((FixedFormat(8, 4), FixedFormat(8, 4)), {"lr_width": True}, TypeError,
      r"^lr_width must be an integer, not True$"),
 ])
-def test_update_unit_errors(args, kwargs, exc, msg):
+@pytest.mark.parametrize("unit", [UpdateUnit, IterativeUpdateUnit])
+def test_update_unit_errors(unit, args, kwargs, exc, msg):
     with pytest.raises(exc, match=msg):
-        UpdateUnit(*args, **kwargs)
+        unit(*args, **kwargs)
+
+
+def test_iterative_unit_bits_errors():
+    fmt = FixedFormat(8, 4)
+    with pytest.raises(ValueError, match=r"^bits must be one of \(1, 2, 4\), not 8$"):
+        IterativeUpdateUnit(fmt, fmt, bits=8)
+    with pytest.raises(TypeError, match=r"^bits must be an integer, not True$"):
+        IterativeUpdateUnit(fmt, fmt, bits=True)
 
 
 def sgd_reference(w, g, lr_q, w_fmt, g_fmt):

@@ -116,7 +116,8 @@ class EngineDescription:
         self.array_commands = AAPCommandSet(c.aap)
         self.vector_commands = VectorCommandSet(c.vector)
         self.update_commands = UpdateCommandSet(c.ddpg.weight_fmt, c.size ** 2,
-                                                c.update_units, c.addr_width)
+                                                c.update_units, c.addr_width,
+                                                kind=c.update_kind, bits=c.update_bits)
         self._layouts = MappingProxyType(memory_layouts(c))
         self._depths = MappingProxyType(memory_depths(c))
         self._descriptor_layout = data.StructLayout({
@@ -233,7 +234,7 @@ class EngineDescription:
             elif isinstance(op, VectorOp):
                 busy, unit = self.vector_commands.cycles(op.cmd), "vector"
             else:
-                busy, unit = self.update_commands.cycles(op.count), "update"
+                busy, unit = self.update_commands.cycles(op.count, op.op), "update"
             out[unit] += busy + ISSUE_CYCLES
             out["last"] = busy + ISSUE_CYCLES
             out["cycles"] += busy + FETCH_CYCLES + ISSUE_CYCLES

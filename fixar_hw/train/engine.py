@@ -6,8 +6,9 @@
   run-time activation formats and a writable tanh table;
 * the vector unit (:class:`fixar_hw.train.vector.VectorUnit`): conversions, TD target, loss delta,
   actor output delta, QAT range registers, exploration noise;
-* the update unit (:class:`fixar_hw.train.update.UpdateUnit`) behind :class:`UpdateSequencer`, which
-  streams parameter words through it: Adam (or SGD) and the target networks' soft update;
+* the update units (:class:`fixar_hw.train.update.UpdateUnit`, or the compact
+  :class:`fixar_hw.train.update.IterativeUpdateUnit`) behind :class:`UpdateSequencer`, which
+  streams parameter words through them: Adam (or SGD) and the target networks' soft update;
 * the memories (:class:`fixar_hw.train.buffers.Buffers`) laid out by the config's
   :class:`~sw_model.arch.engine.MemoryPlan`, the program memory, Adam's step-size tables;
 * the :class:`fixar_hw.train.scheduler.Scheduler`, which runs a program from the program memory.
@@ -37,7 +38,12 @@ from fixar_hw.train.array import PEArray
 from fixar_hw.train.buffers import Buffers
 from fixar_hw.train.description import EngineDescription
 from fixar_hw.train.scheduler import PERF_COUNTERS, Scheduler
-from fixar_hw.train.update import UPDATE_OPS, UpdateCommandSet, UpdateUnit
+from fixar_hw.train.update import (
+    UPDATE_OPS,
+    IterativeUpdateUnit,
+    UpdateCommandSet,
+    UpdateUnit,
+)
 from fixar_hw.train.vector import VectorUnit
 from sw_model.arch.engine import EngineConfig
 
@@ -48,44 +54,53 @@ HOST_MEMORIES = ("W", "G", "M", "V", "A")
 
 
 class UpdateSequencer(wiring.Component):
-    """Streams parameter words through an :class:`~fixar_hw.train.update.UpdateUnit`.
+    """Streams parameter words through update units (:mod:`fixar_hw.train.update`).
 
     A command ``{op, net, lo, count}`` covers words ``lo .. lo + count - 1``. Adam/SGD read
     ``W``, ``G``, ``M``, ``V`` at each address and write ``W``, ``M``, ``V`` back there; the soft
     update reads the target word at ``+ soft_offset`` and the online word, and writes the
-    target. ``units`` update units work in lockstep, each taking one element per cycle: a word
-    is one read cycle and ``lanes / units`` element cycles; results are gathered per word and
-    written the cycle after its last elements. Without stalls a command keeps :attr:`busy`
-    high for ``count * (lanes / units + 1) + unit.latency + 1`` cycles
-    (:meth:`UpdateCommandSet.cycles <fixar_hw.train.update.UpdateCommandSet.cycles>` of
-    :attr:`commands`).
+    target. ``units`` update units work in lockstep, each taking one element of a word after
+    another: a word is one read cycle and ``lanes / units`` element groups (a cycle each for
+    pipelined units; iterative units take a group as they return the previous one, and the
+    next word is read meanwhile); results are gathered per word and written the cycle after
+    its last elements. Without stalls a command keeps :attr:`busy`
+    high for :meth:`UpdateCommandSet.cycles <fixar_hw.train.update.UpdateCommandSet.cycles>`
+    of :attr:`commands` cycles: ``count * (lanes / units + 1) + unit.latency + 1`` with
+    pipelined units, ``count * lanes / units * unit.op_latency(op) + 3`` with iterative ones.
 
     Parameters
     ----------
-    unit : UpdateUnit
-        For its payload layouts.
-    lanes : int
-        Elements per word.
-    units : int
-        Update units fed in parallel (a power of two dividing ``lanes``).
-    addr_width, soft_offset : int
+    unit : UpdateUnit or IterativeUpdateUnit
+        One of the units (for its payload layouts).
+    commands : UpdateCommandSet
+        The command layout, encoding and timing: words of ``commands.lanes`` elements through
+        ``commands.units`` units of ``commands.kind``.
+    soft_offset : int
+        Words from an online parameter to its target copy.
     word_layouts : dict
         ``"W"``, ``"G"``, ``"M"``, ``"V"`` word layouts of the memories.
+
+    Raises
+    ------
+    ValueError
+        If ``unit`` is not of ``commands.kind`` or has another latency.
 
     Attributes
     ----------
     commands : UpdateCommandSet
-        The command layout, encoding and timing.
     """
 
-    def __init__(self, unit: UpdateUnit, lanes: int, addr_width: int, soft_offset: int,
-                 word_layouts: dict, units: int = 1) -> None:
-        self.commands = UpdateCommandSet(unit.w_fmt, lanes, units, addr_width)
-        self._lanes = lanes
-        self._units = units
+    def __init__(self, unit: UpdateUnit | IterativeUpdateUnit, commands: UpdateCommandSet,
+                 soft_offset: int, word_layouts: dict) -> None:
+        kind = "iterative" if isinstance(unit, IterativeUpdateUnit) else "pipelined"
+        if kind != commands.kind or unit.latency != commands.latency:
+            raise ValueError(f"UpdateSequencer commands {commands!r} do not time unit {unit!r}")
+        self.commands = commands
+        self._lanes = commands.lanes
+        self._units = commands.units
         self._offset = soft_offset
         rd, wr = memory.ReadPort.Signature, memory.WritePort.Signature
-        aw = addr_width
+        aw = commands.addr_width
         super().__init__({
             "cmd": In(stream.Signature(self.commands.layout)),
             "w_rd": In(rd(addr_width=aw, shape=word_layouts["W"])),
@@ -96,8 +111,8 @@ class UpdateSequencer(wiring.Component):
             "w_wr": In(wr(addr_width=aw, shape=word_layouts["W"])),
             "m_wr": In(wr(addr_width=aw, shape=word_layouts["M"])),
             "v_wr": In(wr(addr_width=aw, shape=word_layouts["V"])),
-            "i": Out(stream.Signature(unit.input_layout)).array(units),
-            "o": In(stream.Signature(unit.output_layout)).array(units),
+            "i": Out(stream.Signature(unit.input_layout)).array(commands.units),
+            "o": In(stream.Signature(unit.output_layout)).array(commands.units),
             "net": Out(1),
             "op": Out(2),
             "busy": Out(1),
@@ -283,15 +298,19 @@ class TrainingEngine(wiring.Component):
         self.array = PEArray(c.aap) if c.cores > 1 else AAPCore(c.aap)
         self.vector = VectorUnit(c.vector)
         d = c.ddpg
-        self.updates = [UpdateUnit(d.weight_fmt, d.grad_fmt, lr_width=c.lr_width)
-                        for _ in range(c.update_units)]
+        if c.update_kind == "iterative":
+            self.updates = [IterativeUpdateUnit(d.weight_fmt, d.grad_fmt, lr_width=c.lr_width,
+                                                bits=c.update_bits)
+                            for _ in range(c.update_units)]
+        else:
+            self.updates = [UpdateUnit(d.weight_fmt, d.grad_fmt, lr_width=c.lr_width)
+                            for _ in range(c.update_units)]
         self.buffers = Buffers(c)
         aw = c.addr_width
         layout = desc.descriptor_layout
         self.scheduler = Scheduler(layout, program_depth)
-        self.sequencer = UpdateSequencer(self.updates[0], c.size ** 2, aw,
-                                         c.plan.online_words, self.buffers.layouts,
-                                         c.update_units)
+        self.sequencer = UpdateSequencer(self.updates[0], desc.update_commands,
+                                         c.plan.online_words, self.buffers.layouts)
         self.program = memory.Memory(shape=layout, depth=program_depth, init=[])
         pw = desc.pc_width
         perf = {name: 48 for name in (*PERF_COUNTERS, "macs")}

@@ -1,11 +1,17 @@
 # amaranth: UnusedElaboratable=no
-"""Property harnesses for :class:`fixar_hw.train.update.UpdateUnit`.
+"""Property harnesses for :class:`fixar_hw.train.update.UpdateUnit` and
+:class:`fixar_hw.train.update.IterativeUpdateUnit`.
+
+Every harness takes ``bits``: ``None`` builds the pipelined unit, 1, 2 or 4 the iterative one
+finding that many bits a cycle. Jobs named ``update.*`` check the pipelined unit,
+``update_iter.*`` the iterative one.
 
 ``update.contract.*`` (prove by k-induction, unbounded)
     For any elements, constants, gaps and backpressure: the number of elements accepted and
-    not yet emitted always equals the number of valid pipeline registers (so each accepted
-    element gives exactly one output, and none is invented or lost under stalls), and ``o``
-    keeps valid and its payload while stalled. Outputs leave in input order because the
+    not yet emitted always equals the number of valid pipeline registers (for the iterative
+    unit: its ``busy``, so at most one), so each accepted element gives exactly one output,
+    and none is invented or lost under stalls; and ``o`` keeps valid and its payload while
+    stalled. Outputs leave in input order because the
     pipeline is one shift register with one stall; ``update.order.*`` checks it.
 ``update.order.*`` (bounded model check, latency plus stalls)
     Soft updates with ``tau = 0`` leave the target unchanged, which makes the unit a delay line
@@ -28,7 +34,10 @@
     every step size, saturating ones included, is reached); the second moment is reachable
     from gradients of the format (``v <= g_fmt.min_int**2``, which the update keeps). The
     weight, gradient, moment and ``eps`` codes, and the square root, division and saturation
-    logic, are unrestricted. ``update.equiv.adam`` takes over a minute and runs nightly;
+    logic, are unrestricted. The iterative unit's square root and divider are checked by the
+    same end-to-end specification (no white-box view). ``update.equiv.adam`` takes over a
+    minute and runs nightly (as do the iterative unit's equivalences other than SGD's and
+    Adam's at 4 bits a cycle, and its order check);
     ``update.equiv.adam_fast``, run every time, restricts ``c1`` to ``0 .. 7`` or ``2**16``. Every
     code of every constant, and the full 62-bit range of ``v``, are covered by the Hypothesis
     tests in ``tests/test_update.py``.
@@ -57,7 +66,7 @@ from amaranth.hdl import (
 from fixar_hw.arith.numeric import range_shape
 from fixar_hw.formal.runner import ProofJob
 from fixar_hw.formal.streams import any_environment, holds_while_stalled
-from fixar_hw.train.update import UPDATE_OPS, UpdateUnit
+from fixar_hw.train.update import UPDATE_OPS, IterativeUpdateUnit, UpdateUnit
 from sw_model.numerics.fixed import FixedFormat
 from sw_model.numerics.optim import BETA_FRAC, LR_EXTRA
 
@@ -81,16 +90,23 @@ def _mul_shift(a, c, ties_up: bool = False):
     return fl + ((dropped > half) | ((dropped == half) & tie_up))
 
 
-class UpdateContractSpec(Elaboratable):
-    """Free environment around an :class:`UpdateUnit`; see the module docs."""
+def _unit(w_fmt: FixedFormat, g_fmt: FixedFormat, lr_width: int, bits: int | None):
+    if bits is None:
+        return UpdateUnit(w_fmt, g_fmt, lr_width=lr_width)
+    return IterativeUpdateUnit(w_fmt, g_fmt, lr_width=lr_width, bits=bits)
 
-    def __init__(self, w_fmt: FixedFormat, g_fmt: FixedFormat, lr_width: int) -> None:
-        self.w_fmt, self.g_fmt, self.lr_width = w_fmt, g_fmt, lr_width
+
+class UpdateContractSpec(Elaboratable):
+    """Free environment around an update unit; see the module docs."""
+
+    def __init__(self, w_fmt: FixedFormat, g_fmt: FixedFormat, lr_width: int,
+                 bits: int | None = None) -> None:
+        self.w_fmt, self.g_fmt, self.lr_width, self.bits = w_fmt, g_fmt, lr_width, bits
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        dut = UpdateUnit(self.w_fmt, self.g_fmt, lr_width=self.lr_width)
-        # elaborated here so that its white-box view (dut._obs) exists
+        dut = _unit(self.w_fmt, self.g_fmt, self.lr_width, self.bits)
+        # elaborated here so that the pipelined unit's white-box view (dut._obs) exists
         m.submodules.dut = dut.elaborate(platform)
         any_environment(m, sources=[dut.i], sinks=[dut.o])
         for port in (dut.lr, dut.c1, dut.c2, dut.eps, dut.tau):
@@ -99,7 +115,7 @@ class UpdateContractSpec(Elaboratable):
         took = dut.i.valid & dut.i.ready
         gave = dut.o.valid & dut.o.ready
         m.d.sync += pending.eq(pending + took - gave)
-        occupancy = sum(dut._obs["valids"])
+        occupancy = dut.busy if self.bits is not None else sum(dut._obs["valids"])
         stalled = Signal()
         m.d.sync += stalled.eq(dut.o.valid & ~dut.o.ready)
         m.d.comb += [
@@ -107,7 +123,7 @@ class UpdateContractSpec(Elaboratable):
             Assert(pending == occupancy, "in flight == valid stages"),
             # valid/ready: a stalled output keeps valid and its payload
             Assert(holds_while_stalled(m, dut.o), "o holds"),
-            Cover(gave & stalled & (pending == 3)),
+            Cover(gave & stalled & (pending == (1 if self.bits is not None else 3))),
         ]
         return m
 
@@ -116,12 +132,13 @@ class UpdateOrderSpec(Elaboratable):
     """Soft updates with ``tau = 0`` through a free environment; a tracked element must come
     out in its place with its own payload (see the module docs)."""
 
-    def __init__(self, w_fmt: FixedFormat, g_fmt: FixedFormat, lr_width: int) -> None:
-        self.w_fmt, self.g_fmt, self.lr_width = w_fmt, g_fmt, lr_width
+    def __init__(self, w_fmt: FixedFormat, g_fmt: FixedFormat, lr_width: int,
+                 bits: int | None = None) -> None:
+        self.w_fmt, self.g_fmt, self.lr_width, self.bits = w_fmt, g_fmt, lr_width, bits
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        dut = UpdateUnit(self.w_fmt, self.g_fmt, lr_width=self.lr_width)
+        dut = _unit(self.w_fmt, self.g_fmt, self.lr_width, self.bits)
         m.submodules.dut = dut
         any_environment(m, sources=[dut.i], sinks=[dut.o])
         for port in (dut.lr, dut.c1, dut.c2, dut.eps):
@@ -159,14 +176,14 @@ class UpdateEquivSpec(Elaboratable):
 
     def __init__(self, w_fmt: FixedFormat, g_fmt: FixedFormat, lr_width: int,
                  ops: tuple[int, ...] = (0, 1, 2, 3), *, ties_up: bool = False,
-                 c1_powers: bool = True) -> None:
+                 c1_powers: bool = True, bits: int | None = None) -> None:
         self.w_fmt, self.g_fmt, self.lr_width = w_fmt, g_fmt, lr_width
-        self.ops, self.ties_up, self.c1_powers = ops, ties_up, c1_powers
+        self.ops, self.ties_up, self.c1_powers, self.bits = ops, ties_up, c1_powers, bits
 
     def elaborate(self, platform) -> Module:
         m = Module()
         wf, gf = self.w_fmt, self.g_fmt
-        dut = UpdateUnit(wf, gf, lr_width=self.lr_width)
+        dut = _unit(wf, gf, self.lr_width, self.bits)
         m.submodules.dut = dut.elaborate(platform)
         m.d.comb += Assume(ResetSignal() == Initial())
 
@@ -253,15 +270,8 @@ class UpdateEquivSpec(Elaboratable):
         with m.Elif(soft):
             m.d.comb += want_w.eq(w_soft)
 
-        obs = dut._obs
-        root, root_v = obs["root"], obs["root_v"]
-        with m.If(obs["root_valid"] & adam):
-            # white box: the pipelined square root is the floor square root (which is below
-            # 2**(g.width - 1) here: bounding it first keeps the squares small for the solver)
-            low = root[: gf.width]
-            m.d.comb += [Assert(root[gf.width:] == 0, "isqrt small"),
-                         Assert((low * low <= root_v) & (root_v < (low + 1) * (low + 1)),
-                                "isqrt")]
+        if self.bits is None:
+            self._white_box(m, dut, adam)
         with m.If(dut.o.valid):
             # the element's result is the specification's
             m.d.comb += [Assert(dut.o.payload.w == want_w, "w"),
@@ -274,6 +284,17 @@ class UpdateEquivSpec(Elaboratable):
                           & (w != w_adam))
         return m
 
+    def _white_box(self, m: Module, dut: UpdateUnit, adam: Value) -> None:
+        """The pipelined square root is the floor square root (which is below
+        ``2**(g.width - 1)`` here: bounding it first keeps the squares small for the solver)."""
+        obs = dut._obs
+        root, root_v = obs["root"], obs["root_v"]
+        with m.If(obs["root_valid"] & adam):
+            low = root[: self.g_fmt.width]
+            m.d.comb += [Assert(root[self.g_fmt.width:] == 0, "isqrt small"),
+                         Assert((low * low <= root_v) & (root_v < (low + 1) * (low + 1)),
+                                "isqrt")]
+
 
 # the equivalence proofs multiply and divide: they run at the smallest formats that still
 # reach every case (saturation of u needs lr_width + g.width - 17 >= w.width)
@@ -281,6 +302,7 @@ _W, _G, _LR = FixedFormat(8, 4), FixedFormat(6, 4), 20
 _WE, _GE, _LRE = FixedFormat(4, 2), FixedFormat(5, 3), 16
 _LATENCY = UpdateUnit(_W, _G, lr_width=_LR).latency
 _LATENCY_E = UpdateUnit(_WE, _GE, lr_width=_LRE).latency
+_ITER_E = {b: IterativeUpdateUnit(_WE, _GE, lr_width=_LRE, bits=b).latency for b in (1, 2, 4)}
 
 JOBS = [
     ProofJob("update.contract.w8g6", "one output per accepted element; o stable",
@@ -299,4 +321,24 @@ JOBS = [
              _LATENCY_E + 2, expect="FAIL"),
     ProofJob("update.cover.w4g5", "an Adam element completes after a stall, saturated",
              lambda: UpdateEquivSpec(_WE, _GE, _LRE, (0,)), "cover", _LATENCY_E + 4),
+    # the iterative unit
+    *(ProofJob(f"update_iter.contract.b{b}.w8g6", "one output per accepted element; o stable",
+               lambda b=b: UpdateContractSpec(_W, _G, _LR, bits=b), "prove", 3)
+      for b in (1, 2, 4)),
+    ProofJob("update_iter.order.b2.w4g5", "a tracked element leaves in its place",
+             lambda: UpdateOrderSpec(_WE, _GE, _LRE, bits=2), "bmc", 3 * 5 + 6, slow=True),
+    *(ProofJob(f"update_iter.equiv.{name}.b2.w4g5", f"one {name} element: the spec",
+               lambda ops=ops: UpdateEquivSpec(_WE, _GE, _LRE, ops, bits=2), "bmc",
+               _ITER_E[2] + 2, slow=(name != "sgd"))
+      for name, ops in (("adam", (0,)), ("sgd", (1,)), ("soft", (2, 3)))),
+    *(ProofJob(f"update_iter.equiv.adam_fast.b{b}.w4g5",
+               "one adam element (c1 without ties): the spec",
+               lambda b=b: UpdateEquivSpec(_WE, _GE, _LRE, (0,), c1_powers=False, bits=b),
+               "bmc", _ITER_E[b] + 2, slow=(b != 4))
+      for b in (1, 2, 4)),
+    ProofJob("update_iter.mutant.ties_up", "a spec rounding ties up differs from the design",
+             lambda: UpdateEquivSpec(_WE, _GE, _LRE, (2,), ties_up=True, bits=2), "bmc",
+             _ITER_E[2] + 2, expect="FAIL"),
+    ProofJob("update_iter.cover.b2.w4g5", "an Adam element completes after a stall, saturated",
+             lambda: UpdateEquivSpec(_WE, _GE, _LRE, (0,), bits=2), "cover", _ITER_E[2] + 4),
 ]

@@ -93,6 +93,12 @@ __all__ = [
 
 UPDATE_OPS: tuple[str, ...] = ("adam", "sgd", "soft")
 
+#: Update unit kinds a build may take (:attr:`EngineConfig.update_kind`).
+UPDATE_KINDS: tuple[str, ...] = ("pipelined", "iterative")
+
+#: Result bits a cycle an iterative update unit may find (:attr:`EngineConfig.update_bits`).
+UPDATE_BITS: tuple[int, ...] = (1, 2, 4)
+
 
 def _ceil(a: int, b: int) -> int:
     return -(-a // b)
@@ -124,8 +130,16 @@ class EngineConfig:
         Largest batch the build takes (sizes the activation memory and counters); default
         ``ddpg.batch_size``. Programs may use any batch up to it.
     update_units : int
-        Update units working in parallel (a power of two up to ``size**2``): an optimizer pass
-        takes ``size**2 / update_units + 1`` cycles per parameter word.
+        Update units working in parallel (a power of two up to ``size**2``).
+    update_kind : {"pipelined", "iterative"}
+        ``"pipelined"`` units take an element a cycle (an optimizer pass takes ``size**2 /
+        update_units + 1`` cycles per parameter word) in about 300 flip-flops per pipeline
+        stage; ``"iterative"`` units hold one element at a time in a few hundred flip-flops
+        (an Adam element takes ``9 + ceil(31 / update_bits) + ceil(weight_width /
+        update_bits)`` cycles, an SGD or soft update 5). Both are bit-exact with
+        :mod:`sw_model.numerics.optim`.
+    update_bits : int
+        Square-root and quotient bits an iterative unit finds a cycle: 1, 2 or 4.
     """
 
     ddpg: DDPGConfig
@@ -138,6 +152,8 @@ class EngineConfig:
     a_words: int | None = None
     max_batch: int | None = None
     update_units: int = 1
+    update_kind: str = "pipelined"
+    update_bits: int = 2
 
     def __post_init__(self) -> None:
         if not isinstance(self.ddpg, DDPGConfig):
@@ -153,6 +169,13 @@ class EngineConfig:
         if u & (u - 1) or u > self.size ** 2:
             raise ValueError(f"EngineConfig update_units must be a power of two up to size**2 = "
                              f"{self.size ** 2}, not {u!r}")
+        if self.update_kind not in UPDATE_KINDS:
+            raise ValueError(f"EngineConfig update_kind must be one of {UPDATE_KINDS}, not "
+                             f"{self.update_kind!r}")
+        check_int(self.update_bits, "update_bits", minimum=1, owner="EngineConfig")
+        if self.update_bits not in UPDATE_BITS:
+            raise ValueError(f"EngineConfig update_bits must be one of {UPDATE_BITS}, not "
+                             f"{self.update_bits!r}")
         for name in ("w_words", "a_words", "max_batch"):
             if getattr(self, name) is not None:
                 check_int(getattr(self, name), name, minimum=1, owner="EngineConfig")
