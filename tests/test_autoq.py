@@ -614,6 +614,31 @@ def test_ppo_uniform_init():
         ppo_search(env, init="uniform", init_prob=1.0)
 
 
+def test_ppo_several_incumbents():
+    """Three restarts share 5 iterations (2, 2, 1), each from one of the three best uniform
+    configurations: the first episodes of each restart mostly repeat its incumbent."""
+    env = _env(budget=Budget(mem_bits=60))
+    calls = []
+    res = ppo_search(env, iterations=5, episodes_per_iter=30, seed=2, hidden=8, init="uniform",
+                     init_prob=0.9, incumbents=3, callback=lambda i, r: calls.append(i))
+    n = len(env.actions)
+    assert calls == [0, 1, 2, 3, 4] and len(res.history) == n + 150
+    ranked = sorted(res.history[:n], key=lambda e: (not e.fits, -e.reward))
+    for r, begin in enumerate((n, n + 60, n + 120)):
+        first = res.history[begin:begin + 30]
+        inc = ranked[r].choices[0]
+        # every component of every layer has probability 0.9: the incumbent itself 0.9**6
+        share = sum(ep.choices == (inc, inc) for ep in first) / len(first)
+        assert share >= 0.2, (r, share)
+    one = ppo_search(_env(budget=Budget(mem_bits=60)), iterations=2, episodes_per_iter=4,
+                     seed=1, hidden=8, init="uniform")
+    same = ppo_search(_env(budget=Budget(mem_bits=60)), iterations=2, episodes_per_iter=4,
+                      seed=1, hidden=8, init="uniform", incumbents=1)
+    assert [e.choices for e in one.history] == [e.choices for e in same.history]
+    with pytest.raises(ValueError, match=r"^incumbents must be"):
+        ppo_search(env, init="uniform", incumbents=0)
+
+
 @pytest.mark.parametrize("policy", ["factored", "flat"])
 def test_policy_bias_gives_init_prob(policy):
     from sw_model.search.ppo import _PolicyHeads, _split

@@ -17,6 +17,8 @@ With ``init="uniform"``, :func:`ppo_search` first scores every uniform configura
 action for every layer) and biases the policy's output layer towards the incumbent, the best
 fitting one, so that PPO refines the best uniform configuration rather than starting from a
 uniform random policy; its best result is therefore never worse than the uniform sweep's.
+``incumbents=k`` restarts PPO from each of the ``k`` best uniform configurations in turn,
+sharing the iterations, so that the local search covers several starting points.
 
 Reproducibility: every random draw of a search comes from ``numpy.random.default_rng(seed)``,
 so the same seed and environment give identical results.
@@ -229,7 +231,7 @@ def ppo_search(env: QuantEnv, *, iterations: int = 30, episodes_per_iter: int = 
                seed: int = 0, lr: float = 1e-2, clip: float = 0.2, gamma: float = 1.0,
                lam: float = 0.95, epochs: int = 8, hidden: int = 32, ent_coef: float = 0.01,
                value_lr: float | None = None, policy: str = "factored",
-               init: str | None = None, init_prob: float = 0.5,
+               init: str | None = None, init_prob: float = 0.5, incumbents: int = 1,
                callback: Callable[[int, SearchResult], None] | None = None) -> SearchResult:
     """Search the configuration with clipped PPO and GAE (see the module docs).
 
@@ -270,6 +272,12 @@ def ppo_search(env: QuantEnv, *, iterations: int = 30, episodes_per_iter: int = 
         configuration instead of from scratch. ``None``: a near-uniform initial policy.
     init_prob : float
         In ``(0, 1)``.
+    incumbents : int
+        With ``init="uniform"``, start PPO afresh from each of the ``incumbents`` best uniform
+        configurations in turn (by reward, the fitting ones first), with new networks and
+        ``iterations // incumbents`` iterations each (the first ``iterations % incumbents``
+        restarts one more; at most ``iterations`` restarts): a local search around several
+        starting points instead of one. All restarts share the environment and the result.
     callback : callable, optional
         ``callback(iteration, result)`` after every iteration.
 
@@ -277,7 +285,7 @@ def ppo_search(env: QuantEnv, *, iterations: int = 30, episodes_per_iter: int = 
     -------
     SearchResult
         With ``final_choices`` the greedy (arg-max per head) configuration of the final
-        policy.
+        policy (of the last restart).
     """
     env = check_env(env)
     iterations = check_int(iterations, "iterations", minimum=1)
@@ -301,20 +309,50 @@ def ppo_search(env: QuantEnv, *, iterations: int = 30, episodes_per_iter: int = 
     init_prob = check_real(init_prob, "init_prob", minimum=0.0, maximum=1.0, min_open=True)
     if init_prob >= 1.0:
         raise ValueError(f"init_prob must be below 1, not {init_prob!r}")
+    incumbents = check_int(incumbents, "incumbents", minimum=1)
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     heads = _PolicyHeads(env, policy)
-    n_f, n_l, n_z = env.n_features, env.n_layers, sum(heads.heads)
-    net = MLP([n_f, hidden, hidden, n_z], rng, out_scale=0.01)
-    value = MLP([n_f, hidden, hidden, 1], rng)
-    opt_p, opt_v = Adam(net.params, lr), Adam(value.params, value_lr)
+    n_l = env.n_layers
     result = SearchResult()
+    starts: list[LayerChoice | None] = [None]
     if init == "uniform":
         uniform = [env.score((c,) * n_l) for c in env.actions]
         for ep in uniform:
             result.record(ep)
-        incumbent = max([ep for ep in uniform if ep.fits] or uniform, key=lambda e: e.reward)
-        net.params[-1] += heads.bias(incumbent.choices[0], init_prob)
+        ranked = sorted(uniform, key=lambda e: (not e.fits, -e.reward))
+        starts = [ep.choices[0] for ep in ranked[:min(incumbents, iterations)]]
+    shares = [iterations // len(starts) + (r < iterations % len(starts))
+              for r in range(len(starts))]
+    it = -1
+    for incumbent, share in zip(starts, shares, strict=True):
+        net = _ppo_run(env, heads, rng, incumbent, share, result, it, hidden=hidden,
+                                   lr=lr, value_lr=value_lr, clip=clip, gamma=gamma, lam=lam,
+                                   epochs=epochs, ent_coef=ent_coef, init_prob=init_prob,
+                                   episodes_per_iter=episodes_per_iter, callback=callback)
+        it += share
+    greedy: list[LayerChoice] = []
+    for k in range(n_l):
+        a = heads.act(net.forward(env.state(k, greedy)[None])[0], None)[0]
+        greedy.append(env.actions[a])
+    result.final_choices = tuple(greedy)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _ppo_run(env: QuantEnv, heads: _PolicyHeads, rng: np.random.Generator,
+             incumbent: LayerChoice | None, iterations: int, result: SearchResult, it0: int, *,
+             hidden: int, lr: float, value_lr: float, clip: float, gamma: float, lam: float,
+             epochs: int, ent_coef: float, init_prob: float, episodes_per_iter: int,
+             callback: Callable[[int, SearchResult], None] | None) -> MLP:
+    """One PPO run from fresh networks (biased towards ``incumbent`` if given), recording into
+    ``result``; the callback's iterations count on from ``it0 + 1``."""
+    n_f, n_l, n_z = env.n_features, env.n_layers, sum(heads.heads)
+    net = MLP([n_f, hidden, hidden, n_z], rng, out_scale=0.01)
+    value = MLP([n_f, hidden, hidden, 1], rng)
+    opt_p, opt_v = Adam(net.params, lr), Adam(value.params, value_lr)
+    if incumbent is not None:
+        net.params[-1] += heads.bias(incumbent, init_prob)
     e_n = episodes_per_iter
     for it in range(iterations):
         states = np.zeros((e_n, n_l, n_f))
@@ -347,11 +385,5 @@ def ppo_search(env: QuantEnv, *, iterations: int = 30, episodes_per_iter: int = 
             v = value.forward(flat_s)[:, 0]
             opt_v.step(value.backward(((v - ret) / v.size)[:, None])[0])
         if callback is not None:
-            callback(it, result)
-    greedy: list[LayerChoice] = []
-    for k in range(n_l):
-        a = heads.act(net.forward(env.state(k, greedy)[None])[0], None)[0]
-        greedy.append(env.actions[a])
-    result.final_choices = tuple(greedy)
-    result.seconds = time.perf_counter() - start
-    return result
+            callback(it0 + 1 + it, result)
+    return net
