@@ -24,6 +24,7 @@ from fixar_hw.config import CoreConfig
 from fixar_hw.errors import BuildError, DoesNotFit
 from fixar_hw.flow import build as fb
 from fixar_hw.flow.build import BuildReport, fit_check, over_capacity, shrink_advice
+from fixar_hw.flow.floor import resource_floor
 from fixar_hw.platforms import BoardTop
 from fixar_hw.platforms.boards import BOARDS, RESOURCE_KINDS, Board, get_board
 from sw_model.arch.ddpg_config import DDPGConfig, format_set
@@ -229,10 +230,24 @@ def test_core_synthesis_fit_and_refusal(tmp_path):
     report = fb.build(config, "ulx3s-45f", tmp_path, place=False)
     assert report.fits and report.config_id == config.config_id
     assert report.used["dsp"] > 0 and report.used["lut"] > 5_280
+    # the resource floor is a lower bound of what synthesis builds
+    floor = sum(i.count for i in resource_floor(config, "ecp5") if i.kind == "ff")
+    assert 0 < floor <= report.used["ff"]
     saved = json.loads((tmp_path / "report.json").read_text())
     assert CoreConfig.from_dict(saved["config"]) == config
     with pytest.raises(DoesNotFit, match="iCE40UP5K"):
         fit_check(report.used, "icebreaker", config)
+
+
+@pytest.mark.nightly
+def test_floor_of_a_two_core_build_is_below_synthesis(tmp_path):
+    """Two cores: the gradient and activation memories, written through two ports, are built
+    from flip-flops; synthesis uses at least the floor (about 5 minutes)."""
+    config = small_config("narrow16", cores=2)
+    floor = sum(i.count for i in resource_floor(config, "ecp5") if i.kind == "ff")
+    report = fb.build(config, "ulx3s-85f", tmp_path, place=False)
+    assert {i.part for i in resource_floor(config, "ecp5")} >= {"memory G", "memory A"}
+    assert floor <= report.used["ff"]
 
 
 @pytest.mark.skipif(os.environ.get("FIXAR_HYPOTHESIS_PROFILE") != "nightly",

@@ -57,13 +57,14 @@ from typing import Any
 from fixar_hw.config import CoreConfig
 from fixar_hw.errors import BuildError, DoesNotFit
 from fixar_hw.flow.cache import cache_dir, design_digest
+from fixar_hw.flow.floor import resource_floor
 from fixar_hw.flow.synth import _classify
 from fixar_hw.platforms.boards import BOARDS, RESOURCE_KINDS, Board, get_board
 from fixar_hw.tools import run_tool
 
 __all__ = [
     "BuildReport", "build", "cache_key", "estimate", "fit_check",
-    "over_capacity", "shrink_advice", "synthesis_memory_limit",
+    "floor_check", "over_capacity", "shrink_advice", "synthesis_memory_limit",
 ]
 
 _FMAX_LINE = re.compile(r"Max frequency for clock +'([^']+)': ([0-9.]+) MHz")
@@ -130,6 +131,9 @@ class BuildReport:
         Wall time of each step run (``synth``, ``pnr``, ``pack``).
     cells : Mapping[str, int]
         The synthesized netlist's cell histogram.
+    predicted : bool
+        ``used`` is the :func:`fixar_hw.flow.floor.resource_floor` of a configuration refused
+        before synthesis (it is then at least that, and does not fit); nothing was synthesized.
     """
 
     board: str
@@ -146,6 +150,7 @@ class BuildReport:
     bitstream: str | None = None
     seconds: Mapping[str, float] = field(default_factory=dict, hash=False)
     cells: Mapping[str, int] = field(default_factory=dict, hash=False)
+    predicted: bool = False
 
     def __post_init__(self) -> None:
         for name in ("used", "capacity", "seconds", "cells"):
@@ -216,8 +221,12 @@ class BuildReport:
         lines = [f"## {title}", "",
                  f"Device {self.device}; configuration id "
                  f"{'-' if self.config_id is None else f'0x{self.config_id:08x}'}.", "",
-                 "| Resource | Synthesized | Placed | Available | Use |",
+                 f"| Resource | {'At least' if self.predicted else 'Synthesized'} | Placed "
+                 f"| Available | Use |",
                  "|---|---:|---:|---:|---:|"]
+        if self.predicted:
+            lines[4:4] = ["Refused before synthesis: the configuration's resource floor "
+                          "(fixar_hw.flow.floor) is beyond the device.", ""]
         for kind in RESOURCE_KINDS:
             cap = self.capacity.get(kind, 0)
             if not cap and not self.used.get(kind, 0):
@@ -324,6 +333,31 @@ def fit_check(used: Mapping[str, int], board: Board | str, config: CoreConfig | 
         parts.append(f"The bring-up bitstream (UART and memory only) fits: fixar-hw build "
                      f"--board {board.name} --bringup.")
     raise DoesNotFit(" ".join(parts), board, used, over)
+
+
+def floor_check(config: CoreConfig | None, board: Board | str) -> None:
+    """Raise :class:`DoesNotFit` if ``config``'s :func:`~fixar_hw.flow.floor.resource_floor`
+    is beyond the board: in milliseconds, before any synthesis.
+
+    The message names each overflowing resource, the parts that make its floor and why, and
+    that nothing was synthesized.
+    """
+    board = get_board(board)
+    if config is None:
+        return
+    items = resource_floor(config, board.family)
+    used = {}
+    for item in items:
+        used[item.kind] = used.get(item.kind, 0) + item.count
+    over = over_capacity(used, board.capacity)
+    if not over:
+        return
+    needs = ", ".join(f"at least {u:,} {k.upper()}s of {a:,} ({100 * u / a:.0f} %)"
+                      for k, (u, a) in over.items())
+    why = "; ".join(item.why for item in items if item.kind in over)
+    raise DoesNotFit(f"{board.name} ({board.device}) cannot hold this configuration, known "
+                     f"before synthesis (none was run): it needs {needs}. {why}.",
+                     board, used, over)
 
 
 # --- running the tools ---------------------------------------------------------------------------
@@ -442,7 +476,8 @@ def build(config: CoreConfig | None, board: Board | str, build_dir: str | os.Pat
     TypeError, ValueError
         For a parameter of the wrong kind or value.
     DoesNotFit
-        If synthesis shows the configuration does not fit the board (nothing is placed).
+        If the configuration's resource floor (:func:`floor_check`, before synthesis) or
+        synthesis shows it does not fit the board (nothing is placed).
     BuildError
         If a tool fails or times out.
     """
@@ -461,6 +496,7 @@ def build(config: CoreConfig | None, board: Board | str, build_dir: str | os.Pat
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
                                 or not timeout > 0):
         raise ValueError(f"timeout must be a positive number or None, not {timeout!r}")
+    floor_check(config, board)
     top = BoardTop(config, board, baud=baud, clock_mhz=clock_mhz)
     out = Path(build_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -566,7 +602,8 @@ def estimate(config: CoreConfig | None, board: Board | str, *, fmax: bool = Fals
     the resource count, and with ``fmax`` a placement whose Fmax is nextpnr's post-placement
     estimate (routed Fmax is usually within some percent of it; :func:`build` gives the real
     one). Unlike :func:`build`, a configuration that does not fit is not an error: the report
-    comes back with ``fits`` False.
+    comes back with ``fits`` False (and, when its resource floor was already too large,
+    ``predicted`` True and nothing synthesized: :func:`floor_check`).
 
     Parameters
     ----------
@@ -602,6 +639,12 @@ def estimate(config: CoreConfig | None, board: Board | str, *, fmax: bool = Fals
             return BuildReport.from_dict(json.loads(path.read_text()))
         except (ValueError, TypeError, KeyError):
             path.unlink(missing_ok=True)
+    try:
+        floor_check(config, board)
+    except DoesNotFit as exc:
+        return BuildReport(board=board.name, family=board.family, device=board.device,
+                           config_id=config.config_id, config=config.to_dict(), used=exc.used,
+                           capacity=board.capacity, clock_mhz=board.clock_mhz, predicted=True)
     with tempfile.TemporaryDirectory(prefix="fixar_hw_estimate_") as tmp:
         try:
             result = build(config, board, tmp, place=fmax and board.routable, route=False,
