@@ -153,9 +153,11 @@ def test_build_report_round_trip_and_figures():
                                                 "spram": 0},
                     capacity=board.capacity, clock_mhz=25.0,
                     placed={"lut": (120, 43_848)}, fmax_mhz=20.0, routed=True,
-                    seconds={"synth": 1.0}, cells={"LUT4": 100})
+                    seconds={"synth": 1.0}, cells={"LUT4": 100},
+                    critical_path=("a_reg", "b_reg", "/x/update.py:12"))
     back = BuildReport.from_dict(json.loads(json.dumps(r.to_dict())))
     assert back == r and back.to_dict() == r.to_dict()
+    assert "Critical path: `a_reg` to `b_reg`, through /x/update.py:12." in r.to_markdown()
     assert r.utilisation["lut"] == 120 / 43_848  # placed count wins over synthesized
     assert r.utilisation["dsp"] == 2 / 72
     assert r.run_mhz == 20.0 and r.meets_timing is False

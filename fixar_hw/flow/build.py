@@ -58,6 +58,7 @@ from fixar_hw.config import CoreConfig
 from fixar_hw.errors import BuildError, DoesNotFit
 from fixar_hw.flow.cache import cache_dir, design_digest
 from fixar_hw.flow.floor import resource_floor
+from fixar_hw.flow.pnr import critical_path
 from fixar_hw.flow.synth import _classify
 from fixar_hw.platforms.boards import BOARDS, RESOURCE_KINDS, Board, get_board
 from fixar_hw.tools import run_tool
@@ -131,6 +132,9 @@ class BuildReport:
         Wall time of each step run (``synth``, ``pnr``, ``pack``).
     cells : Mapping[str, int]
         The synthesized netlist's cell histogram.
+    critical_path : tuple of str
+        After routing: the start and end cells of the slowest register-to-register path, then
+        the design's source lines along it (:func:`fixar_hw.flow.pnr.critical_path`).
     predicted : bool
         ``used`` is the :func:`fixar_hw.flow.floor.resource_floor` of a configuration refused
         before synthesis (it is then at least that, and does not fit); nothing was synthesized.
@@ -150,6 +154,7 @@ class BuildReport:
     bitstream: str | None = None
     seconds: Mapping[str, float] = field(default_factory=dict, hash=False)
     cells: Mapping[str, int] = field(default_factory=dict, hash=False)
+    critical_path: tuple[str, ...] = ()
     predicted: bool = False
 
     def __post_init__(self) -> None:
@@ -194,6 +199,7 @@ class BuildReport:
         for name in ("used", "capacity", "seconds", "cells"):
             out[name] = dict(getattr(self, name))
         out["placed"] = {k: list(v) for k, v in self.placed.items()}
+        out["critical_path"] = list(self.critical_path)
         return out
 
     @classmethod
@@ -212,6 +218,7 @@ class BuildReport:
                              f"{extra}")
         data = dict(data)
         data["placed"] = {k: tuple(v) for k, v in data["placed"].items()}
+        data["critical_path"] = tuple(data["critical_path"])
         return cls(**data)
 
     def to_markdown(self) -> str:
@@ -243,6 +250,11 @@ class BuildReport:
             verdict = "meets" if self.meets_timing else "MISSES"
             lines.append(f"Fmax {self.fmax_mhz:.1f} MHz ({how}): {verdict} the clock of "
                          f"{self.clock_mhz:g} MHz.")
+            if self.critical_path:
+                lines.append(f"Critical path: `{self.critical_path[0]}` to "
+                             f"`{self.critical_path[1]}`"
+                             + (f", through {', '.join(self.critical_path[2:6])}."
+                                if len(self.critical_path) > 2 else "."))
             if not self.meets_timing and self.family == "ecp5":
                 lines.append(f"Rebuild with the PLL below the Fmax, for example `--clock-mhz "
                              f"{max(4, math.floor(0.9 * self.fmax_mhz))}`.")
@@ -567,7 +579,9 @@ def build(config: CoreConfig | None, board: Board | str, build_dir: str | os.Pat
                                    error=BuildError).seconds
         name = "top.bit" if board.family == "ecp5" else "top.bin"
         bitstream = str(out / name)
-    return report(placed=placed, fmax_mhz=fmax_mhz, routed=route, bitstream=bitstream)
+    path = critical_path(data) if route else ()
+    return report(placed=placed, fmax_mhz=fmax_mhz, routed=route, bitstream=bitstream,
+                  critical_path=path)
 
 
 # --- cached estimates ----------------------------------------------------------------------------

@@ -59,8 +59,8 @@ from fixar_hw.train.aap import AAPCore
 from sw_model.checks import check_bool, check_choice
 
 __all__ = [
-    "DEVICES", "ROUTERS", "SPEEDS", "FoldedTop", "PnrReport", "place_and_route",
-    "place_and_route_seeds",
+    "DEVICES", "ROUTERS", "SPEEDS", "FoldedTop", "PnrReport", "critical_path",
+    "place_and_route", "place_and_route_seeds",
 ]
 
 DEVICES: tuple[str, ...] = (
@@ -365,8 +365,21 @@ def _netlist_cells(json_path: str, name: str) -> dict[str, int]:
     return histogram
 
 
-def _critical_path(report: Mapping[str, Any]) -> tuple[str, ...]:
-    """Ends and source lines of the slowest clock-to-clock path of a nextpnr report."""
+def critical_path(report: Mapping[str, Any]) -> tuple[str, ...]:
+    """Ends and source lines of the slowest clock-to-clock path of a nextpnr report.
+
+    Parameters
+    ----------
+    report : Mapping
+        The JSON nextpnr writes with ``--report`` (its ``critical_paths``).
+
+    Returns
+    -------
+    tuple of str
+        The start and end cells of the slowest register-to-register path, then the Python
+        source lines (``file:line``) of the nets along it, in path order; empty if the report
+        has no such path (an unrouted design).
+    """
     best, best_delay = None, -1.0
     for entry in report.get("critical_paths", []):
         ends = (str(entry.get("from", "")), str(entry.get("to", "")))
@@ -577,4 +590,4 @@ def _nextpnr_run(tmp: str, *, device: str, package: str, speed: int, freq_mhz: f
         fmax=fmax, lut=used("TRELLIS_COMB"), ff=used("TRELLIS_FF"), dsp=used("MULT18X18D"),
         bram=used("DP16KD"), io=used("TRELLIS_IO"), utilisation=utilisation, synth=synth,
         synth_seconds=synth_seconds, pnr_seconds=pnr_seconds,
-        critical_path=_critical_path(report) if route else ())
+        critical_path=critical_path(report) if route else ())

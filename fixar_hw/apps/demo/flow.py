@@ -175,6 +175,9 @@ class BoardFigures:
     fmax_mhz : float or None
         Placement estimate, when made.
     seconds : float
+    predicted : bool
+        ``used`` is the resource floor of a core refused before synthesis
+        (:func:`fixar_hw.flow.build.floor_check`): it needs at least that.
     """
 
     board: str
@@ -186,6 +189,7 @@ class BoardFigures:
     clock_mhz: float
     fmax_mhz: float | None
     seconds: float
+    predicted: bool = False
 
     @property
     def frequency(self) -> tuple[float, str]:
@@ -230,7 +234,7 @@ def board_figures(config: CoreConfig, board: str, *, fmax: bool = False) -> Boar
     return BoardFigures(board, str(getattr(b, "device", "")), dict(report.used),
                         dict(report.capacity), dict(report.utilisation), bool(report.fits),
                         float(report.clock_mhz), report.fmax_mhz,
-                        time.perf_counter() - start)
+                        time.perf_counter() - start, report.predicted)
 
 
 # --- the whole run -------------------------------------------------------------------------

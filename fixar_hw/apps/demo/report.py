@@ -197,10 +197,15 @@ def write_report(result: DemoResult, out_dir: str | os.PathLike[str]) -> Path:
               f"{_si(ips)} actions/s (f / {result.act_cycles:,} cycles per action).", ""]
     else:
         L += ["![utilisation](utilisation.png)", ""]
-        L += _table(("resource", "used", "available", "utilisation"),
+        L += _table(("resource", "at least" if b.predicted else "used", "available",
+                     "utilisation"),
                     [(k, f"{b.used.get(k, 0):,}", f"{b.capacity.get(k, 0):,}",
                       f"{b.utilisation.get(k, 0.0):.1%}")
                      for k in ("lut", "ff", "dsp", "bram") if k in b.capacity])
+        if b.predicted:
+            L += ["", "Refused before synthesis: the core's resource floor (memories written "
+                  "through several ports, pipelined update units; `fixar_hw.flow.floor`) is "
+                  "beyond the device, so no synthesis was run."]
         L += ["", f"{'Fits' if b.fits else 'Does NOT fit'} on the {b.device}. Board clock "
               f"{b.clock_mhz:g} MHz; placement Fmax "
               f"{f'{b.fmax_mhz:.1f} MHz' if b.fmax_mhz else 'not estimated (add --fmax)'}.", ""]
@@ -254,7 +259,9 @@ def format_summary(result: DemoResult) -> str:
         mhz, label = b.frequency
         tp, ips = result.throughput(mhz)
         util = ", ".join(f"{k} {v:.0%}" for k, v in b.utilisation.items())
-        lines.append(f"board {b.board}: {util} ({'fits' if b.fits else 'does NOT fit'}); "
+        verdict = "fits" if b.fits else ("does NOT fit, known before synthesis" if b.predicted
+                                         else "does NOT fit")
+        lines.append(f"board {b.board}: {util} ({verdict}); "
                      f"at {mhz:.0f} MHz ({label}): {_si(tp)} training samples/s, "
                      f"{_si(ips)} actions/s (batch {d.batch_size})")
     return "\n".join(lines)
