@@ -20,13 +20,13 @@ from .test_build import small_config
 def test_single_core_iterative_builds_have_no_floor():
     """One core: every memory has one write port (block RAM holds it); iterative units have
     no pipeline to count."""
-    assert resource_floor(small_config(update_kind="iterative"), "ecp5") == []
+    assert resource_floor(small_config(), "ecp5") == []
 
 
 @pytest.mark.parametrize("family", ["ecp5", "ice40", "xilinx"])
 @pytest.mark.parametrize("units", [1, 4])
 def test_pipelined_units_floor(family, units):
-    config = small_config("narrow16", update_units=units)
+    config = small_config("narrow16", update_units=units, update_kind="pipelined")
     items = resource_floor(config, family)
     if family == "xilinx":  # shift registers may live in LUTs there
         assert items == []
@@ -40,7 +40,7 @@ def test_pipelined_units_floor(family, units):
 @pytest.mark.parametrize("cores", [2, 3])
 def test_multi_write_memories_floor(cores):
     """G and A take a write port per core: with three ports or more, one flip-flop a bit."""
-    config = small_config(cores=cores, update_kind="iterative")
+    config = small_config(cores=cores)
     e = config.engine
     depths, layouts = memory_depths(e), memory_layouts(e)
     bits = {name: max(depths[name], 2) * layouts[name].size for name in ("G", "A")}

@@ -280,7 +280,7 @@ def shrink_advice(config: CoreConfig | None, kinds: Sequence[str]) -> list[str]:
 
     Only parameters that can still shrink are named (a grid of side 1 is not offered a smaller
     one). Logic (``lut``, ``ff``, ``dsp``) grows with the PE grid, the cores, the update units
-    and the number formats' widths; block RAM with the networks, the batch, the program memory,
+    (pipelined ones most) and the number formats' widths; block RAM with the networks, the batch, the program memory,
     the tanh table and the on-chip external memory.
     """
     if config is None:
@@ -292,6 +292,10 @@ def shrink_advice(config: CoreConfig | None, kinds: Sequence[str]) -> list[str]:
             advice.append(f"a smaller PE grid (engine.size {e.size} -> {e.size // 2})")
         if e.cores > 1:
             advice.append(f"fewer AAP cores (engine.cores {e.cores} -> 1)")
+        if e.update_kind == "pipelined":
+            advice.append("compact update units (engine.update_kind 'pipelined' -> "
+                          "'iterative': a few hundred flip-flops each instead of about 300 a "
+                          "pipeline stage)")
         if e.update_units > 1:
             advice.append(f"fewer update units (engine.update_units {e.update_units} -> 1)")
         widest = max(d.weight_fmt.width, d.act_fmt.width, d.grad_fmt.width)
