@@ -251,8 +251,9 @@ class VectorUnit(wiring.Component):
         m = Module()
         ctl = self._accept(m)
         s1, a_val, b_val, done_val, r_hold = self._issue_and_select(m, ctl)
-        x, x_a, x_b, x_r, x_done = self._operands(m, ctl, s1, a_val, b_val, done_val, r_hold)
-        conv, disc, g = self._products(m, ctl, x_a, x_b)
+        x, x_a, x_b, x_r, x_done, x_sq, x_disc = self._operands(m, ctl, s1, a_val, b_val,
+                                                                done_val, r_hold)
+        conv, disc, g = self._products(m, ctl, x_a, x_sq, x_disc)
         n_code = self._noise(m, ctl, x.valid)
         z, z_p, target, tanh_d, noisy = self._results(m, ctl, x, x_a, x_r, x_done, conv, disc,
                                                       g, n_code)
@@ -371,22 +372,29 @@ class VectorUnit(wiring.Component):
 
     def _operands(self, m: Module, ctl: "_Control", s1: "_Element", a_val: Value,
                   b_val: Value, done_val: Value, r_hold: Signal
-                  ) -> tuple["_Element", Signal, Signal, Signal, Signal]:
-        """Stage 2's registers: the element, the whole ``A`` and ``B`` lanes, ``R`` and
-        ``done`` (the products and shifts of stage 2 read them, see :meth:`_products`)."""
+                  ) -> tuple["_Element", Signal, Signal, Signal, Signal, Signal, Signal]:
+        """Stage 2's registers: the element, the whole ``A`` and ``B`` lanes, ``R``, ``done``,
+        the square of ``B``'s activation lane and ``A``'s times ``gamma`` (the products and
+        shifts of stage 2 read them, see :meth:`_products`; the products are formed here so
+        that stage 2 starts from a multiplier's registered output rather than running through
+        it)."""
         sp = self._spec
         aw, W = sp.addr_width, sp.act_fmt.width
         x_valid, x_last, x_done = Signal(), Signal(), Signal()
         x_a, x_b = Signal(signed(sp.word_width)), Signal(signed(sp.word_width))
         x_r = Signal(signed(W))
         x_da, x_dl = Signal(aw), Signal.like(s1.lane)
+        a_act, b_act = a_val[:W].as_signed(), b_val[:W].as_signed()
+        x_sq = Signal((b_act * b_act).shape())
+        x_disc = Signal((a_act * self.gamma).shape())
         m.d.sync += x_valid.eq(s1.valid)
         with m.If(s1.valid):
-            m.d.sync += [x_a.eq(a_val), x_b.eq(b_val),
+            m.d.sync += [x_a.eq(a_val), x_b.eq(b_val), x_sq.eq(b_act * b_act),
+                         x_disc.eq(a_act * self.gamma),
                          x_r.eq(Mux(ctl.straddle, r_hold, b_val[:W].as_signed())),
                          x_done.eq(done_val[:W] != 0), x_last.eq(s1.last), x_da.eq(s1.addr),
                          x_dl.eq(s1.lane)]
-        return _Element(x_valid, x_last, x_da, x_dl), x_a, x_b, x_r, x_done
+        return _Element(x_valid, x_last, x_da, x_dl), x_a, x_b, x_r, x_done, x_sq, x_disc
 
     def _noise(self, m: Module, ctl: "_Control", x_valid: Signal) -> Value:
         """The noise sample of the element in stage 2, in ``fmt(a)`` codes.
@@ -421,25 +429,25 @@ class VectorUnit(wiring.Component):
                                   16 + SIGMA_FRAC - act.frac, 16 + SIGMA_FRAC, act.width,
                                   "floor", narrow=c.a_narrow, narrow_width=NW)
 
-    def _products(self, m: Module, ctl: "_Control", x_a: Signal, x_b: Signal
-                  ) -> tuple[Value, Value, Value]:
+    def _products(self, m: Module, ctl: "_Control", x_a: Signal, x_sq: Signal,
+                  x_disc: Signal) -> tuple[Value, Value, Value]:
         """Stage 2's products and shifts: the result of ``convert``, the discounted ``A`` of
         ``target`` and the tanh derivative of ``tanh_delta``."""
         sp = self._spec
         act, deriv = sp.act_fmt, sp.deriv_fmt
         W, NW = act.width, sp.narrow_width
         c = ctl.c
-        a_act, b_act = x_a[:W].as_signed(), x_b[:W].as_signed()
+        a_act = x_a[:W].as_signed()
 
         # convert: floor, saturate to fmt(d)
         conv = requantize_runtime(a_act, c.a_frac + act.frac - c.d_frac, -act.frac, act.frac,
                                   W, "floor", narrow=c.d_narrow, narrow_width=NW)
         # target: mul_shift(A, gamma), half even
-        disc = shift_round(a_act * self.gamma, 16, "half_even")
+        disc = shift_round(x_disc, 16, "half_even")
         # tanh_delta: g = 1 - y**2 for y in fmt(b), as deriv_fmt codes
         f2 = Cat(Const(0, 1), c.b_frac)
         one_minus = Signal(range_shape(-(1 << 2 * W - 2), 1 << 2 * act.frac))
-        m.d.comb += one_minus.eq((Const(1, 1) << f2) - b_act * b_act)
+        m.d.comb += one_minus.eq((Const(1, 1) << f2) - x_sq)
         g = requantize_runtime(one_minus, f2, -deriv.frac, 2 * act.frac - deriv.frac,
                                deriv.width, sp.rounding)
         return conv, disc, g
