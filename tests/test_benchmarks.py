@@ -16,7 +16,8 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 SCRIPTS = sorted(p.name for p in BENCH.glob("bench_*.py"))
 #: Quick modes of minutes (synthesis, place and route, Verilator builds).
-SLOW = {"bench_sweep.py", "bench_array_fpga.py", "bench_engine.py", "bench_core.py"}
+SLOW = {"bench_sweep.py", "bench_array_fpga.py", "bench_engine.py", "bench_core.py",
+        "bench_update.py"}
 
 
 @pytest.mark.parametrize("script", [
