@@ -1,7 +1,8 @@
 """Benchmark: routed Fmax and resources of the PE array and the training cores on the LFE5U-85F.
 
 Where users measure a core: synthesized with pyosys and routed with nextpnr-ecp5 (speed grade
-6, router2), once per placer seed; the figure is the median over the seeds, with the slowest
+6; router2 for the array as ``bench_array_fpga.py`` runs it, the build flow's router1 for the
+cores), once per placer seed; the figure is the median over the seeds, with the slowest
 path of the median seed named by its end cells and the design lines along it.
 
 Designs:
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = measure_core(file, seeds, args.timeout)
         else:
             results[name] = measure_demo()
-    print(f"LFE5U-85F-6, nextpnr router2, {len(seeds)} placer seed(s); Fmax in MHz, routed")
+    print(f"LFE5U-85F-6, {len(seeds)} placer seed(s); Fmax in MHz, routed (median, min, max)")
     print(f"{'design':8s} {'LUT':>7s} {'FF':>7s} {'DSP':>4s} {'BRAM':>4s} {'Fmax':>7s} "
           f"{'min':>6s} {'max':>6s} {'wall s':>7s}  critical path (median seed)")
     for name, r in results.items():
