@@ -32,9 +32,24 @@ standard normal; the quality is the ``rel`` proxy (squared action error normalis
 output), log-scale reward. PPO vs HAQ vs uniform: cost and proxy error at the same budget, and
 time.
 
+Part 3, the users' question (``fixar-hw search --max-loss``): the cheapest configuration by
+LUTs whose return stays within 2% of the float actor's, on a Pendulum actor of FIXAR's hidden
+sizes (3-400-300-1, float64 DDPG, seeded), 64 lanes pipelined. For each of 3 search seeds,
+:func:`fixar_hw.apps.search.run_loss_search` runs PPO (started from the best uniform
+configuration), HAQ-style DDPG and random search with the same number of sampled
+configurations, and every uniform configuration; each scores configurations on episodes
+rotating through a seeded pool, re-checks its cheapest on held-out episodes every 16 distinct
+evaluations and reports its held-out winner. Printed per seed and method: the winner's cost,
+its loss on the search's episodes, held out, and on a third set of episodes used for nothing
+else ("test"); then the median over seeds of PPO's LUT reduction against each baseline, and
+how many evaluations PPO needs to reach HAQ's final held-out cost. The time-to-quality curves
+(held-out winner's LUTs against distinct configurations evaluated) go to
+``runs/bench_autoq/time_to_quality.png``.
+
 Reproduce with::
 
-    python benchmarks/bench_autoq.py                  # full (about 15 minutes on 2 cores)
+    python benchmarks/bench_autoq.py                  # full (parts 1-2 about 15 minutes)
+    python benchmarks/bench_autoq.py --part loss      # part 3 only
     python benchmarks/bench_autoq.py --quick --repeat 1
 """
 
@@ -53,16 +68,19 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fixar_hw.apps.search import (
+    COLORS,
     REFERENCE,
     calibration_states,
     choice_text,
     float_return,
+    run_loss_search,
     train_agent,
 )
 from sw_model.search.baselines import haq_ddpg_search, uniform_baseline
-from sw_model.search.cost import Cost, CostModel
+from sw_model.search.cost import Cost, CostModel, LayerChoice
 from sw_model.search.env import Budget, QuantEnv, SearchResult
 from sw_model.search.evaluators import (
+    LossEvaluator,
     ProxyEvaluator,
     ReturnEvaluator,
     critic_evaluator,
@@ -371,6 +389,133 @@ def fixar_size(args: argparse.Namespace) -> None:
           "each one, PPO only learns it from the reward)")
 
 
+def _reach(curve, target: float) -> int | None:
+    """Distinct evaluations after which ``curve`` first reaches ``target`` or below."""
+    return next((x for x, y in curve if y is not None and y <= target), None)
+
+
+def plot_curves(path: Path, runs: dict[int, dict[str, list]], title: str) -> None:
+    """Every method's time-to-quality curve for every search seed, in one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    styles = ["-", "--", ":"]
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
+    for k, (seed, curves) in enumerate(runs.items()):
+        for method, pts in curves.items():
+            xs = [x for x, y in pts if y is not None]
+            ys = [y for _, y in pts if y is not None]
+            if xs:
+                ax.step(xs, ys, where="post", color=COLORS.get(method, "tab:gray"),
+                        linestyle=styles[k % len(styles)], label=f"{method}, seed {seed}")
+    finals = [y for curves in runs.values() for pts in curves.values()
+              for _, y in pts[-1:] if y is not None]
+    if finals:  # an early, expensive winner of a slow method would flatten the rest
+        ax.set_ylim(0.9 * min(finals), 1.5 * max(finals))
+    ax.set_xlabel("configurations evaluated (distinct)")
+    ax.set_ylabel("held-out winner's LUTs")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def loss_part(args: argparse.Namespace) -> None:
+    """Part 3: the cheapest configuration within a held-out return loss (``--max-loss``)."""
+    quick = args.quick
+    hidden = (16, 16) if quick else (400, 300)
+    steps = args.loss_steps or (1500 if quick else 15000)
+    seeds = (0,) if quick else (0, 1, 2)
+    iterations, per_iter = (2, 8) if quick else (20, 32)
+    lanes, n_states, episodes, pool, recheck, step = 64, 256, 5, 50, 5, 16
+    n_held = args.heldout_episodes
+    if quick:
+        n_states, pool, n_held = 64, 10, 4
+    max_loss = args.max_loss
+    out = Path(args.out)
+    t0 = time.perf_counter()
+    agent = train_agent(steps, 0, hidden=hidden)
+    actor = agent["actor"]
+    t_train = time.perf_counter() - t0
+    arch = "-".join(str(s.fan_in) for s in actor_shapes(actor)) + "-1"
+    test_seeds = tuple(900000 + k for k in range(n_held))
+    print()
+    print(f"Part 3: the cheapest configuration by LUTs within {max_loss} held-out return loss; "
+          f"Pendulum actor {arch}, float64 DDPG, {steps} steps (seed 0, "
+          f"{t_train:.0f} s); pipelined mapping, {lanes} lanes in all")
+    print(f"each search seed s: calibration rollouts seed s+1, {episodes} episodes per "
+          f"evaluation rotating through a pool of {pool} (seeds 100000s+10..), the {recheck} "
+          f"cheapest re-checked on {n_held} held-out episodes (seeds 100000s+50000..) every "
+          f"{step} distinct evaluations; winner = cheapest that meets the bound held out; "
+          f"'test': the winner's loss on {n_held} further episodes (seeds 900000..) used for "
+          f"nothing else. Samples per method: PPO 125 uniform + {iterations} x {per_iter} "
+          f"({args.incumbents} incumbent(s)), HAQ "
+          f"and random as many, uniform 125")
+    head = (f"{'seed':>4} {'method':8} {'evals':>5} {'checks':>6} {'LUTs':>6} {'DSPs':>4} "
+            f"{'mem bits':>8} {'loss':>7} {'held':>7} {'test':>7} {'time s':>6}  choices")
+    print(head)
+    print("-" * len(head))
+    runs: dict[int, dict[str, list]] = {}
+    finals: dict[str, list[float | None]] = {m: [] for m in ("ppo", "haq", "random", "uniform")}
+    reach: list[tuple[int | None, int, int | None]] = []
+    for seed in seeds:
+        run = run_loss_search(actor, max_loss, out / f"seed{seed}", cost="luts",
+                              methods=("ppo", "haq", "random", "uniform"), seed=seed,
+                              iterations=iterations, episodes_per_iter=per_iter, lanes=lanes,
+                              states=n_states, episodes=episodes, pool=pool,
+                              heldout_episodes=n_held, recheck=recheck, curve_step=step,
+                              incumbents=args.incumbents, progress=False)
+        runs[seed] = run.curves
+        calib = calibration_states(actor, n_states, seed)
+        tester = LossEvaluator(actor, calib, seeds=test_seeds, episodes=len(test_seeds))
+        for method, entry in run.best["methods"].items():
+            c = entry["winner"] or entry["least_loss"]
+            finals[method].append(None if entry["winner"] is None else c["metric"])
+            choices = tuple(LayerChoice(*(int(v) if v.isdigit() else v
+                                          for v in x.split(":"))) for x in c["choices"])
+            test = tester.loss(choices, test_seeds)
+            mark = "" if entry["winner"] else "  (none meets the bound: least loss)"
+            print(f"{seed:>4} {method:8} {entry['evaluated']:>5} {entry['heldout_checked']:>6} "
+                  f"{c['cost']['luts']:6.0f} {c['cost']['dsps']:4.0f} "
+                  f"{c['cost']['mem_bits']:8d} {c['loss']:7.2%} {c['heldout_loss']:7.2%} "
+                  f"{test:7.2%} {entry['seconds']:6.1f}  {' '.join(c['choices'])}{mark}")
+        haq_final = finals["haq"][-1]
+        haq_evals = run.best["methods"]["haq"]["evaluated"]
+        reach.append((None if haq_final is None else _reach(run.curves["ppo"], haq_final),
+                      haq_evals,
+                      None if haq_final is None else _reach(run.curves["haq"], haq_final)))
+    print(f"reference uniform fixed 16/16: {run.best['reference']['cost']['luts']:.0f} LUTs, "
+          f"{run.best['reference']['cost']['dsps']:.0f} DSPs")
+
+    def med_red(a: str, b: str) -> str:
+        vals = [pct(x, y) for x, y in zip(finals[a], finals[b], strict=True)
+                if x is not None and y is not None]
+        if not vals:
+            return "n/a"
+        return (f"median {statistics.median(vals):+.1f}% (per seed "
+                f"{', '.join(f'{v:+.1f}%' for v in vals)})")
+
+    print()
+    print(f"PPO's held-out winner, fewer LUTs than: best uniform {med_red('ppo', 'uniform')}; "
+          f"HAQ {med_red('ppo', 'haq')}; random {med_red('ppo', 'random')}")
+    for seed, (ppo_at, haq_total, haq_at) in zip(seeds, reach, strict=True):
+        if ppo_at is None:
+            print(f"  seed {seed}: PPO does not reach HAQ's final held-out LUTs "
+                  f"(HAQ: {haq_at} of its {haq_total} distinct evaluations)")
+        else:
+            print(f"  seed {seed}: PPO reaches HAQ's final held-out LUTs after {ppo_at} distinct "
+                  f"evaluations ({ppo_at / haq_total:.2f}x HAQ's {haq_total}; HAQ first "
+                  f"reached it after {haq_at})")
+    png = out / "time_to_quality.png"
+    plot_curves(png, runs, f"Pendulum actor {arch}, {lanes} lanes pipelined: cheapest LUTs "
+                           f"within {max_loss} loss, held out")
+    print(f"wrote {png} (and per seed {out}/seed*/best.json, search.csv)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny actor and short searches")
@@ -378,16 +523,34 @@ def main(argv: list[str] | None = None) -> int:
                         help="runs of each search for the median time (default 3)")
     parser.add_argument("--steps", type=int, default=None,
                         help="training steps of the Pendulum agent (default 10000)")
+    parser.add_argument("--part", choices=("all", "budget", "loss"), default="all",
+                        help="budgeted searches (parts 1 and 2), the loss-bounded search "
+                             "(part 3), or all")
+    parser.add_argument("--loss-steps", type=int, default=None,
+                        help="training steps of part 3's actor (default 15000)")
+    parser.add_argument("--max-loss", default="2%", help="part 3's loss bound (default 2%%)")
+    parser.add_argument("--heldout-episodes", type=int, default=60,
+                        help="part 3's held-out episodes, and as many test episodes "
+                             "(default 60)")
+    parser.add_argument("--incumbents", type=int, default=1,
+                        help="part 3: PPO's restarts from the best uniform configurations "
+                             "(default 1)")
+    parser.add_argument("--out", default="runs/bench_autoq",
+                        help="part 3's output directory (default runs/bench_autoq)")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error(f"--repeat must be at least 1, not {args.repeat}")
     start = time.perf_counter()
-    pendulum(args)
-    fixar_size(args)
+    if args.part in ("all", "budget"):
+        pendulum(args)
+        fixar_size(args)
+    if args.part in ("all", "loss"):
+        loss_part(args)
     print()
     print(f"total {time.perf_counter() - start:.1f} s")
     print("reproduce: python benchmarks/bench_autoq.py")
     print("reproduce: python benchmarks/bench_autoq.py --quick --repeat 1")
+    print("reproduce part 3 only: python benchmarks/bench_autoq.py --part loss")
     return 0
 
 

@@ -394,7 +394,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
                 episodes_per_iter=args.episodes_per_iter, evaluations=args.episodes,
                 lanes=args.lanes, states=args.states, episodes=args.eval_episodes or 5,
                 pool=args.episode_pool, heldout_episodes=args.heldout_episodes,
-                recheck=args.recheck, mapping=args.mapping, progress=not args.no_progress)
+                recheck=args.recheck, mapping=args.mapping, incumbents=args.incumbents,
+                progress=not args.no_progress)
         except (TypeError, ValueError) as exc:
             return fail(str(exc))
         print(format_loss_summary(loss_run))
@@ -661,6 +662,9 @@ def _add_search_parser(sub: argparse._SubParsersAction) -> None:
                          "held-out episodes (default 5)")
     se.add_argument("--heldout-episodes", type=_positive_int, default=20, metavar="N",
                     help="with --max-loss, held-out episodes (default 20)")
+    se.add_argument("--incumbents", type=_positive_int, default=1, metavar="N",
+                    help="with --max-loss, PPO restarts from the N best uniform configurations "
+                         "(default 1)")
     se.add_argument("--episode-pool", type=_positive_int, default=50, metavar="N",
                     help="with --max-loss, the pool of seeded episodes the search rotates "
                          "through (default 50)")

@@ -661,7 +661,8 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
                     evaluations: int | None = None, lanes: int = 16, states: int = 256,
                     episodes: int = 5, pool: int = 50, heldout_episodes: int = 20,
                     recheck: int = 5, penalty: float = 4.0, mapping: str = "pipelined",
-                    curve_step: int = 16, progress: bool = True) -> LossRun:
+                    curve_step: int = 16, incumbents: int = 1,
+                    progress: bool = True) -> LossRun:
     """The cheapest configuration whose held-out return stays within ``max_loss`` of the float
     actor's, by every method in ``methods``; writes ``search.csv``, ``time_to_quality.png``
     and ``best.json`` into ``out_dir``.
@@ -708,6 +709,9 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
     curve_step : int
         Distinct configurations between two held-out re-checks (the points of the
         time-to-quality curves).
+    incumbents : int
+        PPO's restarts from the best uniform configurations
+        (:func:`~sw_model.search.ppo.ppo_search`).
 
     Raises
     ------
@@ -768,7 +772,7 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
             if method == "ppo":
                 res = ppo_search(qenv, iterations=iterations,
                                  episodes_per_iter=episodes_per_iter, seed=seed,
-                                 init="uniform", callback=callback)
+                                 init="uniform", incumbents=incumbents, callback=callback)
             elif method == "haq":
                 res = haq_ddpg_search(qenv, episodes=evaluations, seed=seed,
                                       warmup=min(20, evaluations // 4), callback=callback)
@@ -793,6 +797,7 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
     best: dict[str, Any] = {
         "env": env, "seed": seed, "lanes": lanes, "mapping": mapping, "cost": str(metric),
         "max_loss": limit, "calibration_states": states, "episodes": episodes,
+        "incumbents": incumbents,
         "episode_pool": list(train_seeds), "heldout_episodes": list(held_seeds),
         "layers": [[s.name, s.fan_in, s.fan_out] for s in shapes],
         "float_heldout_return": float_held,
