@@ -21,7 +21,7 @@ from sw_model.numerics.optim import (
     soft_update_fixed,
 )
 
-from .strategies import codes, stall_lists
+from .strategies import codes, examples, stall_lists
 
 V_MAX = (1 << 62) - 1
 
@@ -111,10 +111,7 @@ def elements(draw, w_fmt, g_fmt, max_size=24):
     return out
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@given(data=st.data(), w_fmt=signed_formats(), g_fmt=signed_formats(), in_stalls=stall_lists(),
-       out_stalls=stall_lists())
-def test_update_unit_equals_golden(kind, data, w_fmt, g_fmt, in_stalls, out_stalls):
+def check_equals_golden(kind, data, w_fmt, g_fmt, in_stalls, out_stalls):
     c1, c2 = data.draw(beta_codes(), label="c1"), data.draw(beta_codes(), label="c2")
     eps_q = data.draw(st.one_of(st.just(1), st.integers(1, (1 << g_fmt.width) - 1)), label="eps")
     lr_q = data.draw(st.one_of(st.sampled_from([0, 1, 1 << LR_EXTRA]),
@@ -132,6 +129,19 @@ def test_update_unit_equals_golden(kind, data, w_fmt, g_fmt, in_stalls, out_stal
     dut = make_unit(kind, w_fmt, g_fmt, lr_width)
     got, _, _ = run(dut, els, consts, t, lr_sgd, tau_q, in_stalls, out_stalls)
     assert got == [golden(el, consts, t, lr_sgd, tau_q, w_fmt, g_fmt) for el in els]
+
+
+@given(data=st.data(), w_fmt=signed_formats(), g_fmt=signed_formats(), in_stalls=stall_lists(),
+       out_stalls=stall_lists())
+def test_update_unit_equals_golden(data, w_fmt, g_fmt, in_stalls, out_stalls):
+    check_equals_golden("pipelined", data, w_fmt, g_fmt, in_stalls, out_stalls)
+
+
+@examples(ci=20)
+@given(data=st.data(), bits=st.sampled_from([1, 2, 4]), w_fmt=signed_formats(),
+       g_fmt=signed_formats(), in_stalls=stall_lists(), out_stalls=stall_lists())
+def test_iterative_unit_equals_golden(data, bits, w_fmt, g_fmt, in_stalls, out_stalls):
+    check_equals_golden(f"iterative{bits}", data, w_fmt, g_fmt, in_stalls, out_stalls)
 
 
 @pytest.mark.parametrize("kind", KINDS)
