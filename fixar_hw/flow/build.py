@@ -280,8 +280,8 @@ def shrink_advice(config: CoreConfig | None, kinds: Sequence[str]) -> list[str]:
 
     Only parameters that can still shrink are named (a grid of side 1 is not offered a smaller
     one). Logic (``lut``, ``ff``, ``dsp``) grows with the PE grid, the cores, the update units
-    (pipelined ones most) and the number formats' widths; block RAM with the networks, the batch, the program memory,
-    the tanh table and the on-chip external memory.
+    (pipelined ones most) and the number formats' widths; block RAM with the networks, the
+    batch, the program memory, the tanh table and the on-chip external memory.
     """
     if config is None:
         return []
@@ -663,17 +663,19 @@ def estimate(config: CoreConfig | None, board: Board | str, *, fmax: bool = Fals
         return BuildReport(board=board.name, family=board.family, device=board.device,
                            config_id=config.config_id, config=config.to_dict(), used=exc.used,
                            capacity=board.capacity, clock_mhz=board.clock_mhz, predicted=True)
-    with tempfile.TemporaryDirectory(prefix="fixar_hw_estimate_") as tmp:
-        try:
-            result = build(config, board, tmp, place=fmax and board.routable, route=False,
-                           pack=False, timeout=timeout, memory_limit=memory_limit)
-        except DoesNotFit:
-            used, cells = _count(Path(tmp) / "top.json", board.family)
-            result = BuildReport(board=board.name, family=board.family, device=board.device,
-                                 config_id=None if config is None else config.config_id,
-                                 config=None if config is None else config.to_dict(),
-                                 used=used, capacity=board.capacity, clock_mhz=board.clock_mhz,
-                                 cells=cells)
+    # the scratch directory stays when a tool fails: the error names its log there
+    tmp = tempfile.mkdtemp(prefix="fixar_hw_estimate_")
+    try:
+        result = build(config, board, tmp, place=fmax and board.routable, route=False,
+                       pack=False, timeout=timeout, memory_limit=memory_limit)
+    except DoesNotFit:
+        used, cells = _count(Path(tmp) / "top.json", board.family)
+        result = BuildReport(board=board.name, family=board.family, device=board.device,
+                             config_id=None if config is None else config.config_id,
+                             config=None if config is None else config.to_dict(),
+                             used=used, capacity=board.capacity, clock_mhz=board.clock_mhz,
+                             cells=cells)
+    shutil.rmtree(tmp, ignore_errors=True)
     result = dataclasses.replace(result, bitstream=None)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
