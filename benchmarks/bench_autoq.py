@@ -450,7 +450,8 @@ def loss_part(args: argparse.Namespace) -> None:
     print(f"each search seed s: calibration rollouts seed s+1, {episodes} episodes per "
           f"evaluation rotating through a pool of {pool} (seeds 100000s+10..), the {recheck} "
           f"cheapest re-checked on {n_held} held-out episodes (seeds 100000s+50000..) every "
-          f"{step} distinct evaluations; winner = cheapest that meets the bound held out; "
+          f"{step} distinct evaluations (loss + {args.confidence:g} standard errors); winner = "
+          f"cheapest that meets the bound held out; "
           f"'test': the winner's loss on {n_held} further episodes (seeds 900000..) used for "
           f"nothing else. Samples per method: PPO 125 uniform + {iterations} x {per_iter} "
           f"({args.incumbents} incumbent(s)), HAQ "
@@ -468,7 +469,8 @@ def loss_part(args: argparse.Namespace) -> None:
                               iterations=iterations, episodes_per_iter=per_iter, lanes=lanes,
                               states=n_states, episodes=episodes, pool=pool,
                               heldout_episodes=n_held, recheck=recheck, curve_step=step,
-                              incumbents=args.incumbents, progress=False)
+                              incumbents=args.incumbents, confidence=args.confidence,
+                              progress=False)
         runs[seed] = run.curves
         calib = calibration_states(actor, n_states, seed)
         tester = LossEvaluator(actor, calib, seeds=test_seeds, episodes=len(test_seeds))
@@ -532,6 +534,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heldout-episodes", type=int, default=60,
                         help="part 3's held-out episodes, and as many test episodes "
                              "(default 60)")
+    parser.add_argument("--confidence", type=float, default=0.0,
+                        help="part 3: the held-out check uses the loss plus this many standard "
+                             "errors (default 0)")
     parser.add_argument("--incumbents", type=int, default=1,
                         help="part 3: PPO's restarts from the best uniform configurations "
                              "(default 1)")

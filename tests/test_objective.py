@@ -229,6 +229,18 @@ def _one_episode(policy, env, seed):
     return total
 
 
+def _float_policy(layers):
+    """The float actor of ``layers`` (ReLU hidden layers, tanh output)."""
+
+    def net(x):
+        for k, (wk, b) in enumerate(layers):
+            x = x @ wk.T + b
+            x = np.tanh(x) if k == len(layers) - 1 else np.maximum(x, 0.0)
+        return x
+
+    return net
+
+
 def test_loss_evaluator_rotates_and_matches_episodes_one_by_one():
     w = _actor()
     states = np.random.default_rng(1).standard_normal((16, 3))
@@ -237,14 +249,7 @@ def test_loss_evaluator_rotates_and_matches_episodes_one_by_one():
     q = (LayerChoice("fixed", 4, 6), LayerChoice("sp2", 3, 8), LayerChoice("fixed", 8, 8))
     proxy = ProxyEvaluator(w, states)
     full = (LayerChoice("fixed", 16, 16),) * 3
-    float_policy = ProxyEvaluator(w, states)  # with float layers: no quantization below
-    layers = float_policy.layers
-
-    def float_net(x):
-        for k, (wk, b) in enumerate(layers):
-            x = x @ wk.T + b
-            x = np.tanh(x) if k == len(layers) - 1 else np.maximum(x, 0.0)
-        return x
+    float_net = _float_policy(proxy.layers)
 
     for turn in ((7, 3), (11, 7)):
         f = sum(_one_episode(float_net, "pendulum", s) for s in turn)
@@ -255,6 +260,27 @@ def test_loss_evaluator_rotates_and_matches_episodes_one_by_one():
         (_one_episode(float_net, "pendulum", 3)
          - _one_episode(lambda x: proxy.outputs(x, full), "pendulum", 3))
         / abs(_one_episode(float_net, "pendulum", 3)), abs=1e-12)
+
+
+def test_loss_evaluator_confidence_bound_by_hand():
+    w = _actor(2)
+    states = np.random.default_rng(3).standard_normal((16, 3))
+    ev = LossEvaluator(w, states, env="pendulum", seeds=[4, 9, 1], episodes=3)
+    q = (LayerChoice("fixed", 3, 4), LayerChoice("fixed", 2, 4), LayerChoice("sp2", 2, 4))
+    proxy = ProxyEvaluator(w, states)
+    f = np.array([_one_episode(_float_policy(proxy.layers), "pendulum", s) for s in (4, 9, 1)])
+    qr = np.array([_one_episode(lambda x: proxy.outputs(x, q), "pendulum", s)
+                   for s in (4, 9, 1)])
+    f_ev = ev.float_returns([4, 9, 1])
+    assert np.allclose(f_ev, f, rtol=1e-12)
+    d = f_ev - qr
+    mean_d, var_d = d.mean(), ((d - d.mean())**2).sum() / 2
+    expected = (3 * mean_d + 1.5 * math.sqrt(3) * math.sqrt(var_d)) / abs(f_ev.sum())
+    assert ev.loss_bound(q, [4, 9, 1], 1.5) == pytest.approx(expected, rel=1e-9)
+    assert ev.loss_bound(q, [4, 9, 1], 0) == pytest.approx(ev.loss(q, [4, 9, 1]), rel=1e-12)
+    assert ev.loss_bound(q, [9], 3.0) == pytest.approx(ev.loss(q, [9]), rel=1e-12)
+    with pytest.raises(ValueError, match=r"^z must be finite and in \[0.0, inf\), not -1$"):
+        ev.loss_bound(q, [9], -1)
 
 
 def test_loss_evaluator_errors():

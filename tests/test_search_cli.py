@@ -215,7 +215,8 @@ def test_search_cli_passes_mapping_quality_metric(tmp_path, capsys):
 
 
 LOSS = ["--max-loss", "2%", "--cost", "luts+30*dsps", "--heldout-episodes", "3",
-        "--episode-pool", "6", "--eval-episodes", "2", "--recheck", "3", "--incumbents", "2"]
+        "--episode-pool", "6", "--eval-episodes", "2", "--recheck", "3", "--incumbents", "2",
+        "--confidence", "0.5"]
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +238,8 @@ def test_loss_search_outputs(loss_run):
                  for m in ("ppo", "haq", "random", "uniform")}
     assert [len(v) for v in by_method.values()] == [143, 10, 10, 125]
     best = json.loads((loss_run / "best.json").read_text())
-    assert (best["cost"], best["max_loss"], best["incumbents"]) == ("luts+30*dsps", 0.02, 2)
+    assert (best["cost"], best["max_loss"], best["incumbents"], best["confidence"]) == (
+        "luts+30*dsps", 0.02, 2, 0.5)
     assert best["episode_pool"] == list(range(200010, 200016))
     assert best["heldout_episodes"] == [250000, 250001, 250002]
     metric = CostMetric.parse("luts+30*dsps")

@@ -395,7 +395,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
                 lanes=args.lanes, states=args.states, episodes=args.eval_episodes or 5,
                 pool=args.episode_pool, heldout_episodes=args.heldout_episodes,
                 recheck=args.recheck, mapping=args.mapping, incumbents=args.incumbents,
-                progress=not args.no_progress)
+                confidence=args.confidence, progress=not args.no_progress)
         except (TypeError, ValueError) as exc:
             return fail(str(exc))
         print(format_loss_summary(loss_run))
@@ -665,6 +665,9 @@ def _add_search_parser(sub: argparse._SubParsersAction) -> None:
     se.add_argument("--incumbents", type=_positive_int, default=1, metavar="N",
                     help="with --max-loss, PPO restarts from the N best uniform configurations "
                          "(default 1)")
+    se.add_argument("--confidence", type=float, default=0.0, metavar="Z",
+                    help="with --max-loss, a configuration meets the loss held out only if "
+                         "its held-out loss plus Z standard errors does (default 0)")
     se.add_argument("--episode-pool", type=_positive_int, default=50, metavar="N",
                     help="with --max-loss, the pool of seeded episodes the search rotates "
                          "through (default 50)")

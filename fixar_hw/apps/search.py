@@ -62,7 +62,7 @@ from typing import Any
 
 import numpy as np
 
-from sw_model.checks import check_int
+from sw_model.checks import check_int, check_real
 from sw_model.rl.envs import make
 from sw_model.search.baselines import haq_ddpg_search, random_search, uniform_baseline
 from sw_model.search.cost import ALPHA_BITS, MAPPINGS, Cost, CostModel, LayerChoice
@@ -661,7 +661,7 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
                     evaluations: int | None = None, lanes: int = 16, states: int = 256,
                     episodes: int = 5, pool: int = 50, heldout_episodes: int = 20,
                     recheck: int = 5, penalty: float = 4.0, mapping: str = "pipelined",
-                    curve_step: int = 16, incumbents: int = 1,
+                    curve_step: int = 16, incumbents: int = 1, confidence: float = 0.0,
                     progress: bool = True) -> LossRun:
     """The cheapest configuration whose held-out return stays within ``max_loss`` of the float
     actor's, by every method in ``methods``; writes ``search.csv``, ``time_to_quality.png``
@@ -712,6 +712,10 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
     incumbents : int
         PPO's restarts from the best uniform configurations
         (:func:`~sw_model.search.ppo.ppo_search`).
+    confidence : float
+        ``z >= 0``: the held-out check compares the held-out loss plus ``z`` standard errors
+        of it (:meth:`~sw_model.search.evaluators.LossEvaluator.loss_bound`) with the bound,
+        and ``heldout_loss`` in the outputs is that bound; 0 compares the loss itself.
 
     Raises
     ------
@@ -747,11 +751,12 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
+    z = check_real(confidence, "confidence", minimum=0.0)
     memo: dict[tuple[LayerChoice, ...], float] = {}
 
     def heldout(choices: tuple[LayerChoice, ...]) -> float:
         if choices not in memo:
-            memo[choices] = held.loss(choices, held_seeds)
+            memo[choices] = held.loss_bound(choices, held_seeds, z)
         return memo[choices]
 
     results: dict[str, SearchResult] = {}
@@ -797,7 +802,7 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
     best: dict[str, Any] = {
         "env": env, "seed": seed, "lanes": lanes, "mapping": mapping, "cost": str(metric),
         "max_loss": limit, "calibration_states": states, "episodes": episodes,
-        "incumbents": incumbents,
+        "incumbents": incumbents, "confidence": z,
         "episode_pool": list(train_seeds), "heldout_episodes": list(held_seeds),
         "layers": [[s.name, s.fan_in, s.fan_out] for s in shapes],
         "float_heldout_return": float_held,

@@ -5,8 +5,9 @@ move from the float actor's, as a mean squared error (``"mse"``), normalised per
 (``"rel"``), or as the value lost according to the float critic (``"q_drop"``)),
 :func:`return_quality` / :class:`ReturnEvaluator` (the quantized policy's return on a fixed set
 of seeded episodes, run in lockstep), :class:`LossEvaluator` (the return lost against the float
-actor on episodes that rotate through a seeded pool), :func:`critic_evaluator` (a quantized critic's relative Q
-error) and :func:`validate_proxy` (Spearman rank correlation of a proxy with the return).
+actor on episodes that rotate through a seeded pool), :func:`critic_evaluator` (a quantized
+critic's relative Q error) and :func:`validate_proxy` (Spearman rank correlation of a proxy
+with the return).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from sw_model.checks import check_int
+from sw_model.checks import check_int, check_real
 from sw_model.rl.envs import Env, make
 from sw_model.rl.envs.base import StateEnv
 from sw_model.search._checks import check_choices
@@ -439,6 +440,26 @@ class LossEvaluator:
         f = float(self.float_returns(seeds).sum())
         q = float(self.returns(choices, seeds).sum())
         return (f - q) / max(abs(f), 1e-12)
+
+    def loss_bound(self, choices: Sequence[LayerChoice], seeds: Sequence[int], z: float
+                   ) -> float:
+        """The loss plus ``z`` standard errors: ``(sum d + z * sqrt(n) * std(d)) / |F|`` with
+        ``d_i = f_i - q_i`` the return lost on episode ``i`` of the ``n`` episodes ``seeds``
+        (``std`` with ``n - 1`` degrees of freedom, 0 for one episode): an upper confidence
+        bound of the loss on ``n`` episodes drawn like these, which a configuration that
+        fails on rare starting states cannot meet by luck.
+
+        Raises
+        ------
+        ValueError
+            If ``z`` is negative or not finite.
+        """
+        z = check_real(z, "z", minimum=0.0)
+        f = self.float_returns(seeds)
+        d = f - self.returns(choices, seeds)
+        spread = float(d.std(ddof=1)) if d.size > 1 else 0.0
+        return (float(d.sum()) + z * math.sqrt(d.size) * spread) / max(abs(float(f.sum())),
+                                                                        1e-12)
 
     def turn(self, i: int) -> tuple[int, ...]:
         """The seeds of call ``i``."""
