@@ -660,8 +660,8 @@ def _add_search_parser(sub: argparse._SubParsersAction) -> None:
     se.add_argument("--recheck", type=_positive_int, default=5, metavar="N",
                     help="with --max-loss, configurations per method re-checked on the "
                          "held-out episodes (default 5)")
-    se.add_argument("--heldout-episodes", type=_positive_int, default=20, metavar="N",
-                    help="with --max-loss, held-out episodes (default 20)")
+    se.add_argument("--heldout-episodes", type=_positive_int, default=60, metavar="N",
+                    help="with --max-loss, held-out episodes (default 60)")
     se.add_argument("--incumbents", type=_positive_int, default=1, metavar="N",
                     help="with --max-loss, PPO restarts from the N best uniform configurations "
                          "(default 1)")

@@ -659,7 +659,7 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
                     methods: Sequence[str] = ("ppo",), env: str = "pendulum", seed: int = 0,
                     iterations: int = 30, episodes_per_iter: int = 32,
                     evaluations: int | None = None, lanes: int = 16, states: int = 256,
-                    episodes: int = 5, pool: int = 50, heldout_episodes: int = 20,
+                    episodes: int = 5, pool: int = 50, heldout_episodes: int = 60,
                     recheck: int = 5, penalty: float = 4.0, mapping: str = "pipelined",
                     curve_step: int = 16, incumbents: int = 1, confidence: float = 0.0,
                     progress: bool = True) -> LossRun:
