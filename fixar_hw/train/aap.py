@@ -621,6 +621,10 @@ class AAPCore(wiring.Component):
         z4 = [[Signal(self.acc_shape, name=f"z4_{k}_{cc}") for cc in range(S)] for k in range(N)]
         y4 = [[Signal(shape_of(c.a_fmt), name=f"y4_{k}_{cc}") for cc in range(S)]
               for k in range(N)]
+        # y4 squared, formed here so that stage 4's tanh derivative starts from a register
+        y_sq_shape = (Signal(shape_of(c.a_fmt)) * Signal(shape_of(c.a_fmt))).shape()
+        ysq4 = [[Signal(y_sq_shape, name=f"ysq4_{k}_{cc}") for cc in range(S)]
+                for k in range(N)]
         v4, end4 = Signal(), Signal()
         cv4 = Signal(N)
         omask4 = Signal(S)
@@ -639,8 +643,9 @@ class AAPCore(wiring.Component):
                                               (go & v3 & last3, new + bias, self.acc_shape)]
                         m.d.sync += acc[k][cc].eq(new)
                         with m.If(last3):
-                            m.d.sync += [z4[k][cc].eq(new + bias),
-                                         y4[k][cc].eq(aux3[k][cc])]
+                            y = aux3[k][cc][:c.a_fmt.width].as_signed()
+                            m.d.sync += [z4[k][cc].eq(new + bias), y4[k][cc].eq(y),
+                                         ysq4[k][cc].eq(y * y)]
             # gradient tiles leave from here
             m.d.sync += [g.valid.eq(gv3), g.payload.mask.eq(cv3), g.payload.last.eq(end3)]
             for k in range(N):
@@ -683,7 +688,7 @@ class AAPCore(wiring.Component):
                 y = y4[k][cc]
                 # 1 - y**2 with 2 * x_frac fraction bits, to g_fmt
                 one_y = (Const(1, f2 + 2) << (x_frac << 1)).as_signed()
-                tanh_d = requantize_runtime(one_y - y * y, x_frac << 1, -c.g_fmt.frac,
+                tanh_d = requantize_runtime(one_y - ysq4[k][cc], x_frac << 1, -c.g_fmt.frac,
                                             f2 - c.g_fmt.frac, c.g_fmt.width, c.rounding)
                 deriv = Mux(kind == KIND_CODES["identity"], one_g,
                             Mux(kind == KIND_CODES["relu"], Mux(y > 0, one_g, 0), tanh_d))
