@@ -10,7 +10,7 @@ and :func:`~sw_model.numerics.optim.soft_update_fixed`, elementwise.
 * :class:`IterativeUpdateUnit` holds one element at a time and reuses one set of registers for
   every step: its square root and divider find ``bits`` result bits a cycle. An Adam element
   takes ``9 + ceil(31 / bits) + ceil(w_fmt.width / bits)`` cycles, an SGD or soft update 5, in
-  about 700 flip-flops. For small arrays, where the update pass is a small part of the step.
+  600 to 800 flip-flops. For small arrays, where the update pass is a small part of the step.
 
 Every rule is exact integer arithmetic, so both units need an exact floor square root (of Adam's
 second moment) and an exact floor division (of the step by ``sqrt(v) + eps``). Amaranth's
@@ -520,7 +520,8 @@ class IterativeUpdateUnit(_UpdateComponent):
     Resources: the multiplications of :class:`UpdateUnit` on registered operands; a square
     root and a divider each of ``bits`` chained restoring steps (34- and 35-bit
     subtract-compare), with the radicand rotated and the dividend shifted through registers
-    instead of barrel shifters; about 500 + 7 * w_fmt.width flip-flops in all.
+    instead of barrel shifters; about 590 flip-flops in all at 16-bit formats and 810 at
+    32-bit ones (``benchmarks/bench_update.py``; the pipelined unit: 10,250 and 19,225).
 
     Parameters
     ----------
