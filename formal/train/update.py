@@ -37,7 +37,7 @@ finding that many bits a cycle. Jobs named ``update.*`` check the pipelined unit
     logic, are unrestricted. The iterative unit's square root and divider are checked by the
     same end-to-end specification (no white-box view). ``update.equiv.adam`` takes over a
     minute and runs nightly (as do the iterative unit's equivalences other than SGD's and
-    Adam's at 4 bits a cycle, and its order check);
+    Adam's at 4 bits a cycle, its order check and its contracts at 1 and 4 bits a cycle);
     ``update.equiv.adam_fast``, run every time, restricts ``c1`` to ``0 .. 7`` or ``2**16``. Every
     code of every constant, and the full 62-bit range of ``v``, are covered by the Hypothesis
     tests in ``tests/test_update.py``.
@@ -323,7 +323,7 @@ JOBS = [
              lambda: UpdateEquivSpec(_WE, _GE, _LRE, (0,)), "cover", _LATENCY_E + 4),
     # the iterative unit
     *(ProofJob(f"update_iter.contract.b{b}.w8g6", "one output per accepted element; o stable",
-               lambda b=b: UpdateContractSpec(_W, _G, _LR, bits=b), "prove", 3)
+               lambda b=b: UpdateContractSpec(_W, _G, _LR, bits=b), "prove", 3, slow=(b != 2))
       for b in (1, 2, 4)),
     ProofJob("update_iter.order.b2.w4g5", "a tracked element leaves in its place",
              lambda: UpdateOrderSpec(_WE, _GE, _LRE, bits=2), "bmc", 3 * 5 + 6, slow=True),
