@@ -427,7 +427,7 @@ def plot_curves(path: Path, runs: dict[int, dict[str, list]], title: str) -> Non
 def loss_part(args: argparse.Namespace) -> None:
     """Part 3: the cheapest configuration within a held-out return loss (``--max-loss``)."""
     quick = args.quick
-    hidden = (16, 16) if quick else (400, 300)
+    hidden = (16, 16) if quick else tuple(args.loss_hidden)
     steps = args.loss_steps or (1500 if quick else 15000)
     seeds = (0,) if quick else (0, 1, 2)
     iterations, per_iter = (2, 8) if quick else (20, 32)
@@ -528,6 +528,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", choices=("all", "budget", "loss"), default="all",
                         help="budgeted searches (parts 1 and 2), the loss-bounded search "
                              "(part 3), or all")
+    parser.add_argument("--loss-hidden", type=int, nargs="+", default=[400, 300],
+                        help="hidden sizes of part 3's actor (default 400 300, FIXAR's)")
     parser.add_argument("--loss-steps", type=int, default=None,
                         help="training steps of part 3's actor (default 15000)")
     parser.add_argument("--max-loss", default="2%", help="part 3's loss bound (default 2%%)")
