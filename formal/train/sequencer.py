@@ -25,7 +25,7 @@ from amaranth.lib import data
 from fixar_hw.formal.runner import ProofJob
 from fixar_hw.formal.streams import holds_while_stalled
 from fixar_hw.train.engine import UpdateSequencer
-from fixar_hw.train.update import UPDATE_OPS, UpdateUnit
+from fixar_hw.train.update import UPDATE_OPS, UpdateCommandSet, UpdateUnit
 from sw_model.numerics.fixed import FixedFormat
 
 __all__ = ["JOBS", "SequencerSpec"]
@@ -56,7 +56,8 @@ class SequencerSpec(Elaboratable):
         aw = 5
         layouts = {k: data.ArrayLayout(_signed(4) if k != "V" else 63, self.lanes)
                    for k in "WGMV"}
-        dut = self.dut_class(unit, self.lanes, aw, self.offset, layouts, self.units)
+        commands = UpdateCommandSet(fmt, self.lanes, self.units, aw)
+        dut = self.dut_class(unit, commands, self.offset, layouts)
         m.submodules.dut = dut
         m.d.comb += Assume(ResetSignal() == Initial())
         # one command, any one, presented until taken
