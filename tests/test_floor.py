@@ -10,9 +10,9 @@ import pytest
 from fixar_hw._util import never_elaborated
 from fixar_hw.errors import DoesNotFit
 from fixar_hw.flow import build as fb
-from fixar_hw.flow.floor import FloorItem, memory_ports, resource_floor
+from fixar_hw.flow.floor import FloorItem, resource_floor
 from fixar_hw.train.buffers import Buffers
-from fixar_hw.train.description import memory_depths, memory_layouts
+from fixar_hw.train.description import memory_depths, memory_layouts, memory_ports
 
 from .test_build import small_config
 
@@ -62,7 +62,8 @@ def test_memory_ports_are_the_buffers_ports():
             port = getattr(buf, attr)
             return len(port) if isinstance(port, list) else 1
 
-        assert memory_ports(config) == {n: (count(r), count(w)) for n, (r, w) in names.items()}
+        want = {n: (count(r), count(w)) for n, (r, w) in names.items()}
+        assert memory_ports(config.engine) == want
 
 
 def _demo_sized():

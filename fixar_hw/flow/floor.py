@@ -25,10 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fixar_hw.config import CoreConfig
-from fixar_hw.train.description import memory_depths, memory_layouts
+from fixar_hw.train.description import memory_depths, memory_layouts, memory_ports
 from fixar_hw.train.update import update_latency
 
-__all__ = ["FloorItem", "memory_ports", "resource_floor"]
+__all__ = ["FloorItem", "resource_floor"]
 
 #: Families whose flip-flops cannot be replaced by LUT shift registers.
 _NO_SHIFT_REGISTERS = ("ecp5", "ice40")
@@ -56,13 +56,6 @@ class FloorItem:
     why: str
 
 
-def memory_ports(config: CoreConfig) -> dict[str, tuple[int, int]]:
-    """``name -> (read ports, write ports)`` of each engine memory
-    (:class:`fixar_hw.train.buffers.Buffers`)."""
-    n = config.engine.cores
-    return {"W": (2 * n, 1), "G": (1, n), "M": (1, 1), "V": (1, 1), "A": (2 * n, n)}
-
-
 def resource_floor(config: CoreConfig, family: str) -> list[FloorItem]:
     """The parts of ``config`` whose resources are known before synthesis (module docs).
 
@@ -87,7 +80,7 @@ def resource_floor(config: CoreConfig, family: str) -> list[FloorItem]:
     e = config.engine
     items = []
     depths, layouts = memory_depths(e), memory_layouts(e)
-    for name, (reads, writes) in memory_ports(config).items():
+    for name, (reads, writes) in memory_ports(e).items():
         if writes >= 2 and reads + writes >= 3:
             bits = max(depths[name], 2) * layouts[name].size
             items.append(FloorItem(

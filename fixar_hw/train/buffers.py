@@ -30,7 +30,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import Out
 
 from fixar_hw._util import silence_on_error
-from fixar_hw.train.description import memory_depths, memory_layouts
+from fixar_hw.train.description import memory_depths, memory_layouts, memory_ports
 from sw_model.arch.engine import EngineConfig
 
 __all__ = ["Buffers"]
@@ -70,7 +70,8 @@ class Buffers(wiring.Component):
         if not isinstance(config, EngineConfig):
             raise TypeError(f"config must be an EngineConfig, not {config!r}")
         self._config = config
-        N, aw = config.cores, config.addr_width
+        aw = config.addr_width
+        ports = memory_ports(config)
         self.layouts = memory_layouts(config)
         self.depths = memory_depths(config)
         rd, wr = memory.ReadPort.Signature, memory.WritePort.Signature
@@ -82,16 +83,16 @@ class Buffers(wiring.Component):
             return wr(addr_width=aw, shape=self.layouts[name], **kw)
 
         super().__init__({
-            "w_rd": Out(r("W")).array(2 * N),
+            "w_rd": Out(r("W")).array(ports["W"][0]),
             "w_wr": Out(w("W")),
             "g_rd": Out(r("G")),
-            "g_wr": Out(w("G")).array(N),
+            "g_wr": Out(w("G")).array(ports["G"][1]),
             "m_rd": Out(r("M")),
             "m_wr": Out(w("M")),
             "v_rd": Out(r("V")),
             "v_wr": Out(w("V")),
-            "a_rd": Out(r("A")).array(2 * N),
-            "a_wr": Out(w("A", granularity=1)).array(N),
+            "a_rd": Out(r("A")).array(ports["A"][0]),
+            "a_wr": Out(w("A", granularity=1)).array(ports["A"][1]),
         })
         self.memories = {name: memory.Memory(shape=self.layouts[name],
                                              depth=max(self.depths[name], 2), init=[])

@@ -35,7 +35,7 @@ from fixar_hw.train.update import UpdateCommandSet
 from fixar_hw.train.vector import VectorCommandSet
 from sw_model.arch.engine import ArrayOp, EngineConfig, TickOp, UpdateOp, VectorOp
 
-__all__ = ["MEMORIES", "EngineDescription", "memory_depths", "memory_layouts"]
+__all__ = ["MEMORIES", "EngineDescription", "memory_depths", "memory_layouts", "memory_ports"]
 
 #: The engine's data memories (:class:`sw_model.arch.engine.MemoryPlan`).
 MEMORIES = ("W", "G", "M", "V", "A")
@@ -65,6 +65,20 @@ def memory_layouts(config: EngineConfig) -> dict[str, data.ArrayLayout]:
         "V": data.ArrayLayout(unsigned(63), S * S),
         "A": data.ArrayLayout(signed(config.vector.word_width), S),
     }
+
+
+def memory_ports(config: EngineConfig) -> dict[str, tuple[int, int]]:
+    """``name -> (read ports, write ports)`` of each memory of :data:`MEMORIES`
+    (:class:`fixar_hw.train.buffers.Buffers` builds these): the array reads tiles and biases
+    of ``W`` and two operands of ``A`` per core, and writes ``A`` and ``G`` per core.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not an :class:`~sw_model.arch.engine.EngineConfig`.
+    """
+    n = _check_config(config).cores
+    return {"W": (2 * n, 1), "G": (1, n), "M": (1, 1), "V": (1, 1), "A": (2 * n, n)}
 
 
 def memory_depths(config: EngineConfig) -> dict[str, int]:
