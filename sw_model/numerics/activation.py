@@ -32,7 +32,14 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from sw_model.numerics.fixed import FixedFormat, Rounding, check_rounding, requantize
+from sw_model.numerics import kernels
+from sw_model.numerics.fixed import (
+    ROUNDING_MODES,
+    FixedFormat,
+    Rounding,
+    check_rounding,
+    requantize,
+)
 
 __all__ = ["ACTIVATIONS", "TanhTable", "activate", "check_kind", "derivative", "resolve_table"]
 
@@ -121,9 +128,16 @@ class TanhTable:
 
     def lookup(self, z_q: npt.ArrayLike) -> np.ndarray:
         """Table tanh of ``in_fmt`` codes: ``sign(z)`` times the entry of ``|z|``."""
+        entries = _entries(self.out_fmt, self.index_bits, self.range_log2)
+        flat = _flat_int64(z_q)
+        if flat is not None and self.in_fmt.width < 64 and self.shift <= 62:
+            out = np.empty(np.shape(z_q), dtype=np.int64)
+            if kernels.table_lookup(flat, self.in_fmt.min_int, self.in_fmt.max_int, entries,
+                                    self.shift, out.reshape(-1)):
+                return out
         z = self.in_fmt.check_codes(z_q, "z_q")
         index = np.minimum(np.abs(z) >> self.shift, self.size - 1)
-        y = _entries(self.out_fmt, self.index_bits, self.range_log2)[index]
+        y = entries[index]
         return np.where(z < 0, -y, np.where(z == 0, 0, y)).astype(np.int64)
 
 
@@ -176,6 +190,10 @@ def activate(z_q: npt.ArrayLike, in_fmt: FixedFormat, out_fmt: FixedFormat, kind
     """
     kind = check_kind(kind)
     check_rounding(rounding)
+    if kind != "tanh":
+        out = _shift_activate(z_q, in_fmt, out_fmt, kind == "relu", rounding)
+        if out is not None:
+            return out
     z = in_fmt.check_codes(z_q, "z_q")
     if kind == "tanh":
         return resolve_table(in_fmt, out_fmt, table).lookup(z)
@@ -194,9 +212,20 @@ def derivative(z_q: npt.ArrayLike, y_q: npt.ArrayLike, in_fmt: FixedFormat,
     """
     kind = check_kind(kind)
     check_rounding(rounding)
+    if kind == "relu" and isinstance(d_fmt, FixedFormat) and isinstance(in_fmt, FixedFormat) \
+            and isinstance(y_fmt, FixedFormat):
+        one = _one(d_fmt, rounding)
+        z_flat = _flat_int64(z_q)
+        y_flat = z_flat if y_q is z_q else _flat_int64(y_q)
+        if z_flat is not None and y_flat is not None and np.shape(z_q) == np.shape(y_q):
+            out = np.empty(np.shape(z_q), dtype=np.int64)
+            if kernels.step_where(z_flat, in_fmt.min_int, in_fmt.max_int, y_flat,
+                                  y_fmt.min_int, y_fmt.max_int, one, out.reshape(-1)):
+                return out
     z = in_fmt.check_codes(z_q, "z_q")
     y = y_fmt.check_codes(y_q, "y_q")
-    one = int(requantize(np.int64(1), 0, d_fmt, rounding, "saturate"))
+    one = _one(d_fmt, rounding) if isinstance(d_fmt, FixedFormat) else \
+        int(requantize(np.int64(1), 0, d_fmt, rounding, "saturate"))  # raises
     if kind == "identity":
         return np.full(z.shape, one, dtype=np.int64)
     if kind == "relu":
@@ -207,3 +236,40 @@ def derivative(z_q: npt.ArrayLike, y_q: npt.ArrayLike, in_fmt: FixedFormat,
         y = y.astype(object)  # Python integers keep it exact
     exact = (1 << f2) - y * y * (1 << (f2 - 2 * y_fmt.frac))
     return requantize(np.asarray(exact), f2, d_fmt, rounding, "saturate")
+
+
+def _flat_int64(q: object) -> np.ndarray | None:
+    """A flat contiguous view (or copy) of an ``int64`` array, else None (the checked path)."""
+    if not isinstance(q, np.ndarray) or q.dtype != np.int64:
+        return None
+    return (q if q.flags.c_contiguous else np.ascontiguousarray(q)).reshape(-1)
+
+
+@functools.lru_cache(maxsize=256)
+def _one(d_fmt: FixedFormat, rounding: str) -> int:
+    """The ``d_fmt`` code of 1 (identity's and ReLU's derivative), rounded and saturated."""
+    return int(requantize(np.int64(1), 0, d_fmt, rounding, "saturate"))
+
+
+def _shift_activate(z_q: object, in_fmt: FixedFormat, out_fmt: FixedFormat, relu: bool,
+                    rounding: str) -> np.ndarray | None:
+    """ReLU or identity of ``int64`` codes in one compiled pass (range check included).
+
+    None when the codes are not an ``int64`` array, when the shift between the formats is
+    one the kernel does not take, or when a code lies outside ``in_fmt`` (the checked path
+    then raises).
+    """
+    flat = _flat_int64(z_q)
+    if flat is None or not isinstance(in_fmt, FixedFormat) \
+            or not isinstance(out_fmt, FixedFormat):
+        return None
+    shift = in_fmt.frac - out_fmt.frac
+    left = max(-shift, 0)
+    if shift > 62 or max(-in_fmt.min_int, in_fmt.max_int) << left >= 1 << 62:
+        return None
+    out = np.empty(np.shape(z_q), dtype=np.int64)
+    if not kernels.shift_activate(flat, in_fmt.min_int, in_fmt.max_int, relu, max(shift, 0),
+                                  left, ROUNDING_MODES.index(rounding), out_fmt.min_int,
+                                  out_fmt.max_int, out.reshape(-1)):
+        return None
+    return out
