@@ -230,3 +230,47 @@ def test_narrow16_core_is_bit_exact():
     assert run.checks and all(c.ok for c in run.checks), [c for c in run.checks if not c.ok]
     assert sum(c.compared for c in run.checks) > 300
     assert run.step_counters[-1]["cycles"] == run.step_predicted["cycles"]
+
+
+# --- the default core on the board -----------------------------------------------------------
+
+def test_default_core_is_the_documented_one_and_fits_the_85f():
+    """The full run's core is the one ``demo_settings`` documents (a 2x2 grid, one AAP core,
+    four iterative update units, 32-32 networks, batch 16), and nothing known before synthesis
+    keeps it off the ULX3S-85F: no resource floor (the 4x4 two-core core needed 2.6 million
+    flip-flops), and its memories (the engine's, a copy per read port, and the RAM the driver
+    stages images in) fit the 208 block RAMs' bits (the one-core 4x4 core with 64-64
+    networks and batch 64 needed more than twice that)."""
+    from fixar_hw.flow.build import floor_check
+    from fixar_hw.flow.floor import resource_floor
+    from fixar_hw.platforms.boards import get_board
+    from fixar_hw.soc.system import driver_memory_words
+    from fixar_hw.train.description import memory_depths, memory_layouts, memory_ports
+
+    settings = demo_settings(transport="sim")
+    assert settings.synth and settings.board == "ulx3s-85f"
+    config = settings.core_config()
+    e, d = config.engine, config.engine.ddpg
+    assert (e.size, e.cores, e.update_units, e.update_kind, e.update_bits) \
+        == (2, 1, 4, "iterative", 2)
+    assert (tuple(d.hidden), d.batch_size, d.precision) == ((32, 32), 16, "qat")
+    board = get_board("ulx3s-85f")
+    assert resource_floor(config, board.family) == []
+    floor_check(config, board)  # raises DoesNotFit when the floor is beyond the board
+    depths, layouts = memory_depths(e), memory_layouts(e)
+    bits = sum(depths[n] * layouts[n].size * max(1, reads)
+               for n, (reads, _) in memory_ports(e).items())
+    bits += 32 * (1 << (driver_memory_words(config) - 1).bit_length())
+    assert bits <= board.capacity["bram"] * 18 * 1024 * 0.9
+
+
+@pytest.mark.nightly
+def test_default_core_synthesizes_within_the_85f():
+    """The full run's core synthesized for the ULX3S-85F (about 4 minutes, under 1 GB): at
+    most 75 % of the LUTs, and within the multipliers and block RAMs."""
+    from fixar_hw.flow.build import estimate
+
+    report = estimate(demo_settings(transport="sim").core_config(), "ulx3s-85f")
+    assert report.fits and not report.predicted
+    assert report.utilisation["lut"] <= 0.75
+    assert report.used["dsp"] <= 156 and report.used["bram"] <= 208

@@ -19,7 +19,7 @@ from fixar_hw.apps.demo.checks import (
     run_core_check,
     run_row_unit_check,
 )
-from fixar_hw.apps.demo.report import write_report
+from fixar_hw.apps.demo.report import fit_statement, write_report
 from fixar_hw.apps.demo.settings import ENV, DemoSettings
 from fixar_hw.config import CoreConfig
 from sw_model.arch import ddpg_step as ds
@@ -175,9 +175,14 @@ class BoardFigures:
     fmax_mhz : float or None
         Placement estimate, when made.
     seconds : float
+        Wall time of this call (short when the estimate came from the cache).
     predicted : bool
         ``used`` is the resource floor of a core refused before synthesis
         (:func:`fixar_hw.flow.build.floor_check`): it needs at least that.
+    synth_seconds : float or None
+        Wall time of the synthesis that made the figures (None when none ran).
+    cached : bool
+        The figures came from :func:`fixar_hw.flow.build.estimate`'s cache.
     """
 
     board: str
@@ -190,6 +195,8 @@ class BoardFigures:
     fmax_mhz: float | None
     seconds: float
     predicted: bool = False
+    synth_seconds: float | None = None
+    cached: bool = False
 
     @property
     def frequency(self) -> tuple[float, str]:
@@ -230,11 +237,15 @@ def board_figures(config: CoreConfig, board: str, *, fmax: bool = False) -> Boar
         raise ValueError(f"board must be one of {', '.join(sorted(BOARDS))}, not {board!r}")
     start = time.perf_counter()
     report = estimate(config, board, fmax=fmax, timeout=SYNTH_TIMEOUT)
+    seconds = time.perf_counter() - start
     b = BOARDS[board]
+    synth = report.seconds.get("synth")
+    tools = sum(report.seconds.values())
     return BoardFigures(board, str(getattr(b, "device", "")), dict(report.used),
                         dict(report.capacity), dict(report.utilisation), bool(report.fits),
-                        float(report.clock_mhz), report.fmax_mhz,
-                        time.perf_counter() - start, report.predicted)
+                        float(report.clock_mhz), report.fmax_mhz, seconds, report.predicted,
+                        None if synth is None else float(synth),
+                        bool(tools) and seconds < tools)
 
 
 # --- the whole run -------------------------------------------------------------------------
@@ -413,6 +424,7 @@ def run_demo(settings: DemoSettings, out_dir: str | os.PathLike[str], *, progres
             f"{' with placement' if settings.fmax else ''} (cached) ...")
         try:
             board = board_figures(config, settings.board, fmax=settings.fmax)
+            say(f"      the core {fit_statement(board)}")
         except RuntimeError as exc:  # fixar_hw.errors.BuildError: a tool failed
             lines = str(exc).strip().splitlines() or [type(exc).__name__]
             note = f"synthesis failed: {lines[0].rstrip(':')}"

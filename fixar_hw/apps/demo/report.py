@@ -16,7 +16,7 @@ from sw_model.numerics.fixed import FixedFormat
 if TYPE_CHECKING:
     from fixar_hw.apps.demo.flow import BoardFigures, DemoResult
 
-__all__ = ["format_summary", "write_report"]
+__all__ = ["fit_statement", "format_summary", "write_report"]
 
 def _q(fmt: FixedFormat) -> str:
     return f"Q{fmt.width - fmt.frac}.{fmt.frac}"
@@ -88,6 +88,39 @@ def _plot_utilisation(path: Path, board: BoardFigures) -> None:
     plt.close(fig)
 
 
+_NAMES = {"lut": "LUT", "ff": "FF", "dsp": "DSP", "bram": "BRAM"}
+
+
+def fit_statement(board: BoardFigures) -> str:
+    """Whether the core fits the board, and how much of each resource is left, in a sentence:
+    ``"fits the LFE5U-85F with room to spare: LUT 35 % used (54,300 free), ..."``.
+
+    "Room to spare" means at most 75 % of the LUTs and nothing beyond the device; a core
+    that fits with more LUTs "fits, with little room", one refused by its resource floor
+    "does NOT fit (known before synthesis)".
+    """
+    verdict, details = _fit_parts(board)
+    return f"{verdict}: {details}"
+
+
+def _fit_parts(board: BoardFigures) -> tuple[str, str]:
+    """:func:`fit_statement`'s verdict and its resources."""
+    parts = []
+    for k in (k for k in _NAMES if board.capacity.get(k, 0)):
+        used, cap = board.used.get(k, 0), board.capacity[k]
+        left = f"{cap - used:,} free" if used <= cap else f"{used - cap:,} too many"
+        parts.append(f"{_NAMES[k]} {100 * used / cap:.0f} % used ({left})")
+    where = f"the {board.device}" if board.device else board.board
+    if not board.fits:
+        verdict = f"does NOT fit {where}" + (" (known before synthesis, from its resource "
+                                              "floor)" if board.predicted else "")
+    elif board.utilisation.get("lut", 0.0) <= 0.75:
+        verdict = f"fits {where} with room to spare"
+    else:
+        verdict = f"fits {where}, with little room"
+    return verdict, ", ".join(parts)
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(x) for x in row) + " |" for row in rows]
@@ -127,8 +160,10 @@ def write_report(result: DemoResult, out_dir: str | os.PathLike[str]) -> Path:
                       f"training steps, then {d.act16_fmt.width}-bit"),
         ("weights, gradients", f"{_q(d.weight_fmt)}, {_q(d.grad_fmt)}"),
         ("batch, warm-up, seed", f"{d.batch_size}, {d.warmup_steps}, {d.seed}"),
-        ("core", f"{e.size}x{e.size} PEs x {e.cores} cores, {e.update_units} update units, "
-                 f"config id 0x{result.config.config_id:08x} (`core_config.json`)"),
+        ("core", f"{e.size}x{e.size} PEs x {e.cores} cores, {e.update_units} {e.update_kind} "
+                 f"update units"
+                 + (f" ({e.update_bits} bits a cycle)" if e.update_kind == "iterative" else "")
+                 + f", config id 0x{result.config.config_id:08x} (`core_config.json`)"),
         ("MSQ actor", f"{s.msq_bits}-bit weights, {s.msq_sp2_ratio:.0%} SP2 rows per layer"),
     ])
     first, last, n_ends = _ends(r.episode_returns)
@@ -206,8 +241,9 @@ def write_report(result: DemoResult, out_dir: str | os.PathLike[str]) -> Path:
             L += ["", "Refused before synthesis: the core's resource floor (memories written "
                   "through several ports, pipelined update units; `fixar_hw.flow.floor`) is "
                   "beyond the device, so no synthesis was run."]
-        L += ["", f"{'Fits' if b.fits else 'Does NOT fit'} on the {b.device}. Board clock "
-              f"{b.clock_mhz:g} MHz; placement Fmax "
+        verdict, details = _fit_parts(b)
+        L += ["", f"**The core {verdict}**: {details}. "
+              f"{_synth_time(b)}Board clock {b.clock_mhz:g} MHz; placement Fmax "
               f"{f'{b.fmax_mhz:.1f} MHz' if b.fmax_mhz else 'not estimated (add --fmax)'}.", ""]
         clocks = [b.frequency]
         if b.fmax_mhz:
@@ -225,6 +261,14 @@ def write_report(result: DemoResult, out_dir: str | os.PathLike[str]) -> Path:
     path = out / "report.md"
     path.write_text("\n".join(L))
     return path
+
+
+def _synth_time(board: BoardFigures) -> str:
+    """``"Synthesized in 235 s (cached). "``, or nothing when nothing was synthesized."""
+    if board.predicted or board.synth_seconds is None:
+        return ""
+    return (f"Synthesized in {board.synth_seconds:.0f} s"
+            f"{' (read from the cache)' if board.cached else ''}. ")
 
 
 def format_summary(result: DemoResult) -> str:
@@ -258,10 +302,7 @@ def format_summary(result: DemoResult) -> str:
     else:
         mhz, label = b.frequency
         tp, ips = result.throughput(mhz)
-        util = ", ".join(f"{k} {v:.0%}" for k, v in b.utilisation.items())
-        verdict = "fits" if b.fits else ("does NOT fit, known before synthesis" if b.predicted
-                                         else "does NOT fit")
-        lines.append(f"board {b.board}: {util} ({verdict}); "
-                     f"at {mhz:.0f} MHz ({label}): {_si(tp)} training samples/s, "
-                     f"{_si(ips)} actions/s (batch {d.batch_size})")
+        lines.append(f"board {b.board}: the core {fit_statement(b)}")
+        lines.append(f"  {_synth_time(b)}at {mhz:.0f} MHz ({label}): {_si(tp)} training "
+                     f"samples/s, {_si(ips)} actions/s (batch {d.batch_size})")
     return "\n".join(lines)

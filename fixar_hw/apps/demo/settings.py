@@ -10,12 +10,19 @@ from fixar_hw.config import CoreConfig
 from sw_model.arch import engine as en
 from sw_model.rl.ddpg import DDPGConfig
 
-__all__ = ["ACT_DIM", "ENV", "EPISODE_STEPS", "OBS_DIM", "TRANSPORTS", "DemoSettings",
-           "check_waveforms", "demo_settings"]
+__all__ = ["ACT_DIM", "ENV", "EPISODE_STEPS", "FULL_BATCH", "FULL_CORE", "FULL_CRITIC_LR",
+           "FULL_HIDDEN", "OBS_DIM", "TRANSPORTS", "DemoSettings", "check_waveforms",
+           "demo_settings"]
 
 ENV = "pendulum"
 #: Pendulum's sizes (observation, action) and episode length.
 OBS_DIM, ACT_DIM, EPISODE_STEPS = 3, 1, 200
+#: The full run's hidden layers and batch (the core's memories grow with both) and its
+#: critic's learning rate.
+FULL_HIDDEN, FULL_BATCH, FULL_CRITIC_LR = (32, 32), 16, 2e-3
+#: The full run's core: PE grid side, AAP cores, update units, their kind and bits a cycle
+#: (:class:`sw_model.arch.engine.EngineConfig`); it fits the ULX3S-85F.
+FULL_CORE = (2, 1, 4, "iterative", 2)
 
 # --- settings ------------------------------------------------------------------------------
 
@@ -43,6 +50,10 @@ class DemoSettings:
         Input vectors of the row-unit check.
     core_size, core_cores, update_units : int
         PE grid side, AAP cores and update units of the core.
+    update_kind : {"pipelined", "iterative"}
+        The update units' kind (:class:`sw_model.arch.engine.EngineConfig`).
+    update_bits : int
+        Square-root and quotient bits an iterative update unit finds a cycle.
     hw_steps, hw_actions : int
         Training steps and noisy actions run on the simulated core.
     seed : int
@@ -72,6 +83,8 @@ class DemoSettings:
     core_size: int
     core_cores: int
     update_units: int
+    update_kind: str
+    update_bits: int
     hw_steps: int
     hw_actions: int
     seed: int
@@ -90,7 +103,8 @@ class DemoSettings:
     def core_config(self) -> CoreConfig:
         """The core built for the trained networks."""
         engine = en.EngineConfig(self.ddpg, OBS_DIM, ACT_DIM, size=self.core_size,
-                                 cores=self.core_cores, update_units=self.update_units)
+                                 cores=self.core_cores, update_units=self.update_units,
+                                 update_kind=self.update_kind, update_bits=self.update_bits)
         return CoreConfig(engine, dma_addr_width=24)
 
 
@@ -131,15 +145,28 @@ def demo_settings(*, quick: bool = False, episodes: int | None = None, seed: int
                   trace: str | os.PathLike[str] | None = None) -> DemoSettings:
     """The demo's sizes.
 
-    Full run: actor 3-64-64-1 and critic 4-64-64-1, batch 64, discount 0.98, 50 episodes
-    (10,000 environment steps: Pendulum is balanced after about 30), a 4x4 PE grid with 2
-    cores and 4 update units, 10 training steps and 10 actions on the core compiled by
-    Verilator with ``-O1`` (a step is about 10^5 cycles: Amaranth's simulator, at a few
-    hundred cycles per second for this core, would take many minutes per step; without
-    Verilator the run falls back to it with 2 steps and 2 actions). Quick run
-    (``quick=True``): 3-8-1 / 4-8-1, batch 8, 3 episodes, a 2x2 grid
-    with 2 cores, 2 steps and 2 actions in Amaranth's simulator, no synthesis unless
-    ``synth=True``.
+    Full run: actor 3-32-32-1 and critic 4-32-32-1, batch 16, discount 0.98, critic
+    learning rate 0.002, 50 episodes (10,000 environment steps), and a core that fits the
+    ULX3S-85F (LFE5U-85F): a 2x2 PE grid, one AAP core and four iterative update units
+    finding two bits a cycle (:data:`FULL_CORE`). The core is checked with 10 training steps
+    and 10 actions compiled by Verilator with ``-O1`` (a step is about 81,000 cycles:
+    Amaranth's simulator would take minutes per step; without Verilator the run falls back
+    to it with 2 steps and 2 actions). Quick run (``quick=True``): 3-8-1 / 4-8-1, batch 8,
+    3 episodes, a 2x2 grid with 2 cores and 4 pipelined update units, 2 steps and 2 actions
+    in Amaranth's simulator, no synthesis unless ``synth=True``.
+
+    Why this core: the LFE5U-85F has 156 multipliers and 208 block RAMs (3.8 Mbit), and a
+    board top holds the engine's memories (the parameter and activation memories once per
+    read port) and, as the DMA's external memory, on-chip RAM for every image the driver
+    stages (a power of two of 32-bit words, about as large again). A 4x4 grid of 32-bit PEs
+    takes more than the 156 multipliers; a second AAP core gives the activation and gradient
+    memories a write port each, which no block RAM has (:mod:`fixar_hw.flow.floor`);
+    pipelined update units take about 19,000 flip-flops each; and 64-64 networks with batch
+    64 need 4.25 Mbit in the engine alone. The 32-32 networks with batch 16 still learn
+    Pendulum (noise-free evaluation -112.7 with seed 0, against -110.8 for the earlier
+    64-64 networks with batch 64), and the core synthesizes to 41 % of the LUTs, 104 of the
+    156 multipliers and 194 of the 208 block RAMs in about 4 minutes and under 1 GB
+    (docs/results.md, "The demo").
 
     The warm-up (random actions) is a fifth of the run, at most 1000 steps, and the QAT delay
     a third of the remaining steps, at most 3000, so the 16-bit formats are frozen before the
@@ -196,19 +223,22 @@ def demo_settings(*, quick: bool = False, episodes: int | None = None, seed: int
         hidden, batch = (8,), 8
     else:
         episodes = episodes or 50
-        hidden, batch = (64, 64), 64
+        hidden, batch = FULL_HIDDEN, FULL_BATCH
     steps = episodes * EPISODE_STEPS
     warmup = max(batch, min(1000, steps // 5))
     delay = max(1, min(3000, (steps - warmup) // 3))
-    # the full run discounts with 0.98: its 50 episodes then learn the swing-up (evaluation
-    # about -110, as in docs/results.md, "DDPG training in NumPy"); with 0.99 they ended at -461
+    # the full run discounts with 0.98: its 50 episodes then learn the swing-up (with 0.99 the
+    # 64-64 networks had ended at -461); the critic of the 32-32 networks with batch 16 learns
+    # at twice the default rate (evaluation -112.7 with seed 0, -125.4 at the default rate)
     ddpg = DDPGConfig(hidden=hidden, precision="qat", batch_size=batch,
                       buffer_size=max(batch, min(100_000, steps)), warmup_steps=warmup,
-                      qat_delay=delay, seed=seed, gamma=0.99 if quick else 0.98)
+                      qat_delay=delay, seed=seed, gamma=0.99 if quick else 0.98,
+                      critic_lr=1e-3 if quick else FULL_CRITIC_LR)
     if quick:
-        return DemoSettings(True, episodes, ddpg, 2, 8, 0.5, (2, 2), 2, 2, 2, 4, 2, 2, seed,
-                            board, bool(synth), fmax, transport, *waves)
+        return DemoSettings(True, episodes, ddpg, 2, 8, 0.5, (2, 2), 2, 2, 2, 4, "pipelined", 2,
+                            2, 2, seed, board, bool(synth), fmax, transport, *waves)
     n = 10 if transport == "verilator" else 2
-    return DemoSettings(False, episodes, ddpg, 10, 8, 0.5, (4, 4), 4, 4, 2, 4, n, n, seed,
-                        board, bool(synth), fmax, transport, *waves)
+    size, cores, units, kind, bits = FULL_CORE
+    return DemoSettings(False, episodes, ddpg, 10, 8, 0.5, (4, 4), 4, size, cores, units, kind,
+                        bits, n, n, seed, board, bool(synth), fmax, transport, *waves)
 
