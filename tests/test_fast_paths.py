@@ -166,3 +166,105 @@ def test_adam_float_quotient_at_exact_multiples(lr_t, j, k, off):
     assert kernels._step_float(np.zeros(1, np.int64), np.array([m]), lr_t, -(2**62), 2**62,
                                out)
     assert int(out[0]) == -(num // (2 * den))
+
+
+# --- the weight cache of the matrix products --------------------------------------------------
+
+_W, _X, _D, _G = FixedFormat(32, 20), FixedFormat(16, 10), FixedFormat(32, 24), FixedFormat(32, 30)
+
+
+def _layer_ops(w: np.ndarray, b: np.ndarray, x: np.ndarray, d: np.ndarray) -> list[np.ndarray]:
+    """A forward pass (reads ``w.T``) and a backward pass (reads ``w``) of one layer."""
+    from sw_model.arch import aap
+
+    z, y = aap.forward(w, b, x, w_fmt=_W, x_fmt=_X, out_fmt=_X, kind="relu")
+    e = aap.backward(w, d, x, w_fmt=_W, d_fmt=_D, y_fmt=_X, g_fmt=_G, out_fmt=_D, kind="relu")
+    return [z, y, e]
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a = a.copy()
+    a.setflags(write=False)
+    return a
+
+
+def test_weight_cache_follows_new_arrays_at_a_reused_address():
+    """New read-only weights land where freed ones were (CPython reuses the address, which is
+    the cache's key): each must be read afresh, as an uncached (writeable) copy is."""
+    rng = np.random.default_rng(1)
+    x = rng.integers(_X.min_int, _X.max_int, (5, 40))
+    d = rng.integers(-(2**20), 2**20, (5, 30))
+    b = rng.integers(-(2**19), 2**19, 30)
+    for k in range(8):
+        w = _read_only(rng.integers(-(2**(12 + k)), 2**(12 + k), (30, 40)))
+        want = _layer_ops(w.copy(), b, x, d)
+        for _ in range(2):  # the second time from the cache
+            got = _layer_ops(w, b, x, d)
+            assert all(np.array_equal(g, h) for g, h in zip(got, want, strict=True))
+        del w
+
+
+def test_weight_cache_ignores_arrays_made_writeable_again():
+    rng = np.random.default_rng(2)
+    x = rng.integers(_X.min_int, _X.max_int, (5, 40))
+    d = rng.integers(-(2**20), 2**20, (5, 30))
+    b = rng.integers(-(2**19), 2**19, 30)
+    w = _read_only(rng.integers(-(2**19), 2**19, (30, 40)))
+    _layer_ops(w, b, x, d)  # cached
+    w.setflags(write=True)
+    w[:, 0] = _W.max_int  # also widens the range the cache held
+    got = _layer_ops(w, b, x, d)
+    want = _layer_ops(w.copy(), b, x, d)
+    assert all(np.array_equal(g, h) for g, h in zip(got, want, strict=True))
+    with pytest.raises(ValueError, match=r"^w_q holds 2147483648, outside"):
+        w[0, 0] = _W.max_int + 1
+        _layer_ops(w, b, x, d)
+
+
+def test_optimizer_outputs_are_read_only():
+    from sw_model.numerics import optim
+
+    fmt = FixedFormat(32, 20)
+    consts = optim.FixedAdamConstants.from_floats(1e-3, 0.9, 0.999, 1e-8, fmt, fmt, 100)
+    z = np.zeros((3, 4), dtype=np.int64)
+    w, m, v = optim.adam_fixed(z, z + 5, z, z, 1, consts, fmt, fmt)
+    assert not w.flags.writeable and m.flags.writeable and v.flags.writeable
+    t = optim.soft_update_fixed(z, w, 300, fmt)
+    assert not t.flags.writeable and t.base is None and w.base is None
+
+
+@pytest.mark.parametrize("precision", ["fixed", "qat"])
+def test_training_steps_equal_without_the_weight_cache(precision, monkeypatch):
+    """Several steps (weights replaced every step, QAT switching formats) give the same codes
+    with the cache as with every weight read afresh."""
+    from sw_model.arch import ddpg_step as ds
+    from sw_model.numerics import fixed
+    from sw_model.rl.ddpg import DDPGAgent, DDPGConfig
+    from sw_model.rl.envs import make
+
+    def run() -> list:
+        config = DDPGConfig(hidden=(24, 16), precision=precision, batch_size=8, qat_delay=2,
+                            buffer_size=100, seed=3)
+        env = make("pendulum", seed=3)
+        agent = DDPGAgent(config, env.observation_dim, env.action_dim, env.action_low,
+                          env.action_high)
+        obs = env.reset()
+        for _ in range(40):
+            a = agent.random_action()
+            nxt, r, term, _ = env.step(agent.scale_action(a))
+            agent.remember(obs, a, r, nxt, term)
+            obs = nxt
+        out = []
+        for _ in range(5):
+            agent.train_step()
+            out.append((agent.weights, agent.targets, agent.opt.m, agent.opt.v))
+        return out
+
+    cached = run()
+    monkeypatch.setattr(fixed, "_known", lambda arr: None)
+    fresh = run()
+    for c, f in zip(cached, fresh, strict=True):
+        for tree_c, tree_f in zip(c, f, strict=True):
+            for net in ds.NETS:
+                for key in tree_c[net]:
+                    assert np.array_equal(tree_c[net][key], tree_f[net][key]), (net, key)

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import functools
 import math
+import weakref
 from dataclasses import dataclass
 from typing import Literal
 
@@ -467,11 +468,71 @@ def _magnitude(x: np.ndarray) -> int:
     return max(-lo, hi)
 
 
+class _Known:
+    """What is known of a read-only ``int64`` array: its ``(min, max)`` and ``float64`` copy."""
+
+    __slots__ = ("__weakref__", "f64", "hi", "lo", "ref")
+
+    def __init__(self, arr: np.ndarray) -> None:
+        self.ref = weakref.ref(arr)
+        self.lo, self.hi = _min_max(arr) if arr.size else (0, 0)
+        self.f64: np.ndarray | None = None
+
+
+# Read-only int64 arrays that own their data (the optimizer's new weights) by id: a step's
+# forward and backward passes read each weight matrix several times between two updates. An
+# entry is used only for the very array it was made from (a weak reference) while that array is
+# still read-only; it goes when the array goes.
+_KNOWN: dict[int, _Known] = {}
+
+
+def _known(arr: np.ndarray) -> _Known | None:
+    """The cache entry of a read-only ``int64`` array that owns its data (made on first use),
+    else None."""
+    if arr.flags.writeable or arr.base is not None or arr.dtype != np.int64:
+        return None
+    key = id(arr)
+    entry = _KNOWN.get(key)
+    if entry is not None and entry.ref() is arr:
+        return entry
+    entry = _Known(arr)
+    _KNOWN[key] = entry
+    weakref.finalize(arr, _forget, key, weakref.ref(entry))
+    return entry
+
+
+def _forget(key: int, entry_ref: weakref.ref) -> None:
+    if _KNOWN.get(key) is entry_ref():
+        del _KNOWN[key]
+
+
+def _as_float64(x: np.ndarray) -> np.ndarray:
+    """``x.astype(float64)``, from the cache for a read-only array or the transpose of one."""
+    entry = _known(x)
+    if entry is None:
+        base = x.base
+        if (isinstance(base, np.ndarray) and x.ndim == 2 and base.ndim == 2
+                and x.shape == base.shape[::-1] and x.strides == base.strides[::-1]
+                and x.ctypes.data == base.ctypes.data):
+            entry = _known(base)
+            if entry is not None:
+                if entry.f64 is None:
+                    entry.f64 = base.astype(np.float64)
+                return entry.f64.T
+        return x.astype(np.float64)
+    if entry.f64 is None:
+        entry.f64 = x.astype(np.float64)
+    return entry.f64
+
+
 def _checked(q: npt.ArrayLike, fmt: FixedFormat, name: str) -> tuple[np.ndarray, int]:
-    """:meth:`FixedFormat.check_codes` and the largest ``|code|``, from one min/max pass."""
+    """:meth:`FixedFormat.check_codes` and the largest ``|code|``, from one min/max pass
+    (none for a read-only ``int64`` array seen before)."""
     arr = _as_code_array(q, name)
     if arr.dtype == object:
         lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
+    elif (entry := _known(arr)) is not None:
+        lo, hi = entry.lo, entry.hi
     else:
         lo, hi = _min_max(arr) if arr.size else (0, 0)
     if lo < fmt.min_int or hi > fmt.max_int:
@@ -827,7 +888,7 @@ def _matmul_checked(a: np.ndarray, b: np.ndarray, a_max: int, b_max: int, src_fr
     if (bound <= _F64_EXACT and 0 < shift < 63 and overflow == "saturate"
             and (c is None or c.shape in ((k,), (1, k)))
             and bound + (c_max << c_shift) < _INT64_SAFE):
-        p = a.astype(np.float64) @ b.astype(np.float64)
+        p = a.astype(np.float64) @ _as_float64(b)
         out = np.empty((m, k), dtype=np.int64)
         kernels.requantize_product(p, _NO_ADDEND if c is None else c.reshape(-1), c_shift,
                                    shift, ROUNDING_MODES.index(rounding), out_fmt.min_int,

@@ -241,6 +241,13 @@ def adam_fixed(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, t: in
     t : int
         Step number, counting from 1.
 
+    Returns
+    -------
+    w, m, v : numpy.ndarray of int64
+        The new weights (read-only: a weight matrix is read by several matrix products before
+        the next update, and :mod:`sw_model.numerics.fixed` keeps its range and ``float64``
+        copy meanwhile) and moments.
+
     Notes
     -----
     Computed by the compiled kernel :func:`sw_model.numerics.kernels.adam_step`; a step
@@ -255,12 +262,15 @@ def adam_fixed(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, t: in
     shape = w.shape
     w, g, m, v = (np.ascontiguousarray(x).reshape(-1) for x in (w, g, m, v))
     vf = v_format(g_fmt)
-    out = np.empty((3, w.size), dtype=np.int64)
+    w_new, m_new, v_new = (np.empty(shape, dtype=np.int64) for _ in range(3))
     if kernels.adam_step(w, g, m, v, consts.c1, consts.c2, consts.eps_q, consts.lr_at(t),
                          LR_EXTRA, g_fmt.min_int, g_fmt.max_int, vf.max_int, w_fmt.min_int,
-                         w_fmt.max_int, out[0], out[1], out[2]):
-        return out[0].reshape(shape), out[1].reshape(shape), out[2].reshape(shape)
-    return _adam_numpy(w, g, m, v, t, consts, w_fmt, g_fmt, shape)
+                         w_fmt.max_int, w_new.reshape(-1), m_new.reshape(-1), v_new.reshape(-1)):
+        w_new.setflags(write=False)
+        return w_new, m_new, v_new
+    w_new, m_new, v_new = _adam_numpy(w, g, m, v, t, consts, w_fmt, g_fmt, shape)
+    w_new.setflags(write=False)
+    return w_new, m_new, v_new
 
 
 def _adam_numpy(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, t: int,
@@ -377,13 +387,17 @@ def soft_update_float(target: np.ndarray, w: np.ndarray, tau: float) -> np.ndarr
 
 def soft_update_fixed(target: np.ndarray, w: np.ndarray, tau_q: int,
                       w_fmt: FixedFormat) -> np.ndarray:
-    """``sat_w(target + mul_shift(w - target, tau_q, 16, "half_even"))`` (module docs)."""
+    """``sat_w(target + mul_shift(w - target, tau_q, 16, "half_even"))`` (module docs).
+
+    The result is read-only, like :func:`adam_fixed`'s new weights.
+    """
     tau_q = int(tau_q)
     if not 0 <= tau_q <= 1 << BETA_FRAC:
         raise ValueError(f"tau_q must be an integer from 0 to 2**{BETA_FRAC}, not {tau_q!r}")
     t, w = np.broadcast_arrays(np.asarray(target, dtype=np.int64),
                                np.asarray(w, dtype=np.int64))
-    out = np.empty(t.size, dtype=np.int64)
+    out = np.empty(t.shape, dtype=np.int64)
     kernels.soft_update(np.ascontiguousarray(t).reshape(-1), np.ascontiguousarray(w).reshape(-1),
-                        tau_q, w_fmt.min_int, w_fmt.max_int, out)
-    return out.reshape(t.shape)
+                        tau_q, w_fmt.min_int, w_fmt.max_int, out.reshape(-1))
+    out.setflags(write=False)
+    return out
