@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 import weakref
 from dataclasses import dataclass
 from typing import Literal
@@ -501,9 +502,36 @@ def _known(arr: np.ndarray) -> _Known | None:
     return entry
 
 
+# float64 copies of arrays that are gone, by shape, for the next arrays of that shape (the next
+# step's weights): reusing them spares the page faults of fresh megabytes every step.
+_F64_POOL: dict[tuple[int, ...], list[np.ndarray]] = {}
+_POOL_DEPTH = 4
+_POOL_SHAPES = 16
+
+
 def _forget(key: int, entry_ref: weakref.ref) -> None:
-    if _KNOWN.get(key) is entry_ref():
-        del _KNOWN[key]
+    entry = entry_ref()
+    if entry is None or _KNOWN.get(key) is not entry:
+        return
+    del _KNOWN[key]
+    if entry.f64 is not None:
+        pool = _F64_POOL.pop(entry.f64.shape, [])
+        if len(pool) < _POOL_DEPTH:
+            pool.append(entry.f64)
+        _F64_POOL[entry.f64.shape] = pool  # most recent last
+        if len(_F64_POOL) > _POOL_SHAPES:
+            del _F64_POOL[next(iter(_F64_POOL))]
+        entry.f64 = None
+
+
+def _copy_f64(x: np.ndarray) -> np.ndarray:
+    """``x.astype(float64)`` of a C-contiguous array, into a pooled buffer when there is one."""
+    try:
+        out = _F64_POOL[x.shape].pop()
+    except (KeyError, IndexError):
+        return x.astype(np.float64)
+    np.copyto(out, x, casting="unsafe")
+    return out
 
 
 def _as_float64(x: np.ndarray) -> np.ndarray:
@@ -517,12 +545,35 @@ def _as_float64(x: np.ndarray) -> np.ndarray:
             entry = _known(base)
             if entry is not None:
                 if entry.f64 is None:
-                    entry.f64 = base.astype(np.float64)
+                    entry.f64 = _copy_f64(base)
                 return entry.f64.T
         return x.astype(np.float64)
     if entry.f64 is None:
-        entry.f64 = x.astype(np.float64)
+        entry.f64 = _copy_f64(x)
     return entry.f64
+
+
+# Per thread, the float64 matrix products of the last few shapes: a product is consumed
+# (requantized) before the next one, and reusing its memory spares the page faults of a fresh
+# allocation.
+_SCRATCH = threading.local()
+_SCRATCH_SHAPES = 8
+
+
+def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` of ``float64`` matrices into a scratch buffer of this thread (valid until the
+    next call with the same shape)."""
+    bufs = getattr(_SCRATCH, "bufs", None)
+    if bufs is None:
+        bufs = _SCRATCH.bufs = {}
+    shape = (a.shape[0], b.shape[1])
+    out = bufs.pop(shape, None)
+    if out is None:
+        out = np.empty(shape)
+        if len(bufs) >= _SCRATCH_SHAPES:
+            del bufs[next(iter(bufs))]
+    bufs[shape] = out  # most recent last
+    return np.matmul(a, b, out=out)
 
 
 def _checked(q: npt.ArrayLike, fmt: FixedFormat, name: str) -> tuple[np.ndarray, int]:
@@ -888,7 +939,7 @@ def _matmul_checked(a: np.ndarray, b: np.ndarray, a_max: int, b_max: int, src_fr
     if (bound <= _F64_EXACT and 0 < shift < 63 and overflow == "saturate"
             and (c is None or c.shape in ((k,), (1, k)))
             and bound + (c_max << c_shift) < _INT64_SAFE):
-        p = a.astype(np.float64) @ _as_float64(b)
+        p = _product(a.astype(np.float64), _as_float64(b))
         out = np.empty((m, k), dtype=np.int64)
         kernels.requantize_product(p, _NO_ADDEND if c is None else c.reshape(-1), c_shift,
                                    shift, ROUNDING_MODES.index(rounding), out_fmt.min_int,

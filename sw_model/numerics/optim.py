@@ -262,10 +262,12 @@ def adam_fixed(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, t: in
     shape = w.shape
     w, g, m, v = (np.ascontiguousarray(x).reshape(-1) for x in (w, g, m, v))
     vf = v_format(g_fmt)
-    w_new, m_new, v_new = (np.empty(shape, dtype=np.int64) for _ in range(3))
+    w_new = np.empty(shape, dtype=np.int64)  # its own array: the read-only weights
+    mv = np.empty((2, w.size), dtype=np.int64)  # one block (fewer, larger allocations)
+    m_new, v_new = mv[0].reshape(shape), mv[1].reshape(shape)
     if kernels.adam_step(w, g, m, v, consts.c1, consts.c2, consts.eps_q, consts.lr_at(t),
                          LR_EXTRA, g_fmt.min_int, g_fmt.max_int, vf.max_int, w_fmt.min_int,
-                         w_fmt.max_int, w_new.reshape(-1), m_new.reshape(-1), v_new.reshape(-1)):
+                         w_fmt.max_int, w_new.reshape(-1), mv[0], mv[1]):
         w_new.setflags(write=False)
         return w_new, m_new, v_new
     w_new, m_new, v_new = _adam_numpy(w, g, m, v, t, consts, w_fmt, g_fmt, shape)
