@@ -294,6 +294,8 @@ class FixedFormat:
 
 
 def _as_code_array(q: npt.ArrayLike, name: str) -> np.ndarray:
+    if type(q) is np.ndarray and q.dtype == np.int64:
+        return q  # the common case, as it is
     arr = np.asarray(q)
     if arr.dtype == object:
         if arr.size and not all(
