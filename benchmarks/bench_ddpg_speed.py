@@ -1,8 +1,10 @@
 """Benchmark: DDPG training speed (gradient steps per second), NumPy modes vs stable-baselines3.
 
-Each measurement fills a replay buffer with random Pendulum transitions, runs a few untimed
-steps, then times ``--steps`` training steps (one critic and one actor update, soft updates);
-the figure is the median over ``--repeat`` timings. Our modes run
+Each implementation fills a replay buffer with random Pendulum transitions and runs a few
+untimed steps; then the implementations take turns, ``--repeat`` times, each timing
+``--steps`` training steps (one critic and one actor update, soft updates) per turn, so that a
+change in the machine's load meets all of them alike; the figure is the median of an
+implementation's timings. Our modes run
 :meth:`sw_model.rl.ddpg.DDPGAgent.train_step` (float64, float32, bit-exact fixed point with
 32-bit activations, and FIXAR QAT after the switch to 16-bit activations); stable-baselines3's
 DDPG (PyTorch, CPU) runs ``model.train(gradient_steps, batch_size)`` on the same environment,
@@ -24,6 +26,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -43,9 +46,10 @@ def _median(xs: list[float]) -> float:
     return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
 
 
-def measure_ours(precision: str, hidden: tuple[int, ...], batch: int, steps: int,
-                 repeat: int) -> float:
-    """Median training steps per second of a :class:`sw_model.rl.ddpg.DDPGAgent`."""
+def ours_timer(precision: str, hidden: tuple[int, ...], batch: int
+               ) -> Callable[[int], float]:
+    """A :class:`sw_model.rl.ddpg.DDPGAgent` ready to train: ``timer(steps)`` times ``steps``
+    training steps on pre-sampled batches and returns steps per second."""
     from sw_model.rl.ddpg import DDPGAgent, DDPGConfig
     from sw_model.rl.envs import make
 
@@ -62,19 +66,20 @@ def measure_ours(precision: str, hidden: tuple[int, ...], batch: int, steps: int
         obs = env.reset() if term or trunc else nxt
     for _ in range(3):  # untimed: caches, and the QAT switch after the first step
         agent.train_step()
-    rates = []
-    for _ in range(repeat):
+
+    def timer(steps: int) -> float:
         batches = [agent.sample() for _ in range(steps)]
         start = time.perf_counter()
         for b in batches:
             agent.train_step(b)
-        rates.append(steps / (time.perf_counter() - start))
-    return _median(rates)
+        return steps / (time.perf_counter() - start)
+
+    return timer
 
 
-def measure_sb3(hidden: tuple[int, ...], batch: int, steps: int, repeat: int,
-                threads: int) -> float:
-    """Median gradient steps per second of stable-baselines3's DDPG on Pendulum-v1."""
+def sb3_timer(hidden: tuple[int, ...], batch: int, threads: int) -> Callable[[int], float]:
+    """stable-baselines3's DDPG on Pendulum-v1 ready to train: ``timer(steps)`` times
+    ``model.train(steps, batch)`` and returns gradient steps per second."""
     import torch
     from stable_baselines3 import DDPG
 
@@ -83,12 +88,13 @@ def measure_sb3(hidden: tuple[int, ...], batch: int, steps: int, repeat: int,
                  buffer_size=10_000, policy_kwargs={"net_arch": list(hidden)}, device="cpu",
                  seed=0, verbose=0)
     model.learn(total_timesteps=2003)  # fills the buffer, sets up the logger, 3 updates
-    rates = []
-    for _ in range(repeat):
+
+    def timer(steps: int) -> float:
         start = time.perf_counter()
         model.train(gradient_steps=steps, batch_size=batch)
-        rates.append(steps / (time.perf_counter() - start))
-    return _median(rates)
+        return steps / (time.perf_counter() - start)
+
+    return timer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,13 +117,18 @@ def main(argv: list[str] | None = None) -> int:
     for hidden in sizes:
         big = hidden[0] >= 256
         steps = args.steps or (3 if args.quick else (20 if big else 100))
-        figures = {}
+        timers = {}  # name: (timer, steps per timing)
         for mode in modes:
             n = steps if mode.startswith("fixed") or mode == "qat" else steps * 5
-            figures[f"NumPy {mode}"] = measure_ours(mode, hidden, args.batch_size, n, repeat)
+            timers[f"NumPy {mode}"] = (ours_timer(mode, hidden, args.batch_size), n)
         if have_sb3:
-            figures["SB3 DDPG (PyTorch CPU)"] = measure_sb3(
-                hidden, args.batch_size, steps * 5, repeat, args.threads)
+            timers["SB3 DDPG (PyTorch CPU)"] = (
+                sb3_timer(hidden, args.batch_size, args.threads), steps * 5)
+        rates: dict[str, list[float]] = {name: [] for name in timers}
+        for _ in range(repeat):  # in turn, so that a change of load meets every implementation
+            for name, (timer, n) in timers.items():
+                rates[name].append(timer(n))
+        figures = {name: _median(r) for name, r in rates.items()}
         ref = figures.get("SB3 DDPG (PyTorch CPU)")
         for name, rate in figures.items():
             rel = f"{rate / ref:6.2f}x" if ref else "    -"
