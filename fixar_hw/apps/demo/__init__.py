@@ -58,7 +58,7 @@ from fixar_hw.apps.demo.flow import (
     msq_quantize_actor,
     run_demo,
 )
-from fixar_hw.apps.demo.report import format_summary, write_report
+from fixar_hw.apps.demo.report import fit_statement, format_summary, write_report
 from fixar_hw.apps.demo.settings import ENV, DemoSettings, demo_settings
 
 __all__ = [
@@ -74,6 +74,7 @@ __all__ = [
     "board_names",
     "compare",
     "demo_settings",
+    "fit_statement",
     "format_summary",
     "msq_quantize_actor",
     "run_core_check",

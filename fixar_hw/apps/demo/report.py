@@ -243,7 +243,8 @@ def write_report(result: DemoResult, out_dir: str | os.PathLike[str]) -> Path:
                   "beyond the device, so no synthesis was run."]
         verdict, details = _fit_parts(b)
         L += ["", f"**The core {verdict}**: {details}. "
-              f"{_synth_time(b)}Board clock {b.clock_mhz:g} MHz; placement Fmax "
+              f"{_synth_time(b).capitalize() + '. ' if _synth_time(b) else ''}Board clock "
+              f"{b.clock_mhz:g} MHz; placement Fmax "
               f"{f'{b.fmax_mhz:.1f} MHz' if b.fmax_mhz else 'not estimated (add --fmax)'}.", ""]
         clocks = [b.frequency]
         if b.fmax_mhz:
@@ -264,11 +265,12 @@ def write_report(result: DemoResult, out_dir: str | os.PathLike[str]) -> Path:
 
 
 def _synth_time(board: BoardFigures) -> str:
-    """``"Synthesized in 235 s (cached). "``, or nothing when nothing was synthesized."""
+    """``"synthesized in 175 s (read from the cache)"``, or ``""`` when nothing was
+    synthesized."""
     if board.predicted or board.synth_seconds is None:
         return ""
-    return (f"Synthesized in {board.synth_seconds:.0f} s"
-            f"{' (read from the cache)' if board.cached else ''}. ")
+    return (f"synthesized in {board.synth_seconds:.0f} s"
+            f"{' (read from the cache)' if board.cached else ''}")
 
 
 def format_summary(result: DemoResult) -> str:
@@ -303,6 +305,7 @@ def format_summary(result: DemoResult) -> str:
         mhz, label = b.frequency
         tp, ips = result.throughput(mhz)
         lines.append(f"board {b.board}: the core {fit_statement(b)}")
-        lines.append(f"  {_synth_time(b)}at {mhz:.0f} MHz ({label}): {_si(tp)} training "
-                     f"samples/s, {_si(ips)} actions/s (batch {d.batch_size})")
+        synth = _synth_time(b)
+        lines.append(f"  {synth + '; ' if synth else ''}at {mhz:.0f} MHz ({label}): {_si(tp)} "
+                     f"training samples/s, {_si(ips)} actions/s (batch {d.batch_size})")
     return "\n".join(lines)
