@@ -25,7 +25,22 @@ settings.load_profile(os.environ.get("FIXAR_HYPOTHESIS_PROFILE", "ci"))
 PROFILE = os.environ.get("FIXAR_HYPOTHESIS_PROFILE", "ci")
 
 
+#: Modules holding the longest tests (whole cores in Amaranth's simulator, synthesis, long
+#: proofs), in the order they start: the parallel workers then end the run on short tests
+#: instead of one worker waiting for the other's last long one. Each module stays whole, so
+#: module-scoped fixtures are made once per worker.
+FIRST = ("test_core.py", "test_soc.py", "test_ddpg_cli.py", "test_engine_hw.py",
+         "test_build.py", "test_demo.py", "test_waveforms.py", "test_formal.py",
+         "test_search_cli.py", "test_prng_hw.py")
+
+
+def _start_rank(item) -> int:
+    name = item.path.name
+    return FIRST.index(name) if name in FIRST else len(FIRST)
+
+
 def pytest_collection_modifyitems(config, items) -> None:
+    items.sort(key=_start_rank)
     if PROFILE == "nightly":
         return
     skip = pytest.mark.skip(reason="nightly profile (FIXAR_HYPOTHESIS_PROFILE=nightly)")

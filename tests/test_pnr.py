@@ -115,7 +115,19 @@ def test_placement_only_gives_an_estimate():
     assert (rep.ff, rep.io) == (8, 10)
 
 
+def test_folded_array_synthesizes_with_the_datapath():
+    """The wrapper's synthesis keeps every multiplier of the bare array and adds registers;
+    its memories are block RAM (the quick profile's check of :class:`FoldedTop`)."""
+    bare = resources(tiny_array(), "ecp5")
+    folded = resources(FoldedTop(tiny_array(), fold_width=4, seed_pins=4), "ecp5")
+    assert folded.dsp == bare.dsp > 0
+    assert folded.ff > bare.ff
+    assert folded.bram >= 4
+
+
+@pytest.mark.nightly
 def test_folded_array_keeps_the_datapath():
+    """Placed and routed (about a minute and a half: nightly)."""
     dut = tiny_array()
     bare = resources(tiny_array(), "ecp5")
     top = FoldedTop(dut, fold_width=4, seed_pins=4)
