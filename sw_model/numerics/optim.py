@@ -170,7 +170,12 @@ def beta_code(beta: float, name: str = "beta") -> int:
 
 def v_format(g_fmt: FixedFormat) -> FixedFormat:
     """Format of Adam's second moment: ``FixedFormat(63, 2 * g_fmt.frac)``."""
-    return FixedFormat(63, 2 * g_fmt.frac)
+    return _v_format(g_fmt.frac)
+
+
+@functools.lru_cache(maxsize=64)
+def _v_format(frac: int) -> FixedFormat:
+    return FixedFormat(63, 2 * frac)
 
 
 @functools.cache
@@ -396,8 +401,9 @@ def soft_update_fixed(target: np.ndarray, w: np.ndarray, tau_q: int,
     tau_q = int(tau_q)
     if not 0 <= tau_q <= 1 << BETA_FRAC:
         raise ValueError(f"tau_q must be an integer from 0 to 2**{BETA_FRAC}, not {tau_q!r}")
-    t, w = np.broadcast_arrays(np.asarray(target, dtype=np.int64),
-                               np.asarray(w, dtype=np.int64))
+    t, w = np.asarray(target, dtype=np.int64), np.asarray(w, dtype=np.int64)
+    if t.shape != w.shape:
+        t, w = np.broadcast_arrays(t, w)
     out = np.empty(t.shape, dtype=np.int64)
     kernels.soft_update(np.ascontiguousarray(t).reshape(-1), np.ascontiguousarray(w).reshape(-1),
                         tau_q, w_fmt.min_int, w_fmt.max_int, out.reshape(-1))
