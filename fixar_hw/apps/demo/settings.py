@@ -165,7 +165,7 @@ def demo_settings(*, quick: bool = False, episodes: int | None = None, seed: int
     64 need 4.25 Mbit in the engine alone. The 32-32 networks with batch 16 still learn
     Pendulum (noise-free evaluation -112.7 with seed 0, against -110.8 for the earlier
     64-64 networks with batch 64), and the core synthesizes to 41 % of the LUTs, 104 of the
-    156 multipliers and 194 of the 208 block RAMs in about 4 minutes and under 1 GB
+    156 multipliers and 195 of the 208 block RAMs in about 4 minutes and under 1 GB
     (docs/results.md, "The demo").
 
     The warm-up (random actions) is a fifth of the run, at most 1000 steps, and the QAT delay
