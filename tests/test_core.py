@@ -155,9 +155,11 @@ def test_identity_registers_and_bus_errors():
 
 @st.composite
 def setups(draw):
+    # every simulated cycle counts in the quick profile: smaller networks and batches there
+    width, most = (8, 6) if PROFILE == "nightly" else (5, 4)
     precision = draw(st.sampled_from(["fixed", "fixed16", "qat"]))
-    hidden = tuple(draw(st.lists(st.integers(1, 8), min_size=1, max_size=2)))
-    batch = draw(st.integers(1, 6))
+    hidden = tuple(draw(st.lists(st.integers(1, width), min_size=1, max_size=2)))
+    batch = draw(st.integers(1, most))
     size = draw(st.sampled_from([2, 4]))
     cores = draw(st.integers(1, 2))
     return small(precision, hidden, batch, size, cores,
