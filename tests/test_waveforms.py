@@ -153,7 +153,7 @@ def test_train_cli_writes_the_vcd_of_the_run(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(train_app.CoreAgentFactory, "close", close)
     vcd = tmp_path / "waves" / "train.vcd"  # the folder is made
-    argv = ["train", "--precision", "fixed", "--hidden", "4", "--batch-size", "4", "--steps",
+    argv = ["train", "--precision", "fixed", "--hidden", "2", "--batch-size", "2", "--steps",
             "200", "--warmup", "199", "--eval-episodes", "0", "--no-progress", "--backend",
             "sim", "--core-size", "2", "--core-cores", "1", "--vcd", str(vcd), "--out",
             str(tmp_path / "run")]
