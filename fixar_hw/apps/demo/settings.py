@@ -159,7 +159,9 @@ def demo_settings(*, quick: bool = False, episodes: int | None = None, seed: int
     board top holds the engine's memories (the parameter and activation memories once per
     read port) and, as the DMA's external memory, on-chip RAM for every image the driver
     stages (a power of two of 32-bit words, about as large again). A 4x4 grid of 32-bit PEs
-    takes more than the 156 multipliers; a second AAP core gives the activation and gradient
+    with four update units took 166 multipliers, and its 512-bit memory words would need
+    about 230 block RAMs even for these networks (estimated from the memories' shapes); a
+    second AAP core gives the activation and gradient
     memories a write port each, which no block RAM has (:mod:`fixar_hw.flow.floor`);
     pipelined update units take about 19,000 flip-flops each; and 64-64 networks with batch
     64 need 4.25 Mbit in the engine alone. The 32-32 networks with batch 16 still learn
