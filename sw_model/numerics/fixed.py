@@ -485,7 +485,8 @@ class _Known:
 # Read-only int64 arrays that own their data (the optimizer's new weights) by id: a step's
 # forward and backward passes read each weight matrix several times between two updates. An
 # entry is used only for the very array it was made from (a weak reference) while that array is
-# still read-only; it goes when the array goes.
+# still read-only; it goes when the array goes. (Writes through a view made before the array was
+# made read-only would not be noticed: the optimizer's arrays have no such view.)
 _KNOWN: dict[int, _Known] = {}
 
 
