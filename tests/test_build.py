@@ -25,6 +25,7 @@ from fixar_hw.errors import BuildError, DoesNotFit
 from fixar_hw.flow import build as fb
 from fixar_hw.flow.build import BuildReport, fit_check, over_capacity, shrink_advice
 from fixar_hw.flow.floor import resource_floor
+from fixar_hw.flow.memories import BLOCK, FLIP_FLOPS
 from fixar_hw.platforms import BoardTop
 from fixar_hw.platforms.boards import BOARDS, RESOURCE_KINDS, Board, get_board
 from sw_model.arch.ddpg_config import DDPGConfig, format_set
@@ -238,10 +239,32 @@ def test_core_synthesis_fit_and_refusal(tmp_path):
     # one core and iterative units: nothing the floor counts (the memories are block or LUT
     # RAM), and the compact optimizer keeps the core under 8k flip-flops
     assert resource_floor(config, "ecp5") == [] and report.used["ff"] < 8_000
+    # every memory of 1 kbit or more is a RAM primitive (block RAM, or LUT RAM for the wide
+    # and shallow moment memories): none was lowered to flip-flops; the parameter and
+    # activation memories are block RAM
+    _check_memories(report)
+    placed = {m.name.rsplit(".", 1)[-1]: m.kind for m in report.memories}
+    assert placed["W"] == placed["A"] == BLOCK
     saved = json.loads((tmp_path / "report.json").read_text())
     assert CoreConfig.from_dict(saved["config"]) == config
     with pytest.raises(DoesNotFit, match="iCE40UP5K"):
         fit_check(report.used, "icebreaker", config)
+
+
+def _check_memories(report) -> None:
+    assert report.memories, "no memory decisions found in the synthesis log"
+    flops = [(m.name, m.bits) for m in report.memories if m.kind == FLIP_FLOPS
+             and (m.bits is None or m.bits >= 1024)]
+    assert flops == [], f"memories lowered to flip-flops: {flops}"
+
+
+@pytest.mark.nightly
+@pytest.mark.parametrize("board", ["icebreaker", "arty-a7-100"])
+def test_smallest_core_memories_are_ram_on_every_family(board):
+    """iCE40 and 7-series: the smallest core's memories are RAM primitives (the iCE40UP5K is
+    too small for the core, so its counts come from the estimate; about 3 minutes each)."""
+    report = fb.estimate(small_config("narrow16"), board, cache=False)
+    _check_memories(report)
 
 
 @pytest.mark.nightly

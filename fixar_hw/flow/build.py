@@ -59,6 +59,7 @@ from fixar_hw.config import CoreConfig
 from fixar_hw.errors import BuildError, DoesNotFit
 from fixar_hw.flow.cache import cache_dir, design_digest, tree_digest
 from fixar_hw.flow.floor import resource_floor
+from fixar_hw.flow.memories import BLOCK, FLIP_FLOPS, MemoryPlacement, memory_placement
 from fixar_hw.flow.pnr import critical_path
 from fixar_hw.flow.synth import _classify
 from fixar_hw.platforms.boards import BOARDS, RESOURCE_KINDS, Board, get_board
@@ -139,6 +140,9 @@ class BuildReport:
     predicted : bool
         ``used`` is the :func:`fixar_hw.flow.floor.resource_floor` of a configuration refused
         before synthesis (it is then at least that, and does not fit); nothing was synthesized.
+    memories : tuple of MemoryPlacement
+        Every memory of the netlist and what synthesis built it from (block RAM, LUT RAM or
+        flip-flops), with its size (:func:`fixar_hw.flow.memories.memory_placement`).
     """
 
     board: str
@@ -157,10 +161,19 @@ class BuildReport:
     cells: Mapping[str, int] = field(default_factory=dict, hash=False)
     critical_path: tuple[str, ...] = ()
     predicted: bool = False
+    memories: tuple[MemoryPlacement, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("used", "capacity", "seconds", "cells"):
             object.__setattr__(self, name, types.MappingProxyType(dict(getattr(self, name))))
+        object.__setattr__(self, "memories", tuple(self.memories))
+
+    def logic_memories(self, min_bits: int = 1024) -> list[MemoryPlacement]:
+        """The memories of at least ``min_bits`` bits that synthesis did not put in block RAM
+        (built from flip-flops or LUT RAM instead), largest first."""
+        found = [m for m in self.memories
+                 if m.kind != BLOCK and (m.bits is None or m.bits >= min_bits)]
+        return sorted(found, key=lambda m: -(m.bits or 0))
         object.__setattr__(self, "placed", types.MappingProxyType(
             {k: (int(u), int(a)) for k, (u, a) in dict(self.placed).items()}))
 
@@ -201,6 +214,7 @@ class BuildReport:
             out[name] = dict(getattr(self, name))
         out["placed"] = {k: list(v) for k, v in self.placed.items()}
         out["critical_path"] = list(self.critical_path)
+        out["memories"] = [dataclasses.asdict(m) for m in self.memories]
         return out
 
     @classmethod
@@ -220,6 +234,7 @@ class BuildReport:
         data = dict(data)
         data["placed"] = {k: tuple(v) for k, v in data["placed"].items()}
         data["critical_path"] = tuple(data["critical_path"])
+        data["memories"] = tuple(MemoryPlacement(**m) for m in data["memories"])
         return cls(**data)
 
     def to_markdown(self) -> str:
@@ -259,6 +274,11 @@ class BuildReport:
             if not self.meets_timing and self.family == "ecp5":
                 lines.append(f"Rebuild with the PLL below the Fmax, for example `--clock-mhz "
                              f"{max(4, math.floor(0.9 * self.fmax_mhz))}`.")
+        logic = self.logic_memories()
+        if logic:
+            lines.append("Memories of 1 kbit or more not in block RAM: " + ", ".join(
+                f"`{m.name}` ({'?' if m.bits is None else f'{m.bits:,} bits'}, "
+                f"{'flip-flops' if m.kind == FLIP_FLOPS else 'LUT RAM'})" for m in logic) + ".")
         if self.bitstream:
             lines.append(f"Bitstream: `{self.bitstream}`.")
         if self.seconds:
@@ -390,6 +410,18 @@ def _tool(name: str) -> str:
     if found:
         return found
     raise BuildError(f"{exe} not found; install fixar-hw's dependencies (pip install fixar-hw)")
+
+
+def _memories(out: Path) -> tuple[MemoryPlacement, ...]:
+    """The memories the synthesis log of the build directory ``out`` placed, with the sizes
+    its netlist (``top.il``, or ``top.v`` for Xilinx) declares (none without a log)."""
+    log = out / "top.rpt"
+    if not log.is_file():
+        return ()
+    netlist = next((out / n for n in ("top.il", "top.v") if (out / n).is_file()), None)
+    return tuple(memory_placement(
+        log.read_text(encoding="utf-8", errors="replace"),
+        None if netlist is None else netlist.read_text(encoding="utf-8", errors="replace")))
 
 
 def _count(json_path: Path, family: str) -> tuple[dict[str, int], dict[str, int]]:
@@ -559,13 +591,14 @@ def _run_plan(config: CoreConfig | None, board: Board, out: Path, top: Any,
                                 log=log, timeout=timeout, what=what, memory_limit=limit,
                                 error=BuildError).seconds
     used, cells = _count(out / "top.json", board.family)
+    memories = _memories(out)
 
     def report(**kw: Any) -> BuildReport:
         r = BuildReport(board=board.name, family=board.family, device=board.device,
                         config_id=None if config is None else config.config_id,
                         config=None if config is None else config.to_dict(), used=used,
                         capacity=board.capacity, clock_mhz=top.run_mhz, seconds=seconds,
-                        cells=cells, **kw)
+                        cells=cells, memories=memories, **kw)
         (out / "report.json").write_text(json.dumps(r.to_dict(), indent=2, sort_keys=True))
         (out / "report.md").write_text(r.to_markdown())
         return r
@@ -721,7 +754,7 @@ def estimate(config: CoreConfig | None, board: Board | str, *, fmax: bool = Fals
                              config_id=None if config is None else config.config_id,
                              config=None if config is None else config.to_dict(),
                              used=used, capacity=board.capacity, clock_mhz=board.clock_mhz,
-                             cells=cells)
+                             cells=cells, memories=_memories(tmp))
     shutil.rmtree(tmp, ignore_errors=True)
     result = dataclasses.replace(result, bitstream=None)
     if cache:
