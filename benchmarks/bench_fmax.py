@@ -16,15 +16,16 @@ Designs:
     the core behind its UART bridge), at the board's 25 MHz clock (nextpnr's timing-driven
     placement aims at it; the Fmax reported is what the routed design reaches).
 ``demo``
-    The core of ``fixar-hw demo`` (4x4, two cores, four update units): its resource floor
-    (:func:`fixar_hw.flow.build.floor_check`) is checked first, and a core refused there is
-    reported with the time the refusal took.
+    The core of ``fixar-hw demo`` (:func:`fixar_hw.apps.demo.settings.demo_settings`): its
+    resource floor (:func:`fixar_hw.flow.build.floor_check`) is checked first, and a core
+    refused there is reported with the time the refusal took; a core that passes is built and
+    routed like ``core16``.
 
 Reproduce with::
 
     python benchmarks/bench_fmax.py                     # every design, 3 seeds
     python benchmarks/bench_fmax.py --design core16     # one design
-    python benchmarks/bench_fmax.py --quick             # the demo's refusal only (seconds)
+    python benchmarks/bench_fmax.py --quick             # the demo's floor check only (seconds)
 
 Each tool runs under ``--timeout`` seconds (synthesis also under the flow's memory limit).
 """
@@ -66,12 +67,14 @@ def measure_array(seeds: list[int], timeout: float | None) -> dict:
             "seconds": sum(r.pnr_seconds for r in reports) + reports[0].synth_seconds}
 
 
-def measure_core(config_file: str, seeds: list[int], timeout: float | None) -> dict:
-    """A core's board top, built and routed once per seed."""
+def measure_core(config, seeds: list[int], timeout: float | None) -> dict:
+    """A core's board top (a CoreConfig, or the name of an example configuration), built and
+    routed once per seed."""
     from fixar_hw.config import CoreConfig
     from fixar_hw.flow.build import build
 
-    config = CoreConfig.load(ROOT / "examples" / "configs" / config_file)
+    if isinstance(config, str):
+        config = CoreConfig.load(ROOT / "examples" / "configs" / config)
     out: dict = {"fmax": [], "paths": [], "used": None, "seconds": 0.0}
     for seed in seeds:
         with tempfile.TemporaryDirectory(prefix="fixar_hw_fmax_") as tmp:
@@ -83,8 +86,9 @@ def measure_core(config_file: str, seeds: list[int], timeout: float | None) -> d
     return out
 
 
-def measure_demo() -> dict:
-    """The demo's core: refused by its resource floor, or synthesized once."""
+def measure_demo(seeds: list[int] | None, timeout: float | None) -> dict:
+    """The demo's core: refused by its resource floor, or (with ``seeds``) built and routed
+    once per seed."""
     from fixar_hw.apps.demo.settings import demo_settings
     from fixar_hw.errors import DoesNotFit
     from fixar_hw.flow.build import floor_check
@@ -96,7 +100,9 @@ def measure_demo() -> dict:
     except DoesNotFit as exc:
         return {"refused": str(exc), "seconds": time.perf_counter() - start,
                 "used": dict(exc.used)}
-    return {"refused": None, "seconds": time.perf_counter() - start, "used": {}}
+    if not seeds:
+        return {"refused": None, "seconds": time.perf_counter() - start, "used": {}}
+    return measure_core(config, seeds, timeout)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=3600.0,
                         help="seconds allowed to each tool run (default 3600)")
     parser.add_argument("--quick", action="store_true",
-                        help="only the demo core's refusal (no synthesis; seconds)")
+                        help="only the demo core's floor check (no synthesis; seconds)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     if args.repeat < 1:
@@ -124,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                     "core32": "pendulum-2x2-fixar32.json"}[name]
             results[name] = measure_core(file, seeds, args.timeout)
         else:
-            results[name] = measure_demo()
+            results[name] = measure_demo(None if args.quick else seeds, args.timeout)
     print(f"LFE5U-85F-6, {len(seeds)} placer seed(s); Fmax in MHz, routed (median, min, max)")
     print(f"{'design':8s} {'LUT':>7s} {'FF':>7s} {'DSP':>4s} {'BRAM':>4s} {'Fmax':>7s} "
           f"{'min':>6s} {'max':>6s} {'wall s':>7s}  critical path (median seed)")
