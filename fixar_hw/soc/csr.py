@@ -385,7 +385,9 @@ class ControlRegisters(wiring.Component):
         off = {r.name: r.offset for r in rm.registers}
         regs = {r.name: r for r in rm.registers}
 
-        queue = fifo.SyncFIFO(width=DESCRIPTOR_LAYOUT.size, depth=cfg.queue_depth)
+        # buffered: its storage has a registered read port, so it is block RAM on every family
+        # (an unbuffered FIFO reads asynchronously: LUT RAM, or flip-flops on iCE40)
+        queue = fifo.SyncFIFOBuffered(width=DESCRIPTOR_LAYOUT.size, depth=cfg.queue_depth)
         m.submodules.queue = queue
 
         st = self.state
@@ -480,7 +482,7 @@ class ControlRegisters(wiring.Component):
         raise_error = Signal()
         fault_cause = Signal(4)
         m.d.comb += [
-            raise_done.eq(self.running & self.idle & ~queue.r_rdy & ~self.fault.valid),
+            raise_done.eq(self.running & self.idle & (queue.r_level == 0) & ~self.fault.valid),
             raise_error.eq(self.fault.valid | bad_op | overflow),
             fault_cause.eq(Mux(self.fault.valid, self.fault.payload.cause,
                                Mux(bad_op, CAUSES["bad_op"], CAUSES["overflow"]))),
