@@ -253,8 +253,7 @@ def test_core_synthesis_fit_and_refusal(tmp_path):
 
 def _check_memories(report) -> None:
     assert report.memories, "no memory decisions found in the synthesis log"
-    flops = [(m.name, m.bits) for m in report.memories if m.kind == FLIP_FLOPS
-             and (m.bits is None or m.bits >= 1024)]
+    flops = [(m.name, m.bits) for m in report.logic_memories() if m.kind == FLIP_FLOPS]
     assert flops == [], f"memories lowered to flip-flops: {flops}"
 
 

@@ -110,6 +110,9 @@ def test_decisions_read_from_a_log():
     got = memory_placement(log)
     assert [(m.name, m.kind, m.bits) for m in got] == [
         ("a.W", BLOCK, None), ("b", FLIP_FLOPS, None), ("c", LUT_RAM, None), ("d", BLOCK, None)]
+    assert all(m.declared for m in got)
+    rom = memory_placement("using FF mapping for memory top.$flattenu.$auto$proc_rom.cc:155$7\n")
+    assert [(m.kind, m.declared) for m in rom] == [(FLIP_FLOPS, False)]
     assert memory_placement("no memories here\n") == []
 
 

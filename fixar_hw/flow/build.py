@@ -169,10 +169,11 @@ class BuildReport:
         object.__setattr__(self, "memories", tuple(self.memories))
 
     def logic_memories(self, min_bits: int = 1024) -> list[MemoryPlacement]:
-        """The memories of at least ``min_bits`` bits that synthesis did not put in block RAM
-        (built from flip-flops or LUT RAM instead), largest first."""
-        found = [m for m in self.memories
-                 if m.kind != BLOCK and (m.bits is None or m.bits >= min_bits)]
+        """The design's memories of at least ``min_bits`` bits (or of unknown size) that
+        synthesis did not put in block RAM (built from flip-flops or LUT RAM instead), largest
+        first; Yosys' own ROMs (:attr:`MemoryPlacement.declared` false) are left out."""
+        found = [m for m in self.memories if m.declared and m.kind != BLOCK
+                 and (m.bits is None or m.bits >= min_bits)]
         return sorted(found, key=lambda m: -(m.bits or 0))
         object.__setattr__(self, "placed", types.MappingProxyType(
             {k: (int(u), int(a)) for k, (u, a) in dict(self.placed).items()}))

@@ -54,6 +54,12 @@ class MemoryPlacement:
     cell: str
     bits: int | None
 
+    @property
+    def declared(self) -> bool:
+        """Whether the design declares this memory; Yosys also makes ROMs of its own from
+        ``case`` statements (``proc_rom``), whose names hold a ``$``."""
+        return "$" not in self.name
+
 
 def memory_bits(netlist: str) -> dict[str, int]:
     """Bits (width times depth) of every memory an RTLIL or Verilog netlist declares, by the
