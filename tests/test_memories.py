@@ -55,17 +55,17 @@ class _Bank(wiring.Component):
 
 
 class _Outer(wiring.Component):
-    a: In(11)
-    d: In(32)
-    we: In(1)
-    q: Out(32)
-    r: Out(32)
+    """:class:`_Bank` one level down the hierarchy (its memories are ``bank.deep`` and
+    ``bank.multi``)."""
+
+    def __init__(self):
+        self._bank = _Bank()
+        super().__init__(self._bank.signature)
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.bank = bank = _Bank()
-        m.d.comb += [bank.a.eq(self.a), bank.d.eq(self.d), bank.we.eq(self.we),
-                     self.q.eq(bank.q), self.r.eq(bank.r)]
+        m.submodules.bank = self._bank
+        wiring.connect(m, wiring.flipped(self), self._bank)
         return m
 
 

@@ -413,6 +413,19 @@ def _tool(name: str) -> str:
     raise BuildError(f"{exe} not found; install fixar-hw's dependencies (pip install fixar-hw)")
 
 
+def _check_limits(timeout: object, memory_limit: object) -> int:
+    """Check a build's ``timeout`` and ``memory_limit``; returns the memory limit in bytes
+    (:func:`synthesis_memory_limit` when ``memory_limit`` is None)."""
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+                                or not timeout > 0):
+        raise ValueError(f"timeout must be a positive number or None, not {timeout!r}")
+    limit = synthesis_memory_limit() if memory_limit is None else memory_limit
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1 << 26:
+        raise ValueError(f"memory_limit must be a number of bytes of at least 64 MiB, not "
+                         f"{memory_limit!r}")
+    return limit
+
+
 def _memories(out: Path) -> tuple[MemoryPlacement, ...]:
     """The memories the synthesis log of the build directory ``out`` placed, with the sizes
     its netlist (``top.il``, or ``top.v`` for Xilinx) declares (none without a log)."""
@@ -541,13 +554,7 @@ def build(config: CoreConfig | None, board: Board | str, build_dir: str | os.Pat
         raise TypeError(f"seed must be an integer, not {seed!r}")
     if seed < 1:
         raise ValueError(f"seed must be at least 1, not {seed!r}")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
-                                or not timeout > 0):
-        raise ValueError(f"timeout must be a positive number or None, not {timeout!r}")
-    limit = synthesis_memory_limit() if memory_limit is None else memory_limit
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1 << 26:
-        raise ValueError(f"memory_limit must be a number of bytes of at least 64 MiB, not "
-                         f"{memory_limit!r}")
+    limit = _check_limits(timeout, memory_limit)
     floor_check(config, board)
     out = Path(build_dir)
     top, commands = _prepare(config, board, out, route=route, seed=seed, baud=baud,
@@ -718,13 +725,7 @@ def estimate(config: CoreConfig | None, board: Board | str, *, fmax: bool = Fals
         return BuildReport(board=board.name, family=board.family, device=board.device,
                            config_id=config.config_id, config=config.to_dict(), used=exc.used,
                            capacity=board.capacity, clock_mhz=board.clock_mhz, predicted=True)
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
-                                or not timeout > 0):
-        raise ValueError(f"timeout must be a positive number or None, not {timeout!r}")
-    limit = synthesis_memory_limit() if memory_limit is None else memory_limit
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1 << 26:
-        raise ValueError(f"memory_limit must be a number of bytes of at least 64 MiB, not "
-                         f"{memory_limit!r}")
+    limit = _check_limits(timeout, memory_limit)
     # the scratch directory stays when a tool fails: the error names its log there
     tmp = Path(tempfile.mkdtemp(prefix="fixar_hw_estimate_"))
     place = fmax and board.routable
