@@ -121,20 +121,28 @@ def main(argv: list[str] | None = None) -> int:
     designs = ["demo"] if args.quick else (args.design or list(DESIGNS))
     seeds = list(range(1, args.repeat + 1))
     results: dict[str, dict] = {}
+    from fixar_hw.errors import BuildError
+
     for name in designs:
         print(f"{name} ...", file=sys.stderr, flush=True)
-        if name == "array":
-            results[name] = measure_array(seeds, args.timeout)
-        elif name in ("core16", "core32"):
-            file = {"core16": "pendulum-2x2-narrow16.json",
-                    "core32": "pendulum-2x2-fixar32.json"}[name]
-            results[name] = measure_core(file, seeds, args.timeout)
-        else:
-            results[name] = measure_demo(None if args.quick else seeds, args.timeout)
+        try:
+            if name == "array":
+                results[name] = measure_array(seeds, args.timeout)
+            elif name in ("core16", "core32"):
+                file = {"core16": "pendulum-2x2-narrow16.json",
+                        "core32": "pendulum-2x2-fixar32.json"}[name]
+                results[name] = measure_core(file, seeds, args.timeout)
+            else:
+                results[name] = measure_demo(None if args.quick else seeds, args.timeout)
+        except (BuildError, RuntimeError) as exc:  # a tool failed or ran out of time
+            results[name] = {"failed": str(exc).splitlines()[0]}
     print(f"LFE5U-85F-6, {len(seeds)} placer seed(s); Fmax in MHz, routed (median, min, max)")
     print(f"{'design':8s} {'LUT':>7s} {'FF':>7s} {'DSP':>4s} {'BRAM':>4s} {'Fmax':>7s} "
           f"{'min':>6s} {'max':>6s} {'wall s':>7s}  critical path (median seed)")
     for name, r in results.items():
+        if "failed" in r:
+            print(f"{name:8s} not measured: {r['failed']}")
+            continue
         if "fmax" not in r:
             what = (f"refused before synthesis in {r['seconds'] * 1e3:.0f} ms: "
                     f"{r['refused']}" if r["refused"] else "fits its floor")
