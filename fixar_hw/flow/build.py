@@ -586,7 +586,6 @@ def _run_plan(config: CoreConfig | None, board: Board, out: Path, top: Any,
     """Steps 1 to 4 of :func:`build` on the plan :func:`_prepare` wrote into ``out``."""
     log = out / "build.log"
     seconds: dict[str, float] = {}
-    limit = memory_limit
 
     # 1. synthesis: the plan's Yosys script (or synth_xilinx on its Verilog), run by pyosys
     if board.family == "xilinx":
@@ -594,9 +593,9 @@ def _run_plan(config: CoreConfig | None, board: Board, out: Path, top: Any,
                   "write_json top.json"]
     else:
         script = ["script top.ys"]
-    what = f"synthesis (pyosys, memory limit {limit / 2**30:.1f} GiB)"
+    what = f"synthesis (pyosys, memory limit {memory_limit / 2**30:.1f} GiB)"
     seconds["synth"] = run_tool([sys.executable, "-c", _SYNTH, "top.rpt", *script], cwd=out,
-                                log=log, timeout=timeout, what=what, memory_limit=limit,
+                                log=log, timeout=timeout, what=what, memory_limit=memory_limit,
                                 error=BuildError).seconds
     used, cells = _count(out / "top.json", board.family)
     memories = _memories(out)

@@ -224,8 +224,7 @@ def derivative(z_q: npt.ArrayLike, y_q: npt.ArrayLike, in_fmt: FixedFormat,
                 return out
     z = in_fmt.check_codes(z_q, "z_q")
     y = y_fmt.check_codes(y_q, "y_q")
-    one = _one(d_fmt, rounding) if isinstance(d_fmt, FixedFormat) else \
-        int(requantize(np.int64(1), 0, d_fmt, rounding, "saturate"))  # raises
+    one = _one(d_fmt, rounding)
     if kind == "identity":
         return np.full(z.shape, one, dtype=np.int64)
     if kind == "relu":
@@ -245,9 +244,16 @@ def _flat_int64(q: object) -> np.ndarray | None:
     return (q if q.flags.c_contiguous else np.ascontiguousarray(q)).reshape(-1)
 
 
-@functools.lru_cache(maxsize=256)
 def _one(d_fmt: FixedFormat, rounding: str) -> int:
-    """The ``d_fmt`` code of 1 (identity's and ReLU's derivative), rounded and saturated."""
+    """The ``d_fmt`` code of 1 (identity's and ReLU's derivative), rounded and saturated;
+    anything but a :class:`FixedFormat` gets :func:`requantize`'s error."""
+    if not isinstance(d_fmt, FixedFormat):
+        return int(requantize(np.int64(1), 0, d_fmt, rounding, "saturate"))  # raises
+    return _one_of(d_fmt, rounding)
+
+
+@functools.lru_cache(maxsize=256)
+def _one_of(d_fmt: FixedFormat, rounding: str) -> int:
     return int(requantize(np.int64(1), 0, d_fmt, rounding, "saturate"))
 
 
