@@ -18,7 +18,9 @@ here in float64 (:func:`train_actor`). Every layer gets a :class:`~sw_model.sear
 from the PPO search of :mod:`sw_model.search.ppo` (started from the best uniform configuration),
 the HAQ-style DDPG baseline or the uniform baselines of :mod:`sw_model.search.baselines`, priced
 by :class:`~sw_model.search.cost.CostModel` (by default on the layer-pipelined mapping, one
-engine per layer) and scored, by default, by the real return of a fixed set of seeded episodes
+engine per layer) or, with ``mapping="engine"``, on the training engine's array
+(:class:`~sw_model.search.engine_cost.EngineCostModel`: fixed-point choices, no LUTs), and
+scored, by default, by the real return of a fixed set of seeded episodes
 (:class:`~sw_model.search.evaluators.ReturnEvaluator`, with a log-scale reward), or by a proxy
 on calibration states (:class:`~sw_model.search.evaluators.ProxyEvaluator`). The run writes into
 its output directory:
@@ -65,7 +67,8 @@ import numpy as np
 from sw_model.checks import check_int, check_real
 from sw_model.rl.envs import make
 from sw_model.search.baselines import haq_ddpg_search, random_search, uniform_baseline
-from sw_model.search.cost import ALPHA_BITS, MAPPINGS, Cost, CostModel, LayerChoice
+from sw_model.search.cost import ALPHA_BITS, MAPPINGS, W_BITS, Cost, CostModel, LayerChoice
+from sw_model.search.engine_cost import ENGINE_MAPPING, EngineCostModel
 from sw_model.search.env import Budget, Episode, QuantEnv, SearchResult
 from sw_model.search.evaluators import (
     LossEvaluator,
@@ -89,11 +92,13 @@ __all__ = [
     "METHODS",
     "QUALITIES",
     "REFERENCE",
+    "SEARCH_MAPPINGS",
     "LossRun",
     "SearchRun",
     "calibration_states",
     "check_feasible",
     "choice_text",
+    "cost_model",
     "episode_seeds",
     "float_return",
     "format_loss_summary",
@@ -117,6 +122,51 @@ COLORS: dict[str, str] = {"ppo": "tab:blue", "haq": "tab:orange", "random": "tab
 REFERENCE = LayerChoice("fixed", 16, 16)
 #: Search qualities: the real return of seeded episodes, or the action-error proxy.
 QUALITIES: tuple[str, ...] = ("return", "proxy")
+#: Cost models of ``mapping``: the row-unit mappings of :class:`~sw_model.search.cost.CostModel`
+#: and the training engine's array (:class:`~sw_model.search.engine_cost.EngineCostModel`).
+SEARCH_MAPPINGS: tuple[str, ...] = (*MAPPINGS, ENGINE_MAPPING)
+
+
+def cost_model(mapping: str, *, lanes: int = 16, size: int = 16, cores: int = 2
+               ) -> tuple[CostModel | EngineCostModel, dict[str, tuple[int, ...]] | None]:
+    """The cost model of a mapping and the weight widths the search may choose on it.
+
+    Parameters
+    ----------
+    mapping : str
+        One of :data:`SEARCH_MAPPINGS`: ``"shared"`` or ``"pipelined"`` row-unit lanes
+        (:class:`~sw_model.search.cost.CostModel` with ``lanes``), or ``"engine"``, the
+        training engine's array of ``cores`` grids of ``size x size`` PEs
+        (:class:`~sw_model.search.engine_cost.EngineCostModel`, 16-bit deltas, packed
+        memories).
+    lanes, size, cores : int
+        Of the row-unit and the engine models.
+
+    Returns
+    -------
+    tuple
+        ``(model, w_bits)``: ``w_bits`` is None (every scheme of
+        :data:`sw_model.search.cost.W_BITS`) for the row-unit mappings and the fixed-point
+        widths alone for the engine, whose PEs have no SP2 lanes.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an unknown mapping or a bad ``lanes``, ``size`` or ``cores``.
+    """
+    if not isinstance(mapping, str):
+        raise TypeError(f"mapping must be a str, not {mapping!r}")
+    if mapping not in SEARCH_MAPPINGS:
+        raise ValueError(f"mapping must be one of {SEARCH_MAPPINGS!r}, not {mapping!r}")
+    if mapping == ENGINE_MAPPING:
+        return EngineCostModel(size=size, cores=cores), {"fixed": W_BITS["fixed"]}
+    return CostModel.load(lanes=lanes, mapping=mapping), None
+
+
+def _model_text(mapping: str, lanes: int, size: int, cores: int) -> str:
+    if mapping == ENGINE_MAPPING:
+        return f"engine array {size}x{size}x{cores}"
+    return f"{lanes} lanes {mapping}"
 
 
 def choice_text(c: LayerChoice) -> str:
@@ -404,7 +454,8 @@ def run_search(weights: Mapping[str, Any], budget: Budget, out_dir: str | os.Pat
                haq_episodes: int | None = None, lanes: int = 16, states: int = 256,
                return_episodes: int = 3, penalty: float = 2.0, bonus: float = 0.0,
                mapping: str = "pipelined", quality: str = "return", metric: str = "mse",
-               progress: bool = True, log: Callable[[str], None] | None = None) -> SearchRun:
+               size: int = 16, cores: int = 2, progress: bool = True,
+               log: Callable[[str], None] | None = None) -> SearchRun:
     """Search, evaluate and write the outputs listed in the module docs.
 
     Parameters
@@ -428,8 +479,11 @@ def run_search(weights: Mapping[str, Any], budget: Budget, out_dir: str | os.Pat
         Episodes of each real-return evaluation (and of the ``"return"`` quality).
     penalty, bonus : float
         Of :class:`~sw_model.search.env.QuantEnv`'s reward.
-    mapping : {"pipelined", "shared"}
-        Of the :class:`~sw_model.search.cost.CostModel`.
+    mapping : {"pipelined", "shared", "engine"}
+        The cost model (:func:`cost_model`); ``"engine"`` searches fixed-point choices only
+        and does not price LUTs, so the budget must not limit them.
+    size, cores : int
+        The engine's array (``mapping="engine"``).
     quality : {"return", "proxy"}
         ``"return"``: :class:`~sw_model.search.evaluators.ReturnEvaluator` over the
         ``return_episodes`` seeded episodes, with ``shaping="log"``. ``"proxy"``:
@@ -448,13 +502,14 @@ def run_search(weights: Mapping[str, Any], budget: Budget, out_dir: str | os.Pat
         raise ValueError(f"methods must be among {METHODS!r}, not {tuple(methods)!r}")
     if not isinstance(budget, Budget) or not budget.limits:
         raise ValueError("at least one budget limit (LUTs, DSPs, memory bits, cycles) is needed")
-    if mapping not in MAPPINGS:
-        raise ValueError(f"mapping must be one of {MAPPINGS!r}, not {mapping!r}")
+    model, w_bits = cost_model(mapping, lanes=lanes, size=size, cores=cores)
+    if mapping == ENGINE_MAPPING and "luts" in budget.limits:
+        raise ValueError(f"budget must not limit luts with mapping {mapping!r} (the engine "
+                         f"model does not price LUTs), not {budget.limits!r}")
     if quality not in QUALITIES:
         raise ValueError(f"quality must be one of {QUALITIES!r}, not {quality!r}")
     if metric not in ("mse", "rel"):
         raise ValueError(f"metric must be 'mse' or 'rel', not {metric!r}")
-    model = CostModel.load(lanes=lanes, mapping=mapping)
     calib = calibration_states(weights, states, seed, env=env)
     if quality == "return":
         evaluate: Any = ReturnEvaluator(weights, calib, env=env, episodes=return_episodes,
@@ -463,7 +518,8 @@ def run_search(weights: Mapping[str, Any], budget: Budget, out_dir: str | os.Pat
         evaluate = ProxyEvaluator(weights, calib, metric=metric)
     qenv = QuantEnv.from_actor(weights, calib, cost_model=model, budget=budget,
                                evaluate=evaluate, penalty=penalty, bonus=bonus,
-                               shaping="log" if quality == "return" else "linear")
+                               shaping="log" if quality == "return" else "linear",
+                               w_bits=w_bits)
     if haq_episodes is None:
         haq_episodes = iterations * episodes_per_iter
         if "ppo" in methods:
@@ -523,13 +579,16 @@ def run_search(weights: Mapping[str, Any], budget: Budget, out_dir: str | os.Pat
     limits = ", ".join(f"{k} {v:g}" for k, v in budget.limits.items())
     plot_cost_vs_quality(out / "cost_vs_quality.png", results, uniform, reference,
                          f"{env} actor {'-'.join(str(s.fan_in) for s in qenv.shapes)}-"
-                         f"{qenv.shapes[-1].fan_out}, {lanes} lanes {mapping}; budget {limits}")
+                         f"{qenv.shapes[-1].fan_out}, {_model_text(mapping, lanes, size, cores)}; "
+                         f"budget {limits}")
     ref_block = {"choices": [choice_text(REFERENCE)] * qenv.n_layers,
                  "cost": _cost_dict(reference.cost), "usage": reference.usage,
                  "fits": reference.fits, "quality": reference.quality,
                  "return": ref_ret, "heldout_return": heldout(reference.choices)}
     best: dict[str, Any] = {
-        "env": env, "seed": seed, "lanes": lanes, "mapping": mapping, "quality": quality,
+        "env": env, "seed": seed, "lanes": lanes, "mapping": mapping,
+        **({"size": size, "cores": cores} if mapping == ENGINE_MAPPING else {}),
+        "quality": quality,
         "metric": metric if quality == "proxy" else None, "calibration_states": states,
         "return_episodes": return_episodes, "budget": budget.limits,
         "layers": [[s.name, s.fan_in, s.fan_out] for s in qenv.shapes],
@@ -662,7 +721,7 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
                     episodes: int = 5, pool: int = 50, heldout_episodes: int = 60,
                     recheck: int = 5, penalty: float = 4.0, mapping: str = "pipelined",
                     curve_step: int = 16, incumbents: int = 1, confidence: float = 0.0,
-                    progress: bool = True) -> LossRun:
+                    size: int = 16, cores: int = 2, progress: bool = True) -> LossRun:
     """The cheapest configuration whose held-out return stays within ``max_loss`` of the float
     actor's, by every method in ``methods``; writes ``search.csv``, ``time_to_quality.png``
     and ``best.json`` into ``out_dir``.
@@ -696,8 +755,9 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
         ``iterations * episodes_per_iter`` configurations).
     evaluations : int, optional
         Configurations sampled by HAQ and random search; default as many as PPO.
-    lanes, mapping
-        Of the :class:`~sw_model.search.cost.CostModel`.
+    lanes, mapping, size, cores
+        The cost model (:func:`cost_model`); ``mapping="engine"`` searches fixed-point choices
+        only, and its ``cost`` must not name ``luts`` (the engine model does not price them).
     states : int
         Calibration states (:func:`calibration_states`).
     episodes, pool, heldout_episodes : int
@@ -727,14 +787,15 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise ValueError(f"methods must be among {METHODS!r}, not {tuple(methods)!r}")
-    if mapping not in MAPPINGS:
-        raise ValueError(f"mapping must be one of {MAPPINGS!r}, not {mapping!r}")
+    model, w_bits = cost_model(mapping, lanes=lanes, size=size, cores=cores)
     metric = CostMetric.parse(cost)
+    if mapping == ENGINE_MAPPING and "luts" in metric.weights:
+        raise ValueError(f"cost must not use luts with mapping {mapping!r} (the engine model "
+                         f"does not price LUTs), not {cost!r}")
     limit = parse_loss(max_loss)
     recheck = check_int(recheck, "recheck", minimum=1)
     curve_step = check_int(curve_step, "curve_step", minimum=1)
     train_seeds, held_seeds = episode_seeds(seed, pool, heldout_episodes)
-    model = CostModel.load(lanes=lanes, mapping=mapping)
     calib = calibration_states(weights, states, seed, env=env)
     held = LossEvaluator(weights, calib, env=env, seeds=held_seeds,
                          episodes=len(held_seeds))
@@ -743,7 +804,7 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
     bound = LossBound(limit, metric, metric(ref), penalty=penalty)
     LossEvaluator(weights, calib, env=env, seeds=train_seeds, episodes=episodes)  # checks
     probe = QuantEnv.from_actor(weights, calib, cost_model=model, budget=bound,
-                                evaluate=lambda c: 0.0)
+                                evaluate=lambda c: 0.0, w_bits=w_bits)
     if evaluations is None:
         evaluations = iterations * episodes_per_iter + (
             len(probe.actions) if "ppo" in methods else 0)
@@ -765,7 +826,7 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
     for method in methods:
         evaluate = LossEvaluator(weights, calib, env=env, seeds=train_seeds, episodes=episodes)
         qenv = QuantEnv.from_actor(weights, calib, cost_model=model, budget=bound,
-                                   evaluate=evaluate)
+                                   evaluate=evaluate, w_bits=w_bits)
         total = {"ppo": iterations, "uniform": 0}.get(method, evaluations)
         bar = tqdm(total=total, desc=f"search {method}", disable=not progress or not total,
                    mininterval=0.5)
@@ -796,11 +857,14 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
     write_csv(out / "search.csv", probe, results)
     arch = "-".join(str(s.fan_in) for s in shapes) + f"-{shapes[-1].fan_out}"
     plot_time_to_quality(out / "time_to_quality.png", curves,
-                         f"{env} actor {arch}, {lanes} lanes {mapping}: cheapest configuration "
+                         f"{env} actor {arch}, {_model_text(mapping, lanes, size, cores)}: "
+                         f"cheapest configuration "
                          f"within {limit:.1%} loss on {len(held_seeds)} held-out episodes",
                          f"held-out winner's {metric}")
     best: dict[str, Any] = {
-        "env": env, "seed": seed, "lanes": lanes, "mapping": mapping, "cost": str(metric),
+        "env": env, "seed": seed, "lanes": lanes, "mapping": mapping,
+        **({"size": size, "cores": cores} if mapping == ENGINE_MAPPING else {}),
+        "cost": str(metric),
         "max_loss": limit, "calibration_states": states, "episodes": episodes,
         "incumbents": incumbents, "confidence": z,
         "episode_pool": list(train_seeds), "heldout_episodes": list(held_seeds),

@@ -5,6 +5,8 @@ Every layer of a network gets a :class:`~sw_model.search.cost.LayerChoice` (sche
 :class:`~sw_model.search.cost.CostModel`. NumPy only. The modules:
 
 - :mod:`~sw_model.search.cost`: the cost model (LUTs, DSPs, memory bits, cycles);
+- :mod:`~sw_model.search.engine_cost`: what a per-layer width buys on the training engine's
+  array (DSPs, memory bits, cycles);
 - :mod:`~sw_model.search.quantize`: the float actor's layers, their quantization by a choice,
   and the grid of choices;
 - :mod:`~sw_model.search.evaluators`: the quality of a configuration (proxies of the actor's

@@ -238,7 +238,8 @@ class Cost:
     dsps : float
         ECP5 MULT18X18D blocks.
     mem_bits : int
-        Weight and scale storage in bits.
+        Weight and scale storage in bits (on the training engine's array,
+        :class:`sw_model.search.engine_cost.EngineCostModel`, weights and layer inputs).
     cycles : int
         Cycles of one forward pass of a batch.
 
