@@ -34,14 +34,18 @@ time.
 
 Part 3, the users' question (``fixar-hw search --max-loss``): the cheapest configuration by
 LUTs whose return stays within 2% of the float actor's, on a Pendulum actor of FIXAR's hidden
-sizes (3-400-300-1, float64 DDPG, seeded), 64 lanes pipelined. For each of 3 search seeds,
+sizes (3-400-300-1, float64 DDPG, seeded), 64 lanes pipelined (``--mapping engine``: by memory
+bits on the training engine's 16x16x2 array instead). For each of 3 search seeds,
 :func:`fixar_hw.apps.search.run_loss_search` runs PPO (started from the best uniform
 configuration), HAQ-style DDPG and random search with the same number of sampled
 configurations, and every uniform configuration; each scores configurations on episodes
 rotating through a seeded pool, re-checks its cheapest on held-out episodes every 16 distinct
-evaluations and reports its held-out winner. Printed per seed and method: the winner's cost,
-its loss on the search's episodes, held out, and on a third set of episodes used for nothing
-else ("test"); then the median over seeds of PPO's LUT reduction against each baseline, and
+evaluations and reports its held-out winner. The held-out episodes start from initial states
+spread evenly over Pendulum's (``--heldout lattice``, the default) or from seeded random draws
+(``--heldout seeds``). Printed per seed and method: the winner's cost, its loss on the search's
+episodes, held out, and on a third set of episodes, seeded random draws used for nothing else
+("test"), with the starts of the test episodes the winner loses most on when its test loss
+breaks the bound; then the median over seeds of PPO's reduction against each baseline, and
 how many evaluations PPO needs to reach HAQ's final held-out cost. The time-to-quality curves
 (held-out winner's LUTs against distinct configurations evaluated) go to
 ``runs/bench_autoq/time_to_quality.png``.
@@ -50,6 +54,8 @@ Reproduce with::
 
     python benchmarks/bench_autoq.py                  # full (parts 1-2 about 15 minutes)
     python benchmarks/bench_autoq.py --part loss      # part 3 only
+    python benchmarks/bench_autoq.py --part loss --heldout seeds   # random held-out starts
+    python benchmarks/bench_autoq.py --part loss --mapping engine  # on the engine's array
     python benchmarks/bench_autoq.py --quick --repeat 1
 """
 
@@ -76,6 +82,7 @@ from fixar_hw.apps.search import (
     run_loss_search,
     train_agent,
 )
+from sw_model.rl.envs import make
 from sw_model.search.baselines import haq_ddpg_search, uniform_baseline
 from sw_model.search.cost import Cost, CostModel, LayerChoice
 from sw_model.search.env import Budget, QuantEnv, SearchResult
@@ -394,7 +401,8 @@ def _reach(curve, target: float) -> int | None:
     return next((x for x, y in curve if y is not None and y <= target), None)
 
 
-def plot_curves(path: Path, runs: dict[int, dict[str, list]], title: str) -> None:
+def plot_curves(path: Path, runs: dict[int, dict[str, list]], title: str,
+                ylabel: str = "held-out winner's LUTs") -> None:
     """Every method's time-to-quality curve for every search seed, in one PNG."""
     import matplotlib
 
@@ -415,13 +423,60 @@ def plot_curves(path: Path, runs: dict[int, dict[str, list]], title: str) -> Non
     if finals:  # an early, expensive winner of a slow method would flatten the rest
         ax.set_ylim(0.9 * min(finals), 1.5 * max(finals))
     ax.set_xlabel("configurations evaluated (distinct)")
-    ax.set_ylabel("held-out winner's LUTs")
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _start_text(start: np.ndarray) -> str:
+    return f"({start[0]:+.2f}, {start[1]:+.2f})"
+
+
+def worst_starts(tester: LossEvaluator, choices: tuple[LayerChoice, ...],
+                 seeds: tuple[int, ...], k: int = 3) -> str:
+    """The ``k`` test episodes ``choices`` loses most return on: start state and return
+    lost against the float actor."""
+    lost = tester.float_returns(seeds) - tester.returns(choices, seeds)
+    order = np.argsort(-lost)[:k]
+    starts = [make_start(s) for s in np.array(seeds)[order]]
+    return (f"worst test starts (angle, velocity: return lost; float total "
+            f"{tester.float_returns(seeds).sum():.0f}): " + ", ".join(
+                f"{_start_text(st)}: {v:.0f}" for st, v in zip(starts, lost[order], strict=True)))
+
+
+def make_start(seed: int) -> np.ndarray:
+    """The initial state of the seeded Pendulum episode ``seed``."""
+    env = make("pendulum", seed=int(seed))
+    env.reset()
+    return env.state
+
+
+def heldout_worst(run, actor, calib, seed: int) -> list[str]:
+    """Per method, the held-out episode its winner loses most on (for the summary)."""
+    b = run.best
+    held = (LossEvaluator(actor, calib, starts=np.array(b["heldout_episodes"]),
+                          episodes=len(b["heldout_episodes"]))
+            if b["heldout"] == "lattice" else
+            LossEvaluator(actor, calib, seeds=b["heldout_episodes"],
+                          episodes=len(b["heldout_episodes"])))
+    lines = []
+    for method, entry in b["methods"].items():
+        if entry["winner"] is None:
+            continue
+        choices = tuple(LayerChoice(*(int(v) if v.isdigit() else v for v in x.split(":")))
+                        for x in entry["winner"]["choices"])
+        f = held.float_returns(held.seeds)
+        lost = f - held.returns(choices, held.seeds)
+        i = int(np.argmax(lost))
+        start = (np.array(b["heldout_episodes"][i]) if b["heldout"] == "lattice"
+                 else make_start(b["heldout_episodes"][i]))
+        lines.append(f"seed {seed} {method:8} {_start_text(start)}: {lost[i]:.0f} of "
+                     f"{-f.sum():.0f} float cost")
+    return lines
 
 
 def loss_part(args: argparse.Namespace) -> None:
@@ -432,6 +487,11 @@ def loss_part(args: argparse.Namespace) -> None:
     seeds = (0,) if quick else (0, 1, 2)
     iterations, per_iter = (2, 8) if quick else (20, 32)
     lanes, n_states, episodes, pool, recheck, step = 64, 256, 5, 50, 5, 16
+    engine = args.mapping == "engine"
+    cost = "mem_bits" if engine else "luts"
+    unit = "memory bits" if engine else "LUTs"
+    model_text = ("the training engine's 16x16x2 array (packed memories)" if engine
+                  else f"{args.mapping} mapping, {lanes} lanes in all")
     n_held = args.heldout_episodes
     if quick:
         n_states, pool, n_held = 64, 10, 4
@@ -444,18 +504,21 @@ def loss_part(args: argparse.Namespace) -> None:
     arch = "-".join(str(s.fan_in) for s in actor_shapes(actor)) + "-1"
     test_seeds = tuple(900000 + k for k in range(n_held))
     print()
-    print(f"Part 3: the cheapest configuration by LUTs within {max_loss} held-out return loss; "
-          f"Pendulum actor {arch}, float64 DDPG, {steps} steps (seed 0, "
-          f"{t_train:.0f} s); pipelined mapping, {lanes} lanes in all")
+    held_text = ("starting from a lattice spread over Pendulum's initial states (shift seed "
+                 "100000s+50000)" if args.heldout == "lattice" else "(seeds 100000s+50000..)")
+    n_uniform = 75 if engine else 125
+    print(f"Part 3: the cheapest configuration by {unit} within {max_loss} held-out return "
+          f"loss; Pendulum actor {arch}, float64 DDPG, {steps} steps (seed 0, "
+          f"{t_train:.0f} s); {model_text}")
     print(f"each search seed s: calibration rollouts seed s+1, {episodes} episodes per "
           f"evaluation rotating through a pool of {pool} (seeds 100000s+10..), the {recheck} "
-          f"cheapest re-checked on {n_held} held-out episodes (seeds 100000s+50000..) every "
+          f"cheapest re-checked on {n_held} held-out episodes {held_text} every "
           f"{step} distinct evaluations (loss + {args.confidence:g} standard errors); winner = "
           f"cheapest that meets the bound held out; "
-          f"'test': the winner's loss on {n_held} further episodes (seeds 900000..) used for "
-          f"nothing else. Samples per method: PPO 125 uniform + {iterations} x {per_iter} "
-          f"({args.incumbents} incumbent(s)), HAQ "
-          f"and random as many, uniform 125")
+          f"'test': the winner's loss on {n_held} further episodes (seeds 900000.., random "
+          f"starts) used for nothing else. Samples per method: PPO {n_uniform} uniform + "
+          f"{iterations} x {per_iter} ({args.incumbents} incumbent(s)), HAQ "
+          f"and random as many, uniform {n_uniform}")
     head = (f"{'seed':>4} {'method':8} {'evals':>5} {'checks':>6} {'LUTs':>6} {'DSPs':>4} "
             f"{'mem bits':>8} {'loss':>7} {'held':>7} {'test':>7} {'time s':>6}  choices")
     print(head)
@@ -463,14 +526,15 @@ def loss_part(args: argparse.Namespace) -> None:
     runs: dict[int, dict[str, list]] = {}
     finals: dict[str, list[float | None]] = {m: [] for m in ("ppo", "haq", "random", "uniform")}
     reach: list[tuple[int | None, int, int | None]] = []
+    held_worst: list[str] = []
     for seed in seeds:
-        run = run_loss_search(actor, max_loss, out / f"seed{seed}", cost="luts",
+        run = run_loss_search(actor, max_loss, out / f"seed{seed}", cost=cost,
                               methods=("ppo", "haq", "random", "uniform"), seed=seed,
                               iterations=iterations, episodes_per_iter=per_iter, lanes=lanes,
                               states=n_states, episodes=episodes, pool=pool,
                               heldout_episodes=n_held, recheck=recheck, curve_step=step,
                               incumbents=args.incumbents, confidence=args.confidence,
-                              progress=False)
+                              mapping=args.mapping, heldout=args.heldout, progress=False)
         runs[seed] = run.curves
         calib = calibration_states(actor, n_states, seed)
         tester = LossEvaluator(actor, calib, seeds=test_seeds, episodes=len(test_seeds))
@@ -485,13 +549,22 @@ def loss_part(args: argparse.Namespace) -> None:
                   f"{c['cost']['luts']:6.0f} {c['cost']['dsps']:4.0f} "
                   f"{c['cost']['mem_bits']:8d} {c['loss']:7.2%} {c['heldout_loss']:7.2%} "
                   f"{test:7.2%} {entry['seconds']:6.1f}  {' '.join(c['choices'])}{mark}")
+            if test > run.bound.max_loss:
+                print("     " + worst_starts(tester, choices, test_seeds))
+        held_worst.extend(heldout_worst(run, actor, calib, seed))
         haq_final = finals["haq"][-1]
         haq_evals = run.best["methods"]["haq"]["evaluated"]
         reach.append((None if haq_final is None else _reach(run.curves["ppo"], haq_final),
                       haq_evals,
                       None if haq_final is None else _reach(run.curves["haq"], haq_final)))
-    print(f"reference uniform fixed 16/16: {run.best['reference']['cost']['luts']:.0f} LUTs, "
-          f"{run.best['reference']['cost']['dsps']:.0f} DSPs")
+    ref_cost = run.best["reference"]["cost"]
+    print(f"reference uniform fixed 16/16: {ref_cost['luts']:.0f} LUTs, "
+          f"{ref_cost['dsps']:.0f} DSPs, {ref_cost['mem_bits']} memory bits")
+    if held_worst:
+        print("held-out episode each winner loses most return on (start angle, velocity: "
+              "return lost, of the float actor's total cost over the held-out episodes):")
+        for line in held_worst:
+            print("  " + line)
 
     def med_red(a: str, b: str) -> str:
         vals = [pct(x, y) for x, y in zip(finals[a], finals[b], strict=True)
@@ -502,19 +575,19 @@ def loss_part(args: argparse.Namespace) -> None:
                 f"{', '.join(f'{v:+.1f}%' for v in vals)})")
 
     print()
-    print(f"PPO's held-out winner, fewer LUTs than: best uniform {med_red('ppo', 'uniform')}; "
+    print(f"PPO's held-out winner, fewer {unit} than: best uniform {med_red('ppo', 'uniform')}; "
           f"HAQ {med_red('ppo', 'haq')}; random {med_red('ppo', 'random')}")
     for seed, (ppo_at, haq_total, haq_at) in zip(seeds, reach, strict=True):
         if ppo_at is None:
-            print(f"  seed {seed}: PPO does not reach HAQ's final held-out LUTs "
+            print(f"  seed {seed}: PPO does not reach HAQ's final held-out {unit} "
                   f"(HAQ: {haq_at} of its {haq_total} distinct evaluations)")
         else:
-            print(f"  seed {seed}: PPO reaches HAQ's final held-out LUTs after {ppo_at} distinct "
+            print(f"  seed {seed}: PPO reaches HAQ's final held-out {unit} after {ppo_at} distinct "
                   f"evaluations ({ppo_at / haq_total:.2f}x HAQ's {haq_total}; HAQ first "
                   f"reached it after {haq_at})")
     png = out / "time_to_quality.png"
-    plot_curves(png, runs, f"Pendulum actor {arch}, {lanes} lanes pipelined: cheapest LUTs "
-                           f"within {max_loss} loss, held out")
+    plot_curves(png, runs, f"Pendulum actor {arch}, {model_text}: cheapest {unit} "
+                           f"within {max_loss} loss, held out", f"held-out winner's {unit}")
     print(f"wrote {png} (and per seed {out}/seed*/best.json, search.csv)")
 
 
@@ -542,6 +615,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--incumbents", type=int, default=1,
                         help="part 3: PPO's restarts from the best uniform configurations "
                              "(default 1)")
+    parser.add_argument("--heldout", choices=("lattice", "seeds"), default="lattice",
+                        help="part 3's held-out episodes: starts spread over Pendulum's "
+                             "initial states, or seeded random draws (default lattice)")
+    parser.add_argument("--mapping", choices=("pipelined", "shared", "engine"),
+                        default="pipelined",
+                        help="part 3's cost model; engine: memory bits on the training "
+                             "engine's array (default pipelined)")
     parser.add_argument("--out", default="runs/bench_autoq",
                         help="part 3's output directory (default runs/bench_autoq)")
     args = parser.parse_args(argv)

@@ -19,7 +19,13 @@ from sw_model.rl.envs import make
 from sw_model.search.baselines import haq_ddpg_search, random_search
 from sw_model.search.cost import Cost, LayerChoice, LayerShape
 from sw_model.search.env import QuantEnv
-from sw_model.search.evaluators import LossEvaluator, ProxyEvaluator
+from sw_model.search.evaluators import (
+    START_BOXES,
+    LossEvaluator,
+    ProxyEvaluator,
+    covering_starts,
+    lattice_generator,
+)
 from sw_model.search.objective import (
     COST_FIELDS,
     CostMetric,
@@ -216,10 +222,11 @@ def _actor(seed=0, sizes=(3, 8, 8, 1)):
             for k, (i, o) in enumerate(itertools.pairwise(sizes), 1) for p in "wb"}
 
 
-def _one_episode(policy, env, seed):
-    """The return of the episode of ``make(env, seed=seed)``'s first reset, step by step."""
+def _one_episode(policy, env, seed, start=None):
+    """The return of the episode of ``make(env, seed=seed)``'s first reset (or from ``start``),
+    step by step."""
     e = make(env, seed=seed)
-    obs, done, total = e.reset(), False, 0.0
+    obs, done, total = e.reset(state=start), False, 0.0
     lo, hi = e.action_low, e.action_high
     while not done:
         a = policy(np.atleast_2d(obs))[0]
@@ -298,6 +305,126 @@ def test_loss_evaluator_errors():
         args = {"seeds": [1, 2, 3], "episodes": 2, **kw}
         with pytest.raises(exc, match=msg):
             LossEvaluator(w, states, **args)
+
+
+# --- held-out starts spread over the initial states ---------------------------------------
+
+def _unit(points):
+    lo, hi = (np.array(v) for v in START_BOXES["pendulum"])
+    return (points - lo) / (hi - lo)
+
+
+def test_start_boxes_hold_the_environments_draws():
+    for env, (lo, hi) in START_BOXES.items():
+        e = make(env, seed=12)
+        draws = []
+        for _ in range(2000):
+            e.reset()
+            draws.append(e.state)
+        draws = np.array(draws)
+        assert (draws >= np.array(lo)).all() and (draws <= np.array(hi)).all()
+        # the box is tight: the draws reach within 1% of its width of every face
+        width = np.array(hi) - np.array(lo)
+        assert (draws.min(axis=0) - lo <= 0.01 * width).all()
+        assert (hi - draws.max(axis=0) <= 0.01 * width).all()
+
+
+@given(n=st.integers(8, 240), seed=st.integers(0, 2**31))
+def test_covering_starts_are_stratified_and_leave_no_cell_empty(n, seed):
+    pts = covering_starts("pendulum", n, seed)
+    assert pts.shape == (n, 2) and pts.dtype == np.float64
+    u = _unit(pts)
+    assert ((u >= 0) & (u < 1)).all()
+    for dim in range(2):  # each of the n slices of each dimension holds one point
+        assert sorted(np.floor(u[:, dim] * n).astype(int)) == list(range(n))
+    k = math.isqrt(3 * n // 10)  # the largest k with k**2 <= 0.3 n
+    cells = {tuple(c) for c in np.floor(u * k).astype(int)}
+    assert len(cells) == k * k
+    assert np.array_equal(covering_starts("pendulum", n, seed), pts)
+
+
+def test_covering_starts_are_each_uniform():
+    # the random shift makes every point uniform over the box: point 3 of 7, over seeds
+    theta = np.array([covering_starts("pendulum", 7, s)[3, 0] for s in range(4000)])
+    counts = np.histogram(theta, bins=10, range=(-math.pi, math.pi))[0]
+    assert (abs(counts - 400) < 80).all()  # 4 standard deviations
+
+
+def test_covering_starts_of_mountain_car_keep_the_fixed_velocity():
+    pts = covering_starts("mountain_car_continuous", 20, 5)
+    assert (pts[:, 1] == 0).all()
+    u = (pts[:, 0] + 0.6) / 0.2
+    assert sorted(np.floor(u * 20).astype(int)) == list(range(20))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 12, 13, 21, 30, 40])
+def test_lattice_generator_maximises_the_closest_pair_brute_force(n):
+    def closest(g):
+        p = np.array([(i / n, i * g % n / n) for i in range(n)])
+        best = math.inf
+        for a, b in itertools.combinations(p, 2):
+            d = np.abs(a - b)
+            d = np.minimum(d, 1 - d)
+            best = min(best, float(d @ d))
+        return best
+
+    coprime = [g for g in range(1, max(n, 2)) if math.gcd(g, n) == 1]
+    g = lattice_generator(n)
+    assert g in coprime
+    if n > 2:
+        assert closest(g) == pytest.approx(max(closest(h) for h in coprime))
+        assert all(closest(h) < closest(g) - 1e-12 for h in coprime if h < g)
+
+
+def test_covering_starts_errors():
+    with pytest.raises(ValueError, match=r"^env must be one of \('pendulum', "
+                                         r"'mountain_car_continuous'\), not 'cartpole'$"):
+        covering_starts("cartpole", 4, 0)
+    with pytest.raises(TypeError, match=r"^env must be an environment name, not 3$"):
+        covering_starts(3, 4, 0)
+    with pytest.raises(ValueError, match=r"^n must be"):
+        covering_starts("pendulum", 0, 0)
+    with pytest.raises(ValueError, match=r"^seed must be"):
+        covering_starts("pendulum", 4, -1)
+
+
+def test_loss_evaluator_from_starts_matches_episodes_one_by_one():
+    w = _actor(3)
+    states = np.random.default_rng(4).standard_normal((16, 3))
+    starts = covering_starts("pendulum", 4, 9)
+    ev = LossEvaluator(w, states, env="pendulum", starts=starts, episodes=2)
+    assert ev.seeds == (0, 1, 2, 3)
+    assert [ev.turn(i) for i in range(3)] == [(0, 1), (2, 3), (0, 1)]
+    q = (LayerChoice("fixed", 4, 6), LayerChoice("fixed", 3, 4), LayerChoice("fixed", 8, 8))
+    proxy = ProxyEvaluator(w, states)
+    f = np.array([_one_episode(_float_policy(proxy.layers), "pendulum", 0, st)
+                  for st in starts])
+    qr = np.array([_one_episode(lambda x: proxy.outputs(x, q), "pendulum", 0, st)
+                   for st in starts])
+    assert np.allclose(ev.float_returns([0, 1, 2, 3]), f, rtol=1e-12)
+    assert np.allclose(ev.returns(q, [3, 1]), qr[[3, 1]], rtol=1e-12)
+    assert ev(q) == pytest.approx(-(f[:2].sum() - qr[:2].sum()) / abs(f[:2].sum()), rel=1e-9)
+    starts[0] = 99.0  # the evaluator keeps its own copy
+    assert ev.starts[0, 0] != 99.0 and not ev.starts.flags.writeable
+    sub = LossEvaluator(w, states, starts=covering_starts("pendulum", 4, 9), seeds=[2],
+                        episodes=1)
+    assert sub.loss(q, [2]) == pytest.approx((f[2] - qr[2]) / abs(f[2]), rel=1e-9)
+    with pytest.raises(ValueError, match=r"^seeds entry must index starts \(below 4\), not 7$"):
+        sub.loss(q, [7])
+
+
+def test_loss_evaluator_starts_errors():
+    w = _actor()
+    states = np.zeros((4, 3))
+    for kw, msg in (({"starts": np.zeros((3, 3))},
+                     r"^starts must have shape \(n >= 1, 2\), not \(3, 3\)$"),
+                    ({"starts": np.zeros((0, 2))},
+                     r"^starts must have shape \(n >= 1, 2\), not \(0, 2\)$"),
+                    ({"starts": [[0.0, math.nan]]}, r"^starts must be finite$"),
+                    ({"starts": np.zeros((3, 2)), "seeds": [0, 3]},
+                     r"^seeds must index starts \(below 3\), not 3$")):
+        with pytest.raises(ValueError, match=msg):
+            LossEvaluator(w, states, episodes=1, **kw)
 
 
 # --- searches under a loss bound ----------------------------------------------------------

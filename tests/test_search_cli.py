@@ -241,7 +241,11 @@ def test_loss_search_outputs(loss_run):
     assert (best["cost"], best["max_loss"], best["incumbents"], best["confidence"]) == (
         "luts+30*dsps", 0.02, 2, 0.5)
     assert best["episode_pool"] == list(range(200010, 200016))
-    assert best["heldout_episodes"] == [250000, 250001, 250002]
+    # held out: starts spread over Pendulum's initial states, shifted by seed 100000 * 2 + 50000
+    from sw_model.search.evaluators import covering_starts
+
+    assert (best["heldout"], best["heldout_shift_seed"]) == ("lattice", 250000)
+    assert best["heldout_episodes"] == covering_starts("pendulum", 3, 250000).tolist()
     metric = CostMetric.parse("luts+30*dsps")
     shapes = [LayerShape("l1", 3, 8), LayerShape("l2", 8, 8), LayerShape("l3", 8, 1)]
     model = CostModel.load(lanes=8, mapping="pipelined")
@@ -308,3 +312,18 @@ def test_search_refuses_a_weight_image_of_other_sizes(tmp_path, capsys):
         f"fixar-hw search: {path}: the weight image's actor is 3-6-1, but the pendulum "
         f"networks asked for are actors 3-8-1")
     assert not out.exists()
+
+
+def test_loss_search_with_seeded_heldout_episodes(tmp_path):
+    from fixar_hw.apps.search import run_loss_search, train_actor
+
+    weights = train_actor(200, 1, hidden=(6,))
+    kw = {"methods": ("random",), "evaluations": 4, "states": 8, "episodes": 1, "pool": 2,
+          "heldout_episodes": 2, "recheck": 2, "seed": 1, "progress": False}
+    run = run_loss_search(weights, "5%", tmp_path / "s", heldout="seeds", **kw)
+    assert run.best["heldout"] == "seeds" and "heldout_shift_seed" not in run.best
+    assert run.best["heldout_episodes"] == [150000, 150001]
+    with pytest.raises(ValueError, match=r"^heldout must be one of \('lattice', 'seeds'\), "
+                                         r"not 'grid'$"):
+        run_loss_search(weights, "5%", tmp_path / "x", heldout="grid", **kw)
+    assert not (tmp_path / "x").exists()

@@ -71,9 +71,11 @@ from sw_model.search.cost import ALPHA_BITS, MAPPINGS, W_BITS, Cost, CostModel, 
 from sw_model.search.engine_cost import ENGINE_MAPPING, EngineCostModel
 from sw_model.search.env import Budget, Episode, QuantEnv, SearchResult
 from sw_model.search.evaluators import (
+    START_BOXES,
     LossEvaluator,
     ProxyEvaluator,
     ReturnEvaluator,
+    covering_starts,
     return_quality,
 )
 from sw_model.search.objective import (
@@ -89,6 +91,7 @@ from sw_model.search.quantize import actor_layers
 
 __all__ = [
     "COLORS",
+    "HELDOUT_KINDS",
     "METHODS",
     "QUALITIES",
     "REFERENCE",
@@ -103,6 +106,7 @@ __all__ = [
     "float_return",
     "format_loss_summary",
     "format_summary",
+    "heldout_starts",
     "load_actor",
     "plot_cost_vs_quality",
     "plot_time_to_quality",
@@ -122,6 +126,9 @@ COLORS: dict[str, str] = {"ppo": "tab:blue", "haq": "tab:orange", "random": "tab
 REFERENCE = LayerChoice("fixed", 16, 16)
 #: Search qualities: the real return of seeded episodes, or the action-error proxy.
 QUALITIES: tuple[str, ...] = ("return", "proxy")
+#: Held-out episodes of :func:`run_loss_search`: initial states spread evenly over the
+#: environment's (:func:`heldout_starts`), or seeded random draws (:func:`episode_seeds`).
+HELDOUT_KINDS: tuple[str, ...] = ("lattice", "seeds")
 #: Cost models of ``mapping``: the row-unit mappings of :class:`~sw_model.search.cost.CostModel`
 #: and the training engine's array (:class:`~sw_model.search.engine_cost.EngineCostModel`).
 SEARCH_MAPPINGS: tuple[str, ...] = (*MAPPINGS, ENGINE_MAPPING)
@@ -680,6 +687,22 @@ def episode_seeds(seed: int, pool: int, heldout: int) -> tuple[tuple[int, ...], 
             tuple(base + 50000 + k for k in range(heldout)))
 
 
+def heldout_starts(env: str, seed: int, n: int) -> tuple[int, np.ndarray]:
+    """The lattice held-out episodes of :func:`run_loss_search`: ``(shift seed, starts)`` with
+    ``starts = covering_starts(env, n, 100000 * seed + 50000)``
+    (:func:`sw_model.search.evaluators.covering_starts`: ``n`` initial states spread evenly
+    over the environment's, each uniform over them).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an environment without a known initial-state box, a negative seed or a bad ``n``.
+    """
+    seed = check_int(seed, "seed", minimum=0)
+    shift = 100000 * seed + 50000
+    return shift, covering_starts(env, n, shift)
+
+
 def plot_time_to_quality(path: str | os.PathLike[str],
                          curves: Mapping[str, Sequence[tuple[int, float | None]]],
                          title: str, ylabel: str) -> None:
@@ -691,16 +714,19 @@ def plot_time_to_quality(path: str | os.PathLike[str],
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=100)
+    drawn = False
     for method, pts in curves.items():
         xs = [x for x, y in pts if y is not None]
         ys = [y for _, y in pts if y is not None]
         if xs:
             ax.step(xs, ys, where="post", color=COLORS.get(method, "tab:gray"), label=method)
+            drawn = True
     ax.set_xlabel("configurations evaluated (distinct)")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8)
+    if drawn:
+        ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -721,7 +747,8 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
                     episodes: int = 5, pool: int = 50, heldout_episodes: int = 60,
                     recheck: int = 5, penalty: float = 4.0, mapping: str = "pipelined",
                     curve_step: int = 16, incumbents: int = 1, confidence: float = 0.0,
-                    size: int = 16, cores: int = 2, progress: bool = True) -> LossRun:
+                    heldout: str = "lattice", size: int = 16, cores: int = 2,
+                    progress: bool = True) -> LossRun:
     """The cheapest configuration whose held-out return stays within ``max_loss`` of the float
     actor's, by every method in ``methods``; writes ``search.csv``, ``time_to_quality.png``
     and ``best.json`` into ``out_dir``.
@@ -731,7 +758,8 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
     16/16's), scored by a :class:`~sw_model.search.evaluators.LossEvaluator` that rotates
     through a pool of ``pool`` seeded episodes, ``episodes`` per configuration. Then the
     ``recheck`` cheapest configurations that met the bound in the search so far are re-run on
-    ``heldout_episodes`` held-out episodes (:func:`episode_seeds`) after every ``curve_step``
+    ``heldout_episodes`` held-out episodes (:func:`heldout_starts`, or :func:`episode_seeds`
+    with ``heldout="seeds"``) after every ``curve_step``
     distinct configurations and at the end, and the method's winner is the cheapest that meets
     the bound there (:func:`~sw_model.search.objective.heldout_winner`); if none does, its
     least-loss re-checked configuration is reported with its cost. Every loss and return in
@@ -776,6 +804,13 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
         ``z >= 0``: the held-out check compares the held-out loss plus ``z`` standard errors
         of it (:meth:`~sw_model.search.evaluators.LossEvaluator.loss_bound`) with the bound,
         and ``heldout_loss`` in the outputs is that bound; 0 compares the loss itself.
+    heldout : {"lattice", "seeds"}
+        The held-out episodes: initial states spread evenly over the environment's
+        (:func:`heldout_starts`; environments of
+        :data:`sw_model.search.evaluators.START_BOXES`), so that a configuration that fails
+        on a region of hard starts meets some of them, or seeded random draws
+        (:func:`episode_seeds`). ``best.json`` lists them under ``heldout_episodes`` (start
+        states or seeds).
 
     Raises
     ------
@@ -795,10 +830,23 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
     limit = parse_loss(max_loss)
     recheck = check_int(recheck, "recheck", minimum=1)
     curve_step = check_int(curve_step, "curve_step", minimum=1)
+    if heldout not in HELDOUT_KINDS:
+        raise ValueError(f"heldout must be one of {HELDOUT_KINDS!r}, not {heldout!r}")
+    if heldout == "lattice" and env not in START_BOXES:
+        raise ValueError(f"heldout 'lattice' needs an environment among "
+                         f"{tuple(START_BOXES)!r}, not {env!r}")
     train_seeds, held_seeds = episode_seeds(seed, pool, heldout_episodes)
     calib = calibration_states(weights, states, seed, env=env)
-    held = LossEvaluator(weights, calib, env=env, seeds=held_seeds,
-                         episodes=len(held_seeds))
+    if heldout == "lattice":
+        shift_seed, starts = heldout_starts(env, seed, heldout_episodes)
+        held = LossEvaluator(weights, calib, env=env, starts=starts,
+                             episodes=len(starts))
+        held_seeds = held.seeds
+        held_list: list[Any] = starts.tolist()
+    else:
+        held = LossEvaluator(weights, calib, env=env, seeds=held_seeds,
+                             episodes=len(held_seeds))
+        held_list = list(held_seeds)
     shapes = held.shapes
     ref = model.network_cost(shapes, [REFERENCE] * len(shapes))
     bound = LossBound(limit, metric, metric(ref), penalty=penalty)
@@ -815,7 +863,7 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
     z = check_real(confidence, "confidence", minimum=0.0)
     memo: dict[tuple[LayerChoice, ...], float] = {}
 
-    def heldout(choices: tuple[LayerChoice, ...]) -> float:
+    def held_loss(choices: tuple[LayerChoice, ...]) -> float:
         if choices not in memo:
             memo[choices] = held.loss_bound(choices, held_seeds, z)
         return memo[choices]
@@ -849,7 +897,7 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
         finally:
             bar.close()
         results[method] = res
-        selections[method] = heldout_winner(res.history, bound, heldout, top=recheck,
+        selections[method] = heldout_winner(res.history, bound, held_loss, top=recheck,
                                             every=curve_step)
         curves[method] = selections[method].curve
     float_held = float(held.float_returns(held_seeds).mean())
@@ -867,12 +915,14 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
         "cost": str(metric),
         "max_loss": limit, "calibration_states": states, "episodes": episodes,
         "incumbents": incumbents, "confidence": z,
-        "episode_pool": list(train_seeds), "heldout_episodes": list(held_seeds),
+        "episode_pool": list(train_seeds), "heldout": heldout,
+        **({"heldout_shift_seed": shift_seed} if heldout == "lattice" else {}),
+        "heldout_episodes": held_list,
         "layers": [[s.name, s.fan_in, s.fan_out] for s in shapes],
         "float_heldout_return": float_held,
         "reference": {"choices": [choice_text(REFERENCE)] * len(shapes),
                       "cost": _cost_dict(ref), "metric": metric(ref),
-                      "heldout_loss": heldout((REFERENCE,) * len(shapes))},
+                      "heldout_loss": held_loss((REFERENCE,) * len(shapes))},
         "methods": {},
     }
     for m, res in results.items():

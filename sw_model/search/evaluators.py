@@ -5,13 +5,16 @@ move from the float actor's, as a mean squared error (``"mse"``), normalised per
 (``"rel"``), or as the value lost according to the float critic (``"q_drop"``)),
 :func:`return_quality` / :class:`ReturnEvaluator` (the quantized policy's return on a fixed set
 of seeded episodes, run in lockstep), :class:`LossEvaluator` (the return lost against the float
-actor on episodes that rotate through a seeded pool), :func:`critic_evaluator` (a quantized
+actor on episodes that rotate through a seeded pool, or from given initial states such as
+:func:`covering_starts`, which spread evenly over an environment's initial states),
+:func:`critic_evaluator` (a quantized
 critic's relative Q error) and :func:`validate_proxy` (Spearman rank correlation of a proxy
 with the return).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,11 +33,14 @@ from sw_model.search.quantize import actor_layers, actor_shapes, choice_grid, qu
 __all__ = [
     "METRICS",
     "OUTPUTS",
+    "START_BOXES",
     "LossEvaluator",
     "ProxyEvaluator",
     "ProxyValidation",
     "ReturnEvaluator",
+    "covering_starts",
     "critic_evaluator",
+    "lattice_generator",
     "proxy_quality",
     "return_quality",
     "spearman",
@@ -45,6 +51,98 @@ __all__ = [
 METRICS: tuple[str, ...] = ("mse", "rel", "q_drop")
 #: Output activations of :class:`ProxyEvaluator`'s network.
 OUTPUTS: tuple[str, ...] = ("tanh", "linear")
+#: The initial-state distributions of the NumPy environments, uniform in a box ``(low, high)``
+#: over the state (:mod:`sw_model.rl.envs.pendulum`: ``(theta, thetadot)`` in
+#: ``[-pi, pi] x [-1, 1]``; :mod:`sw_model.rl.envs.mountain_car`: ``(position, velocity)`` in
+#: ``[-0.6, -0.4] x {0}``).
+START_BOXES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "pendulum": ((-math.pi, -1.0), (math.pi, 1.0)),
+    "mountain_car_continuous": ((-0.6, 0.0), (-0.4, 0.0)),
+}
+
+
+def lattice_generator(n: int) -> int:
+    """The generator ``g`` of the ``n``-point rank-1 lattice ``{(i/n, i*g/n mod 1)}`` of
+    :func:`covering_starts`: among the ``g`` coprime to ``n``, the one whose points lie
+    farthest apart on the unit torus (the smallest ``g`` on a tie; 1 for ``n <= 2``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``n`` is not an integer from 1 to 100000.
+    """
+    return _lattice_generator(check_int(n, "n", minimum=1, maximum=100000))
+
+
+@functools.lru_cache(maxsize=64)
+def _lattice_generator(n: int) -> int:
+    if n <= 2:
+        return 1
+    i = np.arange(1, n, dtype=np.int64)
+    a = np.minimum(i, n - i) ** 2
+    best, best_g = -1, 1
+    for g in range(1, n):
+        if math.gcd(g, n) != 1:
+            continue
+        b = (i * g) % n
+        d = int(np.min(a + np.minimum(b, n - b) ** 2))
+        if d > best:
+            best, best_g = d, g
+    return best_g
+
+
+def covering_starts(env: str, n: int, seed: int) -> np.ndarray:
+    """``n`` initial states of ``env`` spread evenly over its initial-state box
+    (:data:`START_BOXES`): a randomly shifted rank-1 lattice.
+
+    With ``d`` the box's dimensions of non-zero width and ``u`` a uniform shift in
+    ``[0, 1)**d`` drawn from ``numpy.random.default_rng(seed)``, point ``i < n`` is
+    ``low + (high - low) * ((i * z / n + u) mod 1)`` on those dimensions (the others are
+    ``low``), with ``z = (1, g, g**2, ...) mod n`` and ``g = lattice_generator(n)``. So:
+
+    - every point is uniform over the box (the shift), so the mean of a function over the
+      points is an unbiased estimate of its mean over the initial states, as with random
+      starts;
+    - every dimension is stratified: each of its ``n`` equal slices holds exactly one point;
+    - in two dimensions (Pendulum's angle and velocity) the points lie far apart: every cell
+      of a ``k x k`` grid over the box holds a point for ``k**2 <= 0.3 * n`` (checked for
+      ``n`` from 8 to 240), so a region of hard starts a few cells wide cannot be missed, as
+      random starts miss it with probability ``(1 - area)**n``.
+
+    Parameters
+    ----------
+    env : str
+        A name in :data:`START_BOXES`.
+    n : int
+        Points, 1 to 100000.
+    seed : int
+        Of the shift, ``>= 0``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, state_dim)
+        ``float64`` states for ``reset(state=...)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an unknown environment, ``n`` outside 1 to 100000 or a negative seed.
+    """
+    if not isinstance(env, str):
+        raise TypeError(f"env must be an environment name, not {env!r}")
+    if env not in START_BOXES:
+        raise ValueError(f"env must be one of {tuple(START_BOXES)!r}, not {env!r}")
+    n = check_int(n, "n", minimum=1, maximum=100000)
+    seed = check_int(seed, "seed", minimum=0)
+    low, high = (np.array(v, dtype=np.float64) for v in START_BOXES[env])
+    dims = np.flatnonzero(high > low)
+    g = lattice_generator(n)
+    z = np.array([pow(g, k, n) if n > 1 else 0 for k in range(len(dims))], dtype=np.int64)
+    shift = np.random.default_rng(seed).random(len(dims))
+    u = (np.outer(np.arange(n, dtype=np.int64), z) % n / n + shift) % 1.0
+    out = np.tile(low, (n, 1))
+    out[:, dims] = low[dims] + (high[dims] - low[dims]) * u
+    return out
 
 def _check_states(states: npt.ArrayLike, fan_in: int) -> np.ndarray:
     s = np.asarray(states, dtype=np.float64)
@@ -343,8 +441,9 @@ class LossEvaluator:
     """The return lost against the float actor, on rotating seeded episodes, as a search
     quality (``-loss``) for a :class:`~sw_model.search.objective.LossBound` search.
 
-    Episode ``s`` starts from the first initial state of ``make(env, seed=s)``, so each episode
-    is named by its seed and any set of them can be run on its own. Call ``i`` (counting from
+    Episode ``s`` starts from the first initial state of ``make(env, seed=s)``, or from
+    ``starts[s]`` when ``starts`` is given, so each episode is named by its seed (or index)
+    and any set of them can be run on its own. Call ``i`` (counting from
     0) runs the ``episodes`` episodes ``seeds[(i * episodes + j) % len(seeds)]``,
     ``j < episodes``: successive configurations meet successive episodes of the pool, so the
     search cannot tune itself to one fixed set (with ``episodes == len(seeds)`` every call runs
@@ -361,15 +460,21 @@ class LossEvaluator:
     env : str
         The name of a :class:`~sw_model.rl.envs.base.StateEnv` for :func:`sw_model.rl.envs.make`
         (``"pendulum"``, ``"mountain_car_continuous"``).
-    seeds : sequence of int
-        The pool of episodes (distinct seeds ``>= 0``).
+    seeds : sequence of int, optional
+        The pool of episodes (distinct seeds ``>= 0``, or indices into ``starts``); default
+        ``range(5)``, or every index of ``starts``.
     episodes : int
         Episodes per call, ``1 <= episodes <= len(seeds)``.
+    starts : array_like, shape (n, state_dim), optional
+        Initial states of the episodes (e.g. :func:`covering_starts`), instead of seeded
+        draws.
 
     Attributes
     ----------
     env, seeds, episodes
         As given (``seeds`` a tuple).
+    starts : numpy.ndarray or None
+        As given (a read-only copy).
     calls : int
         Calls so far (the next call's turn in the rotation).
     layers, shapes, states
@@ -383,19 +488,34 @@ class LossEvaluator:
     """
 
     def __init__(self, weights: Mapping[str, Any], states: npt.ArrayLike, *,
-                 env: str = "pendulum", seeds: Sequence[int] = tuple(range(5)),
-                 episodes: int = 5) -> None:
+                 env: str = "pendulum", seeds: Sequence[int] | None = None,
+                 episodes: int = 5, starts: npt.ArrayLike | None = None) -> None:
         if not isinstance(env, str):
             raise TypeError(f"env must be an environment name, not {env!r}")
         probe = make(env, seed=0)
         if not isinstance(probe, StateEnv):
             raise ValueError(f"env must name an environment whose state can be set, not "
                              f"{env!r}")
+        self.starts: np.ndarray | None = None
+        if starts is not None:
+            st = np.array(starts, dtype=np.float64)
+            if st.ndim != 2 or st.shape[0] == 0 or st.shape[1] != probe.state_dim:
+                raise ValueError(f"starts must have shape (n >= 1, {probe.state_dim}), not "
+                                 f"{st.shape}")
+            if not np.isfinite(st).all():
+                raise ValueError("starts must be finite")
+            st.flags.writeable = False
+            self.starts = st
+        if seeds is None:
+            seeds = tuple(range(5 if self.starts is None else len(self.starts)))
         if isinstance(seeds, str | bytes) or not isinstance(seeds, Sequence) or not seeds:
             raise TypeError(f"seeds must be a non-empty sequence of int, not {seeds!r}")
         pool = tuple(check_int(x, "seeds entry", minimum=0) for x in seeds)
         if len(set(pool)) != len(pool):
             raise ValueError(f"seeds must be distinct, not {seeds!r}")
+        if self.starts is not None and max(pool) >= len(self.starts):
+            raise ValueError(f"seeds must index starts (below {len(self.starts)}), not "
+                             f"{max(pool)!r}")
         self.episodes = check_int(episodes, "episodes", minimum=1)
         if self.episodes > len(pool):
             raise ValueError(f"episodes must be at most len(seeds) = {len(pool)}, not "
@@ -413,6 +533,11 @@ class LossEvaluator:
         self._float: dict[int, float] = {}
 
     def _start(self, seed: int) -> np.ndarray:
+        if self.starts is not None:
+            if seed >= len(self.starts):
+                raise ValueError(f"seeds entry must index starts (below {len(self.starts)}), "
+                                 f"not {seed!r}")
+            return self.starts[seed].copy()
         if seed not in self._starts:
             e = make(self.env, seed=seed)
             e.reset()
