@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sw_model.arch.aap import AAPConfig, slice_vectors, tile_weights
+from sw_model.arch.aap import AAPConfig, CycleModel, slice_vectors, tile_weights
 from sw_model.numerics.fixed import FixedFormat
 from sw_model.search.cost import LayerChoice, LayerShape
 from sw_model.search.engine_cost import EngineCostModel, mult18
@@ -89,11 +89,20 @@ def test_packing_never_costs_more_and_saves_exactly_when_widths_differ(layers, f
     assert (packed.dsps, packed.cycles) == (built.dsps, built.cycles)
 
 
-def _closed_form_cycles(m, n, batch, size, cores):
+def _fill(size, cores):
+    """The forward pipeline fill of the array model: a 1 x 1 layer takes one pass."""
+    return CycleModel(size, cores).cycles("forward", 1, 1, 1, "batch") - 1
+
+
+def _passes(m, n, batch, size, cores):
     out, red = -(-m // size), -(-n // size)
     by_batch = -(-batch // cores) * out * red
     by_layer = batch * out * -(-red // cores)
-    return min(by_batch, by_layer) + 7  # the forward fill (docs/results.md, AAP array)
+    return min(by_batch, by_layer)
+
+
+def _closed_form_cycles(m, n, batch, size, cores):
+    return _passes(m, n, batch, size, cores) + _fill(size, cores)
 
 
 @given(fans=st.lists(st.integers(1, 600), min_size=2, max_size=5),
@@ -111,11 +120,11 @@ def test_cycles_are_the_layers_forward_passes_whatever_the_widths(fans, size, co
 
 
 def test_fixar_actor_cycles():
-    # 17-400-300-6 at batch 64 on 16x16x2 (docs/results.md: 1,606 + 15,206 + 614 cycles with
-    # the 6-cycle fill, one more per layer with the 7-cycle fill)
+    # 17-400-300-6 at batch 64 on 16x16x2: the RTL took 1,606 and 15,206 cycles for the first
+    # two layers with a 6-cycle fill (docs/results.md, "AAP array"), so 1,600 and 15,200 passes
     shapes = [LayerShape("l1", 17, 400), LayerShape("l2", 400, 300), LayerShape("l3", 300, 6)]
-    fwd = [1606 + 1, 15206 + 1, _closed_form_cycles(6, 300, 64, 16, 2)]
-    assert EngineCostModel().cycles(shapes, batch=64) == sum(fwd)
+    passes = [1606 - 6, 15206 - 6, _passes(6, 300, 64, 16, 2)]
+    assert EngineCostModel().cycles(shapes, batch=64) == sum(passes) + 3 * _fill(16, 2)
 
 
 @given(w=st.integers(2, 16), a=st.sampled_from((4, 6, 8, 12, 16)),
@@ -202,3 +211,30 @@ def test_loss_search_on_the_engine(tmp_path):
     with pytest.raises(ValueError, match=r"^mapping must be one of \('shared', 'pipelined', "
                                          r"'engine'\), not 'serial'$"):
         cost_model("serial")
+
+
+def test_budgeted_search_on_the_engine(tmp_path):
+    from fixar_hw.apps.search import run_search, train_actor
+    from sw_model.search.env import Budget
+
+    weights = train_actor(200, 1, hidden=(8,))
+    model = EngineCostModel(size=4, cores=1)
+    shapes = [LayerShape("l1", 3, 8), LayerShape("l2", 8, 1)]
+    # room for 8-bit weights and activations everywhere, not for 16/16
+    limit = model.network_cost(shapes, [LayerChoice("fixed", 8, 8)] * 2).mem_bits
+    kw = {"methods": ("uniform",), "mapping": "engine", "size": 4, "cores": 1, "states": 8,
+          "return_episodes": 1, "quality": "proxy", "progress": False}
+    with pytest.raises(ValueError, match=r"^budget must not limit luts with mapping 'engine'"):
+        run_search(weights, Budget(luts=1000, mem_bits=limit), tmp_path / "x", **kw)
+    run = run_search(weights, Budget(mem_bits=limit), tmp_path / "s", **kw)
+    hist = run.results["uniform"].history
+    bits_w, bits_a = _brute_bits(shapes, [LayerChoice("fixed", 2, 4)] * 2, 4, 1, True)
+    lanes_w, lanes_a = bits_w // 2, bits_a // 4
+    assert len(hist) == 15 * 5  # fixed point only: 15 weight widths x 5 activation widths
+    for ep in hist:
+        assert ep.cost == model.network_cost(shapes, ep.choices)
+        # uniform w/a: w bits in each weight lane and a in each input lane, counted apart
+        w, a = ep.choices[0].w_bits, ep.choices[0].a_bits
+        assert ep.fits == (w * lanes_w + a * lanes_a <= 8 * lanes_w + 8 * lanes_a)
+    best = run.best["methods"]["uniform"]["best"]
+    assert best["cost"]["mem_bits"] <= limit
