@@ -36,8 +36,8 @@ def test_dsps_equal_synthesized_arrays(build, dsps):
     size, cores, bits, g = build
     model = EngineCostModel(size=size, cores=cores, delta_bits=bits, deriv_bits=g)
     assert model.dsps(bits, bits) == dsps
-    # the SP2 comparison's fixed arrays had 4- to 6-bit weights and the same DSPs
-    assert model.dsps(5, bits) == dsps
+    # the SP2 comparison's fixed arrays had 5- and 9-bit weights and the same DSPs
+    assert model.dsps(5, bits) == model.dsps(9, bits) == dsps
 
 
 def _brute_bits(shapes, choices, size, batch, packed):
