@@ -14,10 +14,12 @@ from amaranth.hdl import Cat, Const, Mux, Shape, Value, ValueCastable, signed, u
 from sw_model.numerics.fixed import FixedFormat, check_overflow, check_rounding
 
 __all__ = [
+    "align_runtime",
     "check_format",
     "range_shape",
     "requantize",
     "requantize_runtime",
+    "saturate",
     "shape_of",
     "shift_round",
 ]
@@ -136,17 +138,48 @@ def requantize_runtime(
     remaining right shift the constant ``hi``; the rounding is then :func:`shift_round`'s.
     """
     check_rounding(rounding)
-    if lo > hi:
-        raise ValueError(f"requantize_runtime needs lo <= hi, not {lo!r} > {hi!r}")
     if (narrow is None) != (narrow_width is None):
         raise ValueError("requantize_runtime needs both narrow and narrow_width, or neither")
+    aligned = align_runtime(v, shift, lo, hi)
+    return saturate(shift_round(aligned, hi, rounding), width, narrow=narrow,
+                    narrow_width=narrow_width)
+
+
+def align_runtime(v: Value | ValueCastable, shift: Value, lo: int, hi: int) -> Value:
+    """``v`` shifted left by ``hi - lo - shift``: the barrel shifter of
+    :func:`requantize_runtime`, after which the right shift is the constant ``hi``.
+
+    Parameters as :func:`requantize_runtime`. A pipelined requantizer registers this value,
+    then ``shift_round(aligned, hi, rounding)``, then :func:`saturate` of that (three stages
+    whose composition is :func:`requantize_runtime`).
+    """
+    if lo > hi:
+        raise ValueError(f"requantize_runtime needs lo <= hi, not {lo!r} > {hi!r}")
     v = Value.cast(v)
+    if hi == lo:
+        return v
     left = Const(hi - lo, range(hi - lo + 1)) - Value.cast(shift)
     left = left.as_unsigned()[: max((hi - lo).bit_length(), 1)]
-    aligned = v << left if hi > lo else v
-    wide = requantize(aligned, hi, FixedFormat(width, 0), rounding, "saturate")
+    return v << left
+
+
+def saturate(v: Value | ValueCastable, width: int, *, narrow: Value | None = None,
+             narrow_width: int | None = None) -> Value:
+    """``v`` saturated to a signed ``width``-bit code, or to ``narrow_width`` bits while
+    ``narrow`` is high (the result is always ``signed(width)``).
+
+    The last step of :func:`requantize` (saturating, signed destination) and of
+    :func:`requantize_runtime`; the two bounds of a narrow build are compared side by side, not
+    one after the other.
+    """
+    if (narrow is None) != (narrow_width is None):
+        raise ValueError("saturate needs both narrow and narrow_width, or neither")
+    wide = requantize(v, 0, FixedFormat(width, 0), "floor", "saturate")
     if narrow is None:
         return wide
+    v = Value.cast(v)
     nmin, nmax = -(1 << (narrow_width - 1)), (1 << (narrow_width - 1)) - 1
-    clamped = Mux(wide > nmax, nmax, Mux(wide < nmin, nmin, wide))
+    low = wide  # v itself where v fits the narrow bounds (they lie inside the wide ones)
+    clamped = Mux(v > nmax, Const(nmax, signed(width)),
+                  Mux(v < nmin, Const(nmin, signed(width)), low))
     return Mux(narrow, clamped, wide)

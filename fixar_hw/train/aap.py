@@ -32,13 +32,20 @@ for ``cores`` cores; an :class:`AAPCore` is the one-core case).
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from fixar_hw._util import silence_on_error
 from fixar_hw.arith.mac import exact_product
-from fixar_hw.arith.numeric import range_shape, requantize, requantize_runtime, shape_of
+from fixar_hw.arith.numeric import (
+    align_runtime,
+    range_shape,
+    requantize,
+    saturate,
+    shape_of,
+    shift_round,
+)
 from sw_model.arch.aap import OPS, PARALLELISM, AAPConfig
 from sw_model.numerics.activation import ACTIVATIONS, TanhTable
 from sw_model.numerics.fixed import FixedFormat, product_range
@@ -529,19 +536,61 @@ class AAPCore(wiring.Component):
                     rd[q][k].en.eq(issue & core_valid[k] & uses[q]),
                 ]
 
-        # stage 1 tags
-        v1 = Signal()
-        first1, last1, end1 = Signal(), Signal(), Signal()
-        cv1 = Signal(N)
+        # ---- the datapath: one pipeline that advances with ``go`` ----
+        # Stage k's registers hold what the pass issued k cycles earlier computed (stage 1: the
+        # memories' read data). Every stage is at most one adder, one multiplier or one barrel
+        # shifter deep, so the grid closes timing with its DSP products and BRAM reads
+        # registered; CycleModel.fill counts the stages.
+        valids = []
+
+        def reg(value, shape, name):
+            """``value`` one stage later."""
+            r = Signal(shape, name=name)
+            with m.If(go):
+                m.d.sync += r.eq(value)
+            return r
+
+        def tags(prev: dict, stage: str) -> dict:
+            """The pass's tags (valid, first/last pass of a sum, end of the op, core and lane
+            masks) one stage later."""
+            out = {key: reg(value, len(Value.cast(value)), f"{key}{stage}")
+                   for key, value in prev.items()}
+            valids.append(out["v"])
+            return out
+
+        def tree_sum(terms, name):
+            """Sum of ``terms``, registered after every two adder levels: (sum, stages)."""
+            stages = 0
+            level = 0
+            while len(terms) > 1:
+                terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                         for i in range(0, len(terms), 2)]
+                level += 1
+                if level % 2 == 0 or len(terms) == 1:
+                    stages += 1
+                    terms = [reg(x, x.shape(), f"{name}_t{stages}_{i}")
+                             for i, x in enumerate(terms)]
+            return terms[0], stages
+
+        def delay(value, n, name):
+            for i in range(n):
+                value = reg(value, Value.cast(value).shape(), f"{name}_d{i}")
+            return value
+
+        # stage 1: read data and the pass's tags
+        t1 = {"v": Signal(name="v1"), "first": Signal(name="first1"),
+              "last": Signal(name="last1"), "end": Signal(name="end1"),
+              "cv": Signal(N, name="cv1"), "omask": Signal(S, name="omask1")}
+        valids.append(t1["v"])
         vmask1 = [Signal(S, name=f"vmask1_{k}") for k in range(N)]
         umask1 = [Signal(S, name=f"umask1_{k}") for k in range(N)]
-        omask1 = Signal(S)
         with m.If(go):
             m.d.sync += [
-                v1.eq(issue),
-                first1.eq(t == 0), last1.eq(last_t), end1.eq(last_t & last_b & last_a),
-                cv1.eq(Cat(*core_valid)),
-                omask1.eq(lane_mask(bm, Mux(is_fwd, m_1, n_1))),
+                t1["v"].eq(issue),
+                t1["first"].eq(t == 0), t1["last"].eq(last_t),
+                t1["end"].eq(last_t & last_b & last_a),
+                t1["cv"].eq(Cat(*core_valid)),
+                t1["omask"].eq(lane_mask(bm, Mux(is_fwd, m_1, n_1))),
             ]
             for k in range(N):
                 v_slice = Mux(is_wg, wi[k], red_index[k])
@@ -552,199 +601,216 @@ class AAPCore(wiring.Component):
                     umask1[k].eq(Mux(core_valid[k], lane_mask(wj[k], n_1), 0)),
                 ]
 
-        # ---- stage 1 -> 2: products ----
-        p_shape = self.product_shape
-        prods = [[[Signal(p_shape, name=f"p2_{k}_{r}_{cc}") for cc in range(S)]
-                  for r in range(S)] for k in range(N)]
-        v2, first2, last2, end2 = Signal(), Signal(), Signal(), Signal()
-        cv2 = Signal(N)
-        omask2 = Signal(S)
+        # stage 2: each PE's operands (the multipliers' input registers)
+        t2 = tags(t1, "2")
         aux_shape = signed(max(c.w_fmt.width, c.a_fmt.width))
-        aux2 = [[Signal(aux_shape, name=f"aux2_{k}_{cc}") for cc in range(S)] for k in range(N)]
-        with m.If(go):
-            m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1), end2.eq(end1),
-                         cv2.eq(cv1), omask2.eq(omask1)]
+        lhs2 = [[[None] * S for _ in range(S)] for _ in range(N)]
+        rhs2 = [[[None] * S for _ in range(S)] for _ in range(N)]
+        aux2 = [[None] * S for _ in range(N)]
         for k in range(N):
-            tile = self.w_rd[k].data
-            vec = self.v_rd[k].data
-            uvec = self.u_rd[k].data
+            tile, vec, uvec = self.w_rd[k].data, self.v_rd[k].data, self.u_rd[k].data
             for r in range(S):
                 d_r = Mux(vmask1[k][r], vec[r], 0)
                 for cc in range(S):
                     weight = Mux(is_fwd, tile[cc * S + r], tile[r * S + cc])
                     x_c = Mux(umask1[k][cc], uvec[cc], 0)
-                    left = Mux(is_wg, d_r, weight)
-                    right = Mux(is_wg, x_c, d_r)
-                    left_v, right_v = Signal(self._left_shape), Signal(self._v_shape)
-                    m.d.comb += [left_v.eq(left), right_v.eq(right)]
-                    with m.If(go):
-                        m.d.sync += prods[k][r][cc].eq(self._multiply(m, left_v, right_v))
-            with m.If(go):
-                for cc in range(S):
-                    aux = Mux(is_fwd, self.b_rd[k].data[cc], self.u_rd[k].data[cc])
-                    m.d.sync += aux2[k][cc].eq(aux)
+                    lhs2[k][r][cc] = reg(Mux(is_wg, d_r, weight), self._left_shape,
+                                         f"lhs2_{k}_{r}_{cc}")
+                    rhs2[k][r][cc] = reg(Mux(is_wg, x_c, d_r), self._v_shape,
+                                         f"rhs2_{k}_{r}_{cc}")
+            for cc in range(S):
+                aux2[k][cc] = reg(Mux(is_fwd, self.b_rd[k].data[cc], uvec[cc]), aux_shape,
+                                  f"aux2_{k}_{cc}")
 
-        # ---- stage 2 -> 3: column sums; PE accumulators (weight gradient) ----
-        col_shape = range_shape(S * self.product_range[0], S * self.product_range[1])
-        cols3 = [[Signal(col_shape, name=f"col3_{k}_{cc}") for cc in range(S)]
-                 for k in range(N)]
+        # stage 3: products (the multipliers' output registers)
+        t3 = tags(t2, "3")
+        p_shape = self.product_shape
+        p3 = [[[reg(self._multiply(m, lhs2[k][r][cc], rhs2[k][r][cc]), p_shape,
+                    f"p3_{k}_{r}_{cc}") for cc in range(S)] for r in range(S)]
+              for k in range(N)]
+        aux3 = [[reg(aux2[k][cc], aux_shape, f"aux3_{k}_{cc}") for cc in range(S)]
+                for k in range(N)]
+
+        # ---- weight gradient: PE accumulators, then a three-stage requantizer ----
         pe_acc = [[[Signal(self.pe_acc_shape, name=f"pe_acc_{k}_{r}_{cc}") for cc in range(S)]
                    for r in range(S)] for k in range(N)]
-        gsum3 = [[[Signal(self.pe_acc_shape, name=f"g3_{k}_{r}_{cc}") for cc in range(S)]
+        gsum4 = [[[Signal(self.pe_acc_shape, name=f"g4_{k}_{r}_{cc}") for cc in range(S)]
                   for r in range(S)] for k in range(N)]
-        v3, first3, last3, end3 = Signal(), Signal(), Signal(), Signal()
-        gv3 = Signal()
-        cv3 = Signal(N)
-        omask3 = Signal(S)
-        aux3 = [[Signal(aux_shape, name=f"aux3_{k}_{cc}") for cc in range(S)] for k in range(N)]
-        with m.If(go):
-            m.d.sync += [v3.eq(v2 & ~is_wg), first3.eq(first2), last3.eq(last2),
-                         end3.eq(end2), cv3.eq(cv2), omask3.eq(omask2),
-                         gv3.eq(v2 & is_wg & last2)]
-            for k in range(N):
-                for cc in range(S):
-                    m.d.sync += [cols3[k][cc].eq(sum(prods[k][r][cc] for r in range(S))),
-                                 aux3[k][cc].eq(aux2[k][cc])]
-            with m.If(v2 & is_wg):
-                for k in range(N):
-                    for r in range(S):
-                        for cc in range(S):
-                            new = Mux(first2, 0, pe_acc[k][r][cc]) + prods[k][r][cc]
-                            self._obs["sums"].append((go & v2 & is_wg, new, self.pe_acc_shape))
-                            m.d.sync += pe_acc[k][r][cc].eq(new)
-                            with m.If(last2):
-                                m.d.sync += gsum3[k][r][cc].eq(new)
-
-        # ---- stage 3 -> 4: reduction, column accumulators, bias; gradient output ----
-        acc = [[Signal(self.acc_shape, name=f"acc_{k}_{cc}") for cc in range(S)]
-               for k in range(N)]
-        z4 = [[Signal(self.acc_shape, name=f"z4_{k}_{cc}") for cc in range(S)] for k in range(N)]
-        y4 = [[Signal(shape_of(c.a_fmt), name=f"y4_{k}_{cc}") for cc in range(S)]
-              for k in range(N)]
-        # y4 squared, formed here so that stage 4's tanh derivative starts from a register
-        y_sq_shape = (Signal(shape_of(c.a_fmt)) * Signal(shape_of(c.a_fmt))).shape()
-        ysq4 = [[Signal(y_sq_shape, name=f"ysq4_{k}_{cc}") for cc in range(S)]
-                for k in range(N)]
-        v4, end4 = Signal(), Signal()
-        cv4 = Signal(N)
-        omask4 = Signal(S)
-        reduced = [sum(cols3[k][cc] for k in range(N)) for cc in range(S)]
-        with m.If(go):
-            m.d.sync += [v4.eq(v3 & last3), end4.eq(end3),
-                         cv4.eq(Mux(layer, 1, cv3)), omask4.eq(omask3)]
-            with m.If(v3):
-                for k in range(N):
-                    for cc in range(S):
-                        src = (Mux(layer, reduced[cc], cols3[k][cc]) if k == 0
-                               else cols3[k][cc])
-                        new = Mux(first3, 0, acc[k][cc]) + src
-                        bias = Mux(is_fwd, aux3[k][cc] << x_frac, 0)
-                        self._obs["sums"] += [(go & v3, new, self.acc_shape),
-                                              (go & v3 & last3, new + bias, self.acc_shape)]
-                        m.d.sync += acc[k][cc].eq(new)
-                        with m.If(last3):
-                            y = aux3[k][cc][:c.a_fmt.width].as_signed()
-                            m.d.sync += [z4[k][cc].eq(new + bias), y4[k][cc].eq(y),
-                                         ysq4[k][cc].eq(y * y)]
-            # gradient tiles leave from here
-            m.d.sync += [g.valid.eq(gv3), g.payload.mask.eq(cv3), g.payload.last.eq(end3)]
+        g4 = tags({"v": t3["v"] & is_wg & t3["last"], "end": t3["end"], "cv": t3["cv"]}, "g4")
+        with m.If(go & t3["v"] & is_wg):
             for k in range(N):
                 for r in range(S):
                     for cc in range(S):
-                        m.d.sync += g.payload.data[k][r * S + cc].eq(requantize_runtime(
-                            gsum3[k][r][cc], x_frac, c.d_fmt.frac - c.grad_fmt.frac,
-                            c.d_fmt.frac + c.a_fmt.frac - c.grad_fmt.frac, c.grad_fmt.width,
-                            c.rounding))
+                        new = Mux(t3["first"], 0, pe_acc[k][r][cc]) + p3[k][r][cc]
+                        self._obs["sums"].append((go & t3["v"] & is_wg, new,
+                                                  self.pe_acc_shape))
+                        m.d.sync += pe_acc[k][r][cc].eq(new)
+                        with m.If(t3["last"]):
+                            m.d.sync += gsum4[k][r][cc].eq(new)
+        g_lo = c.d_fmt.frac - c.grad_fmt.frac
+        g_hi = c.d_fmt.frac + c.a_fmt.frac - c.grad_fmt.frac
+        g5 = tags(g4, "g5")
+        g6 = tags(g5, "g6")
+        with m.If(go):
+            m.d.sync += [g.valid.eq(g6["v"]), g.payload.mask.eq(g6["cv"]),
+                         g.payload.last.eq(g6["end"])]
+        for k in range(N):
+            for r in range(S):
+                for cc in range(S):
+                    name = f"{k}_{r}_{cc}"
+                    al = align_runtime(gsum4[k][r][cc], x_frac, g_lo, g_hi)
+                    al5 = reg(al, al.shape(), f"gal5_{name}")
+                    rounded = shift_round(al5, g_hi, c.rounding)
+                    r6 = reg(rounded, rounded.shape(), f"gr6_{name}")
+                    with m.If(go):
+                        m.d.sync += g.payload.data[k][r * S + cc].eq(
+                            saturate(r6, c.grad_fmt.width))
+        valids.append(g.valid)
 
-        # ---- stage 4 -> 4b: requantize; derivative ----
-        # (a stage of its own: the run-time requantizer is a barrel shifter, a rounding add
-        # and a saturation, and the table index after it another shifter and a clamp)
-        table = c.table
-        v4b, end4b = Signal(), Signal()
-        cv4b = Signal(N)
-        omask4b = Signal(S)
-        zq4b = [[Signal(shape_of(c.a_fmt), name=f"zq4b_{k}_{cc}") for cc in range(S)]
-                for k in range(N)]
-        e4b = [[Signal(shape_of(c.d_fmt), name=f"e4b_{k}_{cc}") for cc in range(S)]
+        # ---- forward and backward: column sums, cross-core sum, accumulators ----
+        fb = {"v": t3["v"] & ~is_wg, "first": t3["first"], "last": t3["last"],
+              "end": t3["end"], "cv": t3["cv"], "omask": t3["omask"]}
+        cols, aux = [[None] * S for _ in range(N)], [[None] * S for _ in range(N)]
+        stages = 0
+        for k in range(N):
+            for cc in range(S):
+                cols[k][cc], stages = tree_sum([p3[k][r][cc] for r in range(S)],
+                                               f"col_{k}_{cc}")
+                aux[k][cc] = delay(aux3[k][cc], stages, f"aux_{k}_{cc}")
+        for i in range(stages):
+            fb = tags(fb, f"c{i}")
+        if N > 1:
+            # intra-layer: core 0 accumulates the sum over the cores
+            srcs = [[None] * S for _ in range(N)]
+            for cc in range(S):
+                reduced, stages = tree_sum([cols[k][cc] for k in range(N)], f"red_{cc}")
+                for k in range(N):
+                    own = delay(cols[k][cc], stages, f"own_{k}_{cc}")
+                    srcs[k][cc] = Mux(layer, reduced, own) if k == 0 else own
+                    aux[k][cc] = delay(aux[k][cc], stages, f"auxr_{k}_{cc}")
+            for i in range(stages):
+                fb = tags(fb, f"x{i}")
+            cols = srcs
+        # the accumulators; a sum's result, the bias shifted to the sum's fraction bits and
+        # (backward) y_prev and its square leave together
+        acc = [[Signal(self.acc_shape, name=f"acc_{k}_{cc}") for cc in range(S)]
                for k in range(N)]
-        gd4b = [[Signal(shape_of(c.g_fmt), name=f"gd4b_{k}_{cc}") for cc in range(S)]
-                for k in range(N)]
-        one_g = requantize(Const(1, 2), 0, c.g_fmt, c.rounding, "saturate")
+        ta = tags({"v": fb["v"] & fb["last"], "end": fb["end"],
+                   "cv": Mux(layer, 1, fb["cv"]), "omask": fb["omask"]}, "a")
+        y_shape = shape_of(c.a_fmt)
+        y_sq_shape = (Signal(y_shape) * Signal(y_shape)).shape()
+        zacc, bias, y, ysq = ([[None] * S for _ in range(N)] for _ in range(4))
+        for k in range(N):
+            for cc in range(S):
+                new = Mux(fb["first"], 0, acc[k][cc]) + cols[k][cc]
+                self._obs["sums"].append((go & fb["v"], new, self.acc_shape))
+                with m.If(go & fb["v"]):
+                    m.d.sync += acc[k][cc].eq(new)
+                zacc[k][cc] = reg(new, self.acc_shape, f"zacc_{k}_{cc}")
+                y_in = aux[k][cc][:c.a_fmt.width].as_signed()
+                y[k][cc] = reg(y_in, y_shape, f"y_{k}_{cc}")
+                ysq[k][cc] = reg(y_in * y_in, y_sq_shape, f"ysq_{k}_{cc}")
+                bias[k][cc] = reg(Mux(is_fwd, aux[k][cc] << x_frac, 0), self.acc_shape,
+                                  f"bias_{k}_{cc}")
+
+        # z = sum + bias; backward: 1 - y**2 with 2 * x_frac fraction bits
+        tz = tags(ta, "z")
         f2 = 2 * c.a_fmt.frac
+        one_y = (Const(1, f2 + 2) << (x_frac << 1)).as_signed()
+        z, diff, pos = ([[None] * S for _ in range(N)] for _ in range(3))
+        for k in range(N):
+            for cc in range(S):
+                total = zacc[k][cc] + bias[k][cc]
+                self._obs["sums"].append((go & ta["v"], total, self.acc_shape))
+                z[k][cc] = reg(total, self.acc_shape, f"z_{k}_{cc}")
+                d = one_y - ysq[k][cc]
+                diff[k][cc] = reg(d, d.shape(), f"diff_{k}_{cc}")
+                pos[k][cc] = reg(y[k][cc] > 0, 1, f"pos_{k}_{cc}")
+
+        # ---- output stage: requantizers (align, round, saturate), tanh table, d * g ----
         af, wf = c.a_fmt.frac, c.w_fmt.frac
         # forward: right shift w.frac + x_frac - o_frac, offset from w.frac - a.frac
         z_shift = Signal(range(2 * af + 1))
         m.d.comb += z_shift.eq(x_frac + af - o_frac)
         narrow = {} if c.narrow_width is None else {"narrow": o_narrow,
                                                      "narrow_width": c.narrow_width}
+        one_g = requantize(Const(1, 2), 0, c.g_fmt, c.rounding, "saturate")
+        table = c.table
+        t_al = tags(tz, "al")
+        t_rn = tags(t_al, "rn")
+        t_sa = tags(t_rn, "sa")
+        t_mg = tags(t_sa, "mg")
+        t_rd = tags(t_mg, "rd")
+        t_ro = tags(t_rd, "ro")
         with m.If(go):
-            m.d.sync += [v4b.eq(v4), end4b.eq(end4), cv4b.eq(cv4), omask4b.eq(omask4)]
+            m.d.sync += [o.valid.eq(t_ro["v"]), o.payload.mask.eq(t_ro["cv"]),
+                         o.payload.last.eq(t_ro["end"])]
+        valids.append(o.valid)
         for k in range(N):
             for cc in range(S):
-                zq = requantize_runtime(z4[k][cc], z_shift, wf - af, wf + af, c.a_fmt.width,
-                                        c.rounding, **narrow)
-                e = requantize(z4[k][cc], c.w_fmt.frac + c.d_fmt.frac, c.d_fmt, c.rounding,
-                               "saturate")
-                y = y4[k][cc]
-                # 1 - y**2 with 2 * x_frac fraction bits, to g_fmt
-                one_y = (Const(1, f2 + 2) << (x_frac << 1)).as_signed()
-                tanh_d = requantize_runtime(one_y - ysq4[k][cc], x_frac << 1, -c.g_fmt.frac,
-                                            f2 - c.g_fmt.frac, c.g_fmt.width, c.rounding)
+                name = f"{k}_{cc}"
+                # align
+                zal = align_runtime(z[k][cc], z_shift, wf - af, wf + af)
+                zal = reg(zal, zal.shape(), f"zal_{name}")
+                dal = align_runtime(diff[k][cc], x_frac << 1, -c.g_fmt.frac,
+                                    f2 - c.g_fmt.frac)
+                dal = reg(dal, dal.shape(), f"dal_{name}")
+                er = shift_round(z[k][cc], c.w_fmt.frac, c.rounding)
+                er = reg(er, er.shape(), f"er_{name}")
+                pos_al = reg(pos[k][cc], 1, f"pos_al_{name}")
+                # round
+                zr = shift_round(zal, wf + af, c.rounding)
+                zr = reg(zr, zr.shape(), f"zr_{name}")
+                dr = shift_round(dal, f2 - c.g_fmt.frac, c.rounding)
+                dr = reg(dr, dr.shape(), f"dr_{name}")
+                e = reg(saturate(er, c.d_fmt.width), shape_of(c.d_fmt), f"e_{name}")
+                pos_rn = reg(pos_al, 1, f"pos_rn_{name}")
+                # saturate; the activation's derivative
+                zq = reg(saturate(zr, c.a_fmt.width, **narrow), shape_of(c.a_fmt),
+                         f"zq_{name}")
                 deriv = Mux(kind == KIND_CODES["identity"], one_g,
-                            Mux(kind == KIND_CODES["relu"], Mux(y > 0, one_g, 0), tanh_d))
-                with m.If(go):
-                    m.d.sync += [zq4b[k][cc].eq(zq), e4b[k][cc].eq(e), gd4b[k][cc].eq(deriv)]
-
-        # ---- stage 4b -> 5: tanh ROM read ----
-        v5, end5 = Signal(), Signal()
-        cv5 = Signal(N)
-        omask5 = Signal(S)
-        r5 = [[Signal(self._o_shape, name=f"r5_{k}_{cc}") for cc in range(S)] for k in range(N)]
-        g5 = [[Signal(shape_of(c.g_fmt), name=f"gd5_{k}_{cc}") for cc in range(S)]
-              for k in range(N)]
-        neg5 = [[Signal(name=f"neg5_{k}_{cc}") for cc in range(S)] for k in range(N)]
-        zero5 = [[Signal(name=f"zero5_{k}_{cc}") for cc in range(S)] for k in range(N)]
-        rom_data = [[None] * S for _ in range(N)]
-        with m.If(go):
-            m.d.sync += [v5.eq(v4b), end5.eq(end4b), cv5.eq(cv4b), omask5.eq(omask4b)]
-        for k in range(N):
-            for cc in range(S):
-                zq_s = zq4b[k][cc]
+                            Mux(kind == KIND_CODES["relu"], Mux(pos_rn, one_g, 0),
+                                saturate(dr, c.g_fmt.width)))
+                gd = reg(deriv, shape_of(c.g_fmt), f"gd_{name}")
+                e = reg(e, shape_of(c.d_fmt), f"e_sa_{name}")
+                # magnitude (the table's index) and the operand of d * g
+                mag = reg(Mux(zq < 0, -zq, zq), unsigned(c.a_fmt.width), f"mag_{name}")
+                val = reg(Mux(is_fwd, zq, e), self._o_shape, f"val_{name}")
+                gd = reg(gd, shape_of(c.g_fmt), f"gd_mg_{name}")
+                neg = reg(zq < 0, 1, f"neg_{name}")
+                zero = reg(zq == 0, 1, f"zero_{name}")
+                # the table read (its address register is the memory's); d * g
                 rom = memory.Memory(shape=shape_of(c.a_fmt), depth=table.size,
                                     init=table.entries().tolist())
-                m.submodules[f"tanh_{k}_{cc}"] = rom
+                m.submodules[f"tanh_{name}"] = rom
                 port = rom.read_port(domain="sync")
                 wport = rom.write_port()
                 m.d.comb += [wport.addr.eq(self.tbl_wr.addr), wport.data.eq(self.tbl_wr.data),
                              wport.en.eq(self.tbl_wr.en)]
-                magnitude = Mux(zq_s < 0, -zq_s, zq_s)
-                index = magnitude >> t_shift
+                index = mag >> t_shift
                 m.d.comb += [port.en.eq(go),
                              port.addr.eq(Mux(index >= table.size, table.size - 1, index))]
-                rom_data[k][cc] = port.data
+                prod = val * gd
+                prod = reg(prod, prod.shape(), f"dg_{name}")
+                val = reg(val, self._o_shape, f"val_rd_{name}")
+                neg, zero = reg(neg, 1, f"neg_rd_{name}"), reg(zero, 1, f"zero_rd_{name}")
+                # the table's word; d * g rounded
+                word = reg(port.data, shape_of(c.a_fmt), f"word_{name}")
+                dq = shift_round(prod, c.g_fmt.frac, c.rounding)
+                dq = reg(dq, dq.shape(), f"dq_{name}")
+                val = reg(val, self._o_shape, f"val_ro_{name}")
+                neg, zero = reg(neg, 1, f"neg_ro_{name}"), reg(zero, 1, f"zero_ro_{name}")
+                # the activation, or d_prev saturated
+                y_tanh = Mux(zero, 0, Mux(neg, -word, word))
+                act = Mux(kind == KIND_CODES["identity"], val,
+                          Mux(kind == KIND_CODES["relu"], Mux(val < 0, 0, val), y_tanh))
+                out = Mux(is_fwd, act, saturate(dq, c.d_fmt.width))
+                keep = t_ro["omask"][cc] & t_ro["cv"][k]
                 with m.If(go):
-                    m.d.sync += [r5[k][cc].eq(Mux(is_fwd, zq_s, e4b[k][cc])),
-                                 g5[k][cc].eq(gd4b[k][cc]),
-                                 neg5[k][cc].eq(zq_s < 0), zero5[k][cc].eq(zq_s == 0)]
-
-        # ---- stage 5 -> o: activation or derivative product ----
-        with m.If(go):
-            m.d.sync += [o.valid.eq(v5), o.payload.mask.eq(cv5), o.payload.last.eq(end5)]
-            for k in range(N):
-                for cc in range(S):
-                    zq = r5[k][cc]
-                    rom = rom_data[k][cc].as_signed()
-                    y_tanh = Mux(zero5[k][cc], 0, Mux(neg5[k][cc], -rom, rom))
-                    y = Mux(kind == KIND_CODES["identity"], zq,
-                            Mux(kind == KIND_CODES["relu"], Mux(zq < 0, 0, zq), y_tanh))
-                    d_prev = requantize(zq * g5[k][cc], c.d_fmt.frac + c.g_fmt.frac, c.d_fmt,
-                                        c.rounding, "saturate")
-                    out = Mux(is_fwd, y, d_prev)
-                    keep = omask5[cc] & cv5[k]
                     m.d.sync += o.payload.data[k][cc].eq(Mux(keep, out, 0))
 
         # ---- occupancy: the next command waits for the pipeline to drain ----
-        m.d.comb += in_flight.eq(v1 | v2 | v3 | v4 | v4b | v5 | gv3 | o.valid | g.valid)
+        m.d.comb += in_flight.eq(Cat(*valids).any())
         return m
 
     def __repr__(self) -> str:

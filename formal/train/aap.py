@@ -37,7 +37,7 @@ from fixar_hw.formal.runner import ProofJob
 from fixar_hw.formal.streams import holds_while_stalled
 from fixar_hw.train.aap import OP_CODES
 from fixar_hw.train.array import PEArray
-from sw_model.arch.aap import AAPConfig
+from sw_model.arch.aap import AAPConfig, CycleModel
 from sw_model.numerics.fixed import FixedFormat
 
 __all__ = ["JOBS", "AAPContractSpec"]
@@ -181,7 +181,8 @@ def _depth(size: int, cores: int) -> int:
     # the longest operation: forward/backward in batch mode with one core, 3 vectors of
     # ceil(4/size)**2 tiles, plus the pipeline, plus room for stalls
     tiles = -(-4 // size)
-    return 3 * tiles * tiles + 6 + 6
+    fill = CycleModel(size, cores).fill("forward")
+    return 3 * tiles * tiles + fill + 6
 
 
 JOBS = [

@@ -30,10 +30,7 @@ backward to a PE row), so ``W^T`` is never stored.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -438,7 +435,7 @@ class CycleModel:
     Each core runs one tile pass per cycle: ``size**2`` multiply-accumulates. With every
     output always accepted, an operation takes ``passes + fill`` cycles from the command
     transfer to the last output transfer, ``fill`` the pipeline depth of the op
-    (:attr:`FILL`). The passes:
+    (:meth:`fill`). The passes:
 
     forward / backward (``out`` output tiles, ``red`` reduction tiles, batch ``B``)
         ``"batch"``: each core takes every ``cores``-th vector:
@@ -458,12 +455,28 @@ class CycleModel:
     size: int
     cores: int = 1
 
-    FILL: ClassVar[Mapping[str, int]] = MappingProxyType(
-        {"forward": 7, "backward": 7, "wgrad": 4})
 
     def __post_init__(self) -> None:
         _check_size(self.size)
         check_int(self.cores, "cores", minimum=1)
+
+    def fill(self, op: str) -> int:
+        """Pipeline depth of ``op``: cycles from the command transfer to the first result.
+
+        The hardware's stages, each at most one adder, multiplier or barrel shifter deep: the
+        memory read, the multipliers' input and output registers, then
+
+        * weight gradient: the PE accumulators and a requantizer in three stages (align,
+          round, saturate): 7 in all;
+        * forward and backward: the column adder trees (a register every two adder levels,
+          ``ceil(ceil(log2 size) / 2)`` stages), the cross-core sum (likewise over ``cores``),
+          the accumulators, the bias add, three requantizer stages, the table index, the
+          table read, its register and the activation: ``12`` plus the two trees.
+        """
+        _check_op(op)
+        if op == "wgrad":
+            return 7
+        return 12 + _tree_stages(self.size) + _tree_stages(self.cores)
 
     def tiles(self, op: str, m: int, n: int) -> tuple[int, int]:
         """``(output tiles, reduction tiles)`` of ``op`` on an ``m x n`` weight matrix."""
@@ -483,13 +496,19 @@ class CycleModel:
 
     def cycles(self, op: str, m: int, n: int, batch: int, parallelism: str = "batch") -> int:
         """Cycles from the command transfer to the last output transfer, never stalled."""
-        return self.passes(op, m, n, batch, parallelism) + self.FILL[op]
+        return self.passes(op, m, n, batch, parallelism) + self.fill(op)
 
     def utilisation(self, op: str, m: int, n: int, batch: int,
                     parallelism: str = "batch") -> float:
         """Useful MACs (``batch * m * n``) over ``cores * size**2 * cycles``."""
         cycles = self.cycles(op, m, n, batch, parallelism)
         return batch * m * n / (self.cores * self.size**2 * cycles)
+
+
+def _tree_stages(terms: int) -> int:
+    """Register stages of an adder tree over ``terms`` operands, registered after every two
+    adder levels: ``ceil(ceil(log2 terms) / 2)``."""
+    return -(-(terms - 1).bit_length() // 2)
 
 
 def choose_parallelism(model: CycleModel, op: str, m: int, n: int, batch: int) -> str:
