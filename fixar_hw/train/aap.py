@@ -401,6 +401,23 @@ class AAPCore(wiring.Component):
         wi = [Signal(tw, name=f"wg_i_{k}") for k in range(N)]
         wj = [Signal(tw, name=f"wg_j_{k}") for k in range(N)]
 
+        # the weight gradient's next tiles, without a chain of compares: the thresholds
+        # ``w * tj - N`` (j wraps w times) and offsets ``N - w * tj`` are set with the command,
+        # and the lead core's linear tile index ``wlin`` ends the operation at ``ti * tj - N``
+        sw = tw + _bits(N) + 2
+        wrap_at = [Signal(signed(sw), name=f"wg_wrap_at_{w}") for w in range(1, N + 1)]
+        wrap_off = [Signal(signed(sw), name=f"wg_wrap_off_{w}") for w in range(1, N + 1)]
+        wlin = Signal(2 * tw + 1)
+        wlin_last = Signal(signed(2 * tw + 2))
+
+        def step_tiles(i, j):
+            """Tile ``(i, j)`` moved ``N`` tiles on in row-major order."""
+            ni, nj = i, j + N
+            for w in range(1, N + 1):  # the highest number of wraps that applies wins
+                wrap = j.as_signed() >= wrap_at[w - 1]
+                ni, nj = Mux(wrap, i + w, ni), Mux(wrap, j + wrap_off[w - 1], nj)
+            return ni, nj
+
         def advance(i, j, step, tj_v):
             """Tile ``(i, j)`` moved ``step`` tiles on in row-major order (``tj_v`` columns)."""
             j = j + step
@@ -458,6 +475,9 @@ class AAPCore(wiring.Component):
             for k in range(N):
                 i0, j0 = advance(Const(0, tw), Const(0, tw), k, tj_new)
                 m.d.sync += [wi[k].eq(i0), wj[k].eq(j0)]
+            for w in range(1, N + 1):
+                m.d.sync += [wrap_at[w - 1].eq(tj_new * w - N), wrap_off[w - 1].eq(N - tj_new * w)]
+            m.d.sync += [wlin.eq(0), wlin_last.eq(ti_new * tj_new - N)]
             table = coefs(ti_new, tj_new)
             for (op_k, layer_k), entry in table.items():
                 with m.If((op_new == op_k) & (p.layer == layer_k)):
@@ -477,7 +497,7 @@ class AAPCore(wiring.Component):
             last_t.eq(Mux(is_wg, t == b_1,
                           Mux(layer, tN + N > t_red_1, t == t_red_1))),
             last_b.eq(is_wg | (bm == t_out_1)),
-            last_a.eq(Mux(is_wg, advance(wi[0], wj[0], N, tj)[0] >= ti,
+            last_a.eq(Mux(is_wg, wlin.as_signed() >= wlin_last,
                           Mux(layer, a == b_1, aN + N > b_1))),
         ]
         issue = Signal()
@@ -496,8 +516,9 @@ class AAPCore(wiring.Component):
                 m.d.sync += [t.eq(0), tN.eq(0), bm.eq(0), bN.eq(0), a.eq(a + 1),
                              aN.eq(aN + N)]
                 for k in range(N):
-                    nxt = advance(wi[k], wj[k], N, tj)
+                    nxt = step_tiles(wi[k], wj[k])
                     m.d.sync += [wi[k].eq(nxt[0]), wj[k].eq(nxt[1])]
+                m.d.sync += wlin.eq(wlin + N)
                 for q in ports:
                     na = reg_a[q] + coef[q][0]
                     m.d.sync += [reg_a[q].eq(na), reg_b[q].eq(na), cur[q].eq(na)]
