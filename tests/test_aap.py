@@ -106,6 +106,24 @@ def test_results_and_cycles_equal_the_models(data):
                                                job.parallelism)
 
 
+@pytest.mark.parametrize(("cores", "m", "n"), [(3, 8, 2), (3, 8, 4), (2, 6, 4), (3, 5, 5)])
+def test_weight_gradient_tiles_step_over_row_ends(cores, m, n):
+    """More cores than tile columns: one step of the cores' tiles wraps a row several times
+    (and the last group is partly idle); every tile is still the golden model's."""
+    config = AAPConfig(size=2, cores=cores, max_m=8, max_n=8, max_batch=4)
+    rng = np.random.default_rng(m * 100 + n * 10 + cores)
+    c = config
+
+    def codes(fmt, rows, cols):
+        return rng.integers(fmt.min_int, fmt.max_int + 1, size=(rows, cols), dtype=np.int64)
+
+    job = ArrayJob("wgrad", m, n, 3, "identity", "batch", d=codes(c.d_fmt, 3, m),
+                   x=codes(c.a_fmt, 3, n))
+    result, cycles = simulate(PEArray(config), job)
+    assert (result == expected(config, job)).all()
+    assert cycles == config.cycle_model.cycles("wgrad", m, n, 3)
+
+
 @given(st.data(), stall_lists(), stall_lists(), stall_lists())
 def test_results_equal_the_golden_model_under_stalls(data, cmd_stalls, o_stalls, g_stalls):
     config = data.draw(configs(max_cores=2))
