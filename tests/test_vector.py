@@ -174,10 +174,15 @@ def simulate(spec, cmds, image, *, gamma_q, sigma_q, seed=None, stalls=()):
         out["ranges"] = tuple((int(r.lo), int(r.hi)) if r.valid else None for r in rs)
 
     async def count(ctx):
-        async for _, _, busy, valid, ready, en_a, en_b, en_d in ctx.tick().sample(
-                dut.busy, dut.cmd.valid, dut.cmd.ready, dut.a_rd.en, dut.b_rd.en,
-                dut.d_wr.en):
-            assert ready == (not busy), "cmd ready exactly when idle"
+        seeded = []  # cycles since each seed transfer
+        async for _, _, busy, valid, ready, en_a, en_b, en_d, s_valid, s_ready in \
+                ctx.tick().sample(dut.busy, dut.cmd.valid, dut.cmd.ready, dut.a_rd.en,
+                                  dut.b_rd.en, dut.d_wr.en, dut.seed.valid, dut.seed.ready):
+            seeding = any(age < 2 for age in seeded)
+            seeded = [age + 1 for age in seeded] + ([0] if s_valid and s_ready else [])
+            # a command waits while a seed is offered and for the two cycles after it
+            assert ready == (not busy and not s_valid and not seeding), \
+                "cmd ready exactly when idle and no seed is offered or being formed"
             assert busy or not (en_a or en_b or en_d), "memory ports only while busy"
             if valid and ready:
                 counts.append(0)

@@ -29,7 +29,8 @@ from fixar_hw.arith.numeric import check_format, requantize, shape_of
 from sw_model.numerics.fixed import FixedFormat
 from sw_model.numerics.prng import GAUSS_TERMS, SIGMA_FRAC, xorshift32
 
-__all__ = ["ExplorationNoise", "gaussian_sum", "seed_to_state", "tree_sum", "xorshift32_power",
+__all__ = ["ExplorationNoise", "gaussian_sum", "seed_product", "seed_to_state",
+           "state_from_product", "tree_sum", "xorshift32_power",
            "xorshift32_step"]
 
 _MASK = 0xFFFFFFFF
@@ -88,7 +89,20 @@ def tree_sum(values: list[Value]) -> Value:
 def seed_to_state(seed: Value) -> Value:
     """:func:`sw_model.numerics.prng.seed_state` of a 32-bit seed (seeds are taken modulo
     ``2**32``)."""
-    state = (Value.cast(seed)[:32] * _SEED_MUL + _SEED_ADD)[:32]
+    return state_from_product(seed_product(seed))
+
+
+def seed_product(seed: Value) -> Value:
+    """The first step of :func:`seed_to_state`: the seed times the seeding multiplier, modulo
+    ``2**32`` (a multiplier; a pipelined seeding registers it)."""
+    return (Value.cast(seed)[:32] * _SEED_MUL)[:32]
+
+
+def state_from_product(product: Value) -> Value:
+    """The second step of :func:`seed_to_state`: the seeding offset added to
+    :func:`seed_product`, modulo ``2**32``, and a zero state replaced as in
+    :func:`sw_model.numerics.prng.seed_state`."""
+    state = (Value.cast(product) + _SEED_ADD)[:32]
     return Mux(state == 0, _SEED_ADD, state)
 
 

@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from fixar_hw._util import silence_on_error
 from fixar_hw.arith.numeric import range_shape, requantize, requantize_runtime, shift_round
-from fixar_hw.arith.prng import gaussian_sum, seed_to_state
+from fixar_hw.arith.prng import gaussian_sum, seed_product, state_from_product
 from sw_model.arch.vector import VECTOR_OPS, VectorCommand, VectorSpec
 from sw_model.numerics.fixed import FixedFormat
 from sw_model.numerics.prng import SIGMA_FRAC, seed_state
@@ -161,10 +161,11 @@ class VectorUnit(wiring.Component):
     * ``fill``: ``n + K + 5`` (one division, then one write per cycle).
 
     :attr:`gamma` and :attr:`sigma` must hold still while a command runs. A transfer on
-    :attr:`seed` (accepted while idle; before a command accepted in the same cycle) restarts the
-    noise generator at :func:`sw_model.numerics.prng.seed_state` of the seed; after reset the state
-    is
-    ``seed_state(0)`` (:meth:`sw_model.arch.vector.VectorState.initial`).
+    :attr:`seed` (accepted while idle) restarts the noise generator at
+    :func:`sw_model.numerics.prng.seed_state` of the seed, formed in two registered steps: a
+    command waits while a seed is offered and for the two cycles after its transfer, so every
+    command after a seed sees the new generator. After reset the state is ``seed_state(0)``
+    (:meth:`sw_model.arch.vector.VectorState.initial`).
 
     Parameters
     ----------
@@ -287,12 +288,21 @@ class VectorUnit(wiring.Component):
         rows = {r: Signal(aw, name=f"{r}_row") for r in "abd"}
 
         accept = Signal()
+        # a seed's first state is formed in two registered steps (the seed, then its product
+        # with the seeding multiplier); commands wait for it, so they see the new generator
+        seed_q = Signal(32)
+        seed_prod = Signal(32)
+        seeding = Signal(2)   # the seed, then its product, in flight
         m.d.comb += [
-            self.cmd.ready.eq(~active),
-            accept.eq(self.cmd.valid & self.cmd.ready),
             self.busy.eq(active),
-            self.seed.ready.eq(~active),
+            self.cmd.ready.eq(~active & ~self.seed.valid & (seeding == 0)),
+            accept.eq(self.cmd.valid & self.cmd.ready),
+            self.seed.ready.eq(~active & (seeding == 0)),
         ]
+        m.d.sync += [seeding.eq(Cat(self.seed.valid & self.seed.ready, seeding[0])),
+                     seed_prod.eq(seed_product(seed_q))]
+        with m.If(self.seed.valid & self.seed.ready):
+            m.d.sync += seed_q.eq(self.seed.payload)
         with m.If(accept):
             m.d.sync += [
                 c.eq(p), active.eq(1), issuing.eq(p.op != codes["fill"]),
@@ -304,7 +314,7 @@ class VectorUnit(wiring.Component):
                     with m.If(p.point == k):
                         m.d.sync += self.ranges[k].valid.eq(0)
         return _Control(c, uses_a, uses_b, straddle, active, issuing, loss_wait, fill_start,
-                        phase, vb, e, rows)
+                        phase, vb, e, rows, seeding[1], state_from_product(seed_prod))
 
     def _lane(self, view, index) -> Value:
         """Lane ``index`` of the memory word ``view``."""
@@ -414,8 +424,8 @@ class VectorUnit(wiring.Component):
         queued = Signal(range(3))
         n_prod = Signal((head * self.sigma).shape())
         pop = x_valid & ctl.is_op("noise")
-        with m.If(self.seed.valid & self.seed.ready):
-            m.d.sync += [gstate.eq(seed_to_state(self.seed.payload)), queued.eq(0)]
+        with m.If(ctl.reseed):
+            m.d.sync += [gstate.eq(ctl.seed_state), queued.eq(0)]
         with m.Elif(pop):
             m.d.sync += [head.eq(second), second.eq(g_sum), gstate.eq(g_next),
                          n_prod.eq(second * self.sigma)]
@@ -615,6 +625,8 @@ class _Control:
     vb: Signal             # the element's vector
     e: Signal              # the element's index in its vector
     rows: dict[str, Signal]  # the word addresses of the current vectors of A, B and D
+    reseed: Value          # the noise generator takes ``seed_state`` now
+    seed_state: Value      # the first state of the last seed
 
     def is_op(self, name: str) -> Value:
         """Whether the running command is ``name``."""
