@@ -39,7 +39,6 @@ from amaranth.lib.wiring import In, Out
 from fixar_hw._util import silence_on_error
 from fixar_hw.arith.mac import exact_product
 from fixar_hw.arith.numeric import (
-    align_runtime,
     range_shape,
     requantize,
     saturate,
@@ -383,6 +382,13 @@ class AAPCore(wiring.Component):
         o_frac = Signal.like(p.o_frac)
         o_narrow = Signal()
         t_shift = Signal.like(p.t_shift)
+        # the requantizers' left shifts (see align_runtime), set with the command so that no
+        # subtraction sits in front of a barrel shifter
+        af, f2 = c.a_fmt.frac, 2 * c.a_fmt.frac
+        left_z = Signal(range(2 * af + 1))   # forward output: af - x_frac + o_frac
+        left_d = Signal(range(f2 + 1))       # tanh derivative: 2 (af - x_frac)
+        left_g = Signal(range(af + 1))       # weight gradient: af - x_frac
+        one_y = Signal(signed(f2 + 2))       # 1 with 2 x_frac fraction bits
         m_1 = Signal.like(p.m_minus_1)
         n_1 = Signal.like(p.n_minus_1)
         b_1 = Signal.like(p.batch_minus_1)
@@ -466,6 +472,8 @@ class AAPCore(wiring.Component):
                 busy.eq(1), op.eq(op_new), kind.eq(p.kind), layer.eq(p.layer),
                 x_frac.eq(p.x_frac), o_frac.eq(p.o_frac), o_narrow.eq(p.o_narrow),
                 t_shift.eq(p.t_shift),
+                left_z.eq(af - p.x_frac + p.o_frac), left_d.eq(f2 - (p.x_frac << 1)),
+                left_g.eq(af - p.x_frac), one_y.eq(Const(1, f2 + 2) << (p.x_frac << 1)),
                 m_1.eq(p.m_minus_1), n_1.eq(p.n_minus_1), b_1.eq(p.batch_minus_1),
                 ti.eq(ti_new), tj.eq(tj_new),
                 t_red_1.eq(Mux(op_new == _BWD, ti_new, tj_new) - 1),
@@ -668,7 +676,7 @@ class AAPCore(wiring.Component):
                         m.d.sync += pe_acc[k][r][cc].eq(new)
                         with m.If(t3["last"]):
                             m.d.sync += gsum4[k][r][cc].eq(new)
-        g_lo = c.d_fmt.frac - c.grad_fmt.frac
+        # right shifts d.frac - grad.frac + x_frac, from a left shift by af - x_frac
         g_hi = c.d_fmt.frac + c.a_fmt.frac - c.grad_fmt.frac
         g5 = tags(g4, "g5")
         g6 = tags(g5, "g6")
@@ -679,7 +687,7 @@ class AAPCore(wiring.Component):
             for r in range(S):
                 for cc in range(S):
                     name = f"{k}_{r}_{cc}"
-                    al = align_runtime(gsum4[k][r][cc], x_frac, g_lo, g_hi)
+                    al = gsum4[k][r][cc] << left_g
                     al5 = reg(al, al.shape(), f"gal5_{name}")
                     rounded = shift_round(al5, g_hi, c.rounding)
                     r6 = reg(rounded, rounded.shape(), f"gr6_{name}")
@@ -736,8 +744,6 @@ class AAPCore(wiring.Component):
 
         # z = sum + bias; backward: 1 - y**2 with 2 * x_frac fraction bits
         tz = tags(ta, "z")
-        f2 = 2 * c.a_fmt.frac
-        one_y = (Const(1, f2 + 2) << (x_frac << 1)).as_signed()
         z, diff, pos = ([[None] * S for _ in range(N)] for _ in range(3))
         for k in range(N):
             for cc in range(S):
@@ -749,10 +755,7 @@ class AAPCore(wiring.Component):
                 pos[k][cc] = reg(y[k][cc] > 0, 1, f"pos_{k}_{cc}")
 
         # ---- output stage: requantizers (align, round, saturate), tanh table, d * g ----
-        af, wf = c.a_fmt.frac, c.w_fmt.frac
-        # forward: right shift w.frac + x_frac - o_frac, offset from w.frac - a.frac
-        z_shift = Signal(range(2 * af + 1))
-        m.d.comb += z_shift.eq(x_frac + af - o_frac)
+        wf = c.w_fmt.frac
         narrow = {} if c.narrow_width is None else {"narrow": o_narrow,
                                                      "narrow_width": c.narrow_width}
         one_g = requantize(Const(1, 2), 0, c.g_fmt, c.rounding, "saturate")
@@ -771,10 +774,11 @@ class AAPCore(wiring.Component):
             for cc in range(S):
                 name = f"{k}_{cc}"
                 # align
-                zal = align_runtime(z[k][cc], z_shift, wf - af, wf + af)
+                # align_runtime(z, x_frac + af - o_frac, wf - af, wf + af)
+                zal = z[k][cc] << left_z
                 zal = reg(zal, zal.shape(), f"zal_{name}")
-                dal = align_runtime(diff[k][cc], x_frac << 1, -c.g_fmt.frac,
-                                    f2 - c.g_fmt.frac)
+                # align_runtime(diff, 2 x_frac, -g_fmt.frac, f2 - g_fmt.frac)
+                dal = diff[k][cc] << left_d
                 dal = reg(dal, dal.shape(), f"dal_{name}")
                 er = shift_round(z[k][cc], c.w_fmt.frac, c.rounding)
                 er = reg(er, er.shape(), f"er_{name}")
