@@ -224,6 +224,12 @@ class AAPCore(wiring.Component):
     Timing: one tile pass per cycle per core (``size**2`` MACs). With outputs always accepted,
     an operation takes :meth:`sw_model.arch.aap.CycleModel.cycles` cycles from the command transfer
     to the last result transfer. A stalled output stalls the whole pipeline; nothing is lost.
+    The pipeline is :meth:`~sw_model.arch.aap.CycleModel.fill` stages deep, each at most one
+    adder, one multiplier or one barrel shifter: read, operands, products, the column adder
+    trees (a register every two adder levels), the cross-core sum, accumulate, bias, align,
+    round, saturate, table index, table read, table word, activation (forward and backward);
+    read, operands, products, accumulate, align, round, saturate (weight gradient). The run-time
+    shift amounts are registers set with the command.
 
     Numerics: exact products (PE multipliers), exact sums in accumulators sized for the
     largest layer and batch of the configuration (they cannot wrap), then one saturating
