@@ -413,8 +413,8 @@ class VectorUnit(wiring.Component):
         generator state ``gstate``), and the head's product with sigma is a register, so stage
         2 only shifts and rounds it. After a reset or a seed the queue fills in two cycles and
         the product follows in the third; no element reaches stage 2 sooner than three cycles
-        after its command's transfer, which is no earlier than the seed's. ``pop`` therefore
-        always finds two sums.
+        after its command's transfer, which comes no earlier than the seeded state (commands
+        wait for it, see :meth:`_accept`). ``pop`` therefore always finds two sums.
         """
         sp = self._spec
         act, NW, c = sp.act_fmt, sp.narrow_width, ctl.c
