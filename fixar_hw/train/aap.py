@@ -422,6 +422,11 @@ class AAPCore(wiring.Component):
         wlin = Signal(2 * tw + 1)
         wlin_last = Signal(signed(2 * tw + 2))
 
+        # the loop ends and the cores' validity compare counters with limits less k, set
+        # with the command (``tN + k <= t_red_1`` is ``tN <= red_lim[k]``): no adder in front
+        red_lim = [Signal(signed(cw + 2), name=f"red_lim_{k}") for k in range(N + 1)]
+        bat_lim = [Signal(signed(cw + 2), name=f"bat_lim_{k}") for k in range(N + 1)]
+
         def step_tiles(i, j):
             """Tile ``(i, j)`` moved ``N`` tiles on in row-major order."""
             ni, nj = i, j + N
@@ -492,6 +497,9 @@ class AAPCore(wiring.Component):
             for w in range(1, N + 1):
                 m.d.sync += [wrap_at[w - 1].eq(tj_new * w - N), wrap_off[w - 1].eq(N - tj_new * w)]
             m.d.sync += [wlin.eq(0), wlin_last.eq(ti_new * tj_new - N)]
+            red_1_new = Mux(op_new == _BWD, ti_new, tj_new) - 1
+            for k in range(N + 1):
+                m.d.sync += [red_lim[k].eq(red_1_new - k), bat_lim[k].eq(p.batch_minus_1 - k)]
             table = coefs(ti_new, tj_new)
             for (op_k, layer_k), entry in table.items():
                 with m.If((op_new == op_k) & (p.layer == layer_k)):
@@ -509,10 +517,10 @@ class AAPCore(wiring.Component):
         last_a = Signal()
         m.d.comb += [
             last_t.eq(Mux(is_wg, t == b_1,
-                          Mux(layer, tN + N > t_red_1, t == t_red_1))),
+                          Mux(layer, tN.as_signed() > red_lim[N], t == t_red_1))),
             last_b.eq(is_wg | (bm == t_out_1)),
             last_a.eq(Mux(is_wg, wlin.as_signed() >= wlin_last,
-                          Mux(layer, a == b_1, aN + N > b_1))),
+                          Mux(layer, a == b_1, aN.as_signed() > bat_lim[N]))),
         ]
         issue = Signal()
         m.d.comb += issue.eq(busy & go)
@@ -542,14 +550,15 @@ class AAPCore(wiring.Component):
         # ---- per-core validity, reads and lane masks (stage 0) ----
         def lane_mask(slice_index, len_minus_1) -> Value:
             """Lanes ``r`` of slice ``slice_index`` inside a vector of ``len_minus_1 + 1``."""
-            base = slice_index << L
-            return Cat(*(base + r <= len_minus_1 for r in range(S)))
+            # the lane's index, slice_index * S + r, without an adder
+            return Cat(*(Cat(Const(r, L), slice_index) <= len_minus_1 for r in range(S)))
 
         core_valid, red_index = [], []
         for k in range(N):
             cv = Signal(name=f"core_valid_{k}")
             m.d.comb += cv.eq(Mux(is_wg, wi[k] < ti,
-                                  Mux(layer, tN + k <= t_red_1, aN + k <= b_1)))
+                                  Mux(layer, tN.as_signed() <= red_lim[k],
+                                      aN.as_signed() <= bat_lim[k])))
             core_valid.append(cv)
             red_index.append(Mux(layer, tN + k, t))
 
