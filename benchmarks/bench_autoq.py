@@ -55,6 +55,7 @@ Reproduce with::
     python benchmarks/bench_autoq.py                  # full (parts 1-2 about 15 minutes)
     python benchmarks/bench_autoq.py --part loss      # part 3 only
     python benchmarks/bench_autoq.py --part loss --heldout seeds   # random held-out starts
+    python benchmarks/bench_autoq.py --part loss --fresh-episodes 2000  # and 2,000 more episodes
     python benchmarks/bench_autoq.py --part loss --mapping engine  # on the engine's array
     python benchmarks/bench_autoq.py --quick --repeat 1
 """
@@ -503,6 +504,7 @@ def loss_part(args: argparse.Namespace) -> None:
     t_train = time.perf_counter() - t0
     arch = "-".join(str(s.fan_in) for s in actor_shapes(actor)) + "-1"
     test_seeds = tuple(900000 + k for k in range(n_held))
+    fresh_seeds = tuple(800000 + k for k in range(args.fresh_episodes))
     print()
     held_text = ("starting from a lattice spread over Pendulum's initial states (shift seed "
                  "100000s+50000)" if args.heldout == "lattice" else "(seeds 100000s+50000..)")
@@ -551,6 +553,13 @@ def loss_part(args: argparse.Namespace) -> None:
                   f"{test:7.2%} {entry['seconds']:6.1f}  {' '.join(c['choices'])}{mark}")
             if test > run.bound.max_loss:
                 print("     " + worst_starts(tester, choices, test_seeds))
+            if fresh_seeds:
+                fresh = LossEvaluator(actor, calib, seeds=fresh_seeds,
+                                      episodes=len(fresh_seeds))
+                loss = fresh.loss(choices, fresh_seeds)
+                se = fresh.loss_bound(choices, fresh_seeds, 1.0) - loss
+                print(f"     fresh: {loss:.2%} on {len(fresh_seeds)} further random episodes "
+                      f"(standard error {se:.2%})")
         held_worst.extend(heldout_worst(run, actor, calib, seed))
         haq_final = finals["haq"][-1]
         haq_evals = run.best["methods"]["haq"]["evaluated"]
@@ -615,6 +624,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--incumbents", type=int, default=1,
                         help="part 3: PPO's restarts from the best uniform configurations "
                              "(default 1)")
+    parser.add_argument("--fresh-episodes", type=int, default=0, metavar="N",
+                        help="part 3: also each winner's loss on N more random episodes "
+                             "(seeds 800000..; default 0: none)")
     parser.add_argument("--heldout", choices=("lattice", "seeds"), default="lattice",
                         help="part 3's held-out episodes: starts spread over Pendulum's "
                              "initial states, or seeded random draws (default lattice)")
