@@ -327,3 +327,19 @@ def test_loss_search_with_seeded_heldout_episodes(tmp_path):
                                          r"not 'grid'$"):
         run_loss_search(weights, "5%", tmp_path / "x", heldout="grid", **kw)
     assert not (tmp_path / "x").exists()
+
+
+def test_search_cli_engine_mapping_takes_the_grid(tmp_path):
+    """``--mapping engine --size 2 --cores 1`` prices the 2x2 one-core array: one multiplier
+    per PE and two per output column (``y*y``, ``e*act'``), 4 + 4 DSPs at these widths (the
+    16x16x2 default would give 576)."""
+    out = tmp_path / "engine"
+    assert main([*TINY, "--max-loss", "2%", "--cost", "mem_bits", "--heldout-episodes", "3",
+                 "--episode-pool", "6", "--eval-episodes", "2", "--recheck", "2", "--method",
+                 "uniform", "--mapping", "engine", "--size", "2", "--cores", "1", "--out",
+                 str(out)]) == 0
+    best = json.loads((out / "best.json").read_text())
+    assert (best["mapping"], best["size"], best["cores"]) == ("engine", 2, 1)
+    winner = best["methods"]["uniform"]["winner"]
+    assert winner["cost"]["dsps"] == 2 * 2 + 2 * 2
+    assert winner["cost"]["luts"] == 0

@@ -394,7 +394,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
                 episodes_per_iter=args.episodes_per_iter, evaluations=args.episodes,
                 lanes=args.lanes, states=args.states, episodes=args.eval_episodes or 5,
                 pool=args.episode_pool, heldout_episodes=args.heldout_episodes,
-                recheck=args.recheck, mapping=args.mapping, incumbents=args.incumbents,
+                recheck=args.recheck, mapping=args.mapping, size=args.size,
+                cores=args.cores, incumbents=args.incumbents,
                 confidence=args.confidence, progress=not args.no_progress)
         except (TypeError, ValueError) as exc:
             return fail(str(exc))
@@ -406,7 +407,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
                          iterations=args.iterations, episodes_per_iter=args.episodes_per_iter,
                          haq_episodes=args.episodes, lanes=args.lanes, states=args.states,
                          return_episodes=args.eval_episodes or 3, penalty=args.penalty,
-                         bonus=args.bonus, mapping=args.mapping, quality=args.quality,
+                         bonus=args.bonus, mapping=args.mapping, size=args.size,
+                         cores=args.cores, quality=args.quality,
                          metric=args.metric, progress=not args.no_progress)
     except (TypeError, ValueError) as exc:
         return fail(str(exc))
@@ -689,9 +691,15 @@ def _add_search_parser(sub: argparse._SubParsersAction) -> None:
     se.add_argument("--lanes", type=_positive_int, default=16,
                     help="cost model lanes: per engine (shared) or in all (pipelined); "
                          "default 16")
-    se.add_argument("--mapping", choices=("pipelined", "shared"), default="pipelined",
-                    help="cost model: one engine per layer (pipelined) or one per kind "
-                         "(shared); default pipelined")
+    se.add_argument("--mapping", choices=("pipelined", "shared", "engine"),
+                    default="pipelined",
+                    help="cost model: one engine per layer (pipelined), one per kind "
+                         "(shared), or the training engine's PE array (engine: DSPs, memory "
+                         "bits and cycles, no LUTs); default pipelined")
+    se.add_argument("--size", type=_positive_int, default=16,
+                    help="engine mapping: PE grid size (default 16)")
+    se.add_argument("--cores", type=_positive_int, default=2,
+                    help="engine mapping: PE grids (default 2)")
     se.add_argument("--quality", choices=("return", "proxy"), default="return",
                     help="search quality: the return of --eval-episodes seeded episodes, or "
                          "the action-error proxy (default return)")
