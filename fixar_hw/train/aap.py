@@ -385,7 +385,6 @@ class AAPCore(wiring.Component):
         kind = Signal(2)
         layer = Signal()
         x_frac = Signal.like(p.x_frac)
-        o_frac = Signal.like(p.o_frac)
         o_narrow = Signal()
         t_shift = Signal.like(p.t_shift)
         # the requantizers' left shifts (see align_runtime), set with the command so that no
@@ -400,7 +399,6 @@ class AAPCore(wiring.Component):
         b_1 = Signal.like(p.batch_minus_1)
         tw = max(len(ti_new), len(tj_new)) + _bits(N)
         ti = Signal(tw)
-        tj = Signal(tw)
         t_red_1 = Signal(tw)      # reduction tiles - 1 (forward, backward)
         t_out_1 = Signal(tw)      # output tiles - 1 (forward, backward)
 
@@ -481,12 +479,12 @@ class AAPCore(wiring.Component):
         with m.If(accept):
             m.d.sync += [
                 busy.eq(1), op.eq(op_new), kind.eq(p.kind), layer.eq(p.layer),
-                x_frac.eq(p.x_frac), o_frac.eq(p.o_frac), o_narrow.eq(p.o_narrow),
+                x_frac.eq(p.x_frac), o_narrow.eq(p.o_narrow),
                 t_shift.eq(p.t_shift),
                 left_z.eq(af - p.x_frac + p.o_frac), left_d.eq(f2 - (p.x_frac << 1)),
                 left_g.eq(af - p.x_frac), one_y.eq(Const(1, f2 + 2) << (p.x_frac << 1)),
                 m_1.eq(p.m_minus_1), n_1.eq(p.n_minus_1), b_1.eq(p.batch_minus_1),
-                ti.eq(ti_new), tj.eq(tj_new),
+                ti.eq(ti_new),
                 t_red_1.eq(Mux(op_new == _BWD, ti_new, tj_new) - 1),
                 t_out_1.eq(Mux(op_new == _BWD, tj_new, ti_new) - 1),
                 a.eq(0), bm.eq(0), t.eq(0), aN.eq(0), bN.eq(0), tN.eq(0),
