@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 results[name] = measure_demo(None if args.quick else seeds, args.timeout)
         except (BuildError, RuntimeError) as exc:  # a tool failed or ran out of time
+            print(f"{name} failed:\n{exc}", file=sys.stderr, flush=True)
             results[name] = {"failed": str(exc).splitlines()[0]}
     print(f"LFE5U-85F-6, {len(seeds)} placer seed(s); Fmax in MHz, routed (median, min, max)")
     print(f"{'design':8s} {'LUT':>7s} {'FF':>7s} {'DSP':>4s} {'BRAM':>4s} {'Fmax':>7s} "

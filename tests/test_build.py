@@ -313,6 +313,22 @@ def test_synthesis_stops_at_its_memory_limit(tmp_path):
         fb.build(None, "icebreaker", tmp_path, place=False, memory_limit=1000)
 
 
+def test_synthesis_error_quotes_the_yosys_log(tmp_path, monkeypatch):
+    """Yosys writes its errors to its own log, not to the child's output: a failed synthesis
+    names that log and quotes its tail."""
+    prepare = fb._prepare
+
+    def broken_script(*args, **kwargs):
+        top, commands = prepare(*args, **kwargs)
+        (tmp_path / "top.ys").write_text("read_rtlil top.il\nhierarchy -top no_such_module\n")
+        return top, commands
+
+    monkeypatch.setattr(fb, "_prepare", broken_script)
+    with pytest.raises(BuildError, match=r"(?s)failed \(exit status \d+\).*Yosys log "
+                                         r"\(.*top\.rpt\) tail:.*no_such_module"):
+        fb.build(None, "icebreaker", tmp_path, place=False)
+
+
 def test_estimate_is_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     first = fb.estimate(None, "icebreaker")

@@ -63,7 +63,7 @@ from fixar_hw.flow.memories import BLOCK, FLIP_FLOPS, MemoryPlacement, memory_pl
 from fixar_hw.flow.pnr import critical_path
 from fixar_hw.flow.synth import _classify
 from fixar_hw.platforms.boards import BOARDS, RESOURCE_KINDS, Board, get_board
-from fixar_hw.tools import run_tool
+from fixar_hw.tools import log_tail, run_tool
 
 __all__ = [
     "BuildReport", "build", "cache_key", "estimate", "fit_check",
@@ -571,8 +571,8 @@ def _prepare(config: CoreConfig | None, board: Board, out: Path, *, route: bool,
 
     top = BoardTop(config, board, baud=baud, clock_mhz=clock_mhz)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("top.json", "top.bit", "top.bin", "top.report.json", "report.json",
-                  "report.md", "build.log"):
+    for stale in ("top.json", "top.rpt", "top.bit", "top.bin", "top.report.json",
+                  "report.json", "report.md", "build.log"):
         (out / stale).unlink(missing_ok=True)
     nextpnr_opts = ["--report", "top.report.json", "--timing-allow-fail", "--seed", str(seed)]
     if not route:
@@ -594,9 +594,17 @@ def _run_plan(config: CoreConfig | None, board: Board, out: Path, top: Any,
     else:
         script = ["script top.ys"]
     what = f"synthesis (pyosys, memory limit {memory_limit / 2**30:.1f} GiB)"
-    seconds["synth"] = run_tool([sys.executable, "-c", _SYNTH, "top.rpt", *script], cwd=out,
-                                log=log, timeout=timeout, what=what, memory_limit=memory_limit,
-                                error=BuildError).seconds
+    try:
+        seconds["synth"] = run_tool([sys.executable, "-c", _SYNTH, "top.rpt", *script],
+                                    cwd=out, log=log, timeout=timeout, what=what,
+                                    memory_limit=memory_limit, error=BuildError).seconds
+    except BuildError as exc:
+        # Yosys writes its error (an internal assertion, a pass's ERROR line) to its own log,
+        # not to the child's output: quote that log's tail too
+        raise BuildError(f"{exc}\nYosys log ({out / 'top.rpt'}) tail:\n"
+                         f"{log_tail(out / 'top.rpt')}", what=exc.what, argv=exc.argv,
+                         returncode=exc.returncode, timed_out=exc.timed_out, log=exc.log,
+                         output=exc.output) from None
     used, cells = _count(out / "top.json", board.family)
     memories = _memories(out)
 
