@@ -83,6 +83,15 @@ def test_point_config_and_row_round_trip():
     assert SweepPoint(2, 1).config().engine.ddpg.weight_fmt.width == 32
     assert n.label == "S2 C1 U1 fixed narrow16"
     assert SweepPoint.from_row(n.to_row()) == n and n.to_row()["formats"] == "narrow16"
+    # the update units' kind reaches the engine, the label and the row; a row written before
+    # the column existed is of pipelined units
+    i = SweepPoint(2, 1, update_kind="iterative")
+    assert SweepPoint(2, 1).config().engine.update_kind == "pipelined"
+    assert i.config().engine.update_kind == "iterative"
+    assert i.label == "S2 C1 U1 iterative fixed"
+    assert SweepPoint.from_row(i.to_row()) == i
+    old = {k: v for k, v in SweepPoint(2, 1).to_row().items() if k != "update_kind"}
+    assert SweepPoint.from_row(old) == SweepPoint(2, 1)
 
 
 def test_point_errors():
@@ -94,6 +103,9 @@ def test_point_errors():
     with pytest.raises(ValueError, match=r"^SweepPoint formats must be one of fixar32, "
                                          r"narrow16, not 'int8'$"):
         SweepPoint(2, 1, formats="int8")
+    with pytest.raises(ValueError, match=r"^SweepPoint update_kind must be one of pipelined, "
+                                         r"iterative, not 'serial'$"):
+        SweepPoint(2, 1, update_kind="serial")
     with pytest.raises(TypeError, match=r"^SweepPoint size must be an integer, not 2.0$"):
         SweepPoint(2.0, 1)
     with pytest.raises(ValueError, match=r"^SweepPoint cores must be at least 1, not 0$"):
@@ -302,14 +314,14 @@ def test_cli_writes_the_sweep(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
     argv = ["sweep", "--sizes", "2", "4", "--cores", "1", "--precisions", "fixed", "fixed16",
             "--formats", "fixar32", "--boards", "ulx3s-45f", "--hidden", "5", "--batch", "4",
-            "--fmax", "--workers", "2", "--out", str(out)]
+            "--fmax", "--workers", "2", "--out", str(out), "--update-kind", "iterative"]
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "| ulx3s-45f | 4 | 1 | 1 | fixed16 | fixar32 |" in text
+    assert "| ulx3s-45f | 4 | 1 | 1 iterative | fixed16 | fixar32 |" in text
     command = re.search(r"^reproduce: (.*)$", text, re.M).group(1)
-    assert command == ("fixar-hw sweep --sizes 2 4 --cores 1 --update-units 1 --precisions "
-                       f"fixed fixed16 --formats fixar32 --boards ulx3s-45f --hidden 5 --batch 4 "
-                       f"--fmax --out {out}")
+    assert command == ("fixar-hw sweep --sizes 2 4 --cores 1 --update-units 1 --update-kind "
+                       "iterative --precisions fixed fixed16 --formats fixar32 --boards "
+                       f"ulx3s-45f --hidden 5 --batch 4 --fmax --out {out}")
     assert sorted(p.name for p in out.iterdir()) == ["pareto.png", "sweep.csv", "sweep.md"]
     assert main(argv) == 0
     assert "4 points: 4 fit, 0 failed, 4 from the cache" in capsys.readouterr().out
@@ -342,7 +354,8 @@ def test_cli_argparse_errors(argv, capsys):
 
 
 def test_real_evaluation_of_the_smallest_point(tmp_path, monkeypatch):
-    """Synthesis of the smallest core for the ULX3S-45F (cached in the build cache)."""
+    """Synthesis of the smallest core (16-bit formats, an iterative update unit) for the
+    ULX3S-45F (cached in the build cache)."""
     from fixar_hw.flow import build
     from fixar_hw.flow.build import estimate
 
@@ -353,7 +366,8 @@ def test_real_evaluation_of_the_smallest_point(tmp_path, monkeypatch):
     from sw_model.arch import ddpg_step
     from sw_model.arch.engine import compile_act, compile_step, program_cycles
 
-    point = SweepPoint(2, 1, "fixed", "ulx3s-45f", hidden=(5,), batch=4)
+    point = SweepPoint(2, 1, "fixed", "ulx3s-45f", formats="narrow16", update_kind="iterative",
+                       hidden=(5,), batch=4)
     (row,) = run_sweep([point], executor=None, cache_dir=tmp_path)
     assert row.get("error") is None, row.get("error")
     config = point.config()

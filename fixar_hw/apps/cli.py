@@ -439,7 +439,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         points, skipped = sweep.grid(
             args.sizes, args.cores, args.precisions, args.boards,
             update_units=args.update_units, formats=args.formats, hidden=tuple(args.hidden),
-            batch=args.batch,
+            batch=args.batch, update_kind=args.update_kind,
             obs_dim=args.obs_dim, act_dim=args.act_dim)
     except (TypeError, ValueError) as exc:
         return fail(str(exc))
@@ -454,6 +454,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     argv = ["fixar-hw", "sweep", *words("--sizes", args.sizes), *words("--cores", args.cores),
             *words("--update-units", args.update_units),
+            *(["--update-kind", args.update_kind] if args.update_kind != "pipelined" else []),
             *words("--precisions", args.precisions), *words("--formats", args.formats),
             *words("--boards", args.boards),
             *words("--hidden", args.hidden), "--batch", str(args.batch)]
@@ -724,6 +725,7 @@ def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:
     from fixar_hw.flow.sweep import PRECISIONS as SWEEP_PRECISIONS
     from fixar_hw.platforms.boards import BOARDS
     from sw_model.arch.ddpg_config import FORMAT_SETS
+    from sw_model.arch.engine import UPDATE_KINDS
 
     sw = sub.add_parser("sweep", help="sweep PE grid, cores, precision and board: resources, "
                                       "Fmax, projected throughput and a Pareto plot")
@@ -733,6 +735,9 @@ def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:
                     help="AAP cores (default 1)")
     sw.add_argument("--update-units", type=_positive_int, nargs="+", default=[1], metavar="N",
                     help="update units, powers of two up to size**2 (default 1)")
+    sw.add_argument("--update-kind", choices=UPDATE_KINDS, default="pipelined",
+                    help="the update units' kind: pipelined (one element a cycle) or "
+                         "iterative (compact; a few bits a cycle) (default pipelined)")
     sw.add_argument("--precisions", choices=SWEEP_PRECISIONS, nargs="+", default=["fixed"],
                     metavar="P", help=f"agent precisions: {', '.join(SWEEP_PRECISIONS)} "
                                       f"(default fixed; they share one datapath)")

@@ -52,6 +52,7 @@ from fixar_hw.config import CoreConfig
 from fixar_hw.flow.cache import cache_dir, tree_digest
 from fixar_hw.platforms.boards import BOARDS
 from sw_model.arch.ddpg_config import FORMAT_SETS
+from sw_model.arch.engine import UPDATE_KINDS
 
 __all__ = [
     "COLUMNS", "PRECISIONS", "Grid", "SweepPoint", "evaluate", "format_table", "grid",
@@ -65,17 +66,17 @@ PRECISIONS: tuple[str, ...] = ("fixed", "fixed16", "qat")
 
 #: Columns of a result row, in CSV order (an error row has the point's columns and ``error``).
 COLUMNS: tuple[str, ...] = (
-    "board", "size", "cores", "update_units", "precision", "formats", "hidden", "batch", "obs_dim",
-    "act_dim", "dma_addr_width", "config_id", "lut", "ff", "dsp", "bram", "spram", "lut_util",
-    "ff_util", "dsp_util", "bram_util", "util", "fits", "fmax_mhz", "clock_mhz", "run_mhz",
-    "step_cycles", "step_array_cycles", "act_cycles", "act_array_cycles",
+    "board", "size", "cores", "update_units", "update_kind", "precision", "formats", "hidden",
+    "batch", "obs_dim", "act_dim", "dma_addr_width", "config_id", "lut", "ff", "dsp", "bram",
+    "spram", "lut_util", "ff_util", "dsp_util", "bram_util", "util", "fits", "fmax_mhz",
+    "clock_mhz", "run_mhz", "step_cycles", "step_array_cycles", "act_cycles", "act_array_cycles",
     "train_samples_per_s", "actions_per_s", "eval_s", "cached", "key", "error",
 )
 
 # bump when the rows evaluate() writes change meaning
-_ROW_VERSION = 2
-_POINT_FIELDS = ("board", "size", "cores", "update_units", "precision", "formats", "hidden",
-                 "batch", "obs_dim", "act_dim", "dma_addr_width")
+_ROW_VERSION = 3
+_POINT_FIELDS = ("board", "size", "cores", "update_units", "update_kind", "precision",
+                 "formats", "hidden", "batch", "obs_dim", "act_dim", "dma_addr_width")
 # "tcp://host:8786", "inproc://..." (a LocalCluster with processes=False), or "host:8786"
 _SCHEDULER = re.compile(r"^([a-z][a-z0-9+.-]*://\S+|[^\s:/]+:\d+)$")
 
@@ -106,6 +107,10 @@ class SweepPoint:
         A format set of :data:`sw_model.arch.ddpg_config.FORMAT_SETS` (default ``"fixar32"``).
     update_units : int
         Update units (a power of two up to ``size**2``).
+    update_kind : {"pipelined", "iterative"}
+        :attr:`EngineConfig.update_kind <sw_model.arch.engine.EngineConfig>`: the pipelined
+        update unit (one element a cycle) or the compact iterative one (default
+        ``"pipelined"``).
     obs_dim, act_dim : int
         Observation and action sizes of the environment (default Pendulum's 3 and 1).
     hidden : tuple of int
@@ -128,6 +133,7 @@ class SweepPoint:
     board: str = "ulx3s-85f"
     formats: str = "fixar32"
     update_units: int = 1
+    update_kind: str = "pipelined"
     obs_dim: int = 3
     act_dim: int = 1
     hidden: tuple[int, ...] = (16, 16)
@@ -141,6 +147,9 @@ class SweepPoint:
         if self.precision not in PRECISIONS:
             raise ValueError(f"SweepPoint precision must be one of {', '.join(PRECISIONS)}, "
                              f"not {self.precision!r}")
+        if self.update_kind not in UPDATE_KINDS:
+            raise ValueError(f"SweepPoint update_kind must be one of {', '.join(UPDATE_KINDS)}, "
+                             f"not {self.update_kind!r}")
         if self.formats not in FORMAT_SETS:
             raise ValueError(f"SweepPoint formats must be one of {', '.join(FORMAT_SETS)}, "
                              f"not {self.formats!r}")
@@ -169,15 +178,18 @@ class SweepPoint:
         ddpg = DDPGConfig(hidden=self.hidden, precision=self.precision, batch_size=self.batch,
                           **format_set(self.formats))
         engine = EngineConfig(ddpg, self.obs_dim, self.act_dim, size=self.size,
-                              cores=self.cores, update_units=self.update_units)
+                              cores=self.cores, update_units=self.update_units,
+                              update_kind=self.update_kind)
         return CoreConfig(engine, dma_addr_width=self.dma_addr_width)
 
     @property
     def label(self) -> str:
-        """A short name: ``"S4 C2 U1 fixed"``, plus the format set unless ``"fixar32"``
-        (board left out)."""
+        """A short name: ``"S4 C2 U1 fixed"``, with ``iterative`` after the update units when
+        they are, and the format set unless ``"fixar32"`` (board left out)."""
         extra = "" if self.formats == "fixar32" else f" {self.formats}"
-        return f"S{self.size} C{self.cores} U{self.update_units} {self.precision}{extra}"
+        kind = "" if self.update_kind == "pipelined" else f" {self.update_kind}"
+        return (f"S{self.size} C{self.cores} U{self.update_units}{kind} "
+                f"{self.precision}{extra}")
 
     def to_row(self) -> dict[str, Any]:
         """The point's columns of a result row (``hidden`` as ``"16-16"``)."""
@@ -190,10 +202,10 @@ class SweepPoint:
         """Inverse of :meth:`to_row` (other columns ignored; CSV strings accepted)."""
         kw: dict[str, Any] = {}
         for name in _POINT_FIELDS:
-            value = row[name]
+            value = row.get(name, "pipelined") if name == "update_kind" else row[name]
             if name == "hidden":
                 value = tuple(int(n) for n in str(value).split("-"))
-            elif name not in ("board", "precision", "formats"):
+            elif name not in ("board", "precision", "formats", "update_kind"):
                 value = int(value)
             kw[name] = value
         return cls(**kw)
@@ -602,7 +614,8 @@ def format_table(rows: Sequence[Mapping[str, Any]], x: str = "lut",
              "| Actions/s | Pareto |",
              "|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|:-:|"]
     for r in rows:
-        head = (f"| {r['board']} | {r['size']} | {r['cores']} | {r['update_units']} "
+        kind = "" if r.get("update_kind", "pipelined") == "pipelined" else " iterative"
+        head = (f"| {r['board']} | {r['size']} | {r['cores']} | {r['update_units']}{kind} "
                 f"| {r['precision']} | {r.get('formats', 'fixar32')} ")
         if r.get("error"):
             message = str(r["error"]).splitlines()[0][:120].replace("|", "\\|")
