@@ -106,11 +106,13 @@ def run_session(trainer: Trainer, steps: int, seed: int, host_stalls=()) -> list
 
 
 def test_pendulum_qat_steps_through_the_switch():
-    """3-16-16-1 Pendulum networks on a 4x4 grid of two cores: two 32-bit steps, the switch,
-    then one 16-bit step at batch 4 (quick profile) or two at batch 8 (nightly)."""
-    batch, steps = (8, 4) if PROFILE == "nightly" else (4, 3)
+    """3-16-16-1 Pendulum networks on a 4x4 grid of two cores: 32-bit steps, the switch,
+    then 16-bit steps: one of each at batch 4 (quick profile), two of each at batch 8
+    (nightly)."""
+    batch, delay = (8, 2) if PROFILE == "nightly" else (4, 1)
+    steps = 2 * delay
     cfg = DDPGConfig(hidden=(16, 16), precision="qat", batch_size=batch, buffer_size=64,
-                     qat_delay=2, seed=5, adam_bias_steps=3)
+                     qat_delay=delay, seed=5, adam_bias_steps=3)
     trainer = Trainer.make(cfg, 3, 1, size=4, cores=2)
     run_session(trainer, steps=steps, seed=1)
     assert trainer.agent.opt.act16 is not None

@@ -29,7 +29,7 @@ from fixar_hw.flow.synth import _SYNTH_COMMANDS
 
 
 class _Bank(wiring.Component):
-    """``deep``: 2048 x 32 bits, one write and one read port; ``multi``: 64 x 32 bits, three
+    """``deep``: 2048 x 32 bits, one write and one read port; ``multi``: 16 x 32 bits, three
     write ports and one read port."""
 
     a: In(11)
@@ -45,7 +45,7 @@ class _Bank(wiring.Component):
         rd = deep.read_port()
         m.d.comb += [w.addr.eq(self.a), w.data.eq(self.d), w.en.eq(self.we),
                      rd.addr.eq(self.a + 1), self.q.eq(rd.data)]
-        m.submodules.multi = multi = memory.Memory(shape=32, depth=64, init=[])
+        m.submodules.multi = multi = memory.Memory(shape=32, depth=16, init=[])
         for k in range(3):
             wk = multi.write_port()
             m.d.comb += [wk.addr.eq(self.a + k), wk.data.eq(self.d + k), wk.en.eq(self.we)]
@@ -90,7 +90,7 @@ def test_each_memory_is_named_with_its_placement_and_size(family):
     found = {m.name: m for m in memory_placement(log, netlist)}
     assert set(found) == {"bank.deep", "bank.multi"}
     assert found["bank.deep"].kind == BLOCK and found["bank.deep"].bits == 2048 * 32
-    assert found["bank.multi"] == MemoryPlacement("bank.multi", FLIP_FLOPS, "FF", 64 * 32)
+    assert found["bank.multi"] == MemoryPlacement("bank.multi", FLIP_FLOPS, "FF", 16 * 32)
 
 
 def test_sizes_from_rtlil_and_verilog():
