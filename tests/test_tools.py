@@ -10,7 +10,7 @@ import time
 import pytest
 
 from fixar_hw.errors import FixarError, ToolError
-from fixar_hw.tools import ToolResult, run_tool, tool_failure
+from fixar_hw.tools import ToolResult, prepare_yowasp, run_tool, tool_failure
 
 PY = sys.executable
 
@@ -128,3 +128,35 @@ def test_interrupt_kills_the_tool(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run_tool([PY, "-c", code], cwd=tmp_path, timeout=60, what="a sleeper")
     assert not _alive(int(pid_file.read_text()))
+
+
+def _slow_tool(tmp_path, status: int = 0):
+    """A tool that logs when it starts and ends, taking half a second."""
+    log = tmp_path / "runs.log"
+    tool = tmp_path / "slow-tool"
+    tool.write_text(f"#!/bin/sh\necho start >> {log}\nsleep 0.5\necho end >> {log}\n"
+                    f"exit {status}\n")
+    tool.chmod(0o755)
+    return tool, log
+
+
+def test_prepare_yowasp_runs_once_per_process_and_one_process_at_a_time(tmp_path):
+    """Two processes preparing the same tool at the same moment run it one after the other
+    (never interleaved), and a process runs it once however often it asks."""
+    tool, log = _slow_tool(tmp_path)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    code = ("import sys\nfrom fixar_hw.tools import prepare_yowasp\n"
+            "for _ in range(3):\n    prepare_yowasp(sys.argv[1])\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tool)], env=env)
+             for _ in range(2)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    assert log.read_text().split() == ["start", "end", "start", "end"]
+    assert (tmp_path / "cache" / "fixar-hw" / ".slow-tool.prepare.lock").exists()
+
+
+def test_prepare_yowasp_reports_a_failing_tool(tmp_path):
+    tool, _ = _slow_tool(tmp_path, status=3)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    with pytest.raises(ToolError, match=r"slow-tool \(first use: compiling its WebAssembly\) "
+                                        r"failed \(exit status 3\)"):
+        prepare_yowasp(str(tool), env)
