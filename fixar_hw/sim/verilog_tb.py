@@ -369,9 +369,11 @@ def run_verilog_inference(config: CoreConfig, weights: ds.Weights, obs: Any, *,
                           targets: ds.Weights | None = None, opt: ds.OptState | None = None,
                           formats: Mapping[str, FixedFormat] | None = None,
                           seed: int | None = None, wait_states: int = 0,
+                          cflags: Sequence[str] = ("-O1",),
                           timeout: float = 600) -> np.ndarray:
     """One noisy action computed by the Verilog testbench (see :func:`inference_script` for
-    the parameters); returns the ``act_fmt`` action codes.
+    the parameters; ``wait_states`` and ``cflags`` go to :func:`build_testbench`); returns
+    the ``act_fmt`` action codes.
 
     Raises
     ------
@@ -383,7 +385,7 @@ def run_verilog_inference(config: CoreConfig, weights: ds.Weights, obs: Any, *,
     if len(job.script) >= _SCRIPT_RECORDS:
         raise ValueError(f"the host script has {len(job.script)} records; the testbench "
                          f"holds {_SCRIPT_RECORDS - 1}")
-    exe = build_testbench(config, wait_states=wait_states)
+    exe = build_testbench(config, wait_states=wait_states, cflags=cflags)
     with tempfile.TemporaryDirectory(prefix="fixar-tb-") as tmp:
         d = Path(tmp)
         _write_hex(d / "mem.hex", job.ext_mem)
