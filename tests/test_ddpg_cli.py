@@ -68,14 +68,16 @@ NIGHTLY = os.environ.get("FIXAR_HYPOTHESIS_PROFILE", "ci") == "nightly"
 ])
 def test_train_cli_on_a_core_equals_numpy(tmp_path, capsys, backend):
     """``--backend sim`` / ``verilator``: the training steps and noisy actions run on a
-    FixarCore; returns, evaluation and the final weight image equal the NumPy run's."""
+    FixarCore (in the simulator with iterative update units, half the simulation time of the
+    pipelined ones); returns, evaluation and the final weight image equal the NumPy run's."""
     warmup, steps = ("195", 6) if backend == "sim" else ("150", 51)
     common = ["train", "--env", "pendulum", "--precision", "qat", "--steps", "200", "--seed",
               "5", "--hidden", "6", "--batch-size", "4", "--warmup", warmup, "--qat-delay",
               "3", "--eval-episodes", "1", "--no-progress"]
     assert main([*common, "--out", str(tmp_path / "np")]) == 0
+    kind = ["--core-update-kind", "iterative"] if backend == "sim" else []
     assert main([*common, "--backend", backend, "--core-size", "2", "--core-cores", "2",
-                 "--out", str(tmp_path / "hw")]) == 0
+                 *kind, "--out", str(tmp_path / "hw")]) == 0
     text = capsys.readouterr().out
     assert text.count(f"1 episodes, {steps} training steps") == 2
     a, b = (tmp_path / "np", tmp_path / "hw")
@@ -87,6 +89,22 @@ def test_train_cli_on_a_core_equals_numpy(tmp_path, capsys, backend):
     for net in wa.weights:
         for key in wa.weights[net]:
             assert np.array_equal(wa.weights[net][key], wb.weights[net][key])
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--core-size", "3"], "EngineConfig size must be a power of two, not 3"),
+    (["--core-size", "2", "--core-update-units", "8"],
+     "EngineConfig update_units must be a power of two up to size**2 = 4, not 8"),
+])
+def test_train_cli_refuses_a_core_before_the_run(tmp_path, capsys, argv, message):
+    """A grid the engine refuses stops the command before anything is written."""
+    out = tmp_path / "x"
+    code = main(["train", "--precision", "fixed", "--steps", "10", "--backend", "sim",
+                 "--no-progress", "--vcd", str(tmp_path / "w" / "run.vcd"), *argv,
+                 "--out", str(out)])
+    assert code == 2
+    assert f"fixar-hw train: {message}" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "w").exists()
 
 
 def test_train_cli_sim_backend_needs_fixed_point(tmp_path, capsys):

@@ -212,9 +212,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
             print(f"fixar-hw train: --backend {args.backend} needs a fixed-point precision, "
                   f"not {config.precision!r}", file=sys.stderr)
             return 2
+        try:
+            make_agent = core_agent_factory(args.backend, size=args.core_size,
+                                            cores=args.core_cores,
+                                            update_units=args.core_update_units,
+                                            update_kind=args.core_update_kind, vcd=args.vcd,
+                                            trace=args.trace)
+            # the grid the engine refuses is refused now, not after the output is written
+            from sw_model.rl.envs import make as make_env
+
+            env = make_env(args.env)
+            make_agent.core_config(config, env.observation_dim, env.action_dim)
+        except ValueError as exc:
+            print(f"fixar-hw train: {exc}", file=sys.stderr)
+            return 2
         _prepare_waveform(args)
-        make_agent = core_agent_factory(args.backend, size=args.core_size,
-                                        cores=args.core_cores, vcd=args.vcd, trace=args.trace)
     try:
         summary = run_training(config, args.env, args.steps, args.out,
                                eval_episodes=args.eval_episodes, progress=not args.no_progress,
@@ -579,6 +591,13 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
                     help="sim/verilator backends: PE grid side (default 4)")
     tr.add_argument("--core-cores", type=_positive_int, default=2,
                     help="sim/verilator backends: AAP cores (default 2)")
+    tr.add_argument("--core-update-units", type=_positive_int, default=None, metavar="N",
+                    help="sim/verilator backends: update units, a power of two up to "
+                         "size**2 (default min(size**2, 4))")
+    tr.add_argument("--core-update-kind", choices=("pipelined", "iterative"),
+                    default="pipelined",
+                    help="sim/verilator backends: pipelined update units (one element a "
+                         "cycle) or the compact iterative ones (default pipelined)")
     tr.add_argument("--vcd", metavar="FILE",
                     help="--backend sim: write a VCD waveform of the core's whole run")
     tr.add_argument("--trace", metavar="FILE.fst",

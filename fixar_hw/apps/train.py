@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from fixar_hw.config import CoreConfig
 from sw_model.rl.ddpg import DDPGAgent, DDPGConfig, TrainResult, evaluate, train
 
 __all__ = ["CoreAgentFactory", "RunSummary", "config_from_args", "core_agent_factory",
@@ -177,6 +178,9 @@ class CoreAgentFactory:
         PE grid side and AAP cores.
     update_units : int, optional
         Update units (default: ``min(size * size, 4)``).
+    update_kind : {"pipelined", "iterative"}
+        The update units' kind (:attr:`EngineConfig.update_kind
+        <sw_model.arch.engine.EngineConfig>`; default ``"pipelined"``).
     vcd : path, optional
         ``backend="sim"``: write a VCD file of the core's whole run.
     trace : path, optional
@@ -189,12 +193,18 @@ class CoreAgentFactory:
     """
 
     def __init__(self, backend: str = "sim", *, size: int = 4, cores: int = 2,
-                 update_units: int | None = None, vcd: str | os.PathLike[str] | None = None,
+                 update_units: int | None = None, update_kind: str = "pipelined",
+                 vcd: str | os.PathLike[str] | None = None,
                  trace: str | os.PathLike[str] | None = None) -> None:
         from fixar_hw.apps.demo.settings import check_waveforms
+        from sw_model.arch.engine import UPDATE_KINDS
 
         if backend not in ("sim", "verilator"):
             raise ValueError(f"backend must be 'sim' or 'verilator', not {backend!r}")
+        if update_kind not in UPDATE_KINDS:
+            raise ValueError(f"update_kind must be one of {', '.join(UPDATE_KINDS)}, not "
+                             f"{update_kind!r}")
+        self.update_kind = update_kind
         check_waveforms(backend, vcd, trace)
         self.backend, self.size, self.cores, self.update_units = backend, size, cores, \
             update_units
@@ -211,17 +221,12 @@ class CoreAgentFactory:
         RuntimeError
             For a second agent when a waveform is written (one file, one core).
         """
-        from fixar_hw.config import CoreConfig
         from fixar_hw.host.driver import FixarDriver, HardwareAgent
         from fixar_hw.sim.transport import SimTransport
-        from sw_model.arch.engine import EngineConfig
 
         if self.transports and (self.vcd or self.trace):
             raise RuntimeError("a factory that writes a waveform makes one agent")
-        size = self.size
-        units = self.update_units if self.update_units is not None else min(size * size, 4)
-        core = CoreConfig(EngineConfig(config, obs_dim, act_dim, size=size, cores=self.cores,
-                                       update_units=units))
+        core = self.core_config(config, obs_dim, act_dim)
         if self.backend == "sim":
             transport: Any = SimTransport(core, vcd=self.vcd)
         else:
@@ -232,6 +237,24 @@ class CoreAgentFactory:
         return HardwareAgent(config, obs_dim, act_dim, low, high,
                              driver=FixarDriver(transport, core))
 
+    def core_config(self, config: DDPGConfig, obs_dim: int, act_dim: int) -> CoreConfig:
+        """The :class:`~fixar_hw.config.CoreConfig` of the cores this factory makes for an
+        agent of ``config`` on an environment of ``obs_dim`` observations and ``act_dim``
+        actions.
+
+        Raises
+        ------
+        ValueError
+            If the engine refuses the grid (a size that is not a power of two, too many
+            update units; the message says which).
+        """
+        from sw_model.arch.engine import EngineConfig
+
+        size = self.size
+        units = self.update_units if self.update_units is not None else min(size * size, 4)
+        return CoreConfig(EngineConfig(config, obs_dim, act_dim, size=size, cores=self.cores,
+                                       update_units=units, update_kind=self.update_kind))
+
     def close(self) -> None:
         """Close the transports of the agents made so far (their agents cannot run after)."""
         for transport in self.transports:
@@ -239,7 +262,7 @@ class CoreAgentFactory:
 
 
 def core_agent_factory(backend: str = "sim", *, size: int = 4, cores: int = 2,
-                       update_units: int | None = None,
+                       update_units: int | None = None, update_kind: str = "pipelined",
                        vcd: str | os.PathLike[str] | None = None,
                        trace: str | os.PathLike[str] | None = None) -> CoreAgentFactory:
     """An agent factory for :func:`run_training` whose agents train on a
@@ -247,7 +270,7 @@ def core_agent_factory(backend: str = "sim", *, size: int = 4, cores: int = 2,
     Amaranth's simulator (``backend="sim"``, :class:`~fixar_hw.sim.transport.SimTransport`,
     optionally writing a VCD file ``vcd``) or as Verilog in Verilator (``"verilator"``,
     :class:`~fixar_hw.sim.core_verilator.VerilatorTransport`, optionally writing an FST file
-    ``trace``). Close it (:meth:`CoreAgentFactory.close`) after the run to finish the
-    waveform."""
+    ``trace``). The parameters are :class:`CoreAgentFactory`'s. Close it
+    (:meth:`CoreAgentFactory.close`) after the run to finish the waveform."""
     return CoreAgentFactory(backend, size=size, cores=cores, update_units=update_units,
-                            vcd=vcd, trace=trace)
+                            update_kind=update_kind, vcd=vcd, trace=trace)
