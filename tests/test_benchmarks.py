@@ -1,10 +1,12 @@
 """Benchmarks stay runnable: each runs in its quick mode and prints its reproduce line.
 
 The quick modes of the benchmarks that synthesize, place and route or build a Verilator model
-take minutes each; they run in the nightly profile, and in the quick profile every benchmark
-at least parses its command line (``--help``), so that none rots unnoticed. What they measure
-is tested on its own: the sweep in ``test_sweep``, placement in ``test_pnr``, the engine and
-the core in ``test_engine_hw`` and ``test_core``.
+take minutes each (the bit-width search's and the array's most of a minute on a cold
+machine); they run in the nightly profile, and in the quick profile every benchmark at least
+parses its command line (``--help``), so that none rots unnoticed. What they measure is tested
+on its own: the sweep in ``test_sweep``, placement in ``test_pnr``, the engine and the core in
+``test_engine_hw`` and ``test_core``, the search in ``test_autoq`` and ``test_search_cli``, the
+array in ``test_aap`` and ``test_array_verilator``.
 """
 
 import subprocess
@@ -15,9 +17,10 @@ import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 SCRIPTS = sorted(p.name for p in BENCH.glob("bench_*.py"))
-#: Quick modes of minutes (synthesis, place and route, Verilator builds).
+#: Quick modes of minutes (synthesis, place and route, Verilator builds), or of most of a minute
+#: on a cold machine (the search's training and rollouts, the array's Verilator build).
 SLOW = {"bench_sweep.py", "bench_array_fpga.py", "bench_engine.py", "bench_core.py",
-        "bench_update.py"}
+        "bench_update.py", "bench_autoq.py", "bench_array.py"}
 
 
 @pytest.mark.parametrize("script", [

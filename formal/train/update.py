@@ -313,9 +313,11 @@ JOBS = [
                lambda ops=ops: UpdateEquivSpec(_WE, _GE, _LRE, ops), "bmc", _LATENCY_E + 2,
                slow=(name == "adam"))
       for name, ops in (("adam", (0,)), ("sgd", (1,)), ("soft", (2, 3)))),
+    # the iterative unit's Adam proof runs in the quick profile; this one (about a minute)
+    # with the slow set
     ProofJob("update.equiv.adam_fast.w4g5", "one adam element (c1 without ties): the spec",
              lambda: UpdateEquivSpec(_WE, _GE, _LRE, (0,), c1_powers=False), "bmc",
-             _LATENCY_E + 2),
+             _LATENCY_E + 2, slow=True),
     ProofJob("update.mutant.ties_up", "a spec rounding ties up differs from the design",
              lambda: UpdateEquivSpec(_WE, _GE, _LRE, (2,), ties_up=True), "bmc",
              _LATENCY_E + 2, expect="FAIL"),
