@@ -34,7 +34,8 @@ from sw_model.rl.ddpg import DDPGAgent
 
 AGENT = DDPGConfig(hidden=(5,), precision="fixed", batch_size=4, buffer_size=16)
 CONFIG = CoreConfig(EngineConfig(AGENT, 3, 1, size=2, cores=2), dma_addr_width=16)
-#: One build for every test here; -O0 builds in two thirds of the time of -O1 and the runs are short.
+#: One build for every test here; -O0 builds in two thirds of the time of -O1, and the runs
+#: are short.
 CFLAGS = ("-O0",)
 
 needs_verilator = pytest.mark.skipif(not VerilatorTransport.available(),
