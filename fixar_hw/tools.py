@@ -27,13 +27,14 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from fixar_hw.errors import ToolError
 
-__all__ = ["ToolResult", "log_tail", "prepare_yowasp", "run_tool", "tool_failure"]
+__all__ = ["ToolResult", "cache_root", "file_lock", "log_tail", "prepare_yowasp", "run_tool",
+           "tool_failure"]
 
 _TAIL_LINES = 40
 _TAIL_CHARS = 4000
@@ -226,6 +227,27 @@ def run_tool(argv: Sequence[str | os.PathLike[str]], *, cwd: str | os.PathLike[s
     return result
 
 
+def cache_root(env: Mapping[str, str] | None = None) -> Path:
+    """The root of fixar-hw's caches: ``$XDG_CACHE_HOME/fixar-hw`` (``~/.cache/fixar-hw``
+    when unset), read from ``env`` (default: this process's environment)."""
+    environ = os.environ if env is None else env
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base, "fixar-hw")
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created, with its folder, if missing), shared
+    by every process of the machine, for the ``with`` block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 _prepared: set[str] = set()
 _prepare_lock = threading.Lock()
 
@@ -258,16 +280,8 @@ def prepare_yowasp(path: str, env: Mapping[str, str] | None = None, *,
     with _prepare_lock:
         if path in _prepared:
             return
-        environ = os.environ if env is None else env
-        base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = Path(base, "fixar-hw")
-        root.mkdir(parents=True, exist_ok=True)
         name = Path(path).name
-        with open(root / f".{name}.prepare.lock", "a+b") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                run_tool([path, "--version"], cwd=None, env=env, timeout=timeout,
-                         what=f"{name} (first use: compiling its WebAssembly)")
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with file_lock(cache_root(env) / f".{name}.prepare.lock"):
+            run_tool([path, "--version"], cwd=None, env=env, timeout=timeout,
+                     what=f"{name} (first use: compiling its WebAssembly)")
         _prepared.add(path)

@@ -558,6 +558,7 @@ def _add_prove_parser(sub: argparse._SubParsersAction) -> None:
 def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     """The ``train`` sub-command and its arguments."""
     from sw_model.arch.ddpg_config import PRECISIONS
+    from sw_model.arch.engine import UPDATE_KINDS
 
     tr = sub.add_parser("train", help="train a DDPG agent (float, fixed point or FIXAR QAT)")
     tr.add_argument("--env", default="pendulum",
@@ -594,8 +595,7 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--core-update-units", type=_positive_int, default=None, metavar="N",
                     help="sim/verilator backends: update units, a power of two up to "
                          "size**2 (default min(size**2, 4))")
-    tr.add_argument("--core-update-kind", choices=("pipelined", "iterative"),
-                    default="pipelined",
+    tr.add_argument("--core-update-kind", choices=UPDATE_KINDS, default="pipelined",
                     help="sim/verilator backends: pipelined update units (one element a "
                          "cycle) or the compact iterative ones (default pipelined)")
     tr.add_argument("--vcd", metavar="FILE",

@@ -10,14 +10,14 @@ anything that shapes the hardware invalidates it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import hashlib
 import importlib.metadata
 import importlib.util
-import os
 from collections.abc import Iterator
 from pathlib import Path
+
+from fixar_hw.tools import cache_root, file_lock
 
 __all__ = ["DESIGN_PACKAGES", "build_lock", "cache_dir", "design_digest", "tree_digest"]
 
@@ -30,8 +30,7 @@ DESIGN_PACKAGES = ("fixar_hw.arith", "fixar_hw.train", "fixar_hw.soc", "fixar_hw
 
 def cache_dir(*parts: str) -> Path:
     """``$XDG_CACHE_HOME/fixar-hw/<parts...>`` (``~/.cache/fixar-hw/...`` when unset)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base, "fixar-hw", *parts)
+    return cache_root().joinpath(*parts)
 
 
 @contextlib.contextmanager
@@ -42,13 +41,8 @@ def build_lock(root: Path, key: str) -> Iterator[None]:
     run one after the other: the first builds, the others find its product when they get the
     lock instead of building it again.
     """
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{key[:32]}.lock", "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(root / f".{key[:32]}.lock"):
+        yield
 
 
 def _module_path(name: str) -> Path:
