@@ -7,10 +7,13 @@ the smallest FixarCore is synthesized for an ECP5 board and checked against the 
 Board capacities are checked against what nextpnr reports as available.
 """
 
+import concurrent.futures
 import dataclasses
 import json
 import math
 import os
+import threading
+import time
 import types
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from fixar_hw.flow import build as fb
 from fixar_hw.flow.build import BuildReport, fit_check, over_capacity, shrink_advice
 from fixar_hw.flow.floor import resource_floor
 from fixar_hw.flow.memories import BLOCK, FLIP_FLOPS
+from fixar_hw.flow.sweep import SweepPoint
 from fixar_hw.platforms import BoardTop
 from fixar_hw.platforms.boards import BOARDS, RESOURCE_KINDS, Board, get_board
 from sw_model.arch.ddpg_config import DDPGConfig, format_set
@@ -228,12 +232,22 @@ def test_every_board_synthesizes(name, tmp_path):
     assert sum(report.cells.values()) > 100
 
 
-def test_core_synthesis_fit_and_refusal(tmp_path):
+#: The smallest 16-bit core as a sweep names it (the example's core, with the sweep's replay
+#: buffer size, which only the host uses): ``test_sweep``'s real evaluation synthesizes the
+#: same configuration, so one synthesis, in the build cache, serves both tests.
+SMALLEST_16 = SweepPoint(2, 1, "fixed", "ulx3s-45f", formats="narrow16", update_kind="iterative",
+                         hidden=(5,), batch=4, dma_addr_width=16)
+
+
+def test_core_synthesis_fit_and_refusal():
     """The smallest core (16-bit formats: half the 32-bit core's synthesis time) synthesizes
     for the ULX3S-45F and fits; the same counts are refused by the iCEBreaker with a message
     naming the overflow. (The 32-bit core is synthesized and placed in the nightly profile.)"""
-    config = small_config("narrow16")
-    report = fb.build(config, "ulx3s-45f", tmp_path, place=False)
+    config = SMALLEST_16.config()
+    ddpg = dataclasses.replace(config.engine.ddpg, buffer_size=16)
+    engine = dataclasses.replace(config.engine, ddpg=ddpg)
+    assert dataclasses.replace(config, engine=engine) == small_config("narrow16")
+    report = fb.estimate(config, "ulx3s-45f")
     assert report.fits and report.config_id == config.config_id
     assert report.used["dsp"] > 0 and report.used["lut"] > 5_280
     # one core and iterative units: nothing the floor counts (the memories are block or LUT
@@ -245,8 +259,7 @@ def test_core_synthesis_fit_and_refusal(tmp_path):
     _check_memories(report)
     placed = {m.name.rsplit(".", 1)[-1]: m.kind for m in report.memories}
     assert placed["W"] == placed["A"] == BLOCK
-    saved = json.loads((tmp_path / "report.json").read_text())
-    assert CoreConfig.from_dict(saved["config"]) == config
+    assert CoreConfig.from_dict(report.config) == config
     with pytest.raises(DoesNotFit, match="iCE40UP5K"):
         fit_check(report.used, "icebreaker", config)
 
@@ -343,6 +356,24 @@ def test_estimate_is_cached(tmp_path, monkeypatch):
     assert fb.estimate(None, "icebreaker") == first
     with pytest.raises(AssertionError, match="cache was not used"):
         fb.estimate(None, "icebreaker", cache=False)
+
+
+def test_parallel_estimates_of_one_entry_synthesize_once(tmp_path, monkeypatch):
+    """Two callers asking for the same estimate at once: the second waits for the first's
+    synthesis and reads its result from the cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    runs = []
+    real = fb._run_plan
+
+    def counted(*args, **kwargs):
+        runs.append(threading.get_ident())
+        time.sleep(0.5)  # both callers are waiting on the entry by now
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fb, "_run_plan", counted)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda _: fb.estimate(None, "icebreaker"), range(2))
+    assert len(runs) == 1 and first == second
 
 
 # --- the command line --------------------------------------------------------------------------

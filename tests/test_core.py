@@ -37,11 +37,15 @@ PROFILE = os.environ.get("FIXAR_HYPOTHESIS_PROFILE", "ci")
 MAX_EXAMPLES = {"ci": 2, "nightly": 30}.get(PROFILE, 2)  # each: training steps on a core
 
 
-def small(precision="fixed", hidden=(5,), batch=4, size=2, cores=2, **kw) -> CoreConfig:
+def small(precision="fixed", hidden=(5,), batch=4, size=2, cores=2, kind="pipelined",
+          **kw) -> CoreConfig:
+    """A small core. ``kind="iterative"`` halves the simulator's time per cycle (it evaluates
+    the pipelined update unit's 40-odd stages every cycle) for tests that run no update pass;
+    a training step takes several times the cycles with one iterative unit."""
     cfg = DDPGConfig(hidden=hidden, precision=precision, batch_size=batch, buffer_size=32,
                      qat_delay=1, warmup_steps=0)
-    return CoreConfig(en.EngineConfig(cfg, 3, 1, size=size, cores=cores), dma_addr_width=16,
-                      **kw)
+    return CoreConfig(en.EngineConfig(cfg, 3, 1, size=size, cores=cores, update_kind=kind),
+                      dma_addr_width=16, **kw)
 
 
 def fill(agents, rng, n, obs=3, act=1):

@@ -53,8 +53,12 @@ PERIOD = 1e-6
 
 
 def tiny(hidden=(5,), batch=4, **kw) -> CoreConfig:
+    # an iterative update unit: the simulator evaluates the pipelined unit's 40-odd stages
+    # every cycle, which doubles these tests' time (the pipelined unit in a whole core is
+    # tested by test_engine_hw and test_core_verilog)
     cfg = DDPGConfig(hidden=hidden, precision="fixed", batch_size=batch, buffer_size=16)
-    return CoreConfig(en.EngineConfig(cfg, 3, 1, size=2, cores=1), **kw)
+    engine = en.EngineConfig(cfg, 3, 1, size=2, cores=1, update_kind="iterative")
+    return CoreConfig(engine, **kw)
 
 
 # --- simulation helpers --------------------------------------------------------------------------

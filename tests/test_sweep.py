@@ -24,6 +24,8 @@ from fixar_hw.flow import sweep
 from fixar_hw.flow.sweep import SweepPoint, grid, pareto, run_sweep
 from sw_model.arch.ddpg_config import FORMAT_SETS
 
+from .test_build import SMALLEST_16
+
 # --- a cheap evaluator ----------------------------------------------------------------------------
 
 
@@ -366,8 +368,7 @@ def test_real_evaluation_of_the_smallest_point(tmp_path, monkeypatch):
     from sw_model.arch import ddpg_step
     from sw_model.arch.engine import compile_act, compile_step, program_cycles
 
-    point = SweepPoint(2, 1, "fixed", "ulx3s-45f", formats="narrow16", update_kind="iterative",
-                       hidden=(5,), batch=4)
+    point = SMALLEST_16  # test_build synthesizes the same core: one synthesis serves both
     (row,) = run_sweep([point], executor=None, cache_dir=tmp_path)
     assert row.get("error") is None, row.get("error")
     config = point.config()

@@ -93,7 +93,7 @@ def word(value: int) -> int:
 # --- Amaranth's simulator: VCD and write cycles ----------------------------------------------
 
 def test_sim_transport_vcd_shows_each_read_back_word_written_at_its_cycle(tmp_path):
-    config = small()
+    config = small(kind="iterative")  # no update pass: the cheaper unit to simulate
     path = tmp_path / "core.vcd"
     transport = SimTransport(config, vcd=path)
     drv, agent = loaded_driver(transport, config)
@@ -155,8 +155,8 @@ def test_train_cli_writes_the_vcd_of_the_run(tmp_path, monkeypatch, capsys):
     vcd = tmp_path / "waves" / "train.vcd"  # the folder is made
     argv = ["train", "--precision", "fixed", "--hidden", "2", "--batch-size", "2", "--steps",
             "200", "--warmup", "199", "--eval-episodes", "0", "--no-progress", "--backend",
-            "sim", "--core-size", "2", "--core-cores", "1", "--vcd", str(vcd), "--out",
-            str(tmp_path / "run")]
+            "sim", "--core-size", "2", "--core-cores", "1", "--core-update-kind", "iterative",
+            "--vcd", str(vcd), "--out", str(tmp_path / "run")]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "1 episodes, 2 training steps" in out
@@ -255,7 +255,8 @@ def test_core_check_reports_a_corrupted_word_with_its_write_cycle(monkeypatch):
     values and the cycle at which the DMA wrote that word."""
     settings = demo_settings(quick=True)
     ddpg = settings.ddpg.replace(precision="fixed")
-    config = CoreConfig(en.EngineConfig(ddpg, 3, 1, size=2, cores=1), dma_addr_width=16)
+    config = CoreConfig(en.EngineConfig(ddpg, 3, 1, size=2, cores=1, update_kind="iterative"),
+                        dma_addr_width=16)
     agent = DDPGAgent(ddpg, 3, 1, [-2.0], [2.0])
     fill([agent], np.random.default_rng(1), ddpg.batch_size)
     seen: dict = {}

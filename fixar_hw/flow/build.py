@@ -57,7 +57,7 @@ from typing import Any
 
 from fixar_hw.config import CoreConfig
 from fixar_hw.errors import BuildError, DoesNotFit
-from fixar_hw.flow.cache import cache_dir, design_digest, tree_digest
+from fixar_hw.flow.cache import build_lock, cache_dir, design_digest, tree_digest
 from fixar_hw.flow.floor import resource_floor
 from fixar_hw.flow.memories import BLOCK, FLIP_FLOPS, MemoryPlacement, memory_placement
 from fixar_hw.flow.pnr import critical_path
@@ -720,12 +720,25 @@ def estimate(config: CoreConfig | None, board: Board | str, *, fmax: bool = Fals
     board = get_board(board)
     if not isinstance(fmax, bool):
         raise TypeError(f"fmax must be a bool, not {fmax!r}")
-    path = _cache_dir() / f"{cache_key(config, board, fmax=fmax)}.json"
-    if cache and path.exists():
-        try:
-            return BuildReport.from_dict(json.loads(path.read_text()))
-        except (ValueError, TypeError, KeyError):
-            path.unlink(missing_ok=True)
+    key = cache_key(config, board, fmax=fmax)
+    if not cache:
+        return _estimate(config, board, fmax, None, timeout, memory_limit)
+    path = _cache_dir() / f"{key}.json"
+    # one synthesis per entry: a second process asking for the same estimate (a sweep's
+    # workers, parallel tests, two commands) waits for the first and reads its result
+    with build_lock(_cache_dir(), key):
+        if path.exists():
+            try:
+                return BuildReport.from_dict(json.loads(path.read_text()))
+            except (ValueError, TypeError, KeyError):
+                path.unlink(missing_ok=True)
+        return _estimate(config, board, fmax, path, timeout, memory_limit)
+
+
+def _estimate(config: CoreConfig | None, board: Board, fmax: bool, path: Path | None,
+              timeout: float | None, memory_limit: int | None) -> BuildReport:
+    """:func:`estimate` after its cache lookup by :func:`cache_key` (``path`` None: no cache)."""
+    cache = path is not None
     try:
         floor_check(config, board)
     except DoesNotFit as exc:
@@ -766,7 +779,7 @@ def estimate(config: CoreConfig | None, board: Board | str, *, fmax: bool = Fals
                              cells=cells, memories=_memories(tmp))
     shutil.rmtree(tmp, ignore_errors=True)
     result = dataclasses.replace(result, bitstream=None)
-    if cache:
+    if path is not None:
         _store(path, result)
     if by_plan is not None:
         _store(by_plan, result)

@@ -318,11 +318,14 @@ JOBS = [
     ProofJob("update.equiv.adam_fast.w4g5", "one adam element (c1 without ties): the spec",
              lambda: UpdateEquivSpec(_WE, _GE, _LRE, (0,), c1_powers=False), "bmc",
              _LATENCY_E + 2, slow=True),
+    # the mutant and the cover of the iterative unit (the same spec) run in the quick
+    # profile; these two (about 20 s each) with the slow set
     ProofJob("update.mutant.ties_up", "a spec rounding ties up differs from the design",
              lambda: UpdateEquivSpec(_WE, _GE, _LRE, (2,), ties_up=True), "bmc",
-             _LATENCY_E + 2, expect="FAIL"),
+             _LATENCY_E + 2, expect="FAIL", slow=True),
     ProofJob("update.cover.w4g5", "an Adam element completes after a stall, saturated",
-             lambda: UpdateEquivSpec(_WE, _GE, _LRE, (0,)), "cover", _LATENCY_E + 4),
+             lambda: UpdateEquivSpec(_WE, _GE, _LRE, (0,)), "cover", _LATENCY_E + 4,
+             slow=True),
     # the iterative unit
     *(ProofJob(f"update_iter.contract.b{b}.w8g6", "one output per accepted element; o stable",
                lambda b=b: UpdateContractSpec(_W, _G, _LR, bits=b), "prove", 3, slow=(b != 2))
@@ -331,7 +334,7 @@ JOBS = [
              lambda: UpdateOrderSpec(_WE, _GE, _LRE, bits=2), "bmc", 3 * 5 + 6, slow=True),
     *(ProofJob(f"update_iter.equiv.{name}.b2.w4g5", f"one {name} element: the spec",
                lambda ops=ops: UpdateEquivSpec(_WE, _GE, _LRE, ops, bits=2), "bmc",
-               _ITER_E[2] + 2, slow=(name != "sgd"))
+               _ITER_E[2] + 2, slow=True)
       for name, ops in (("adam", (0,)), ("sgd", (1,)), ("soft", (2, 3)))),
     *(ProofJob(f"update_iter.equiv.adam_fast.b{b}.w4g5",
                "one adam element (c1 without ties): the spec",
