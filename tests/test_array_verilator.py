@@ -102,7 +102,10 @@ def _cycles(config: AAPConfig, job: ArrayJob) -> int:
     return config.cycle_model.cycles(job.op, job.m, job.n, job.batch, job.parallelism)
 
 
-@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("name", [
+    # the 4x4 build (its Verilator compile is the longest, about 40 s) is thoroughness
+    pytest.param(name, marks=pytest.mark.nightly) if name == "s4c2" else name
+    for name in sorted(CONFIGS)])
 def test_verilator_equals_the_models(name):
     """One build per configuration (so parallel workers never build the same one twice)."""
     config = CONFIGS[name]

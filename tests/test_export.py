@@ -312,6 +312,10 @@ def test_counter_matches_closed_form_and_simulator():
 @pytest.mark.verilator
 @requires_verilator
 def test_verilate_cache_reuses_binary(tmp_path, monkeypatch, capsys):
+    # a cache of its own, but the machine's ccache (its compiled Verilator runtime)
+    monkeypatch.setenv("CCACHE_DIR", os.environ.get("CCACHE_DIR")
+                       or str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+                              / "ccache"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     cache = tmp_path / "cache" / "fixar-hw" / "verilator"
     text = to_verilog(UnsignedProduct(), name="product")

@@ -27,7 +27,7 @@ import pytest
 
 from fixar_hw.apps.cli import main
 from fixar_hw.config import CoreConfig
-from fixar_hw.flow.export import verilator_available
+from fixar_hw.flow.export import compiler_cache, verilator_available
 from fixar_hw.host.driver import FixarDriver
 from fixar_hw.sim.verilog_tb import (
     TESTBENCH,
@@ -125,8 +125,11 @@ def test_kit_runs_under_make_and_equals_the_golden_model(tmp_path, capsys):
     seed = 5
     assert main(["testbench", str(kit), "--config", str(SMALLEST), "--seed", str(seed)]) == 0
     assert f"make -C {kit}" in capsys.readouterr().out
+    # the C++ compiles through the machine's compiler cache, as the other Verilator builds do
+    ccache = compiler_cache()
+    env = dict(os.environ, **({} if ccache is None else {"OBJCACHE": ccache}))
     result = subprocess.run(["make"], cwd=kit, capture_output=True, text=True, timeout=900,
-                            env=dict(os.environ))
+                            env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     config = CoreConfig.load(SMALLEST)
