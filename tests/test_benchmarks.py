@@ -6,7 +6,8 @@ machine); they run in the nightly profile, and in the quick profile every benchm
 parses its command line (``--help``), so that none rots unnoticed. What they measure is tested
 on its own: the sweep in ``test_sweep``, placement in ``test_pnr``, the engine and the core in
 ``test_engine_hw`` and ``test_core``, the search in ``test_autoq`` and ``test_search_cli``, the
-array in ``test_aap`` and ``test_array_verilator``.
+array in ``test_aap`` and ``test_array_verilator``, the cost model's synthesis in ``test_cost``,
+the SP2 grid in ``test_sp2_hw``.
 """
 
 import subprocess
@@ -18,9 +19,11 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 SCRIPTS = sorted(p.name for p in BENCH.glob("bench_*.py"))
 #: Quick modes of minutes (synthesis, place and route, Verilator builds), or of most of a minute
-#: on a cold machine (the search's training and rollouts, the array's Verilator build).
+#: on a cold machine (the search's training and rollouts, the array's Verilator build), or that
+#: synthesize (the cost model's and the SP2 grid's, about 16 s each).
 SLOW = {"bench_sweep.py", "bench_array_fpga.py", "bench_engine.py", "bench_core.py",
-        "bench_update.py", "bench_autoq.py", "bench_array.py"}
+        "bench_update.py", "bench_autoq.py", "bench_array.py", "bench_cost_model.py",
+        "bench_sp2_array.py"}
 
 
 @pytest.mark.parametrize("script", [
