@@ -702,7 +702,8 @@ def estimate(config: CoreConfig | None, board: Board | str, *, fmax: bool = Fals
         :func:`cache_key` (the configuration and the generator's sources, looked up before
         anything is elaborated) and by :func:`plan_digest` (the elaborated netlist, looked up
         before synthesis: an edit that leaves the netlist as it was costs an elaboration,
-        not a synthesis).
+        not a synthesis). Callers that ask for one entry at once (a sweep's workers, parallel
+        commands) synthesize it once: the others wait for the first and read its result.
     timeout : float, optional
         Seconds allowed to each tool.
     memory_limit : int, optional
@@ -720,9 +721,9 @@ def estimate(config: CoreConfig | None, board: Board | str, *, fmax: bool = Fals
     board = get_board(board)
     if not isinstance(fmax, bool):
         raise TypeError(f"fmax must be a bool, not {fmax!r}")
-    key = cache_key(config, board, fmax=fmax)
     if not cache:
         return _estimate(config, board, fmax, None, timeout, memory_limit)
+    key = cache_key(config, board, fmax=fmax)
     path = _cache_dir() / f"{key}.json"
     # one synthesis per entry: a second process asking for the same estimate (a sweep's
     # workers, parallel tests, two commands) waits for the first and reads its result
