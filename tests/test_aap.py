@@ -28,7 +28,7 @@ from sw_model.arch.aap import (
 )
 from sw_model.numerics.fixed import FixedFormat
 
-from .strategies import codes, stall_lists
+from .strategies import codes, examples, stall_lists
 
 
 @st.composite
@@ -92,6 +92,7 @@ def _saturation(config: AAPConfig, result: np.ndarray, job: ArrayJob) -> float:
     return float(np.mean((result == fmt.max_int) | (result == fmt.min_int)))
 
 
+@examples(ci=20)  # each: a whole array in the simulator
 @given(st.data())
 def test_results_and_cycles_equal_the_models(data):
     config = data.draw(configs())
@@ -124,6 +125,7 @@ def test_weight_gradient_tiles_step_over_row_ends(cores, m, n):
     assert cycles == config.cycle_model.cycles("wgrad", m, n, 3)
 
 
+@examples(ci=20)  # each: a whole array in the simulator
 @given(st.data(), stall_lists(), stall_lists(), stall_lists())
 def test_results_equal_the_golden_model_under_stalls(data, cmd_stalls, o_stalls, g_stalls):
     config = data.draw(configs(max_cores=2))
@@ -200,6 +202,7 @@ def test_command_errors():
         core.command("forward", m=1, n=1, batch=1, parallelism="rows")
 
 
+@examples(ci=20)  # each: a whole array in the simulator
 @given(st.data(), stall_lists())
 def test_sp2_array_equals_the_golden_model_on_level_integers(data, o_stalls):
     from fixar_hw.train.array import SP2PEArray

@@ -131,6 +131,7 @@ def check_equals_golden(kind, data, w_fmt, g_fmt, in_stalls, out_stalls):
     assert got == [golden(el, consts, t, lr_sgd, tau_q, w_fmt, g_fmt) for el in els]
 
 
+@examples(ci=20)
 @given(data=st.data(), w_fmt=signed_formats(), g_fmt=signed_formats(), in_stalls=stall_lists(),
        out_stalls=stall_lists())
 def test_update_unit_equals_golden(data, w_fmt, g_fmt, in_stalls, out_stalls):
