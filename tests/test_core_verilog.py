@@ -106,6 +106,10 @@ def test_export_lints_clean(record_property):
     assert f"module {TOP}(" in text.replace(" (", "(")
 
 
+# a Verilator build of the testbench of its own: the quick profile runs the same testbench
+# through the kit's make (test_verilog_tb: an action and a training step against the golden
+# model)
+@pytest.mark.nightly
 @pytest.mark.verilator
 @needs_verilator
 def test_verilog_testbench_inference_equals_driver_and_golden():

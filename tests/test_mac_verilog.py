@@ -45,7 +45,7 @@ pytestmark = [
 
 PROFILE = os.environ.get("FIXAR_HYPOTHESIS_PROFILE", "ci")
 # Each new parameter set compiles a Verilator model (several seconds): keep examples few.
-MAX_EXAMPLES = {"ci": 4, "nightly": 40}.get(PROFILE, 4)  # each: a Verilator build
+MAX_EXAMPLES = {"ci": 2, "nightly": 40}.get(PROFILE, 2)  # each: a Verilator build
 
 TOP = "mac"
 
