@@ -1,6 +1,8 @@
 # amaranth: UnusedElaboratable=no
 """The vector unit: sw_model.arch.vector against direct formulas, and VectorUnit against it."""
 
+import dataclasses
+import itertools
 import math
 from fractions import Fraction
 
@@ -13,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fixar_hw.sim.testing import stall_pattern, stream_put
-from fixar_hw.train.vector import OP_CODES, VectorUnit
+from fixar_hw.train.vector import OP_CODES, VectorCommandSet, VectorUnit
 from sw_model.arch.vector import (
     VECTOR_OPS,
     VectorCommand,
@@ -381,6 +383,20 @@ def test_range_tracks_lane_values(vals, clear, prev):
     seen = [vals[1], vals[2], vals[3], vals[5], vals[6], vals[7]]
     assert new.ranges == (None, track_range(None if clear else prev, seen))
     assert (out == img).all() and new.noise == 1
+
+
+@pytest.mark.parametrize("size", [1, 2, 4, 16])
+def test_range_takes_a_cycle_per_word_its_vectors_span(size):
+    """Against the words the golden model's region names: every offset, length and batch."""
+    spec = VectorSpec(size=size, addr_width=8, max_batch=3, max_len=40)
+    timing = VectorCommandSet(spec)
+    for off, length, batch in itertools.product(range(2 * size), range(1, 41), (1, 3)):
+        cmd = VectorCommand("range", batch=batch, length=length, a_base=0,
+                            a_stride=-(-(off + length) // size), a_off=off)
+        words = {int(w) for w in cmd.words(spec, "a").ravel()}
+        assert timing.cycles(cmd) == len(words) + 4
+        # one element a cycle for the element-wise ops
+        assert timing.cycles(dataclasses.replace(cmd, op="convert")) == batch * length + 4
 
 
 @given(st.lists(codes(_SPEC.act_fmt), min_size=6, max_size=6), st.integers(0, 8),

@@ -2,9 +2,10 @@
 
 :class:`VectorUnit` runs the commands of :mod:`sw_model.arch.vector` (format conversion, TD target,
 loss delta, constant fill, tanh output delta, range tracking, exploration noise) one element
-per cycle, reading its operands through two memory read ports and writing each result into
-one lane through a write port with per-lane enables. Results, range registers and noise are
-those of :func:`sw_model.arch.vector.execute` bit for bit.
+per cycle (range tracking one memory word per cycle), reading its operands through two memory
+read ports and writing each result into one lane through a write port with per-lane enables.
+Results, range registers and noise are those of :func:`sw_model.arch.vector.execute` bit for
+bit.
 """
 
 from dataclasses import dataclass
@@ -117,11 +118,15 @@ class VectorCommandSet:
             return n + k + 5
         if c.op == "target" and c.b_off % s == s - 1:
             return 2 * n + 4
+        if c.op == "range":
+            # a word a cycle: the words each vector's elements span
+            return c.batch * ((c.a_off + c.length - 1) // s - c.a_off // s + 1) + 4
         return n + 4
 
 
 class VectorUnit(wiring.Component):
-    """Element-serial vector unit on the activation memory (:mod:`sw_model.arch.vector`).
+    """Element-serial vector unit on the activation memory (:mod:`sw_model.arch.vector`);
+    range tracking takes a word a cycle.
 
     A command on :attr:`cmd` (payload from :meth:`command`) is accepted only when the unit is
     idle; the unit then visits the elements ``(b, e)``, vector-major, reads ``A`` through
@@ -152,9 +157,12 @@ class VectorUnit(wiring.Component):
     transfer (the last of them issues the final write or range update; the next command can
     transfer in the cycle after):
 
-    * ``convert``, ``tanh_delta``, ``range``, ``noise``, and ``target`` when ``R`` and
-      ``done`` share a word: ``n + 4`` (one element per cycle, :attr:`latency` 4 from read to
-      write);
+    * ``convert``, ``tanh_delta``, ``noise``, and ``target`` when ``R`` and ``done`` share a
+      word: ``n + 4`` (one element per cycle, :attr:`latency` 4 from read to write);
+    * ``range``: ``batch * w + 4`` with ``w = (a_off + length - 1) // size - a_off // size +
+      1`` the words a vector's elements span (a word per cycle: the least and greatest of the
+      word's lanes in the region, by a tree of compares over stages 2 and 3, then the range
+      register);
     * ``target`` with ``b_off % size == size - 1`` (``R`` and ``done`` in two words, always
       for ``size == 1``): ``2 n + 4``;
     * ``loss``: ``n (K + 3) + 1`` (one division of ``K`` cycles per element);
@@ -251,15 +259,17 @@ class VectorUnit(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         ctl = self._accept(m)
-        s1, a_val, b_val, done_val, r_hold = self._issue_and_select(m, ctl)
+        s1, a_val, b_val, done_val, r_hold, lanes = self._issue_and_select(m, ctl)
         x, x_a, x_b, x_r, x_done, x_sq, x_disc = self._operands(m, ctl, s1, a_val, b_val,
                                                                 done_val, r_hold)
+        word_lo, word_hi = self._word_range(m, lanes)
         conv, disc, g = self._products(m, ctl, x_a, x_sq, x_disc)
         n_code = self._noise(m, ctl, x.valid)
         z, z_p, target, tanh_d, noisy = self._results(m, ctl, x, x_a, x_r, x_done, conv, disc,
                                                       g, n_code)
         div_done, quotient = self._divider(m, ctl, x.valid, x_a, x_b)
-        self._write(m, ctl, x, z, z_p, target, tanh_d, noisy, div_done, quotient)
+        self._write(m, ctl, x, z, z_p, target, tanh_d, noisy, div_done, quotient, word_lo,
+                    word_hi)
         return m
 
     def _accept(self, m: Module) -> "_Control":
@@ -321,10 +331,14 @@ class VectorUnit(wiring.Component):
         return Value.cast(view[0] if self._spec.size == 1 else view[index])
 
     def _issue_and_select(self, m: Module, ctl: "_Control"
-                          ) -> tuple["_Element", Value, Value, Value, Signal]:
+                          ) -> tuple["_Element", Value, Value, Value, Signal,
+                                     tuple[Signal, Signal]]:
         """Issue: the read addresses of element ``(vb, e)``; stage 1: the read data arrives and
         the operands' lanes are picked. Returns the stage-1 element, ``A``, ``B``, the ``done``
-        lane next to ``B``, and ``R`` held from the first word of a straddling target."""
+        lane next to ``B``, ``R`` held from the first word of a straddling target, and the
+        first and last lane of ``A``'s word that the element stands for (``range`` issues a
+        word a cycle: the element is the first of its vector in that word, and stands for the
+        vector's elements up to the word's end; other ops: one lane)."""
         sp = self._spec
         L, aw = sp.size.bit_length() - 1, sp.addr_width
         W = sp.act_fmt.width
@@ -349,36 +363,85 @@ class VectorUnit(wiring.Component):
             self.b_rd.addr.eq(b_word + (straddle & phase)),
             self.b_rd.en.eq(go & ctl.uses_b),
         ]
-        last = (e == c.length_minus_1) & (vb == c.batch_minus_1)
+        # range: the vector's elements left after this one, and the word's lanes after it
+        by_word = ctl.is_op("range")
+        left = c.length_minus_1 - e
+        room = Const(sp.size - 1, max(L, 1)) - a_lane
+        fits = left <= room  # the vector ends in this word
+        vec_end = Mux(by_word, fits, e == c.length_minus_1)
+        hi_lane = Mux(by_word, Mux(fits, a_lane + left, sp.size - 1), a_lane)[:max(L, 1)]
+        last = vec_end & (vb == c.batch_minus_1)
         with m.If(go):
             with m.If(pre):
                 m.d.sync += phase.eq(1)
             with m.Else():
                 m.d.sync += phase.eq(0)
-                with m.If(e == c.length_minus_1):
+                with m.If(vec_end):
                     m.d.sync += [e.eq(0), vb.eq(vb + 1),
                                  *(rows[r].eq(rows[r] + getattr(c, f"{r}_stride"))
                                    for r in "abd")]
                     with m.If(vb == c.batch_minus_1):
                         m.d.sync += ctl.issuing.eq(0)
                 with m.Else():
-                    m.d.sync += e.eq(e + 1)
+                    m.d.sync += e.eq(e + Mux(by_word, room + 1, 1))
                 with m.If(ctl.is_op("loss")):
                     m.d.sync += ctl.loss_wait.eq(1)
 
         # ---- stage 1: read data arrives; pick the lanes ----
         s1_valid, s1_pre, s1_last = Signal(), Signal(), Signal()
         s1_la, s1_lb, s1_dl = (Signal.like(a_lane), Signal.like(b_lane), Signal.like(d_lane))
+        s1_ha = Signal.like(a_lane)
         s1_da = Signal(aw)
         m.d.sync += [s1_valid.eq(el), s1_pre.eq(go & pre), s1_last.eq(last), s1_la.eq(a_lane),
-                     s1_lb.eq(b_lane), s1_dl.eq(d_lane), s1_da.eq(d_word)]
+                     s1_ha.eq(hi_lane), s1_lb.eq(b_lane), s1_dl.eq(d_lane), s1_da.eq(d_word)]
         a_val = self._lane(self.a_rd.data, s1_la)
         b_val = self._lane(self.b_rd.data, s1_lb)
         done_val = self._lane(self.b_rd.data, (s1_lb + 1)[:L] if L else 0)
         r_hold = Signal(signed(W))
         with m.If(s1_pre):
             m.d.sync += r_hold.eq(b_val[:W])
-        return _Element(s1_valid, s1_last, s1_da, s1_dl), a_val, b_val, done_val, r_hold
+        return (_Element(s1_valid, s1_last, s1_da, s1_dl), a_val, b_val, done_val, r_hold,
+                (s1_la, s1_ha))
+
+    def _word_range(self, m: Module, lanes: tuple[Signal, Signal]) -> tuple[Signal, Signal]:
+        """The least and the greatest of ``A``'s lanes ``lanes[0] .. lanes[1]`` (of the word
+        read in stage 1), registered in stage 3 like the element they belong to.
+
+        Lanes outside the span take the identity of each side (the largest lane value for the
+        minimum, the smallest for the maximum); a tree of compares reduces the word, its first
+        half of levels in stage 2, the rest in stage 3 (at most three compares deep a stage
+        up to 64 lanes).
+        """
+        sp = self._spec
+        S, ww = sp.size, sp.word_width
+        first, final = lanes
+        top, bottom = (1 << (ww - 1)) - 1, -(1 << (ww - 1))
+        lo_level, hi_level = [], []
+        for k in range(S):
+            v = self._lane(self.a_rd.data, k).as_signed()
+            inside = (first <= k) & (k <= final) if S > 1 else Const(1)
+            lo_level.append(Mux(inside, v, top))
+            hi_level.append(Mux(inside, v, bottom))
+
+        def reduce(level: list[Value], pick_lo: bool) -> list[Value]:
+            out = []
+            for a, b in zip(level[::2], level[1::2], strict=True):
+                out.append(Mux(a < b, a, b) if pick_lo else Mux(a > b, a, b))
+            return out
+
+        levels = (S - 1).bit_length()
+        for stage, count in ((2, (levels + 1) // 2), (3, levels // 2)):
+            for _ in range(count):
+                lo_level, hi_level = reduce(lo_level, True), reduce(hi_level, False)
+            regs_lo = [Signal(signed(ww), name=f"range_lo{stage}_{i}")
+                       for i in range(len(lo_level))]
+            regs_hi = [Signal(signed(ww), name=f"range_hi{stage}_{i}")
+                       for i in range(len(hi_level))]
+            m.d.sync += [r.eq(v) for r, v in zip(regs_lo + regs_hi, lo_level + hi_level,
+                                                 strict=True)]
+            lo_level, hi_level = regs_lo, regs_hi
+        (word_lo,), (word_hi,) = lo_level, hi_level
+        return word_lo, word_hi
 
     def _operands(self, m: Module, ctl: "_Control", s1: "_Element", a_val: Value,
                   b_val: Value, done_val: Value, r_hold: Signal
@@ -556,7 +619,7 @@ class VectorUnit(wiring.Component):
 
     def _write(self, m: Module, ctl: "_Control", x: "_Element", z: "_Element", z_p: Signal,
                target: Value, tanh_d: Value, noisy: Value, div_done: Value,
-               quotient: Value) -> None:
+               quotient: Value, word_lo: Signal, word_hi: Signal) -> None:
         """Stage 4: the write (or range update) of a result, and the end of the command."""
         sp = self._spec
         S, aw = sp.size, sp.addr_width
@@ -566,12 +629,13 @@ class VectorUnit(wiring.Component):
         y_wr, y_rng, y_last = Signal(), Signal(), Signal()
         y_addr, y_lane = Signal(aw), Signal.like(x.lane)
         y_data = Signal(signed(sp.word_width))
-        m.d.sync += [y_wr.eq(0), y_rng.eq(0)]
+        y_lo, y_hi = Signal(signed(sp.word_width)), Signal(signed(sp.word_width))
+        m.d.sync += [y_wr.eq(0), y_rng.eq(0), y_lo.eq(word_lo), y_hi.eq(word_hi)]
         with m.If(z.valid):
             m.d.sync += [y_wr.eq(~ctl.is_op("range")), y_rng.eq(ctl.is_op("range")),
                          y_last.eq(z.last), y_addr.eq(z.addr), y_lane.eq(z.lane)]
             with m.Switch(c.op):
-                with m.Case(codes["convert"], codes["range"]):
+                with m.Case(codes["convert"]):
                     m.d.sync += y_data.eq(z_p)
                 with m.Case(codes["target"]):
                     m.d.sync += y_data.eq(target)
@@ -598,8 +662,8 @@ class VectorUnit(wiring.Component):
                 r = self.ranges[k]
                 with m.If(c.point == k):
                     m.d.sync += [
-                        r.lo.eq(Mux(r.valid & (r.lo < y_data), r.lo, y_data)),
-                        r.hi.eq(Mux(r.valid & (r.hi > y_data), r.hi, y_data)),
+                        r.lo.eq(Mux(r.valid & (r.lo < y_lo), r.lo, y_lo)),
+                        r.hi.eq(Mux(r.valid & (r.hi > y_hi), r.hi, y_hi)),
                         r.valid.eq(1),
                     ]
         with m.If((y_wr | y_rng) & y_last):

@@ -16,7 +16,8 @@ set, nightly, except for ``target``, whose ``R`` and ``done`` it places in two w
       ``(b, e) = divmod(k, length)`` of the destination region: word ``d_base + b * d_stride +
       (d_off + e) // size``, lane ``(d_off + e) % size``; so writes stay inside the region;
     * when ``busy`` falls, the command made exactly ``batch * length`` writes (none for
-      ``range``) and ``busy`` was high for exactly :meth:`VectorUnit.cycles` cycles.
+      ``range``) and ``busy`` was high for exactly :meth:`VectorUnit.cycles` cycles (written
+      out here: ``range`` takes one cycle per word its vectors span).
 ``vector.cover``
     A two-vector ``loss`` command completes.
 ``vector.mutant.extra_lane`` (expected to fail)
@@ -123,6 +124,10 @@ class VectorContractSpec(Elaboratable):
         elif self.op == "target":
             straddle = (cmd.b_off[:L] == S - 1) if L else 1
             expected = Mux(straddle, 2 * n + 4, n + 4)
+        elif self.op == "range":
+            # a word a cycle: the words each vector's elements span
+            span = ((cmd.a_off + cmd.length_minus_1) >> L) - (cmd.a_off >> L) + 1
+            expected = batch * span + 4
         else:
             expected = n + 4
         # a seed's first state is formed over the two cycles after its transfer
