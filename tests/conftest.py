@@ -28,10 +28,12 @@ PROFILE = os.environ.get("FIXAR_HYPOTHESIS_PROFILE", "ci")
 #: Modules holding the longest tests (whole cores in Amaranth's simulator, synthesis, long
 #: proofs), in the order they start: the parallel workers then end the run on short tests
 #: instead of one worker waiting for the other's last long one. Each module stays whole, so
-#: module-scoped fixtures are made once per worker.
+#: module-scoped fixtures are made once per worker. ``test_sweep`` follows ``test_build``: its
+#: real evaluation reads the synthesis that ``test_build`` makes from the build cache (run at
+#: the same time on the other worker, it waits for it).
 FIRST = ("test_core.py", "test_soc.py", "test_ddpg_cli.py", "test_engine_hw.py",
-         "test_build.py", "test_demo.py", "test_waveforms.py", "test_formal.py",
-         "test_search_cli.py", "test_prng_hw.py")
+         "test_build.py", "test_sweep.py", "test_demo.py", "test_waveforms.py",
+         "test_formal.py", "test_search_cli.py", "test_prng_hw.py")
 
 
 def _start_rank(item) -> int:
