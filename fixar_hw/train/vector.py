@@ -15,7 +15,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from fixar_hw._util import silence_on_error
-from fixar_hw.arith.numeric import range_shape, requantize, requantize_runtime, shift_round
+from fixar_hw.arith.numeric import align_runtime, range_shape, requantize, saturate, shift_round
 from fixar_hw.arith.prng import gaussian_sum, seed_product, state_from_product
 from sw_model.arch.vector import VECTOR_OPS, VectorCommand, VectorSpec
 from sw_model.numerics.fixed import FixedFormat
@@ -115,13 +115,13 @@ class VectorCommandSet:
         if c.op == "loss":
             return n * (k + 3) + 1
         if c.op == "fill":
-            return n + k + 5
+            return n + k + 6
         if c.op == "target" and c.b_off % s == s - 1:
-            return 2 * n + 4
+            return 2 * n + 5
         if c.op == "range":
             # a word a cycle: the words each vector's elements span
-            return c.batch * ((c.a_off + c.length - 1) // s - c.a_off // s + 1) + 4
-        return n + 4
+            return c.batch * ((c.a_off + c.length - 1) // s - c.a_off // s + 1) + 5
+        return n + 5
 
 
 class VectorUnit(wiring.Component):
@@ -137,8 +137,9 @@ class VectorUnit(wiring.Component):
     before it writes; the unit agrees as long as no element reads a lane that an earlier
     element of the same command writes (in place, element by element, is fine).
 
-    Pipeline: issue (addresses) -> lane selection (read data) -> products and shifts (or the
-    divider) -> sums, clips and final rounding -> write. The noise generator runs ahead: the
+    Pipeline: issue (addresses) -> lane selection (read data) -> products and barrel shifts
+    (or the divider) -> rounding and saturation of the shifted values -> sums, clips and final
+    rounding -> write. The noise generator runs ahead: the
     sums of the next two samples and the next one's product with :attr:`sigma` are registers,
     refilled as samples are used, so a noise element costs no more logic depth than a
     conversion. Operands are the low
@@ -158,15 +159,15 @@ class VectorUnit(wiring.Component):
     transfer in the cycle after):
 
     * ``convert``, ``tanh_delta``, ``noise``, and ``target`` when ``R`` and ``done`` share a
-      word: ``n + 4`` (one element per cycle, :attr:`latency` 4 from read to write);
-    * ``range``: ``batch * w + 4`` with ``w = (a_off + length - 1) // size - a_off // size +
+      word: ``n + 5`` (one element per cycle, :attr:`latency` 5 from read to write);
+    * ``range``: ``batch * w + 5`` with ``w = (a_off + length - 1) // size - a_off // size +
       1`` the words a vector's elements span (a word per cycle: the least and greatest of the
-      word's lanes in the region, by a tree of compares over stages 2 and 3, then the range
+      word's lanes in the region, by a tree of compares over stages 2 and 2b, then the range
       register);
     * ``target`` with ``b_off % size == size - 1`` (``R`` and ``done`` in two words, always
-      for ``size == 1``): ``2 n + 4``;
+      for ``size == 1``): ``2 n + 5``;
     * ``loss``: ``n (K + 3) + 1`` (one division of ``K`` cycles per element);
-    * ``fill``: ``n + K + 5`` (one division, then one write per cycle).
+    * ``fill``: ``n + K + 6`` (one division, then one write per cycle).
 
     :attr:`gamma` and :attr:`sigma` must hold still while a command runs. A transfer on
     :attr:`seed` (accepted while idle) restarts the noise generator at
@@ -197,7 +198,7 @@ class VectorUnit(wiring.Component):
     """
 
     #: Cycles from a read to the write of its result (elements without division).
-    latency: int = 4
+    latency: int = 5
 
     @silence_on_error
     def __init__(self, spec: VectorSpec) -> None:
@@ -263,9 +264,11 @@ class VectorUnit(wiring.Component):
         x, x_a, x_b, x_r, x_done, x_sq, x_disc = self._operands(m, ctl, s1, a_val, b_val,
                                                                 done_val, r_hold)
         word_lo, word_hi = self._word_range(m, lanes)
-        conv, disc, g = self._products(m, ctl, x_a, x_sq, x_disc)
-        n_code = self._noise(m, ctl, x.valid)
-        z, z_p, target, tanh_d, noisy = self._results(m, ctl, x, x_a, x_r, x_done, conv, disc,
+        aligned = self._products(m, ctl, x_a, x_sq, x_disc)
+        n_aligned = self._noise(m, ctl, x.valid)
+        w, w_a, w_r, w_done, conv, disc, g, n_code = self._rounding(m, x, x_a, x_r, x_done,
+                                                                    aligned, n_aligned)
+        z, z_p, target, tanh_d, noisy = self._results(m, ctl, w, w_a, w_r, w_done, conv, disc,
                                                       g, n_code)
         div_done, quotient = self._divider(m, ctl, x.valid, x_a, x_b)
         self._write(m, ctl, x, z, z_p, target, tanh_d, noisy, div_done, quotient, word_lo,
@@ -409,8 +412,8 @@ class VectorUnit(wiring.Component):
 
         Lanes outside the span take the identity of each side (the largest lane value for the
         minimum, the smallest for the maximum); a tree of compares reduces the word, its first
-        half of levels in stage 2, the rest in stage 3 (at most three compares deep a stage
-        up to 64 lanes).
+        half of levels in stage 2, the rest in stage 2b (at most three compares deep a stage
+        up to 64 lanes), and stage 3 registers the result.
         """
         sp = self._spec
         S, ww = sp.size, sp.word_width
@@ -430,7 +433,7 @@ class VectorUnit(wiring.Component):
             return out
 
         levels = (S - 1).bit_length()
-        for stage, count in ((2, (levels + 1) // 2), (3, levels // 2)):
+        for stage, count in (("2", (levels + 1) // 2), ("2b", levels // 2), ("3", 0)):
             for _ in range(count):
                 lo_level, hi_level = reduce(lo_level, True), reduce(hi_level, False)
             regs_lo = [Signal(signed(ww), name=f"range_lo{stage}_{i}")
@@ -469,8 +472,9 @@ class VectorUnit(wiring.Component):
                          x_dl.eq(s1.lane)]
         return _Element(x_valid, x_last, x_da, x_dl), x_a, x_b, x_r, x_done, x_sq, x_disc
 
-    def _noise(self, m: Module, ctl: "_Control", x_valid: Signal) -> Value:
-        """The noise sample of the element in stage 2, in ``fmt(a)`` codes.
+    def _noise(self, m: Module, ctl: "_Control", x_valid: Signal) -> "_Requant":
+        """The noise sample of the element in stage 2, in ``fmt(a)`` codes, aligned (its
+        rounding and saturation follow in the next stage).
 
         The sums of the next two samples are computed ahead (a two-entry queue filled from the
         generator state ``gstate``), and the head's product with sigma is a register, so stage
@@ -498,14 +502,15 @@ class VectorUnit(wiring.Component):
                 m.d.sync += [head.eq(g_sum), gstate.eq(g_next), queued.eq(1)]
             with m.Elif(queued == 1):
                 m.d.sync += [second.eq(g_sum), gstate.eq(g_next), queued.eq(2)]
-        return requantize_runtime(n_prod, act.frac - c.a_frac,
-                                  16 + SIGMA_FRAC - act.frac, 16 + SIGMA_FRAC, act.width,
-                                  "floor", narrow=c.a_narrow, narrow_width=NW)
+        return _Requant(align_runtime(n_prod, act.frac - c.a_frac, 16 + SIGMA_FRAC - act.frac,
+                                      16 + SIGMA_FRAC),
+                        16 + SIGMA_FRAC, act.width, "floor", c.a_narrow, NW)
 
     def _products(self, m: Module, ctl: "_Control", x_a: Signal, x_sq: Signal,
-                  x_disc: Signal) -> tuple[Value, Value, Value]:
-        """Stage 2's products and shifts: the result of ``convert``, the discounted ``A`` of
-        ``target`` and the tanh derivative of ``tanh_delta``."""
+                  x_disc: Signal) -> tuple["_Requant", Value, "_Requant"]:
+        """Stage 2's products and barrel shifts: the result of ``convert`` and the tanh
+        derivative of ``tanh_delta``, aligned (rounded and saturated in the next stage), and
+        the discounted ``A`` of ``target``."""
         sp = self._spec
         act, deriv = sp.act_fmt, sp.deriv_fmt
         W, NW = act.width, sp.narrow_width
@@ -513,22 +518,46 @@ class VectorUnit(wiring.Component):
         a_act = x_a[:W].as_signed()
 
         # convert: floor, saturate to fmt(d)
-        conv = requantize_runtime(a_act, c.a_frac + act.frac - c.d_frac, -act.frac, act.frac,
-                                  W, "floor", narrow=c.d_narrow, narrow_width=NW)
+        conv = _Requant(align_runtime(a_act, c.a_frac + act.frac - c.d_frac, -act.frac,
+                                      act.frac),
+                        act.frac, W, "floor", c.d_narrow, NW)
         # target: mul_shift(A, gamma), half even
         disc = shift_round(x_disc, 16, "half_even")
         # tanh_delta: g = 1 - y**2 for y in fmt(b), as deriv_fmt codes
         f2 = Cat(Const(0, 1), c.b_frac)
         one_minus = Signal(range_shape(-(1 << 2 * W - 2), 1 << 2 * act.frac))
         m.d.comb += one_minus.eq((Const(1, 1) << f2) - x_sq)
-        g = requantize_runtime(one_minus, f2, -deriv.frac, 2 * act.frac - deriv.frac,
-                               deriv.width, sp.rounding)
+        g = _Requant(align_runtime(one_minus, f2, -deriv.frac, 2 * act.frac - deriv.frac),
+                     2 * act.frac - deriv.frac, deriv.width, sp.rounding)
         return conv, disc, g
+
+    def _rounding(self, m: Module, x: "_Element", x_a: Signal, x_r: Signal, x_done: Signal,
+                  aligned: tuple["_Requant", Value, "_Requant"], n_aligned: "_Requant"
+                  ) -> tuple["_Element", Signal, Signal, Signal, Value, Signal, Value, Value]:
+        """Stage 2b: the element, its operands and the barrel shifters' outputs registered;
+        the shifted values rounded and saturated (:func:`shift_round`, :func:`saturate`: the
+        two halves of :func:`requantize_runtime`). Returns the element and ``A``, ``R`` and
+        ``done`` of this stage, and the results of ``convert``, the discounted ``A``, the tanh
+        derivative and the noise code."""
+        conv, disc, g = aligned
+        w_valid, w_last, w_done = Signal(), Signal(), Signal()
+        w_da, w_dl = Signal.like(x.addr), Signal.like(x.lane)
+        w_a, w_r = Signal.like(x_a), Signal.like(x_r)
+        w_disc = Signal.like(disc)
+        m.d.sync += w_valid.eq(x.valid)
+        with m.If(x.valid):
+            m.d.sync += [w_last.eq(x.last), w_da.eq(x.addr), w_dl.eq(x.lane),
+                         w_done.eq(x_done), w_a.eq(x_a), w_r.eq(x_r), w_disc.eq(disc)]
+        done = [rq.finish(m, x.valid, name) for rq, name in ((conv, "conv"), (g, "deriv"),
+                                                               (n_aligned, "noise"))]
+        return (_Element(w_valid, w_last, w_da, w_dl), w_a, w_r, w_done, done[0], w_disc,
+                done[1], done[2])
 
     def _results(self, m: Module, ctl: "_Control", x: "_Element", x_a: Signal, x_r: Signal,
                  x_done: Signal, conv: Value, disc: Value, g: Value, n_code: Value
                  ) -> tuple["_Element", Signal, Value, Value, Value]:
-        """Stage 3's registers, and its sums, clips and final rounding. Returns the stage-3
+        """Stage 3's registers (from stage 2b's element and operands, ``x`` and ``x_*`` here),
+        and its sums, clips and final rounding. Returns the stage-3
         element, its main operand (the result of ``convert`` and ``range``), and the results of
         ``target``, ``tanh_delta`` and ``noise``."""
         sp = self._spec
@@ -695,6 +724,29 @@ class _Control:
     def is_op(self, name: str) -> Value:
         """Whether the running command is ``name``."""
         return self.c.op == OP_CODES[name]
+
+
+@dataclass(frozen=True, eq=False)
+class _Requant:
+    """A run-time requantization split over two stages: the barrel shifter's output
+    (:func:`~fixar_hw.arith.numeric.align_runtime`), then, from its register, the rounding of
+    the constant right shift ``hi`` and the saturation (their composition is
+    :func:`~fixar_hw.arith.numeric.requantize_runtime`)."""
+
+    aligned: Value
+    hi: int
+    width: int
+    rounding: str
+    narrow: Value | None = None
+    narrow_width: int | None = None
+
+    def finish(self, m: Module, valid: Value, name: str) -> Value:
+        """Register the aligned value while ``valid``; the rounded, saturated code from it."""
+        reg = Signal(self.aligned.shape(), name=f"{name}_aligned")
+        with m.If(valid):
+            m.d.sync += reg.eq(self.aligned)
+        return saturate(shift_round(reg, self.hi, self.rounding), self.width,
+                        narrow=self.narrow, narrow_width=self.narrow_width)
 
 
 @dataclass(frozen=True, eq=False)

@@ -120,16 +120,16 @@ class VectorContractSpec(Elaboratable):
         if self.op == "loss":
             expected = n * (k + 3) + 1
         elif self.op == "fill":
-            expected = n + k + 5
+            expected = n + k + 6
         elif self.op == "target":
             straddle = (cmd.b_off[:L] == S - 1) if L else 1
-            expected = Mux(straddle, 2 * n + 4, n + 4)
+            expected = Mux(straddle, 2 * n + 5, n + 5)
         elif self.op == "range":
             # a word a cycle: the words each vector's elements span
             span = ((cmd.a_off + cmd.length_minus_1) >> L) - (cmd.a_off >> L) + 1
-            expected = batch * span + 4
+            expected = batch * span + 5
         else:
-            expected = n + 4
+            expected = n + 5
         # a seed's first state is formed over the two cycles after its transfer
         seed_age = Signal(2)
         m.d.sync += seed_age.eq(Cat(dut.seed.valid & dut.seed.ready, seed_age[0]))
@@ -170,8 +170,8 @@ class VectorContractSpec(Elaboratable):
 def _depth(spec: VectorSpec, op: str) -> int:
     # the longest command of the op, plus room for a late command
     n, k = spec.max_batch * spec.max_len, spec.div_steps
-    longest = {"loss": spec.max_batch * (k + 3) + 1, "fill": n + k + 5,
-               "target": 2 * spec.max_batch + 4}.get(op, n + 4)
+    longest = {"loss": spec.max_batch * (k + 3) + 1, "fill": n + k + 6,
+               "target": 2 * spec.max_batch + 5}.get(op, n + 5)
     return longest + 8
 
 
