@@ -563,8 +563,8 @@ class VectorUnit(wiring.Component):
                  ) -> tuple["_Element", Signal, Value, Value, Value]:
         """Stage 3's registers (from stage 2b's element and operands, ``x`` and ``x_*`` here),
         and its sums, clips and final rounding. Returns the stage-3
-        element, its main operand (the result of ``convert`` and ``range``), and the results of
-        ``target``, ``tanh_delta`` and ``noise``."""
+        element, its main operand (the result of ``convert``), and the results of ``target``,
+        ``tanh_delta`` and ``noise`` (``range`` has its own registers: :meth:`_word_range`)."""
         sp = self._spec
         aw = sp.addr_width
         delta, deriv = sp.delta_fmt, sp.deriv_fmt
@@ -588,8 +588,6 @@ class VectorUnit(wiring.Component):
                     m.d.sync += [z_p.eq(x_r), z_q.eq(disc)]
                 with m.Case(codes["tanh_delta"]):
                     m.d.sync += [z_p.eq(a_delta), z_q.eq(g)]
-                with m.Case(codes["range"]):
-                    m.d.sync += z_p.eq(x_a)
                 with m.Case(codes["noise"]):
                     m.d.sync += [z_p.eq(a_act), z_q.eq(n_code)]
         # target: sat(R + (1 - done) * mul_shift(A, gamma))
