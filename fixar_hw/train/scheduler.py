@@ -125,8 +125,13 @@ class Scheduler(wiring.Component):
         unit = Signal(3)
         streams = {UNIT_CODES["array"]: self.array, UNIT_CODES["vector"]: self.vector,
                    UNIT_CODES["update"]: self.update}
+        # the array decodes its command in the cycle it accepts it: its payload comes from a
+        # register loaded in DECODE (not straight from the program memory's read data, whose
+        # clock-to-output delay then began the core's critical path); no cycle is added
+        array_cmd = Signal.like(desc.array)
         for code, s in streams.items():
-            m.d.comb += s.payload.eq(getattr(desc, {2: "array", 3: "vector", 4: "update"}[code]))
+            m.d.comb += s.payload.eq(array_cmd if s is self.array else
+                                     getattr(desc, {3: "vector", 4: "update"}[code]))
         m.d.comb += [self.trace.pc.eq(pc), self.trace.unit.eq(unit)]
         perf = self.perf
         running = Signal()  # a unit's operation is in progress
@@ -149,7 +154,7 @@ class Scheduler(wiring.Component):
                 m.next = "DECODE"
             with m.State("DECODE"):
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += unit.eq(desc.unit)
+                m.d.sync += [unit.eq(desc.unit), array_cmd.eq(desc.array)]
                 with m.Switch(desc.unit):
                     with m.Case(UNIT_CODES["tick"]):
                         m.d.comb += self.tick.eq(1)
