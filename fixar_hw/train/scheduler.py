@@ -74,7 +74,8 @@ class Scheduler(wiring.Component):
         Start the program at this address; accepted only while idle.
     prog_rd : In(memory.ReadPort.Signature(addr_width=pc_width, shape=layout))
     array, vector, update : Out(stream.Signature(...))
-        The units' commands.
+        The units' commands (``array``'s payload from a register loaded when the descriptor
+        is decoded, the others straight from the program memory's held read data).
     tick : Out(1)
         One-cycle pulse of a ``tick`` descriptor.
     units_busy : In(1)
