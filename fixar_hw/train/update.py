@@ -591,7 +591,8 @@ class IterativeUpdateUnit(_UpdateComponent):
         prod = Signal(((x - base) * k1).shape())
         sq = Signal((x * x).shape())
         ema = Signal(range_shape(ema_lo, ema_hi))
-        v_prod = Signal(_v_product(sq, v[:63], c2).shape())
+        v_diff = Signal((Mux(sq > _V_MAX, _V_MAX, sq) - v[:63]).shape())
+        v_prod = Signal((v_diff * c2).shape())
         step = Signal((lr * Mux(sgd, x, ema)).shape())
         w_out = Signal(shape_of(wf))
         root = Signal(B * root_cycles)
@@ -620,20 +621,21 @@ class IterativeUpdateUnit(_UpdateComponent):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += [prod.eq((x - base) * k1), sq.eq(x * x)]
                 m.next = "AVERAGE"
-            with m.State("AVERAGE"):  # the moving average of m or the target; v's product
+            with m.State("AVERAGE"):  # the moving average of m or the target; v's difference
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += [ema.eq(_ema(base, prod, soft, wf, gf)),
-                             v_prod.eq(_v_product(sq, v[:63], c2))]
+                             v_diff.eq(Mux(sq > _V_MAX, _V_MAX, sq) - v[:63])]
                 m.next = "STEP"
-            with m.State("STEP"):  # v's average; the step's product lr * m or lr * g
+            with m.State("STEP"):  # v's product; the step's product lr * m or lr * g
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += [v.eq(Mux(adam, _v_average(v[:63], v_prod), v)),
+                m.d.sync += [v_prod.eq(v_diff * c2),
                              w_out.eq(Mux(soft, ema, w)), mm.eq(Mux(adam, ema, mm)),
                              step.eq(lr * Mux(sgd, x, ema))]
                 m.next = "SGD"
-            with m.State("SGD"):
+            with m.State("SGD"):  # SGD's weight; v's average (the square root reads it next)
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += [w_out.eq(Mux(sgd, _sgd_weight(w, step, wf, gf), w_out)),
+                             v.eq(Mux(adam, _v_average(v[:63], v_prod), v)),
                              root.eq(0), rem.eq(0), count.eq(0)]
                 with m.If(adam):
                     m.next = "ROOT"
