@@ -113,15 +113,15 @@ class VectorCommandSet:
         c.validate(self.spec)
         n, k, s = c.elements, self.spec.div_steps, self.spec.size
         if c.op == "loss":
-            return n * (k + 3) + 1
+            return n * (k + 4) + 1
         if c.op == "fill":
-            return n + k + 6
+            return n + k + 8
         if c.op == "target" and c.b_off % s == s - 1:
-            return 2 * n + 5
+            return 2 * n + 7
         if c.op == "range":
             # a word a cycle: the words each vector's elements span
-            return c.batch * ((c.a_off + c.length - 1) // s - c.a_off // s + 1) + 5
-        return n + 5
+            return c.batch * ((c.a_off + c.length - 1) // s - c.a_off // s + 1) + 7
+        return n + 7
 
 
 class VectorUnit(wiring.Component):
@@ -137,9 +137,11 @@ class VectorUnit(wiring.Component):
     before it writes; the unit agrees as long as no element reads a lane that an earlier
     element of the same command writes (in place, element by element, is fine).
 
-    Pipeline: issue (addresses) -> lane selection (read data) -> products and barrel shifts
-    (or the divider) -> rounding and saturation of the shifted values -> sums, clips and final
-    rounding -> write. The noise generator runs ahead: the
+    Pipeline, a register after each step: issue (addresses) -> lane selection (read data) ->
+    products -> barrel shifts (or the divider) -> rounding and saturation of the shifted
+    values -> the operands of the results -> ``tanh_delta``'s product -> sums, clips and
+    final rounding, and the write. No step holds more than one multiplier, one barrel
+    shifter or one adder with its rounding and saturation. The noise generator runs ahead: the
     sums of the next two samples and the next one's product with :attr:`sigma` are registers,
     refilled as samples are used, so a noise element costs no more logic depth than a
     conversion. Operands are the low
@@ -159,15 +161,15 @@ class VectorUnit(wiring.Component):
     transfer in the cycle after):
 
     * ``convert``, ``tanh_delta``, ``noise``, and ``target`` when ``R`` and ``done`` share a
-      word: ``n + 5`` (one element per cycle, :attr:`latency` 5 from read to write);
-    * ``range``: ``batch * w + 5`` with ``w = (a_off + length - 1) // size - a_off // size +
+      word: ``n + 7`` (one element per cycle, :attr:`latency` 7 from read to write);
+    * ``range``: ``batch * w + 7`` with ``w = (a_off + length - 1) // size - a_off // size +
       1`` the words a vector's elements span (a word per cycle: the least and greatest of the
-      word's lanes in the region, by a tree of compares over stages 2 and 2b, then the range
-      register);
+      word's lanes in the region, by a tree of compares over stages 2p and 2b, then the
+      range register);
     * ``target`` with ``b_off % size == size - 1`` (``R`` and ``done`` in two words, always
-      for ``size == 1``): ``2 n + 5``;
-    * ``loss``: ``n (K + 3) + 1`` (one division of ``K`` cycles per element);
-    * ``fill``: ``n + K + 6`` (one division, then one write per cycle).
+      for ``size == 1``): ``2 n + 7``;
+    * ``loss``: ``n (K + 4) + 1`` (one division of ``K`` cycles per element);
+    * ``fill``: ``n + K + 8`` (one division, then one write per cycle).
 
     :attr:`gamma` and :attr:`sigma` must hold still while a command runs. A transfer on
     :attr:`seed` (accepted while idle) restarts the noise generator at
@@ -198,7 +200,7 @@ class VectorUnit(wiring.Component):
     """
 
     #: Cycles from a read to the write of its result (elements without division).
-    latency: int = 5
+    latency: int = 7
 
     @silence_on_error
     def __init__(self, spec: VectorSpec) -> None:
@@ -408,12 +410,13 @@ class VectorUnit(wiring.Component):
 
     def _word_range(self, m: Module, lanes: tuple[Signal, Signal]) -> tuple[Signal, Signal]:
         """The least and the greatest of ``A``'s lanes ``lanes[0] .. lanes[1]`` (of the word
-        read in stage 1), registered in stage 3 like the element they belong to.
+        read in stage 1), registered in stage 3b like the element they belong to.
 
         Lanes outside the span take the identity of each side (the largest lane value for the
-        minimum, the smallest for the maximum); a tree of compares reduces the word, its first
-        half of levels in stage 2, the rest in stage 2b (at most three compares deep a stage
-        up to 64 lanes), and stage 3 registers the result.
+        minimum, the smallest for the maximum) and are registered in stage 2; a tree of
+        compares reduces the word, its first half of levels in stage 2p, the rest in stage 2b
+        (at most three compares deep a stage up to 64 lanes), and stages 3 and 3b register
+        the result.
         """
         sp = self._spec
         S, ww = sp.size, sp.word_width
@@ -438,7 +441,8 @@ class VectorUnit(wiring.Component):
             return out
 
         levels = (S - 1).bit_length()
-        for stage, count in (("2", (levels + 1) // 2), ("2b", levels // 2), ("3", 0)):
+        for stage, count in (("2", 0), ("2p", (levels + 1) // 2), ("2b", levels // 2),
+                             ("3", 0), ("3b", 0)):
             for _ in range(count):
                 lo_level, hi_level = reduce(lo_level, True), reduce(hi_level, False)
             regs_lo = [Signal(signed(ww), name=f"range_lo{stage}_{i}")
@@ -454,27 +458,40 @@ class VectorUnit(wiring.Component):
     def _operands(self, m: Module, ctl: "_Control", s1: "_Element", a_val: Value,
                   b_val: Value, done_val: Value, r_hold: Signal
                   ) -> tuple["_Element", Signal, Signal, Signal, Signal, Signal, Signal]:
-        """Stage 2's registers: the element, the whole ``A`` and ``B`` lanes, ``R``, ``done``,
-        the square of ``B``'s activation lane and ``A``'s times ``gamma`` (the products and
-        shifts of stage 2 read them, see :meth:`_products`; the products are formed here so
-        that stage 2 starts from a multiplier's registered output rather than running through
-        it)."""
+        """Stages 2 and 2p. Stage 2 registers the element, the lanes picked from the read
+        data (``A``, ``B``, ``R``, ``done``), so that no multiplier follows the memory's read
+        data and the lane multiplexer in one cycle. Stage 2p registers them again with the
+        square of ``B``'s activation lane and ``A``'s times ``gamma`` (the products and
+        shifts after it read them, see :meth:`_products`: they start from a multiplier's
+        registered output rather than running through it)."""
         sp = self._spec
         aw, W = sp.addr_width, sp.act_fmt.width
-        x_valid, x_last, x_done = Signal(), Signal(), Signal()
-        x_a, x_b = Signal(signed(sp.word_width)), Signal(signed(sp.word_width))
-        x_r = Signal(signed(W))
-        x_da, x_dl = Signal(aw), Signal.like(s1.lane)
-        a_act, b_act = a_val[:W].as_signed(), b_val[:W].as_signed()
+
+        def element(name: str) -> tuple[Signal, ...]:
+            return (Signal(name=f"{name}_valid"), Signal(name=f"{name}_last"),
+                    Signal(name=f"{name}_done"), Signal(signed(sp.word_width), name=f"{name}_a"),
+                    Signal(signed(sp.word_width), name=f"{name}_b"),
+                    Signal(signed(W), name=f"{name}_r"), Signal(aw, name=f"{name}_da"),
+                    Signal.like(s1.lane, name=f"{name}_dl"))
+
+        # ---- stage 2: the picked lanes ----
+        o_valid, o_last, o_done, o_a, o_b, o_r, o_da, o_dl = element("op")
+        m.d.sync += o_valid.eq(s1.valid)
+        with m.If(s1.valid):
+            m.d.sync += [o_a.eq(a_val), o_b.eq(b_val),
+                         o_r.eq(Mux(ctl.straddle, r_hold, b_val[:W].as_signed())),
+                         o_done.eq(done_val[:W] != 0), o_last.eq(s1.last), o_da.eq(s1.addr),
+                         o_dl.eq(s1.lane)]
+        # ---- stage 2p: the products ----
+        x_valid, x_last, x_done, x_a, x_b, x_r, x_da, x_dl = element("x")
+        a_act, b_act = o_a[:W].as_signed(), o_b[:W].as_signed()
         x_sq = Signal((b_act * b_act).shape())
         x_disc = Signal((a_act * self.gamma).shape())
-        m.d.sync += x_valid.eq(s1.valid)
-        with m.If(s1.valid):
-            m.d.sync += [x_a.eq(a_val), x_b.eq(b_val), x_sq.eq(b_act * b_act),
-                         x_disc.eq(a_act * self.gamma),
-                         x_r.eq(Mux(ctl.straddle, r_hold, b_val[:W].as_signed())),
-                         x_done.eq(done_val[:W] != 0), x_last.eq(s1.last), x_da.eq(s1.addr),
-                         x_dl.eq(s1.lane)]
+        m.d.sync += x_valid.eq(o_valid)
+        with m.If(o_valid):
+            m.d.sync += [x_a.eq(o_a), x_b.eq(o_b), x_sq.eq(b_act * b_act),
+                         x_disc.eq(a_act * self.gamma), x_r.eq(o_r), x_done.eq(o_done),
+                         x_last.eq(o_last), x_da.eq(o_da), x_dl.eq(o_dl)]
         return _Element(x_valid, x_last, x_da, x_dl), x_a, x_b, x_r, x_done, x_sq, x_disc
 
     def _noise(self, m: Module, ctl: "_Control", x_valid: Signal) -> "_Requant":
@@ -562,9 +579,10 @@ class VectorUnit(wiring.Component):
                  x_done: Signal, conv: Value, disc: Value, g: Value, n_code: Value
                  ) -> tuple["_Element", Signal, Value, Value, Value]:
         """Stage 3's registers (from stage 2b's element and operands, ``x`` and ``x_*`` here),
-        and its sums, clips and final rounding. Returns the stage-3
-        element, its main operand (the result of ``convert``), and the results of ``target``,
-        ``tanh_delta`` and ``noise`` (``range`` has its own registers: :meth:`_word_range`)."""
+        stage 3b's (the same, and ``tanh_delta``'s product), and the sums, clips and final
+        rounding after them. Returns the stage-3b element, its main operand (the result of
+        ``convert``), and the results of ``target``, ``tanh_delta`` and ``noise`` (``range`` has
+        its own registers: :meth:`_word_range`)."""
         sp = self._spec
         aw = sp.addr_width
         delta, deriv = sp.delta_fmt, sp.deriv_fmt
@@ -573,7 +591,7 @@ class VectorUnit(wiring.Component):
         a_act = x_a[:W].as_signed()
         a_delta = x_a[:delta.width].as_signed()
 
-        # ---- stage 3: sums, clips and the final rounding ----
+        # ---- stage 3: the operands of the sums, clips and the final rounding ----
         z_valid, z_last, z_done = Signal(), Signal(), Signal()
         z_da, z_dl = Signal(aw), Signal.like(x.lane)
         z_p = Signal(signed(sp.word_width))  # the main operand or result
@@ -590,20 +608,29 @@ class VectorUnit(wiring.Component):
                     m.d.sync += [z_p.eq(a_delta), z_q.eq(g)]
                 with m.Case(codes["noise"]):
                     m.d.sync += [z_p.eq(a_act), z_q.eq(n_code)]
+        # ---- stage 3b: tanh_delta's product registered (rounded and saturated after it) ----
+        t_valid, t_last, t_done = Signal(), Signal(), Signal()
+        t_da, t_dl = Signal(aw), Signal.like(x.lane)
+        t_p, t_q = Signal.like(z_p), Signal.like(z_q)
+        t_prod = Signal((z_p[:delta.width].as_signed() * z_q[:deriv.width].as_signed()).shape())
+        m.d.sync += t_valid.eq(z_valid)
+        with m.If(z_valid):
+            m.d.sync += [t_last.eq(z_last), t_da.eq(z_da), t_dl.eq(z_dl), t_done.eq(z_done),
+                         t_p.eq(z_p), t_q.eq(z_q),
+                         t_prod.eq(z_p[:delta.width].as_signed() * z_q[:deriv.width].as_signed())]
         # target: sat(R + (1 - done) * mul_shift(A, gamma))
-        target = requantize(z_p[:W].as_signed() + Mux(z_done, 0, z_q), 0, FixedFormat(W, 0),
+        target = requantize(t_p[:W].as_signed() + Mux(t_done, 0, t_q), 0, FixedFormat(W, 0),
                             "floor", "saturate")
         # tanh_delta: A * g
-        tanh_d = requantize(z_p[:delta.width].as_signed() * z_q[:deriv.width].as_signed(),
-                            delta.frac + deriv.frac, delta, sp.rounding, "saturate")
+        tanh_d = requantize(t_prod, delta.frac + deriv.frac, delta, sp.rounding, "saturate")
         # noise: clip(A + noise, -one, one), one = min(2**frac, max_int)
         pow_f = Const(1, 1) << c.a_frac
         one = Mux(c.a_narrow,
                   Mux(c.a_frac >= NW - 1, (1 << (NW - 1)) - 1, pow_f),
                   Mux(c.a_frac >= W - 1, (1 << (W - 1)) - 1, pow_f))
-        raw = z_p[:W].as_signed() + z_q[:W].as_signed()
+        raw = t_p[:W].as_signed() + t_q[:W].as_signed()
         noisy = Mux(raw > one, one, Mux(raw < -one, -one, raw))
-        return _Element(z_valid, z_last, z_da, z_dl), z_p, target, tanh_d, noisy
+        return _Element(t_valid, t_last, t_da, t_dl), t_p, target, tanh_d, noisy
 
     def _divider(self, m: Module, ctl: "_Control", x_valid: Signal, x_a: Signal,
                  x_b: Signal) -> tuple[Value, Value]:

@@ -118,18 +118,18 @@ class VectorContractSpec(Elaboratable):
         # busy cycles, against VectorUnit.cycles
         k = sp.div_steps
         if self.op == "loss":
-            expected = n * (k + 3) + 1
+            expected = n * (k + 4) + 1
         elif self.op == "fill":
-            expected = n + k + 6
+            expected = n + k + 8
         elif self.op == "target":
             straddle = (cmd.b_off[:L] == S - 1) if L else 1
-            expected = Mux(straddle, 2 * n + 5, n + 5)
+            expected = Mux(straddle, 2 * n + 7, n + 7)
         elif self.op == "range":
             # a word a cycle: the words each vector's elements span
             span = ((cmd.a_off + cmd.length_minus_1) >> L) - (cmd.a_off >> L) + 1
-            expected = batch * span + 5
+            expected = batch * span + 7
         else:
-            expected = n + 5
+            expected = n + 7
         # a seed's first state is formed over the two cycles after its transfer
         seed_age = Signal(2)
         m.d.sync += seed_age.eq(Cat(dut.seed.valid & dut.seed.ready, seed_age[0]))
@@ -170,8 +170,8 @@ class VectorContractSpec(Elaboratable):
 def _depth(spec: VectorSpec, op: str) -> int:
     # the longest command of the op, plus room for a late command
     n, k = spec.max_batch * spec.max_len, spec.div_steps
-    longest = {"loss": spec.max_batch * (k + 3) + 1, "fill": n + k + 6,
-               "target": 2 * spec.max_batch + 5}.get(op, n + 5)
+    longest = {"loss": spec.max_batch * (k + 4) + 1, "fill": n + k + 8,
+               "target": 2 * spec.max_batch + 7}.get(op, n + 7)
     return longest + 8
 
 
