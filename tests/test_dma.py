@@ -439,12 +439,12 @@ def cycles_to_done(dma, inits, cmd, wait=0):
                                                (4, "in")])
 def test_cycles_without_wait_states(mo, direction):
     """``done.valid`` rises N + 3 cycles after the command transfer (2N + 2 if
-    max_outstanding is 1) for N bus words, as the docstring states."""
+    max_outstanding is 1) for N bus words, one more for "out", as the docstring states."""
     dma = DMA(addr_width=8, data_width=8, memories=[("a", 16, 8, "rw")], max_outstanding=mo)
     count = 5
     n = count * dma.beats("a")
     got = cycles_to_done(dma, [list(range(8))], dma.command(direction, "a", 2, count, 7))
-    assert got == (n + 3 if mo >= 2 else 2 * n + 2)
+    assert got == (n + 3 if mo >= 2 else 2 * n + 2) + (direction == "out")
     bad = {"dir": 1, "mem": 0, "local": 7, "count": 2, "ext": 0, "stride": 0}
     assert cycles_to_done(dma, [list(range(8))], bad) == 2
     assert cycles_to_done(dma, [list(range(8))], dma.command(direction, "a", 8, 0, 0)) == 2

@@ -36,7 +36,7 @@ report) and tested against a Python model under random stalls, wait states and e
 
 from collections.abc import Sequence
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -218,10 +218,12 @@ class DMA(wiring.Component):
     With a slave that never stalls and answers on the cycle after a request (no wait
     states), a command of ``N = count * beats`` bus words has ``done.valid`` high
     ``N + 3`` cycles after the command transfer when ``max_outstanding >= 2`` (one beat per
-    cycle), and ``2 * N + 2`` cycles after it when ``max_outstanding == 1``; a bad command or
-    a no-op reports after 2 cycles. In general a request slot is busy for ``2 + w`` cycles
-    for ``w`` wait states, so the steady throughput is ``min(1, max_outstanding / (2 + w))``
-    beats per cycle. The next command is taken on the cycle after the ``done`` transfer.
+    cycle), and ``2 * N + 2`` cycles after it when ``max_outstanding == 1``, one cycle more
+    for ``"out"`` (its first beat is loaded into the request's data register in the first
+    cycle of the transfer); a bad command or a no-op reports after 2 cycles. In general a
+    request slot is busy for ``2 + w`` cycles for ``w`` wait states, so the steady throughput
+    is ``min(1, max_outstanding / (2 + w))`` beats per cycle. The next command is taken on
+    the cycle after the ``done`` transfer.
 
     Attributes
     ----------
@@ -443,15 +445,29 @@ class DMA(wiring.Component):
                     dir_ok = (c.dir == allowed[0]) if len(allowed) == 1 else Const(1)
                     m.d.comb += ok.eq(dir_ok & (c.local + c.count <= depth))
 
-        # "out": the word at the read port, masked, as beats
+        # "out": the word at the read port, masked, as beats. The request's data comes from a
+        # register (dat_q, holding the beat of the request offered: the read port's data and
+        # its multiplexers never reach the bus in the same cycle), loaded from the read port
+        # with the next beat as a request leaves, or with the first while it is empty. The
+        # next word is read as the last beat of a word is loaded, so the port holds it by the
+        # time that beat leaves.
         out_word = Cat(rd.data & wmask, Const(0, max_beats * dw - self._word_width))
-        m.d.comb += bus.dat_w.eq(Mux(c.dir, out_word.word_select(req_beat, dw), 0))
+        dat_q = Signal(dw)
+        q_full = Signal()  # dat_q holds the beat of (req_word, req_beat)
+        m.d.comb += bus.dat_w.eq(Mux(c.dir, dat_q, 0))
 
         stb = Signal()
         accept = Signal()
         req_last = req_beat == nbeats - 1
         resp_last = resp_beat == nbeats - 1
         m.d.comb += [bus.stb.eq(stb), accept.eq(stb & ~bus.stall)]
+
+        def load_beat(beat: Value, word_index: Value, last: Value) -> None:
+            """Load beat ``beat`` of the word at the read port (word ``word_index``); after
+            its ``last`` beat, read the next word."""
+            m.d.sync += [dat_q.eq(out_word.word_select(beat, dw)), q_full.eq(1)]
+            m.d.comb += [rd.en.eq(last & (word_index + 1 != c.count)),
+                         rd.addr.eq(c.local + word_index + 1)]
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
@@ -479,21 +495,31 @@ class DMA(wiring.Component):
                 with m.Else():
                     # "out": fetch word 0 now, so that it is at the read port in RUN
                     m.d.comb += [rd.en.eq(c.dir), rd.addr.eq(c.local)]
+                    m.d.sync += q_full.eq(0)
                     m.next = "RUN"
             with m.State("RUN"):
+                more = req_word != c.count
                 m.d.comb += [self.busy.eq(1), bus.cyc.eq(1),
-                             stb.eq((req_word != c.count) & (outstanding != mo))]
+                             stb.eq(more & (outstanding != mo) & (~c.dir | q_full))]
                 m.d.sync += outstanding.eq(outstanding + accept - (bus.ack | bus.err))
                 with m.If(accept):
                     with m.If(req_last):
                         m.d.sync += [req_beat.eq(0), req_word.eq(req_word + 1),
                                      req_base.eq(req_base + c.stride),
                                      adr.eq(req_base + c.stride)]
-                        # "out": fetch the next word as the last beat of this one leaves
-                        m.d.comb += [rd.en.eq(c.dir & (req_word + 1 != c.count)),
-                                     rd.addr.eq(c.local + req_word + 1)]
+                        # "out": the next word's first beat (its read was issued as this
+                        # word's last beat was loaded)
+                        with m.If(c.dir & (req_word + 1 != c.count)):
+                            load_beat(0, req_word + 1, nbeats == 1)
+                        with m.Else():
+                            m.d.sync += q_full.eq(0)
                     with m.Else():
                         m.d.sync += [req_beat.eq(req_beat + 1), adr.eq(adr + 1)]
+                        with m.If(c.dir):
+                            load_beat(req_beat + 1, req_word, req_beat + 2 == nbeats)
+                with m.Elif(c.dir & ~q_full & more):
+                    # the first beat of the command's first word
+                    load_beat(req_beat, req_word, req_last)
                 with m.If(bus.err):
                     m.d.sync += [status.eq(STATUS["bus_error"]), words.eq(resp_word),
                                  err_addr.eq(resp_base + resp_beat)]
@@ -522,7 +548,8 @@ class DMA(wiring.Component):
                      "req_base": req_base, "resp_base": resp_base, "word": word,
                      "commit": commit, "commit_addr": commit_addr, "nbeats": nbeats,
                      "wmask": wmask, "cmd": c, "status": status, "words": words,
-                     "err_addr": err_addr, "accept": accept, "ok": ok,
+                     "err_addr": err_addr, "accept": accept, "ok": ok, "q_full": q_full,
+                     "dat_q": dat_q,
                      **{name.lower(): fsm.ongoing(name)
                         for name in ("IDLE", "CHECK", "RUN", "REPORT")}}
         return m

@@ -346,10 +346,24 @@ class DMASpec(Elaboratable):
                     m.d.comb += Assert(obs["word"].word_select(j, dw)
                                        == h.acked[rw].word_select(j, dw), "assembled beats")
             with m.If(cap.dir):
+                # the request's data register holds beat hb of word hw; the word after it is
+                # read as a word's last beat is loaded
+                q_full = obs["q_full"]
+                next_read = q_full & (hb == beats - 1) & (hw + 1 != cap.count)
                 m.d.comb += [
-                    Assert(rcount == Mux(hw == cap.count, cap.count, hw + 1), "reads ahead"),
+                    Assert(rcount == Mux(hw == cap.count, cap.count, hw + 1 + next_read),
+                           "reads ahead"),
                     Assert(h.rdata == h.read[rcount - 1], "read port holds the last read"),
+                    Assert(q_full | (hw == cap.count) | ((hw == 0) & (hb == 0)),
+                           "the data register is empty only before the first beat or after "
+                           "the last"),
                 ]
+                with m.If(q_full):
+                    m.d.comb += [
+                        Assert(hw != cap.count, "a loaded beat is one left to request"),
+                        Assert(obs["dat_q"] == (h.read[hw] & h.width_mask).word_select(hb, dw),
+                               "the data register holds the request's beat"),
+                    ]
         with m.If(obs["report"]):
             m.d.comb += [
                 Assert(obs["status"] == Mux(~good, 2, Mux(errored, 1, 0)), "held status"),
