@@ -462,12 +462,17 @@ class DMA(wiring.Component):
         resp_last = resp_beat == nbeats - 1
         m.d.comb += [bus.stb.eq(stb), accept.eq(stb & ~bus.stall)]
 
-        def load_beat(beat: Value, word_index: Value, last: Value) -> None:
-            """Load beat ``beat`` of the word at the read port (word ``word_index``); after
-            its ``last`` beat, read the next word."""
+        # the next read's address and the reads left, as registers (no adder before the port)
+        rd_addr = Signal(self._local_width)
+        reads_left = Signal(self._count_width)
+
+        def load_beat(beat: Value, last: Value) -> None:
+            """Load beat ``beat`` of the word at the read port; after its ``last`` beat, read
+            the next word."""
             m.d.sync += [dat_q.eq(out_word.word_select(beat, dw)), q_full.eq(1)]
-            m.d.comb += [rd.en.eq(last & (word_index + 1 != c.count)),
-                         rd.addr.eq(c.local + word_index + 1)]
+            with m.If(last & (reads_left != 0)):
+                m.d.comb += [rd.en.eq(1), rd.addr.eq(rd_addr)]
+                m.d.sync += [rd_addr.eq(rd_addr + 1), reads_left.eq(reads_left - 1)]
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
@@ -495,7 +500,8 @@ class DMA(wiring.Component):
                 with m.Else():
                     # "out": fetch word 0 now, so that it is at the read port in RUN
                     m.d.comb += [rd.en.eq(c.dir), rd.addr.eq(c.local)]
-                    m.d.sync += q_full.eq(0)
+                    m.d.sync += [q_full.eq(0), rd_addr.eq(c.local + 1),
+                                 reads_left.eq(c.count - 1)]
                     m.next = "RUN"
             with m.State("RUN"):
                 more = req_word != c.count
@@ -510,16 +516,16 @@ class DMA(wiring.Component):
                         # "out": the next word's first beat (its read was issued as this
                         # word's last beat was loaded)
                         with m.If(c.dir & (req_word + 1 != c.count)):
-                            load_beat(0, req_word + 1, nbeats == 1)
+                            load_beat(0, nbeats == 1)
                         with m.Else():
                             m.d.sync += q_full.eq(0)
                     with m.Else():
                         m.d.sync += [req_beat.eq(req_beat + 1), adr.eq(adr + 1)]
                         with m.If(c.dir):
-                            load_beat(req_beat + 1, req_word, req_beat + 2 == nbeats)
+                            load_beat(req_beat + 1, req_beat + 2 == nbeats)
                 with m.Elif(c.dir & ~q_full & more):
                     # the first beat of the command's first word
-                    load_beat(req_beat, req_word, req_last)
+                    load_beat(req_beat, req_last)
                 with m.If(bus.err):
                     m.d.sync += [status.eq(STATUS["bus_error"]), words.eq(resp_word),
                                  err_addr.eq(resp_base + resp_beat)]
@@ -549,7 +555,7 @@ class DMA(wiring.Component):
                      "commit": commit, "commit_addr": commit_addr, "nbeats": nbeats,
                      "wmask": wmask, "cmd": c, "status": status, "words": words,
                      "err_addr": err_addr, "accept": accept, "ok": ok, "q_full": q_full,
-                     "dat_q": dat_q,
+                     "dat_q": dat_q, "rd_addr": rd_addr, "reads_left": reads_left,
                      **{name.lower(): fsm.ongoing(name)
                         for name in ("IDLE", "CHECK", "RUN", "REPORT")}}
         return m

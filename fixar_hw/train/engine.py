@@ -232,10 +232,12 @@ class _HostShare:
                              real.data.eq(Mux(host.en, host.data, proxy.data)),
                              real.en.eq(Mux(host.en, full, proxy.en))]
             else:
-                # a read port's enable resets to 1: the host claims it only while idle
-                claim = host.en & ~self._eng.busy
-                m.d.comb += [real.addr.eq(Mux(claim, host.addr, proxy.addr)),
-                             real.en.eq(claim | proxy.en),
+                # the host has the port while the engine is idle (the units read nothing
+                # then): the choice hangs on the engine's state alone, not on the host's
+                # enable, which keeps the host's request logic off the memory's address
+                idle = ~self._eng.busy
+                m.d.comb += [real.addr.eq(Mux(idle, host.addr, proxy.addr)),
+                             real.en.eq(Mux(idle, host.en, proxy.en)),
                              proxy.data.eq(real.data), host.data.eq(real.data)]
 
 
@@ -280,8 +282,9 @@ class TrainingEngine(wiring.Component):
     host_rd_w, host_rd_g, host_rd_m, host_rd_v, host_rd_a : Out(memory.ReadPort.Signature(...))
     host_wr_w, host_wr_g, host_wr_m, host_wr_v, host_wr_a : Out(memory.WritePort.Signature(...))
         Whole-word access to the memories for the host (the DMA), used only while ``busy`` is
-        low: they share the memories' first ports with the units (an enabled host port takes
-        the memory port; one cycle of read latency, data held while disabled).
+        low: they share the memories' first ports with the units (the host's read ports
+        have them while ``busy`` is low, an enabled host write port takes the memory's; one
+        cycle of read latency, data held while disabled).
 
     Attributes
     ----------

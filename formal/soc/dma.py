@@ -354,6 +354,9 @@ class DMASpec(Elaboratable):
                     Assert(rcount == Mux(hw == cap.count, cap.count, hw + 1 + next_read),
                            "reads ahead"),
                     Assert(h.rdata == h.read[rcount - 1], "read port holds the last read"),
+                    Assert(obs["rd_addr"] == (cap.local + rcount)[:len(obs["rd_addr"])],
+                           "the next read's address"),
+                    Assert(obs["reads_left"] == cap.count - rcount, "reads left"),
                     Assert(q_full | (hw == cap.count) | ((hw == 0) & (hb == 0)),
                            "the data register is empty only before the first beat or after "
                            "the last"),
