@@ -623,14 +623,16 @@ class IterativeUpdateUnit(_UpdateComponent):
                 m.next = "AVERAGE"
             with m.State("AVERAGE"):  # the moving average of m or the target; v's difference
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += [ema.eq(_ema(base, prod, soft, wf, gf)),
+                # (SGD has no average: its gradient takes the register, so that the step's
+                # product below has one operand register and no multiplexer before it)
+                m.d.sync += [ema.eq(Mux(sgd, x, _ema(base, prod, soft, wf, gf))),
                              v_diff.eq(Mux(sq > _V_MAX, _V_MAX, sq) - v[:63])]
                 m.next = "STEP"
             with m.State("STEP"):  # v's product; the step's product lr * m or lr * g
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += [v_prod.eq(v_diff * c2),
                              w_out.eq(Mux(soft, ema, w)), mm.eq(Mux(adam, ema, mm)),
-                             step.eq(lr * Mux(sgd, x, ema))]
+                             step.eq(lr * ema)]
                 m.next = "SGD"
             with m.State("SGD"):  # SGD's weight; v's average (the square root reads it next)
                 m.d.comb += self.busy.eq(1)
