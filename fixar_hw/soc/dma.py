@@ -436,14 +436,17 @@ class DMA(wiring.Component):
         ]
         m.d.sync += commit.eq(0)
 
-        # ok: the command's checks, valid in CHECK
+        # ok: the command's checks, a register loaded with the command (valid in CHECK, whose
+        # first read then follows from registers alone)
         ok = Signal()
-        with m.Switch(c.mem):
+        cp = self.cmd.payload
+        ok_now = Signal()
+        with m.Switch(cp.mem):
             for code, (_, _, depth, access) in enumerate(mems):
                 with m.Case(code):
                     allowed = [DIRECTIONS[d] for d in ACCESS[access]]
-                    dir_ok = (c.dir == allowed[0]) if len(allowed) == 1 else Const(1)
-                    m.d.comb += ok.eq(dir_ok & (c.local + c.count <= depth))
+                    dir_ok = (cp.dir == allowed[0]) if len(allowed) == 1 else Const(1)
+                    m.d.comb += ok_now.eq(dir_ok & (cp.local + cp.count <= depth))
 
         # "out": the word at the read port, masked, as beats. The request's data comes from a
         # register (dat_q, holding the beat of the request offered: the read port's data and
@@ -478,7 +481,7 @@ class DMA(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += self.cmd.ready.eq(1)
                 with m.If(self.cmd.valid):
-                    m.d.sync += c.eq(self.cmd.payload)
+                    m.d.sync += [c.eq(self.cmd.payload), ok.eq(ok_now)]
                     m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.comb += self.busy.eq(1)

@@ -297,6 +297,7 @@ class DMASpec(Elaboratable):
             Assert(~obs["report"] | ~bus.cyc, "report: no bus cycle"),
             Assert(~obs["run"] | ~errored, "run: no err yet"),
             Assert(~obs["report"] | obs["ok"] | (obs["status"] == 2), "bad: status 2"),
+            Assert(obs["idle"] | ~h.seen | (obs["ok"] == good), "the checks' register"),
         ]
         with m.If(obs["run"] | (obs["report"] & good)):
             m.d.comb += [
