@@ -402,6 +402,9 @@ class DMA(wiring.Component):
         c = Signal(self._command_layout)
         nbeats = Signal(range(max_beats + 1))
         wmask = Signal(self._word_width)
+        # the next read's address (the read port's, always) and the reads left
+        rd_addr = Signal(self._local_width)
+        reads_left = Signal(self._count_width)
         # request side: word and beat of the next request, its address, its word's address
         req_word = Signal(self._count_width)
         req_beat = Signal(range(max(max_beats, 2)))
@@ -427,6 +430,7 @@ class DMA(wiring.Component):
             bus.adr.eq(adr),
             bus.we.eq(c.dir),
             rd.en.eq(0),
+            rd.addr.eq(rd_addr),
             wr.en.eq(commit),
             wr.addr.eq(commit_addr),
             wr.data.eq(word & wmask),
@@ -465,23 +469,20 @@ class DMA(wiring.Component):
         resp_last = resp_beat == nbeats - 1
         m.d.comb += [bus.stb.eq(stb), accept.eq(stb & ~bus.stall)]
 
-        # the next read's address and the reads left, as registers (no adder before the port)
-        rd_addr = Signal(self._local_width)
-        reads_left = Signal(self._count_width)
 
         def load_beat(beat: Value, last: Value) -> None:
             """Load beat ``beat`` of the word at the read port; after its ``last`` beat, read
             the next word."""
             m.d.sync += [dat_q.eq(out_word.word_select(beat, dw)), q_full.eq(1)]
             with m.If(last & (reads_left != 0)):
-                m.d.comb += [rd.en.eq(1), rd.addr.eq(rd_addr)]
+                m.d.comb += rd.en.eq(1)
                 m.d.sync += [rd_addr.eq(rd_addr + 1), reads_left.eq(reads_left - 1)]
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 m.d.comb += self.cmd.ready.eq(1)
                 with m.If(self.cmd.valid):
-                    m.d.sync += [c.eq(self.cmd.payload), ok.eq(ok_now)]
+                    m.d.sync += [c.eq(self.cmd.payload), ok.eq(ok_now), rd_addr.eq(cp.local)]
                     m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.comb += self.busy.eq(1)
@@ -502,7 +503,7 @@ class DMA(wiring.Component):
                     m.next = "REPORT"
                 with m.Else():
                     # "out": fetch word 0 now, so that it is at the read port in RUN
-                    m.d.comb += [rd.en.eq(c.dir), rd.addr.eq(c.local)]
+                    m.d.comb += rd.en.eq(c.dir)
                     m.d.sync += [q_full.eq(0), rd_addr.eq(c.local + 1),
                                  reads_left.eq(c.count - 1)]
                     m.next = "RUN"

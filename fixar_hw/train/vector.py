@@ -412,27 +412,30 @@ class VectorUnit(wiring.Component):
         """The least and the greatest of ``A``'s lanes ``lanes[0] .. lanes[1]`` (of the word
         read in stage 1), registered in stage 3b like the element they belong to.
 
-        Lanes outside the span take the identity of each side (the largest lane value for the
-        minimum, the smallest for the maximum) and are registered in stage 2; a tree of
-        compares reduces the word, its first half of levels in stage 2p, the rest in stage 2b
-        (at most three compares deep a stage up to 64 lanes), and stages 3 and 3b register
-        the result.
+        Stage 2 registers the word's lanes and which of them are in the span; lanes outside
+        it take the identity of each side (the largest lane value for the minimum, the
+        smallest for the maximum), and a tree of compares reduces the word, its first half of
+        levels in stage 2p, the rest in stage 2b (at most three compares deep a stage up to
+        64 lanes); stages 3 and 3b register the result.
         """
         sp = self._spec
         S, ww = sp.size, sp.word_width
         first, final = lanes
         top, bottom = (1 << (ww - 1)) - 1, -(1 << (ww - 1))
-        lo_level, hi_level = [], []
+        # stage 2: the word's lanes and which of them are inside, registered once
+        lanes_q = [Signal(signed(ww), name=f"range_lane_{k}") for k in range(S)]
+        inside_q = Signal(S, name="range_inside")
         for k in range(S):
-            v = self._lane(self.a_rd.data, k).as_signed()
             # (no compare whose outcome the lane number already fixes: lint-clean Verilog)
             inside = Const(1)
             if k < S - 1:
                 inside &= first <= k
             if k > 0:
                 inside &= k <= final
-            lo_level.append(Mux(inside, v, top))
-            hi_level.append(Mux(inside, v, bottom))
+            m.d.sync += [lanes_q[k].eq(self._lane(self.a_rd.data, k).as_signed()),
+                         inside_q[k].eq(inside)]
+        lo_level = [Mux(inside_q[k], lanes_q[k], top) for k in range(S)]
+        hi_level = [Mux(inside_q[k], lanes_q[k], bottom) for k in range(S)]
 
         def reduce(level: list[Value], pick_lo: bool) -> list[Value]:
             out = []
@@ -441,8 +444,8 @@ class VectorUnit(wiring.Component):
             return out
 
         levels = (S - 1).bit_length()
-        for stage, count in (("2", 0), ("2p", (levels + 1) // 2), ("2b", levels // 2),
-                             ("3", 0), ("3b", 0)):
+        for stage, count in (("2p", (levels + 1) // 2), ("2b", levels // 2), ("3", 0),
+                             ("3b", 0)):
             for _ in range(count):
                 lo_level, hi_level = reduce(lo_level, True), reduce(hi_level, False)
             regs_lo = [Signal(signed(ww), name=f"range_lo{stage}_{i}")

@@ -298,6 +298,8 @@ class DMASpec(Elaboratable):
             Assert(~obs["run"] | ~errored, "run: no err yet"),
             Assert(~obs["report"] | obs["ok"] | (obs["status"] == 2), "bad: status 2"),
             Assert(obs["idle"] | ~h.seen | (obs["ok"] == good), "the checks' register"),
+            Assert(~obs["check"] | (obs["rd_addr"] == cap.local), "check: the first read's "
+                   "address"),
         ]
         with m.If(obs["run"] | (obs["report"] & good)):
             m.d.comb += [
