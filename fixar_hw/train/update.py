@@ -591,8 +591,10 @@ class IterativeUpdateUnit(_UpdateComponent):
         prod = Signal(((x - base) * k1).shape())
         sq = Signal((x * x).shape())
         ema = Signal(range_shape(ema_lo, ema_hi))
-        v_diff = Signal((Mux(sq > _V_MAX, _V_MAX, sq) - v[:63]).shape())
-        v_prod = Signal((v_diff * c2).shape())
+        # v's difference min(g * g, V_MAX) - v, then its product with c2, in one register
+        diff_shape = (Mux(sq > _V_MAX, _V_MAX, sq) - v[:63]).shape()
+        v_prod = Signal((Signal(diff_shape) * c2).shape())
+        v_diff = v_prod[:diff_shape.width].as_signed()
         step = Signal((lr * Mux(sgd, x, ema)).shape())
         w_out = Signal(shape_of(wf))
         root = Signal(B * root_cycles)
@@ -626,7 +628,7 @@ class IterativeUpdateUnit(_UpdateComponent):
                 # (SGD has no average: its gradient takes the register, so that the step's
                 # product below has one operand register and no multiplexer before it)
                 m.d.sync += [ema.eq(Mux(sgd, x, _ema(base, prod, soft, wf, gf))),
-                             v_diff.eq(Mux(sq > _V_MAX, _V_MAX, sq) - v[:63])]
+                             v_prod.eq(Mux(sq > _V_MAX, _V_MAX, sq) - v[:63])]
                 m.next = "STEP"
             with m.State("STEP"):  # v's product; the step's product lr * m or lr * g
                 m.d.comb += self.busy.eq(1)
