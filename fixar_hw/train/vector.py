@@ -270,10 +270,10 @@ class VectorUnit(wiring.Component):
         n_aligned = self._noise(m, ctl, x.valid)
         w, w_a, w_r, w_done, conv, disc, g, n_code = self._rounding(m, x, x_a, x_r, x_done,
                                                                     aligned, n_aligned)
-        z, z_p, target, tanh_d, noisy = self._results(m, ctl, w, w_a, w_r, w_done, conv, disc,
-                                                      g, n_code)
+        z3_valid, z, z_res, tanh_d = self._results(m, ctl, w, w_a, w_r, w_done, conv, disc,
+                                                   g, n_code)
         div_done, quotient = self._divider(m, ctl, x.valid, x_a, x_b)
-        self._write(m, ctl, x, z, z_p, target, tanh_d, noisy, div_done, quotient, word_lo,
+        self._write(m, ctl, x, z, z_res, tanh_d, div_done, quotient, z3_valid, word_lo,
                     word_hi)
         return m
 
@@ -410,13 +410,13 @@ class VectorUnit(wiring.Component):
 
     def _word_range(self, m: Module, lanes: tuple[Signal, Signal]) -> tuple[Signal, Signal]:
         """The least and the greatest of ``A``'s lanes ``lanes[0] .. lanes[1]`` (of the word
-        read in stage 1), registered in stage 3b like the element they belong to.
+        read in stage 1), registered in stage 3 like the element they belong to.
 
         Stage 2 registers the word's lanes and which of them are in the span; lanes outside
         it take the identity of each side (the largest lane value for the minimum, the
         smallest for the maximum), and a tree of compares reduces the word, its first half of
         levels in stage 2p, the rest in stage 2b (at most three compares deep a stage up to
-        64 lanes); stages 3 and 3b register the result.
+        64 lanes); stage 3 registers the result.
         """
         sp = self._spec
         S, ww = sp.size, sp.word_width
@@ -444,8 +444,7 @@ class VectorUnit(wiring.Component):
             return out
 
         levels = (S - 1).bit_length()
-        for stage, count in (("2p", (levels + 1) // 2), ("2b", levels // 2), ("3", 0),
-                             ("3b", 0)):
+        for stage, count in (("2p", (levels + 1) // 2), ("2b", levels // 2), ("3", 0)):
             for _ in range(count):
                 lo_level, hi_level = reduce(lo_level, True), reduce(hi_level, False)
             regs_lo = [Signal(signed(ww), name=f"range_lo{stage}_{i}")
@@ -580,12 +579,13 @@ class VectorUnit(wiring.Component):
 
     def _results(self, m: Module, ctl: "_Control", x: "_Element", x_a: Signal, x_r: Signal,
                  x_done: Signal, conv: Value, disc: Value, g: Value, n_code: Value
-                 ) -> tuple["_Element", Signal, Value, Value, Value]:
+                 ) -> tuple[Signal, "_Element", Signal, Value]:
         """Stage 3's registers (from stage 2b's element and operands, ``x`` and ``x_*`` here),
-        stage 3b's (the same, and ``tanh_delta``'s product), and the sums, clips and final
-        rounding after them. Returns the stage-3b element, its main operand (the result of
-        ``convert``), and the results of ``target``, ``tanh_delta`` and ``noise`` (``range`` has
-        its own registers: :meth:`_word_range`)."""
+        the sums and clips of ``target`` and ``noise`` from them, stage 3b's registers (the
+        results of ``convert``, ``target`` and ``noise``, and ``tanh_delta``'s product), and
+        that product's rounding. Returns whether stage 3 holds an element (``range`` updates
+        its register then: :meth:`_word_range`), the stage-3b element, its result (``convert``,
+        ``target``, ``noise``) and the result of ``tanh_delta``."""
         sp = self._spec
         aw = sp.addr_width
         delta, deriv = sp.delta_fmt, sp.deriv_fmt
@@ -611,29 +611,31 @@ class VectorUnit(wiring.Component):
                     m.d.sync += [z_p.eq(a_delta), z_q.eq(g)]
                 with m.Case(codes["noise"]):
                     m.d.sync += [z_p.eq(a_act), z_q.eq(n_code)]
-        # ---- stage 3b: tanh_delta's product registered (rounded and saturated after it) ----
-        t_valid, t_last, t_done = Signal(), Signal(), Signal()
-        t_da, t_dl = Signal(aw), Signal.like(x.lane)
-        t_p, t_q = Signal.like(z_p), Signal.like(z_q)
-        t_prod = Signal((z_p[:delta.width].as_signed() * z_q[:deriv.width].as_signed()).shape())
-        m.d.sync += t_valid.eq(z_valid)
-        with m.If(z_valid):
-            m.d.sync += [t_last.eq(z_last), t_da.eq(z_da), t_dl.eq(z_dl), t_done.eq(z_done),
-                         t_p.eq(z_p), t_q.eq(z_q),
-                         t_prod.eq(z_p[:delta.width].as_signed() * z_q[:deriv.width].as_signed())]
         # target: sat(R + (1 - done) * mul_shift(A, gamma))
-        target = requantize(t_p[:W].as_signed() + Mux(t_done, 0, t_q), 0, FixedFormat(W, 0),
+        target = requantize(z_p[:W].as_signed() + Mux(z_done, 0, z_q), 0, FixedFormat(W, 0),
                             "floor", "saturate")
-        # tanh_delta: A * g
-        tanh_d = requantize(t_prod, delta.frac + deriv.frac, delta, sp.rounding, "saturate")
         # noise: clip(A + noise, -one, one), one = min(2**frac, max_int)
         pow_f = Const(1, 1) << c.a_frac
         one = Mux(c.a_narrow,
                   Mux(c.a_frac >= NW - 1, (1 << (NW - 1)) - 1, pow_f),
                   Mux(c.a_frac >= W - 1, (1 << (W - 1)) - 1, pow_f))
-        raw = t_p[:W].as_signed() + t_q[:W].as_signed()
+        raw = z_p[:W].as_signed() + z_q[:W].as_signed()
         noisy = Mux(raw > one, one, Mux(raw < -one, -one, raw))
-        return _Element(t_valid, t_last, t_da, t_dl), t_p, target, tanh_d, noisy
+        # ---- stage 3b: the results of convert, target and noise, and tanh_delta's product
+        # (rounded and saturated after it) ----
+        t_valid, t_last = Signal(), Signal()
+        t_da, t_dl = Signal(aw), Signal.like(x.lane)
+        t_res = Signal.like(z_p)
+        t_prod = Signal((z_p[:delta.width].as_signed() * z_q[:deriv.width].as_signed()).shape())
+        m.d.sync += t_valid.eq(z_valid)
+        with m.If(z_valid):
+            m.d.sync += [t_last.eq(z_last), t_da.eq(z_da), t_dl.eq(z_dl),
+                         t_res.eq(Mux(ctl.is_op("target"), target,
+                                      Mux(ctl.is_op("noise"), noisy, z_p))),
+                         t_prod.eq(z_p[:delta.width].as_signed() * z_q[:deriv.width].as_signed())]
+        # tanh_delta: A * g
+        tanh_d = requantize(t_prod, delta.frac + deriv.frac, delta, sp.rounding, "saturate")
+        return z_valid, _Element(t_valid, t_last, t_da, t_dl), t_res, tanh_d
 
     def _divider(self, m: Module, ctl: "_Control", x_valid: Signal, x_a: Signal,
                  x_b: Signal) -> tuple[Value, Value]:
@@ -679,10 +681,12 @@ class VectorUnit(wiring.Component):
         quotient = Mux(ovf, Mux(neg, delta.min_int, delta.max_int), Mux(neg, ~u, u))
         return div_done, quotient
 
-    def _write(self, m: Module, ctl: "_Control", x: "_Element", z: "_Element", z_p: Signal,
-               target: Value, tanh_d: Value, noisy: Value, div_done: Value,
-               quotient: Value, word_lo: Signal, word_hi: Signal) -> None:
-        """Stage 4: the write (or range update) of a result, and the end of the command."""
+    def _write(self, m: Module, ctl: "_Control", x: "_Element", z: "_Element", z_res: Signal,
+               tanh_d: Value, div_done: Value, quotient: Value, z3_valid: Signal,
+               word_lo: Signal, word_hi: Signal) -> None:
+        """Stage 4: the write of a result, and the end of the command; the range update from
+        stage 3 (``z3_valid``, with the word's least and greatest lanes ``word_lo`` and
+        ``word_hi`` of :meth:`_word_range`)."""
         sp = self._spec
         S, aw = sp.size, sp.addr_width
         codes, c = OP_CODES, ctl.c
@@ -691,22 +695,17 @@ class VectorUnit(wiring.Component):
         y_wr, y_rng, y_last = Signal(), Signal(), Signal()
         y_addr, y_lane = Signal(aw), Signal.like(x.lane)
         y_data = Signal(signed(sp.word_width))
-        y_lo, y_hi = Signal(signed(sp.word_width)), Signal(signed(sp.word_width))
-        m.d.sync += [y_wr.eq(0), y_rng.eq(0), y_lo.eq(word_lo), y_hi.eq(word_hi)]
+        m.d.sync += [y_wr.eq(0), y_rng.eq(0)]
         with m.If(z.valid):
             m.d.sync += [y_wr.eq(~ctl.is_op("range")), y_rng.eq(ctl.is_op("range")),
                          y_last.eq(z.last), y_addr.eq(z.addr), y_lane.eq(z.lane)]
             with m.Switch(c.op):
-                with m.Case(codes["convert"]):
-                    m.d.sync += y_data.eq(z_p)
-                with m.Case(codes["target"]):
-                    m.d.sync += y_data.eq(target)
+                with m.Case(codes["convert"], codes["target"], codes["noise"]):
+                    m.d.sync += y_data.eq(z_res)
                 with m.Case(codes["fill"]):
                     m.d.sync += y_data.eq(fill_val)
                 with m.Case(codes["tanh_delta"]):
                     m.d.sync += y_data.eq(tanh_d)
-                with m.Case(codes["noise"]):
-                    m.d.sync += y_data.eq(noisy)
         with m.If(div_done):
             with m.If(ctl.is_op("fill")):
                 m.d.sync += [fill_val.eq(quotient), ctl.issuing.eq(1)]
@@ -719,13 +718,14 @@ class VectorUnit(wiring.Component):
             self.d_wr.en.eq(Mux(y_wr, Const(1, S) << y_lane, 0)),
             *(self.d_wr.data[k].eq(y_data) for k in range(S)),
         ]
-        with m.If(y_rng):
+        # (two cycles before the element's end in stage 4: the range is final when busy falls)
+        with m.If(z3_valid & ctl.is_op("range")):
             for k in range(sp.points):
                 r = self.ranges[k]
                 with m.If(c.point == k):
                     m.d.sync += [
-                        r.lo.eq(Mux(r.valid & (r.lo < y_lo), r.lo, y_lo)),
-                        r.hi.eq(Mux(r.valid & (r.hi > y_hi), r.hi, y_hi)),
+                        r.lo.eq(Mux(r.valid & (r.lo < word_lo), r.lo, word_lo)),
+                        r.hi.eq(Mux(r.valid & (r.hi > word_hi), r.hi, word_hi)),
                         r.valid.eq(1),
                     ]
         with m.If((y_wr | y_rng) & y_last):
