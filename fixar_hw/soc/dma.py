@@ -469,7 +469,6 @@ class DMA(wiring.Component):
         resp_last = resp_beat == nbeats - 1
         m.d.comb += [bus.stb.eq(stb), accept.eq(stb & ~bus.stall)]
 
-
         def load_beat(beat: Value, last: Value) -> None:
             """Load beat ``beat`` of the word at the read port; after its ``last`` beat, read
             the next word."""
