@@ -589,11 +589,14 @@ class IterativeUpdateUnit(_UpdateComponent):
         base = Signal(range_shape(ema_lo, ema_hi))
         adam, sgd, soft = (op == UPDATE_OPS[k] for k in ("adam", "sgd", "soft"))
         prod = Signal(((x - base) * k1).shape())
-        sq = Signal((x * x).shape())
         ema = Signal(range_shape(ema_lo, ema_hi))
-        # v's difference min(g * g, V_MAX) - v, then its product with c2, in one register
-        diff_shape = (Mux(sq > _V_MAX, _V_MAX, sq) - v[:63]).shape()
+        # g * g, then v's difference min(g * g, V_MAX) - v, then its product with c2, in one
+        # register
+        sq_shape = (x * x).shape()
+        diff_shape = (Mux(Signal(sq_shape) > _V_MAX, _V_MAX, Signal(sq_shape))
+                      - v[:63]).shape()
         v_prod = Signal((Signal(diff_shape) * c2).shape())
+        sq = v_prod[:sq_shape.width].as_signed()
         v_diff = v_prod[:diff_shape.width].as_signed()
         step = Signal((lr * Mux(sgd, x, ema)).shape())
         w_out = Signal(shape_of(wf))
@@ -621,7 +624,7 @@ class IterativeUpdateUnit(_UpdateComponent):
                     m.next = "PRODUCTS"
             with m.State("PRODUCTS"):
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += [prod.eq((x - base) * k1), sq.eq(x * x)]
+                m.d.sync += [prod.eq((x - base) * k1), v_prod.eq(x * x)]
                 m.next = "AVERAGE"
             with m.State("AVERAGE"):  # the moving average of m or the target; v's difference
                 m.d.comb += self.busy.eq(1)
