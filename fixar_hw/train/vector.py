@@ -139,9 +139,10 @@ class VectorUnit(wiring.Component):
 
     Pipeline, a register after each step: issue (addresses) -> lane selection (read data) ->
     products -> barrel shifts (or the divider) -> rounding and saturation of the shifted
-    values -> the operands of the results -> ``tanh_delta``'s product -> sums, clips and
-    final rounding, and the write. No step holds more than one multiplier, one barrel
-    shifter or one adder with its rounding and saturation. The noise generator runs ahead: the
+    values -> the operands of the results -> the sums and clips of ``target`` and ``noise``,
+    and ``tanh_delta``'s product -> that product's rounding, and the write. No step holds
+    more than one multiplier, one barrel shifter or one adder with its rounding and
+    saturation. The noise generator runs ahead: the
     sums of the next two samples and the next one's product with :attr:`sigma` are registers,
     refilled as samples are used, so a noise element costs no more logic depth than a
     conversion. Operands are the low
