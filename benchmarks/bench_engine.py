@@ -157,9 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         # samples/s per PE grow as the networks shrink: only FIXAR's networks compare
         print("  (not compared: the quick networks are far smaller than FIXAR's, so their "
               "samples/s per PE per MHz mean nothing against it; run without --quick)")
-    for phase, batch, norm in rows if not args.quick else ():
-        print(f"  this engine, {phase} phase, batch {batch}: {norm:.4f} "
-              f"({norm / fixar_norm:.2f} x FIXAR)")
+    else:
+        for phase, batch, norm in rows:
+            print(f"  this engine, {phase} phase, batch {batch}: {norm:.4f} "
+                  f"({norm / fixar_norm:.2f} x FIXAR)")
     print()
     if not args.model_only:
         print("all RTL counters equal the cycle model" if not mismatches

@@ -194,9 +194,14 @@ def _ema(base: Value, prod: Value, soft: Value, wf: FixedFormat, gf: FixedFormat
     return Mux(soft, _clamp(ema, wf.min_int, wf.max_int), _clamp(ema, gf.min_int, gf.max_int))
 
 
+def _v_difference(sq: Value, v: Value) -> Value:
+    """``min(g * g, V_MAX) - v`` from ``sq = g * g``."""
+    return Mux(sq > _V_MAX, _V_MAX, sq) - v
+
+
 def _v_product(sq: Value, v: Value, c2: Value) -> Value:
-    """``(min(g * g, V_MAX) - v) * c2`` from ``sq = g * g``."""
-    return (Mux(sq > _V_MAX, _V_MAX, sq) - v) * c2
+    """``(min(g * g, V_MAX) - v) * c2`` from ``sq = g * g`` (:func:`_v_difference`)."""
+    return _v_difference(sq, v) * c2
 
 
 def _v_average(v: Value, v_prod: Value) -> Value:
@@ -590,15 +595,12 @@ class IterativeUpdateUnit(_UpdateComponent):
         adam, sgd, soft = (op == UPDATE_OPS[k] for k in ("adam", "sgd", "soft"))
         prod = Signal(((x - base) * k1).shape())
         ema = Signal(range_shape(ema_lo, ema_hi))
-        # g * g, then v's difference min(g * g, V_MAX) - v, then its product with c2, in one
-        # register
-        sq_shape = (x * x).shape()
-        diff_shape = (Mux(Signal(sq_shape) > _V_MAX, _V_MAX, Signal(sq_shape))
-                      - v[:63]).shape()
-        v_prod = Signal((Signal(diff_shape) * c2).shape())
-        sq = v_prod[:sq_shape.width].as_signed()
-        v_diff = v_prod[:diff_shape.width].as_signed()
-        step = Signal((lr * Mux(sgd, x, ema)).shape())
+        # g * g, then v's difference (_v_difference), then its product with c2 (_v_product),
+        # in one register
+        v_prod = Signal(_v_product(x * x, v[:63], c2).shape())
+        sq = v_prod[:len(x * x)].as_signed()
+        v_diff = v_prod[:len(_v_difference(x * x, v[:63]))].as_signed()
+        step = Signal((lr * ema).shape())
         w_out = Signal(shape_of(wf))
         root = Signal(B * root_cycles)
         rem = Signal(_ROOT_BITS + 2)  # at most 2 * root
@@ -631,7 +633,7 @@ class IterativeUpdateUnit(_UpdateComponent):
                 # (SGD has no average: its gradient takes the register, so that the step's
                 # product below has one operand register and no multiplexer before it)
                 m.d.sync += [ema.eq(Mux(sgd, x, _ema(base, prod, soft, wf, gf))),
-                             v_prod.eq(Mux(sq > _V_MAX, _V_MAX, sq) - v[:63])]
+                             v_prod.eq(_v_difference(sq, v[:63]))]
                 m.next = "STEP"
             with m.State("STEP"):  # v's product; the step's product lr * m or lr * g
                 m.d.comb += self.busy.eq(1)
