@@ -32,7 +32,7 @@ for ``cores`` cores; an :class:`AAPCore` is the one-core case).
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Module, Mux, Shape, Signal, Value, signed
+from amaranth.hdl import Assert, Cat, Module, Mux, Shape, Signal, Value, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -233,6 +233,14 @@ class AAPCore(wiring.Component):
     largest layer and batch of the configuration (they cannot wrap), then one saturating
     requantization with ``config.rounding`` per result, as in :mod:`sw_model.arch.aap`.
 
+    Structure: an :class:`~fixar_hw.train.aap_sequencer.AAPSequencer` (decoding, loops,
+    addresses), one :class:`~fixar_hw.train.pe_grid.PEGrid` of
+    :class:`~fixar_hw.train.pe_grid.ProcessingElement` per core, the cross-core adder tree, and
+    per core an :class:`~fixar_hw.train.aap_output.OutputStage` and a
+    :class:`~fixar_hw.train.aap_output.GradientRequantizer`; the passes' tags travel alongside
+    the data in registers of this component. Every register advances with one enable, high
+    while neither output stream is stalled.
+
     Parameters
     ----------
     config : AAPConfig
@@ -374,13 +382,18 @@ class AAPCore(wiring.Component):
             for k in range(N):
                 m.d.comb += [rd[q][k].addr.eq(seq.reads[q].addr[k]),
                              rd[q][k].en.eq(seq.reads[q].en[k])]
-        pipe = _Tags(m, go, seq.tag)
+        pipe = _Tags(m, go, seq.tag, seq.busy)
         t3 = pipe.then(pipe.then(pipe.first, "2"), "3")   # operands, then products
         grids = [self._grid(m, k, go, seq, t3) for k in range(N)]
         self._gradients(m, go, seq, pipe, t3, grids)
         self._results(m, go, seq, pipe, t3, grids)
-        # occupancy: the next command waits for the pipeline to drain
-        in_flight = Cat(*pipe.valids).any()
+        # occupancy: the next command waits for the pipeline to drain. ``in_flight`` is a
+        # register loaded with the next value of the OR of every stage's valid bit, so the
+        # command's acceptance (which fans out to every command register) starts at registers
+        in_flight = Signal()
+        m.d.sync += in_flight.eq(Mux(go, Cat(*pipe.inputs).any(), in_flight))
+        if platform == "formal":
+            m.d.comb += Assert(in_flight == Cat(*pipe.valids).any(), "in_flight is exact")
         m.d.comb += [seq.en.eq(go), seq.drained.eq(~in_flight),
                      self.busy.eq(seq.busy | in_flight)]
         return m
@@ -415,7 +428,7 @@ class AAPCore(wiring.Component):
         with m.If(go):
             m.d.sync += [g.valid.eq(t["v"]), g.payload.mask.eq(t["cv"]),
                          g.payload.last.eq(t["end"])]
-        pipe.valids.append(g.valid)
+        pipe.track(g.valid, t["v"])
         for k, grid in enumerate(grids):
             req = GradientRequantizer(c, acc=self.pe_acc_shape)
             m.submodules[f"grad_out_{k}"] = req
@@ -463,7 +476,7 @@ class AAPCore(wiring.Component):
         with m.If(go):
             m.d.sync += [o.valid.eq(t["v"]), o.payload.mask.eq(t["cv"]),
                          o.payload.last.eq(t["end"])]
-        pipe.valids.append(o.valid)
+        pipe.track(o.valid, t["v"])
         col_shape = signed(grids[0].col.shape().elem_shape.width + (N - 1).bit_length())
         for k in range(N):
             out = OutputStage(c, s.shape(), col=col_shape, acc=self.acc_shape,
@@ -485,17 +498,24 @@ class AAPCore(wiring.Component):
 
 class _Tags:
     """The tags of the passes in flight (valid, first/last pass of a sum, end of the op, core
-    and lane masks), one set per pipeline stage, and every stage's valid bit."""
+    and lane masks), one set per pipeline stage; every stage's valid bit, and what it takes
+    when the pipeline advances."""
 
-    def __init__(self, m: Module, en: Value, first) -> None:
+    def __init__(self, m: Module, en: Value, first, issue: Value) -> None:
         self._m, self._en = m, en
         self.first = {name: getattr(first, name) for name in first.shape().members}
-        self.valids: list[Value] = [self.first["v"]]
+        self.valids: list[Value] = []
+        self.inputs: list[Value] = []
+        self.track(self.first["v"], issue)
+
+    def track(self, valid: Value, source: Value) -> None:
+        """Count ``valid``, a register loaded with ``source`` when the pipeline advances."""
+        self.valids.append(valid)
+        self.inputs.append(source)
 
     def then(self, prev: dict, name: str) -> dict:
         """``prev`` one stage later."""
         out = {key: stage(self._m, self._en, value, len(Value.cast(value)), f"{key}{name}")
                for key, value in prev.items()}
-        self.valids.append(out["v"])
+        self.track(out["v"], prev["v"])
         return out
-

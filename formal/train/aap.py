@@ -17,6 +17,8 @@ the build plus stalls)
       final one only, and nothing on the other output stream;
     * no accumulator (column or PE) ever wraps: every exact sum written to one fits it (the
       PEs' and output stages' own assertions, built with ``platform="formal"``).
+    * the registered occupancy flag (``in_flight``) equals the OR of every stage's valid bit
+      in every cycle (the array's own assertion), so the retimed command acceptance is exact.
 ``aap.cover.<op>.<build>``
     An operation of each kind completes (its final beat transfers).
 """
