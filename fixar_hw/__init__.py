@@ -24,7 +24,6 @@ _HOMES = {
     "MixedRowUnit": "fixar_hw.arith.row_unit",
     "DualPrecisionPE": "fixar_hw.arith.pe",
     "ActivationUnit": "fixar_hw.arith.activation",
-    "AAPCore": "fixar_hw.train.aap",
     "PEArray": "fixar_hw.train.array",
     "TrainingEngine": "fixar_hw.train.engine",
     "FixarCore": "fixar_hw.soc.core",
@@ -34,7 +33,6 @@ _HOMES = {
 }
 
 __all__ = [
-    "AAPCore",
     "ActivationUnit",
     "CoreConfig",
     "DualPrecisionPE",
@@ -59,7 +57,6 @@ if TYPE_CHECKING:
     from fixar_hw.host.driver import FixarDriver
     from fixar_hw.soc.core import FixarCore
     from fixar_hw.soc.system import FixarSoC
-    from fixar_hw.train.aap import AAPCore
     from fixar_hw.train.array import PEArray
     from fixar_hw.train.engine import TrainingEngine
 

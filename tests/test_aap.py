@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from fixar_hw.sim.array import ArrayJob, expected, simulate, unpack
 from fixar_hw.sim.testing import stall_pattern
-from fixar_hw.train.aap import AAPCore
 from fixar_hw.train.array import PEArray
 from sw_model.arch.aap import (
     AAPConfig,
@@ -97,7 +96,7 @@ def _saturation(config: AAPConfig, result: np.ndarray, job: ArrayJob) -> float:
 def test_results_and_cycles_equal_the_models(data):
     config = data.draw(configs())
     job = data.draw(jobs(config))
-    dut = PEArray(config) if config.cores > 1 else AAPCore(config)
+    dut = PEArray(config)
     result, cycles = simulate(dut, job)
     want = expected(config, job)
     target(_saturation(config, want, job), label="saturated results")
@@ -182,14 +181,12 @@ def test_configuration_errors():
         AAPConfig(cores=1.5)
     with pytest.raises(ValueError, match=r"^a_fmt.frac must be >= 0"):
         AAPConfig(a_fmt=FixedFormat(8, -1))
-    with pytest.raises(ValueError, match=r"use fixar_hw\.train\.array\.PEArray"):
-        AAPCore(AAPConfig(cores=2))
     with pytest.raises(TypeError, match=r"^config must be an AAPConfig, not 3$"):
-        AAPCore(3)
+        PEArray(3)
 
 
 def test_command_errors():
-    core = AAPCore(AAPConfig(size=2, max_m=8, max_n=8, max_batch=4, addr_width=4))
+    core = PEArray(AAPConfig(size=2, max_m=8, max_n=8, max_batch=4, addr_width=4))
     with pytest.raises(ValueError, match=r"^m must be from 1 to 8, not 0$"):
         core.command("forward", m=0, n=1, batch=1)
     with pytest.raises(ValueError, match=r"^batch must be from 1 to 4, not 5$"):

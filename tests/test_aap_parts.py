@@ -13,9 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fixar_hw.arith.numeric import range_shape
-from fixar_hw.train.aap import OP_CODES, AAPCommandSet, AAPCore
+from fixar_hw.train.aap import OP_CODES, AAPCommandSet
 from fixar_hw.train.aap_output import GradientRequantizer, OutputStage
 from fixar_hw.train.aap_sequencer import AAPSequencer, settings_layout
+from fixar_hw.train.array import PEArray
 from fixar_hw.train.pe_grid import PEGrid, ProcessingElement
 from sw_model.numerics.activation import activate, derivative
 from sw_model.numerics.fixed import FixedFormat, requantize
@@ -170,7 +171,7 @@ def _settings(config, op: str, kind: str, x_frac: int, o_frac: int, narrow: bool
 @given(st.data())
 def test_output_stage_equals_the_golden_numerics(data):
     c = data.draw(configs(max_cores=1))
-    core = AAPCore(c)
+    core = PEArray(c)
     S = c.size
     op = data.draw(st.sampled_from(["forward", "backward"]))
     kind = data.draw(st.sampled_from(["identity", "relu", "tanh"]))
@@ -240,7 +241,7 @@ def test_output_stage_equals_the_golden_numerics(data):
 @given(st.data())
 def test_gradient_requantizer_equals_the_golden_numerics(data):
     c = data.draw(configs(max_cores=1))
-    core = AAPCore(c)
+    core = PEArray(c)
     S = c.size
     x_frac = data.draw(st.integers(0, c.a_fmt.frac))
     lo, hi = core.product_range

@@ -27,7 +27,6 @@ from fixar_hw.sim.array_verilator import (
     build,
     run_verilator,
 )
-from fixar_hw.train.aap import AAPCore
 from fixar_hw.train.array import PEArray
 from sw_model.arch.aap import AAPConfig
 from sw_model.numerics.fixed import FixedFormat
@@ -42,7 +41,7 @@ CFLAGS = ("-O0",)
 
 Q8 = FixedFormat(8, 5)
 CONFIGS = {
-    # one core (AAPCore), 8-bit everything
+    # one core, 8-bit everything
     "s2c1": AAPConfig(size=2, cores=1, w_fmt=Q8, a_fmt=Q8, d_fmt=Q8, g_fmt=Q8, grad_fmt=Q8,
                       rounding="half_up", max_m=9, max_n=9, max_batch=5, addr_width=8,
                       tanh_index_bits=4),
@@ -134,7 +133,7 @@ def test_verilator_equals_the_models(name):
                                            itertools.cycle(("tanh", "relu", "identity")))]
     pairs = run_verilator(config, sim_jobs, cflags=CFLAGS)
     for job, (result, cycles) in zip(sim_jobs, pairs, strict=True):
-        dut = PEArray(config) if config.cores > 1 else AAPCore(config)
+        dut = PEArray(config)
         sim_result, sim_cycles = simulate(dut, job)
         assert (result == sim_result).all(), (job.op, job.parallelism)
         assert (result == expected(config, job)).all(), (job.op, job.parallelism)
@@ -184,6 +183,6 @@ def test_errors():
     too_big = make_job(np.random.default_rng(0), config, "forward", 9, 9, 5, "relu", "batch")
     small = AAPConfig(size=2, cores=1, w_fmt=Q8, a_fmt=Q8, d_fmt=Q8, g_fmt=Q8, grad_fmt=Q8,
                       max_m=9, max_n=9, max_batch=5, addr_width=4, tanh_index_bits=4)
-    dut = AAPCore(small)
+    dut = PEArray(small)
     with pytest.raises(ValueError, match=r"^jobs\[0\] needs 25 words of the w memory"):
         _encode(dut, _Ports.of(dut), [too_big], 0.0, 0)

@@ -187,5 +187,5 @@ def test_folded_top_bad_parameters(kwargs, exc, message):
 
 
 def test_folded_top_needs_a_core():
-    with pytest.raises(TypeError, match=r"^dut must be an AAPCore or PEArray, not <.*Counter"):
+    with pytest.raises(TypeError, match=r"^dut must be a PEArray, not <.*Counter"):
         FoldedTop(Counter())

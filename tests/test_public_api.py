@@ -16,7 +16,6 @@ FIXAR_HW_HOMES = {
     "MixedRowUnit": "fixar_hw.arith.row_unit",
     "DualPrecisionPE": "fixar_hw.arith.pe",
     "ActivationUnit": "fixar_hw.arith.activation",
-    "AAPCore": "fixar_hw.train.aap",
     "PEArray": "fixar_hw.train.array",
     "TrainingEngine": "fixar_hw.train.engine",
     "FixarCore": "fixar_hw.soc.core",

@@ -227,11 +227,10 @@ def _build_pe(p: dict[str, Any], _: CoreConfig | None) -> wiring.Component:
 
 
 def _build_array(_: dict[str, Any], config: CoreConfig | None) -> wiring.Component:
-    from fixar_hw.train.aap import AAPCore
     from fixar_hw.train.array import PEArray
 
     aap = config.engine.aap
-    return PEArray(aap) if aap.cores > 1 else AAPCore(aap)
+    return PEArray(aap)
 
 
 def _build_engine(p: dict[str, Any], config: CoreConfig | None) -> wiring.Component:
@@ -274,7 +273,7 @@ PARTS: dict[str, Part] = {part.name: part for part in (
          False, _build_row_unit),
     Part("pe", "DualPrecisionPE", "dual_precision_pe",
          {"w_width": ("int", 16), "a_width": ("int", 16)}, False, _build_pe),
-    Part("array", "AAPCore/PEArray", "aap_array", {}, True, _build_array),
+    Part("array", "PEArray", "aap_array", {}, True, _build_array),
     Part("engine", "TrainingEngine", "training_engine", {"program_depth": ("int", 256)}, True,
          _build_engine),
     Part("core", "FixarCore", "fixar_core", {}, True, _build_core),

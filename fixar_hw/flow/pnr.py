@@ -19,7 +19,7 @@ times out, or a design that does not fit the device raises :class:`~fixar_hw.err
 (a ``RuntimeError``) carrying the tail of the tool's log.
 
 Why :class:`FoldedTop` exists. nextpnr places a *chip*: every top-level port becomes an I/O
-pin. An :class:`~fixar_hw.train.aap.AAPCore` or :class:`~fixar_hw.train.array.PEArray` has a
+pin. An :class:`~fixar_hw.train.array.PEArray` has a
 thousand or
 more port bits (a 4x4 two-core array with 16-bit lanes has 1,780: per core a 256-bit weight tile
 read, and 512-bit gradient beats), far beyond the 365 user I/Os of a CABGA381 ECP5, so it cannot
@@ -55,7 +55,7 @@ from fixar_hw._util import check_int, silence_on_error
 from fixar_hw.errors import ToolError
 from fixar_hw.flow.synth import Resources, _classify
 from fixar_hw.tools import run_tool
-from fixar_hw.train.aap import AAPCore
+from fixar_hw.train.array import PEArray
 from sw_model.checks import check_bool, check_choice
 
 __all__ = [
@@ -151,9 +151,8 @@ class FoldedTop(wiring.Component):
 
     Parameters
     ----------
-    dut : AAPCore
-        The design (an :class:`~fixar_hw.train.aap.AAPCore` or
-        :class:`~fixar_hw.train.array.PEArray`).
+    dut : PEArray
+        The design (a :class:`~fixar_hw.train.array.PEArray`).
     depth : int
         Words per memory, at least 2 (default 512: one DP16KD deep at 36 bits wide).
     fold_width : int
@@ -175,10 +174,10 @@ class FoldedTop(wiring.Component):
     """
 
     @silence_on_error
-    def __init__(self, dut: AAPCore, *, depth: int = 512, fold_width: int = 4,
+    def __init__(self, dut: PEArray, *, depth: int = 512, fold_width: int = 4,
                  seed_pins: int = 4, seed: int = 1) -> None:
-        if not isinstance(dut, AAPCore):
-            raise TypeError(f"dut must be an AAPCore or PEArray, not {dut!r}")
+        if not isinstance(dut, PEArray):
+            raise TypeError(f"dut must be a PEArray, not {dut!r}")
         check_int(depth, "depth", minimum=2)
         check_int(fold_width, "fold_width", minimum=1, maximum=32)
         check_int(seed_pins, "seed_pins", minimum=1, maximum=64)
@@ -196,7 +195,7 @@ class FoldedTop(wiring.Component):
         })
 
     @property
-    def dut(self) -> AAPCore:
+    def dut(self) -> PEArray:
         """The wrapped design."""
         return self._dut
 

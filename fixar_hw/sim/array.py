@@ -2,7 +2,7 @@
 
 An :class:`ArrayJob` is one layer operation with its data (integer codes). :func:`memory_images`
 lays the data out as the core reads it (:mod:`sw_model.arch.aap` layouts), :class:`ArrayHarness`
-wraps an :class:`~fixar_hw.train.aap.AAPCore` or :class:`~fixar_hw.train.array.PEArray` with
+wraps an :class:`~fixar_hw.train.array.PEArray` with
 memories
 holding those images (each core reads its own copy), :func:`simulate` runs it in Amaranth's
 simulator with random stalls, and :func:`unpack` turns the output beats back into the result
@@ -21,7 +21,7 @@ import numpy as np
 from amaranth.hdl import Elaboratable
 
 from fixar_hw.sim.testing import stream_get, stream_monitor, stream_put
-from fixar_hw.train.aap import AAPCore
+from fixar_hw.train.array import PEArray
 from sw_model.arch.aap import AAPConfig, slice_vectors, tile_weights
 from sw_model.numerics.activation import TanhTable
 from sw_model.numerics.fixed import FixedFormat
@@ -63,7 +63,7 @@ class ArrayJob:
     table: TanhTable | None = None
 
     def command_fields(self) -> dict[str, Any]:
-        """Keyword arguments of :meth:`fixar_hw.train.aap.AAPCore.command` for this job."""
+        """Keyword arguments of :meth:`fixar_hw.train.array.PEArray.command` for this job."""
         return dict(m=self.m, n=self.n, batch=self.batch, kind=self.kind,
                     parallelism=self.parallelism, x_fmt=self.x_fmt, out_fmt=self.out_fmt,
                     table=self.table)
@@ -174,7 +174,7 @@ def unpack(config: AAPConfig, job: ArrayJob, beats: Sequence[tuple[list, int, in
 class ArrayHarness(Elaboratable):
     """``dut`` with read-only memories holding ``images`` (one copy per core and port)."""
 
-    def __init__(self, dut: AAPCore, images: dict[str, list[list[int]]]) -> None:
+    def __init__(self, dut: PEArray, images: dict[str, list[list[int]]]) -> None:
         self.dut = dut
         self.images = images
 
@@ -201,7 +201,7 @@ def _payload_tuple(payload) -> tuple[list, int, int]:
     return data, int(payload.mask), int(payload.last)
 
 
-def simulate(dut: AAPCore, job: ArrayJob, *,
+def simulate(dut: PEArray, job: ArrayJob, *,
              cmd_stall: Callable[[], bool] = _never,
              o_stall: Callable[[], bool] = _never,
              g_stall: Callable[[], bool] = _never,

@@ -1,9 +1,7 @@
 """Running AAP operations at RTL speed: the PE array exported to Verilog and built with Verilator.
 
-:func:`build` exports :class:`~fixar_hw.train.array.PEArray` (or
-:class:`~fixar_hw.train.aap.AAPCore` for one
-core) with :func:`fixar_hw.flow.export.to_verilog` and compiles it with
-:func:`fixar_hw.flow.export.verilate`
+:func:`build` exports :class:`~fixar_hw.train.array.PEArray` with
+:func:`fixar_hw.flow.export.to_verilog` and compiles it with :func:`fixar_hw.flow.export.verilate`
 together with the C++ testbench ``fixar_hw/sim/cpp/array_tb.cpp`` (its widths and port
 names filled in for the build). The testbench plays the part of
 :class:`~fixar_hw.sim.array.ArrayHarness`:
@@ -14,9 +12,9 @@ names filled in for the build). The testbench plays the part of
   clock edge only when its ``en`` was high before the edge, and holds otherwise, as an
   ``amaranth.lib.memory`` synchronous read port does;
 * it sends one command per job on ``cmd`` (the payload packed as
-  :attr:`~fixar_hw.train.aap.AAPCore.command_layout`), keeps the result stream's ``ready`` high (or
-  low on a seeded pseudo-random share of cycles), checks the valid/ready rules of the result
-  stream and that the other result stream stays idle, and collects the result beats;
+  :attr:`~fixar_hw.train.array.PEArray.command_layout`), keeps the result stream's ``ready``
+  high (or low on a seeded pseudo-random share of cycles), checks the valid/ready rules of the
+  result stream and that the other result stream stays idle, and collects the result beats;
 * it counts the clock edges from the command transfer to the transfer of the beat flagged
   ``last``, exactly as :func:`~fixar_hw.sim.array.simulate` does.
 
@@ -52,7 +50,6 @@ from fixar_hw.flow.cache import cache_dir, design_digest
 from fixar_hw.flow.export import VerilatedModel, to_verilog, verilate
 from fixar_hw.sim._cpp import render
 from fixar_hw.sim.array import ArrayJob, memory_images, unpack
-from fixar_hw.train.aap import AAPCore
 from fixar_hw.train.array import PEArray
 from sw_model.arch.aap import AAPConfig
 
@@ -175,7 +172,7 @@ class _Ports:
     g_last_offset: int
 
     @classmethod
-    def of(cls, dut: AAPCore) -> _Ports:
+    def of(cls, dut: PEArray) -> _Ports:
         cfg = dut.config
         lanes, lane_width = {}, {}
         for q in _MEMORIES:
@@ -261,7 +258,7 @@ def _verilog_cache_dir() -> Path:
     return cache_dir("verilog")
 
 
-def _export(dut: AAPCore, config: AAPConfig) -> tuple[str, float, bool]:
+def _export(dut: PEArray, config: AAPConfig) -> tuple[str, float, bool]:
     """The design's Verilog, the seconds its export took (0 if cached), and whether cached."""
     key = hashlib.sha256(f"{TOP}\n{config!r}\n{design_digest()}".encode()).hexdigest()
     path = _verilog_cache_dir() / f"{key}.v"
@@ -296,7 +293,7 @@ def _check_run_args(jobs: object, stall: object, seed: object) -> None:
         raise TypeError(f"seed must be an integer, not {seed!r}")
 
 
-def _encode(dut: AAPCore, ports: _Ports, jobs: Sequence[ArrayJob], stall: float,
+def _encode(dut: PEArray, ports: _Ports, jobs: Sequence[ArrayJob], stall: float,
             seed: int) -> bytes:
     """The testbench's input file for ``jobs`` (validating each job against the build)."""
     parts = [np.array([_MAGIC, len(jobs)], dtype="<u4").tobytes()]
@@ -346,7 +343,7 @@ class ArrayVerilator:
     ----------
     config : AAPConfig
         The build.
-    dut : AAPCore
+    dut : PEArray
         The component that was exported (:class:`~fixar_hw.train.array.PEArray` when
         ``config.cores > 1``); it also encodes commands.
     model : VerilatedModel
@@ -359,7 +356,7 @@ class ArrayVerilator:
         Whether the Verilog came from the disk cache.
     """
 
-    def __init__(self, config: AAPConfig, dut: AAPCore, model: VerilatedModel,
+    def __init__(self, config: AAPConfig, dut: PEArray, model: VerilatedModel,
                  export_seconds: float, build_seconds: float, verilog_cached: bool) -> None:
         self.config = config
         self.dut = dut
@@ -466,8 +463,7 @@ def build(config: AAPConfig, *, cflags: Sequence[str] = ("-O2",),
     Parameters
     ----------
     config : AAPConfig
-        The build; :class:`~fixar_hw.train.aap.AAPCore` is exported when ``config.cores == 1``,
-        :class:`~fixar_hw.train.array.PEArray` otherwise.
+        The build (a :class:`~fixar_hw.train.array.PEArray` is exported).
     cflags : sequence of str, optional
         C++ compiler flags for :func:`~fixar_hw.flow.export.verilate` (``("-O0",)`` compiles small
         builds faster; the default suits long runs).
@@ -495,7 +491,7 @@ def build(config: AAPConfig, *, cflags: Sequence[str] = ("-O2",),
     with _MODELS_LOCK:
         if key in _MODELS:
             return _MODELS[key]
-        dut = PEArray(config) if config.cores > 1 else AAPCore(config)
+        dut = PEArray(config)
         # with a cached export the component only encodes commands: no unused-design warning
         dut._MustUse__silence = True
         ports = _Ports.of(dut)

@@ -14,13 +14,13 @@ from amaranth.lib.wiring import In, Out
 from fixar_hw._util import silence_on_error
 from fixar_hw.arith.numeric import requantize, saturate, shape_of, shift_round
 from fixar_hw.train._stages import stage
+from fixar_hw.train.aap import KIND_CODES, OP_CODES
 from fixar_hw.train.pe_grid import fits
 from sw_model.arch.aap import AAPConfig
-from sw_model.numerics.activation import ACTIVATIONS
 
 __all__ = ["GradientRequantizer", "OutputStage"]
 
-_IDENTITY, _RELU = ACTIVATIONS.index("identity"), ACTIVATIONS.index("relu")
+_IDENTITY, _RELU = KIND_CODES["identity"], KIND_CODES["relu"]
 
 
 class OutputStage(wiring.Component):
@@ -102,7 +102,7 @@ class OutputStage(wiring.Component):
 
     def _lane(self, m: Module, platform, lane: int) -> None:
         c, en, s = self._config, self.en, self.settings
-        is_fwd = s.op == 0
+        is_fwd = s.op == OP_CODES["forward"]
 
         def reg(value: Value, shape, name: str) -> Signal:
             return stage(m, en, value, shape, f"{name}_{lane}")
@@ -136,7 +136,7 @@ class OutputStage(wiring.Component):
     def _finish(self, m: Module, lane: int, reg, z: Value, diff: Value, pos: Value) -> None:
         """Align, round, saturate; table index; table read and ``e * g``; the activation."""
         c, s = self._config, self.settings
-        is_fwd = s.op == 0
+        is_fwd = s.op == OP_CODES["forward"]
         wf, af, f2 = c.w_fmt.frac, c.a_fmt.frac, 2 * c.a_fmt.frac
         narrow = {} if c.narrow_width is None else {"narrow": s.o_narrow,
                                                      "narrow_width": c.narrow_width}

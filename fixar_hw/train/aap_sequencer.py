@@ -4,7 +4,7 @@
 holds its settings in registers and issues one tile pass per enabled cycle: the read enables and
 addresses of every core's four memory ports, and the pass's tags one cycle later (when the
 memories' read data arrives). The loops, the address arithmetic and the order of the passes are
-those of :class:`sw_model.arch.aap.CycleModel` (see :class:`~fixar_hw.train.aap.AAPCore` for the
+those of :class:`sw_model.arch.aap.CycleModel` (see :class:`~fixar_hw.train.array.PEArray` for the
 address formulas).
 """
 
@@ -13,6 +13,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from fixar_hw._util import silence_on_error
+from fixar_hw.train.aap import OP_CODES, field_bits
 from sw_model.arch.aap import AAPConfig
 
 __all__ = ["PORTS", "AAPSequencer", "settings_layout"]
@@ -20,11 +21,7 @@ __all__ = ["PORTS", "AAPSequencer", "settings_layout"]
 #: The memory ports an AAP core reads: weights, vector operand, second vector operand, biases.
 PORTS = ("w", "v", "u", "b")
 
-_FWD, _BWD, _WG = 0, 1, 2
-
-
-def _bits(n: int) -> int:
-    return max(n.bit_length(), 1)
+_FWD, _BWD, _WG = OP_CODES["forward"], OP_CODES["backward"], OP_CODES["wgrad"]
 
 
 def settings_layout(config: AAPConfig, command: data.StructLayout) -> data.StructLayout:
@@ -122,8 +119,8 @@ class AAPSequencer(wiring.Component):
         p = self.cmd.payload
         ti_new = (p.m_minus_1 >> L) + 1
         tj_new = (p.n_minus_1 >> L) + 1
-        tw = max(len(ti_new), len(tj_new)) + _bits(N)
-        cw = max(tw, len(p.batch_minus_1)) + _bits(N) + 1
+        tw = max(len(ti_new), len(tj_new)) + field_bits(N)
+        cw = max(tw, len(p.batch_minus_1)) + field_bits(N) + 1
         r = _Registers(c, p, tw, cw)
         accept = Signal()
         m.d.comb += [
@@ -287,7 +284,7 @@ class _Registers:
         # ``w * tj - N`` (j wraps w times) and offsets ``N - w * tj`` are set with the
         # command, and the lead core's linear tile index ``wlin`` ends the operation at
         # ``ti * tj - N``
-        sw = tw + _bits(N) + 2
+        sw = tw + field_bits(N) + 2
         self.wrap_at = [Signal(signed(sw), name=f"wg_wrap_at_{w}") for w in range(1, N + 1)]
         self.wrap_off = [Signal(signed(sw), name=f"wg_wrap_off_{w}") for w in range(1, N + 1)]
         self.wlin = Signal(2 * tw + 1)

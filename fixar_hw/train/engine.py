@@ -2,7 +2,7 @@
 
 :class:`TrainingEngine` puts together, for one :class:`sw_model.arch.engine.EngineConfig`:
 
-* the PE array (:class:`fixar_hw.train.aap.AAPCore` or :class:`fixar_hw.train.array.PEArray`) with
+* the PE array (:class:`fixar_hw.train.array.PEArray`) with
   run-time activation formats and a writable tanh table;
 * the vector unit (:class:`fixar_hw.train.vector.VectorUnit`): conversions, TD target, loss delta,
   actor output delta, QAT range registers, exploration noise;
@@ -33,7 +33,6 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from fixar_hw._util import silence_on_error
-from fixar_hw.train.aap import AAPCore
 from fixar_hw.train.array import PEArray
 from fixar_hw.train.buffers import Buffers
 from fixar_hw.train.description import EngineDescription
@@ -298,7 +297,7 @@ class TrainingEngine(wiring.Component):
     def __init__(self, config: EngineConfig, program_depth: int = 256) -> None:
         self.description = desc = EngineDescription(config, program_depth)
         self._config = c = config
-        self.array = PEArray(c.aap) if c.cores > 1 else AAPCore(c.aap)
+        self.array = PEArray(c.aap)
         self.vector = VectorUnit(c.vector)
         d = c.ddpg
         if c.update_kind == "iterative":

@@ -3,7 +3,7 @@
 :class:`ProcessingElement` is one PE: registered operands, a multiplier with a registered
 product, and the accumulator of the weight gradient. :class:`PEGrid` is one core's
 ``size x size`` PEs with the operand routing of the three operations and the column adder
-trees (:class:`~fixar_hw.train.aap.AAPCore` has the data layouts).
+trees (:class:`~fixar_hw.train.array.PEArray` has the data layouts).
 """
 
 from collections.abc import Callable

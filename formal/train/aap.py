@@ -1,6 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""Property harnesses for :class:`fixar_hw.train.aap.AAPCore` and
-:class:`fixar_hw.train.array.PEArray`.
+"""Property harnesses for :class:`fixar_hw.train.array.PEArray`.
 
 The harness gives the design one command, any one (``AnyConst``, within the build's limits,
 of a fixed op), memories returning any data (``AnySeq``), any backpressure on both outputs,

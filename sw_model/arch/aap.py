@@ -15,7 +15,7 @@ The three matrix products of training, on integer codes, with one rounding each:
     ``G = requantize(sum_b d_b x_b^T, d.frac + x.frac -> out_fmt)``: the batch sum is exact and
     rounded once.
 
-The hardware (:class:`fixar_hw.train.aap.AAPCore`, :class:`fixar_hw.train.array.PEArray`) computes
+The hardware (:class:`fixar_hw.train.array.PEArray`) computes
 these
 bit for bit; the fixed-point trainer calls the same functions.
 

@@ -390,7 +390,7 @@ class MemoryPlan:
 
 @dataclass(frozen=True)
 class ArrayOp:
-    """A PE array operation (see :meth:`fixar_hw.train.aap.AAPCore.command`).
+    """A PE array operation (see :meth:`fixar_hw.train.array.PEArray.command`).
 
     ``out_base`` is the destination: an activation-memory word (forward, backward) or a
     gradient-memory word (weight gradient). ``x_fmt``/``out_fmt`` are run-time formats.

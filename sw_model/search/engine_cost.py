@@ -17,7 +17,7 @@ What it models
     multiplier whose operands are ``max(w, d)`` and ``max(a, d)`` bits wide (it forms ``w x``,
     ``w d`` and ``d x``), and each output column of each core two more, ``y * y`` (``a`` by
     ``a`` bits, the tanh derivative) and ``e * act'`` (``max(a, d)`` by ``g`` bits), as in
-    :class:`fixar_hw.train.aap.AAPCore`::
+    :class:`fixar_hw.train.array.PEArray`::
 
         dsps = cores * (size**2 * mult18(max(w, d), max(a, d))
                         + size * (mult18(a, a) + mult18(max(a, d), g)))
