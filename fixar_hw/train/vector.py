@@ -503,10 +503,12 @@ class VectorUnit(wiring.Component):
 
         The sums of the next two samples are computed ahead (a two-entry queue filled from the
         generator state ``gstate``), and the head's product with sigma is a register, so stage
-        2 only shifts and rounds it. After a reset or a seed the queue fills in two cycles and
-        the product follows in the third; no element reaches stage 2 sooner than three cycles
-        after its command's transfer, which comes no earlier than the seeded state (commands
-        wait for it, see :meth:`_accept`). ``pop`` therefore always finds two sums.
+        2 only shifts and rounds it. The queue is a shift register: a new sum always enters
+        ``second`` and moves on to ``head`` (no multiplexer after the generator's adder tree).
+        After a reset or a seed the queue fills in two cycles and the product follows in the
+        third; no element reaches stage 2 sooner than three cycles after its command's
+        transfer, which comes no earlier than the seeded state (commands wait for it, see
+        :meth:`_accept`). ``pop`` therefore always finds two sums.
         """
         sp = self._spec
         act, NW, c = sp.act_fmt, sp.narrow_width, ctl.c
@@ -522,11 +524,13 @@ class VectorUnit(wiring.Component):
             m.d.sync += [head.eq(second), second.eq(g_sum), gstate.eq(g_next),
                          n_prod.eq(second * self.sigma)]
         with m.Else():
-            m.d.sync += n_prod.eq(head * self.sigma)
+            # the head's product; while the queue fills, that of the sum moving into it
+            m.d.sync += n_prod.eq(Mux(queued == 1, second, head) * self.sigma)
             with m.If(queued == 0):
-                m.d.sync += [head.eq(g_sum), gstate.eq(g_next), queued.eq(1)]
+                m.d.sync += [second.eq(g_sum), gstate.eq(g_next), queued.eq(1)]
             with m.Elif(queued == 1):
-                m.d.sync += [second.eq(g_sum), gstate.eq(g_next), queued.eq(2)]
+                m.d.sync += [head.eq(second), second.eq(g_sum), gstate.eq(g_next),
+                             queued.eq(2)]
         return _Requant(align_runtime(n_prod, act.frac - c.a_frac, 16 + SIGMA_FRAC - act.frac,
                                       16 + SIGMA_FRAC),
                         16 + SIGMA_FRAC, act.width, "floor", c.a_narrow, NW)
