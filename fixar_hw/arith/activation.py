@@ -5,7 +5,7 @@ from
 :meth:`sw_model.numerics.activation.TanhTable.entries`.
 """
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal, Value
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -14,7 +14,19 @@ from fixar_hw.arith.numeric import check_format, requantize, shape_of
 from sw_model.numerics.activation import TanhTable, check_kind, resolve_table
 from sw_model.numerics.fixed import FixedFormat, check_rounding
 
-__all__ = ["ActivationUnit"]
+__all__ = ["ActivationUnit", "table_index", "table_result"]
+
+
+def table_index(magnitude: Value, shift: Value | int, size: int) -> Value:
+    """The tanh table's address for ``|z|``: ``|z| >> shift``, clamped to the last entry
+    (:meth:`sw_model.numerics.activation.TanhTable.lookup`)."""
+    index = magnitude >> shift
+    return Mux(index >= size, size - 1, index)
+
+
+def table_result(entry: Value, negative: Value, zero: Value) -> Value:
+    """``tanh(z)`` from the table's entry for ``|z|``: the sign of ``z`` restored, 0 at 0."""
+    return Mux(zero, 0, Mux(negative, -entry, entry))
 
 
 class ActivationUnit(wiring.Component):
@@ -90,17 +102,16 @@ class ActivationUnit(wiring.Component):
         rd = rom.read_port(domain="sync")
         z = i.payload
         magnitude = Mux(z < 0, -z, z)
-        index = magnitude >> table.shift
         # the ROM output and the sign flags are both registered when the stage advances, so
         # the payload below is stable while o is stalled
         negative, zero = Signal(), Signal()
         m.d.comb += [
             rd.en.eq(advance),
-            rd.addr.eq(Mux(index >= table.size, table.size - 1, index)),
+            rd.addr.eq(table_index(magnitude, table.shift, table.size)),
         ]
         with m.If(advance):
             m.d.sync += [negative.eq(z < 0), zero.eq(z == 0)]
-        m.d.comb += o.payload.eq(Mux(zero, 0, Mux(negative, -rd.data, rd.data)))
+        m.d.comb += o.payload.eq(table_result(rd.data, negative, zero))
         return m
 
     def __repr__(self) -> str:

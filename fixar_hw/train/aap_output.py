@@ -12,6 +12,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from fixar_hw._util import silence_on_error
+from fixar_hw.arith.activation import table_index, table_result
 from fixar_hw.arith.numeric import requantize, saturate, shape_of, shift_round
 from fixar_hw.train._stages import stage
 from fixar_hw.train.aap import KIND_CODES, OP_CODES
@@ -182,7 +183,7 @@ class OutputStage(wiring.Component):
         val = reg(val, self._out, "val_ro")
         neg, zero = reg(neg, 1, "neg_ro"), reg(zero, 1, "zero_ro")
         # the activation, or d_prev saturated
-        y_tanh = Mux(zero, 0, Mux(neg, -word, word))
+        y_tanh = table_result(word, neg, zero)
         act = Mux(s.kind == _IDENTITY, val,
                   Mux(s.kind == _RELU, Mux(val < 0, 0, val), y_tanh))
         m.d.comb += self.out[lane].eq(Mux(is_fwd, act, saturate(dq, c.d_fmt.width)))
@@ -198,9 +199,8 @@ class OutputStage(wiring.Component):
         wport = rom.write_port()
         m.d.comb += [wport.addr.eq(self.tbl_wr.addr), wport.data.eq(self.tbl_wr.data),
                      wport.en.eq(self.tbl_wr.en)]
-        index = mag >> self.settings.t_shift
         m.d.comb += [port.en.eq(self.en),
-                     port.addr.eq(Mux(index >= table.size, table.size - 1, index))]
+                     port.addr.eq(table_index(mag, self.settings.t_shift, table.size))]
         return port.data
 
 
