@@ -55,14 +55,12 @@ class AAPSequencer(wiring.Component):
 
     A command is accepted on :attr:`cmd` when no pass is being issued and :attr:`drained` is
     high (the core's pipeline holds none). Its settings go to :attr:`settings` in the next
-    cycle; from then on, each cycle with :attr:`en` high issues one tile pass, until the last.
-    One enabled cycle after a pass is issued (from registers, so no adder or compare lies
-    between the loop counters and a memory), :attr:`reads` enables core ``k``'s read port
-    ``q`` at its address for the pass (ports without use in the pass stay disabled, so their
-    data holds; a port is enabled only while :attr:`en` is high), and :attr:`pending` is high;
-    one enabled cycle later still, :attr:`tag`, :attr:`vmask` and :attr:`umask` carry the
-    pass's tags and the lanes of its vector operands that lie inside the layer (zero for an
-    idle core), alongside the memories' read data. Passes per operation:
+    cycle; from then on, each cycle with :attr:`en` high issues one tile pass, until the last:
+    :attr:`reads` enables core ``k``'s read port ``q`` at its address for this pass (ports
+    without use in the pass stay disabled, so their data holds), and :attr:`tag`,
+    :attr:`vmask` and :attr:`umask` carry the pass's tags and the lanes of its vector operands
+    that lie inside the layer (zero for an idle core) one enabled cycle later, alongside the
+    memories' read data. Passes per operation:
     :meth:`sw_model.arch.aap.CycleModel.passes`; one a cycle while :attr:`en` stays high.
 
     Parameters
@@ -77,11 +75,9 @@ class AAPSequencer(wiring.Component):
     en : In(1)
         The pipeline advances (the array's outputs can move).
     drained : In(1)
-        No pass is in the pipeline behind the sequencer (nor :attr:`pending`).
+        No pass is in the pipeline behind the sequencer.
     busy : Out(1)
         Passes are left to issue.
-    pending : Out(1)
-        A pass is being read (the valid bit of the stage between issue and :attr:`tag`).
     settings : Out(settings_layout(config, command))
     reads : Out(StructLayout({q: {"addr": ArrayLayout(addr_width, cores), "en": cores}}))
         For ``q`` in :data:`PORTS`.
@@ -106,7 +102,6 @@ class AAPSequencer(wiring.Component):
             "busy": Out(1),
             "settings": Out(settings_layout(config, command)),
             "reads": Out(data.StructLayout({q: port for q in PORTS})),
-            "pending": Out(1),
             "tag": Out(tag_layout(config)),
             "vmask": Out(data.ArrayLayout(config.size, config.cores)),
             "umask": Out(data.ArrayLayout(config.size, config.cores)),
@@ -239,15 +234,9 @@ class AAPSequencer(wiring.Component):
                 ck_k = r.coef[q][3] * k if k else Const(0, c.addr_width)
                 if q in ("v", "u"):
                     ck_k = Mux(is_wg, r.wi[k] if q == "v" else r.wj[k], ck_k)
-                # the read is a pass later, from registers: no adder or compare sits in
-                # front of a memory's address or enable
                 port = self.reads[q]
-                addr = Signal(c.addr_width, name=f"{q}_addr_{k}")
-                read = Signal(name=f"{q}_read_{k}")
-                with m.If(self.en):
-                    m.d.sync += [addr.eq(r.cur[q] + ck_k),
-                                 read.eq(r.issue & core_valid[k] & uses[q])]
-                m.d.comb += [port.addr[k].eq(addr), port.en[k].eq(read & self.en)]
+                m.d.comb += [port.addr[k].eq(r.cur[q] + ck_k),
+                             port.en[k].eq(r.issue & core_valid[k] & uses[q])]
 
         def lane_mask(slice_index: Value, len_minus_1: Value) -> Value:
             """Lanes ``r`` of slice ``slice_index`` inside a vector of ``len_minus_1 + 1``."""
@@ -255,13 +244,7 @@ class AAPSequencer(wiring.Component):
             return Cat(*(Cat(Const(lane, S.bit_length() - 1), slice_index) <= len_minus_1
                          for lane in range(S)))
 
-        # the pass's tags, a stage before the read (``pending`` is its valid bit), then with it
-        tag = Signal.like(self.tag, name="tag_a")
-        vmask = Signal.like(self.vmask, name="vmask_a")
-        umask = Signal.like(self.umask, name="umask_a")
-        m.d.comb += self.pending.eq(tag.v)
-        with m.If(self.en):
-            m.d.sync += [self.tag.eq(tag), self.vmask.eq(vmask), self.umask.eq(umask)]
+        tag = self.tag
         with m.If(self.en):
             m.d.sync += [
                 tag.v.eq(r.issue), tag.first.eq(r.t == 0), tag.last.eq(r.last_t),
@@ -273,8 +256,8 @@ class AAPSequencer(wiring.Component):
                 v_len = Mux(is_fwd, r.n_1, r.m_1)
                 # an idle core's lanes are masked too: it adds zeros to a reduction
                 m.d.sync += [
-                    vmask[k].eq(Mux(core_valid[k], lane_mask(v_slice, v_len), 0)),
-                    umask[k].eq(Mux(core_valid[k], lane_mask(r.wj[k], r.n_1), 0)),
+                    self.vmask[k].eq(Mux(core_valid[k], lane_mask(v_slice, v_len), 0)),
+                    self.umask[k].eq(Mux(core_valid[k], lane_mask(r.wj[k], r.n_1), 0)),
                 ]
 
 

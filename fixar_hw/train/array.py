@@ -116,11 +116,11 @@ class PEArray(wiring.Component):
     an operation takes :meth:`sw_model.arch.aap.CycleModel.cycles` cycles from the command transfer
     to the last result transfer. A stalled output stalls the whole pipeline; nothing is lost.
     The pipeline is :meth:`~sw_model.arch.aap.CycleModel.fill` stages deep, each at most one
-    adder, one multiplier or one barrel shifter: addresses, read, operands, products, the
-    column adder trees (a register every two adder levels), the cross-core sum, accumulate,
-    bias, align, round, saturate, table index, table read, table word, activation (forward and
-    backward); addresses, read, operands, products, accumulate, align, round, saturate (weight
-    gradient). The run-time shift amounts are registers set with the command.
+    adder, one multiplier or one barrel shifter: read, operands, products, the column adder
+    trees (a register every two adder levels), the cross-core sum, accumulate, bias, align,
+    round, saturate, table index, table read, table word, activation (forward and backward);
+    read, operands, products, accumulate, align, round, saturate (weight gradient). The run-time
+    shift amounts are registers set with the command.
 
     Numerics: exact products (PE multipliers), exact sums in accumulators sized for the
     largest layer and batch of the configuration (they cannot wrap), then one saturating
@@ -270,7 +270,7 @@ class PEArray(wiring.Component):
             for k in range(N):
                 m.d.comb += [rd[q][k].addr.eq(seq.reads[q].addr[k]),
                              rd[q][k].en.eq(seq.reads[q].en[k])]
-        pipe = _Tags(m, go, seq.tag, seq.busy, seq.pending)
+        pipe = _Tags(m, go, seq.tag, seq.busy)
         t3 = pipe.then(pipe.then(pipe.first, "2"), "3")   # operands, then products
         grids = [self._grid(m, k, go, seq, t3) for k in range(N)]
         self._gradients(m, go, seq, pipe, t3, grids)
@@ -389,14 +389,12 @@ class _Tags:
     and lane masks), one set per pipeline stage; every stage's valid bit, and what it takes
     when the pipeline advances."""
 
-    def __init__(self, m: Module, en: Value, first, issue: Value, pending: Value) -> None:
+    def __init__(self, m: Module, en: Value, first, issue: Value) -> None:
         self._m, self._en = m, en
         self.first = {name: getattr(first, name) for name in first.shape().members}
         self.valids: list[Value] = []
         self.inputs: list[Value] = []
-        # the sequencer's read stage (loaded with the issue), then its tag stage
-        self.track(pending, issue)
-        self.track(self.first["v"], pending)
+        self.track(self.first["v"], issue)
 
     def track(self, valid: Value, source: Value) -> None:
         """Count ``valid``, a register loaded with ``source`` when the pipeline advances."""

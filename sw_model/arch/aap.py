@@ -464,19 +464,19 @@ class CycleModel:
         """Pipeline depth of ``op``: cycles from the command transfer to the first result.
 
         The hardware's stages, each at most one adder, multiplier or barrel shifter deep: the
-        read addresses, the memory read, the multipliers' input and output registers, then
+        memory read, the multipliers' input and output registers, then
 
         * weight gradient: the PE accumulators and a requantizer in three stages (align,
-          round, saturate): 8 in all;
+          round, saturate): 7 in all;
         * forward and backward: the column adder trees (a register every two adder levels,
           ``ceil(ceil(log2 size) / 2)`` stages), the cross-core sum (likewise over ``cores``),
           the accumulators, the bias add, three requantizer stages, the table index, the
-          table read, its register and the activation: ``13`` plus the two trees.
+          table read, its register and the activation: ``12`` plus the two trees.
         """
         _check_op(op)
         if op == "wgrad":
-            return 8
-        return 13 + _tree_stages(self.size) + _tree_stages(self.cores)
+            return 7
+        return 12 + _tree_stages(self.size) + _tree_stages(self.cores)
 
     def tiles(self, op: str, m: int, n: int) -> tuple[int, int]:
         """``(output tiles, reduction tiles)`` of ``op`` on an ``m x n`` weight matrix."""
