@@ -236,7 +236,6 @@ def test_output_stage_equals_the_golden_numerics(data):
     _run(dut, bench)
 
 
-
 @examples(ci=20, nightly=400)
 @given(st.data())
 def test_gradient_requantizer_equals_the_golden_numerics(data):
