@@ -27,7 +27,7 @@ Timing
     <fixar_hw.train.description.EngineDescription.cycles>` cycles.
 """
 
-from amaranth.hdl import Module, Mux, Shape, Signal
+from amaranth.hdl import Const, Module, Mux, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -149,6 +149,7 @@ class FixarCore(wiring.Component):
         # DMA <-> memories: the selected memory's host port (zero-extended reads)
         geo = {g["name"]: g for g in self.regmap.memories}
         sel = dma.mem
+        rd_data = Const(0, len(dma.rd.data))
         for name in HOST_MEMORIES:
             code = MEMORIES.index(name)
             rd = getattr(eng, f"host_rd_{name.lower()}")
@@ -157,13 +158,8 @@ class FixarCore(wiring.Component):
             m.d.comb += [rd.addr.eq(dma.rd.addr), rd.en.eq(dma.rd.en & (sel == code)),
                          wr.addr.eq(dma.wr.addr), wr.data.eq(dma.wr.data[:bits]),
                          wr.en.eq(dma.wr.en & (sel == code))]
-        # the read data: one parallel multiplexer (a chain of two-way ones put every memory
-        # but the last behind several levels of logic, on the way to the DMA's beat register)
-        with m.Switch(sel):
-            for name in HOST_MEMORIES:
-                with m.Case(MEMORIES.index(name)):
-                    m.d.comb += dma.rd.data.eq(
-                        getattr(eng, f"host_rd_{name.lower()}").data.as_value())
+            rd_data = Mux(sel == code, rd.data.as_value(), rd_data)
+        m.d.comb += dma.rd.data.eq(rd_data)
         for name, port in (("P", eng.prog_wr), ("T", eng.tbl_wr)):
             code = MEMORIES.index(name)
             m.d.comb += [port.addr.eq(dma.wr.addr),
