@@ -54,6 +54,9 @@ class OutputStage(wiring.Component):
     Parameters
     ----------
     config : AAPConfig
+    settings : data.StructLayout
+        The layout of :attr:`settings`
+        (:func:`~fixar_hw.train.aap_sequencer.settings_layout`).
     col : Shape
         A column sum's shape.
     acc : Shape
