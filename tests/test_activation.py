@@ -76,6 +76,17 @@ def test_derivatives(y_fmt, d_fmt, rounding, data):
         ref_requantize(1, 0, d_fmt, "half_even", "saturate")] * n
 
 
+def test_tanh_derivative_of_a_wide_coarse_format_does_not_overflow():
+    """``y * y`` scaled up by a negative ``frac`` (here 2**8) exceeds an int64: the derivative
+    stays exact (1 - 2**64 saturates to the unsigned 1-bit format's 0, not 1)."""
+    y_fmt, d_fmt = FixedFormat(29, -4), FixedFormat(1, 0, signed=False)
+    ys = [-(1 << 28), (1 << 28) - 1, 0]
+    got = derivative([0, 0, 0], ys, FixedFormat(12, 6), y_fmt, d_fmt, "tanh",
+                     rounding="floor").tolist()
+    assert got == [ref_requantize(1 - y * y * 2**8, 0, d_fmt, "floor", "saturate") for y in ys]
+    assert got == [0, 0, 1]
+
+
 @pytest.mark.parametrize("kwargs, exc, msg", [
     (dict(index_bits=0), ValueError, r"^TanhTable index_bits must be from 1 to 16, not 0$"),
     (dict(in_fmt=FixedFormat(8, 4, signed=False)), ValueError,

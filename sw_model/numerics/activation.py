@@ -229,11 +229,13 @@ def derivative(z_q: npt.ArrayLike, y_q: npt.ArrayLike, in_fmt: FixedFormat,
         return np.full(z.shape, one, dtype=np.int64)
     if kind == "relu":
         return np.where(z > 0, np.int64(one), np.int64(0))
-    # 1 - y**2 as an exact integer with max(2 frac, 0) fraction bits
+    # 1 - y**2 as an exact integer with max(2 frac, 0) fraction bits: y * y scaled by
+    # 2**(f2 - 2 frac) (a left shift when frac < 0) must fit an int64
     f2 = max(2 * y_fmt.frac, 0)
-    if f2 >= 60 or 2 * y_fmt.width + f2 > 60:
+    scale = f2 - 2 * y_fmt.frac
+    if f2 >= 60 or 2 * y_fmt.width + scale > 60:
         y = y.astype(object)  # Python integers keep it exact
-    exact = (1 << f2) - y * y * (1 << (f2 - 2 * y_fmt.frac))
+    exact = (1 << f2) - y * y * (1 << scale)
     return requantize(np.asarray(exact), f2, d_fmt, rounding, "saturate")
 
 
