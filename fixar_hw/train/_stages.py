@@ -25,21 +25,30 @@ def delay(m: Module, en: Value, value: Value, n: int, name: str) -> Value:
     return value
 
 
+def _levels(terms: int) -> list[bool]:
+    """For each adder level of a pairwise tree over ``terms`` operands, whether a register
+    follows it: after every two levels and after the last."""
+    out: list[bool] = []
+    while terms > 1:
+        terms = (terms + 1) // 2
+        out.append(len(out) % 2 == 1 or terms == 1)
+    return out
+
+
 def tree_stages(terms: int) -> int:
-    """Register stages of :func:`tree_sum` over ``terms`` operands:
-    ``ceil(ceil(log2 terms) / 2)`` (:func:`sw_model.arch.aap.CycleModel.fill` counts them)."""
-    return -(-(terms - 1).bit_length() // 2)
+    """Register stages of :func:`tree_sum` over ``terms`` operands (counted from the tree's
+    own plan; :meth:`sw_model.arch.aap.CycleModel.fill` states them independently)."""
+    return sum(_levels(terms))
 
 
 def tree_sum(m: Module, en: Value, terms: list[Value], name: str) -> Value:
     """The exact sum of ``terms``, registered after every two adder levels and after the last:
     :func:`tree_stages` ``(len(terms))`` stages later."""
-    level = stages = 0
-    while len(terms) > 1:
+    stages = 0
+    for registered in _levels(len(terms)):
         terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
                  for i in range(0, len(terms), 2)]
-        level += 1
-        if level % 2 == 0 or len(terms) == 1:
+        if registered:
             stages += 1
             terms = [stage(m, en, x, x.shape(), f"{name}_t{stages}_{i}")
                      for i, x in enumerate(terms)]
