@@ -168,7 +168,8 @@ def test_sgd_steps_equal_the_golden_engine():
     golden = en.load_state(ec, agent.weights, agent.targets, agent.opt)
     fmts = ds.activation_formats(cfg)
     program = en.compile_step(ec, fmts, optimizer="sgd")
-    assert sum(isinstance(op, en.UpdateOp) and op.op == "sgd" for op in program) == 2
+    # one per layer of each network
+    assert sum(isinstance(op, en.UpdateOp) and op.op == "sgd" for op in program) == 2 * ec.layers
     desc = EngineDescription(ec)  # built on its own: no engine behind it
     words = desc.encode(program)
 

@@ -74,7 +74,7 @@ COLUMNS: tuple[str, ...] = (
 )
 
 # bump when the rows evaluate() writes change meaning
-_ROW_VERSION = 3
+_ROW_VERSION = 4
 _POINT_FIELDS = ("board", "size", "cores", "update_units", "update_kind", "precision",
                  "formats", "hidden", "batch", "obs_dim", "act_dim", "dma_addr_width")
 # "tcp://host:8786", "inproc://..." (a LocalCluster with processes=False), or "host:8786"

@@ -16,7 +16,6 @@ import numpy as np
 
 from fixar_hw.sim.testing import stream_put
 from fixar_hw.train.engine import TrainingEngine
-from fixar_hw.train.scheduler import UNIT_CODES
 from sw_model.arch.engine import EngineState
 
 __all__ = ["EngineHost"]
@@ -69,10 +68,11 @@ class EngineHost:
                              vector=replace(state.vector, ranges=ranges))
 
     def load_program(self, ctx, program: Sequence, base: int = 0) -> int:
-        """Write ``program`` (descriptors of :mod:`sw_model.arch.engine`) and its ``end`` at
-        ``base``; returns the address after it."""
+        """Write ``program`` (descriptors of :mod:`sw_model.arch.engine`, in the engine's issue
+        order with their wait masks: :meth:`~fixar_hw.train.description.EngineDescription.words`)
+        and its ``end`` at ``base``; returns the address after it."""
         eng = self.engine
-        words = [eng.description.descriptor(op) for op in program] + [{"unit": UNIT_CODES["end"]}]
+        words = eng.description.words(program)
         if base + len(words) > eng.program.depth:
             raise ValueError(f"the program needs {len(words)} descriptors from {base}, the "
                              f"program memory holds {eng.program.depth}")

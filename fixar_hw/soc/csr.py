@@ -69,7 +69,7 @@ __all__ = [
 #: ``ID`` register value: ``"FIXR"`` in ASCII.
 MAGIC = 0x46495852
 #: ``VERSION`` register: major << 16 | minor.
-VERSION = (1, 0)
+VERSION = (2, 0)
 #: Descriptor operations (``DESC0.op``); 0 is invalid so that a forgotten write is caught.
 OPS = {"dma_in": 1, "dma_out": 2, "run": 3, "set_step": 4, "seed": 5}
 #: On-chip memories the DMA reaches, by code (``DESC0.mem``): parameters, gradients, Adam's
@@ -78,7 +78,7 @@ MEMORIES = ("W", "G", "M", "V", "A", "P", "T")
 #: ``STATUS.cause`` codes.
 CAUSES = {"none": 0, "bus_error": 1, "bad_dma": 2, "bad_op": 3, "overflow": 4}
 #: 48-bit counters, engine first.
-COUNTERS = ("cycles", "ops", "array", "vector", "update", "last", "macs", "dma_beats",
+COUNTERS = ("cycles", "ops", "array", "vector", "update", "macs", "dma_beats",
             "dma_cycles", "busy_cycles")
 
 #: A queued descriptor.

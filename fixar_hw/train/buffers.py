@@ -5,21 +5,22 @@
 lives where) is the plan's, computed from the :class:`~sw_model.arch.engine.EngineConfig`, and a
 network that does not fit the configured capacities is rejected there with a ``ValueError``.
 
-========  =======================  ==============================  =====================
-memory    word                     read ports                      write ports
-========  =======================  ==============================  =====================
-``W``     ``size**2`` weight lanes  ``2 * cores`` (tiles, biases)  1 (update unit)
-``G``     ``size**2`` gradients     1 (update unit)                ``cores`` (array)
-``M``     ``size**2`` ``grad_fmt``  1                              1
-``V``     ``size**2`` 63-bit        1                              1
-``A``     ``size`` activations      ``2 * cores`` (two operands)   ``cores``, per lane
-========  =======================  ==============================  =====================
+========  ==========================  ====================================  =====================
+memory    word                        read ports                            write ports
+========  ==========================  ====================================  =====================
+``W``     ``size**2`` weight lanes    ``2 * cores + 2`` (tiles, biases;     1 (update unit)
+                                      the update unit's two)
+``G``     ``size**2`` gradients       1 (update unit)                       ``cores`` (array)
+``M``     ``size**2`` ``grad_fmt``    1                                     1
+``V``     ``size**2`` 63-bit          1                                     1
+``A``     ``size`` activations        ``2 * cores`` (two operands)          ``cores``, per lane
+========  ==========================  ====================================  =====================
 
-Every read port has one cycle of latency and an enable (data holds while disabled). The
-units that share a memory take turns (the scheduler runs one operation at a time), so the
-engine multiplexes ports rather than adding more: the vector unit uses the activation
-memory's read ports 0 and ``cores`` and write port 0, the update unit the parameter memory's
-read ports 0 and ``cores``.
+Every read port has one cycle of latency and an enable (data holds while disabled). The PE array
+and the vector unit share the activation memory's ports: the vector unit uses read ports 0 and
+``cores`` and write port 0, and the scheduler never runs the two at once. The update unit has
+ports of its own (``W`` read ports ``2 * cores`` and ``2 * cores + 1``, the others), so it runs
+while the array or the vector unit works.
 
 Write ports of ``A`` have one enable per lane (the vector unit writes single elements); the
 array enables all lanes of a word.
@@ -46,7 +47,7 @@ class Buffers(wiring.Component):
 
     Members
     -------
-    w_rd : Out(memory.ReadPort.Signature(...)).array(2 * cores)
+    w_rd : Out(memory.ReadPort.Signature(...)).array(2 * cores + 2)
     w_wr : Out(memory.WritePort.Signature(...))
     g_rd, m_rd, v_rd : Out(memory.ReadPort.Signature(...))
     g_wr : Out(memory.WritePort.Signature(...)).array(cores)

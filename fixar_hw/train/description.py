@@ -28,12 +28,13 @@ from fixar_hw.train.scheduler import (
     ISSUE_CYCLES,
     PERF_COUNTERS,
     UNIT_CODES,
+    UNITS,
     check_program_depth,
     pc_width,
 )
 from fixar_hw.train.update import UpdateCommandSet
 from fixar_hw.train.vector import VectorCommandSet
-from sw_model.arch.engine import ArrayOp, EngineConfig, TickOp, UpdateOp, VectorOp
+from sw_model.arch.engine import ArrayOp, EngineConfig, TickOp, UpdateOp, VectorOp, footprint
 
 __all__ = ["MEMORIES", "EngineDescription", "memory_depths", "memory_layouts", "memory_ports"]
 
@@ -70,7 +71,9 @@ def memory_layouts(config: EngineConfig) -> dict[str, data.ArrayLayout]:
 def memory_ports(config: EngineConfig) -> dict[str, tuple[int, int]]:
     """``name -> (read ports, write ports)`` of each memory of :data:`MEMORIES`
     (:class:`fixar_hw.train.buffers.Buffers` builds these): the array reads tiles and biases
-    of ``W`` and two operands of ``A`` per core, and writes ``A`` and ``G`` per core.
+    of ``W`` and two operands of ``A`` per core, and writes ``A`` and ``G`` per core; the
+    update sequencer has two read ports of ``W`` of its own (online and target words), so that
+    it runs while the array does.
 
     Raises
     ------
@@ -78,7 +81,7 @@ def memory_ports(config: EngineConfig) -> dict[str, tuple[int, int]]:
         If ``config`` is not an :class:`~sw_model.arch.engine.EngineConfig`.
     """
     n = _check_config(config).cores
-    return {"W": (2 * n, 1), "G": (1, n), "M": (1, 1), "V": (1, 1), "A": (2 * n, n)}
+    return {"W": (2 * n + 2, 1), "G": (1, n), "M": (1, 1), "V": (1, 1), "A": (2 * n, n)}
 
 
 def memory_depths(config: EngineConfig) -> dict[str, int]:
@@ -136,6 +139,7 @@ class EngineDescription:
         self._depths = MappingProxyType(memory_depths(c))
         self._descriptor_layout = data.StructLayout({
             "unit": 3,
+            "wait": len(UNITS),
             "array": data.StructLayout({"cmd": self.array_commands.layout,
                                         "out_base": c.addr_width}),
             "vector": self.vector_commands.layout,
@@ -175,34 +179,192 @@ class EngineDescription:
 
     # --- programs ------------------------------------------------------------------------------
 
-    def descriptor(self, op: object) -> dict:
+    def descriptor(self, op: object, wait: Iterable[str] = ()) -> dict:
         """The program-memory word (a dict for :attr:`descriptor_layout`) of one descriptor of
-        :mod:`sw_model.arch.engine`.
+        :mod:`sw_model.arch.engine`, waiting for the units named in ``wait`` (of
+        :data:`~fixar_hw.train.scheduler.UNITS`).
 
         Raises
         ------
         TypeError
             For an object that is no descriptor.
         ValueError
-            For a command the units reject (see the command sets' ``command`` methods).
+            For a command the units reject (see the command sets' ``command`` methods), or a
+            unit in ``wait`` that is not one of :data:`~fixar_hw.train.scheduler.UNITS`.
         """
+        mask = 0
+        for name in wait:
+            if name not in UNITS:
+                raise ValueError(f"wait must name units of {UNITS!r}, not {name!r}")
+            mask |= 1 << UNITS.index(name)
         if isinstance(op, TickOp):
-            return {"unit": UNIT_CODES["tick"]}
+            return {"unit": UNIT_CODES["tick"], "wait": mask}
         if isinstance(op, ArrayOp):
             cmd = self.array_commands.command(
                 op.op, m=op.m, n=op.n, batch=op.batch, kind=op.kind,
                 parallelism=op.parallelism, w_base=op.w_base, v_base=op.v_base,
                 u_base=op.u_base, b_base=op.b_base, x_fmt=op.x_fmt, out_fmt=op.out_fmt)
-            return {"unit": UNIT_CODES["array"], "array": {"cmd": cmd, "out_base": op.out_base}}
+            return {"unit": UNIT_CODES["array"], "wait": mask,
+                    "array": {"cmd": cmd, "out_base": op.out_base}}
         if isinstance(op, VectorOp):
-            return {"unit": UNIT_CODES["vector"], "vector": self.vector_commands.command(op.cmd)}
+            return {"unit": UNIT_CODES["vector"], "wait": mask,
+                    "vector": self.vector_commands.command(op.cmd)}
         if isinstance(op, UpdateOp):
-            return {"unit": UNIT_CODES["update"], "update": self.update_commands.command(
-                op.op, net=op.net, lo=op.lo, count=op.count)}
+            return {"unit": UNIT_CODES["update"], "wait": mask,
+                    "update": self.update_commands.command(op.op, net=op.net, lo=op.lo,
+                                                           count=op.count)}
         raise TypeError(f"not a descriptor: {op!r}")
 
+    # --- concurrency ---------------------------------------------------------------------------
+
+    @staticmethod
+    def unit(op: object) -> str:
+        """The unit of :data:`~fixar_hw.train.scheduler.UNITS` that runs ``op`` (``"tick"``
+        for a :class:`~sw_model.arch.engine.TickOp`).
+
+        Raises
+        ------
+        TypeError
+            For an object that is no descriptor.
+        """
+        for cls, name in ((ArrayOp, "array"), (VectorOp, "vector"), (UpdateOp, "update"),
+                          (TickOp, "tick")):
+            if isinstance(op, cls):
+                return name
+        raise TypeError(f"not a descriptor: {op!r}")
+
+    def busy_cycles(self, op: object) -> int:
+        """Cycles ``op``'s unit is busy after its command transfer (0 for ``tick``).
+
+        Raises
+        ------
+        TypeError, ValueError
+            As :meth:`descriptor`.
+        """
+        self.descriptor(op)  # validates
+        if isinstance(op, ArrayOp):
+            return self.array_commands.cycles(op.op, op.m, op.n, op.batch, op.parallelism)
+        if isinstance(op, VectorOp):
+            return self.vector_commands.cycles(op.cmd)
+        if isinstance(op, UpdateOp):
+            return self.update_commands.cycles(op.count, op.op)
+        return 0
+
+    def _clash(self, a: object, b: object) -> bool:
+        """Whether ``a`` and ``b`` must not run at once: they share a unit, or memory ports
+        (the array and the vector unit share the activation memory's), or one writes what the
+        other reads or writes."""
+        ua, ub = self.unit(a), self.unit(b)
+        if ua == ub or "tick" in (ua, ub) or {ua, ub} == {"array", "vector"}:
+            return True
+        c = self._config
+        return footprint(c, a).conflicts(footprint(c, b))
+
+    def waits(self, program: Iterable) -> list[frozenset[str]]:
+        """Each descriptor's wait mask, for ``program`` run in the given order: the units whose
+        last earlier operation clashes with it (shares its unit or memory ports with it, or
+        writes what it reads or reads or writes what it writes,
+        :func:`sw_model.arch.engine.footprint`). ``tick`` waits for every unit.
+
+        Raises
+        ------
+        TypeError
+            For an object that is no descriptor.
+        """
+        last: dict[str, object] = {}
+        out = []
+        for op in program:
+            unit = self.unit(op)
+            if unit == "tick":
+                out.append(frozenset(UNITS))
+                last.clear()
+                continue
+            out.append(frozenset(u for u, prev in last.items()
+                                 if u != unit and self._clash(prev, op)))
+            last[unit] = op
+        return out
+
+    def schedule(self, program: Iterable) -> list:
+        """``program`` in the order the engine issues it: the same operations, each pair that
+        clashes (see :meth:`waits`) in the same order, so the result is the same as running
+        ``program`` one operation at a time (:func:`sw_model.arch.engine.execute`).
+
+        A list scheduler on the cycle model (:meth:`cycles`): the operations of the update
+        unit form one queue and those of the array and vector unit (which share ports)
+        another; a queue's head may go next once every operation of the other queue that comes
+        before it in ``program`` and clashes with it has gone, and of the two heads that may
+        go, the one that could issue first goes (on a tie, the one first in ``program``).
+        ``tick`` separates: everything before it goes before it.
+
+        Raises
+        ------
+        TypeError, ValueError
+            As :meth:`descriptor`.
+        """
+        ops = list(program)
+        out: list = []
+        clock = _Clock()
+        segment: list[int] = []
+
+        def flush() -> None:
+            queues = {q: [i for i in segment if (self.unit(ops[i]) == "update") == (q == 1)]
+                      for q in (0, 1)}
+            while queues[0] or queues[1]:
+                best = None
+                for q in (0, 1):
+                    if not queues[q]:
+                        continue
+                    i = queues[q][0]
+                    if any(j < i and self._clash(ops[j], ops[i]) for j in queues[1 - q]):
+                        continue
+                    key = (clock.issue_time(self, ops[i], self._wait_of(out, ops[i])), i)
+                    if best is None or key < best[0]:
+                        best = (key, q)
+                q = best[1]
+                i = queues[q].pop(0)
+                clock.run(self, ops[i], self._wait_of(out, ops[i]))
+                out.append(ops[i])
+            segment.clear()
+
+        for index, op in enumerate(ops):
+            if self.unit(op) == "tick":
+                flush()
+                clock.run(self, op, frozenset(UNITS))
+                out.append(op)
+            else:
+                self.descriptor(op)  # validates
+                segment.append(index)
+        flush()
+        return out
+
+    def _wait_of(self, before: list, op: object) -> frozenset[str]:
+        """The wait mask of ``op`` issued after the operations ``before``."""
+        unit = self.unit(op)
+        waits = set()
+        for u in UNITS:
+            if u == unit:
+                continue
+            prev = next((p for p in reversed(before) if self.unit(p) in (u, "tick")), None)
+            if prev is not None and self.unit(prev) == u and self._clash(prev, op):
+                waits.add(u)
+        return frozenset(waits)
+
+    def words(self, program: Iterable) -> list[dict]:
+        """Program-memory words (dicts for :attr:`descriptor_layout`) of :meth:`schedule`
+        ``(program)``, each with its wait mask (:meth:`waits`), followed by ``end``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            As :meth:`descriptor`.
+        """
+        ops = self.schedule(program)
+        words = [self.descriptor(op, wait) for op, wait in zip(ops, self.waits(ops), strict=True)]
+        words.append({"unit": UNIT_CODES["end"], "wait": (1 << len(UNITS)) - 1})
+        return words
+
     def encode(self, program: Iterable) -> list[int]:
-        """Program-memory words (integers) of ``program`` followed by ``end``.
+        """:meth:`words` as integers.
 
         Raises
         ------
@@ -210,21 +372,45 @@ class EngineDescription:
             As :meth:`descriptor`; ``ValueError`` also for a program longer than the program
             memory.
         """
-        words = [self.descriptor(op) for op in program] + [{"unit": UNIT_CODES["end"]}]
+        words = self.words(program)
         if len(words) > self._program_depth:
             raise ValueError(f"the program needs {len(words)} descriptors, the program memory "
                              f"holds {self._program_depth}")
         return [self._descriptor_layout.const(w).as_value().value for w in words]
 
-    def cycles(self, program: Iterable) -> dict[str, int]:
-        """The performance counters ``program`` leaves (no host activity while it runs):
-        :data:`~fixar_hw.train.scheduler.PERF_COUNTERS` and ``macs``.
+    def timeline(self, program: Iterable) -> list[tuple[object, str, int, int]]:
+        """When each operation of :meth:`schedule` ``(program)`` runs: ``(op, unit, issue,
+        end)``, ``issue`` the cycle of its command transfer (of its pulse for ``tick``) and
+        ``end`` the first cycle after its operation is in progress (``issue + 1`` for
+        ``tick``), counted from the program's first cycle of ``busy``.
 
-        Exact: every unit's time is independent of the data. An operation whose unit is busy
-        ``T`` cycles takes ``T + 4`` (fetch, decode, command transfer, settle) and adds
-        ``T + 2`` to its unit's counter; ``tick`` and the final ``end`` take 2. ``macs`` counts
-        ``size**2`` per core and array pass: ``size**2`` for every (weight tile, vector) pair
-        of an array operation.
+        Raises
+        ------
+        TypeError, ValueError
+            As :meth:`descriptor`.
+        """
+        ops = self.schedule(program)
+        clock = _Clock()
+        out = []
+        for op, wait in zip(ops, self.waits(ops), strict=True):
+            unit = self.unit(op)
+            issue = clock.issue_time(self, op, wait)
+            clock.run(self, op, wait)
+            end = issue + 1 if unit == "tick" else clock.free[unit]
+            out.append((op, unit, issue, end))
+        return out
+
+    def cycles(self, program: Iterable) -> dict[str, int]:
+        """The performance counters :meth:`encode` ``(program)`` leaves (no host activity
+        while it runs): :data:`~fixar_hw.train.scheduler.PERF_COUNTERS` and ``macs``.
+
+        Exact: every unit's time is independent of the data. A descriptor is fetched and
+        decoded in 2 cycles after the previous one issued; it issues the next cycle, or once
+        its unit and the units of its wait mask have no operation in progress. An operation
+        whose unit is busy ``T`` cycles is in progress ``T + 2`` cycles (its unit's counter);
+        ``tick`` and the final ``end`` take their 2 cycles once every unit is idle.
+        ``macs`` counts ``size**2`` per core and array pass: ``size**2`` for every (weight
+        tile, vector) pair of an array operation.
 
         Raises
         ------
@@ -232,29 +418,49 @@ class EngineDescription:
             As :meth:`descriptor`.
         """
         c = self._config
+        ops = self.schedule(program)
+        clock = _Clock()
         out = dict.fromkeys((*PERF_COUNTERS, "macs"), 0)
-        for op in program:
-            self.descriptor(op)  # validates
-            if isinstance(op, TickOp):
-                out["cycles"] += FETCH_CYCLES
-                out["ops"] += 1
+        for op, wait in zip(ops, self.waits(ops), strict=True):
+            unit = self.unit(op)
+            clock.run(self, op, wait)
+            out["ops"] += 1
+            if unit == "tick":
                 continue
+            out[unit] += self.busy_cycles(op) + ISSUE_CYCLES
             if isinstance(op, ArrayOp):
-                busy = self.array_commands.cycles(op.op, op.m, op.n, op.batch, op.parallelism)
                 # every (tile, vector) pair is one core-pass, whichever core takes it
                 ti, tj = -(-op.m // c.size), -(-op.n // c.size)
                 out["macs"] += op.batch * ti * tj * c.size ** 2
-                unit = "array"
-            elif isinstance(op, VectorOp):
-                busy, unit = self.vector_commands.cycles(op.cmd), "vector"
-            else:
-                busy, unit = self.update_commands.cycles(op.count, op.op), "update"
-            out[unit] += busy + ISSUE_CYCLES
-            out["last"] = busy + ISSUE_CYCLES
-            out["cycles"] += busy + FETCH_CYCLES + ISSUE_CYCLES
-            out["ops"] += 1
-        out["cycles"] += FETCH_CYCLES
+        out["cycles"] = clock.end()
         return out
 
     def __repr__(self) -> str:
         return f"EngineDescription({self._config!r}, program_depth={self._program_depth!r})"
+
+
+class _Clock:
+    """The scheduler's timing (:mod:`fixar_hw.train.scheduler`), cycle 0 being the first
+    ``FETCH``: when each unit is next free, when the next descriptor is fetched."""
+
+    def __init__(self) -> None:
+        self.fetch = 0
+        self.free = dict.fromkeys(UNITS, 0)
+
+    def issue_time(self, desc: EngineDescription, op: object, wait: frozenset[str]) -> int:
+        decode = self.fetch + FETCH_CYCLES - 1
+        unit = desc.unit(op)
+        if unit == "tick":
+            return max(decode, *self.free.values())
+        return max(decode + 1, self.free[unit], *(self.free[u] for u in wait))
+
+    def run(self, desc: EngineDescription, op: object, wait: frozenset[str]) -> None:
+        t = self.issue_time(desc, op, wait)
+        unit = desc.unit(op)
+        if unit != "tick":
+            self.free[unit] = t + desc.busy_cycles(op) + ISSUE_CYCLES
+        self.fetch = t + 1
+
+    def end(self) -> int:
+        """Cycles from ``start`` to ``busy`` falling after the final ``end``."""
+        return max(self.fetch + FETCH_CYCLES - 1, *self.free.values()) + 1

@@ -244,8 +244,9 @@ class TrainingEngine(wiring.Component):
     """The on-chip DDPG training step (see the module docs).
 
     Numerics are the golden model's (:mod:`sw_model.arch.engine`: every format and rounding of
-    :func:`sw_model.arch.ddpg_step.fixed_train_step`). Timing: one operation at a time; a program
-    takes exactly :meth:`EngineDescription.cycles
+    :func:`sw_model.arch.ddpg_step.fixed_train_step`). Timing: the units run at once where the
+    program's data and the memory ports allow (:class:`~fixar_hw.train.scheduler.Scheduler`); a
+    program takes exactly :meth:`EngineDescription.cycles
     <fixar_hw.train.description.EngineDescription.cycles>` cycles from its start to ``busy``
     falling (every unit's schedule is independent of the data). Memories have one cycle of read
     latency. Programs are encoded by :attr:`description` (no engine needs building for that).
@@ -361,9 +362,9 @@ class TrainingEngine(wiring.Component):
         self._connect_parameter_reads(m, buf)
         self._connect_update(m, buf, t)
         self._connect_vector(m)
-        # the scheduler waits for every unit
+        # the scheduler issues to a unit once the units a descriptor waits for are idle
         m.d.comb += self.scheduler.units_busy.eq(
-            self.array.busy | self.vector.busy | self.sequencer.busy)
+            Cat(self.array.busy, self.vector.busy, self.sequencer.busy))
         buf.connect()
         self._count_macs(m)
         return m
@@ -467,23 +468,22 @@ class TrainingEngine(wiring.Component):
 
     def _connect_parameter_reads(self, m: Module, buf: _HostShare) -> None:
         """Parameter reads: array tiles (0..N-1) and biases (N..2N-1, PE column-0 lanes); the
-        update sequencer shares port 0 (w) and port N (t)."""
+        update sequencer's own ports 2N (online words) and 2N+1 (target words), so that an
+        update runs while the array works."""
         S, N = self._config.size, self._config.cores
         arr, seq = self.array, self.sequencer
         for k in range(N):
-            for src, idx, share in ((arr.w_rd[k], k, seq.w_rd if k == 0 else None),
-                                    (arr.b_rd[k], N + k, seq.t_rd if k == 0 else None)):
+            for src, idx in ((arr.w_rd[k], k), (arr.b_rd[k], N + k)):
                 port = buf.w_rd[idx]
-                if share is not None:
-                    m.d.comb += [port.addr.eq(Mux(src.en, src.addr, share.addr)),
-                                 port.en.eq(src.en | share.en), share.data.eq(port.data)]
-                else:
-                    m.d.comb += [port.addr.eq(src.addr), port.en.eq(src.en)]
+                m.d.comb += [port.addr.eq(src.addr), port.en.eq(src.en)]
                 if src is arr.b_rd[k]:
                     for lane in range(S):
                         m.d.comb += src.data[lane].eq(port.data[lane * S])
                 else:
                     m.d.comb += src.data.eq(port.data)
+        for src, idx in ((seq.w_rd, 2 * N), (seq.t_rd, 2 * N + 1)):
+            port = buf.w_rd[idx]
+            m.d.comb += [port.addr.eq(src.addr), port.en.eq(src.en), src.data.eq(port.data)]
 
     def _connect_update(self, m: Module, buf: _HostShare, t: Signal) -> None:
         """The update sequencer's memory ports and units, Adam's step-size tables (indexed by

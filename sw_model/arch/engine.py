@@ -69,9 +69,11 @@ from sw_model.numerics.prng import sigma_code
 from sw_model.numerics.qat import range_format
 
 __all__ = [
+    "STORES",
     "ArrayOp",
     "EngineConfig",
     "EngineState",
+    "Footprint",
     "MemoryPlan",
     "Region",
     "TensorSlot",
@@ -81,6 +83,7 @@ __all__ = [
     "compile_act",
     "compile_step",
     "execute",
+    "footprint",
     "load_batch",
     "load_observation",
     "load_state",
@@ -440,6 +443,81 @@ class TickOp:
 Descriptor = ArrayOp | VectorOp | UpdateOp | TickOp
 
 
+# --- footprints ----------------------------------------------------------------------------
+
+#: The stores a descriptor reads and writes: the memories, the step counter ``t`` and the
+#: vector unit's registers (its QAT ranges and noise state), one word each.
+STORES: tuple[str, ...] = ("W", "G", "M", "V", "A", "t", "vector")
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What a descriptor reads and writes: ``(store, first, end)`` word ranges of
+    :data:`STORES` (``end`` excluded)."""
+
+    reads: tuple[tuple[str, int, int], ...]
+    writes: tuple[tuple[str, int, int], ...]
+
+    def conflicts(self, other: Footprint) -> bool:
+        """Whether the two may give other results when run in the other order, or at once:
+        one writes a word the other reads or writes."""
+
+        def meet(xs: tuple[tuple[str, int, int], ...],
+                 ys: tuple[tuple[str, int, int], ...]) -> bool:
+            return any(a == b and lo < end and lo2 < hi for a, lo, hi in xs
+                       for b, lo2, end in ys)
+
+        return (meet(self.writes, other.reads) or meet(self.writes, other.writes)
+                or meet(other.writes, self.reads))
+
+
+def footprint(config: EngineConfig, op: Descriptor) -> Footprint:
+    """The words ``op`` reads and writes when :func:`execute` runs it.
+
+    Array operations read their weight tiles (and a forward pass its bias tiles) and the
+    activation vectors of their operands, and write their output vectors (a weight gradient
+    its gradient tiles). Update operations read and write their word range of the parameter,
+    gradient and moment memories (the soft update the online range and its target copy; Adam
+    reads ``t``). A vector operation is taken to read and write the whole activation memory
+    and the vector unit's registers; ``tick`` writes ``t``.
+
+    Raises
+    ------
+    TypeError
+        For an object that is no descriptor.
+    """
+    S = config.size
+    if isinstance(op, TickOp):
+        return Footprint((), (("t", 0, 1),))
+    if isinstance(op, VectorOp):
+        whole = (("A", 0, config.plan.a_words), ("vector", 0, 1))
+        return Footprint(whole, whole)
+    if isinstance(op, UpdateOp):
+        lo, hi = op.lo, op.lo + op.count
+        if op.op == "soft":
+            P = config.plan.online_words
+            return Footprint((("W", lo, hi), ("W", P + lo, P + hi)), (("W", P + lo, P + hi),))
+        if op.op == "sgd":
+            return Footprint((("W", lo, hi), ("G", lo, hi)), (("W", lo, hi),))
+        return Footprint((("W", lo, hi), ("G", lo, hi), ("M", lo, hi), ("V", lo, hi),
+                          ("t", 0, 1)), (("W", lo, hi), ("M", lo, hi), ("V", lo, hi)))
+    if not isinstance(op, ArrayOp):
+        raise TypeError(f"not a descriptor: {op!r}")
+    ti, tj = _ceil(op.m, S), _ceil(op.n, S)
+    rows, cols = op.batch * ti, op.batch * tj  # words of m- and n-long vectors
+    if op.op == "wgrad":
+        return Footprint((("A", op.v_base, op.v_base + rows), ("A", op.u_base, op.u_base + cols)),
+                         (("G", op.out_base, op.out_base + ti * tj),))
+    tiles = ("W", op.w_base, op.w_base + ti * tj)
+    if op.op == "forward":
+        return Footprint((tiles, ("W", op.b_base, op.b_base + ti),
+                          ("A", op.v_base, op.v_base + cols)),
+                         (("A", op.out_base, op.out_base + rows),))
+    return Footprint((tiles, ("A", op.v_base, op.v_base + rows),
+                      ("A", op.u_base, op.u_base + cols)),
+                     (("A", op.out_base, op.out_base + cols),))
+
+
 # --- program compiler ----------------------------------------------------------------------
 
 class _Builder:
@@ -513,17 +591,20 @@ class _Builder:
         self.convert(src_s, act, dst, f0, c.obs_dim, self.B)
         self.convert(src_a, a_fmt, dst, f0, c.act_dim, self.B, d_off=c.obs_dim)
 
-    def backprop(self, net: str, prefix: str, grads: bool, through_input: bool = False) -> None:
-        """Deltas at ``prefix.d{L}`` back to ``prefix.d1`` (or ``d0``), with gradients."""
+    def backprop(self, net: str, prefix: str, update: str | None = None,
+                 through_input: bool = False) -> None:
+        """Deltas at ``prefix.d{L}`` back to ``prefix.d1`` (or ``d0``); with ``update``, the
+        gradients too, and each layer's parameters updated by that optimizer as soon as the
+        layer's last operation that reads them has been written."""
         c, t, B = self.c, self.plan.tensors, self.B
         kinds = layer_kinds(c.ddpg, net)
         ones_fmt = FixedFormat(c.ddpg.act_fmt.width, 0)
         for k in range(c.layers, 0, -1):
             w = t[f"{net}.l{k}.w"]
-            if grads:
+            bias = t[f"{net}.l{k}.b"]
+            if update:
                 self.array("wgrad", w, batch=B, v=f"{prefix}.d{k}", u=f"{prefix}.x{k - 1}",
                            out=w.base, x_fmt=self.fmt(net, k - 1))
-                bias = t[f"{net}.l{k}.b"]
                 self.array("wgrad", bias, batch=B, v=f"{prefix}.d{k}", u="ones",
                            out=bias.base, x_fmt=ones_fmt, n=1)
             if k > 1 or through_input:
@@ -531,6 +612,9 @@ class _Builder:
                 self.array("backward", w, batch=B, kind=kind, v=f"{prefix}.d{k}",
                            u=f"{prefix}.x{k - 1}", out=f"{prefix}.d{k - 1}",
                            x_fmt=self.fmt(net, k - 1))
+            if update:
+                # a layer's weight and bias words are contiguous
+                self.ops.append(UpdateOp(update, w.base, bias.base + bias.words - w.base, net))
 
     def ranges(self, prefix: str, net: str, upto: int) -> None:
         pts = self.c.points
@@ -579,9 +663,9 @@ def compile_step(config: EngineConfig, formats: Mapping[str, FixedFormat],
     b.critic_input("s", "a", act, "c.x0")
     b.forward("critic", "c", B)
     b.vec("loss", batch=B, length=1, a=f"c.x{n}", b="y", d=f"c.d{n}")
-    b.backprop("critic", "c", grads=True)
+    b.backprop("critic", "c", update=optimizer)
     lo, count = plan.net_range("critic")
-    b.ops.append(UpdateOp(optimizer, lo, count, "critic"))
+    b.ops.append(UpdateOp("soft", lo, count, "critic"))
     # 5. actor
     b.convert("s", act, "a.x0", b.fmt("actor", 0), c.obs_dim, B)
     b.forward("actor", "a", B)
@@ -592,14 +676,13 @@ def compile_step(config: EngineConfig, formats: Mapping[str, FixedFormat],
     b.critic_input("s", f"a.x{n}", a_out, "cm.x0")
     b.forward("critic", "cm", B)
     b.vec("fill", batch=B, length=1, d=f"cm.d{n}")
-    b.backprop("critic", "cm", grads=False, through_input=True)
+    b.backprop("critic", "cm", through_input=True)
     b.vec("tanh_delta", batch=B, length=c.act_dim, a="cm.d0", a_off=c.obs_dim,
           b=f"a.x{n}", b_fmt=a_out, d=f"a.d{n}")
-    b.backprop("actor", "a", grads=True)
+    b.backprop("actor", "a", update=optimizer)
+    # 6. targets (the critic's follows its update in 4.)
     lo, count = plan.net_range("actor")
-    b.ops.append(UpdateOp(optimizer, lo, count, "actor"))
-    # 6. targets
-    b.ops.append(UpdateOp("soft", 0, plan.online_words, "actor"))
+    b.ops.append(UpdateOp("soft", lo, count, "actor"))
     # 7. QAT ranges: actor.x0 .. x(L-1), the output layer's z, critic inputs and hidden
     # outputs of both critic passes
     if tracking:
