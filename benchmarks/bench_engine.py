@@ -7,10 +7,15 @@ and 256 on the exported Verilog and prints, for QAT's 16-bit phase (the steady s
 32-bit tracking phase:
 
 * the full-step cycles measured by Verilator and those of
-  :meth:`fixar_hw.train.description.EngineDescription.cycles` (they must be equal), split
-  into the array, vector-unit and update-unit operations and the scheduler;
-* the MAC utilisation ``useful MACs / (PEs * cycles)`` of the whole step and of the array
-  operations alone;
+  :meth:`fixar_hw.train.description.EngineDescription.cycles` (they must be equal), and the
+  cycles each unit has an operation in progress (array, vector unit, update unit);
+  ``overlap`` is their sum minus the step's cycles: the unit cycles that ran beside another
+  unit's (the scheduler runs the update unit beside the others), less the scheduler's own
+  cycles between operations;
+* ``busy %``, the share of the step's cycles in which the PE array has an operation in progress
+  (``array / cycles``);
+* the MAC-slot utilisation ``util %``, ``useful MACs / (PEs * cycles)``, of the whole step, and
+  ``array %``, the same over the array's cycles alone (``useful MACs / (PEs * array)``);
 * projected training samples per second (``batch * f / cycles``) at the ECP5 Fmax measured for
   the array (``--fmax``, default 49.8 MHz: the 4 x 4 one-core array on an LFE5U-85F, see
   ``bench_array_fpga.py``; the 16 x 16 build does not fit an ECP5) and at FIXAR's 164 MHz;
@@ -118,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     first = "model" if args.model_only else "RTL cycles"
     head = (f"{'phase':7} {'batch':>5} {first:>11} {'model':>11} {'array':>9} "
-            f"{'vector':>8} {'update':>8} {'sched':>6} {'util %':>7} {'array %':>7} "
+            f"{'vector':>8} {'update':>8} {'overlap':>8} {'busy %':>7} {'util %':>7} "
+            f"{'array %':>7} "
             f"{'Mcyc/s':>7} {'samples/s @fmax':>15} {'@164MHz':>9} {'/PE/MHz':>8}")
     print(head)
     mismatches = 0
@@ -142,11 +148,13 @@ def main(argv: list[str] | None = None) -> int:
             per_s = batch * args.fmax * 1e6 / cycles
             per_s_164 = batch * FIXAR_MHZ * 1e6 / cycles
             norm = batch * 1e6 / (cycles * pes)
-            sched = cycles - got["array"] - got["vector"] - got["update"]
+            overlap = got["array"] + got["vector"] + got["update"] - cycles
+            busy = got["array"] / cycles
             flag = "" if same else "  <-- differs from the model"
             print(f"{phase:7} {batch:>5} {cycles:>11,} {want['cycles']:>11,} "
-                  f"{got['array']:>9,} {got['vector']:>8,} {got['update']:>8,} {sched:>6,} "
-                  f"{100 * util:>7.2f} {100 * array_util:>7.2f} {speed / 1e6:>7.3f} "
+                  f"{got['array']:>9,} {got['vector']:>8,} {got['update']:>8,} {overlap:>8,} "
+                  f"{100 * busy:>7.2f} {100 * util:>7.2f} {100 * array_util:>7.2f} "
+                  f"{speed / 1e6:>7.3f} "
                   f"{per_s:>15,.0f} {per_s_164:>9,.0f} {norm:>8.4f}{flag}")
             rows.append((phase, batch, norm))
     print()

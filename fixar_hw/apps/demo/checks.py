@@ -288,7 +288,8 @@ def observations(n: int, seed: int) -> np.ndarray:
 def _array_check(what: str, counters: Mapping[str, int], config: en.EngineConfig,
                  program: Sequence[Any]) -> Check:
     """The ``array`` counter against :func:`sw_model.arch.engine.program_cycles`: the cycle
-    model's array cycles plus 2 per array operation (command transfer and settle)."""
+    model's array cycles plus 2 per array operation (the command transfer, and the cycle after
+    the array's busy falls)."""
     ops = sum(isinstance(op, en.ArrayOp) for op in program)
     want = en.program_cycles(config, program)["array_cycles"] + 2 * ops
     return compare(f"{what} array cycles vs program_cycles", counters["array"], want)
