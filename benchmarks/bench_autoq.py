@@ -48,7 +48,11 @@ episodes, held out, and on a third set of episodes, seeded random draws used for
 breaks the bound; then the median over seeds of PPO's reduction against each baseline, and
 how many evaluations PPO needs to reach HAQ's final held-out cost. The time-to-quality curves
 (held-out winner's LUTs against distinct configurations evaluated) go to
-``runs/bench_autoq/time_to_quality.png``.
+``runs/bench_autoq/time_to_quality.png``. ``--critic`` searches the actor's and the critic's
+layers together (:class:`sw_model.search.evaluators.JointLossEvaluator`: the critic's relative
+value error on the visited states must also stay within ``--max-critic-error``); the test
+column is then the larger of the actor's test loss and the critic's scaled test error, with
+both parts, held out and test, after each line.
 
 Reproduce with::
 
@@ -57,6 +61,7 @@ Reproduce with::
     python benchmarks/bench_autoq.py --part loss --heldout seeds   # random held-out starts
     python benchmarks/bench_autoq.py --part loss --fresh-episodes 2000  # and 2,000 more episodes
     python benchmarks/bench_autoq.py --part loss --mapping engine  # on the engine's array
+    python benchmarks/bench_autoq.py --part loss --critic  # actor and critic together
     python benchmarks/bench_autoq.py --quick --repeat 1
 """
 
@@ -88,6 +93,7 @@ from sw_model.search.baselines import haq_ddpg_search, uniform_baseline
 from sw_model.search.cost import Cost, CostModel, LayerChoice
 from sw_model.search.env import Budget, QuantEnv, SearchResult
 from sw_model.search.evaluators import (
+    JointLossEvaluator,
     LossEvaluator,
     ProxyEvaluator,
     ReturnEvaluator,
@@ -457,7 +463,7 @@ def make_start(seed: int) -> np.ndarray:
 
 
 def heldout_worst(run, actor, calib, seed: int) -> list[str]:
-    """Per method, the held-out episode its winner loses most on (for the summary)."""
+    """Per method, the held-out episode its winner's actor loses most on (for the summary)."""
     b = run.best
     held = (LossEvaluator(actor, calib, starts=np.array(b["heldout_episodes"]),
                           episodes=len(b["heldout_episodes"]))
@@ -469,7 +475,7 @@ def heldout_worst(run, actor, calib, seed: int) -> list[str]:
         if entry["winner"] is None:
             continue
         choices = tuple(LayerChoice(*(int(v) if v.isdigit() else v for v in x.split(":")))
-                        for x in entry["winner"]["choices"])
+                        for x in entry["winner"]["choices"])[:len(held.layers)]
         f = held.float_returns(held.seeds)
         lost = f - held.returns(choices, held.seeds)
         i = int(np.argmax(lost))
@@ -502,7 +508,13 @@ def loss_part(args: argparse.Namespace) -> None:
     agent = train_agent(steps, 0, hidden=hidden)
     actor = agent["actor"]
     t_train = time.perf_counter() - t0
+    n_actor = len(actor_shapes(actor))
     arch = "-".join(str(s.fan_in) for s in actor_shapes(actor)) + "-1"
+    crit = args.critic
+    c_arch = "-".join(str(w.shape[1]) for w, _ in actor_layers(agent["critic"])) + "-1"
+    if crit:
+        arch = f"{arch} and critic {c_arch} searched together (critic value error within " \
+               f"{args.max_critic_error})"
     test_seeds = tuple(900000 + k for k in range(n_held))
     fresh_seeds = tuple(800000 + k for k in range(args.fresh_episodes))
     print()
@@ -530,34 +542,48 @@ def loss_part(args: argparse.Namespace) -> None:
     reach: list[tuple[int | None, int, int | None]] = []
     held_worst: list[str] = []
     for seed in seeds:
-        run = run_loss_search(actor, max_loss, out / f"seed{seed}", cost=cost,
+        run = run_loss_search(agent if crit else actor, max_loss, out / f"seed{seed}", cost=cost,
                               methods=("ppo", "haq", "random", "uniform"), seed=seed,
                               iterations=iterations, episodes_per_iter=per_iter, lanes=lanes,
                               states=n_states, episodes=episodes, pool=pool,
                               heldout_episodes=n_held, recheck=recheck, curve_step=step,
                               incumbents=args.incumbents, confidence=args.confidence,
-                              mapping=args.mapping, heldout=args.heldout, progress=False)
+                              mapping=args.mapping, heldout=args.heldout, critic=crit,
+                              max_critic_error=args.max_critic_error, progress=False)
         runs[seed] = run.curves
         calib = calibration_states(actor, n_states, seed)
         tester = LossEvaluator(actor, calib, seeds=test_seeds, episodes=len(test_seeds))
+        joint = (JointLossEvaluator(agent, calib, max_loss=run.bound.max_loss,
+                                    max_critic_error=run.best["max_critic_error"],
+                                    seeds=test_seeds, episodes=len(test_seeds))
+                 if crit else None)
         for method, entry in run.best["methods"].items():
             c = entry["winner"] or entry["least_loss"]
             finals[method].append(None if entry["winner"] is None else c["metric"])
             choices = tuple(LayerChoice(*(int(v) if v.isdigit() else v
                                           for v in x.split(":"))) for x in c["choices"])
-            test = tester.loss(choices, test_seeds)
+            test = tester.loss(choices[:n_actor], test_seeds)
+            critic_note = ""
+            if joint is not None:
+                # the joint loss: the larger of the actor's and the critic's scaled error
+                c_err = joint.critic_error(choices[n_actor:], test_seeds)
+                critic_note = (f"  [held-out actor loss {c['heldout_actor_loss']:.2%}, critic "
+                               f"error {c['heldout_critic_error']:.2%}; test actor loss "
+                               f"{test:.2%}, critic error {c_err:.2%}]")
+                test = max(test, c_err * run.bound.max_loss / run.best["max_critic_error"])
             mark = "" if entry["winner"] else "  (none meets the bound: least loss)"
             print(f"{seed:>4} {method:8} {entry['evaluated']:>5} {entry['heldout_checked']:>6} "
                   f"{c['cost']['luts']:6.0f} {c['cost']['dsps']:4.0f} "
                   f"{c['cost']['mem_bits']:8d} {c['loss']:7.2%} {c['heldout_loss']:7.2%} "
-                  f"{test:7.2%} {entry['seconds']:6.1f}  {' '.join(c['choices'])}{mark}")
-            if test > run.bound.max_loss:
-                print("     " + worst_starts(tester, choices, test_seeds))
+                  f"{test:7.2%} {entry['seconds']:6.1f}  {' '.join(c['choices'])}{mark}"
+                  f"{critic_note}")
+            if tester.loss(choices[:n_actor], test_seeds) > run.bound.max_loss:
+                print("     " + worst_starts(tester, choices[:n_actor], test_seeds))
             if fresh_seeds:
                 fresh = LossEvaluator(actor, calib, seeds=fresh_seeds,
                                       episodes=len(fresh_seeds))
-                loss = fresh.loss(choices, fresh_seeds)
-                se = fresh.loss_bound(choices, fresh_seeds, 1.0) - loss
+                loss = fresh.loss(choices[:n_actor], fresh_seeds)
+                se = fresh.loss_bound(choices[:n_actor], fresh_seeds, 1.0) - loss
                 print(f"     fresh: {loss:.2%} on {len(fresh_seeds)} further random episodes "
                       f"(standard error {se:.2%})")
         held_worst.extend(heldout_worst(run, actor, calib, seed))
@@ -615,6 +641,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loss-steps", type=int, default=None,
                         help="training steps of part 3's actor (default 15000)")
     parser.add_argument("--max-loss", default="2%", help="part 3's loss bound (default 2%%)")
+    parser.add_argument("--critic", action="store_true",
+                        help="part 3 searches the actor and the critic together")
+    parser.add_argument("--max-critic-error", default="2%",
+                        help="with --critic, the critic's value-error bound (default 2%%)")
     parser.add_argument("--heldout-episodes", type=int, default=60,
                         help="part 3's held-out episodes, and as many test episodes "
                              "(default 60)")
@@ -650,6 +680,8 @@ def main(argv: list[str] | None = None) -> int:
     print("reproduce: python benchmarks/bench_autoq.py")
     print("reproduce: python benchmarks/bench_autoq.py --quick --repeat 1")
     print("reproduce part 3 only: python benchmarks/bench_autoq.py --part loss")
+    print("this run: python benchmarks/bench_autoq.py " + " ".join(sys.argv[1:] if argv is None
+                                                                     else argv))
     return 0
 
 

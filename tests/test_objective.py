@@ -21,6 +21,7 @@ from sw_model.search.cost import Cost, LayerChoice, LayerShape
 from sw_model.search.env import QuantEnv
 from sw_model.search.evaluators import (
     START_BOXES,
+    JointLossEvaluator,
     LossEvaluator,
     ProxyEvaluator,
     covering_starts,
@@ -288,6 +289,83 @@ def test_loss_evaluator_confidence_bound_by_hand():
     assert ev.loss_bound(q, [9], 3.0) == pytest.approx(ev.loss(q, [9]), rel=1e-12)
     with pytest.raises(ValueError, match=r"^z must be finite and in \[0.0, inf\), not -1$"):
         ev.loss_bound(q, [9], -1)
+
+
+def _visited_inputs(actor_layers_, env, seed, stride):
+    """``[s, actor(s)]`` at every ``stride``-th state of the float actor's episode, step by
+    step."""
+    net = _float_policy(actor_layers_)
+    e = make(env, seed=seed)
+    obs, done, k, out = e.reset(), False, 0, []
+    lo, hi = e.action_low, e.action_high
+    while not done:
+        a = net(np.atleast_2d(obs))[0]
+        if k % stride == 0:
+            out.append(np.concatenate([obs, a]))
+        obs, _, term, trunc = e.step(lo + (a + 1.0) * 0.5 * (hi - lo))
+        done, k = term or trunc, k + 1
+    return np.array(out)
+
+
+def test_joint_loss_evaluator_by_hand():
+    agent = {"actor": _actor(4), "critic": _actor(5, sizes=(4, 8, 6, 1))}
+    states = np.random.default_rng(6).standard_normal((16, 3))
+    ev = JointLossEvaluator(agent, states, max_loss=0.02, max_critic_error=0.05,
+                            env="pendulum", seeds=[3, 8, 5], episodes=2, stride=7)
+    assert [s.name for s in ev.shapes] == ["l1", "l2", "l3", "critic.l1", "critic.l2",
+                                           "critic.l3"]
+    assert [(s.fan_in, s.fan_out) for s in ev.shapes[3:]] == [(4, 8), (8, 6), (6, 1)]
+    assert ev.split == 3
+    actor_q = (LayerChoice("fixed", 4, 6), LayerChoice("sp2", 3, 8), LayerChoice("fixed", 8, 8))
+    actor_ev = LossEvaluator(agent["actor"], states, env="pendulum", seeds=[3, 8, 5], episodes=2)
+    a_layers = ProxyEvaluator(agent["actor"], states).layers
+    # the critic, calibrated on the states with the float actor's actions, as the class says
+    calib = np.concatenate([states, _float_policy(a_layers)(states)], axis=1)
+    critic = ProxyEvaluator(agent["critic"], calib, output="linear")
+    for critic_q in ((LayerChoice("fixed", 16, 16),) * 3,
+                     (LayerChoice("fixed", 3, 4), LayerChoice("fixed", 4, 4),
+                      LayerChoice("sp2", 2, 6))):
+        seeds = ev.turn(ev.calls)
+        x = np.concatenate([_visited_inputs(a_layers, "pendulum", s, 7) for s in seeds])
+        q = _linear(critic.layers, x)
+        err = math.sqrt(np.mean((q - critic.outputs(x, critic_q)[:, 0]) ** 2)) / np.abs(q).mean()
+        a_loss = actor_ev.loss(actor_q, seeds)
+        want = max(a_loss, err * 0.02 / 0.05)
+        got = ev(actor_q + critic_q)
+        assert got == pytest.approx(-want, rel=1e-9, abs=1e-12)
+        assert ev.parts(actor_q + critic_q, seeds) == pytest.approx((a_loss, err), rel=1e-9)
+    assert ev.calls == 2
+    z = 1.0
+    assert ev.loss_bound(actor_q + critic_q, [3, 8, 5], z) == pytest.approx(max(
+        actor_ev.loss_bound(actor_q, [3, 8, 5], z),
+        ev.critic_error(critic_q, [3, 8, 5]) * 0.4), rel=1e-12)
+
+
+def _linear(layers, x):
+    """A critic's float output: ReLU hidden layers, a linear output."""
+    for k, (w, b) in enumerate(layers):
+        x = x @ w.T + b
+        if k < len(layers) - 1:
+            x = np.maximum(x, 0.0)
+    return x[:, 0]
+
+
+def test_joint_loss_evaluator_errors():
+    actor = _actor()
+    states = np.zeros((4, 3))
+    with pytest.raises(TypeError, match=r"^weights must be a DDPG weights dict with 'actor' "
+                                        r"and 'critic'$"):
+        JointLossEvaluator(actor, states, max_loss=0.02, max_critic_error=0.02)
+    bad = {"actor": actor, "critic": _actor(1, sizes=(3, 8, 1))}
+    with pytest.raises(ValueError, match=r"^the critic is 3-8-1, but the actor and 'pendulum' "
+                                         r"need a critic of 4 inputs and 1 output$"):
+        JointLossEvaluator(bad, states, max_loss=0.02, max_critic_error=0.02)
+    good = {"actor": actor, "critic": _actor(1, sizes=(4, 8, 1))}
+    with pytest.raises(ValueError, match=r"^max_critic_error must be finite and in \(0.0, "
+                                         r"1.0\), not 0$"):
+        JointLossEvaluator(good, states, max_loss=0.02, max_critic_error=0)
+    with pytest.raises(ValueError, match=r"^stride must be"):
+        JointLossEvaluator(good, states, max_loss=0.02, max_critic_error=0.02, stride=0)
 
 
 def test_loss_evaluator_errors():

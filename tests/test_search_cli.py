@@ -343,3 +343,40 @@ def test_search_cli_engine_mapping_takes_the_grid(tmp_path):
     winner = best["methods"]["uniform"]["winner"]
     assert winner["cost"]["dsps"] == 2 * 2 + 2 * 2
     assert winner["cost"]["luts"] == 0
+
+
+def test_joint_actor_and_critic_search(tmp_path, capsys):
+    """``--critic``: six layers (the actor's, then the critic's), and every re-checked
+    winner's held-out loss is the larger of its actor loss and its scaled critic error."""
+    out = tmp_path / "joint"
+    assert main([*TINY, *LOSS[:2], "--heldout-episodes", "3", "--episode-pool", "4",
+                 "--eval-episodes", "2", "--critic", "--max-critic-error", "5%",
+                 "--method", "random", "--episodes", "12", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "within 2.00% loss of the float actor's return and 5.00% critic value error" in text
+    rows = _rows(out / "search.csv")
+    assert list(rows[0])[2:8] == ["l1", "l2", "l3", "critic.l1", "critic.l2", "critic.l3"]
+    best = json.loads((out / "best.json").read_text())
+    assert (best["critic"], best["max_critic_error"]) == (True, 0.05)
+    assert [x[0] for x in best["layers"]] == ["l1", "l2", "l3", "critic.l1", "critic.l2",
+                                              "critic.l3"]
+    assert best["layers"][3][1:] == [4, 8]
+    entry = best["methods"]["random"]
+    for c in (entry["winner"], entry["least_loss"]):
+        if c is not None:
+            assert c["heldout_loss"] == pytest.approx(
+                max(c["heldout_actor_loss"], c["heldout_critic_error"] * 0.02 / 0.05))
+            assert c["meets"] == (c["heldout_actor_loss"] <= 0.02
+                                  and c["heldout_critic_error"] <= 0.05 + 1e-12)
+
+
+def test_joint_search_errors(tmp_path, capsys):
+    out = tmp_path / "x"
+    assert main([*TINY, *BUDGET, "--critic", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == "fixar-hw search: --critic needs --max-loss"
+    assert main([*TINY, "--max-loss", "2%", "--critic", "--max-critic-error", "0%", "--out",
+                 str(out)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "fixar-hw search: max_critic_error must be a fraction in (0, 1) or a percentage like "
+        "'2%', not '0%'")
+    assert not out.exists()

@@ -357,9 +357,11 @@ def _cmd_search(args: argparse.Namespace) -> int:
         format_loss_summary,
         format_summary,
         load_actor,
+        load_agent,
         run_loss_search,
         run_search,
         train_actor,
+        train_agent,
     )
     from sw_model.search.env import Budget
     from sw_model.search.objective import CostMetric, parse_loss
@@ -384,19 +386,22 @@ def _cmd_search(args: argparse.Namespace) -> int:
         return fail(str(exc))
     if args.weights is not None and args.train_steps is not None:
         return fail("give --weights or --train-steps, not both")
+    if args.critic and args.max_loss is None:
+        return fail("--critic needs --max-loss")
     env = "pendulum"
     if args.weights is not None:
         try:
-            weights, env = load_actor(args.weights, args.hidden)
+            weights, env = (load_agent if args.critic else load_actor)(args.weights, args.hidden)
         except (OSError, TypeError, ValueError) as exc:
             return fail(f"{args.weights}: {exc}")
     else:
         steps = args.train_steps or 6000
         hidden = args.hidden or [64, 64]
-        print(f"training a float64 {env} actor, hidden {' '.join(map(str, hidden))}, "
+        what = "agent" if args.critic else "actor"
+        print(f"training a float64 {env} {what}, hidden {' '.join(map(str, hidden))}, "
               f"{steps} steps, seed {args.seed} ...", flush=True)
-        weights = train_actor(steps, args.seed, env=env, hidden=hidden,
-                              progress=not args.no_progress)
+        weights = (train_agent if args.critic else train_actor)(
+            steps, args.seed, env=env, hidden=hidden, progress=not args.no_progress)
     methods = METHODS if args.method == "all" else (args.method,)
     if args.max_loss is not None:
         try:
@@ -408,7 +413,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
                 pool=args.episode_pool, heldout_episodes=args.heldout_episodes,
                 recheck=args.recheck, mapping=args.mapping, size=args.size,
                 cores=args.cores, incumbents=args.incumbents,
-                confidence=args.confidence, progress=not args.no_progress)
+                confidence=args.confidence, critic=args.critic,
+                max_critic_error=args.max_critic_error, progress=not args.no_progress)
         except (TypeError, ValueError) as exc:
             return fail(str(exc))
         print(format_loss_summary(loss_run))
@@ -671,14 +677,20 @@ def _add_search_parser(sub: argparse._SubParsersAction) -> None:
     se.add_argument("--train-steps", type=_positive_int, metavar="N",
                     help="steps to train the float Pendulum actor (default 6000)")
     se.add_argument("--hidden", type=_positive_int, nargs="+", metavar="N",
-                    help="hidden sizes of the trained actor (default 64 64), or those the "
-                         "--weights actor must have")
+                    help="hidden sizes of the trained networks (default 64 64), or those the "
+                         "--weights networks must have")
     se.add_argument("--max-loss", metavar="LOSS",
                     help="minimise --cost while the held-out return stays within this loss "
                          "of the float actor's (a fraction or a percentage, e.g. 2%%)")
     se.add_argument("--cost", default="luts", metavar="METRIC",
                     help="with --max-loss, the cost to minimise: luts, dsps, mem_bits, cycles "
                          "or a weighted sum such as luts+30*dsps (default luts)")
+    se.add_argument("--critic", action="store_true",
+                    help="with --max-loss, search the actor's and the critic's layers together "
+                         "(the critic's value error must also stay within --max-critic-error)")
+    se.add_argument("--max-critic-error", default="2%", metavar="ERROR",
+                    help="with --critic, the bound of the critic's relative RMS value error on "
+                         "the states the float actor visits (default 2%%)")
     se.add_argument("--recheck", type=_positive_int, default=5, metavar="N",
                     help="with --max-loss, configurations per method re-checked on the "
                          "held-out episodes (default 5)")

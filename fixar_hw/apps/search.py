@@ -67,11 +67,20 @@ import numpy as np
 from sw_model.checks import check_int, check_real
 from sw_model.rl.envs import make
 from sw_model.search.baselines import haq_ddpg_search, random_search, uniform_baseline
-from sw_model.search.cost import ALPHA_BITS, MAPPINGS, W_BITS, Cost, CostModel, LayerChoice
+from sw_model.search.cost import (
+    ALPHA_BITS,
+    MAPPINGS,
+    W_BITS,
+    Cost,
+    CostModel,
+    LayerChoice,
+    LayerShape,
+)
 from sw_model.search.engine_cost import ENGINE_MAPPING, EngineCostModel
 from sw_model.search.env import Budget, Episode, QuantEnv, SearchResult
 from sw_model.search.evaluators import (
     START_BOXES,
+    JointLossEvaluator,
     LossEvaluator,
     ProxyEvaluator,
     ReturnEvaluator,
@@ -186,9 +195,10 @@ def _cost_dict(cost: Cost) -> dict[str, Any]:
             "cycles": cost.cycles}
 
 
-def load_actor(path: str | os.PathLike[str], hidden: Sequence[int] | None = None
-               ) -> tuple[dict[str, np.ndarray], str]:
-    """The float actor of a ``fixar-hw train`` weight image and its environment name.
+def load_agent(path: str | os.PathLike[str], hidden: Sequence[int] | None = None
+               ) -> tuple[dict[str, dict[str, np.ndarray]], str]:
+    """The float networks ``{"actor": ..., "critic": ...}`` of a ``fixar-hw train`` weight
+    image and its environment name.
 
     The image's ``weight_fmt`` codes become their float values.
 
@@ -196,14 +206,14 @@ def load_actor(path: str | os.PathLike[str], hidden: Sequence[int] | None = None
     ----------
     path : path
     hidden : sequence of int, optional
-        The hidden sizes the actor must have; default any.
+        The hidden sizes both networks must have; default any.
 
     Raises
     ------
     OSError
         If the file cannot be read.
     ValueError
-        If it is not a valid DDPG weight image, or its actor does not have the ``hidden``
+        If it is not a valid DDPG weight image, or a network does not have the ``hidden``
         sizes or does not match its environment's observations and actions (the message
         shows both shapes).
     """
@@ -213,19 +223,27 @@ def load_actor(path: str | os.PathLike[str], hidden: Sequence[int] | None = None
     image = WeightImage.load(path)
     contents = weights_from_image(image)
     fmt = contents.config.weight_fmt
-    actor = {k: np.asarray(fmt.to_float(v), dtype=np.float64)
-             for k, v in contents.weights["actor"].items()}
+    nets = {net: {k: np.asarray(fmt.to_float(v), dtype=np.float64)
+                  for k, v in contents.weights[net].items()} for net in ("actor", "critic")}
     env = image.metadata.get("env", "pendulum")
-    layers = actor_layers(actor)
-    sizes = [layers[0][0].shape[1], *(w.shape[0] for w, _ in layers)]
     environment = make(env)
-    wanted = [environment.observation_dim,
-              *(sizes[1:-1] if hidden is None else hidden), environment.action_dim]
-    if sizes != wanted:
-        shape = "-".join(map(str, sizes))
-        raise ValueError(f"the weight image's actor is {shape}, but the {env} networks asked "
-                         f"for are actors {'-'.join(map(str, wanted))}")
-    return actor, env
+    obs, act = environment.observation_dim, environment.action_dim
+    for net, ends in (("actor", (obs, act)), ("critic", (obs + act, 1))):
+        layers = actor_layers(nets[net])
+        sizes = [layers[0][0].shape[1], *(w.shape[0] for w, _ in layers)]
+        wanted = [ends[0], *(sizes[1:-1] if hidden is None else hidden), ends[1]]
+        if sizes != wanted:
+            raise ValueError(f"the weight image's {net} is {'-'.join(map(str, sizes))}, but "
+                             f"the {env} networks asked for are {net}s "
+                             f"{'-'.join(map(str, wanted))}")
+    return nets, env
+
+
+def load_actor(path: str | os.PathLike[str], hidden: Sequence[int] | None = None
+               ) -> tuple[dict[str, np.ndarray], str]:
+    """The float actor of :func:`load_agent` and the environment name (the same checks)."""
+    nets, env = load_agent(path, hidden)
+    return nets["actor"], env
 
 
 def train_agent(steps: int, seed: int, *, env: str = "pendulum",
@@ -732,11 +750,19 @@ def plot_time_to_quality(path: str | os.PathLike[str],
     plt.close(fig)
 
 
-def _check_dict(c: HeldOutCheck, float_heldout: float) -> dict[str, Any]:
-    return {"choices": [choice_text(x) for x in c.choices], "cost": _cost_dict(c.cost),
-            "metric": c.metric, "loss": c.loss, "heldout_loss": c.heldout_loss,
-            "heldout_return": float_heldout - c.heldout_loss * abs(float_heldout),
-            "meets": c.meets}
+def _check_dict(c: HeldOutCheck, float_heldout: float,
+                parts: Callable[[tuple[LayerChoice, ...]], tuple[float, float]] | None = None
+                ) -> dict[str, Any]:
+    out = {"choices": [choice_text(x) for x in c.choices], "cost": _cost_dict(c.cost),
+           "metric": c.metric, "loss": c.loss, "heldout_loss": c.heldout_loss,
+           "heldout_return": float_heldout - c.heldout_loss * abs(float_heldout),
+           "meets": c.meets}
+    if parts is not None:
+        # a joint search: the loss is the larger of the actor's and the critic's (scaled)
+        actor_loss, critic_error = parts(c.choices)
+        out.update(heldout_actor_loss=actor_loss, heldout_critic_error=critic_error,
+                   heldout_return=float_heldout - actor_loss * abs(float_heldout))
+    return out
 
 
 def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
@@ -748,10 +774,14 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
                     recheck: int = 5, penalty: float = 4.0, mapping: str = "pipelined",
                     curve_step: int = 16, incumbents: int = 1, confidence: float = 0.0,
                     heldout: str = "lattice", size: int = 16, cores: int = 2,
+                    critic: bool = False, max_critic_error: float | str = 0.02,
                     progress: bool = True) -> LossRun:
     """The cheapest configuration whose held-out return stays within ``max_loss`` of the float
     actor's, by every method in ``methods``; writes ``search.csv``, ``time_to_quality.png``
-    and ``best.json`` into ``out_dir``.
+    and ``best.json`` into ``out_dir``. With ``critic``, the actor and the critic are searched
+    together: a configuration also sets the critic's layers, and must also keep the critic's
+    value error within ``max_critic_error``
+    (:class:`~sw_model.search.evaluators.JointLossEvaluator`).
 
     Each method searches its own :class:`~sw_model.search.env.QuantEnv` under a
     :class:`~sw_model.search.objective.LossBound` (metric ``cost``, scaled by uniform fixed
@@ -768,7 +798,8 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
     Parameters
     ----------
     weights : mapping
-        A float actor (:func:`sw_model.search.quantize.actor_layers`).
+        A float actor (:func:`sw_model.search.quantize.actor_layers`), or with ``critic`` a
+        float agent ``{"actor": ..., "critic": ...}``.
     max_loss : float or str
         A fraction in ``(0, 1)`` or a percentage (``"2%"``).
     out_dir : path
@@ -811,6 +842,12 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
         on a region of hard starts meets some of them, or seeded random draws
         (:func:`episode_seeds`). ``best.json`` lists them under ``heldout_episodes`` (start
         states or seeds).
+    critic : bool
+        Search the actor's and the critic's layers together (``weights`` must hold both);
+        ``best.json`` then gives each winner's held-out actor loss and critic error.
+    max_critic_error : float or str
+        With ``critic``, the bound of the critic's relative RMS value error on the visited
+        states, a fraction or a percentage.
 
     Raises
     ------
@@ -835,24 +872,35 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
     if heldout == "lattice" and env not in START_BOXES:
         raise ValueError(f"heldout 'lattice' needs an environment among "
                          f"{tuple(START_BOXES)!r}, not {env!r}")
+    if not isinstance(critic, bool):
+        raise TypeError(f"critic must be a bool, not {critic!r}")
+    c_limit = parse_loss(max_critic_error, "max_critic_error")
+    if critic and (not isinstance(weights, Mapping) or "critic" not in weights):
+        raise ValueError("critic=True needs weights holding an 'actor' and a 'critic'")
+
+    def evaluator(**kw: Any) -> LossEvaluator | JointLossEvaluator:
+        if critic:
+            return JointLossEvaluator(weights, calib, max_loss=limit,
+                                      max_critic_error=c_limit, env=env, **kw)
+        return LossEvaluator(weights, calib, env=env, **kw)
+
     train_seeds, held_seeds = episode_seeds(seed, pool, heldout_episodes)
     calib = calibration_states(weights, states, seed, env=env)
     if heldout == "lattice":
         shift_seed, starts = heldout_starts(env, seed, heldout_episodes)
-        held = LossEvaluator(weights, calib, env=env, starts=starts,
-                             episodes=len(starts))
+        held = evaluator(starts=starts, episodes=len(starts))
         held_seeds = held.seeds
         held_list: list[Any] = starts.tolist()
     else:
-        held = LossEvaluator(weights, calib, env=env, seeds=held_seeds,
-                             episodes=len(held_seeds))
+        held = evaluator(seeds=held_seeds, episodes=len(held_seeds))
         held_list = list(held_seeds)
     shapes = held.shapes
+    mats = [w for w, _ in (held.actor.layers + held.critic.layers if critic else held.layers)]
     ref = model.network_cost(shapes, [REFERENCE] * len(shapes))
     bound = LossBound(limit, metric, metric(ref), penalty=penalty)
-    LossEvaluator(weights, calib, env=env, seeds=train_seeds, episodes=episodes)  # checks
-    probe = QuantEnv.from_actor(weights, calib, cost_model=model, budget=bound,
-                                evaluate=lambda c: 0.0, w_bits=w_bits)
+    evaluator(seeds=train_seeds, episodes=episodes)  # checks
+    probe = QuantEnv(shapes, mats, cost_model=model, budget=bound, evaluate=lambda c: 0.0,
+                     w_bits=w_bits)
     if evaluations is None:
         evaluations = iterations * episodes_per_iter + (
             len(probe.actions) if "ppo" in methods else 0)
@@ -872,9 +920,9 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
     selections: dict[str, Selection] = {}
     curves: dict[str, list[tuple[int, float | None]]] = {}
     for method in methods:
-        evaluate = LossEvaluator(weights, calib, env=env, seeds=train_seeds, episodes=episodes)
-        qenv = QuantEnv.from_actor(weights, calib, cost_model=model, budget=bound,
-                                   evaluate=evaluate, w_bits=w_bits)
+        evaluate = evaluator(seeds=train_seeds, episodes=episodes)
+        qenv = QuantEnv(shapes, mats, cost_model=model, budget=bound, evaluate=evaluate,
+                        w_bits=w_bits)
         total = {"ppo": iterations, "uniform": 0}.get(method, evaluations)
         bar = tqdm(total=total, desc=f"search {method}", disable=not progress or not total,
                    mininterval=0.5)
@@ -903,17 +951,27 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
     float_held = float(held.float_returns(held_seeds).mean())
 
     write_csv(out / "search.csv", probe, results)
-    arch = "-".join(str(s.fan_in) for s in shapes) + f"-{shapes[-1].fan_out}"
+    def arch_of(part: Sequence[LayerShape]) -> str:
+        return "-".join(str(s.fan_in) for s in part) + f"-{part[-1].fan_out}"
+
+    split = held.split if critic else len(shapes)
+    nets = (f"actor {arch_of(shapes[:split])} and critic {arch_of(shapes[split:])}"
+            if critic else f"actor {arch_of(shapes)}")
+    bounds = (f"{limit:.1%} loss and {c_limit:.1%} critic error" if critic
+              else f"{limit:.1%} loss")
     plot_time_to_quality(out / "time_to_quality.png", curves,
-                         f"{env} actor {arch}, {_model_text(mapping, lanes, size, cores)}: "
+                         f"{env} {nets}, {_model_text(mapping, lanes, size, cores)}: "
                          f"cheapest configuration "
-                         f"within {limit:.1%} loss on {len(held_seeds)} held-out episodes",
+                         f"within {bounds} on {len(held_seeds)} held-out episodes",
                          f"held-out winner's {metric}")
+    parts = ((lambda c: held.parts(c, held_seeds)) if critic else None)
     best: dict[str, Any] = {
         "env": env, "seed": seed, "lanes": lanes, "mapping": mapping,
         **({"size": size, "cores": cores} if mapping == ENGINE_MAPPING else {}),
         "cost": str(metric),
-        "max_loss": limit, "calibration_states": states, "episodes": episodes,
+        "max_loss": limit, "critic": critic,
+        **({"max_critic_error": c_limit} if critic else {}),
+        "calibration_states": states, "episodes": episodes,
         "incumbents": incumbents, "confidence": z,
         "episode_pool": list(train_seeds), "heldout": heldout,
         **({"heldout_shift_seed": shift_seed} if heldout == "lattice" else {}),
@@ -932,9 +990,9 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
             "evaluated": len({ep.choices for ep in res.history}),
             "heldout_checked": len(sel.checked),
             "seconds": res.seconds,
-            "winner": None if sel.winner is None else _check_dict(sel.winner, float_held),
+            "winner": None if sel.winner is None else _check_dict(sel.winner, float_held, parts),
             "least_loss": (None if sel.least_loss is None
-                           else _check_dict(sel.least_loss, float_held)),
+                           else _check_dict(sel.least_loss, float_held, parts)),
             "rechecked": [_check_dict(c, float_held) for c in sel.checked],
             "time_to_quality": [[x, y] for x, y in curves[m]],
         }
@@ -945,9 +1003,13 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
 def format_loss_summary(run: LossRun) -> str:
     """A text table of each method's held-out winner (or least-loss configuration)."""
     b = run.best
+    joint = b.get("critic", False)
+    critic = (f" and {b['max_critic_error']:.2%} critic value error (actor layers, then the "
+              f"critic's; 'loss' and 'held' are the larger of the actor's loss and the "
+              f"critic's error scaled to the loss bound)" if joint else "")
     lines = [f"cheapest configuration by {b['cost']} within {run.bound.max_loss:.2%} loss of "
-             f"the float actor's return on {len(b['heldout_episodes'])} held-out episodes "
-             f"(float: {run.float_heldout:.1f}); reference fx16/16: "
+             f"the float actor's return{critic} on {len(b['heldout_episodes'])} held-out "
+             f"episodes (float: {run.float_heldout:.1f}); reference fx16/16: "
              f"{b['reference']['metric']:g}, held-out loss {b['reference']['heldout_loss']:.2%}"]
     head = (f"{'method':8} {'evaluated':>9} {'metric':>10} {'LUTs':>8} {'DSPs':>5} "
             f"{'mem bits':>9} {'loss':>7} {'held':>7} {'time s':>7}  choices")

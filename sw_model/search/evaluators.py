@@ -7,6 +7,8 @@ move from the float actor's, as a mean squared error (``"mse"``), normalised per
 of seeded episodes, run in lockstep), :class:`LossEvaluator` (the return lost against the float
 actor on episodes that rotate through a seeded pool, or from given initial states such as
 :func:`covering_starts`, which spread evenly over an environment's initial states),
+:class:`JointLossEvaluator` (an actor and its critic together: the return lost and the
+critic's value error, each against its bound),
 :func:`critic_evaluator` (a quantized
 critic's relative Q error) and :func:`validate_proxy` (Spearman rank correlation of a proxy
 with the return).
@@ -27,13 +29,14 @@ from sw_model.checks import check_int, check_real
 from sw_model.rl.envs import Env, make
 from sw_model.rl.envs.base import StateEnv
 from sw_model.search._checks import check_choices
-from sw_model.search.cost import LayerChoice
+from sw_model.search.cost import LayerChoice, LayerShape
 from sw_model.search.quantize import actor_layers, actor_shapes, choice_grid, quantize_layer
 
 __all__ = [
     "METRICS",
     "OUTPUTS",
     "START_BOXES",
+    "JointLossEvaluator",
     "LossEvaluator",
     "ProxyEvaluator",
     "ProxyValidation",
@@ -591,6 +594,157 @@ class LossEvaluator:
         i = check_int(i, "i", minimum=0)
         n = len(self.seeds)
         return tuple(self.seeds[(i * self.episodes + j) % n] for j in range(self.episodes))
+
+    def __call__(self, choices: Sequence[LayerChoice]) -> float:
+        seeds = self.turn(self.calls)
+        self.calls += 1
+        return -self.loss(choices, seeds)
+
+
+class JointLossEvaluator:
+    """An actor and its critic quantized together: the actor's return lost, and the critic's
+    value error on the states the float actor visits, against two bounds.
+
+    A configuration holds the actor's layers, then the critic's (:attr:`shapes`). On a set of
+    episodes (named as by :class:`LossEvaluator`, which scores the actor part):
+
+    * ``actor_loss`` is :meth:`LossEvaluator.loss`: the return lost against the float actor;
+    * ``critic_error`` is the quantized critic's relative RMS value error
+      ``sqrt(mean((Q - Q_q)**2)) / mean(|Q|)`` at ``(s, actor(s))``, ``s`` every ``stride``-th
+      state the float actor visits in those episodes and ``actor`` the float actor (the pairs
+      whose values DDPG's actor update follows); the critic's activation ranges are calibrated
+      on ``states`` with the float actor's actions, like the actor's;
+    * the *loss* is ``max(actor_loss, critic_error * max_loss / max_critic_error)``, so a
+      configuration meets a :class:`~sw_model.search.objective.LossBound` of ``max_loss``
+      exactly when its actor loses at most ``max_loss`` of the return and its critic errs by at
+      most ``max_critic_error``.
+
+    Parameters
+    ----------
+    weights : mapping
+        A float DDPG agent ``{"actor": {...}, "critic": {...}}``; the critic maps
+        ``obs_dim + act_dim`` inputs to one value.
+    states : array_like, shape (n, obs_dim)
+        Calibration states.
+    max_loss, max_critic_error : float
+        The two bounds, each in ``(0, 1)``.
+    stride : int
+        Every ``stride``-th visited state enters the critic's error (at least 1).
+    env, seeds, episodes, starts
+        As :class:`LossEvaluator`'s.
+
+    Attributes
+    ----------
+    actor : LossEvaluator
+        The actor's part.
+    critic : ProxyEvaluator
+        The quantized critic.
+    shapes : tuple of LayerShape
+        The actor's layers (``l1``, ...), then the critic's (``critic.l1``, ...).
+    split : int
+        The actor's layer count: ``choices[:split]`` are the actor's.
+    env, seeds, episodes, calls
+        As :class:`LossEvaluator`'s.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a parameter of the wrong type or value, or a critic whose shape does not fit the
+        actor and environment (the message shows both).
+    """
+
+    def __init__(self, weights: Mapping[str, Any], states: npt.ArrayLike, *,
+                 max_loss: float, max_critic_error: float, stride: int = 10,
+                 env: str = "pendulum", seeds: Sequence[int] | None = None, episodes: int = 5,
+                 starts: npt.ArrayLike | None = None) -> None:
+        if not isinstance(weights, Mapping) or "actor" not in weights or "critic" not in weights:
+            raise TypeError("weights must be a DDPG weights dict with 'actor' and 'critic'")
+        self.max_loss = check_real(max_loss, "max_loss", minimum=0.0, maximum=1.0,
+                                   min_open=True, max_open=True)
+        self.max_critic_error = check_real(max_critic_error, "max_critic_error", minimum=0.0,
+                                           maximum=1.0, min_open=True, max_open=True)
+        self.stride = check_int(stride, "stride", minimum=1)
+        self.actor = LossEvaluator(weights["actor"], states, env=env, seeds=seeds,
+                                   episodes=episodes, starts=starts)
+        a_layers = self.actor.layers
+        c_layers = actor_layers(weights["critic"])
+        n_in = a_layers[0][0].shape[1] + a_layers[-1][0].shape[0]
+        if c_layers[0][0].shape[1] != n_in or c_layers[-1][0].shape[0] != 1:
+            c_shape = "-".join([*(str(w.shape[1]) for w, _ in c_layers),
+                                str(c_layers[-1][0].shape[0])])
+            raise ValueError(f"the critic is {c_shape}, but the actor and {env!r} need a critic "
+                             f"of {n_in} inputs and 1 output")
+        inputs = np.concatenate([self.actor.states,
+                                 _float_net(a_layers, self.actor.states, "tanh")[-1]], axis=1)
+        self.critic = ProxyEvaluator(weights["critic"], inputs, output="linear")
+        self.shapes = self.actor.shapes + tuple(
+            LayerShape(f"critic.{s.name}", s.fan_in, s.fan_out) for s in self.critic.shapes)
+        self.split = len(a_layers)
+        self.env, self.seeds, self.episodes = self.actor.env, self.actor.seeds, self.actor.episodes
+        self.calls = 0
+        self._visits: dict[int, np.ndarray] = {}
+
+    @property
+    def starts(self) -> np.ndarray | None:
+        """The actor part's initial states (see :class:`LossEvaluator`)."""
+        return self.actor.starts
+
+    def _visited(self, seeds: Sequence[int]) -> np.ndarray:
+        """Critic inputs ``[s, actor(s)]`` at every ``stride``-th state the float actor visits
+        on the episodes ``seeds`` (cached per episode)."""
+        todo = [s for s in dict.fromkeys(seeds) if s not in self._visits]
+        layers = self.actor.layers
+        for seed in todo:
+            e = make(self.env)
+            lo, hi = e.action_low, e.action_high
+            obs = e.reset(state=self.actor._start(check_int(seed, "seeds entry", minimum=0)))
+            seen, done, k = [], False, 0
+            while not done:
+                act = _float_net(layers, obs[None, :], "tanh")[-1][0]
+                if k % self.stride == 0:
+                    seen.append(np.concatenate([obs, act]))
+                obs, _, terminated, truncated = e.step(lo + (act + 1.0) * 0.5 * (hi - lo))
+                done, k = terminated or truncated, k + 1
+            self._visits[seed] = np.array(seen)
+        return np.concatenate([self._visits[s] for s in seeds])
+
+    def critic_error(self, choices: Sequence[LayerChoice], seeds: Sequence[int]) -> float:
+        """The critic part's relative RMS value error on the episodes ``seeds`` (see the class
+        docs); ``choices`` are the critic's layers."""
+        x = self._visited(seeds)
+        q = _float_net(self.critic.layers, x, "linear")[-1][:, 0]
+        q_q = self.critic.outputs(x, choices)[:, 0]
+        return float(np.sqrt(np.mean((q - q_q) ** 2)) / max(float(np.abs(q).mean()), 1e-12))
+
+    def parts(self, choices: Sequence[LayerChoice], seeds: Sequence[int]
+              ) -> tuple[float, float]:
+        """``(actor_loss, critic_error)`` of a whole configuration on the episodes ``seeds``."""
+        choices = check_choices(choices, len(self.shapes))
+        return (self.actor.loss(choices[:self.split], seeds),
+                self.critic_error(choices[self.split:], seeds))
+
+    def _combine(self, actor_loss: float, critic_error: float) -> float:
+        return max(actor_loss, critic_error * self.max_loss / self.max_critic_error)
+
+    def float_returns(self, seeds: Sequence[int]) -> np.ndarray:
+        """The float actor's returns (:meth:`LossEvaluator.float_returns`)."""
+        return self.actor.float_returns(seeds)
+
+    def loss(self, choices: Sequence[LayerChoice], seeds: Sequence[int]) -> float:
+        """The joint loss on the episodes ``seeds`` (see the class docs)."""
+        return self._combine(*self.parts(choices, seeds))
+
+    def loss_bound(self, choices: Sequence[LayerChoice], seeds: Sequence[int], z: float
+                   ) -> float:
+        """As :meth:`loss`, the actor's part an upper confidence bound
+        (:meth:`LossEvaluator.loss_bound`)."""
+        choices = check_choices(choices, len(self.shapes))
+        return self._combine(self.actor.loss_bound(choices[:self.split], seeds, z),
+                             self.critic_error(choices[self.split:], seeds))
+
+    def turn(self, i: int) -> tuple[int, ...]:
+        """The seeds of call ``i`` (:meth:`LossEvaluator.turn`)."""
+        return self.actor.turn(i)
 
     def __call__(self, choices: Sequence[LayerChoice]) -> float:
         seeds = self.turn(self.calls)

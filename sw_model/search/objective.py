@@ -131,8 +131,9 @@ class CostMetric:
         return "+".join(n if w == 1.0 else f"{w:g}*{n}" for n, w in self.weights.items())
 
 
-def parse_loss(text: str | float) -> float:
-    """A loss bound as a fraction: ``"2%"`` or ``0.02`` give ``0.02``.
+def parse_loss(text: str | float, name: str = "max_loss") -> float:
+    """A loss bound as a fraction: ``"2%"`` or ``0.02`` give ``0.02``; errors name the
+    parameter ``name``.
 
     Raises
     ------
@@ -142,7 +143,7 @@ def parse_loss(text: str | float) -> float:
         If it is not a number (with an optional ``%``) in ``(0, 1)`` as a fraction.
     """
     if not isinstance(text, str):
-        return check_real(text, "max_loss", minimum=0.0, maximum=1.0, min_open=True,
+        return check_real(text, name, minimum=0.0, maximum=1.0, min_open=True,
                           max_open=True)
     s = text.strip()
     try:
@@ -150,7 +151,7 @@ def parse_loss(text: str | float) -> float:
     except ValueError:
         value = math.nan
     if not 0.0 < value < 1.0:
-        raise ValueError(f"max_loss must be a fraction in (0, 1) or a percentage like '2%', "
+        raise ValueError(f"{name} must be a fraction in (0, 1) or a percentage like '2%', "
                          f"not {text!r}")
     return value
 
