@@ -26,7 +26,7 @@ __all__ = ["CSR_BUSES", "CoreConfig"]
 CSR_BUSES = ("wishbone", "axi-lite")
 
 _ENGINE_FIELDS = ("obs_dim", "act_dim", "size", "cores", "tanh_index_bits", "w_words", "a_words",
-                  "max_batch", "update_units", "update_kind", "update_bits")
+                  "max_batch", "update_units", "update_kind", "update_bits", "update_ports")
 
 
 @dataclass(frozen=True)

@@ -144,19 +144,21 @@ def _clash_in_time(desc: EngineDescription, program: list) -> list:
 
 @settings(max_examples=10, deadline=None)
 @given(st.integers(1, 2), st.sampled_from([1, 2, 4]), st.sampled_from(["fixed", "qat"]),
-       st.booleans())
-def test_no_clashing_operations_run_at_once(cores, units, precision, tracking):
+       st.booleans(), st.sampled_from(["own", "shared"]))
+def test_no_clashing_operations_run_at_once(cores, units, precision, tracking, ports):
     cfg = DDPGConfig(hidden=(6, 4), precision=precision, batch_size=4, buffer_size=32,
                      qat_delay=1, warmup_steps=0)
-    ec = en.EngineConfig(cfg, 3, 1, size=2, cores=cores, update_units=units)
+    ec = en.EngineConfig(cfg, 3, 1, size=2, cores=cores, update_units=units,
+                         update_ports=ports)
     desc = EngineDescription(ec)
     program = en.compile_step(ec, ds.activation_formats(cfg), tracking=tracking)
     assert _clash_in_time(desc, program) == []
     line = desc.timeline(program)
-    # and the step does overlap: the update unit works while the array does
+    # the update unit works while the array does, unless it borrows the array's ports
     upd = [(i, e) for _, u, i, e in line if u == "update"]
     arr = [(i, e) for _, u, i, e in line if u == "array"]
-    assert any(i < e2 and i2 < e for i, e in upd for i2, e2 in arr)
+    beside = any(i < e2 and i2 < e for i, e in upd for i2, e2 in arr)
+    assert beside == (ports == "own")
     assert desc.cycles(program)["cycles"] == max(e for *_, e in line) + 1
 
 

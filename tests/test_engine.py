@@ -173,6 +173,9 @@ def test_configuration_errors():
         en.EngineConfig(cfg, 3, 1, size=2, update_bits=3)
     with pytest.raises(TypeError, match=r"update_bits"):
         en.EngineConfig(cfg, 3, 1, size=2, update_bits="2")
+    with pytest.raises(ValueError, match=r"^EngineConfig update_ports must be one of "
+                                         r"\('own', 'shared'\), not 'none'$"):
+        en.EngineConfig(cfg, 3, 1, size=2, update_ports="none")
     with pytest.raises(ValueError, match=r"^EngineConfig max_batch must be at least "
                                          r"ddpg.batch_size \(8\), not 4$"):
         en.EngineConfig(cfg, 3, 1, max_batch=4)

@@ -125,7 +125,7 @@ def test_iterative_update_units_train_like_the_trainer(bits, units):
     cfg = DDPGConfig(hidden=(6,), precision="fixed", batch_size=3, buffer_size=16, seed=4,
                      adam_bias_steps=3)
     trainer = Trainer.make(cfg, 3, 1, size=2, cores=1, update_units=units,
-                           update_kind="iterative", update_bits=bits)
+                           update_kind="iterative", update_bits=bits, update_ports="shared")
     counters = run_session(trainer, steps=2, seed=3)
     # the update unit's share of the step, from the closed form: a group of elements every
     # element latency, 3 cycles of read and write-back, ISSUE_CYCLES to issue
@@ -142,14 +142,14 @@ def test_iterative_update_units_train_like_the_trainer(bits, units):
        st.lists(st.integers(1, LARGEST), min_size=1, max_size=2), st.sampled_from([2, 4]),
        st.integers(1, 3), st.sampled_from([1, 2, 4]),
        st.sampled_from([("pipelined", 2), ("iterative", 1), ("iterative", 2), ("iterative", 4)]),
-       st.integers(0, 2**16), stall_lists(40))
+       st.sampled_from(["own", "shared"]), st.integers(0, 2**16), stall_lists(40))
 def test_training_steps_equal_the_trainer(precision, batch, hidden, size, cores, units, kind,
-                                           seed, host_stalls):
+                                           ports, seed, host_stalls):
     cfg = DDPGConfig(hidden=tuple(hidden), precision=precision, batch_size=batch,
                      buffer_size=64, qat_delay=1, seed=seed % 97, adam_bias_steps=2)
     trainer = Trainer.make(cfg, 3, 1, size=size, cores=cores, update_units=units,
                            update_kind=kind[0], update_bits=kind[1],
-                           max_batch=batch + seed % 3)
+                           max_batch=batch + seed % 3, update_ports=ports)
     run_session(trainer, steps=2, seed=seed, host_stalls=host_stalls)
 
 

@@ -8,8 +8,9 @@ network that does not fit the configured capacities is rejected there with a ``V
 ========  ==========================  ====================================  =====================
 memory    word                        read ports                            write ports
 ========  ==========================  ====================================  =====================
-``W``     ``size**2`` weight lanes    ``2 * cores + 2`` (tiles, biases;     1 (update unit)
-                                      the update unit's two)
+``W``     ``size**2`` weight lanes    ``2 * cores`` (tiles, biases), and    1 (update unit)
+                                      the update unit's two
+                                      (``update_ports="own"``)
 ``G``     ``size**2`` gradients       1 (update unit)                       ``cores`` (array)
 ``M``     ``size**2`` ``grad_fmt``    1                                     1
 ``V``     ``size**2`` 63-bit          1                                     1
@@ -20,7 +21,8 @@ Every read port has one cycle of latency and an enable (data holds while disable
 and the vector unit share the activation memory's ports: the vector unit uses read ports 0 and
 ``cores`` and write port 0, and the scheduler never runs the two at once. The update unit has
 ports of its own (``W`` read ports ``2 * cores`` and ``2 * cores + 1``, the others), so it runs
-while the array or the vector unit works.
+while the array or the vector unit works; with ``update_ports="shared"`` it reads ``W`` through
+the array's ports 0 and ``cores`` instead, and the scheduler never runs it beside the array.
 
 Write ports of ``A`` have one enable per lane (the vector unit writes single elements); the
 array enables all lanes of a word.
@@ -48,6 +50,7 @@ class Buffers(wiring.Component):
     Members
     -------
     w_rd : Out(memory.ReadPort.Signature(...)).array(2 * cores + 2)
+        (``2 * cores`` with ``update_ports="shared"``)
     w_wr : Out(memory.WritePort.Signature(...))
     g_rd, m_rd, v_rd : Out(memory.ReadPort.Signature(...))
     g_wr : Out(memory.WritePort.Signature(...)).array(cores)

@@ -73,7 +73,7 @@ def memory_ports(config: EngineConfig) -> dict[str, tuple[int, int]]:
     (:class:`fixar_hw.train.buffers.Buffers` builds these): the array reads tiles and biases
     of ``W`` and two operands of ``A`` per core, and writes ``A`` and ``G`` per core; the
     update sequencer has two read ports of ``W`` of its own (online and target words), so that
-    it runs while the array does.
+    it runs while the array does, unless ``config.update_ports`` is ``"shared"``.
 
     Raises
     ------
@@ -81,7 +81,8 @@ def memory_ports(config: EngineConfig) -> dict[str, tuple[int, int]]:
         If ``config`` is not an :class:`~sw_model.arch.engine.EngineConfig`.
     """
     n = _check_config(config).cores
-    return {"W": (2 * n + 2, 1), "G": (1, n), "M": (1, 1), "V": (1, 1), "A": (2 * n, n)}
+    own = 2 if config.update_ports == "own" else 0
+    return {"W": (2 * n + own, 1), "G": (1, n), "M": (1, 1), "V": (1, 1), "A": (2 * n, n)}
 
 
 def memory_depths(config: EngineConfig) -> dict[str, int]:
@@ -252,10 +253,13 @@ class EngineDescription:
 
     def _clash(self, a: object, b: object) -> bool:
         """Whether ``a`` and ``b`` must not run at once: they share a unit, or memory ports
-        (the array and the vector unit share the activation memory's), or one writes what the
+        (the array and the vector unit share the activation memory's; the array and the update
+        unit the parameter memory's with ``update_ports="shared"``), or one writes what the
         other reads or writes."""
         ua, ub = self.unit(a), self.unit(b)
         if ua == ub or "tick" in (ua, ub) or {ua, ub} == {"array", "vector"}:
+            return True
+        if {ua, ub} == {"array", "update"} and self._config.update_ports == "shared":
             return True
         c = self._config
         return footprint(c, a).conflicts(footprint(c, b))

@@ -469,21 +469,31 @@ class TrainingEngine(wiring.Component):
     def _connect_parameter_reads(self, m: Module, buf: _HostShare) -> None:
         """Parameter reads: array tiles (0..N-1) and biases (N..2N-1, PE column-0 lanes); the
         update sequencer's own ports 2N (online words) and 2N+1 (target words), so that an
-        update runs while the array works."""
+        update runs while the array works, or with ``update_ports="shared"`` ports 0 and N,
+        which it takes while the array does not read them (the scheduler never runs the two
+        at once then)."""
         S, N = self._config.size, self._config.cores
         arr, seq = self.array, self.sequencer
+        shared = self._config.update_ports == "shared"
         for k in range(N):
-            for src, idx in ((arr.w_rd[k], k), (arr.b_rd[k], N + k)):
+            for src, idx, share in ((arr.w_rd[k], k, seq.w_rd if k == 0 else None),
+                                    (arr.b_rd[k], N + k, seq.t_rd if k == 0 else None)):
                 port = buf.w_rd[idx]
-                m.d.comb += [port.addr.eq(src.addr), port.en.eq(src.en)]
+                if shared and share is not None:
+                    m.d.comb += [port.addr.eq(Mux(src.en, src.addr, share.addr)),
+                                 port.en.eq(src.en | share.en), share.data.eq(port.data)]
+                else:
+                    m.d.comb += [port.addr.eq(src.addr), port.en.eq(src.en)]
                 if src is arr.b_rd[k]:
                     for lane in range(S):
                         m.d.comb += src.data[lane].eq(port.data[lane * S])
                 else:
                     m.d.comb += src.data.eq(port.data)
-        for src, idx in ((seq.w_rd, 2 * N), (seq.t_rd, 2 * N + 1)):
-            port = buf.w_rd[idx]
-            m.d.comb += [port.addr.eq(src.addr), port.en.eq(src.en), src.data.eq(port.data)]
+        if not shared:
+            for src, idx in ((seq.w_rd, 2 * N), (seq.t_rd, 2 * N + 1)):
+                port = buf.w_rd[idx]
+                m.d.comb += [port.addr.eq(src.addr), port.en.eq(src.en),
+                             src.data.eq(port.data)]
 
     def _connect_update(self, m: Module, buf: _HostShare, t: Signal) -> None:
         """The update sequencer's memory ports and units, Adam's step-size tables (indexed by

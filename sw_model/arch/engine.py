@@ -102,6 +102,9 @@ UPDATE_KINDS: tuple[str, ...] = ("pipelined", "iterative")
 #: Result bits a cycle an iterative update unit may find (:attr:`EngineConfig.update_bits`).
 UPDATE_BITS: tuple[int, ...] = (1, 2, 4)
 
+#: How the update unit reaches the parameter memory (:attr:`EngineConfig.update_ports`).
+UPDATE_PORTS: tuple[str, ...] = ("own", "shared")
+
 
 def _ceil(a: int, b: int) -> int:
     return -(-a // b)
@@ -143,6 +146,11 @@ class EngineConfig:
         :mod:`sw_model.numerics.optim`.
     update_bits : int
         Square-root and quotient bits an iterative unit finds a cycle: 1, 2 or 4.
+    update_ports : {"own", "shared"}
+        ``"own"``: the update unit reads the parameter memory through two read ports of its
+        own (two more block-RAM copies of that memory), so it runs beside the PE array;
+        ``"shared"``: it borrows two of the array's ports and never runs beside the array
+        (it still runs beside the vector unit). For devices whose block RAM is the limit.
     """
 
     ddpg: DDPGConfig
@@ -157,6 +165,7 @@ class EngineConfig:
     update_units: int = 1
     update_kind: str = "pipelined"
     update_bits: int = 2
+    update_ports: str = "own"
 
     def __post_init__(self) -> None:
         if not isinstance(self.ddpg, DDPGConfig):
@@ -179,6 +188,9 @@ class EngineConfig:
         if self.update_bits not in UPDATE_BITS:
             raise ValueError(f"EngineConfig update_bits must be one of {UPDATE_BITS}, not "
                              f"{self.update_bits!r}")
+        if self.update_ports not in UPDATE_PORTS:
+            raise ValueError(f"EngineConfig update_ports must be one of {UPDATE_PORTS}, not "
+                             f"{self.update_ports!r}")
         for name in ("w_words", "a_words", "max_batch"):
             if getattr(self, name) is not None:
                 check_int(getattr(self, name), name, minimum=1, owner="EngineConfig")

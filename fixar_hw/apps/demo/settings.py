@@ -101,10 +101,13 @@ class DemoSettings:
         return self.episodes * EPISODE_STEPS
 
     def core_config(self) -> CoreConfig:
-        """The core built for the trained networks."""
+        """The core built for the trained networks: block RAM is what limits it on the
+        LFE5U-85F, so its update unit shares the PE array's parameter-memory ports
+        (``update_ports="shared"``) instead of two more copies of that memory."""
         engine = en.EngineConfig(self.ddpg, OBS_DIM, ACT_DIM, size=self.core_size,
                                  cores=self.core_cores, update_units=self.update_units,
-                                 update_kind=self.update_kind, update_bits=self.update_bits)
+                                 update_kind=self.update_kind, update_bits=self.update_bits,
+                                 update_ports="shared")
         return CoreConfig(engine, dma_addr_width=24)
 
 
