@@ -71,6 +71,7 @@ import argparse
 import itertools
 import statistics
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -431,7 +432,7 @@ def plot_curves(path: Path, runs: dict[int, dict[str, list]], title: str,
         ax.set_ylim(0.9 * min(finals), 1.5 * max(finals))
     ax.set_xlabel("configurations evaluated (distinct)")
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 100), fontsize=9)  # long titles wrap
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()

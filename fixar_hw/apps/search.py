@@ -57,6 +57,7 @@ import csv
 import json
 import math
 import os
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -741,7 +742,7 @@ def plot_time_to_quality(path: str | os.PathLike[str],
             drawn = True
     ax.set_xlabel("configurations evaluated (distinct)")
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 100), fontsize=9)  # long titles wrap
     ax.grid(alpha=0.3)
     if drawn:
         ax.legend(loc="upper right", fontsize=8)
