@@ -212,6 +212,13 @@ def test_engine_errors():
         desc.descriptor(5)
     with pytest.raises(ValueError, match=r"^update op must be one of"):
         desc.descriptor(en.UpdateOp("rmsprop", 0, 1))
+    with pytest.raises(ValueError, match=r"^wait must name units of \('array', 'vector', "
+                                         r"'update'\), not 'dma'$"):
+        desc.descriptor(en.TickOp(), wait=("dma",))
+    with pytest.raises(TypeError, match=r"^wait must be a collection of unit names, not "
+                                        r"'array'$"):
+        desc.descriptor(en.TickOp(), wait="array")
+    assert desc.descriptor(en.TickOp(), wait=("update", "array"))["wait"] == 0b101
     with pytest.raises(ValueError, match=r"^the program needs \d+ descriptors, the program "
                                          r"memory holds 4$"):
         desc.encode(en.compile_step(ec, ds.activation_formats(cfg)))

@@ -188,11 +188,13 @@ class EngineDescription:
         Raises
         ------
         TypeError
-            For an object that is no descriptor.
+            For an object that is no descriptor, or a ``wait`` that is a single string.
         ValueError
             For a command the units reject (see the command sets' ``command`` methods), or a
             unit in ``wait`` that is not one of :data:`~fixar_hw.train.scheduler.UNITS`.
         """
+        if isinstance(wait, str):
+            raise TypeError(f"wait must be a collection of unit names, not {wait!r}")
         mask = 0
         for name in wait:
             if name not in UNITS:
