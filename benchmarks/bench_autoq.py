@@ -563,14 +563,14 @@ def loss_part(args: argparse.Namespace) -> None:
             finals[method].append(None if entry["winner"] is None else c["metric"])
             choices = tuple(LayerChoice(*(int(v) if v.isdigit() else v
                                           for v in x.split(":"))) for x in c["choices"])
-            test = tester.loss(choices[:n_actor], test_seeds)
+            test = actor_test = tester.loss(choices[:n_actor], test_seeds)
             critic_note = ""
             if joint is not None:
                 # the joint loss: the larger of the actor's and the critic's scaled error
                 c_err = joint.critic_error(choices[n_actor:], test_seeds)
                 critic_note = (f"  [held-out actor loss {c['heldout_actor_loss']:.2%}, critic "
                                f"error {c['heldout_critic_error']:.2%}; test actor loss "
-                               f"{test:.2%}, critic error {c_err:.2%}]")
+                               f"{actor_test:.2%}, critic error {c_err:.2%}]")
                 test = max(test, c_err * run.bound.max_loss / run.best["max_critic_error"])
             mark = "" if entry["winner"] else "  (none meets the bound: least loss)"
             print(f"{seed:>4} {method:8} {entry['evaluated']:>5} {entry['heldout_checked']:>6} "
@@ -578,7 +578,7 @@ def loss_part(args: argparse.Namespace) -> None:
                   f"{c['cost']['mem_bits']:8d} {c['loss']:7.2%} {c['heldout_loss']:7.2%} "
                   f"{test:7.2%} {entry['seconds']:6.1f}  {' '.join(c['choices'])}{mark}"
                   f"{critic_note}")
-            if tester.loss(choices[:n_actor], test_seeds) > run.bound.max_loss:
+            if actor_test > run.bound.max_loss:
                 print("     " + worst_starts(tester, choices[:n_actor], test_seeds))
             if fresh_seeds:
                 fresh = LossEvaluator(actor, calib, seeds=fresh_seeds,

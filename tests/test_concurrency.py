@@ -169,10 +169,7 @@ def test_masks_left_out_are_caught():
     program = _programs(ec)["step"]
 
     class NoWaits(EngineDescription):
-        def waits(self, program):
-            return [frozenset() for _ in program]
-
-        def _wait_of(self, before, op):
+        def _mask(self, last, op):
             return frozenset()
 
     assert _clash_in_time(NoWaits(ec), program) != []

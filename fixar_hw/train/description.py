@@ -280,15 +280,25 @@ class EngineDescription:
         last: dict[str, object] = {}
         out = []
         for op in program:
-            unit = self.unit(op)
-            if unit == "tick":
-                out.append(frozenset(UNITS))
-                last.clear()
-                continue
-            out.append(frozenset(u for u, prev in last.items()
-                                 if u != unit and self._clash(prev, op)))
-            last[unit] = op
+            out.append(self._mask(last, op))
+            self._issued(last, op)
         return out
+
+    def _mask(self, last: Mapping[str, object], op: object) -> frozenset[str]:
+        """The wait mask of ``op`` given ``last``, each unit's last operation since the last
+        ``tick`` (every unit for a ``tick``)."""
+        unit = self.unit(op)
+        if unit == "tick":
+            return frozenset(UNITS)
+        return frozenset(u for u, prev in last.items() if u != unit and self._clash(prev, op))
+
+    def _issued(self, last: dict[str, object], op: object) -> None:
+        """Update ``last`` (see :meth:`_mask`) for ``op`` issued next."""
+        unit = self.unit(op)
+        if unit == "tick":
+            last.clear()
+        else:
+            last[unit] = op
 
     def schedule(self, program: Iterable) -> list:
         """``program`` in the order the engine issues it: the same operations, each pair that
@@ -310,7 +320,13 @@ class EngineDescription:
         ops = list(program)
         out: list = []
         clock = _Clock()
+        last: dict[str, object] = {}
         segment: list[int] = []
+
+        def emit(op: object) -> None:
+            clock.run(self, op, self._mask(last, op))
+            self._issued(last, op)
+            out.append(op)
 
         def flush() -> None:
             queues = {q: [i for i in segment if (self.unit(ops[i]) == "update") == (q == 1)]
@@ -323,37 +339,21 @@ class EngineDescription:
                     i = queues[q][0]
                     if any(j < i and self._clash(ops[j], ops[i]) for j in queues[1 - q]):
                         continue
-                    key = (clock.issue_time(self, ops[i], self._wait_of(out, ops[i])), i)
+                    key = (clock.issue_time(self, ops[i], self._mask(last, ops[i])), i)
                     if best is None or key < best[0]:
                         best = (key, q)
-                q = best[1]
-                i = queues[q].pop(0)
-                clock.run(self, ops[i], self._wait_of(out, ops[i]))
-                out.append(ops[i])
+                emit(ops[queues[best[1]].pop(0)])
             segment.clear()
 
         for index, op in enumerate(ops):
             if self.unit(op) == "tick":
                 flush()
-                clock.run(self, op, frozenset(UNITS))
-                out.append(op)
+                emit(op)
             else:
                 self.descriptor(op)  # validates
                 segment.append(index)
         flush()
         return out
-
-    def _wait_of(self, before: list, op: object) -> frozenset[str]:
-        """The wait mask of ``op`` issued after the operations ``before``."""
-        unit = self.unit(op)
-        waits = set()
-        for u in UNITS:
-            if u == unit:
-                continue
-            prev = next((p for p in reversed(before) if self.unit(p) in (u, "tick")), None)
-            if prev is not None and self.unit(prev) == u and self._clash(prev, op):
-                waits.add(u)
-        return frozenset(waits)
 
     def words(self, program: Iterable) -> list[dict]:
         """Program-memory words (dicts for :attr:`descriptor_layout`) of :meth:`schedule`
@@ -395,16 +395,18 @@ class EngineDescription:
         TypeError, ValueError
             As :meth:`descriptor`.
         """
+        return self._run(program)[0]
+
+    def _run(self, program: Iterable) -> tuple[list[tuple[object, str, int, int]], "_Clock"]:
+        """:meth:`timeline` and the clock after it."""
         ops = self.schedule(program)
         clock = _Clock()
         out = []
         for op, wait in zip(ops, self.waits(ops), strict=True):
             unit = self.unit(op)
-            issue = clock.issue_time(self, op, wait)
-            clock.run(self, op, wait)
-            end = issue + 1 if unit == "tick" else clock.free[unit]
-            out.append((op, unit, issue, end))
-        return out
+            issue = clock.run(self, op, wait)
+            out.append((op, unit, issue, issue + 1 if unit == "tick" else clock.free[unit]))
+        return out, clock
 
     def cycles(self, program: Iterable) -> dict[str, int]:
         """The performance counters :meth:`encode` ``(program)`` leaves (no host activity
@@ -424,16 +426,13 @@ class EngineDescription:
             As :meth:`descriptor`.
         """
         c = self._config
-        ops = self.schedule(program)
-        clock = _Clock()
+        line, clock = self._run(program)
         out = dict.fromkeys((*PERF_COUNTERS, "macs"), 0)
-        for op, wait in zip(ops, self.waits(ops), strict=True):
-            unit = self.unit(op)
-            clock.run(self, op, wait)
+        for op, unit, issue, end in line:
             out["ops"] += 1
             if unit == "tick":
                 continue
-            out[unit] += self.busy_cycles(op) + ISSUE_CYCLES
+            out[unit] += end - issue  # the busy cycles and ISSUE_CYCLES
             if isinstance(op, ArrayOp):
                 # every (tile, vector) pair is one core-pass, whichever core takes it
                 ti, tj = -(-op.m // c.size), -(-op.n // c.size)
@@ -460,12 +459,14 @@ class _Clock:
             return max(decode, *self.free.values())
         return max(decode + 1, self.free[unit], *(self.free[u] for u in wait))
 
-    def run(self, desc: EngineDescription, op: object, wait: frozenset[str]) -> None:
+    def run(self, desc: EngineDescription, op: object, wait: frozenset[str]) -> int:
+        """Issue ``op``; returns the cycle it issues in."""
         t = self.issue_time(desc, op, wait)
         unit = desc.unit(op)
         if unit != "tick":
             self.free[unit] = t + desc.busy_cycles(op) + ISSUE_CYCLES
         self.fetch = t + 1
+        return t
 
     def end(self) -> int:
         """Cycles from ``start`` to ``busy`` falling after the final ``end``."""

@@ -325,17 +325,25 @@ def proxy_quality(weights: Mapping[str, Any], choices: Sequence[LayerChoice],
 
 
 def _lockstep(policy: Callable[[np.ndarray], np.ndarray], env: str,
-              starts: Sequence[np.ndarray]) -> np.ndarray:
+              starts: Sequence[np.ndarray], seen: list[list[np.ndarray]] | None = None
+              ) -> np.ndarray:
     """Returns of episodes of the named :class:`~sw_model.rl.envs.base.StateEnv` ``env`` from
     the initial ``starts``, run in lockstep: ``policy(obs (B, obs_dim))`` gives actions in
-    ``[-1, 1]``, scaled to the action range."""
+    ``[-1, 1]``, scaled to the action range. With ``seen``, each episode's observations (one
+    per step, in order) are appended to it, one list per episode."""
     envs = [make(env) for _ in starts]
     lo, hi = envs[0].action_low, envs[0].action_high
     obs = np.array([e.reset(state=st) for e, st in zip(envs, starts, strict=True)])
     live = np.ones(len(envs), dtype=bool)
     totals = np.zeros(len(envs))
+    if seen is not None:
+        seen.extend([] for _ in envs)
+        first = len(seen) - len(envs)
     while live.any():
         idx = np.flatnonzero(live)
+        if seen is not None:
+            for i in idx:
+                seen[first + i].append(obs[i].copy())
         acts = lo + (policy(obs[idx]) + 1.0) * 0.5 * (hi - lo)
         for i, a in zip(idx, acts, strict=True):
             obs[i], reward, terminated, truncated = envs[i].step(a)
@@ -693,19 +701,16 @@ class JointLossEvaluator:
         """Critic inputs ``[s, actor(s)]`` at every ``stride``-th state the float actor visits
         on the episodes ``seeds`` (cached per episode)."""
         todo = [s for s in dict.fromkeys(seeds) if s not in self._visits]
-        layers = self.actor.layers
-        for seed in todo:
-            e = make(self.env)
-            lo, hi = e.action_low, e.action_high
-            obs = e.reset(state=self.actor._start(check_int(seed, "seeds entry", minimum=0)))
-            seen, done, k = [], False, 0
-            while not done:
-                act = _float_net(layers, obs[None, :], "tanh")[-1][0]
-                if k % self.stride == 0:
-                    seen.append(np.concatenate([obs, act]))
-                obs, _, terminated, truncated = e.step(lo + (act + 1.0) * 0.5 * (hi - lo))
-                done, k = terminated or truncated, k + 1
-            self._visits[seed] = np.array(seen)
+        if todo:
+            layers = self.actor.layers
+            seen: list[list[np.ndarray]] = []
+            _lockstep(lambda x: _float_net(layers, x, "tanh")[-1], self.env,
+                      [self.actor._start(check_int(s, "seeds entry", minimum=0)) for s in todo],
+                      seen)
+            for seed, states in zip(todo, seen, strict=True):
+                s = np.array(states[::self.stride])
+                self._visits[seed] = np.concatenate(
+                    [s, _float_net(layers, s, "tanh")[-1]], axis=1)
         return np.concatenate([self._visits[s] for s in seeds])
 
     def critic_error(self, choices: Sequence[LayerChoice], seeds: Sequence[int]) -> float:
