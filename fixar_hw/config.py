@@ -26,7 +26,8 @@ __all__ = ["CSR_BUSES", "CoreConfig"]
 CSR_BUSES = ("wishbone", "axi-lite")
 
 _ENGINE_FIELDS = ("obs_dim", "act_dim", "size", "cores", "tanh_index_bits", "w_words", "a_words",
-                  "max_batch", "update_units", "update_kind", "update_bits", "update_ports")
+                  "max_batch", "update_units", "update_kind", "update_bits", "update_ports",
+                  "half")
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,24 @@ class CoreConfig:
     def load(cls, path: str | Path) -> CoreConfig:
         """Read a JSON file (:meth:`from_json`)."""
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+    def summary(self) -> str:
+        """A few lines on the build: the PE array and its precision modes (whether a
+        half-mode build can use half mode, and why not), the update units, the memories."""
+        e = self.engine
+        d, aap = e.ddpg, e.aap
+        pes = e.cores * e.size ** 2
+        return "\n".join([
+            f"PE array: {e.cores} core(s) of {e.size}x{e.size} PEs ({pes} PEs); weights "
+            f"{d.weight_fmt.width}-bit, activations {d.act_fmt.width}-bit "
+            f"({d.act16_fmt.width}-bit after the switch), deltas {d.delta_fmt.width}-bit",
+            f"PE precision: {aap.half_note}",
+            f"update: {e.update_units} {e.update_kind} unit(s), parameter ports "
+            f"{e.update_ports!r}",
+            f"networks: actor {'-'.join(map(str, e.sizes('actor')))}, critic "
+            f"{'-'.join(map(str, e.sizes('critic')))}, batch {e.batch} (up to "
+            f"{e.batch_capacity})",
+        ])
 
     @property
     def config_id(self) -> int:

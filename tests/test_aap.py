@@ -47,6 +47,8 @@ def configs(draw, max_cores: int = 3):
         max_batch=draw(st.integers(4, 6)), addr_width=8,
         tanh_index_bits=draw(st.integers(1, a_fmt.frac + 2)),
         narrow_width=draw(st.one_of(st.none(), st.integers(2, a_fmt.width))),
+        # dual-precision PEs; half mode whenever the narrow activations fit half an operand
+        half=draw(st.booleans()),
     )
 
 
@@ -73,16 +75,18 @@ def jobs(draw, config: AAPConfig):
     c = config
     x_fmt = draw(act_formats(c))
     xf = x_fmt or c.a_fmt
+    # half mode wherever the op can take it (mostly: it is the new path)
+    half = c.half_for(op, x_fmt) and draw(st.sampled_from([True, True, False]))
     if op == "forward":
         return ArrayJob(op, m, n, batch, kind, parallelism, w=matrix(draw, c.w_fmt, m, n),
                         b=matrix(draw, c.w_fmt, 1, m)[0], x=matrix(draw, xf, batch, n),
-                        x_fmt=x_fmt, out_fmt=draw(act_formats(c)))
+                        x_fmt=x_fmt, out_fmt=draw(act_formats(c)), half=half)
     if op == "backward":
         return ArrayJob(op, m, n, batch, kind, parallelism, w=matrix(draw, c.w_fmt, m, n),
                         d=matrix(draw, c.d_fmt, batch, m),
                         y_prev=matrix(draw, xf, batch, n), x_fmt=x_fmt)
     return ArrayJob(op, m, n, batch, kind, parallelism, d=matrix(draw, c.d_fmt, batch, m),
-                    x=matrix(draw, xf, batch, n), x_fmt=x_fmt)
+                    x=matrix(draw, xf, batch, n), x_fmt=x_fmt, half=half)
 
 
 def _saturation(config: AAPConfig, result: np.ndarray, job: ArrayJob) -> float:
@@ -102,8 +106,7 @@ def test_results_and_cycles_equal_the_models(data):
     target(_saturation(config, want, job), label="saturated results")
     assert result.shape == want.shape
     assert (result == want).all()
-    assert cycles == config.cycle_model.cycles(job.op, job.m, job.n, job.batch,
-                                               job.parallelism)
+    assert cycles == job.cycles(config)
 
 
 @pytest.mark.parametrize(("cores", "m", "n"), [(3, 8, 2), (3, 8, 4), (2, 6, 4), (3, 5, 5)])
@@ -133,8 +136,7 @@ def test_results_equal_the_golden_model_under_stalls(data, cmd_stalls, o_stalls,
     result, cycles = simulate(dut, job, cmd_stall=stall_pattern(cmd_stalls),
                               o_stall=stall_pattern(o_stalls), g_stall=stall_pattern(g_stalls))
     assert (result == expected(config, job)).all()
-    assert cycles >= config.cycle_model.cycles(job.op, job.m, job.n, job.batch,
-                                               job.parallelism)
+    assert cycles >= job.cycles(config)
 
 
 @given(st.integers(1, 9), st.integers(1, 9), st.sampled_from([1, 2, 4, 8]), st.data())
@@ -159,6 +161,37 @@ def test_cycle_model_closed_forms():
     assert model.passes("wgrad", 300, 400, 64, "batch") == 119 * 64  # ceil(19 * 25 / 4)
     assert choose_parallelism(model, "forward", 300, 400, 64) == "batch"
     assert choose_parallelism(model, "forward", 6, 300, 1) == "layer"
+    # half mode: reduction tiles two a pass (forward), batch vectors two a pass (wgrad)
+    dual = CycleModel(16, 4, dual=True)
+    assert dual.passes("forward", 300, 400, 64, "batch", half=True) == 16 * 19 * 13
+    assert dual.passes("forward", 300, 400, 64, "layer", half=True) == 64 * 19 * 4
+    assert dual.passes("wgrad", 300, 400, 63, "batch", half=True) == 119 * 32
+    assert dual.passes("forward", 300, 400, 64, "batch") == 16 * 19 * 25
+    assert [dual.fill(op) - model.fill(op) for op in ("forward", "backward", "wgrad")] == [1] * 3
+    with pytest.raises(ValueError, match=r"^half=True needs dual PEs"):
+        model.cycles("forward", 4, 4, 4, half=True)
+    with pytest.raises(ValueError, match=r"^half=True: backward runs full mode$"):
+        dual.cycles("backward", 4, 4, 4, half=True)
+
+
+def test_half_mode_needs_narrow_activations_that_fit_half_an_operand():
+    q = FixedFormat(32, 24)
+    fixar = AAPConfig(w_fmt=q, a_fmt=q, d_fmt=q, narrow_width=16, half=True)
+    assert fixar.half_mode and fixar.pe_half_width == 16
+    assert "two products a PE per cycle" in fixar.half_note
+    narrow = fixar.act_format(12, narrow=True)
+    assert fixar.half_for("forward", narrow) and fixar.half_for("wgrad", narrow)
+    assert not fixar.half_for("backward", narrow)
+    assert not fixar.half_for("forward", None) and not fixar.half_for("forward", q)
+    # 20-bit narrow activations do not fit a 16-bit half: the build runs full mode, says so
+    wide = AAPConfig(w_fmt=q, a_fmt=q, d_fmt=q, narrow_width=20, half=True)
+    assert not wide.half_mode
+    assert wide.half_note == ("half mode asked for, but the 20-bit narrow activations are "
+                              "wider than half the PE's operand (16 bits): full mode")
+    assert not AAPConfig(half=True).half_mode  # no narrow activations at all
+    assert wide.cycle_model == CycleModel(16, 1) and fixar.cycle_model.dual
+    with pytest.raises(TypeError, match=r"^half must be a bool, not 1$"):
+        AAPConfig(half=1)
 
 
 def test_unpack_rejects_broken_streams():
@@ -197,6 +230,21 @@ def test_command_errors():
         core.command("forward", m=1, n=1, batch=1, w_base=16)
     with pytest.raises(ValueError, match=r"^parallelism must be 'batch' or 'layer'"):
         core.command("forward", m=1, n=1, batch=1, parallelism="rows")
+    with pytest.raises(ValueError, match=r"^half=True needs a half-mode build"):
+        core.command("forward", m=1, n=1, batch=1, half=True)
+    f = FixedFormat(8, 4)
+    dual = PEArray(AAPConfig(size=2, w_fmt=f, a_fmt=f, d_fmt=f, max_m=8, max_n=8,
+                             max_batch=4, addr_width=4, tanh_index_bits=3, narrow_width=4,
+                             half=True))
+    narrow = dual.config.act_format(2, narrow=True)
+    assert dual.command("forward", m=1, n=1, batch=1, x_fmt=narrow, half=True)["half"] == 1
+    # a 32-bit-activation op (here the build's 8-bit a_fmt) is refused before it is sent
+    with pytest.raises(ValueError, match=r"^half=True needs 4-bit activations, not x_fmt "):
+        dual.command("wgrad", m=1, n=1, batch=1, half=True)
+    with pytest.raises(ValueError, match=r"^half=True: backward has no narrow operand"):
+        dual.command("backward", m=1, n=1, batch=1, x_fmt=narrow, half=True)
+    with pytest.raises(TypeError, match=r"^half must be a bool, not 1$"):
+        dual.command("forward", m=1, n=1, batch=1, half=1)
 
 
 @examples(ci=20)  # each: a whole array in the simulator
@@ -208,7 +256,7 @@ def test_sp2_array_equals_the_golden_model_on_level_integers(data, o_stalls):
     m1 = data.draw(st.integers(1, 2))
     sp2 = SP2Format(data.draw(st.integers(m1 + 1, 2 * m1 + 1)), m1)
     base = data.draw(configs(max_cores=2))
-    config = AAPConfig(**{**base.__dict__, "w_fmt": sp2.level_fmt})
+    config = AAPConfig(**{**base.__dict__, "w_fmt": sp2.level_fmt, "half": False})
     job = data.draw(jobs(config).filter(lambda j: j.op != "wgrad"))
     codes = np.array(data.draw(st.lists(
         st.lists(st.integers(0, sp2.max_code), min_size=job.n, max_size=job.n),
@@ -230,3 +278,5 @@ def test_sp2_array_errors():
         SP2PEArray(config, 4)
     with pytest.raises(ValueError, match=r"^SP2PEArray runs 'forward' and 'backward'"):
         SP2PEArray(config, sp2).command("wgrad", m=1, n=1, batch=1)
+    with pytest.raises(ValueError, match=r"^SP2PEArray multiplies with shift-adders"):
+        SP2PEArray(AAPConfig(**{**config.__dict__, "half": True}), sp2)

@@ -85,60 +85,125 @@ def test_pe_products_and_sums(lw, rw, data):
     _run(dut, bench)
 
 
+@examples(ci=30, nightly=500)
+@given(st.integers(2, 9), st.integers(1, 4), st.data())
+def test_dual_pe_products_and_sums(lw, h, data):
+    """A dual-precision PE: ``lhs * rhs`` in full mode, ``lhs * rhs_lo + lhs1 * rhs_hi`` in
+    half mode, three enabled cycles after the operands, and the accumulator."""
+    left, right = signed(lw), signed(2 * h)
+    lo, hi = -(1 << (lw + 2 * h - 2)), 1 << (lw + 2 * h - 2)
+    product, acc = range_shape(lo, hi), signed(lw + 2 * h + 4)
+    n = data.draw(st.integers(1, 10))
+    wl = st.integers(-(1 << (lw - 1)), (1 << (lw - 1)) - 1)
+    half_lane = st.integers(-(1 << (h - 1)), (1 << (h - 1)) - 1)
+    ops = data.draw(st.lists(st.tuples(wl, wl, st.integers(-(1 << (2 * h - 1)),
+                                                          (1 << (2 * h - 1)) - 1),
+                                       half_lane, half_lane, st.booleans(), st.booleans(),
+                                       st.booleans(), st.booleans()),
+                             min_size=n, max_size=n))
+    en = data.draw(enables(n + 3))
+    dut = ProcessingElement(left, right, product, acc, dual=h)
+    assert dut.latency == 3
+
+    def value(op):
+        w, w1, a, a_lo, a_hi, half = op[:6]
+        return w * a_lo + w1 * a_hi if half else w * a
+
+    async def bench(ctx):
+        pipe, total, closed, fed = [0, 0, 0], 0, 0, 0
+        for e in en:
+            op = ops[fed] if fed < n else (0, 0, 0, 0, 0, False, False, False, False)
+            w, w1, a, a_lo, a_hi, half = op[:6]
+            ctx.set(dut.en, e)
+            ctx.set(dut.lhs, w)
+            ctx.set(dut.lhs1, w1)
+            ctx.set(dut.half, half)
+            ctx.set(dut.rhs, ((a_hi << h) | (a_lo & ((1 << h) - 1))) if half else a)
+            tag = ops[fed - 3] if 0 <= fed - 3 < n else (0,) * 6 + (False, False, False)
+            ctx.set(dut.acc, tag[6])
+            ctx.set(dut.first, tag[7])
+            ctx.set(dut.close, tag[8])
+            await ctx.tick()
+            if e:
+                if tag[6]:
+                    total = (0 if tag[7] else total) + pipe[-1]
+                    closed = total if tag[8] else closed
+                pipe = [value(op) if fed < n else 0, *pipe[:-1]]
+                fed += 1
+            assert ctx.get(dut.p) == pipe[-1]
+            assert ctx.get(dut.sum) == closed
+
+    _run(dut, bench)
+
+
 @examples(ci=15, nightly=300)
-@given(st.sampled_from([1, 2, 3, 4]), st.data())
-def test_pe_grid_column_and_gradient_sums(size, data):
+@given(st.sampled_from([1, 2, 3, 4]), st.booleans(), st.data())
+def test_pe_grid_column_and_gradient_sums(size, dual, data):
     S = size
     wf = FixedFormat(data.draw(st.integers(2, 6)), 0)
     vf = FixedFormat(data.draw(st.integers(2, 6)), 0)
     lo = min(wf.min_int * vf.max_int, wf.max_int * vf.min_int, vf.min_int * vf.max_int)
     hi = max(wf.min_int * vf.min_int, vf.min_int * vf.min_int)
-    product = range_shape(lo, hi)
-    pe_acc = signed(product.width + 4)
     shape = signed(max(wf.width, vf.width))
+    h = (vf.width + 1) // 2 if dual else None
+    right = signed(2 * h) if dual else shape
+    product = range_shape(2 * lo, 2 * hi) if dual else range_shape(lo, hi)
+    pe_acc = signed(product.width + 4)
     dut = PEGrid(S, weight=signed(wf.width), vector=signed(vf.width),
-                 second=signed(vf.width), left=shape, right=shape, product=product,
-                 acc=pe_acc)
+                 second=signed(vf.width), left=shape, right=right, product=product,
+                 acc=pe_acc, dual=h)
     op = data.draw(st.sampled_from(["forward", "backward", "wgrad"]))
+    half = dual and op != "backward" and data.draw(st.booleans())
     n = data.draw(st.integers(1, 6))
-    passes = [dict(tile=data.draw(st.lists(st.integers(wf.min_int, wf.max_int),
-                                           min_size=S * S, max_size=S * S)),
-                   vec=data.draw(st.lists(st.integers(vf.min_int, vf.max_int), min_size=S,
-                                          max_size=S)),
-                   uvec=data.draw(st.lists(st.integers(vf.min_int, vf.max_int), min_size=S,
-                                           max_size=S)),
-                   vmask=data.draw(st.integers(0, (1 << S) - 1)),
-                   umask=data.draw(st.integers(0, (1 << S) - 1)))
-              for _ in range(n)]
+    # half mode: activation lanes hold h-bit codes (narrow activations, sign-extended)
+    lane = (st.integers(-(1 << (h - 1)), (1 << (h - 1)) - 1) if half
+            else st.integers(vf.min_int, vf.max_int))
 
-    def operands(p):
-        """Each PE's (left, right) operands of pass ``p``, as the grid's docs route them."""
-        t, v, u = np.array(p["tile"]), np.array(p["vec"]), np.array(p["uvec"])
-        v = np.where([(p["vmask"] >> r) & 1 for r in range(S)], v, 0)
-        u = np.where([(p["umask"] >> c) & 1 for c in range(S)], u, 0)
-        w = t.reshape(S, S)          # lane r*S + c at [r, c]
+    def draw_pass() -> dict:
+        tiles = {t: data.draw(st.lists(st.integers(wf.min_int, wf.max_int), min_size=S * S,
+                                       max_size=S * S)) for t in ("tile", "tile1")}
+        vecs = {v: data.draw(st.lists(lane, min_size=S, max_size=S))
+                for v in ("vec", "uvec", "vec1", "uvec1")}
+        masks = {k: data.draw(st.integers(0, (1 << S) - 1))
+                 for k in ("vmask", "umask", "v1mask", "u1mask")}
+        return {**tiles, **vecs, **masks}
+
+    passes = [draw_pass() for _ in range(n)]
+
+    def products(p):
+        """Each PE's product (sum of two in half mode) of pass ``p``, as the grid's docs
+        route the operands."""
+        def lanes(name, mask, axis):
+            v = np.where([(p[mask] >> r) & 1 for r in range(S)], np.array(p[name]), 0)
+            return v[:, None] if axis == 0 else v[None, :]
+        w = np.array(p["tile"]).reshape(S, S)          # lane r*S + c at [r, c]
+        w1 = np.array(p["tile1"]).reshape(S, S)
+        v, v1 = lanes("vec", "vmask", 0), lanes("vec1", "v1mask", 0)
+        u, u1 = lanes("uvec", "umask", 1), lanes("uvec1", "u1mask", 1)
         if op == "forward":
-            return w.T, np.repeat(v[:, None], S, axis=1)
+            return w.T * v + (w1.T * v1 if half else 0)
         if op == "backward":
-            return w, np.repeat(v[:, None], S, axis=1)
-        return np.repeat(v[:, None], S, axis=1), np.repeat(u[None, :], S, axis=0)
+            return w * v
+        return v * u + (v1 * u1 if half else 0)
 
-    cols = [(lambda lr: (lr[0] * lr[1]).sum(axis=0))(operands(p)) for p in passes]
-    grad = sum((lambda lr: lr[0] * lr[1])(operands(p)) for p in passes)
+    cols = [products(p).sum(axis=0) for p in passes]
+    grad = sum(products(p) for p in passes)
     en = data.draw(enables(n + dut.col_latency + 1))
 
     async def bench(ctx):
         ctx.set(dut.is_fwd, op == "forward")
         ctx.set(dut.is_wg, op == "wgrad")
+        if dual:
+            ctx.set(dut.half, half)
         fed = checked = 0
         for e in en:
             p = passes[fed] if fed < n else passes[-1]
-            ctx.set(dut.tile, p["tile"])
-            ctx.set(dut.vec, p["vec"])
-            ctx.set(dut.uvec, p["uvec"])
-            ctx.set(dut.vmask, p["vmask"])
-            ctx.set(dut.umask, p["umask"])
-            in_out = fed - ProcessingElement.latency  # the pass in the PEs' output registers
+            names = ("tile", "vec", "uvec", "vmask", "umask")
+            if dual:
+                names += ("tile1", "vec1", "uvec1", "v1mask", "u1mask")
+            for name in names:
+                ctx.set(getattr(dut, name), p[name])
+            in_out = fed - dut.pe_latency  # the pass in the PEs' output registers
             ctx.set(dut.acc, op == "wgrad" and 0 <= in_out < n)
             ctx.set(dut.first, in_out == 0)
             ctx.set(dut.close, in_out == n - 1)
@@ -149,7 +214,7 @@ def test_pe_grid_column_and_gradient_sums(size, data):
             if e and op != "wgrad" and 0 <= done < n:
                 assert [ctx.get(dut.col[c]) for c in range(S)] == cols[done].tolist()
                 checked += 1
-            if e and op == "wgrad" and fed - ProcessingElement.latency == n:
+            if e and op == "wgrad" and fed - dut.pe_latency == n:
                 assert [ctx.get(dut.sum[k]) for k in range(S * S)] == grad.flatten().tolist()
                 checked += n
         assert checked == n

@@ -105,17 +105,26 @@ def run_session(trainer: Trainer, steps: int, seed: int, host_stalls=()) -> list
     return counters
 
 
-def test_pendulum_qat_steps_through_the_switch():
+@pytest.mark.parametrize("half", [False, True])
+def test_pendulum_qat_steps_through_the_switch(half):
     """3-16-16-1 Pendulum networks on a 4x4 grid of two cores: 32-bit steps, the switch,
-    then 16-bit steps: one of each at batch 4 (quick profile), two of each at batch 8
-    (nightly)."""
-    batch, delay = (8, 2) if PROFILE == "nightly" else (4, 1)
+    then 16-bit steps: one of each at batch 4 (quick profile; batch 5 with dual-precision PEs,
+    whose weight gradients then end on a pair's missing half), two of each at batch 8
+    (nightly). With dual-precision PEs the 16-bit steps run their forward and
+    weight-gradient operations in half mode."""
+    batch, delay = (8, 2) if PROFILE == "nightly" else (4 + half, 1)
     steps = 2 * delay
     cfg = DDPGConfig(hidden=(16, 16), precision="qat", batch_size=batch, buffer_size=64,
                      qat_delay=delay, seed=5, adam_bias_steps=3)
-    trainer = Trainer.make(cfg, 3, 1, size=4, cores=2)
+    trainer = Trainer.make(cfg, 3, 1, size=4, cores=2, half=half)
+    assert trainer.ec.aap.half_mode == half
     run_session(trainer, steps=steps, seed=1)
     assert trainer.agent.opt.act16 is not None
+    program, _ = trainer.programs()
+    halves = [op.op for op in program if isinstance(op, en.ArrayOp) and op.half]
+    # after the switch: every forward but the first layers' (32-bit inputs) and the weight
+    # gradients of every layer but the first run in half mode, exactly when the build has it
+    assert (len(halves) > 0) == half
 
 
 @pytest.mark.parametrize("bits, units", [(1, 1), (4, 2)])

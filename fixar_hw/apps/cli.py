@@ -338,6 +338,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
             return fail(f"{args.config}: {exc}")
     out = args.output or os.path.join("build", args.board)
     what = "bring-up top" if config is None else f"config id 0x{config.config_id:08x}"
+    if config is not None:
+        print(config.summary())
     print(f"building {what} for {args.board} in {out} ...", flush=True)
     try:
         report = build(config, args.board, out, route=not args.no_route, seed=args.seed,

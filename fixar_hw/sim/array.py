@@ -21,6 +21,7 @@ import numpy as np
 from amaranth.hdl import Elaboratable
 
 from fixar_hw.sim.testing import stream_get, stream_monitor, stream_put
+from fixar_hw.train.aap_sequencer import read_ports
 from fixar_hw.train.array import PEArray
 from sw_model.arch.aap import AAPConfig, slice_vectors, tile_weights
 from sw_model.numerics.activation import TanhTable
@@ -43,7 +44,8 @@ class ArrayJob:
     :class:`~fixar_hw.train.array.SP2PEArray`, whose level integers are ``w``). ``x_fmt`` (the
     activation operand: ``x`` or ``y_prev``), ``out_fmt`` (forward output) and ``table`` (tanh)
     are run-time formats of the build (:meth:`sw_model.arch.aap.AAPConfig.act_format`), default
-    ``a_fmt`` and the initial table.
+    ``a_fmt`` and the initial table. ``half`` runs it in half mode
+    (:meth:`sw_model.arch.aap.AAPConfig.half_for`).
     """
 
     op: str
@@ -61,12 +63,19 @@ class ArrayJob:
     x_fmt: FixedFormat | None = None
     out_fmt: FixedFormat | None = None
     table: TanhTable | None = None
+    half: bool = False
 
     def command_fields(self) -> dict[str, Any]:
         """Keyword arguments of :meth:`fixar_hw.train.array.PEArray.command` for this job."""
         return dict(m=self.m, n=self.n, batch=self.batch, kind=self.kind,
                     parallelism=self.parallelism, x_fmt=self.x_fmt, out_fmt=self.out_fmt,
-                    table=self.table)
+                    table=self.table, half=self.half)
+
+    def cycles(self, config: AAPConfig) -> int:
+        """Cycles of the job on ``config``'s array, never stalled
+        (:meth:`sw_model.arch.aap.CycleModel.cycles`)."""
+        return config.cycle_model.cycles(self.op, self.m, self.n, self.batch,
+                                         self.parallelism, self.half)
 
     def table_image(self, config: AAPConfig) -> np.ndarray | None:
         """The tanh table memory contents the job needs, or None for the initial ones."""
@@ -87,7 +96,8 @@ def expected(config: AAPConfig, job: ArrayJob) -> np.ndarray:
 
 
 def memory_images(config: AAPConfig, job: ArrayJob) -> dict[str, list[list[int]]]:
-    """Words of the ``w``, ``v``, ``u`` and ``b`` memories (bases 0) for ``job``."""
+    """Words of the ``w``, ``v``, ``u`` and ``b`` memories (bases 0) for ``job``; a half-mode
+    build's second ports (``w1``, ``v1``, ``u1``) read their namesakes' images."""
     S = config.size
     zero_slice = [[0] * S]
     images = {"w": [[0] * (S * S)], "v": zero_slice, "u": zero_slice, "b": zero_slice}
@@ -102,6 +112,8 @@ def memory_images(config: AAPConfig, job: ArrayJob) -> dict[str, list[list[int]]
     else:
         images["v"] = slice_vectors(job.d, S).tolist()
         images["u"] = slice_vectors(job.x, S).tolist()
+    for q in ("w", "v", "u"):
+        images[f"{q}1"] = images[q]
     return images
 
 
@@ -184,7 +196,7 @@ class ArrayHarness(Elaboratable):
 
         m = Module()
         m.submodules.dut = dut = self.dut
-        for q in ("w", "v", "u", "b"):
+        for q in read_ports(dut.config):
             ports = getattr(dut, f"{q}_rd")
             for k, port in enumerate(ports):
                 shape = port.data.shape()

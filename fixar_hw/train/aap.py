@@ -91,6 +91,7 @@ class AAPCommandSet:
             "o_frac": field_bits(c.a_fmt.frac),
             "o_narrow": 1,
             "t_shift": field_bits(self.max_t_shift),
+            "half": 1,
         })
 
     @property
@@ -102,7 +103,8 @@ class AAPCommandSet:
     def command(self, op: str, *, m: int, n: int, batch: int, kind: str = "identity",
                 parallelism: str = "batch", w_base: int = 0, v_base: int = 0,
                 u_base: int = 0, b_base: int = 0, x_fmt: FixedFormat | None = None,
-                out_fmt: FixedFormat | None = None, table: TanhTable | None = None) -> dict:
+                out_fmt: FixedFormat | None = None, table: TanhTable | None = None,
+                half: bool = False) -> dict:
         """The command payload (a dict for :attr:`layout`) of one operation on an ``m x n``
         weight matrix.
 
@@ -110,7 +112,10 @@ class AAPCommandSet:
         ``y_prev``, weight-gradient ``x``) and ``out_fmt`` that of a forward output, each a
         run-time format of the build (default ``a_fmt``); ``table`` is the tanh table of a
         forward tanh layer (default :meth:`~sw_model.arch.aap.AAPConfig.table_for` the output
-        format, or the initial table when ``out_fmt`` is omitted).
+        format, or the initial table when ``out_fmt`` is omitted). ``half`` runs the operation
+        in half mode (two products a PE per cycle, the same results): a forward or weight
+        gradient on narrow activations of a half-mode build
+        (:meth:`~sw_model.arch.aap.AAPConfig.half_for`).
 
         Raises
         ------
@@ -119,7 +124,8 @@ class AAPCommandSet:
         ValueError
             For an unknown ``op``/``kind``/``parallelism``, a dimension outside
             ``1..config.max_*``, a base address that does not fit ``addr_width``, or a format
-            or table the build cannot take.
+            or table the build cannot take, or ``half`` for an operation that cannot run in half
+            mode (a 32-bit-activation op, backward, or a build without half mode).
         """
         c = self.config
         if op not in OPS:
@@ -151,13 +157,18 @@ class AAPCommandSet:
         if table.out_fmt != out:
             raise ValueError(f"table format {table.out_fmt!r} differs from the output format "
                              f"{out!r}")
+        if not isinstance(half, bool):
+            raise TypeError(f"half must be a bool, not {half!r}")
+        if half:
+            c.check_half(op, x_fmt)
         return {"op": OP_CODES[op], "kind": KIND_CODES[kind],
                 "layer": int(parallelism == "layer"), "m_minus_1": m - 1,
                 "n_minus_1": n - 1, "batch_minus_1": batch - 1, **bases,
                 "x_frac": x_frac, "o_frac": o_frac, "o_narrow": int(o_narrow),
-                "t_shift": min(table.shift, self.max_t_shift)}
+                "t_shift": min(table.shift, self.max_t_shift), "half": int(half)}
 
-    def cycles(self, op: str, m: int, n: int, batch: int, parallelism: str = "batch") -> int:
+    def cycles(self, op: str, m: int, n: int, batch: int, parallelism: str = "batch",
+               half: bool = False) -> int:
         """Cycles from the command transfer to the last result transfer (outputs always
         accepted): :meth:`sw_model.arch.aap.CycleModel.cycles`."""
-        return self.config.cycle_model.cycles(op, m, n, batch, parallelism)
+        return self.config.cycle_model.cycles(op, m, n, batch, parallelism, half)

@@ -41,8 +41,8 @@ from fixar_hw.arith.sp2 import SP2ShiftAdd
 from fixar_hw.train._stages import delay, stage, tree_stages, tree_sum
 from fixar_hw.train.aap import OP_CODES, AAPCommandSet, field_bits
 from fixar_hw.train.aap_output import GradientRequantizer, OutputStage
-from fixar_hw.train.aap_sequencer import PORTS, AAPSequencer
-from fixar_hw.train.pe_grid import PEGrid
+from fixar_hw.train.aap_sequencer import AAPSequencer, read_ports
+from fixar_hw.train.pe_grid import PEGrid, dual_products
 from sw_model.arch.aap import AAPConfig
 from sw_model.numerics.fixed import FixedFormat, product_range
 from sw_model.numerics.sp2 import SP2Format
@@ -122,6 +122,11 @@ class PEArray(wiring.Component):
     read, operands, products, accumulate, align, round, saturate (weight gradient). The run-time
     shift amounts are registers set with the command.
 
+    Half mode: the PEs of a half-mode build are dual-precision
+    (:class:`~fixar_hw.arith.pe.DualPrecisionPE`, one pipeline stage more); a command with
+    ``half`` set runs two products a PE per cycle (see :class:`~sw_model.arch.aap.AAPConfig`),
+    with the same results.
+
     Numerics: exact products (PE multipliers), exact sums in accumulators sized for the
     largest layer and batch of the configuration (they cannot wrap), then one saturating
     requantization with ``config.rounding`` per result, as in :mod:`sw_model.arch.aap`.
@@ -143,6 +148,12 @@ class PEArray(wiring.Component):
     -------
     cmd : In(stream.Signature(command_layout))
     w_rd, v_rd, u_rd, b_rd : In(memory.ReadPort.Signature(...)).array(cores)
+    w1_rd, v1_rd, u1_rd : In(memory.ReadPort.Signature(...)).array(cores)
+        Half-mode builds only (:attr:`~sw_model.arch.aap.AAPConfig.half_mode`): the second
+        weight tile (forward: the next reduction tile, at the next address), the second
+        vector operand (forward: the next slice; weight gradient: the next batch vector's
+        deltas) and the second input (weight gradient: the next batch vector's), laid out as
+        their namesakes.
     tbl_wr : Out(memory.WritePort.Signature(addr_width=tanh_index_bits, shape=a_fmt))
         The table memories' write port (driven from outside, like a memory's).
     o : Out(stream.Signature({data, mask, last}))
@@ -166,6 +177,16 @@ class PEArray(wiring.Component):
         self._o_shape = self._v_shape
         aw = c.addr_width
         port = memory.ReadPort.Signature
+        half = {}
+        if c.half_mode:
+            half = {
+                "w1_rd": In(port(addr_width=aw, shape=data.ArrayLayout(
+                    self._weight_lane_shape(), S * S))).array(N),
+                "v1_rd": In(port(addr_width=aw, shape=data.ArrayLayout(self._v_shape, S)))
+                .array(N),
+                "u1_rd": In(port(addr_width=aw, shape=data.ArrayLayout(shape_of(c.a_fmt), S)))
+                .array(N),
+            }
         super().__init__({
             "cmd": In(stream.Signature(self.command_layout)),
             "w_rd": In(port(addr_width=aw,
@@ -189,6 +210,7 @@ class PEArray(wiring.Component):
                 "last": 1,
             }))),
             "busy": Out(1),
+            **half,
         })
 
     # --- build-time description ------------------------------------------------------------
@@ -214,10 +236,16 @@ class PEArray(wiring.Component):
 
     @property
     def product_range(self) -> tuple[int, int]:
-        """``(min, max)`` over the exact products of the three operations."""
+        """``(min, max)`` over the exact products of the three operations (and, in a half-mode
+        build, the sums of two products of narrow activations)."""
         c = self._config
         ranges = [product_range(c.w_fmt, c.a_fmt), product_range(c.w_fmt, c.d_fmt),
                   product_range(c.d_fmt, c.a_fmt)]
+        if c.half_mode:
+            narrow = FixedFormat(c.narrow_width, 0)
+            for left in (c.w_fmt, c.d_fmt):
+                lo, hi = product_range(left, narrow)
+                ranges.append((2 * lo, 2 * hi))
         return min(r[0] for r in ranges), max(r[1] for r in ranges)
 
     @property
@@ -253,6 +281,12 @@ class PEArray(wiring.Component):
         products)."""
         return exact_product(left, right)
 
+    def _multiply_dual(self, m: Module, left: Value, left1: Value, right: Value, half: Value
+                       ) -> tuple[Value, Value]:
+        """A dual-precision PE's two products (a
+        :class:`~fixar_hw.arith.pe.DualPrecisionPE`); the seam for abstract products."""
+        return dual_products(m, left, left1, right, half)
+
     # --- hardware ----------------------------------------------------------------------------
 
     def elaborate(self, platform) -> Module:
@@ -265,13 +299,15 @@ class PEArray(wiring.Component):
         m.d.comb += go.eq((~o.valid | o.ready) & (~g.valid | g.ready))
         m.submodules.sequencer = seq = AAPSequencer(c, self.command_layout)
         wiring.connect(m, wiring.flipped(self.cmd), seq.cmd)
-        rd = {"w": self.w_rd, "v": self.v_rd, "u": self.u_rd, "b": self.b_rd}
-        for q in PORTS:
+        for q in read_ports(c):
+            rd = getattr(self, f"{q}_rd")
             for k in range(N):
-                m.d.comb += [rd[q][k].addr.eq(seq.reads[q].addr[k]),
-                             rd[q][k].en.eq(seq.reads[q].en[k])]
+                m.d.comb += [rd[k].addr.eq(seq.reads[q].addr[k]),
+                             rd[k].en.eq(seq.reads[q].en[k])]
         pipe = _Tags(m, go, seq.tag, seq.busy)
         t3 = pipe.then(pipe.then(pipe.first, "2"), "3")   # operands, then products
+        if c.half_mode:
+            t3 = pipe.then(t3, "3h")   # dual PEs: the two products, then their sum
         grids = [self._grid(m, k, go, seq, t3) for k in range(N)]
         self._gradients(m, go, seq, pipe, t3, grids)
         self._results(m, go, seq, pipe, t3, grids)
@@ -289,12 +325,20 @@ class PEArray(wiring.Component):
     def _grid(self, m: Module, k: int, go: Value, seq: AAPSequencer, t3: dict) -> PEGrid:
         """Core ``k``'s PE grid, fed by its read ports; products tagged by ``t3``."""
         c = self._config
+        dual = c.pe_half_width if c.half_mode else None
+        right = signed(2 * dual) if dual else self._v_shape
         grid = PEGrid(c.size, weight=self._weight_lane_shape(), vector=self._v_shape,
-                      second=shape_of(c.a_fmt), left=self._left_shape, right=self._v_shape,
+                      second=shape_of(c.a_fmt), left=self._left_shape, right=right,
                       product=self.product_shape, acc=self.pe_acc_shape,
-                      multiply=self._multiply)
+                      multiply=self._multiply, dual=dual, multiply_dual=self._multiply_dual)
         m.submodules[f"grid_{k}"] = grid
         op = seq.settings.op
+        if dual:
+            m.d.comb += [
+                grid.half.eq(seq.settings.half), grid.tile1.eq(self.w1_rd[k].data),
+                grid.vec1.eq(self.v1_rd[k].data), grid.uvec1.eq(self.u1_rd[k].data),
+                grid.v1mask.eq(seq.v1mask[k]), grid.u1mask.eq(seq.u1mask[k]),
+            ]
         m.d.comb += [
             grid.en.eq(go), grid.is_fwd.eq(op == _FWD), grid.is_wg.eq(op == _WG),
             grid.tile.eq(self.w_rd[k].data), grid.vec.eq(self.v_rd[k].data),
@@ -442,6 +486,9 @@ class SP2PEArray(PEArray):
         if isinstance(config, AAPConfig) and config.w_fmt != sp2_fmt.level_fmt:
             raise ValueError(f"config.w_fmt must be {sp2_fmt.level_fmt!r} (the level integers "
                              f"of {sp2_fmt!r}), not {config.w_fmt!r}")
+        if isinstance(config, AAPConfig) and config.half:
+            raise ValueError("SP2PEArray multiplies with shift-adders: config.half must be "
+                             "False")
         self._sp2_fmt = sp2_fmt
         super().__init__(config)
 

@@ -10,11 +10,13 @@ memory    word                        read ports                            writ
 ========  ==========================  ====================================  =====================
 ``W``     ``size**2`` weight lanes    ``2 * cores`` (tiles, biases), and    1 (update unit)
                                       the update unit's two
-                                      (``update_ports="own"``)
+                                      (``update_ports="own"``), and
+                                      ``cores`` second tiles (half mode)
 ``G``     ``size**2`` gradients       1 (update unit)                       ``cores`` (array)
 ``M``     ``size**2`` ``grad_fmt``    1                                     1
 ``V``     ``size**2`` 63-bit          1                                     1
-``A``     ``size`` activations        ``2 * cores`` (two operands)          ``cores``, per lane
+``A``     ``size`` activations        ``2 * cores`` (two operands), and     ``cores``, per lane
+                                      ``2 * cores`` second ones (half mode)
 ========  ==========================  ====================================  =====================
 
 Every read port has one cycle of latency and an enable (data holds while disabled). The PE array
@@ -50,12 +52,13 @@ class Buffers(wiring.Component):
     Members
     -------
     w_rd : Out(memory.ReadPort.Signature(...)).array(2 * cores + 2)
-        (``2 * cores`` with ``update_ports="shared"``)
+        (``2 * cores`` with ``update_ports="shared"``; ``cores`` more in a half-mode build)
     w_wr : Out(memory.WritePort.Signature(...))
     g_rd, m_rd, v_rd : Out(memory.ReadPort.Signature(...))
     g_wr : Out(memory.WritePort.Signature(...)).array(cores)
     m_wr, v_wr : Out(memory.WritePort.Signature(...))
     a_rd : Out(memory.ReadPort.Signature(...)).array(2 * cores)
+        (``4 * cores`` in a half-mode build)
     a_wr : Out(memory.WritePort.Signature(..., granularity=lane)).array(cores)
 
     Attributes

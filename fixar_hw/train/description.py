@@ -73,7 +73,8 @@ def memory_ports(config: EngineConfig) -> dict[str, tuple[int, int]]:
     (:class:`fixar_hw.train.buffers.Buffers` builds these): the array reads tiles and biases
     of ``W`` and two operands of ``A`` per core, and writes ``A`` and ``G`` per core; the
     update sequencer has two read ports of ``W`` of its own (online and target words), so that
-    it runs while the array does, unless ``config.update_ports`` is ``"shared"``.
+    it runs while the array does, unless ``config.update_ports`` is ``"shared"``. A half-mode
+    build's array reads a second tile of ``W`` and two second operands of ``A`` per core.
 
     Raises
     ------
@@ -82,7 +83,9 @@ def memory_ports(config: EngineConfig) -> dict[str, tuple[int, int]]:
     """
     n = _check_config(config).cores
     own = 2 if config.update_ports == "own" else 0
-    return {"W": (2 * n + own, 1), "G": (1, n), "M": (1, 1), "V": (1, 1), "A": (2 * n, n)}
+    half = int(config.aap.half_mode)   # the array's second tile and two second operands
+    return {"W": (2 * n + own + half * n, 1), "G": (1, n), "M": (1, 1), "V": (1, 1),
+            "A": (2 * n + 2 * half * n, n)}
 
 
 def memory_depths(config: EngineConfig) -> dict[str, int]:
@@ -206,7 +209,8 @@ class EngineDescription:
             cmd = self.array_commands.command(
                 op.op, m=op.m, n=op.n, batch=op.batch, kind=op.kind,
                 parallelism=op.parallelism, w_base=op.w_base, v_base=op.v_base,
-                u_base=op.u_base, b_base=op.b_base, x_fmt=op.x_fmt, out_fmt=op.out_fmt)
+                u_base=op.u_base, b_base=op.b_base, x_fmt=op.x_fmt, out_fmt=op.out_fmt,
+                half=op.half)
             return {"unit": UNIT_CODES["array"], "wait": mask,
                     "array": {"cmd": cmd, "out_base": op.out_base}}
         if isinstance(op, VectorOp):
@@ -246,7 +250,8 @@ class EngineDescription:
         """
         self.descriptor(op)  # validates
         if isinstance(op, ArrayOp):
-            return self.array_commands.cycles(op.op, op.m, op.n, op.batch, op.parallelism)
+            return self.array_commands.cycles(op.op, op.m, op.n, op.batch, op.parallelism,
+                                              op.half)
         if isinstance(op, VectorOp):
             return self.vector_commands.cycles(op.cmd)
         if isinstance(op, UpdateOp):

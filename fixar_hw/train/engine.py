@@ -450,12 +450,16 @@ class TrainingEngine(wiring.Component):
                 m.d.comb += g_port.data[lane].eq(g.payload.data[k][lane])
 
     def _connect_activation_reads(self, m: Module, buf: _HostShare) -> None:
-        """Activation reads: array ports v (0..N-1) and u (N..2N-1); the vector unit shares
-        port 0 (a) and port N (b)."""
+        """Activation reads: array ports v (0..N-1) and u (N..2N-1), in a half-mode build v1
+        (2N..3N-1) and u1 (3N..4N-1); the vector unit shares port 0 (a) and port N (b)."""
         S, N = self._config.size, self._config.cores
         arr, vec = self.array, self.vector
+        half = self._config.aap.half_mode
         for k in range(N):
-            for src, idx in ((arr.v_rd[k], k), (arr.u_rd[k], N + k)):
+            pairs = [(arr.v_rd[k], k), (arr.u_rd[k], N + k)]
+            if half:
+                pairs += [(arr.v1_rd[k], 2 * N + k), (arr.u1_rd[k], 3 * N + k)]
+            for src, idx in pairs:
                 port = buf.a_rd[idx]
                 share = {0: vec.a_rd, N: vec.b_rd}.get(idx) if k == 0 else None
                 if share is not None:
@@ -471,7 +475,8 @@ class TrainingEngine(wiring.Component):
         update sequencer's own ports 2N (online words) and 2N+1 (target words), so that an
         update runs while the array works, or with ``update_ports="shared"`` ports 0 and N,
         which it takes while the array does not read them (the scheduler never runs the two
-        at once then)."""
+        at once then); in a half-mode build the array's second tiles on the ports after
+        those."""
         S, N = self._config.size, self._config.cores
         arr, seq = self.array, self.sequencer
         shared = self._config.update_ports == "shared"
@@ -489,11 +494,15 @@ class TrainingEngine(wiring.Component):
                         m.d.comb += src.data[lane].eq(port.data[lane * S])
                 else:
                     m.d.comb += src.data.eq(port.data)
+        own = []
         if not shared:
-            for src, idx in ((seq.w_rd, 2 * N), (seq.t_rd, 2 * N + 1)):
-                port = buf.w_rd[idx]
-                m.d.comb += [port.addr.eq(src.addr), port.en.eq(src.en),
-                             src.data.eq(port.data)]
+            own = [(seq.w_rd, 2 * N), (seq.t_rd, 2 * N + 1)]
+        if self._config.aap.half_mode:
+            first = 2 * N + len(own)
+            own += [(arr.w1_rd[k], first + k) for k in range(N)]
+        for src, idx in own:
+            port = buf.w_rd[idx]
+            m.d.comb += [port.addr.eq(src.addr), port.en.eq(src.en), src.data.eq(port.data)]
 
     def _connect_update(self, m: Module, buf: _HostShare, t: Signal) -> None:
         """The update sequencer's memory ports and units, Adam's step-size tables (indexed by
@@ -540,9 +549,13 @@ class TrainingEngine(wiring.Component):
                      self.ranges.eq(vec.ranges)]
 
     def _count_macs(self, m: Module) -> None:
-        """``perf.macs``: ``size**2`` per core and array pass, cleared when a program starts."""
+        """``perf.macs``: ``size**2`` per core and array pass (twice that for a half-mode
+        pass with both halves), cleared when a program starts."""
         S, N = self._config.size, self._config.cores
         issued = sum(self.array.v_rd[k].en for k in range(N))
+        if self._config.aap.half_mode:
+            # a pass's second half (tile or vector) is read exactly when it exists
+            issued = issued + sum(self.array.v1_rd[k].en for k in range(N))
         with m.If(self.scheduler.start.valid & self.scheduler.start.ready):
             m.d.sync += self.perf.macs.eq(0)
         with m.Else():

@@ -213,6 +213,24 @@ class AAPConfig:
         activations in any :meth:`act_format` ``(frac, narrow)``: ``frac`` from 0 to
         ``a_fmt.frac`` and width ``a_fmt.width``, or ``narrow_width`` when ``narrow`` (codes
         sign-extended in the same lanes). None allows only the ``a_fmt`` width.
+    half : bool
+        Build the PEs from :class:`~fixar_hw.arith.pe.DualPrecisionPE` (FIXAR's adaptive
+        precision): an operation whose activation operand is narrow (``narrow_width`` bits, at
+        most half the PE's activation operand, :attr:`pe_half_width`) may run in half mode,
+        two products a PE per cycle (:meth:`half_for`). A build whose formats cannot use half
+        mode runs full mode (:attr:`half_mode` is False; :attr:`half_note` says why).
+
+    Half mode
+    ---------
+    A half-mode PE multiplies the low halves of two activation lanes by two weights and adds
+    the products (:class:`~fixar_hw.arith.pe.DualPrecisionPE`). Forward takes two reduction
+    tiles a pass (tile ``j`` and ``j + 1`` of the weight row, slices ``j`` and ``j + 1`` of
+    the vector), in both parallelisms; the weight gradient takes two batch vectors a pass
+    (``d_b x_b^T + d_(b+1) x_(b+1)^T`` into the PEs' accumulators). Backward multiplies a
+    weight by a delta, with no narrow operand, and runs full mode. The sums are exact, so the
+    results are those of full mode bit for bit; only the passes change
+    (:meth:`CycleModel.passes`). The PEs of a half-mode build have one pipeline stage more
+    (the two products are registered before they are added), in every mode.
 
     Run-time formats
     ----------------
@@ -239,6 +257,7 @@ class AAPConfig:
     addr_width: int = 16
     tanh_index_bits: int = 10
     narrow_width: int | None = None
+    half: bool = False
 
     def __post_init__(self) -> None:
         size = check_int(self.size, "size", minimum=1)
@@ -264,6 +283,57 @@ class AAPConfig:
             if nw > self.a_fmt.width:
                 raise ValueError(f"narrow_width must be at most a_fmt.width = "
                                  f"{self.a_fmt.width}, not {nw!r}")
+        if not isinstance(self.half, bool):
+            raise TypeError(f"half must be a bool, not {self.half!r}")
+
+    @property
+    def pe_half_width(self) -> int:
+        """Width of one half of a PE's activation operand: the operand holds a vector lane
+        (``max(a_fmt.width, d_fmt.width)`` bits, rounded up to even) and splits in two."""
+        right = max(self.a_fmt.width, self.d_fmt.width)
+        return (right + 1) // 2
+
+    @property
+    def half_mode(self) -> bool:
+        """Whether operations may run in half mode: :attr:`half` and narrow activations that
+        fit half a PE operand (``narrow_width <= pe_half_width``)."""
+        return (self.half and self.narrow_width is not None
+                and self.narrow_width <= self.pe_half_width)
+
+    @property
+    def half_note(self) -> str:
+        """One line on the PEs' precision modes (for summaries)."""
+        if not self.half:
+            return "full precision (one product a PE per cycle)"
+        if self.half_mode:
+            return (f"dual precision: forward and weight-gradient operations on "
+                    f"{self.narrow_width}-bit activations run two products a PE per cycle")
+        if self.narrow_width is None:
+            return "half mode asked for, but the build has no narrow activations: full mode"
+        return (f"half mode asked for, but the {self.narrow_width}-bit narrow activations are "
+                f"wider than half the PE's operand ({self.pe_half_width} bits): full mode")
+
+    def half_for(self, op: str, x_fmt: FixedFormat | None) -> bool:
+        """Whether ``op`` with activation operand format ``x_fmt`` runs in half mode on this
+        build: a half-mode build, a forward or weight gradient, a narrow ``x_fmt``."""
+        _check_op(op)
+        self.act_fields(x_fmt)
+        return (self.half_mode and op != "backward" and x_fmt is not None
+                and x_fmt.width == self.narrow_width)
+
+    def check_half(self, op: str, x_fmt: FixedFormat | None) -> None:
+        """Raise ``ValueError`` unless ``op`` on ``x_fmt`` activations can run in half mode
+        (:meth:`half_for`), naming why."""
+        if self.half_for(op, x_fmt):
+            return
+        if not self.half_mode:
+            raise ValueError(f"half=True needs a half-mode build; this one runs "
+                             f"{self.half_note}")
+        if op == "backward":
+            raise ValueError("half=True: backward has no narrow operand and runs full mode")
+        fmt = x_fmt or self.a_fmt
+        raise ValueError(f"half=True needs {self.narrow_width}-bit activations, not x_fmt "
+                         f"{fmt!r}")
 
     def act_format(self, frac: int, narrow: bool = False) -> FixedFormat:
         """The run-time activation format ``(frac, narrow)`` of this build.
@@ -342,7 +412,7 @@ class AAPConfig:
     @property
     def cycle_model(self) -> CycleModel:
         """The :class:`CycleModel` of this build."""
-        return CycleModel(self.size, self.cores)
+        return CycleModel(self.size, self.cores, self.half_mode)
 
     def forward(self, w_q: npt.ArrayLike, b_q: npt.ArrayLike, x_q: npt.ArrayLike,
                 kind: str, *, x_fmt: FixedFormat | None = None,
@@ -450,15 +520,23 @@ class CycleModel:
 
     Forward: ``out = ceil(M/S)``, ``red = ceil(N/S)``; backward: ``out = ceil(N/S)``,
     ``red = ceil(M/S)``.
+
+    Half mode (``half`` ops of a build with ``dual`` PEs, see :class:`AAPConfig`): forward
+    takes the reduction tiles two a pass, ``red`` becomes ``ceil(red / 2)`` in both
+    parallelisms; the weight gradient takes the batch two vectors a pass,
+    ``ceil(T / cores) * ceil(B / 2)``. Dual PEs add a stage to every operation's fill.
     """
 
     size: int
     cores: int = 1
+    dual: bool = False
 
 
     def __post_init__(self) -> None:
         _check_size(self.size)
         check_int(self.cores, "cores", minimum=1)
+        if not isinstance(self.dual, bool):
+            raise TypeError(f"dual must be a bool, not {self.dual!r}")
 
     def fill(self, op: str) -> int:
         """Pipeline depth of ``op``: cycles from the command transfer to the first result.
@@ -472,11 +550,14 @@ class CycleModel:
           ``ceil(ceil(log2 size) / 2)`` stages), the cross-core sum (likewise over ``cores``),
           the accumulators, the bias add, three requantizer stages, the table index, the
           table read, its register and the activation: ``12`` plus the two trees.
+
+        Dual PEs register their two products before adding them: one more.
         """
         _check_op(op)
+        extra = int(self.dual)
         if op == "wgrad":
-            return 7
-        return 12 + _tree_stages(self.size) + _tree_stages(self.cores)
+            return 7 + extra
+        return 12 + extra + _tree_stages(self.size) + _tree_stages(self.cores)
 
     def tiles(self, op: str, m: int, n: int) -> tuple[int, int]:
         """``(output tiles, reduction tiles)`` of ``op`` on an ``m x n`` weight matrix."""
@@ -484,25 +565,39 @@ class CycleModel:
         ti, tj = _ceil(m, self.size), _ceil(n, self.size)
         return {"forward": (ti, tj), "backward": (tj, ti), "wgrad": (ti * tj, 1)}[op]
 
-    def passes(self, op: str, m: int, n: int, batch: int, parallelism: str) -> int:
-        """Tile passes per core (see the class docs)."""
+    def passes(self, op: str, m: int, n: int, batch: int, parallelism: str,
+               half: bool = False) -> int:
+        """Tile passes per core (see the class docs); ``half`` for a half-mode operation."""
         _check_parallelism(parallelism)
+        self._check_half(op, half)
         out, red = self.tiles(op, m, n)
         if op == "wgrad":
-            return _ceil(out, self.cores) * batch
+            return _ceil(out, self.cores) * (_ceil(batch, 2) if half else batch)
+        if half:
+            red = _ceil(red, 2)
         if parallelism == "batch":
             return _ceil(batch, self.cores) * out * red
         return batch * out * _ceil(red, self.cores)
 
-    def cycles(self, op: str, m: int, n: int, batch: int, parallelism: str = "batch") -> int:
+    def _check_half(self, op: str, half: object) -> None:
+        if not isinstance(half, bool):
+            raise TypeError(f"half must be a bool, not {half!r}")
+        if half and not self.dual:
+            raise ValueError("half=True needs dual PEs (CycleModel dual=True)")
+        if half and op == "backward":
+            raise ValueError("half=True: backward runs full mode")
+
+    def cycles(self, op: str, m: int, n: int, batch: int, parallelism: str = "batch",
+               half: bool = False) -> int:
         """Cycles from the command transfer to the last output transfer, never stalled."""
-        return self.passes(op, m, n, batch, parallelism) + self.fill(op)
+        return self.passes(op, m, n, batch, parallelism, half) + self.fill(op)
 
     def utilisation(self, op: str, m: int, n: int, batch: int,
-                    parallelism: str = "batch") -> float:
-        """Useful MACs (``batch * m * n``) over ``cores * size**2 * cycles``."""
-        cycles = self.cycles(op, m, n, batch, parallelism)
-        return batch * m * n / (self.cores * self.size**2 * cycles)
+                    parallelism: str = "batch", half: bool = False) -> float:
+        """Useful MACs (``batch * m * n``) over the MAC slots, ``cores * size**2 * cycles``
+        (twice that in half mode: a half-mode PE has two slots)."""
+        cycles = self.cycles(op, m, n, batch, parallelism, half)
+        return batch * m * n / ((1 + half) * self.cores * self.size**2 * cycles)
 
 
 def _tree_stages(terms: int) -> int:
@@ -511,7 +606,8 @@ def _tree_stages(terms: int) -> int:
     return -(-(terms - 1).bit_length() // 2)
 
 
-def choose_parallelism(model: CycleModel, op: str, m: int, n: int, batch: int) -> str:
+def choose_parallelism(model: CycleModel, op: str, m: int, n: int, batch: int,
+                       half: bool = False) -> str:
     """The faster mode for ``op`` on this shape (``"batch"`` on a tie).
 
     The rule, from :class:`CycleModel`: splitting the batch balances perfectly when ``cores``
@@ -520,8 +616,8 @@ def choose_parallelism(model: CycleModel, op: str, m: int, n: int, batch: int) -
     for small batches (a single-state inference) and wide layers, ``"batch"`` for training
     batches.
     """
-    batch_cycles = model.cycles(op, m, n, batch, "batch")
-    layer_cycles = model.cycles(op, m, n, batch, "layer")
+    batch_cycles = model.cycles(op, m, n, batch, "batch", half)
+    layer_cycles = model.cycles(op, m, n, batch, "layer", half)
     return "layer" if layer_cycles < batch_cycles else "batch"
 
 

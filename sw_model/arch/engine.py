@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 
 from sw_model.arch import aap
-from sw_model.arch.aap import AAPConfig, CycleModel, choose_parallelism
+from sw_model.arch.aap import AAPConfig, choose_parallelism
 from sw_model.arch.ddpg_config import DDPGConfig
 from sw_model.arch.ddpg_step import NETS, Batch, OptState, Weights, layer_kinds
 from sw_model.arch.vector import VectorCommand, VectorSpec, VectorState
@@ -151,6 +151,10 @@ class EngineConfig:
         own (two more block-RAM copies of that memory), so it runs beside the PE array;
         ``"shared"``: it borrows two of the array's ports and never runs beside the array
         (it still runs beside the vector unit). For devices whose block RAM is the limit.
+    half : bool
+        Dual-precision PEs (:attr:`sw_model.arch.aap.AAPConfig.half`): after the switch to
+        ``act16_fmt``, forward and weight-gradient operations run two products a PE per cycle
+        when ``act16_fmt`` fits half a PE operand.
     """
 
     ddpg: DDPGConfig
@@ -166,6 +170,7 @@ class EngineConfig:
     update_kind: str = "pipelined"
     update_bits: int = 2
     update_ports: str = "own"
+    half: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.ddpg, DDPGConfig):
@@ -191,6 +196,8 @@ class EngineConfig:
         if self.update_ports not in UPDATE_PORTS:
             raise ValueError(f"EngineConfig update_ports must be one of {UPDATE_PORTS}, not "
                              f"{self.update_ports!r}")
+        if not isinstance(self.half, bool):
+            raise TypeError(f"EngineConfig half must be a bool, not {self.half!r}")
         for name in ("w_words", "a_words", "max_batch"):
             if getattr(self, name) is not None:
                 check_int(getattr(self, name), name, minimum=1, owner="EngineConfig")
@@ -236,7 +243,7 @@ class EngineConfig:
             d_fmt=d.delta_fmt, g_fmt=d.deriv_fmt, grad_fmt=d.grad_fmt, rounding=d.rounding,
             max_m=max(dims), max_n=max(dims), max_batch=self.batch_capacity,
             addr_width=self.addr_width, tanh_index_bits=self.tanh_index_bits,
-            narrow_width=d.act16_fmt.width)
+            narrow_width=d.act16_fmt.width, half=self.half)
 
     @property
     def vector(self) -> VectorSpec:
@@ -408,7 +415,8 @@ class ArrayOp:
     """A PE array operation (see :meth:`fixar_hw.train.array.PEArray.command`).
 
     ``out_base`` is the destination: an activation-memory word (forward, backward) or a
-    gradient-memory word (weight gradient). ``x_fmt``/``out_fmt`` are run-time formats.
+    gradient-memory word (weight gradient). ``x_fmt``/``out_fmt`` are run-time formats;
+    ``half`` runs the operation in half mode (:meth:`sw_model.arch.aap.AAPConfig.half_for`).
     """
 
     op: str
@@ -424,6 +432,7 @@ class ArrayOp:
     out_base: int = 0
     x_fmt: FixedFormat | None = None
     out_fmt: FixedFormat | None = None
+    half: bool = False
 
 
 @dataclass(frozen=True)
@@ -546,7 +555,7 @@ class _Builder:
         self.plan = config.plan
         self.fmts = fmts
         self.ops: list[Descriptor] = []
-        self.model = CycleModel(config.size, config.cores)
+        self.model = config.aap.cycle_model
 
     def fmt(self, net: str, k: int) -> FixedFormat:
         return self.fmts[f"{net}.x{k}"]
@@ -581,13 +590,14 @@ class _Builder:
         off = self.plan.online_words if target else 0
         m = slot.rows if m is None else m
         n = slot.cols if n is None else n
-        par = choose_parallelism(self.model, op, m, n, batch)
+        half = self.c.aap.half_for(op, x_fmt)
+        par = choose_parallelism(self.model, op, m, n, batch, half)
         self.ops.append(ArrayOp(
             op, m, n, batch, kind, par, w_base=slot.base + off,
             b_base=(bias.base + off) if bias else 0, v_base=regions[v].base,
             u_base=regions[u].base if u else 0,
             out_base=out if isinstance(out, int) else regions[out].base,
-            x_fmt=x_fmt, out_fmt=out_fmt))
+            x_fmt=x_fmt, out_fmt=out_fmt, half=half))
 
     def forward(self, net: str, prefix: str, batch: int, target: bool = False) -> None:
         kinds = layer_kinds(self.c.ddpg, net)
@@ -933,7 +943,7 @@ def program_cycles(config: EngineConfig, program: Sequence[Descriptor]) -> dict[
     cycles = macs = 0
     for op in program:
         if isinstance(op, ArrayOp):
-            cycles += model.cycles(op.op, op.m, op.n, op.batch, op.parallelism)
+            cycles += model.cycles(op.op, op.m, op.n, op.batch, op.parallelism, op.half)
             macs += aap.useful_macs(op.m, op.n, op.batch)
     return {"array_cycles": cycles, "useful_macs": macs}
 
