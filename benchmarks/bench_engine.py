@@ -4,8 +4,9 @@ For FIXAR's networks (actor 17-400-300-6, critic 23-400-300-1) on a FIXAR-like b
 PE grid, 2 cores = 512 PEs, the default 32-bit formats, 16 update units, built for batches up to
 256, dual-precision PEs as FIXAR's: after the switch, forward and weight-gradient operations on
 16-bit activations run two products a PE per cycle; ``--full-precision`` builds one multiplier
-a PE, for comparison), runs the training-step program of :func:`sw_model.arch.engine.compile_step` at batch 64, 128
-and 256 on the exported Verilog and prints, for QAT's 16-bit phase (the steady state) and its
+a PE, for comparison), runs the training-step program of
+:func:`sw_model.arch.engine.compile_step` at batch 64, 128 and 256 on the exported Verilog and
+prints, for QAT's 16-bit phase (the steady state) and its
 32-bit tracking phase:
 
 * the full-step cycles measured by Verilator and those of
