@@ -121,10 +121,12 @@ def test_pendulum_qat_steps_through_the_switch(half):
     run_session(trainer, steps=steps, seed=1)
     assert trainer.agent.opt.act16 is not None
     program, _ = trainer.programs()
-    halves = [op.op for op in program if isinstance(op, en.ArrayOp) and op.half]
-    # after the switch: every forward but the first layers' (32-bit inputs) and the weight
-    # gradients of every layer but the first run in half mode, exactly when the build has it
-    assert (len(halves) > 0) == half
+    ops = [op for op in program if isinstance(op, en.ArrayOp)]
+    # after the switch, with dual-precision PEs: every forward and the weights' gradients run
+    # in half mode; the backward passes and the biases' gradients (whose inputs are 32-bit
+    # ones) in full mode
+    assert [op.half for op in ops] == [
+        half and (op.op == "forward" or (op.op == "wgrad" and op.n > 1)) for op in ops]
 
 
 @pytest.mark.parametrize("bits, units", [(1, 1), (4, 2)])
@@ -151,14 +153,15 @@ def test_iterative_update_units_train_like_the_trainer(bits, units):
        st.lists(st.integers(1, LARGEST), min_size=1, max_size=2), st.sampled_from([2, 4]),
        st.integers(1, 3), st.sampled_from([1, 2, 4]),
        st.sampled_from([("pipelined", 2), ("iterative", 1), ("iterative", 2), ("iterative", 4)]),
-       st.sampled_from(["own", "shared"]), st.integers(0, 2**16), stall_lists(40))
+       st.sampled_from(["own", "shared"]), st.booleans(), st.integers(0, 2**16),
+       stall_lists(40))
 def test_training_steps_equal_the_trainer(precision, batch, hidden, size, cores, units, kind,
-                                           ports, seed, host_stalls):
+                                           ports, half, seed, host_stalls):
     cfg = DDPGConfig(hidden=tuple(hidden), precision=precision, batch_size=batch,
                      buffer_size=64, qat_delay=1, seed=seed % 97, adam_bias_steps=2)
     trainer = Trainer.make(cfg, 3, 1, size=size, cores=cores, update_units=units,
                            update_kind=kind[0], update_bits=kind[1],
-                           max_batch=batch + seed % 3, update_ports=ports)
+                           max_batch=batch + seed % 3, update_ports=ports, half=half)
     run_session(trainer, steps=2, seed=seed, host_stalls=host_stalls)
 
 
