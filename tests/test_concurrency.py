@@ -54,7 +54,10 @@ def _state(ec: en.EngineConfig, rng: np.random.Generator) -> en.EngineState:
 def _redraw(ec: en.EngineConfig, state: en.EngineState, rng: np.random.Generator,
             keep: tuple) -> en.EngineState:
     """``state`` with every memory word outside the ranges ``keep`` drawn again at random
-    (within the codes each memory holds)."""
+    (within the codes each memory holds), but for the region of ones (a constant of the
+    build, held as narrow codes)."""
+    ones = ec.plan.regions["ones"]
+    keep = (*keep, ("A", ones.base, ones.base + ones.words))
     d = ec.ddpg
     widths = {"W": d.weight_fmt.width, "G": d.grad_fmt.width, "M": d.grad_fmt.width,
               "A": ec.vector.word_width}

@@ -11,8 +11,9 @@ Units and descriptors
     gradient, with its parallelism mode and the run-time activation formats of the
     quantization phase. Results go to the activation memory (forward, backward) or the
     gradient memory (weight gradient). A bias gradient is the weight gradient of the layer's
-    deltas against a vector of ones (``x_fmt = FixedFormat(act_fmt.width, 0)``, code 1): the
-    sum ``sum_b d_b * 1`` is the bias gradient exactly, rounded once as
+    deltas against a vector of ones (``x_fmt = FixedFormat(act16_fmt.width, 0)``, code 1, a
+    narrow format so that a build with dual-precision PEs runs it in half mode in both QAT
+    phases): the sum ``sum_b d_b * 1`` is the bias gradient exactly, rounded once as
     :func:`sw_model.arch.aap.bias_gradient` rounds it.
 :class:`VectorOp`
     An element-wise operation of the vector unit (:mod:`sw_model.arch.vector`): format conversions,
@@ -620,7 +621,7 @@ class _Builder:
         layer's last operation that reads them has been written."""
         c, t, B = self.c, self.plan.tensors, self.B
         kinds = layer_kinds(c.ddpg, net)
-        ones_fmt = FixedFormat(c.ddpg.act_fmt.width, 0)
+        ones_fmt = FixedFormat(c.ddpg.act16_fmt.width, 0)   # 1 fits a narrow code
         for k in range(c.layers, 0, -1):
             w = t[f"{net}.l{k}.w"]
             bias = t[f"{net}.l{k}.b"]
