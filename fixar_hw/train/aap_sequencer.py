@@ -171,10 +171,13 @@ class AAPSequencer(wiring.Component):
             self.busy.eq(1), s.op.eq(op_new), s.kind.eq(p.kind), s.layer.eq(p.layer),
             s.x_frac.eq(p.x_frac), s.o_narrow.eq(p.o_narrow), s.t_shift.eq(p.t_shift),
             s.half.eq(half_new),
-            r.tb_1.eq(Mux(half_new, p.batch_minus_1 >> 1, p.batch_minus_1)),
             s.left_z.eq(af - p.x_frac + p.o_frac), s.left_d.eq(f2 - (p.x_frac << 1)),
             s.left_g.eq(af - p.x_frac), s.one_y.eq(Const(1, f2 + 2) << (p.x_frac << 1)),
             r.m_1.eq(p.m_minus_1), r.n_1.eq(p.n_minus_1), r.b_1.eq(p.batch_minus_1),
+        ]
+        if c.half_mode:
+            m.d.sync += r.tb_1.eq(Mux(half_new, p.batch_minus_1 >> 1, p.batch_minus_1))
+        m.d.sync += [
             r.ti.eq(ti_new),
             r.t_red_1.eq(red_1_new),
             r.t_out_1.eq(Mux(op_new == _BWD, tj_new, ti_new) - 1),
@@ -331,7 +334,8 @@ class _Registers:
         self.m_1 = Signal.like(p.m_minus_1)
         self.n_1 = Signal.like(p.n_minus_1)
         self.b_1 = Signal.like(p.batch_minus_1)
-        self.tb_1 = Signal.like(p.batch_minus_1)   # weight gradient's passes - 1
+        # the weight gradient's passes - 1 (``b_1`` itself without half mode)
+        self.tb_1 = Signal.like(p.batch_minus_1) if c.half_mode else self.b_1
         self.ti = Signal(tw)
         self.t_red_1 = Signal(tw)      # reduction tiles - 1 (forward, backward)
         self.t_out_1 = Signal(tw)      # output tiles - 1 (forward, backward)
