@@ -413,7 +413,8 @@ def test_cli_build_refuses_with_advice(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(fb, "_count", synthesized)
     status = main(["build", "--board", "orangecrab-25f", "--config", str(cfg),
                    "-o", str(tmp_path / "b")])
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert status == 2
+    assert config.summary() in out  # what is being built, before the build
     assert "30,000 LUTs of 24,288" in err and "engine.size 2 -> 1" in err
     assert "It fits: ulx3s-85f, ulx3s-45f, orangecrab-85f." in err

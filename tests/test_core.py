@@ -29,6 +29,7 @@ from fixar_hw.soc.csr import CAUSES, COUNTERS, MAGIC, OPS, register_map
 from sw_model.arch import ddpg_step as ds
 from sw_model.arch import engine as en
 from sw_model.arch.ddpg_config import DDPGConfig
+from sw_model.numerics.fixed import FixedFormat
 from sw_model.rl.ddpg import DDPGAgent
 
 from .test_engine import random_batch
@@ -90,6 +91,27 @@ def test_config_json_round_trip_and_errors():
     data["engine"]["colour"] = 1
     with pytest.raises(ValueError, match="colour"):
         CoreConfig.from_dict(data)
+
+
+def test_summary_says_whether_half_mode_is_used():
+    """CoreConfig.summary names the grid and, for a half-mode request, whether the formats
+    allow it (16-bit narrow activations fit half a 32-bit operand; with 16-bit activations
+    and deltas they do not)."""
+    ddpg = DDPGConfig(hidden=(5,), precision="qat", batch_size=4, buffer_size=16)
+    dual = CoreConfig(en.EngineConfig(ddpg, 3, 1, size=2, cores=1, half=True))
+    assert CoreConfig.from_json(dual.to_json()) == dual
+    lines = dual.summary().splitlines()
+    assert lines[0].startswith("PE array: 1 core(s) of 2x2 PEs (4 PEs); weights 32-bit")
+    assert lines[1] == ("PE precision: dual precision: forward and weight-gradient operations "
+                        "on 16-bit activations run two products a PE per cycle")
+    q = FixedFormat(16, 10)
+    narrow = DDPGConfig(hidden=(5,), precision="qat", batch_size=4, buffer_size=16,
+                        weight_fmt=q, act_fmt=q, delta_fmt=q, grad_fmt=q, act16_fmt=q)
+    full = CoreConfig(en.EngineConfig(narrow, 3, 1, size=2, cores=1, half=True))
+    assert full.summary().splitlines()[1] == (
+        "PE precision: half mode asked for, but the 16-bit narrow activations are wider "
+        "than half the PE's operand (8 bits): full mode")
+    assert "full precision" in small().summary()
 
 
 def test_register_map_documents_agree(tmp_path):
