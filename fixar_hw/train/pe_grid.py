@@ -33,7 +33,9 @@ def _exact(m: Module, left: Value, right: Value) -> Value:
 
 
 def dual_products(m: Module, left: Value, left1: Value, right: Value, half: Value
-          ) -> tuple[Value, Value]:
+                  ) -> tuple[Value, Value]:
+    """The two products ``(p0, p1)`` of a :class:`~fixar_hw.arith.pe.DualPrecisionPE` built
+    in ``m`` (``right`` an even number of bits wide): the default of a dual PE."""
     pe = DualPrecisionPE(len(left), len(right))
     m.submodules.dual = pe
     m.d.comb += [pe.w.eq(left), pe.w1.eq(left1), pe.a.eq(right), pe.half.eq(half)]
