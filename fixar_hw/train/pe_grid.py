@@ -42,6 +42,16 @@ def dual_products(m: Module, left: Value, left1: Value, right: Value, half: Valu
     return pe.p0, pe.p1
 
 
+def _low(value: Value, h: int) -> Value:
+    """The low ``h`` bits of a signed ``value``, sign-extended first if it is narrower (a
+    half-mode activation code, packed into one half of a dual PE's operand)."""
+    value = Value.cast(value)
+    if len(value) < h:
+        value = value.as_signed()
+        value = Cat(value, value[-1].replicate(h - len(value)))
+    return value[:h]
+
+
 def combine(p0: Value, p1: Value, half: Value, h: int) -> Value:
     """A dual-precision PE's result from its two products: ``p0 + p1`` in half mode (two
     products summed), ``(p1 << h) + p0`` (the full product) otherwise."""
@@ -296,7 +306,7 @@ class PEGrid(wiring.Component):
                     m.d.comb += pe.rhs.eq(full)
                 else:
                     x1_c = Mux(self.u1mask[cc], self.uvec1[cc], 0)
-                    packed = Cat(full[:h], Mux(self.is_wg, x1_c, e_r)[:h])
+                    packed = Cat(_low(full, h), _low(Mux(self.is_wg, x1_c, e_r), h))
                     m.d.comb += [
                         pe.half.eq(self.half),
                         pe.lhs1.eq(Mux(self.is_wg, e_r, self.tile1[cc * S + r])),
