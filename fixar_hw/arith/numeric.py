@@ -16,6 +16,7 @@ from sw_model.numerics.fixed import FixedFormat, check_overflow, check_rounding
 __all__ = [
     "align_runtime",
     "check_format",
+    "extend",
     "range_shape",
     "requantize",
     "requantize_runtime",
@@ -50,7 +51,7 @@ def range_shape(lo: int, hi: int) -> Shape:
     return signed(max((-lo - 1).bit_length(), max(hi, 0).bit_length()) + 1)
 
 
-def _extend(v: Value, width: int) -> Value:
+def extend(v: Value, width: int) -> Value:
     """``v`` sign- or zero-extended to at least ``width`` bits."""
     if len(v) >= width:
         return v
@@ -70,7 +71,7 @@ def shift_round(v: Value, shift: int, rounding: str) -> Value:
     v = Value.cast(v)
     if shift <= 0:
         return v << -shift
-    v = _extend(v, shift + 2)
+    v = extend(v, shift + 2)
     if rounding == "floor":
         return v >> shift
     half = 1 << (shift - 1)
@@ -94,7 +95,7 @@ def requantize(
     r_shape = r.shape()
     r_lo = -(1 << (r_shape.width - 1)) if r_shape.signed else 0
     r_hi = (1 << (r_shape.width - (1 if r_shape.signed else 0))) - 1
-    low = r[: dst.width] if len(r) >= dst.width else _extend(r, dst.width)
+    low = r[: dst.width] if len(r) >= dst.width else extend(r, dst.width)
     low = low.as_signed() if dst.signed else low.as_unsigned()
     if overflow == "wrap" or (r_lo >= dst.min_int and r_hi <= dst.max_int):
         return low

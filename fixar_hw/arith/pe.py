@@ -8,14 +8,20 @@ is built on it; this module is its multiplier stage. Golden twin:
 :func:`sw_model.numerics.pe.pe_products`.
 """
 
-from amaranth.hdl import Cat, Module, Mux, signed
+from amaranth.hdl import Cat, Module, Mux, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from fixar_hw._util import check_int, silence_on_error
 from fixar_hw.arith.mac import exact_product
 
-__all__ = ["DualPrecisionPE"]
+__all__ = ["DualPrecisionPE", "compose"]
+
+
+def compose(p0: Value, p1: Value, h: int) -> Value:
+    """The full product from a :class:`DualPrecisionPE`'s two: ``(p1 << h) + p0`` (``p0`` the
+    low half's product, taken unsigned; ``p1`` the high half's)."""
+    return (p1 << h) + p0
 
 
 class DualPrecisionPE(wiring.Component):
@@ -91,7 +97,7 @@ class DualPrecisionPE(wiring.Component):
         m.d.comb += [
             self.p0.eq(exact_product(self.w, lo_operand)),
             self.p1.eq(exact_product(Mux(self.half, self.w1, self.w), hi_operand)),
-            self.p.eq((self.p1 << h) + self.p0),
+            self.p.eq(compose(self.p0, self.p1, h)),
         ]
         return m
 

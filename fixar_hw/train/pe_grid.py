@@ -16,7 +16,8 @@ from amaranth.lib.wiring import In, Out
 
 from fixar_hw._util import check_int, silence_on_error
 from fixar_hw.arith.mac import exact_product
-from fixar_hw.arith.pe import DualPrecisionPE
+from fixar_hw.arith.numeric import extend
+from fixar_hw.arith.pe import DualPrecisionPE, compose
 from fixar_hw.train._stages import stage, tree_stages, tree_sum
 
 __all__ = ["PEGrid", "ProcessingElement"]
@@ -42,20 +43,10 @@ def dual_products(m: Module, left: Value, left1: Value, right: Value, half: Valu
     return pe.p0, pe.p1
 
 
-def _low(value: Value, h: int) -> Value:
-    """The low ``h`` bits of a signed ``value``, sign-extended first if it is narrower (a
-    half-mode activation code, packed into one half of a dual PE's operand)."""
-    value = Value.cast(value)
-    if len(value) < h:
-        value = value.as_signed()
-        value = Cat(value, value[-1].replicate(h - len(value)))
-    return value[:h]
-
-
 def combine(p0: Value, p1: Value, half: Value, h: int) -> Value:
     """A dual-precision PE's result from its two products: ``p0 + p1`` in half mode (two
-    products summed), ``(p1 << h) + p0`` (the full product) otherwise."""
-    return Mux(half, p0 + p1, (p1 << h) + p0)
+    products summed), the full product (:func:`~fixar_hw.arith.pe.compose`) otherwise."""
+    return Mux(half, p0 + p1, compose(p0, p1, h))
 
 
 def fits(value: Value, shape: Shape) -> Value:
@@ -163,9 +154,7 @@ class ProcessingElement(wiring.Component):
             h = self._dual
             lhs1 = stage(m, en, self.lhs1, self.lhs1.shape(), "lhs1")
             half1 = stage(m, en, self.half, 1, "half1")
-            p0, p1 = self._multiply_dual(m, lhs, lhs1, rhs.as_signed() if len(rhs) == 2 * h
-                                         else Cat(rhs, rhs[-1].replicate(2 * h - len(rhs)))
-                                         .as_signed(), half1)
+            p0, p1 = self._multiply_dual(m, lhs, lhs1, extend(rhs, 2 * h), half1)
             p0r = stage(m, en, p0, p0.shape(), "p0")
             p1r = stage(m, en, p1, p1.shape(), "p1")
             half2 = stage(m, en, half1, 1, "half2")
@@ -306,7 +295,8 @@ class PEGrid(wiring.Component):
                     m.d.comb += pe.rhs.eq(full)
                 else:
                     x1_c = Mux(self.u1mask[cc], self.uvec1[cc], 0)
-                    packed = Cat(_low(full, h), _low(Mux(self.is_wg, x1_c, e_r), h))
+                    # each half: the lane's code, sign-extended if the lane is narrower
+                    packed = Cat(extend(full, h)[:h], extend(Mux(self.is_wg, x1_c, e_r), h)[:h])
                     m.d.comb += [
                         pe.half.eq(self.half),
                         pe.lhs1.eq(Mux(self.is_wg, e_r, self.tile1[cc * S + r])),
