@@ -133,13 +133,12 @@ def utilisation(config: AAPConfig, job: ArrayJob, cycles: int) -> float:
 def report(config: AAPConfig, networks: dict, cases: list[Case], cycles: list[int],
            speeds: list[float], batch: int) -> tuple[int, list[str]]:
     """Print the tables; return the number of cycle mismatches and the summary lines."""
-    model = config.cycle_model
     bad_cycles = 0
     print(f"{'net':7} {'layer':>8} {'op':9} {'batch':>5} {'mode':6} {'RTL cycles':>11} "
           f"{'model':>9} {'util %':>7} {'Mcyc/s':>7}")
     for case, cyc, speed in zip(cases, cycles, speeds, strict=True):
         j = case.job
-        want = model.cycles(j.op, j.m, j.n, j.batch, j.parallelism)
+        want = j.cycles(config)
         bad_cycles += cyc != want
         flag = "" if cyc == want else "  <-- differs"
         print(f"{case.net:7} {f'{j.m}x{j.n}':>8} {j.op:9} {j.batch:>5} {j.parallelism:6} "

@@ -50,13 +50,13 @@ from fixar_hw.flow.cache import cache_dir, design_digest
 from fixar_hw.flow.export import VerilatedModel, to_verilog, verilate
 from fixar_hw.sim._cpp import render
 from fixar_hw.sim.array import ArrayJob, memory_images, unpack
+from fixar_hw.train.aap_sequencer import read_ports
 from fixar_hw.train.array import PEArray
 from sw_model.arch.aap import AAPConfig
 
 __all__ = ["ArrayVerilator", "JobRun", "build", "run_verilator"]
 
 TOP = "aap_array"
-_MEMORIES = ("w", "v", "u", "b")
 _MAGIC = 0x41415031  # "AAP1"
 _HEADER_WORDS = 6     # per job in the output file, uint64 each
 
@@ -175,7 +175,7 @@ class _Ports:
     def of(cls, dut: PEArray) -> _Ports:
         cfg = dut.config
         lanes, lane_width = {}, {}
-        for q in _MEMORIES:
+        for q in read_ports(cfg):
             layout = getattr(dut, f"{q}_rd")[0].data.shape()
             lanes[q] = layout.length
             lane_width[q] = Shape.cast(layout.elem_shape).width
@@ -202,7 +202,7 @@ class _Ports:
             ports[f"{s}__valid"] = ("output", 1)
             ports[f"{s}__ready"] = ("input", 1)
             ports[f"{s}__payload"] = ("output", getattr(self, f"{s}_width"))
-        for q in _MEMORIES:
+        for q in self.mem_lanes:
             for k in range(self.cores):
                 ports[f"{q}_rd__{k}__en"] = ("output", 1)
                 ports[f"{q}_rd__{k}__addr"] = ("output", self.addr_width)
@@ -233,7 +233,7 @@ def _check_verilog_ports(verilog: str, ports: _Ports) -> None:
 def _testbench(ports: _Ports) -> str:
     """``cpp/array_tb.cpp`` filled in for the build's ports and widths."""
     sample, apply = [], []
-    for qi, q in enumerate(_MEMORIES):
+    for qi, q in enumerate(ports.mem_lanes):
         for k in range(ports.cores):
             base = f"{q}_rd__{k}__"
             sample.append(f"    r[{qi}][{k}].en = t->{_cxx(base + 'en')};")
@@ -241,9 +241,10 @@ def _testbench(ports: _Ports) -> str:
             apply.append(f"    if (r[{qi}][{k}].en) put(t->{_cxx(base + 'data')}, "
                          f"word(mem[{qi}], r[{qi}][{k}].addr));")
     mem_w32 = ", ".join(str(_words32(ports.mem_lanes[q] * ports.mem_lane_width[q]))
-                        for q in _MEMORIES)
+                        for q in ports.mem_lanes)
     subst = {
-        "TOP": TOP, "CORES": str(ports.cores), "CMD_W32": str(_words32(ports.cmd_width)),
+        "TOP": TOP, "CORES": str(ports.cores), "NMEM": str(len(ports.mem_lanes)),
+        "CMD_W32": str(_words32(ports.cmd_width)),
         "MEM_W32": mem_w32, "O_W32": str(_words32(ports.o_width)),
         "G_W32": str(_words32(ports.g_width)), "O_LAST": str(ports.o_last_offset),
         "G_LAST": str(ports.g_last_offset), "MAGIC": hex(_MAGIC),
@@ -310,14 +311,14 @@ def _encode(dut: PEArray, ports: _Ports, jobs: Sequence[ArrayJob], stall: float,
         cmd_words = np.array([(cmd_bits >> (32 * i)) & 0xFFFFFFFF for i in range(n32)],
                              dtype="<u4")
         images = memory_images(c, job)
-        bound = c.cycle_model.cycles(job.op, job.m, job.n, job.batch, job.parallelism) + 100
+        bound = job.cycles(c) + 100
         max_edges = bound * math.ceil(10 / (1 - stall))
         if max_edges >= 1 << 32:
             raise ValueError(f"jobs[{index}] is too long to simulate ({max_edges} cycles)")
         parts += [np.array([int(job.op == "wgrad"), round(stall * 1000),
                             (seed + index * 0x9E3779B9) & 0xFFFFFFFF, max_edges],
                            dtype="<u4").tobytes(), cmd_words.tobytes()]
-        for q in _MEMORIES:
+        for q in ports.mem_lanes:  # the testbench's memory order
             words = np.asarray(images[q], dtype=np.int64)
             if len(words) > 1 << c.addr_width:
                 raise ValueError(f"jobs[{index}] needs {len(words)} words of the {q} memory, "

@@ -11,7 +11,8 @@
 
 static const int CORES = @CORES@;
 static const int CMD_W32 = @CMD_W32@;
-static const int MEM_W32[4] = {@MEM_W32@};
+static const int NMEM = @NMEM@;  // the memories: w, v, u, b (and w1, v1, u1 in half mode)
+static const int MEM_W32[NMEM] = {@MEM_W32@};
 static const int OUT_W32[2] = {@O_W32@, @G_W32@};
 static const int LAST_BIT[2] = {@O_LAST@, @G_LAST@};
 static const uint32_t MAGIC = @MAGIC@u;
@@ -53,11 +54,11 @@ static const uint32_t* word(const Mem& m, uint32_t addr) {
     return &m.words[(std::size_t)addr * m.w32];
 }
 
-static void sample_reads(V@TOP@* t, Read r[4][CORES]) {
+static void sample_reads(V@TOP@* t, Read r[NMEM][CORES]) {
 @SAMPLE@
 }
 
-static void apply_reads(V@TOP@* t, Read r[4][CORES], const Mem* mem) {
+static void apply_reads(V@TOP@* t, Read r[NMEM][CORES], const Mem* mem) {
 @APPLY@
 }
 
@@ -108,12 +109,12 @@ int main(int argc, char** argv) {
 
     VerilatedContext ctx;
     V@TOP@* t = new V@TOP@(&ctx);
-    Mem mem[4];
-    for (int q = 0; q < 4; q++) {
+    Mem mem[NMEM];
+    for (int q = 0; q < NMEM; q++) {
         mem[q].w32 = MEM_W32[q];
         mem[q].zero.assign(MEM_W32[q], 0);
     }
-    Read reads[4][CORES];
+    Read reads[NMEM][CORES];
     std::memset(reads, 0, sizeof reads);
     t->rst = 1;
     t->cmd___05Fvalid = 0;
@@ -136,7 +137,7 @@ int main(int argc, char** argv) {
         rng_state = jh[2];
         const uint64_t max_edges = jh[3];
         read_exact(in, cmd.data(), cmd.size() * 4);
-        for (int q = 0; q < 4; q++) {
+        for (int q = 0; q < NMEM; q++) {
             uint32_t depth;
             read_exact(in, &depth, 4);
             mem[q].depth = depth;
