@@ -67,6 +67,13 @@ OBS, ACT = 3, 1
      r"^DDPGConfig tau must be representable in 16 fraction bits in fixed-point modes, "
      r"not 1e-06$"),
     ({"seed": -1}, ValueError, r"^DDPGConfig seed must be at least 0, not -1$"),
+    ({"noise_theta": 0}, ValueError,
+     r"^DDPGConfig noise_theta must be finite and in \(0, 1\], not 0$"),
+    ({"noise_theta": 1.5}, ValueError,
+     r"^DDPGConfig noise_theta must be finite and in \(0, 1\], not 1\.5$"),
+    ({"precision": "qat", "noise_theta": 0.15}, ValueError,
+     r"^DDPGConfig noise_theta must be 1 in fixed-point modes \(the core's noise generator "
+     r"draws independent samples\), not 0\.15$"),
 ])
 def test_config_validation(kwargs, exc, match):
     with pytest.raises(exc, match=match):
@@ -446,6 +453,26 @@ def test_fixed_exploration_uses_the_integer_noise():
     assert noisy == pytest.approx(exp, abs=0)
     assert agent.scale_action([1.0]).tolist() == [2.0]
     assert agent.scale_action([-0.5]).tolist() == [-1.0]
+
+
+@given(theta=st.sampled_from([1.0, 0.5, 0.15, 1e-3]), sigma=st.floats(0.0, 1.0),
+       seed=st.integers(0, 2**16), steps=st.integers(1, 12))
+def test_float_exploration_is_an_ornstein_uhlenbeck_process(theta, sigma, seed, steps):
+    """n_t = (1 - theta) n_(t-1) + sigma e_t, e_t from the agent's generator; theta 1 is
+    independent noise, drawn as before."""
+    cfg = DDPGConfig(hidden=(6, 5), precision="float64", noise_sigma=sigma, noise_theta=theta,
+                     seed=seed)
+    agent = DDPGAgent(cfg, OBS, ACT, [-2.0], [2.0])
+    rng = np.random.default_rng([seed, 1])
+    obs = np.random.default_rng(seed).uniform(-1, 1, (steps, OBS))
+    n = 0.0
+    for x in obs:
+        e = sigma * rng.standard_normal()
+        n = e if theta == 1.0 else (1.0 - theta) * n + e
+        clean = float(agent.policy(x)[0, 0])
+        got = agent.explore(x)
+        assert got.tolist() == [min(max(clean + n, -1.0), 1.0)]
+        assert agent.noise.tolist() == [n]
 
 
 @pytest.mark.parametrize("precision", ["qat", "float32"])

@@ -49,12 +49,17 @@ def test_train_cli_writes_log_plot_and_image(tmp_path, capsys):
     assert len(summary["eval_returns"]) == 1
 
 
-def test_train_cli_reports_bad_configuration(tmp_path, capsys):
-    argv = ["train", "--steps", "10", "--gamma", "1.5", "--out", str(tmp_path / "x"),
-            "--no-progress"]
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--gamma", "1.5"], "DDPGConfig gamma must be finite and in [0, 1), not 1.5"),
+    (["--noise-theta", "0.15"], "DDPGConfig noise_theta must be 1 in fixed-point modes"),
+    (["--precision", "float64", "--noise-theta", "0"],
+     "DDPGConfig noise_theta must be finite and in (0, 1], not 0.0"),
+])
+def test_train_cli_reports_bad_configuration(tmp_path, capsys, extra, message):
+    argv = ["train", "--steps", "10", *extra, "--out", str(tmp_path / "x"), "--no-progress"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "fixar-hw train: DDPGConfig gamma must be finite and in [0, 1), not 1.5" in err
+    assert f"fixar-hw train: {message}" in err
     assert not (tmp_path / "x").exists()
 
 

@@ -299,6 +299,41 @@ def test_loss_search_is_deterministic_and_methods_independent(loss_run, tmp_path
     assert a["methods"]["haq"] == b["methods"]["haq"]
 
 
+def test_search_env_must_match_the_weight_image(tmp_path, capsys):
+    img = tmp_path / "agent"
+    assert main(["train", "--precision", "float64", "--steps", "250", "--hidden", "6", "--warmup",
+                 "200", "--batch-size", "16", "--eval-episodes", "1", "--out", str(img),
+                 "--no-progress"]) == 0
+    path = img / "weights.fximg"
+    out = tmp_path / "s"
+    assert main(["search", "--weights", str(path), "--env", "mountain_car_continuous",
+                 "--max-loss", "2%", "--out", str(out), "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"fixar-hw search: --env mountain_car_continuous does not match {path}, an agent for "
+        f"pendulum")
+    assert not out.exists()
+
+
+def test_search_envs_are_those_with_a_heldout_lattice():
+    from fixar_hw.apps.cli import SEARCH_ENVS
+    from fixar_hw.apps.search import TRAIN_NOISE
+    from sw_model.search.evaluators import START_BOXES
+
+    assert SEARCH_ENVS == tuple(START_BOXES) == tuple(TRAIN_NOISE)
+
+
+def test_search_trains_and_searches_mountain_car(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["search", "--env", "mountain_car_continuous", "--train-steps", "300",
+                 "--hidden", "6", "--max-loss", "5%", "--method", "uniform",
+                 "--states", "16", "--eval-episodes", "1", "--episode-pool", "2",
+                 "--heldout-episodes", "2", "--out", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "training a float64 mountain_car_continuous actor, hidden 6, 300 steps" in text
+    best = json.loads((out / "best.json").read_text())
+    assert best["env"] == "mountain_car_continuous"
+
+
 def test_search_refuses_a_weight_image_of_other_sizes(tmp_path, capsys):
     img = tmp_path / "agent"
     assert main(["train", "--precision", "float64", "--steps", "250", "--hidden", "6", "--warmup",

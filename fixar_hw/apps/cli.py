@@ -196,7 +196,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             args.precision, args.hidden, args.seed, batch_size=args.batch_size,
             warmup_steps=args.warmup, qat_delay=args.qat_delay, gamma=args.gamma,
             actor_lr=args.actor_lr, critic_lr=args.critic_lr, noise_sigma=args.noise,
-            buffer_size=args.buffer_size)
+            noise_theta=args.noise_theta, buffer_size=args.buffer_size)
     except (TypeError, ValueError) as exc:
         print(f"fixar-hw train: {exc}", file=sys.stderr)
         return 2
@@ -390,12 +390,14 @@ def _cmd_search(args: argparse.Namespace) -> int:
         return fail("give --weights or --train-steps, not both")
     if args.critic and args.max_loss is None:
         return fail("--critic needs --max-loss")
-    env = "pendulum"
+    env = args.env or "pendulum"
     if args.weights is not None:
         try:
             weights, env = (load_agent if args.critic else load_actor)(args.weights, args.hidden)
         except (OSError, TypeError, ValueError) as exc:
             return fail(f"{args.weights}: {exc}")
+        if args.env is not None and args.env != env:
+            return fail(f"--env {args.env} does not match {args.weights}, an agent for {env}")
     else:
         steps = args.train_steps or 6000
         hidden = args.hidden or [64, 64]
@@ -587,6 +589,10 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--actor-lr", type=float, help="actor step size (default 1e-3)")
     tr.add_argument("--critic-lr", type=float, help="critic step size (default 1e-3)")
     tr.add_argument("--noise", type=float, help="exploration noise sigma (default 0.1)")
+    tr.add_argument("--noise-theta", type=float,
+                    help="exploration noise mean reversion in (0, 1]: 1 is independent "
+                         "Gaussian noise (the default), 0.15 an Ornstein-Uhlenbeck process "
+                         "(float precisions)")
     tr.add_argument("--buffer-size", type=_positive_int,
                     help="replay buffer size (default 100000)")
     tr.add_argument("--eval-episodes", type=_nonneg_int, default=10,
@@ -669,6 +675,11 @@ def _add_build_parser(sub: argparse._SubParsersAction) -> None:
     bu.set_defaults(func=_cmd_build)
 
 
+#: The environments ``fixar-hw search`` trains on and searches over: those with a held-out
+#: lattice (:data:`sw_model.search.evaluators.START_BOXES`, a heavier import than the parser's).
+SEARCH_ENVS = ("pendulum", "mountain_car_continuous")
+
+
 def _add_search_parser(sub: argparse._SubParsersAction) -> None:
     """The ``search`` sub-command and its arguments."""
     se = sub.add_parser("search", help="search per-layer precisions of an actor: the cheapest "
@@ -677,7 +688,10 @@ def _add_search_parser(sub: argparse._SubParsersAction) -> None:
                     help="a trained agent's weight image (fixar-hw train); without it, a "
                          "float actor is trained first")
     se.add_argument("--train-steps", type=_positive_int, metavar="N",
-                    help="steps to train the float Pendulum actor (default 6000)")
+                    help="steps to train the float actor (default 6000)")
+    se.add_argument("--env", choices=SEARCH_ENVS, default=None,
+                    help="without --weights, the environment to train on (default pendulum); "
+                         "with --weights, the image's environment, which must match")
     se.add_argument("--hidden", type=_positive_int, nargs="+", metavar="N",
                     help="hidden sizes of the trained networks (default 64 64), or those the "
                          "--weights networks must have")

@@ -106,6 +106,7 @@ __all__ = [
     "QUALITIES",
     "REFERENCE",
     "SEARCH_MAPPINGS",
+    "TRAIN_NOISE",
     "LossRun",
     "SearchRun",
     "calibration_states",
@@ -247,6 +248,12 @@ def load_actor(path: str | os.PathLike[str], hidden: Sequence[int] | None = None
     return nets["actor"], env
 
 
+#: Exploration noise ``(noise_sigma, noise_theta)`` of :func:`train_agent` per environment:
+#: independent Gaussian noise for Pendulum; for MountainCarContinuous, whose reward is sparse,
+#: an Ornstein-Uhlenbeck process (independent noise of any size leaves the car at the bottom).
+TRAIN_NOISE = {"pendulum": (0.1, 1.0), "mountain_car_continuous": (0.3, 0.15)}
+
+
 def train_agent(steps: int, seed: int, *, env: str = "pendulum",
                 hidden: Sequence[int] = (64, 64), progress: bool = False
                 ) -> dict[str, dict[str, np.ndarray]]:
@@ -254,15 +261,17 @@ def train_agent(steps: int, seed: int, *, env: str = "pendulum",
     ``{"actor": {...}, "critic": {...}}``.
 
     Warm-up is ``min(1000, steps // 4)`` random steps, the batch ``min(64, warm-up)`` (at
-    least 1), the discount 0.98.
+    least 1), the discount 0.98, the exploration noise :data:`TRAIN_NOISE` ``[env]``.
     """
     from tqdm import tqdm
 
     from sw_model.rl.ddpg import DDPGConfig, train
 
     warmup = min(1000, steps // 4)
+    sigma, theta = TRAIN_NOISE.get(env, TRAIN_NOISE["pendulum"])
     config = DDPGConfig(hidden=tuple(hidden), precision="float64", seed=seed, gamma=0.98,
-                        warmup_steps=warmup, batch_size=max(1, min(64, warmup)))
+                        warmup_steps=warmup, batch_size=max(1, min(64, warmup)),
+                        noise_sigma=sigma, noise_theta=theta)
     bar = tqdm(total=steps, desc=f"train float64 {env}", unit="step", disable=not progress,
                mininterval=0.5)
     try:

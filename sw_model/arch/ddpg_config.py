@@ -93,6 +93,14 @@ class DDPGConfig:
     noise_sigma : float
         Standard deviation of the Gaussian exploration noise on the actor's ``[-1, 1]``
         output (float modes: NumPy's generator; fixed modes: :mod:`sw_model.numerics.prng`).
+    noise_theta : float
+        Mean reversion of the exploration noise, in ``(0, 1]``: the noise added at step ``t``
+        is ``n_t = (1 - noise_theta) * n_(t-1) + noise_sigma * e_t`` with ``e_t`` standard
+        normal, an Ornstein-Uhlenbeck process sampled once per step (Lillicrap et al. use
+        0.15, with ``noise_sigma`` 0.2). 1 (the default) gives independent Gaussian noise.
+        Correlated noise is what explores sparse-reward tasks such as MountainCarContinuous.
+        Float modes only: fixed-point modes draw independent samples, as the core's noise
+        generator does, and need 1.
     qat_delay : int
         Training steps with 32-bit activations before the switch (``"qat"`` only).
     weight_fmt, act_fmt, act16_fmt, delta_fmt, grad_fmt, deriv_fmt : FixedFormat
@@ -127,6 +135,7 @@ class DDPGConfig:
     buffer_size: int = 100_000
     warmup_steps: int = 1000
     noise_sigma: float = 0.1
+    noise_theta: float = 1.0
     qat_delay: int = 5000
     weight_fmt: FixedFormat = _WEIGHT_FMT
     act_fmt: FixedFormat = _ACT_FMT
@@ -164,7 +173,8 @@ class DDPGConfig:
         reals = {"gamma": (0, 1, False, True), "tau": (0, 1, True, False),
                  "actor_lr": (0, 1, True, False), "critic_lr": (0, 1, True, False),
                  "beta1": (0, 1, False, True), "beta2": (0, 1, False, True),
-                 "eps": (0, 1, True, False), "noise_sigma": (0, 1, False, False)}
+                 "eps": (0, 1, True, False), "noise_sigma": (0, 1, False, False),
+                 "noise_theta": (0, 1, True, False)}
         for name, (lo, hi, lo_open, hi_open) in reals.items():
             object.__setattr__(self, name, check_real(getattr(self, name), name, minimum=lo,
                                                       maximum=hi, min_open=lo_open,
@@ -192,6 +202,10 @@ class DDPGConfig:
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"DDPGConfig {exc}") from None
         if self.is_fixed:
+            if self.noise_theta != 1.0:
+                raise ValueError(f"DDPGConfig noise_theta must be 1 in fixed-point modes (the "
+                                 f"core's noise generator draws independent samples), not "
+                                 f"{self.noise_theta!r}")
             for name in ("tau", "gamma"):
                 if round(getattr(self, name) * 65536) < (1 if name == "tau" else 0):
                     raise ValueError(f"DDPGConfig {name} must be representable in 16 fraction "

@@ -154,6 +154,9 @@ class DDPGAgent:
     buffer : ReplayBuffer
     noise_state : int
         xorshift32 state of the fixed-point exploration noise.
+    noise : numpy.ndarray
+        The float exploration noise last added (the Ornstein-Uhlenbeck state when
+        ``config.noise_theta < 1``; it runs on across episodes).
     """
 
     def __init__(self, config: DDPGConfig, obs_dim: int, act_dim: int,
@@ -175,6 +178,7 @@ class DDPGAgent:
         self.buffer = ReplayBuffer(config.buffer_size, self.obs_dim, self.act_dim)
         self.rng = np.random.default_rng([config.seed, 1])
         self.noise_state = seed_state(config.seed)
+        self.noise = np.zeros(self.act_dim)
         self.last_info: dict[str, Any] = {}
 
     @property
@@ -209,8 +213,9 @@ class DDPGAgent:
         """The policy's normalized action for ``obs`` plus exploration noise, clipped to +-1."""
         c = self.config
         if not c.is_fixed:
-            a = self.policy(obs)[0] + self.rng.normal(0.0, c.noise_sigma, self.act_dim)
-            return np.clip(a, -1.0, 1.0)
+            e = self.rng.normal(0.0, c.noise_sigma, self.act_dim)
+            self.noise = e if c.noise_theta == 1.0 else (1.0 - c.noise_theta) * self.noise + e
+            return np.clip(self.policy(obs)[0] + self.noise, -1.0, 1.0)
         fmts = self.formats
         out_fmt = fmts[f"actor.x{len(c.hidden) + 1}"]
         x = c.act_fmt.from_float(np.atleast_2d(np.asarray(obs, dtype=np.float64)))
