@@ -8,6 +8,8 @@ import io
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fixar_hw.apps.cli import main
 from sw_model.search.cost import CostModel, LayerChoice, LayerShape
@@ -224,7 +226,7 @@ def loss_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("loss") / "run"
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        assert main([*TINY, *LOSS, "--method", "all", "--episodes", "10", "--out",
+        assert main([*TINY, *LOSS, "--method", "all", "--episodes", "10", "--floor", "--out",
                      str(out)]) == 0
     (out / "stdout.txt").write_text(buf.getvalue())
     return out
@@ -279,7 +281,23 @@ def test_loss_search_outputs(loss_run):
             None if entry["winner"] is None else entry["winner"]["metric"])
     png = (loss_run / "time_to_quality.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    # the floor: its cost, and the re-checked configurations that meet the bound below it
+    floor = best["floor"]
+    floors = [_choice(x) for x in floor["choices"]]
+    assert floor["metric"] == pytest.approx(metric(model.network_cost(shapes, floors)))
+    ref3 = [LayerChoice("fixed", 16, 16)] * 3
+
+    def alone(k, c):
+        return metric(model.network_cost(shapes, [*ref3[:k], c, *ref3[k + 1:]]))
+
+    passing = {tuple(c["choices"]) for e in best["methods"].values()
+               for c in e["rechecked"] if c["meets"]}
+    assert floor["passing"] == len(passing)
+    assert floor["undercut"] == sum(
+        any(alone(k, _choice(x)) < alone(k, floors[k]) for k, x in enumerate(cs))
+        for cs in passing)
     text = (loss_run / "stdout.txt").read_text()
+    assert f"{floor['undercut']} of the {floor['passing']} re-checked configurations" in text
     assert "cheapest configuration by luts+30*dsps within 2.00% loss" in text
     for method, entry in best["methods"].items():
         line = next(x for x in text.splitlines() if x.startswith(f"{method} "))
@@ -297,6 +315,43 @@ def test_loss_search_is_deterministic_and_methods_independent(loss_run, tmp_path
     a["methods"]["haq"].pop("seconds")
     b["methods"]["haq"].pop("seconds")
     assert a["methods"]["haq"] == b["methods"]["haq"]
+
+
+@given(pen=st.lists(st.lists(st.floats(0.0, 0.05), min_size=4, max_size=4), min_size=2,
+                   max_size=4),
+       limit=st.floats(0.0, 0.1))
+def test_layer_floor_is_each_layers_cheapest_passing_choice(pen, limit):
+    """A synthetic loss that adds up per layer (a penalty per choice, 0 at the reference):
+    the floor against brute force over every choice of every layer."""
+    from fixar_hw.apps.search import REFERENCE, layer_floor
+    from sw_model.search.objective import CostMetric
+
+    shapes = [LayerShape(f"l{k}", 6, 5) for k in range(len(pen))]
+    actions = [LayerChoice("fixed", w, a) for w in (4, 8, 12, 16) for a in (8, 16)]
+    model = CostModel.load(lanes=4, mapping="pipelined")
+    metric = CostMetric.parse("luts")
+
+    def penalty(k, c):  # coarser choices cost more loss; the reference none
+        return 0.0 if c == REFERENCE else pen[k][(16 - c.w_bits) // 4 - 1 + (c.a_bits == 8)]
+
+    calls = []
+
+    def loss(choices):
+        calls.append(choices)
+        return sum(penalty(k, c) for k, c in enumerate(choices))
+
+    got = layer_floor(shapes, actions, model, metric, loss, limit)
+
+    def cost(k, c):
+        return metric(model.network_cost(shapes, [*[REFERENCE] * k, c,
+                                                  *[REFERENCE] * (len(shapes) - k - 1)]))
+
+    for k, f in enumerate(got.choices):
+        ok = [c for c in actions if penalty(k, c) <= limit]
+        assert cost(k, f) == min(cost(k, c) for c in ok)
+    assert got.metric == metric(model.network_cost(shapes, got.choices))
+    assert got.heldout_loss == loss(got.choices)
+    assert got.checked == len(calls) - 2  # the floor network is evaluated once more
 
 
 def test_search_env_must_match_the_weight_image(tmp_path, capsys):

@@ -390,6 +390,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         return fail("give --weights or --train-steps, not both")
     if args.critic and args.max_loss is None:
         return fail("--critic needs --max-loss")
+    if args.floor and args.max_loss is None:
+        return fail("--floor needs --max-loss")
     env = args.env or "pendulum"
     if args.weights is not None:
         try:
@@ -416,7 +418,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
                 lanes=args.lanes, states=args.states, episodes=args.eval_episodes or 5,
                 pool=args.episode_pool, heldout_episodes=args.heldout_episodes,
                 recheck=args.recheck, mapping=args.mapping, size=args.size,
-                cores=args.cores, incumbents=args.incumbents,
+                cores=args.cores, incumbents=args.incumbents, floor=args.floor,
                 confidence=args.confidence, critic=args.critic,
                 max_critic_error=args.max_critic_error, progress=not args.no_progress)
         except (TypeError, ValueError) as exc:
@@ -704,6 +706,10 @@ def _add_search_parser(sub: argparse._SubParsersAction) -> None:
     se.add_argument("--critic", action="store_true",
                     help="with --max-loss, search the actor's and the critic's layers together "
                          "(the critic's value error must also stay within --max-critic-error)")
+    se.add_argument("--floor", action="store_true",
+                    help="with --max-loss, also find each layer's floor: the cheapest choice "
+                         "that meets the bound with the other layers at 16/16, which bounds "
+                         "what any search can find")
     se.add_argument("--max-critic-error", default="2%", metavar="ERROR",
                     help="with --critic, the bound of the critic's relative RMS value error on "
                          "the states the float actor visits (default 2%%)")

@@ -54,6 +54,7 @@ no method finds a fitting configuration.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -107,6 +108,7 @@ __all__ = [
     "REFERENCE",
     "SEARCH_MAPPINGS",
     "TRAIN_NOISE",
+    "LayerFloor",
     "LossRun",
     "SearchRun",
     "calibration_states",
@@ -118,6 +120,7 @@ __all__ = [
     "format_loss_summary",
     "format_summary",
     "heldout_starts",
+    "layer_floor",
     "load_actor",
     "plot_cost_vs_quality",
     "plot_time_to_quality",
@@ -406,6 +409,8 @@ class SearchRun:
     float_return, reference_return : float
     best : dict
         The contents of ``best.json``.
+    floor : LayerFloor or None
+        With ``floor=True``, every layer's floor.
     """
 
     results: dict[str, SearchResult]
@@ -700,6 +705,109 @@ class LossRun:
     curves: dict[str, list[tuple[int, float | None]]]
     float_heldout: float
     best: dict[str, Any] = field(default_factory=dict)
+    floor: LayerFloor | None = None
+
+
+@dataclass(frozen=True)
+class LayerFloor:
+    """What :func:`layer_floor` found: per layer, the cheapest choice that meets the loss bound
+    held out while every other layer stays at :data:`REFERENCE`.
+
+    If a layer's loss only grows when other layers are quantized more coarsely, no
+    configuration that meets the bound puts any layer below its floor. With a cost that adds
+    over layers (the pipelined mapping's LUTs, DSPs and memory bits), :attr:`metric` is then a
+    lower bound on the cost of every configuration that meets the bound, and so on what any
+    search can find. :attr:`undercut` counts the configurations seen that meet the bound held
+    out with a layer below its floor: the cases where that assumption fails.
+
+    Attributes
+    ----------
+    choices : tuple of LayerChoice
+        Per layer, its floor (:data:`REFERENCE` if no cheaper choice meets the bound alone).
+    cost : Cost
+        Of the network with every layer at its floor.
+    metric : float
+        The objective's metric of :attr:`cost`.
+    heldout_loss : float
+        Of that network (the layers' losses add up, so usually above the bound).
+    checked : int
+        Held-out evaluations made (each layer's choices from the cheapest up, to the first
+        that meets the bound).
+    undercut : int
+        Configurations re-checked by the searches that meet the bound held out with some
+        layer cheaper than its floor; set by :func:`run_loss_search`.
+    passing : int
+        Configurations re-checked by the searches that meet the bound held out.
+    """
+
+    choices: tuple[LayerChoice, ...]
+    cost: Cost
+    metric: float
+    heldout_loss: float
+    checked: int
+    undercut: int = 0
+    passing: int = 0
+
+    def below(self, model: CostModel | EngineCostModel, shapes: Sequence[LayerShape],
+              metric: Callable[[Cost], float], choices: Sequence[LayerChoice]) -> bool:
+        """Whether some layer of ``choices`` is cheaper than its floor (each priced with the
+        other layers at :data:`REFERENCE`)."""
+        return any(_alone(model, shapes, metric, k, c) < _alone(model, shapes, metric, k, f)
+                   for k, (c, f) in enumerate(zip(choices, self.choices, strict=True)))
+
+
+def _with(n: int, k: int, choice: LayerChoice) -> tuple[LayerChoice, ...]:
+    """``n`` layers at :data:`REFERENCE` but layer ``k`` at ``choice``."""
+    return (REFERENCE,) * k + (choice,) + (REFERENCE,) * (n - k - 1)
+
+
+def _alone(model: CostModel | EngineCostModel, shapes: Sequence[LayerShape],
+           metric: Callable[[Cost], float], k: int, choice: LayerChoice) -> float:
+    return metric(model.network_cost(shapes, _with(len(shapes), k, choice)))
+
+
+def layer_floor(shapes: Sequence[LayerShape], actions: Sequence[LayerChoice],
+                model: CostModel | EngineCostModel, metric: Callable[[Cost], float],
+                heldout_loss: Callable[[tuple[LayerChoice, ...]], float],
+                max_loss: float) -> LayerFloor:
+    """Per layer, the cheapest of ``actions`` that meets ``max_loss`` held out with every other
+    layer at :data:`REFERENCE` (see :class:`LayerFloor` for what it bounds).
+
+    Parameters
+    ----------
+    shapes : sequence of LayerShape
+        The searched layers.
+    actions : sequence of LayerChoice
+        The choices a layer may take (:attr:`sw_model.search.env.QuantEnv.actions`).
+    model : CostModel or EngineCostModel
+    metric : callable
+        The objective's metric of a :class:`~sw_model.search.cost.Cost`.
+    heldout_loss : callable
+        The held-out loss of a whole configuration.
+    max_loss : float
+        The bound.
+
+    Returns
+    -------
+    LayerFloor
+    """
+    n = len(shapes)
+    floors: list[LayerChoice] = []
+    checked = 0
+    for k in range(n):
+        order = sorted(actions, key=lambda c, k=k: _alone(model, shapes, metric, k, c))
+        floor = REFERENCE
+        for c in order:
+            if _alone(model, shapes, metric, k, c) >= _alone(model, shapes, metric, k, REFERENCE):
+                break
+            checked += 1
+            if heldout_loss(_with(n, k, c)) <= max_loss:
+                floor = c
+                break
+        floors.append(floor)
+    choices = tuple(floors)
+    cost = model.network_cost(shapes, choices)
+    return LayerFloor(choices, cost, metric(cost), heldout_loss(choices), checked)
 
 
 def episode_seeds(seed: int, pool: int, heldout: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -785,7 +893,7 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
                     curve_step: int = 16, incumbents: int = 1, confidence: float = 0.0,
                     heldout: str = "lattice", size: int = 16, cores: int = 2,
                     critic: bool = False, max_critic_error: float | str = 0.02,
-                    progress: bool = True) -> LossRun:
+                    floor: bool = False, progress: bool = True) -> LossRun:
     """The cheapest configuration whose held-out return stays within ``max_loss`` of the float
     actor's, by every method in ``methods``; writes ``search.csv``, ``time_to_quality.png``
     and ``best.json`` into ``out_dir``. With ``critic``, the actor and the critic are searched
@@ -858,6 +966,9 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
     max_critic_error : float or str
         With ``critic``, the bound of the critic's relative RMS value error on the visited
         states, a fraction or a percentage.
+    floor : bool
+        Also find every layer's floor (:func:`layer_floor`): a lower bound on what any
+        search can find, ``best.json``'s ``"floor"``.
 
     Raises
     ------
@@ -959,6 +1070,14 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
                                             every=curve_step)
         curves[method] = selections[method].curve
     float_held = float(held.float_returns(held_seeds).mean())
+    if not isinstance(floor, bool):
+        raise TypeError(f"floor must be a bool, not {floor!r}")
+    found = None
+    if floor:
+        found = layer_floor(shapes, probe.actions, model, metric, held_loss, limit)
+        seen = {c.choices: c for sel in selections.values() for c in sel.checked if c.meets}
+        found = dataclasses.replace(found, passing=len(seen), undercut=sum(
+            found.below(model, shapes, metric, c) for c in seen))
 
     write_csv(out / "search.csv", probe, results)
     def arch_of(part: Sequence[LayerShape]) -> str:
@@ -993,6 +1112,11 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
                       "heldout_loss": held_loss((REFERENCE,) * len(shapes))},
         "methods": {},
     }
+    if found is not None:
+        best["floor"] = {"choices": [choice_text(x) for x in found.choices],
+                         "cost": _cost_dict(found.cost), "metric": found.metric,
+                         "heldout_loss": found.heldout_loss, "checked": found.checked,
+                         "passing": found.passing, "undercut": found.undercut}
     for m, res in results.items():
         sel = selections[m]
         best["methods"][m] = {
@@ -1007,7 +1131,7 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
             "time_to_quality": [[x, y] for x, y in curves[m]],
         }
     (out / "best.json").write_text(json.dumps(best, indent=2) + "\n")
-    return LossRun(bound, results, selections, curves, float_held, best)
+    return LossRun(bound, results, selections, curves, float_held, best, found)
 
 
 def format_loss_summary(run: LossRun) -> str:
@@ -1037,4 +1161,15 @@ def format_loss_summary(run: LossRun) -> str:
                      f"{c['cost']['luts']:8.0f} {c['cost']['dsps']:5.0f} "
                      f"{c['cost']['mem_bits']:9d} {c['loss']:7.2%} {c['heldout_loss']:7.2%} "
                      f"{entry['seconds']:7.1f}  {' '.join(c['choices'])}{note}")
+    f = b.get("floor")
+    if f is not None:
+        lines.append(f"{'floor':8} {f['checked']:>9} {f['metric']:10.6g} "
+                     f"{f['cost']['luts']:8.0f} {f['cost']['dsps']:5.0f} "
+                     f"{f['cost']['mem_bits']:9d} {'':>7} {f['heldout_loss']:7.2%} {'':>7}  "
+                     f"{' '.join(f['choices'])}")
+        lines.append(f"floor: every layer at the cheapest choice that meets the bound with the "
+                     f"others at fx16/16, a lower bound on any search's winner while a layer's "
+                     f"loss only grows as others narrow; {f['undercut']} of the {f['passing']} "
+                     f"re-checked configurations that meet the bound put a layer below its "
+                     f"floor")
     return "\n".join(lines)
