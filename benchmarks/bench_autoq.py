@@ -450,15 +450,15 @@ def worst_starts(tester: LossEvaluator, choices: tuple[LayerChoice, ...],
     lost against the float actor."""
     lost = tester.float_returns(seeds) - tester.returns(choices, seeds)
     order = np.argsort(-lost)[:k]
-    starts = [make_start(s) for s in np.array(seeds)[order]]
-    return (f"worst test starts (angle, velocity: return lost; float total "
+    starts = [make_start(s, tester.env) for s in np.array(seeds)[order]]
+    return (f"worst test starts (state: return lost; float total "
             f"{tester.float_returns(seeds).sum():.0f}): " + ", ".join(
                 f"{_start_text(st)}: {v:.0f}" for st, v in zip(starts, lost[order], strict=True)))
 
 
-def make_start(seed: int) -> np.ndarray:
-    """The initial state of the seeded Pendulum episode ``seed``."""
-    env = make("pendulum", seed=int(seed))
+def make_start(seed: int, env_name: str = "pendulum") -> np.ndarray:
+    """The initial state of the seeded episode ``seed`` of ``env_name``."""
+    env = make(env_name, seed=int(seed))
     env.reset()
     return env.state
 
@@ -467,10 +467,10 @@ def heldout_worst(run, actor, calib, seed: int) -> list[str]:
     """Per method, the held-out episode its winner's actor loses most on (for the summary)."""
     b = run.best
     held = (LossEvaluator(actor, calib, starts=np.array(b["heldout_episodes"]),
-                          episodes=len(b["heldout_episodes"]))
+                          episodes=len(b["heldout_episodes"]), env=b["env"])
             if b["heldout"] == "lattice" else
             LossEvaluator(actor, calib, seeds=b["heldout_episodes"],
-                          episodes=len(b["heldout_episodes"])))
+                          episodes=len(b["heldout_episodes"]), env=b["env"]))
     lines = []
     for method, entry in b["methods"].items():
         if entry["winner"] is None:
@@ -481,17 +481,25 @@ def heldout_worst(run, actor, calib, seed: int) -> list[str]:
         lost = f - held.returns(choices, held.seeds)
         i = int(np.argmax(lost))
         start = (np.array(b["heldout_episodes"][i]) if b["heldout"] == "lattice"
-                 else make_start(b["heldout_episodes"][i]))
+                 else make_start(b["heldout_episodes"][i], b["env"]))
         lines.append(f"seed {seed} {method:8} {_start_text(start)}: {lost[i]:.0f} of "
                      f"{-f.sum():.0f} float cost")
     return lines
 
 
+#: Part 3's environments, as printed.
+ENV_NAMES = {"pendulum": "Pendulum", "mountain_car_continuous": "MountainCarContinuous"}
+#: Part 3's default training steps per environment.
+LOSS_STEPS = {"pendulum": 15000, "mountain_car_continuous": 30000}
+
+
 def loss_part(args: argparse.Namespace) -> None:
     """Part 3: the cheapest configuration within a held-out return loss (``--max-loss``)."""
     quick = args.quick
+    env = args.env
+    name = ENV_NAMES[env]
     hidden = (16, 16) if quick else tuple(args.loss_hidden)
-    steps = args.loss_steps or (1500 if quick else 15000)
+    steps = args.loss_steps or (1500 if quick else LOSS_STEPS[env])
     seeds = (0,) if quick else (0, 1, 2)
     iterations, per_iter = (2, 8) if quick else (20, 32)
     lanes, n_states, episodes, pool, recheck, step = 64, 256, 5, 50, 5, 16
@@ -506,7 +514,7 @@ def loss_part(args: argparse.Namespace) -> None:
     max_loss = args.max_loss
     out = Path(args.out)
     t0 = time.perf_counter()
-    agent = train_agent(steps, 0, hidden=hidden)
+    agent = train_agent(steps, 0, hidden=hidden, env=env)
     actor = agent["actor"]
     t_train = time.perf_counter() - t0
     n_actor = len(actor_shapes(actor))
@@ -519,11 +527,11 @@ def loss_part(args: argparse.Namespace) -> None:
     test_seeds = tuple(900000 + k for k in range(n_held))
     fresh_seeds = tuple(800000 + k for k in range(args.fresh_episodes))
     print()
-    held_text = ("starting from a lattice spread over Pendulum's initial states (shift seed "
+    held_text = (f"starting from a lattice spread over {name}'s initial states (shift seed "
                  "100000s+50000)" if args.heldout == "lattice" else "(seeds 100000s+50000..)")
     n_uniform = 75 if engine else 125
     print(f"Part 3: the cheapest configuration by {unit} within {max_loss} held-out return "
-          f"loss; Pendulum actor {arch}, float64 DDPG, {steps} steps (seed 0, "
+          f"loss; {name} actor {arch}, float64 DDPG, {steps} steps (seed 0, "
           f"{t_train:.0f} s); {model_text}")
     print(f"each search seed s: calibration rollouts seed s+1, {episodes} episodes per "
           f"evaluation rotating through a pool of {pool} (seeds 100000s+10..), the {recheck} "
@@ -541,6 +549,7 @@ def loss_part(args: argparse.Namespace) -> None:
     runs: dict[int, dict[str, list]] = {}
     finals: dict[str, list[float | None]] = {m: [] for m in ("ppo", "haq", "random", "uniform")}
     reach: list[tuple[int | None, int, int | None]] = []
+    floors: list[float] = []
     held_worst: list[str] = []
     for seed in seeds:
         run = run_loss_search(agent if crit else actor, max_loss, out / f"seed{seed}", cost=cost,
@@ -550,13 +559,15 @@ def loss_part(args: argparse.Namespace) -> None:
                               heldout_episodes=n_held, recheck=recheck, curve_step=step,
                               incumbents=args.incumbents, confidence=args.confidence,
                               mapping=args.mapping, heldout=args.heldout, critic=crit,
-                              max_critic_error=args.max_critic_error, progress=False)
+                              max_critic_error=args.max_critic_error, floor=True,
+                              env=env, progress=False)
         runs[seed] = run.curves
-        calib = calibration_states(actor, n_states, seed)
-        tester = LossEvaluator(actor, calib, seeds=test_seeds, episodes=len(test_seeds))
+        calib = calibration_states(actor, n_states, seed, env=env)
+        tester = LossEvaluator(actor, calib, seeds=test_seeds, episodes=len(test_seeds),
+                               env=env)
         joint = (JointLossEvaluator(agent, calib, max_loss=run.bound.max_loss,
                                     max_critic_error=run.best["max_critic_error"],
-                                    seeds=test_seeds, episodes=len(test_seeds))
+                                    seeds=test_seeds, episodes=len(test_seeds), env=env)
                  if crit else None)
         for method, entry in run.best["methods"].items():
             c = entry["winner"] or entry["least_loss"]
@@ -582,11 +593,17 @@ def loss_part(args: argparse.Namespace) -> None:
                 print("     " + worst_starts(tester, choices[:n_actor], test_seeds))
             if fresh_seeds:
                 fresh = LossEvaluator(actor, calib, seeds=fresh_seeds,
-                                      episodes=len(fresh_seeds))
+                                      episodes=len(fresh_seeds), env=env)
                 loss = fresh.loss(choices[:n_actor], fresh_seeds)
                 se = fresh.loss_bound(choices[:n_actor], fresh_seeds, 1.0) - loss
                 print(f"     fresh: {loss:.2%} on {len(fresh_seeds)} further random episodes "
                       f"(standard error {se:.2%})")
+        f = run.floor
+        floors.append(f.metric)
+        print(f"{seed:>4} {'floor':8} {f.checked:>5} {'':>6} {f.cost.luts:6.0f} "
+              f"{f.cost.dsps:4.0f} {f.cost.mem_bits:8d} {'':>7} {f.heldout_loss:7.2%} "
+              f"{'':>7} {'':>6}  {' '.join(choice_text(c) for c in f.choices)}  "
+              f"[{f.undercut} of {f.passing} passing re-checks below it]")
         held_worst.extend(heldout_worst(run, actor, calib, seed))
         haq_final = finals["haq"][-1]
         haq_evals = run.best["methods"]["haq"]["evaluated"]
@@ -613,6 +630,14 @@ def loss_part(args: argparse.Namespace) -> None:
     print()
     print(f"PPO's held-out winner, fewer {unit} than: best uniform {med_red('ppo', 'uniform')}; "
           f"HAQ {med_red('ppo', 'haq')}; random {med_red('ppo', 'random')}")
+    room = [pct(f, u) for f, u in zip(floors, finals["uniform"], strict=True) if u is not None]
+    if room:
+        print(f"the layer floor (every layer at its cheapest choice that meets the bound with the "
+              f"others at fx16/16) has fewer {unit} than the best uniform winner by "
+              f"{statistics.median(room):+.1f}% (median; per seed "
+              f"{', '.join(f'{v:+.1f}%' for v in room)}): no configuration meeting the bound "
+              f"is cheaper than its floor while a layer's loss only grows as the others "
+              f"narrow (the 'below it' counts above test that)")
     for seed, (ppo_at, haq_total, haq_at) in zip(seeds, reach, strict=True):
         if ppo_at is None:
             print(f"  seed {seed}: PPO does not reach HAQ's final held-out {unit} "
@@ -622,7 +647,7 @@ def loss_part(args: argparse.Namespace) -> None:
                   f"evaluations ({ppo_at / haq_total:.2f}x HAQ's {haq_total}; HAQ first "
                   f"reached it after {haq_at})")
     png = out / "time_to_quality.png"
-    plot_curves(png, runs, f"Pendulum actor {arch}, {model_text}: cheapest {unit} "
+    plot_curves(png, runs, f"{name} actor {arch}, {model_text}: cheapest {unit} "
                            f"within {max_loss} loss, held out", f"held-out winner's {unit}")
     print(f"wrote {png} (and per seed {out}/seed*/best.json, search.csv)")
 
@@ -640,8 +665,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loss-hidden", type=int, nargs="+", default=[400, 300],
                         help="hidden sizes of part 3's actor (default 400 300, FIXAR's)")
     parser.add_argument("--loss-steps", type=int, default=None,
-                        help="training steps of part 3's actor (default 15000)")
+                        help="training steps of part 3's actor (default 15000 on Pendulum, "
+                             "30000 on MountainCarContinuous)")
     parser.add_argument("--max-loss", default="2%", help="part 3's loss bound (default 2%%)")
+    parser.add_argument("--env", choices=tuple(ENV_NAMES), default="pendulum",
+                        help="part 3's environment (default pendulum)")
     parser.add_argument("--critic", action="store_true",
                         help="part 3 searches the actor and the critic together")
     parser.add_argument("--max-critic-error", default="2%",
