@@ -187,6 +187,12 @@ def test_build_argument_errors(tmp_path):
         fb.build(None, "icebreaker", tmp_path, route=1)
     with pytest.raises(ValueError, match="board must be one of"):
         fb.build(None, "de0", tmp_path)
+    with pytest.raises(ValueError, match=r"^router must be one of 'router2', 'router1', not "
+                                         r"'router3'$"):
+        fb.build(None, "icebreaker", tmp_path, router="router3")
+    with pytest.raises(ValueError, match=r"^router must be None for arty-a7-35, whose family "
+                                         r"'xilinx' is not placed and routed here"):
+        fb.build(None, "arty-a7-35", tmp_path, router="router2")
     assert not list(tmp_path.iterdir())  # nothing written
 
 
@@ -203,7 +209,12 @@ def _check_placed_capacity(report: BuildReport, board: Board) -> None:
 @pytest.mark.parametrize("name", ["icebreaker", "ulx3s-85f"])
 def test_bringup_bitstream(name, tmp_path):
     board = BOARDS[name]
-    report = fb.build(None, name, tmp_path, seed=1)
+    router = "router2" if name == "ulx3s-85f" else None
+    report = fb.build(None, name, tmp_path, seed=1, router=router)
+    nextpnr = next(c for c in json.loads((tmp_path / "build_top.json").read_text())["commands"]
+                   if c[0].startswith("nextpnr-"))
+    assert (["--router", "router2"] == nextpnr[nextpnr.index("--router"):][:2]
+            if router else "--router" not in nextpnr)
     assert report.routed and report.fmax_mhz is not None
     assert report.meets_timing, report.to_markdown()
     bit = Path(report.bitstream)

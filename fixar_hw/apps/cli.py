@@ -343,7 +343,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
     print(f"building {what} for {args.board} in {out} ...", flush=True)
     try:
         report = build(config, args.board, out, route=not args.no_route, seed=args.seed,
-                       baud=args.baud, clock_mhz=args.clock_mhz, timeout=args.timeout)
+                       baud=args.baud, clock_mhz=args.clock_mhz, timeout=args.timeout,
+                       router=args.router)
     except (TypeError, ValueError) as exc:  # DoesNotFit is a ValueError
         return fail(str(exc))
     except BuildError as exc:
@@ -668,6 +669,9 @@ def _add_build_parser(sub: argparse._SubParsersAction) -> None:
     bu.add_argument("--no-route", action="store_true",
                     help="stop after placement (placement Fmax estimate, no bitstream)")
     bu.add_argument("--seed", type=_positive_int, default=1, help="placer seed (default 1)")
+    bu.add_argument("--router", choices=("router1", "router2"),
+                    help="nextpnr's router (default: nextpnr's, router1); router2 is meant for "
+                         "congested designs")
     bu.add_argument("--baud", type=_positive_int, default=115200,
                     help="UART baud rate (default 115200)")
     bu.add_argument("--clock-mhz", type=float, metavar="MHZ",

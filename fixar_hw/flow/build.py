@@ -60,10 +60,11 @@ from fixar_hw.errors import BuildError, DoesNotFit
 from fixar_hw.flow.cache import build_lock, cache_dir, design_digest, tree_digest
 from fixar_hw.flow.floor import resource_floor
 from fixar_hw.flow.memories import BLOCK, FLIP_FLOPS, MemoryPlacement, memory_placement
-from fixar_hw.flow.pnr import critical_path
+from fixar_hw.flow.pnr import ROUTERS, critical_path
 from fixar_hw.flow.synth import _classify
 from fixar_hw.platforms.boards import BOARDS, RESOURCE_KINDS, Board, get_board
 from fixar_hw.tools import log_tail, run_tool
+from sw_model.checks import check_choice
 
 __all__ = [
     "BuildReport", "build", "cache_key", "estimate", "fit_check",
@@ -494,7 +495,7 @@ def synthesis_memory_limit() -> int:
 def build(config: CoreConfig | None, board: Board | str, build_dir: str | os.PathLike[str], *,
           route: bool = True, pack: bool = True, place: bool = True, seed: int = 1,
           baud: int = 115200, clock_mhz: float | None = None, timeout: float | None = None,
-          memory_limit: int | None = None) -> BuildReport:
+          memory_limit: int | None = None, router: str | None = None) -> BuildReport:
     """Synthesize, check, place, route and pack a configuration for a board.
 
     Parameters
@@ -528,6 +529,11 @@ def build(config: CoreConfig | None, board: Board | str, build_dir: str | os.Pat
         Bytes of memory synthesis may use (default :func:`synthesis_memory_limit`: 3/4 of the
         machine's memory, at most 16 GiB); beyond it synthesis stops with a
         :class:`~fixar_hw.errors.BuildError` that says so, instead of exhausting the machine.
+    router : {"router1", "router2"}, optional
+        nextpnr's router (:data:`fixar_hw.flow.pnr.ROUTERS`). None keeps nextpnr's default
+        (``router1`` on ECP5 and iCE40). ``router2`` is nextpnr's router for congested
+        designs: a design with most of the device's block RAMs in use may route with it where
+        ``router1`` stalls.
 
     Returns
     -------
@@ -554,17 +560,23 @@ def build(config: CoreConfig | None, board: Board | str, build_dir: str | os.Pat
         raise TypeError(f"seed must be an integer, not {seed!r}")
     if seed < 1:
         raise ValueError(f"seed must be at least 1, not {seed!r}")
+    if router is not None:
+        check_choice(router, "router", ROUTERS)
+        if not board.routable:
+            raise ValueError(f"router must be None for {board.name}, whose family "
+                             f"{board.family!r} is not placed and routed here, not {router!r}")
     limit = _check_limits(timeout, memory_limit)
     floor_check(config, board)
     out = Path(build_dir)
     top, commands = _prepare(config, board, out, route=route, seed=seed, baud=baud,
-                             clock_mhz=clock_mhz)
+                             clock_mhz=clock_mhz, router=router)
     return _run_plan(config, board, out, top, commands, route=route, pack=pack, place=place,
                      timeout=timeout, memory_limit=limit)
 
 
 def _prepare(config: CoreConfig | None, board: Board, out: Path, *, route: bool, seed: int,
-             baud: int, clock_mhz: float | None) -> tuple[Any, list[list[str]]]:
+             baud: int, clock_mhz: float | None, router: str | None = None
+             ) -> tuple[Any, list[list[str]]]:
     """Elaborate the board top and write its plan into ``out`` (earlier products removed):
     the top and the plan's command list."""
     from fixar_hw.platforms import BoardTop
@@ -577,6 +589,8 @@ def _prepare(config: CoreConfig | None, board: Board, out: Path, *, route: bool,
     nextpnr_opts = ["--report", "top.report.json", "--timing-allow-fail", "--seed", str(seed)]
     if not route:
         nextpnr_opts.append("--no-route")
+    if router is not None:
+        nextpnr_opts += ["--router", router]
     return top, _plan(board, top, out, nextpnr_opts)
 
 
