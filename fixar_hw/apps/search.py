@@ -409,8 +409,6 @@ class SearchRun:
     float_return, reference_return : float
     best : dict
         The contents of ``best.json``.
-    floor : LayerFloor or None
-        With ``floor=True``, every layer's floor.
     """
 
     results: dict[str, SearchResult]
@@ -697,6 +695,8 @@ class LossRun:
         The float actor's mean return on the held-out episodes.
     best : dict
         The contents of ``best.json``.
+    floor : LayerFloor or None
+        With ``floor=True``, every layer's floor.
     """
 
     bound: LossBound
@@ -729,7 +729,7 @@ class LayerFloor:
     metric : float
         The objective's metric of :attr:`cost`.
     heldout_loss : float
-        Of that network (the layers' losses add up, so usually above the bound).
+        Of that network (the layers' losses compound, so it usually breaks the bound).
     checked : int
         Held-out evaluations made (each layer's choices from the cheapest up, to the first
         that meets the bound).
