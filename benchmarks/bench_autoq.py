@@ -614,8 +614,8 @@ def loss_part(args: argparse.Namespace) -> None:
     print(f"reference uniform fixed 16/16: {ref_cost['luts']:.0f} LUTs, "
           f"{ref_cost['dsps']:.0f} DSPs, {ref_cost['mem_bits']} memory bits")
     if held_worst:
-        print("held-out episode each winner loses most return on (start angle, velocity: "
-              "return lost, of the float actor's total cost over the held-out episodes):")
+        print("held-out episode each winner loses most return on (start state: return lost, "
+              "of the float actor's total cost over the held-out episodes):")
         for line in held_worst:
             print("  " + line)
 
