@@ -483,7 +483,7 @@ def heldout_worst(run, actor, calib, seed: int) -> list[str]:
         start = (np.array(b["heldout_episodes"][i]) if b["heldout"] == "lattice"
                  else make_start(b["heldout_episodes"][i], b["env"]))
         lines.append(f"seed {seed} {method:8} {_start_text(start)}: {lost[i]:.0f} of "
-                     f"{-f.sum():.0f} float cost")
+                     f"{abs(f.sum()):.0f}, the float actor's |total return|")
     return lines
 
 
@@ -615,7 +615,7 @@ def loss_part(args: argparse.Namespace) -> None:
           f"{ref_cost['dsps']:.0f} DSPs, {ref_cost['mem_bits']} memory bits")
     if held_worst:
         print("held-out episode each winner loses most return on (start state: return lost, "
-              "of the float actor's total cost over the held-out episodes):")
+              "of the float actor's |total return| over the held-out episodes):")
         for line in held_worst:
             print("  " + line)
 
