@@ -540,20 +540,23 @@ def loss_part(args: argparse.Namespace) -> None:
           f"cheapest that meets the bound held out; "
           f"'test': the winner's loss on {n_held} further episodes (seeds 900000.., random "
           f"starts) used for nothing else. Samples per method: PPO {n_uniform} uniform + "
-          f"{iterations} x {per_iter} ({args.incumbents} incumbent(s)), HAQ "
-          f"and random as many, uniform {n_uniform}")
+          f"{iterations} x {per_iter} ({args.incumbents} incumbent(s)), HAQ, "
+          f"random and descent ({n_uniform} uniform, then greedy steps) as many, uniform "
+          f"{n_uniform}")
     head = (f"{'seed':>4} {'method':8} {'evals':>5} {'checks':>6} {'LUTs':>6} {'DSPs':>4} "
             f"{'mem bits':>8} {'loss':>7} {'held':>7} {'test':>7} {'time s':>6}  choices")
     print(head)
     print("-" * len(head))
     runs: dict[int, dict[str, list]] = {}
-    finals: dict[str, list[float | None]] = {m: [] for m in ("ppo", "haq", "random", "uniform")}
+    finals: dict[str, list[float | None]] = {
+        m: [] for m in ("ppo", "haq", "random", "uniform", "descent")}
     reach: list[tuple[int | None, int, int | None]] = []
     floors: list[float] = []
     held_worst: list[str] = []
     for seed in seeds:
         run = run_loss_search(agent if crit else actor, max_loss, out / f"seed{seed}", cost=cost,
-                              methods=("ppo", "haq", "random", "uniform"), seed=seed,
+                              methods=("ppo", "haq", "random", "uniform", "descent"),
+                              seed=seed,
                               iterations=iterations, episodes_per_iter=per_iter, lanes=lanes,
                               states=n_states, episodes=episodes, pool=pool,
                               heldout_episodes=n_held, recheck=recheck, curve_step=step,
@@ -629,7 +632,10 @@ def loss_part(args: argparse.Namespace) -> None:
 
     print()
     print(f"PPO's held-out winner, fewer {unit} than: best uniform {med_red('ppo', 'uniform')}; "
-          f"HAQ {med_red('ppo', 'haq')}; random {med_red('ppo', 'random')}")
+          f"HAQ {med_red('ppo', 'haq')}; random {med_red('ppo', 'random')}; descent "
+          f"{med_red('ppo', 'descent')}")
+    print(f"the descent's held-out winner, fewer {unit} than the best uniform: "
+          f"{med_red('descent', 'uniform')}")
     room = [pct(f, u) for f, u in zip(floors, finals["uniform"], strict=True) if u is not None]
     if room:
         print(f"the layer floor (every layer at its cheapest choice that meets the bound with the "

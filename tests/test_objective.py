@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sw_model.rl.envs import make
-from sw_model.search.baselines import haq_ddpg_search, random_search
+from sw_model.search.baselines import descent_search, haq_ddpg_search, random_search
 from sw_model.search.cost import Cost, LayerChoice, LayerShape
 from sw_model.search.env import QuantEnv
 from sw_model.search.evaluators import (
@@ -547,6 +547,7 @@ def test_env_under_a_loss_bound_scores_by_hand():
     lambda env: ppo_search(env, iterations=6, episodes_per_iter=16, seed=3, init="uniform"),
     lambda env: haq_ddpg_search(env, episodes=80, warmup=20, seed=3),
     lambda env: random_search(env, episodes=200, seed=3),
+    lambda env: descent_search(env, episodes=60),
 ])
 def test_searches_keep_the_cheapest_that_meets_the_bound(search):
     env = _toy_env()
@@ -570,3 +571,58 @@ def test_random_search_reproducible_and_uniform():
     expected = [tuple(env.actions[j] for j in rng.integers(len(env.actions), size=2))
                 for _ in range(50)]
     assert [e.choices for e in a.history] == expected
+
+
+def _step_down(grid, bits):
+    lower = [b for b in grid if b < bits]
+    return lower[-1] if lower else None
+
+
+@given(pen=st.lists(st.floats(0.0, 0.02), min_size=len(W_SMALL["fixed"]) * len(A_SMALL) * 2,
+                    max_size=len(W_SMALL["fixed"]) * len(A_SMALL) * 2),
+       budget=st.integers(1, 80))
+def test_descent_walks_down_to_a_local_optimum(pen, budget):
+    """A separable loss, each layer's part larger for narrower choices: the descent scores the
+    uniform configurations first, every move lowers the cost and meets the bound, and where
+    it stops (budget left) no one-step-cheaper configuration meets it (brute force)."""
+    ws, as_ = W_SMALL["fixed"], A_SMALL
+    table = {}
+    for k in range(2):
+        for i, w in enumerate(ws):
+            for j, a in enumerate(as_):
+                # a cumulative sum from the widest choice down: narrower loses more
+                table[k, w, a] = sum(pen[(k * len(ws) + i2) * len(as_) + j2]
+                                     for i2 in range(i, len(ws)) for j2 in range(j, len(as_))
+                                     if (i2, j2) != (len(ws) - 1, len(as_) - 1))
+
+    def loss(ch):
+        return sum(table[k, c.w_bits, c.a_bits] for k, c in enumerate(ch))
+
+    rng = np.random.default_rng(0)
+    mats = [rng.standard_normal((x.fan_out, x.fan_in)) for x in SHAPES]
+    env = QuantEnv(SHAPES, mats, cost_model=ToyCost(),
+                   budget=LossBound(0.02, CostMetric({"luts": 1.0}), 128.0),
+                   evaluate=lambda ch: -loss(ch), w_bits={"fixed": ws}, a_bits=as_)
+    res = descent_search(env, episodes=budget)
+    hist = [ep.choices for ep in res.history]
+    assert len(hist) <= budget
+    n_uniform = min(budget, len(env.actions))
+    assert hist[:n_uniform] == [(c, c) for c in env.actions][:n_uniform]
+    assert res.best_cost is None or res.best_cost.luts == min(
+        env.cost(c).luts for c in hist if loss(c) <= 0.02)
+    final = res.final_choices
+    if final is None:  # nothing uniform met the bound, or the budget ran out before
+        assert not any(loss((c, c)) <= 0.02 for c in env.actions[:n_uniform]) \
+            or len(hist) >= budget
+        return
+    assert loss(final) <= 0.02
+    if len(hist) < budget:
+        cheaper = []
+        for k in range(2):
+            w, a = _step_down(ws, final[k].w_bits), _step_down(as_, final[k].a_bits)
+            for pair in ((w, final[k].a_bits), (final[k].w_bits, a), (w, a)):
+                if None not in pair:
+                    cheaper.append(tuple(LayerChoice("fixed", *pair) if i == k else final[i]
+                                         for i in range(2)))
+        assert all(loss(ch) > 0.02 for ch in cheaper
+                   if env.cost(ch).luts < env.cost(final).luts)

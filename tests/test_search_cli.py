@@ -237,8 +237,8 @@ def test_loss_search_outputs(loss_run):
 
     rows = _rows(loss_run / "search.csv")
     by_method = {m: [r for r in rows if r["method"] == m]
-                 for m in ("ppo", "haq", "random", "uniform")}
-    assert [len(v) for v in by_method.values()] == [143, 10, 10, 125]
+                 for m in ("ppo", "haq", "random", "uniform", "descent")}
+    assert [len(v) for v in by_method.values()] == [143, 10, 10, 125, 10]
     best = json.loads((loss_run / "best.json").read_text())
     assert (best["cost"], best["max_loss"], best["incumbents"], best["confidence"]) == (
         "luts+30*dsps", 0.02, 2, 0.5)

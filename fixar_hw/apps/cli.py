@@ -356,6 +356,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from fixar_hw.apps.search import (
+        LOSS_METHODS,
         METHODS,
         format_loss_summary,
         format_summary,
@@ -409,7 +410,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
               f"{steps} steps, seed {args.seed} ...", flush=True)
         weights = (train_agent if args.critic else train_actor)(
             steps, args.seed, env=env, hidden=hidden, progress=not args.no_progress)
-    methods = METHODS if args.method == "all" else (args.method,)
+    if args.method == "all":
+        methods = LOSS_METHODS if args.max_loss is not None else METHODS
+    else:
+        methods = (args.method,)
     if args.max_loss is not None:
         try:
             loss_run = run_loss_search(
@@ -735,9 +739,10 @@ def _add_search_parser(sub: argparse._SubParsersAction) -> None:
     se.add_argument("--budget-dsps", type=float, metavar="N", help="DSP limit")
     se.add_argument("--budget-mem-bits", type=int, metavar="N", help="weight memory bit limit")
     se.add_argument("--budget-cycles", type=int, metavar="N", help="cycles per inference limit")
-    se.add_argument("--method", choices=("ppo", "haq", "random", "uniform", "all"),
+    se.add_argument("--method", choices=("ppo", "haq", "random", "uniform", "descent", "all"),
                     default="ppo",
-                    help="search method (default ppo)")
+                    help="search method (default ppo); descent (greedy, from the best uniform "
+                         "configurations) only with --max-loss; all: every method the mode has")
     se.add_argument("--iterations", type=_positive_int, default=30,
                     help="PPO iterations (default 30)")
     se.add_argument("--episodes-per-iter", type=_positive_int, default=32,

@@ -68,7 +68,12 @@ import numpy as np
 
 from sw_model.checks import check_int, check_real
 from sw_model.rl.envs import make
-from sw_model.search.baselines import haq_ddpg_search, random_search, uniform_baseline
+from sw_model.search.baselines import (
+    descent_search,
+    haq_ddpg_search,
+    random_search,
+    uniform_baseline,
+)
 from sw_model.search.cost import (
     ALPHA_BITS,
     MAPPINGS,
@@ -103,6 +108,7 @@ from sw_model.search.quantize import actor_layers
 __all__ = [
     "COLORS",
     "HELDOUT_KINDS",
+    "LOSS_METHODS",
     "METHODS",
     "QUALITIES",
     "REFERENCE",
@@ -133,9 +139,12 @@ __all__ = [
 
 #: Search methods of ``--method`` (``all`` runs every one, in this order).
 METHODS: tuple[str, ...] = ("ppo", "haq", "random", "uniform")
+#: Search methods under a loss bound (:func:`run_loss_search`): :data:`METHODS` and the greedy
+#: descent (:func:`sw_model.search.baselines.descent_search`).
+LOSS_METHODS: tuple[str, ...] = (*METHODS, "descent")
 #: Plot colours of the methods.
 COLORS: dict[str, str] = {"ppo": "tab:blue", "haq": "tab:orange", "random": "tab:purple",
-                          "uniform": "tab:green"}
+                          "uniform": "tab:green", "descent": "tab:red"}
 #: The reference configuration: every layer fixed point, 16-bit weights and activations.
 REFERENCE = LayerChoice("fixed", 16, 16)
 #: Search qualities: the real return of seeded episodes, or the action-error proxy.
@@ -926,7 +935,7 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
         The metric, :meth:`sw_model.search.objective.CostMetric.parse` (``"luts"``,
         ``"luts+30*dsps"``).
     methods : sequence of str
-        From :data:`METHODS`.
+        From :data:`LOSS_METHODS`.
     iterations, episodes_per_iter : int
         PPO's (it scores every uniform configuration first, then samples
         ``iterations * episodes_per_iter`` configurations).
@@ -977,9 +986,9 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
     """
     from tqdm import tqdm
 
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in LOSS_METHODS]
     if unknown or not methods:
-        raise ValueError(f"methods must be among {METHODS!r}, not {tuple(methods)!r}")
+        raise ValueError(f"methods must be among {LOSS_METHODS!r}, not {tuple(methods)!r}")
     model, w_bits = cost_model(mapping, lanes=lanes, size=size, cores=cores)
     metric = CostMetric.parse(cost)
     if mapping == ENGINE_MAPPING and "luts" in metric.weights:
@@ -1061,6 +1070,8 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
                                       warmup=min(20, evaluations // 4), callback=callback)
             elif method == "random":
                 res = random_search(qenv, episodes=evaluations, seed=seed, callback=callback)
+            elif method == "descent":
+                res = descent_search(qenv, episodes=evaluations, callback=callback)
             else:
                 res = uniform_baseline(qenv)
         finally:

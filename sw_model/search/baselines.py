@@ -1,6 +1,7 @@
 """Baselines of the PPO search: every uniform configuration (:func:`uniform_baseline`), random
-search (:func:`random_search`) and a HAQ-style DDPG search with HAQ's budget enforcement
-(:func:`haq_ddpg_search`, :func:`enforce_budget`).
+search (:func:`random_search`), a HAQ-style DDPG search with HAQ's budget enforcement
+(:func:`haq_ddpg_search`, :func:`enforce_budget`) and, under a loss bound, a greedy descent
+from the best uniform configurations (:func:`descent_search`).
 
 Reproducibility: every random draw of a search comes from ``numpy.random.default_rng(seed)``,
 so the same seed and environment give identical results.
@@ -18,8 +19,10 @@ from sw_model.search._checks import check_choices
 from sw_model.search.cost import LayerChoice
 from sw_model.search.env import Budget, QuantEnv, SearchResult, check_env
 from sw_model.search.networks import MLP, Adam
+from sw_model.search.objective import LossBound
 
-__all__ = ["enforce_budget", "haq_ddpg_search", "random_search", "uniform_baseline"]
+__all__ = ["descent_search", "enforce_budget", "haq_ddpg_search", "random_search",
+           "uniform_baseline"]
 
 def uniform_baseline(env: QuantEnv, widths: Sequence[LayerChoice] | None = None
                      ) -> SearchResult:
@@ -233,5 +236,106 @@ def haq_ddpg_search(env: QuantEnv, *, episodes: int = 100, warmup: int = 20, see
     greedy = rollout(0.0)[2]
     result.final_choices = (enforce_budget(env, greedy) if isinstance(env.budget, Budget)
                             else tuple(greedy))
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _steps_down(env: QuantEnv, c: LayerChoice) -> list[LayerChoice]:
+    """``c`` one grid step narrower: in its weights, its activations, or both."""
+    w, a = _lower(env, c, "w"), _lower(env, c, "a")
+    both = None if w is None or a is None else _lower(env, w, "a")
+    return [x for x in (w, a, both) if x is not None]
+
+
+def descent_search(env: QuantEnv, *, episodes: int = 100,
+                   callback: Callable[[int, SearchResult], None] | None = None
+                   ) -> SearchResult:
+    """Greedy coordinate descent under a loss bound: the cheapest configuration that meets it.
+
+    First every uniform configuration is scored (as :func:`uniform_baseline`, in the grid's
+    order). Then, from the cheapest uniform configuration that meets the bound: each round
+    scores the configurations one step cheaper in one layer (that layer's weight width, its
+    activation width, or both, one grid step lower; schemes stay), cheapest first, and moves
+    to the first that meets the bound, the cheapest such step. When none does, the descent
+    starts again from the next cheapest uniform configuration that meets the bound, until
+    ``episodes`` configurations have been scored (a configuration scored before counts again,
+    as it does for the other methods, but the environment's memo gives it its first score) or
+    no start is left.
+    Deterministic: it draws nothing at random.
+
+    Each score is the quality on the evaluator's episodes of that call (rotating episodes for
+    :func:`fixar_hw.apps.search.run_loss_search`), so the descent can step onto a
+    configuration that meets the bound by luck; held-out re-checks are what catch it.
+
+    Parameters
+    ----------
+    env : QuantEnv
+        Under a :class:`~sw_model.search.objective.LossBound`.
+    episodes : int
+        Configurations to score, the uniform ones included.
+    callback : callable, optional
+        ``callback(i, result)`` after the ``i``-th scored configuration.
+
+    Returns
+    -------
+    SearchResult
+        ``history`` holds the scored configurations in order; ``final_choices`` is where the
+        last descent stopped.
+
+    Raises
+    ------
+    TypeError
+        If ``env`` is not a :class:`QuantEnv` under a
+        :class:`~sw_model.search.objective.LossBound`.
+    ValueError
+        If ``episodes`` is below 1.
+    """
+    env = check_env(env)
+    if not isinstance(env.budget, LossBound):
+        raise TypeError(f"descent_search needs an env under a LossBound, not {env.budget!r}")
+    episodes = check_int(episodes, "episodes", minimum=1)
+    start = time.perf_counter()
+    result = SearchResult()
+
+    def score(choices: tuple[LayerChoice, ...]):
+        ep = env.score(choices)
+        result.record(ep)
+        if callback is not None:
+            callback(len(result.history) - 1, result)
+        return ep
+
+    def metric(choices: tuple[LayerChoice, ...]) -> float:
+        return env.budget.metric(env.cost(choices))
+
+    uniform = []
+    for c in env.actions:
+        if len(result.history) >= episodes:
+            break
+        ep = score((c,) * env.n_layers)
+        if ep.fits:
+            uniform.append(ep.choices)
+    uniform.sort(key=metric)
+    cur: tuple[LayerChoice, ...] | None = None
+    for cur in uniform:
+        while len(result.history) < episodes:
+            here = metric(cur)
+            # one step down in one layer, cheapest first (a stable sort: ties keep the order
+            # of the layers and of the steps)
+            steps = sorted((x for x in dict.fromkeys(
+                (*cur[:k], d, *cur[k + 1:]) for k in range(env.n_layers)
+                for d in _steps_down(env, cur[k])) if metric(x) < here), key=metric)
+            moved = None
+            for x in steps:
+                if len(result.history) >= episodes:
+                    break
+                if score(x).fits:
+                    moved = x
+                    break
+            if moved is None:
+                break
+            cur = moved
+        if len(result.history) >= episodes:
+            break
+    result.final_choices = cur
     result.seconds = time.perf_counter() - start
     return result
