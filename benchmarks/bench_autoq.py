@@ -641,9 +641,9 @@ def loss_part(args: argparse.Namespace) -> None:
         print(f"the layer floor (every layer at its cheapest choice that meets the bound with the "
               f"others at fx16/16) has fewer {unit} than the best uniform winner by "
               f"{statistics.median(room):+.1f}% (median; per seed "
-              f"{', '.join(f'{v:+.1f}%' for v in room)}): no configuration meeting the bound "
-              f"is cheaper than its floor while a layer's loss only grows as the others "
-              f"narrow (the 'below it' counts above test that)")
+              f"{', '.join(f'{v:+.1f}%' for v in room)}); it bounds what a search can find "
+              f"only if no configuration meeting the bound puts a layer below its floor (the "
+              f"'below it' counts above)")
     for seed, (ppo_at, haq_total, haq_at) in zip(seeds, reach, strict=True):
         if ppo_at is None:
             print(f"  seed {seed}: PPO does not reach HAQ's final held-out {unit} "

@@ -722,12 +722,13 @@ class LayerFloor:
     """What :func:`layer_floor` found: per layer, the cheapest choice that meets the loss bound
     held out while every other layer stays at :data:`REFERENCE`.
 
-    If a layer's loss only grows when other layers are quantized more coarsely, no
-    configuration that meets the bound puts any layer below its floor. With a cost that adds
-    over layers (the pipelined mapping's LUTs, DSPs and memory bits), :attr:`metric` is then a
-    lower bound on the cost of every configuration that meets the bound, and so on what any
-    search can find. :attr:`undercut` counts the configurations seen that meet the bound held
-    out with a layer below its floor: the cases where that assumption fails.
+    If a layer's loss only grew when other layers are quantized more coarsely, no
+    configuration that meets the bound would put any layer below its floor, and with a cost
+    that adds over layers (the pipelined mapping's LUTs, DSPs and memory bits) :attr:`metric`
+    would be a lower bound on what any search can find. Quantization errors of different
+    layers can partly cancel, though, so that premise has to be checked: :attr:`undercut`
+    counts the configurations seen that meet the bound held out with a layer below its floor.
+    Where it is not 0, the floor is a per-layer sensitivity estimate, not a bound.
 
     Attributes
     ----------
@@ -976,8 +977,9 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
         With ``critic``, the bound of the critic's relative RMS value error on the visited
         states, a fraction or a percentage.
     floor : bool
-        Also find every layer's floor (:func:`layer_floor`): a lower bound on what any
-        search can find, ``best.json``'s ``"floor"``.
+        Also find every layer's floor (:func:`layer_floor`: each layer's cheapest choice
+        that meets the bound alone, and how many re-checked configurations undercut it),
+        ``best.json``'s ``"floor"``.
 
     Raises
     ------
@@ -1179,8 +1181,7 @@ def format_loss_summary(run: LossRun) -> str:
                      f"{f['cost']['mem_bits']:9d} {'':>7} {f['heldout_loss']:7.2%} {'':>7}  "
                      f"{' '.join(f['choices'])}")
         lines.append(f"floor: every layer at the cheapest choice that meets the bound with the "
-                     f"others at fx16/16, a lower bound on any search's winner while a layer's "
-                     f"loss only grows as others narrow; {f['undercut']} of the {f['passing']} "
-                     f"re-checked configurations that meet the bound put a layer below its "
-                     f"floor")
+                     f"others at fx16/16; {f['undercut']} of the {f['passing']} re-checked "
+                     f"configurations that meet the bound put a layer below its floor (when "
+                     f"none does, no search can find anything cheaper than the floor)")
     return "\n".join(lines)
