@@ -102,13 +102,20 @@ def test_search_is_deterministic(run, tmp_path, capsys):
     assert "fx16/16" in text and "float actor return" in text
 
 
-def test_search_from_a_weight_image(tmp_path, capsys):
-    img = tmp_path / "agent"
-    assert main(["train", "--precision", "float64", "--steps", "250", "--hidden", "6", "--warmup",
-                 "200", "--batch-size", "16", "--eval-episodes", "1", "--out", str(img),
-                 "--no-progress"]) == 0
+@pytest.fixture(scope="module")
+def pendulum_image(tmp_path_factory):
+    """A tiny float Pendulum agent's weight image (3-6-1 actor), trained by the CLI."""
+    img = tmp_path_factory.mktemp("agent")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["train", "--precision", "float64", "--steps", "250", "--hidden", "6",
+                     "--warmup", "200", "--batch-size", "16", "--eval-episodes", "1", "--out",
+                     str(img), "--no-progress"]) == 0
+    return img / "weights.fximg"
+
+
+def test_search_from_a_weight_image(tmp_path, capsys, pendulum_image):
     out = tmp_path / "s"
-    assert main(["search", "--weights", str(img / "weights.fximg"), "--method", "haq",
+    assert main(["search", "--weights", str(pendulum_image), "--method", "haq",
                  "--episodes", "5", "--states", "16", "--eval-episodes", "1",
                  "--budget-dsps", "40", "--out", str(out), "--no-progress"]) == 0
     rows = _rows(out / "search.csv")
@@ -354,12 +361,8 @@ def test_layer_floor_is_each_layers_cheapest_passing_choice(pen, limit):
     assert got.checked == len(calls) - 2  # the floor network is evaluated once more
 
 
-def test_search_env_must_match_the_weight_image(tmp_path, capsys):
-    img = tmp_path / "agent"
-    assert main(["train", "--precision", "float64", "--steps", "250", "--hidden", "6", "--warmup",
-                 "200", "--batch-size", "16", "--eval-episodes", "1", "--out", str(img),
-                 "--no-progress"]) == 0
-    path = img / "weights.fximg"
+def test_search_env_must_match_the_weight_image(tmp_path, capsys, pendulum_image):
+    path = pendulum_image
     out = tmp_path / "s"
     assert main(["search", "--weights", str(path), "--env", "mountain_car_continuous",
                  "--max-loss", "2%", "--out", str(out), "--no-progress"]) == 2
@@ -389,12 +392,8 @@ def test_search_trains_and_searches_mountain_car(tmp_path, capsys):
     assert best["env"] == "mountain_car_continuous"
 
 
-def test_search_refuses_a_weight_image_of_other_sizes(tmp_path, capsys):
-    img = tmp_path / "agent"
-    assert main(["train", "--precision", "float64", "--steps", "250", "--hidden", "6", "--warmup",
-                 "200", "--batch-size", "16", "--eval-episodes", "1", "--out", str(img),
-                 "--no-progress"]) == 0
-    path = img / "weights.fximg"
+def test_search_refuses_a_weight_image_of_other_sizes(tmp_path, capsys, pendulum_image):
+    path = pendulum_image
     out = tmp_path / "s"
     assert main(["search", "--weights", str(path), "--hidden", "8", "--max-loss", "2%",
                  "--out", str(out), "--no-progress"]) == 2
