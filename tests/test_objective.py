@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from sw_model.rl.envs import make
 from sw_model.search.baselines import descent_search, haq_ddpg_search, random_search
 from sw_model.search.cost import Cost, LayerChoice, LayerShape
-from sw_model.search.env import QuantEnv
+from sw_model.search.env import Budget, QuantEnv
 from sw_model.search.evaluators import (
     START_BOXES,
     JointLossEvaluator,
@@ -571,6 +571,19 @@ def test_random_search_reproducible_and_uniform():
     expected = [tuple(env.actions[j] for j in rng.integers(len(env.actions), size=2))
                 for _ in range(50)]
     assert [e.choices for e in a.history] == expected
+
+
+def test_descent_needs_a_loss_bound():
+    env = _toy_env()
+    with pytest.raises(ValueError, match=r"^episodes must be at least 1, not 0$"):
+        descent_search(env, episodes=0)
+    rng = np.random.default_rng(0)
+    mats = [rng.standard_normal((s.fan_out, s.fan_in)) for s in SHAPES]
+    budgeted = QuantEnv(SHAPES, mats, cost_model=ToyCost(), budget=Budget(luts=100.0),
+                        evaluate=lambda ch: 0.0, w_bits=W_SMALL, a_bits=A_SMALL)
+    with pytest.raises(TypeError, match=r"^descent_search needs an env under a LossBound, not "
+                                        r"Budget\("):
+        descent_search(budgeted, episodes=10)
 
 
 def _step_down(grid, bits):

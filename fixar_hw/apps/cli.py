@@ -716,8 +716,8 @@ def _add_search_parser(sub: argparse._SubParsersAction) -> None:
                          "(the critic's value error must also stay within --max-critic-error)")
     se.add_argument("--floor", action="store_true",
                     help="with --max-loss, also find each layer's floor: the cheapest choice "
-                         "that meets the bound with the other layers at 16/16, which bounds "
-                         "what any search can find")
+                         "that meets the bound with the other layers at 16/16 (a bound on what "
+                         "a search can find only where no configuration undercuts it)")
     se.add_argument("--max-critic-error", default="2%", metavar="ERROR",
                     help="with --critic, the bound of the critic's relative RMS value error on "
                          "the states the float actor visits (default 2%%)")

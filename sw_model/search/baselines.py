@@ -17,7 +17,7 @@ import numpy as np
 from sw_model.checks import check_int, check_real
 from sw_model.search._checks import check_choices
 from sw_model.search.cost import LayerChoice
-from sw_model.search.env import Budget, QuantEnv, SearchResult, check_env
+from sw_model.search.env import Budget, Episode, QuantEnv, SearchResult, check_env
 from sw_model.search.networks import MLP, Adam
 from sw_model.search.objective import LossBound
 
@@ -260,8 +260,7 @@ def descent_search(env: QuantEnv, *, episodes: int = 100,
     starts again from the next cheapest uniform configuration that meets the bound, until
     ``episodes`` configurations have been scored (a configuration scored before counts again,
     as it does for the other methods, but the environment's memo gives it its first score) or
-    no start is left.
-    Deterministic: it draws nothing at random.
+    no start is left. Deterministic: it draws nothing at random.
 
     Each score is the quality on the evaluator's episodes of that call (rotating episodes for
     :func:`fixar_hw.apps.search.run_loss_search`), so the descent can step onto a
@@ -297,7 +296,7 @@ def descent_search(env: QuantEnv, *, episodes: int = 100,
     start = time.perf_counter()
     result = SearchResult()
 
-    def score(choices: tuple[LayerChoice, ...]):
+    def score(choices: tuple[LayerChoice, ...]) -> Episode:
         ep = env.score(choices)
         result.record(ep)
         if callback is not None:
