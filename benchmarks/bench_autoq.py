@@ -37,8 +37,8 @@ LUTs whose return stays within 2% of the float actor's, on a Pendulum actor of F
 sizes (3-400-300-1, float64 DDPG, seeded), 64 lanes pipelined (``--mapping engine``: by memory
 bits on the training engine's 16x16x2 array instead). For each of 3 search seeds,
 :func:`fixar_hw.apps.search.run_loss_search` runs PPO (started from the best uniform
-configuration), HAQ-style DDPG and random search with the same number of sampled
-configurations, and every uniform configuration; each scores configurations on episodes
+configuration), HAQ-style DDPG, random search and the greedy descent with the same number of
+sampled configurations, and every uniform configuration; each scores configurations on episodes
 rotating through a seeded pool, re-checks its cheapest on held-out episodes every 16 distinct
 evaluations and reports its held-out winner. The held-out episodes start from initial states
 spread evenly over Pendulum's (``--heldout lattice``, the default) or from seeded random draws
@@ -46,7 +46,10 @@ spread evenly over Pendulum's (``--heldout lattice``, the default) or from seede
 episodes, held out, and on a third set of episodes, seeded random draws used for nothing else
 ("test"), with the starts of the test episodes the winner loses most on when its test loss
 breaks the bound; then the median over seeds of PPO's reduction against each baseline, and
-how many evaluations PPO needs to reach HAQ's final held-out cost. The time-to-quality curves
+how many evaluations PPO and the descent need to reach HAQ's final held-out cost, and every
+layer's floor (:func:`fixar_hw.apps.search.layer_floor`) with the count of configurations
+that undercut it. ``--env mountain_car_continuous`` runs it on MountainCarContinuous (the
+agent trained with correlated exploration noise). The time-to-quality curves
 (held-out winner's LUTs against distinct configurations evaluated) go to
 ``runs/bench_autoq/time_to_quality.png``. ``--critic`` searches the actor's and the critic's
 layers together (:class:`sw_model.search.evaluators.JointLossEvaluator`: the critic's relative
@@ -550,7 +553,7 @@ def loss_part(args: argparse.Namespace) -> None:
     runs: dict[int, dict[str, list]] = {}
     finals: dict[str, list[float | None]] = {
         m: [] for m in ("ppo", "haq", "random", "uniform", "descent")}
-    reach: list[tuple[int | None, int, int | None]] = []
+    reach: list[tuple[int | None, int, int | None, int | None]] = []
     floors: list[float] = []
     held_worst: list[str] = []
     for seed in seeds:
@@ -612,7 +615,8 @@ def loss_part(args: argparse.Namespace) -> None:
         haq_evals = run.best["methods"]["haq"]["evaluated"]
         reach.append((None if haq_final is None else _reach(run.curves["ppo"], haq_final),
                       haq_evals,
-                      None if haq_final is None else _reach(run.curves["haq"], haq_final)))
+                      None if haq_final is None else _reach(run.curves["haq"], haq_final),
+                      None if haq_final is None else _reach(run.curves["descent"], haq_final)))
     ref_cost = run.best["reference"]["cost"]
     print(f"reference uniform fixed 16/16: {ref_cost['luts']:.0f} LUTs, "
           f"{ref_cost['dsps']:.0f} DSPs, {ref_cost['mem_bits']} memory bits")
@@ -644,14 +648,15 @@ def loss_part(args: argparse.Namespace) -> None:
               f"{', '.join(f'{v:+.1f}%' for v in room)}); it bounds what a search can find "
               f"only if no configuration meeting the bound puts a layer below its floor (the "
               f"'below it' counts above)")
-    for seed, (ppo_at, haq_total, haq_at) in zip(seeds, reach, strict=True):
-        if ppo_at is None:
-            print(f"  seed {seed}: PPO does not reach HAQ's final held-out {unit} "
-                  f"(HAQ: {haq_at} of its {haq_total} distinct evaluations)")
-        else:
-            print(f"  seed {seed}: PPO reaches HAQ's final held-out {unit} after {ppo_at} distinct "
-                  f"evaluations ({ppo_at / haq_total:.2f}x HAQ's {haq_total}; HAQ first "
-                  f"reached it after {haq_at})")
+    for seed, (ppo_at, haq_total, haq_at, descent_at) in zip(seeds, reach, strict=True):
+        for method, at in (("PPO", ppo_at), ("the descent", descent_at)):
+            if at is None:
+                print(f"  seed {seed}: {method} does not reach HAQ's final held-out {unit} "
+                      f"(HAQ: {haq_at} of its {haq_total} distinct evaluations)")
+            else:
+                print(f"  seed {seed}: {method} reaches HAQ's final held-out {unit} after {at} "
+                      f"distinct evaluations ({at / haq_total:.2f}x HAQ's {haq_total}; HAQ "
+                      f"first reached it after {haq_at})")
     png = out / "time_to_quality.png"
     plot_curves(png, runs, f"{name} actor {arch}, {model_text}: cheapest {unit} "
                            f"within {max_loss} loss, held out", f"held-out winner's {unit}")
