@@ -137,6 +137,9 @@ def test_search_from_a_weight_image(tmp_path, capsys, pendulum_image):
                               "not -5.0"),
     (["--budget-luts", "2000", "--weights", "x.fximg"],
      "fixar-hw search: give --weights or --train-steps, not both"),
+    (["--budget-luts", "2000", "--method", "descent"],
+     "fixar-hw search: --method descent needs --max-loss"),
+    (["--budget-luts", "2000", "--floor"], "fixar-hw search: --floor needs --max-loss"),
     (["--budget-luts", "100"], "fixar-hw search: no configuration fits the budget (luts 100); "
                                "the cheapest need "),
     (["--budget-cycles", "10"], "cycles (fixed:2:4 fixed:2:4 fixed:2:4)"),

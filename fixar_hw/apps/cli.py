@@ -394,6 +394,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         return fail("--critic needs --max-loss")
     if args.floor and args.max_loss is None:
         return fail("--floor needs --max-loss")
+    if args.method == "descent" and args.max_loss is None:
+        return fail("--method descent needs --max-loss")
     env = args.env or "pendulum"
     if args.weights is not None:
         try:
