@@ -805,11 +805,10 @@ def layer_floor(shapes: Sequence[LayerShape], actions: Sequence[LayerChoice],
     floors: list[LayerChoice] = []
     checked = 0
     for k in range(n):
-        order = sorted(actions, key=lambda c, k=k: _alone(model, shapes, metric, k, c))
+        ref = _alone(model, shapes, metric, k, REFERENCE)
+        price = {c: _alone(model, shapes, metric, k, c) for c in actions}
         floor = REFERENCE
-        for c in order:
-            if _alone(model, shapes, metric, k, c) >= _alone(model, shapes, metric, k, REFERENCE):
-                break
+        for c in sorted((c for c in actions if price[c] < ref), key=price.__getitem__):
             checked += 1
             if heldout_loss(_with(n, k, c)) <= max_loss:
                 floor = c

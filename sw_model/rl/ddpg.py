@@ -213,8 +213,9 @@ class DDPGAgent:
         """The policy's normalized action for ``obs`` plus exploration noise, clipped to +-1."""
         c = self.config
         if not c.is_fixed:
+            # theta 1 leaves exactly the independent draw: 0 * n + e == e
             e = self.rng.normal(0.0, c.noise_sigma, self.act_dim)
-            self.noise = e if c.noise_theta == 1.0 else (1.0 - c.noise_theta) * self.noise + e
+            self.noise = (1.0 - c.noise_theta) * self.noise + e
             return np.clip(self.policy(obs)[0] + self.noise, -1.0, 1.0)
         fmts = self.formats
         out_fmt = fmts[f"actor.x{len(c.hidden) + 1}"]
