@@ -36,8 +36,9 @@ Part 3, the users' question (``fixar-hw search --max-loss``): the cheapest confi
 LUTs whose return stays within 2% of the float actor's, on a Pendulum actor of FIXAR's hidden
 sizes (3-400-300-1, float64 DDPG, seeded), 64 lanes pipelined (``--mapping engine``: by memory
 bits on the training engine's 16x16x2 array instead). For each of 3 search seeds,
-:func:`fixar_hw.apps.search.run_loss_search` runs PPO (started from the best uniform
-configuration), HAQ-style DDPG, random search and the greedy descent with the same number of
+:func:`fixar_hw.apps.search.run_loss_search` runs PPO (moving one width step at a time from
+an incumbent that starts at the best uniform configuration; ``--moves grid`` for choices on
+the whole grid), HAQ-style DDPG, random search and the greedy descent with the same number of
 sampled configurations, and every uniform configuration; each scores configurations on episodes
 rotating through a seeded pool, re-checks its cheapest on held-out episodes every 16 distinct
 evaluations and reports its held-out winner. The held-out episodes start from initial states
@@ -543,7 +544,7 @@ def loss_part(args: argparse.Namespace) -> None:
           f"cheapest that meets the bound held out; "
           f"'test': the winner's loss on {n_held} further episodes (seeds 900000.., random "
           f"starts) used for nothing else. Samples per method: PPO {n_uniform} uniform + "
-          f"{iterations} x {per_iter} ({args.incumbents} incumbent(s)), HAQ, "
+          f"{iterations} x {per_iter} ({args.moves} moves, {args.incumbents} incumbent(s)), HAQ, "
           f"random and descent ({n_uniform} uniform, then greedy steps) as many, uniform "
           f"{n_uniform}")
     head = (f"{'seed':>4} {'method':8} {'evals':>5} {'checks':>6} {'LUTs':>6} {'DSPs':>4} "
@@ -563,7 +564,8 @@ def loss_part(args: argparse.Namespace) -> None:
                               iterations=iterations, episodes_per_iter=per_iter, lanes=lanes,
                               states=n_states, episodes=episodes, pool=pool,
                               heldout_episodes=n_held, recheck=recheck, curve_step=step,
-                              incumbents=args.incumbents, confidence=args.confidence,
+                              incumbents=args.incumbents, moves=args.moves,
+                              confidence=args.confidence,
                               mapping=args.mapping, heldout=args.heldout, critic=crit,
                               max_critic_error=args.max_critic_error, floor=True,
                               env=env, progress=False)
@@ -691,6 +693,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--confidence", type=float, default=0.0,
                         help="part 3: the held-out check uses the loss plus this many standard "
                              "errors (default 0)")
+    parser.add_argument("--moves", choices=("local", "grid"), default="local",
+                        help="part 3: PPO's actions, moves from the incumbent or choices on "
+                             "the grid (default local)")
     parser.add_argument("--incumbents", type=int, default=1,
                         help="part 3: PPO's restarts from the best uniform configurations "
                              "(default 1)")

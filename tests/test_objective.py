@@ -548,6 +548,8 @@ def test_env_under_a_loss_bound_scores_by_hand():
     lambda env: haq_ddpg_search(env, episodes=80, warmup=20, seed=3),
     lambda env: random_search(env, episodes=200, seed=3),
     lambda env: descent_search(env, episodes=60),
+    lambda env: ppo_search(env, iterations=6, episodes_per_iter=16, seed=3, init="uniform",
+                           moves="local"),
 ])
 def test_searches_keep_the_cheapest_that_meets_the_bound(search):
     env = _toy_env()
@@ -639,3 +641,113 @@ def test_descent_walks_down_to_a_local_optimum(pen, budget):
                                          for i in range(2)))
         assert all(loss(ch) > 0.02 for ch in cheaper
                    if env.cost(ch).luts < env.cost(final).luts)
+
+
+def _grid_step(grid, bits, step):
+    i = grid.index(bits) + step
+    return grid[i] if 0 <= i < len(grid) else None
+
+
+@given(pen=st.lists(st.floats(0.0, 0.02), min_size=22, max_size=22),
+       seed=st.integers(0, 2**16), per_iter=st.integers(1, 6), step_prob=st.floats(0.05, 0.4))
+def test_local_ppo_moves_one_step_from_a_moving_incumbent(pen, seed, per_iter, step_prob):
+    """``moves="local"``: after the uniform configurations, every sampled configuration keeps
+    the incumbent's schemes and moves each width at most one grid step; the incumbent of an
+    iteration is the best (meeting the bound first, then by reward) of the best uniform
+    configuration and everything sampled before (recomputed here from the history)."""
+    ws, as_ = W_SMALL, A_SMALL
+    keys = [(s, w, a) for s in ws for w in ws[s] for a in as_]
+    loss_of = {(k, *key): pen[(k * len(keys) + i) % len(pen)] * (17 - key[1]) / 8
+               for k in range(2) for i, key in enumerate(keys)}
+
+    def loss(ch):
+        return sum(loss_of[k, c.scheme, c.w_bits, c.a_bits] for k, c in enumerate(ch))
+
+    rng = np.random.default_rng(0)
+    mats = [rng.standard_normal((x.fan_out, x.fan_in)) for x in SHAPES]
+    env = QuantEnv(SHAPES, mats, cost_model=ToyCost(),
+                   budget=LossBound(0.02, CostMetric({"luts": 1.0}), 128.0),
+                   evaluate=lambda ch: -loss(ch), w_bits=ws, a_bits=as_)
+    iterations = 4
+    res = ppo_search(env, iterations=iterations, episodes_per_iter=per_iter, seed=seed,
+                     hidden=8, init="uniform", moves="local", step_prob=step_prob)
+    n = len(env.actions)
+    hist = res.history
+    assert len(hist) == n + iterations * per_iter
+    assert [ep.choices for ep in hist[:n]] == [(c, c) for c in env.actions]
+
+    def rank(ep):
+        return (-loss(ep.choices) >= -0.02, ep.reward)
+
+    inc = max(hist[:n], key=lambda ep: (ep.fits, ep.reward))  # ties: the first
+    assert rank(inc) == max(rank(ep) for ep in hist[:n])
+    for it in range(iterations):
+        batch = hist[n + it * per_iter:n + (it + 1) * per_iter]
+        for ep in batch:
+            for c, i in zip(ep.choices, inc.choices, strict=True):
+                assert c.scheme == i.scheme
+                assert c.w_bits in {_grid_step(ws[i.scheme], i.w_bits, d) for d in (-1, 0, 1)}
+                assert c.a_bits in {_grid_step(as_, i.a_bits, d) for d in (-1, 0, 1)}
+        for ep in batch:
+            if rank(ep) > rank(inc):
+                inc = ep
+    # the greedy configuration is a move from the last incumbent too
+    for c, i in zip(res.final_choices, inc.choices, strict=True):
+        assert c.scheme == i.scheme
+        assert abs(ws[i.scheme].index(c.w_bits) - ws[i.scheme].index(i.w_bits)) <= 1
+        assert abs(as_.index(c.a_bits) - as_.index(i.a_bits)) <= 1
+
+
+def test_local_ppo_initial_moves_and_errors():
+    """The initial policy of ``moves="local"`` steps each width down with ``step_prob`` and up
+    with half of it (masked where the grid ends), and the search is reproducible."""
+    from sw_model.search.ppo import _LocalHeads
+
+    env = _toy_env()
+    heads = _LocalHeads(env)
+    z = heads.bias(0.2)
+    rng = np.random.default_rng(5)
+    mid = LayerChoice("fixed", 4, 4)  # a_bits 4 is the lowest: no step down
+    draws = [heads.act(z, mid, rng) for _ in range(4000)]
+    w_moves = np.array([d[1][0] for d in draws])
+    a_moves = np.array([d[1][1] for d in draws])
+    assert abs(np.mean(w_moves == 0) - 0.2) < 0.03 and abs(np.mean(w_moves == 2) - 0.1) < 0.03
+    assert not np.any(a_moves == 0)  # masked: 4 is the lowest activation width
+    # the other two renormalised: keep 0.7 / 0.8, up 0.1 / 0.8
+    assert abs(np.mean(a_moves == 2) - 0.125) < 0.03
+    for a, comps, _, _ in draws[:50]:  # mid's widths are at index 1 (w) and 0 (a)
+        c = env.actions[a]
+        assert c.w_bits == (2, 4, 8)[1 + (comps[0] - 1)]
+        assert c.a_bits == (4, 8)[0 + (comps[1] - 1)]
+    assert heads.act(z, mid, None)[0] == env.action_index(mid)  # arg-max: keep
+    runs = [ppo_search(_toy_env(), iterations=3, episodes_per_iter=5, seed=s, init="uniform",
+                       moves="local", hidden=8) for s in (4, 4, 5)]
+    assert [e.choices for e in runs[0].history] == [e.choices for e in runs[1].history]
+    assert [e.choices for e in runs[0].history] != [e.choices for e in runs[2].history]
+    with pytest.raises(ValueError, match=r"^moves must be one of \('grid', 'local'\), not "
+                                         r"'near'$"):
+        ppo_search(env, init="uniform", moves="near")
+    with pytest.raises(ValueError, match=r"^moves 'local' needs init 'uniform', not None$"):
+        ppo_search(env, moves="local")
+    with pytest.raises(ValueError, match=r"^step_prob must be below 0\.5, not 0\.5$"):
+        ppo_search(env, init="uniform", moves="local", step_prob=0.5)
+
+
+def test_local_ppo_rewards_the_improvement_on_the_incumbent():
+    """Local moves' reward: a configuration that meets the bound earns how much its reward
+    beats the incumbent's; one that does not, or is no better, earns 0 (by hand on the toy
+    loss, whose rewards are ``-ln(LUTs / 128)`` when the bound is met)."""
+    from sw_model.search.ppo import _gain
+
+    env = _toy_env()
+    inc = env.score((LayerChoice("fixed", 8, 8), LayerChoice("fixed", 8, 8)))  # 128 LUTs
+    better = env.score((LayerChoice("fixed", 8, 4), LayerChoice("fixed", 8, 8)))  # 96, meets
+    failing = env.score((LayerChoice("fixed", 2, 4), LayerChoice("fixed", 8, 4)))  # 40, fails
+    assert _gain(better, inc) == pytest.approx(math.log(128 / 96))
+    assert _gain(inc, better) == 0.0 and _gain(inc, inc) == 0.0
+    assert _gain(failing, inc) == 0.0
+    # an incumbent that fails: anything better counts, failing or not
+    worse = env.score((LayerChoice("fixed", 2, 4), LayerChoice("fixed", 2, 4)))
+    assert failing.reward > worse.reward
+    assert _gain(failing, worse) == pytest.approx(failing.reward - worse.reward)
+    assert _gain(worse, failing) == 0.0

@@ -250,8 +250,8 @@ def test_loss_search_outputs(loss_run):
                  for m in ("ppo", "haq", "random", "uniform", "descent")}
     assert [len(v) for v in by_method.values()] == [143, 10, 10, 125, 10]
     best = json.loads((loss_run / "best.json").read_text())
-    assert (best["cost"], best["max_loss"], best["incumbents"], best["confidence"]) == (
-        "luts+30*dsps", 0.02, 2, 0.5)
+    assert (best["cost"], best["max_loss"], best["incumbents"], best["confidence"],
+            best["moves"]) == ("luts+30*dsps", 0.02, 2, 0.5, "local")
     assert best["episode_pool"] == list(range(200010, 200016))
     # held out: starts spread over Pendulum's initial states, shifted by seed 100000 * 2 + 50000
     from sw_model.search.evaluators import covering_starts
@@ -381,6 +381,21 @@ def test_search_envs_are_those_with_a_heldout_lattice():
     from sw_model.search.evaluators import START_BOXES
 
     assert SEARCH_ENVS == tuple(START_BOXES) == tuple(TRAIN_NOISE)
+
+
+def test_search_moves_are_ppos(tmp_path):
+    from fixar_hw.apps.cli import SEARCH_MOVES
+    from sw_model.search.ppo import MOVES
+
+    assert sorted(SEARCH_MOVES) == sorted(MOVES)
+    out = tmp_path / "grid"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main([*TINY, *LOSS, "--method", "ppo", "--moves", "grid", "--out",
+                     str(out)]) == 0
+    assert json.loads((out / "best.json").read_text())["moves"] == "grid"
+    with pytest.raises(SystemExit) as info:
+        main([*TINY, *LOSS, "--moves", "near"])
+    assert info.value.code == 2
 
 
 def test_search_trains_and_searches_mountain_car(tmp_path, capsys):

@@ -425,7 +425,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
                 lanes=args.lanes, states=args.states, episodes=args.eval_episodes or 5,
                 pool=args.episode_pool, heldout_episodes=args.heldout_episodes,
                 recheck=args.recheck, mapping=args.mapping, size=args.size,
-                cores=args.cores, incumbents=args.incumbents, floor=args.floor,
+                cores=args.cores, incumbents=args.incumbents, moves=args.moves,
+                floor=args.floor,
                 confidence=args.confidence, critic=args.critic,
                 max_critic_error=args.max_critic_error, progress=not args.no_progress)
         except (TypeError, ValueError) as exc:
@@ -690,6 +691,9 @@ def _add_build_parser(sub: argparse._SubParsersAction) -> None:
 #: The environments ``fixar-hw search`` trains on and searches over: those with a held-out
 #: lattice (:data:`sw_model.search.evaluators.START_BOXES`, a heavier import than the parser's).
 SEARCH_ENVS = ("pendulum", "mountain_car_continuous")
+#: PPO's action spaces under ``--max-loss`` (:data:`sw_model.search.ppo.MOVES`, the default
+#: first).
+SEARCH_MOVES = ("local", "grid")
 
 
 def _add_search_parser(sub: argparse._SubParsersAction) -> None:
@@ -731,6 +735,11 @@ def _add_search_parser(sub: argparse._SubParsersAction) -> None:
     se.add_argument("--incumbents", type=_positive_int, default=1, metavar="N",
                     help="with --max-loss, PPO restarts from the N best uniform configurations "
                          "(default 1)")
+    se.add_argument("--moves", choices=SEARCH_MOVES, default=SEARCH_MOVES[0],
+                    help="with --max-loss, PPO's actions: each layer's move from the best "
+                         "configuration found so far, one width step down, kept or up "
+                         "('local', the default), or each layer's configuration on the whole "
+                         "grid ('grid')")
     se.add_argument("--confidence", type=float, default=0.0, metavar="Z",
                     help="with --max-loss, a configuration meets the loss held out only if "
                          "its held-out loss plus Z standard errors does (default 0)")

@@ -102,7 +102,7 @@ from sw_model.search.objective import (
     heldout_winner,
     parse_loss,
 )
-from sw_model.search.ppo import ppo_search
+from sw_model.search.ppo import MOVES, ppo_search
 from sw_model.search.quantize import actor_layers
 
 __all__ = [
@@ -902,7 +902,8 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
                     curve_step: int = 16, incumbents: int = 1, confidence: float = 0.0,
                     heldout: str = "lattice", size: int = 16, cores: int = 2,
                     critic: bool = False, max_critic_error: float | str = 0.02,
-                    floor: bool = False, progress: bool = True) -> LossRun:
+                    floor: bool = False, moves: str = "local", progress: bool = True
+                    ) -> LossRun:
     """The cheapest configuration whose held-out return stays within ``max_loss`` of the float
     actor's, by every method in ``methods``; writes ``search.csv``, ``time_to_quality.png``
     and ``best.json`` into ``out_dir``. With ``critic``, the actor and the critic are searched
@@ -958,6 +959,10 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
     incumbents : int
         PPO's restarts from the best uniform configurations
         (:func:`~sw_model.search.ppo.ppo_search`).
+    moves : {"local", "grid"}
+        PPO's actions (:func:`~sw_model.search.ppo.ppo_search`): each layer's move from the
+        incumbent, which follows the best configuration scored so far, or each layer's
+        configuration on the whole grid.
     confidence : float
         ``z >= 0``: the held-out check compares the held-out loss plus ``z`` standard errors
         of it (:meth:`~sw_model.search.evaluators.LossEvaluator.loss_bound`) with the bound,
@@ -997,6 +1002,8 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
                          f"does not price LUTs), not {cost!r}")
     limit = parse_loss(max_loss)
     recheck = check_int(recheck, "recheck", minimum=1)
+    if moves not in MOVES:
+        raise ValueError(f"moves must be one of {MOVES!r}, not {moves!r}")
     curve_step = check_int(curve_step, "curve_step", minimum=1)
     if heldout not in HELDOUT_KINDS:
         raise ValueError(f"heldout must be one of {HELDOUT_KINDS!r}, not {heldout!r}")
@@ -1065,7 +1072,8 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
             if method == "ppo":
                 res = ppo_search(qenv, iterations=iterations,
                                  episodes_per_iter=episodes_per_iter, seed=seed,
-                                 init="uniform", incumbents=incumbents, callback=callback)
+                                 init="uniform", incumbents=incumbents, moves=moves,
+                                 callback=callback)
             elif method == "haq":
                 res = haq_ddpg_search(qenv, episodes=evaluations, seed=seed,
                                       warmup=min(20, evaluations // 4), callback=callback)
@@ -1113,7 +1121,7 @@ def run_loss_search(weights: Mapping[str, Any], max_loss: float | str,
         "max_loss": limit, "critic": critic,
         **({"max_critic_error": c_limit} if critic else {}),
         "calibration_states": states, "episodes": episodes,
-        "incumbents": incumbents, "confidence": z,
+        "incumbents": incumbents, "moves": moves, "confidence": z,
         "episode_pool": list(train_seeds), "heldout": heldout,
         **({"heldout_shift_seed": shift_seed} if heldout == "lattice" else {}),
         "heldout_episodes": held_list,

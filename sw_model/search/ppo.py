@@ -20,6 +20,23 @@ uniform random policy; its best result is therefore never worse than the uniform
 ``incumbents=k`` restarts PPO from each of the ``k`` best uniform configurations in turn,
 sharing the iterations, so that the local search covers several starting points.
 
+With ``moves="local"``, the policy does not choose a layer's configuration but a *move* from
+the incumbent's: two heads, the weight width and the activation width, each one grid step down,
+kept, or one step up (masked at the grid's ends; the scheme is the incumbent's). The incumbent
+starts at the best uniform configuration and, after every iteration, becomes the best one
+scored so far (the fitting one with the highest reward), so the search walks downhill while
+the policy learns which layers take a narrower width at the current point. An episode's
+reward is its *improvement* on the iteration's incumbent, ``max(0, reward - incumbent's
+reward)`` for a configuration that fits (0 otherwise): an episode that repeats the incumbent,
+or any configuration no better, earns nothing, so the policy does not settle on keeping every
+layer (with the environment's reward it would, since every narrower step risks the
+penalty). Its state is
+:meth:`QuantEnv.state <sw_model.search.env.QuantEnv.state>` followed by the incumbent's weight
+and activation widths of the layer (:data:`LOCAL_FEATURES`). The moves start at probability
+``step_prob`` for a step down and ``step_prob / 2`` for a step up in every head. What a
+layer-wise policy over whole configurations cannot do well is keep five layers where they are
+while it narrows a sixth; a move policy keeps by default.
+
 Reproducibility: every random draw of a search comes from ``numpy.random.default_rng(seed)``,
 so the same seed and environment give identical results.
 """
@@ -36,10 +53,11 @@ import numpy.typing as npt
 
 from sw_model.checks import check_int, check_real
 from sw_model.search.cost import LayerChoice
-from sw_model.search.env import QuantEnv, SearchResult, check_env
+from sw_model.search.env import Episode, QuantEnv, SearchResult, check_env
 from sw_model.search.networks import MLP, Adam, log_softmax
 
-__all__ = ["POLICIES", "clipped_surrogate", "gae", "ppo_policy_loss", "ppo_search"]
+__all__ = ["LOCAL_FEATURES", "MOVES", "POLICIES", "clipped_surrogate", "gae", "ppo_policy_loss",
+           "ppo_search"]
 
 def gae(rewards: npt.ArrayLike, values: npt.ArrayLike, *, gamma: float, lam: float,
         last_value: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -227,11 +245,66 @@ class _PolicyHeads:
         return out
 
 
+#: The search's action spaces (:func:`ppo_search`'s ``moves``).
+MOVES: tuple[str, str] = ("grid", "local")
+#: What ``moves="local"`` appends to the environment's state: the incumbent's weight width
+#: (over the largest of the grid) and activation width (over the largest) of the layer.
+LOCAL_FEATURES: tuple[str, str] = ("incumbent_w", "incumbent_a")
+#: The moves of each head of ``moves="local"``, in the order of the logits.
+_STEPS: tuple[int, int, int] = (-1, 0, 1)
+
+
+class _LocalHeads:
+    """Maps a policy's logits to a move from the incumbent's layer choice: a head for the
+    weight width and one for the activation width, each (one step down, keep, one step up)
+    on the grid, masked where the grid ends."""
+
+    heads: tuple[int, int] = (3, 3)
+
+    def __init__(self, env: QuantEnv) -> None:
+        self.env = env
+        self.w_top = max(max(w) for w in env.w_bits.values())
+        self.a_top = max(env.a_bits)
+
+    def features(self, incumbent: LayerChoice) -> np.ndarray:
+        """:data:`LOCAL_FEATURES` of one layer's incumbent choice."""
+        return np.array([incumbent.w_bits / self.w_top, incumbent.a_bits / self.a_top])
+
+    def act(self, z: np.ndarray, incumbent: LayerChoice, rng: np.random.Generator | None
+            ) -> tuple[int, np.ndarray, float, np.ndarray]:
+        """(grid index, components, log-probability, mask) of a move sampled (or arg-max
+        without rng) from ``incumbent``."""
+        w_grid, a_grid = self.env.w_bits[incumbent.scheme], self.env.a_bits
+        wi, ai = w_grid.index(incumbent.w_bits), a_grid.index(incumbent.a_bits)
+        mask = np.array([wi > 0, True, wi < len(w_grid) - 1,
+                         ai > 0, True, ai < len(a_grid) - 1])
+        comps, logp = [], 0.0
+        for sl in _split(self.heads):
+            lp = _masked_log_softmax(z[sl], mask[sl])
+            if rng is None:
+                i = int(np.argmax(lp))
+            else:
+                p = np.exp(lp)
+                i = int(rng.choice(p.size, p=p / p.sum()))
+            comps.append(i)
+            logp += float(lp[i])
+        choice = LayerChoice(incumbent.scheme, w_grid[wi + _STEPS[comps[0]]],
+                             a_grid[ai + _STEPS[comps[1]]])
+        return self.env.action_index(choice), np.array(comps), logp, mask
+
+    def bias(self, step_prob: float) -> np.ndarray:
+        """Logit offsets giving each head (step down, keep, step up) probabilities
+        ``(step_prob, 1 - 1.5 step_prob, step_prob / 2)`` when the other logits are 0."""
+        one = np.log([step_prob, 1.0 - 1.5 * step_prob, step_prob / 2.0])
+        return np.concatenate([one, one])
+
+
 def ppo_search(env: QuantEnv, *, iterations: int = 30, episodes_per_iter: int = 32,
                seed: int = 0, lr: float = 1e-2, clip: float = 0.2, gamma: float = 1.0,
                lam: float = 0.95, epochs: int = 8, hidden: int = 32, ent_coef: float = 0.01,
                value_lr: float | None = None, policy: str = "factored",
                init: str | None = None, init_prob: float = 0.5, incumbents: int = 1,
+               moves: str = "grid", step_prob: float = 0.1,
                callback: Callable[[int, SearchResult], None] | None = None) -> SearchResult:
     """Search the configuration with clipped PPO and GAE (see the module docs).
 
@@ -278,6 +351,14 @@ def ppo_search(env: QuantEnv, *, iterations: int = 30, episodes_per_iter: int = 
         ``iterations // incumbents`` iterations each (the first ``iterations % incumbents``
         restarts one more; at most ``iterations`` restarts): a local search around several
         starting points instead of one. All restarts share the environment and the result.
+    moves : {"grid", "local"}
+        ``"grid"``: the policy chooses each layer's configuration on the grid (``policy``).
+        ``"local"``: it chooses each layer's move from the incumbent, which follows the best
+        configuration the restart has scored (see the module docs); needs
+        ``init="uniform"``, and ``policy`` and ``init_prob`` do not apply.
+    step_prob : float
+        With ``moves="local"``, the initial probability of a step down in each head (a step
+        up gets half of it), in ``(0, 0.5)``.
     callback : callable, optional
         ``callback(iteration, result)`` after every iteration.
 
@@ -285,7 +366,8 @@ def ppo_search(env: QuantEnv, *, iterations: int = 30, episodes_per_iter: int = 
     -------
     SearchResult
         With ``final_choices`` the greedy (arg-max per head) configuration of the final
-        policy (of the last restart).
+        policy (of the last restart; with ``moves="local"``, its moves applied to the last
+        incumbent).
     """
     env = check_env(env)
     iterations = check_int(iterations, "iterations", minimum=1)
@@ -310,9 +392,17 @@ def ppo_search(env: QuantEnv, *, iterations: int = 30, episodes_per_iter: int = 
     if init_prob >= 1.0:
         raise ValueError(f"init_prob must be below 1, not {init_prob!r}")
     incumbents = check_int(incumbents, "incumbents", minimum=1)
+    if moves not in MOVES:
+        raise ValueError(f"moves must be one of {MOVES!r}, not {moves!r}")
+    if moves == "local" and init != "uniform":
+        raise ValueError(f"moves 'local' needs init 'uniform', not {init!r}")
+    step_prob = check_real(step_prob, "step_prob", minimum=0.0, maximum=0.5, min_open=True)
+    if step_prob >= 0.5:
+        raise ValueError(f"step_prob must be below 0.5, not {step_prob!r}")
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
-    heads = _PolicyHeads(env, policy)
+    heads: _PolicyHeads | _LocalHeads = (_LocalHeads(env) if moves == "local"
+                                         else _PolicyHeads(env, policy))
     n_l = env.n_layers
     result = SearchResult()
     starts: list[LayerChoice | None] = [None]
@@ -326,51 +416,98 @@ def ppo_search(env: QuantEnv, *, iterations: int = 30, episodes_per_iter: int = 
               for r in range(len(starts))]
     it = -1
     for incumbent, share in zip(starts, shares, strict=True):
-        net = _ppo_run(env, heads, rng, incumbent, share, result, it, hidden=hidden,
-                                   lr=lr, value_lr=value_lr, clip=clip, gamma=gamma, lam=lam,
-                                   epochs=epochs, ent_coef=ent_coef, init_prob=init_prob,
-                                   episodes_per_iter=episodes_per_iter, callback=callback)
+        net, last = _ppo_run(env, heads, rng, incumbent, share, result, it, hidden=hidden,
+                             lr=lr, value_lr=value_lr, clip=clip, gamma=gamma, lam=lam,
+                             epochs=epochs, ent_coef=ent_coef, init_prob=init_prob,
+                             step_prob=step_prob, episodes_per_iter=episodes_per_iter,
+                             callback=callback)
         it += share
     greedy: list[LayerChoice] = []
     for k in range(n_l):
-        a = heads.act(net.forward(env.state(k, greedy)[None])[0], None)[0]
+        x = _input(env, heads, k, greedy, last)
+        if isinstance(heads, _LocalHeads):
+            a = heads.act(net.forward(x[None])[0], last[k], None)[0]
+        else:
+            a = heads.act(net.forward(x[None])[0], None)[0]
         greedy.append(env.actions[a])
     result.final_choices = tuple(greedy)
     result.seconds = time.perf_counter() - start
     return result
 
 
-def _ppo_run(env: QuantEnv, heads: _PolicyHeads, rng: np.random.Generator,
+def _gain(ep: Episode, incumbent: Episode) -> float:
+    """Local moves' reward: how much ``ep`` improves on ``incumbent``, ``max(0, reward -
+    incumbent's reward)`` if it fits or the incumbent does not, else 0."""
+    if ep.fits or not incumbent.fits:
+        return max(0.0, ep.reward - incumbent.reward)
+    return 0.0
+
+
+def _input(env: QuantEnv, heads: _PolicyHeads | _LocalHeads, k: int,
+           previous: Sequence[LayerChoice], incumbent: Sequence[LayerChoice] | None,
+           state: np.ndarray | None = None) -> np.ndarray:
+    """The policy's input at layer ``k``: the environment's state, and with local moves the
+    incumbent's :data:`LOCAL_FEATURES`."""
+    s = env.state(k, previous) if state is None else state
+    if isinstance(heads, _LocalHeads) and incumbent is not None:
+        return np.concatenate([s, heads.features(incumbent[k])])
+    return s
+
+
+def _ppo_run(env: QuantEnv, heads: _PolicyHeads | _LocalHeads, rng: np.random.Generator,
              incumbent: LayerChoice | None, iterations: int, result: SearchResult, it0: int, *,
              hidden: int, lr: float, value_lr: float, clip: float, gamma: float, lam: float,
-             epochs: int, ent_coef: float, init_prob: float, episodes_per_iter: int,
-             callback: Callable[[int, SearchResult], None] | None) -> MLP:
+             epochs: int, ent_coef: float, init_prob: float, step_prob: float,
+             episodes_per_iter: int, callback: Callable[[int, SearchResult], None] | None
+             ) -> tuple[MLP, tuple[LayerChoice, ...] | None]:
     """One PPO run from fresh networks (biased towards ``incumbent`` if given), recording into
-    ``result``; the callback's iterations count on from ``it0 + 1``."""
-    n_f, n_l, n_z = env.n_features, env.n_layers, sum(heads.heads)
+    ``result``; the callback's iterations count on from ``it0 + 1``. Returns the policy and,
+    with local moves, the last incumbent (else None)."""
+    local = isinstance(heads, _LocalHeads)
+    n_l, n_z = env.n_layers, sum(heads.heads)
+    n_f = env.n_features + (len(LOCAL_FEATURES) if local else 0)
     net = MLP([n_f, hidden, hidden, n_z], rng, out_scale=0.01)
     value = MLP([n_f, hidden, hidden, 1], rng)
     opt_p, opt_v = Adam(net.params, lr), Adam(value.params, value_lr)
-    if incumbent is not None:
+    best = None
+    if isinstance(heads, _LocalHeads):
+        if incumbent is None:
+            raise RuntimeError("local moves need an incumbent")
+        net.params[-1] += heads.bias(step_prob)
+        # the incumbent: the best configuration this run has scored (its start first)
+        best = env.score((incumbent,) * n_l)
+    elif incumbent is not None:
         net.params[-1] += heads.bias(incumbent, init_prob)
     e_n = episodes_per_iter
     for it in range(iterations):
+        inc = None if best is None else best.choices
         states = np.zeros((e_n, n_l, n_f))
         comps = np.zeros((e_n, n_l, len(heads.heads)), dtype=np.intp)
         masks = np.ones((e_n, n_l, n_z), dtype=bool)
         logps = np.zeros((e_n, n_l))
         rewards = np.zeros((e_n, n_l))
+        scored = []
         for e in range(e_n):
             s: np.ndarray | None = env.reset()
             for k in range(n_l):
-                states[e, k] = s
-                a, comps[e, k], logps[e, k], mask = heads.act(net.forward(s[None])[0], rng)
+                x = _input(env, heads, k, (), inc, state=s)
+                states[e, k] = x
+                z = net.forward(x[None])[0]
+                if isinstance(heads, _LocalHeads) and inc is not None:
+                    a, comps[e, k], logps[e, k], mask = heads.act(z, inc[k], rng)
+                else:
+                    a, comps[e, k], logps[e, k], mask = heads.act(z, rng)
                 if mask is not None:
                     masks[e, k] = mask
                 s, rewards[e, k], _, ep = env.step(a)
             if ep is None:
                 raise RuntimeError("the environment did not end after its last layer")
             result.record(ep)
+            scored.append(ep)
+            if best is not None:
+                rewards[e, -1] = _gain(ep, best)
+        if best is not None:
+            best = max([best, *scored], key=lambda ep: (ep.fits, ep.reward))
         flat_s = states.reshape(-1, n_f)
         values = value.forward(flat_s)[:, 0].reshape(e_n, n_l)
         adv, ret = gae(rewards, values, gamma=gamma, lam=lam)
@@ -386,4 +523,4 @@ def _ppo_run(env: QuantEnv, heads: _PolicyHeads, rng: np.random.Generator,
             opt_v.step(value.backward(((v - ret) / v.size)[:, None])[0])
         if callback is not None:
             callback(it0 + 1 + it, result)
-    return net
+    return net, None if best is None else best.choices
