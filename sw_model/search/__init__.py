@@ -21,9 +21,11 @@ Every layer of a network gets a :class:`~sw_model.search.cost.LayerChoice` (sche
   budget or a loss bound) and the records of a search;
 - :mod:`~sw_model.search.networks`: the small NumPy networks of the search agents;
 - :mod:`~sw_model.search.ppo`: :func:`~sw_model.search.ppo.ppo_search` (clipped PPO with GAE,
-  optionally started from the best uniform configuration);
+  optionally started from the best uniform configuration, over whole configurations or over
+  one-step moves from a moving incumbent);
 - :mod:`~sw_model.search.baselines`: :func:`~sw_model.search.baselines.uniform_baseline`,
-  :func:`~sw_model.search.baselines.random_search` and
+  :func:`~sw_model.search.baselines.random_search`,
   :func:`~sw_model.search.baselines.haq_ddpg_search` (HAQ-style DDPG with HAQ's budget
-  enforcement).
+  enforcement) and :func:`~sw_model.search.baselines.descent_search` (a greedy descent under a
+  loss bound).
 """
