@@ -690,9 +690,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heldout-episodes", type=int, default=60,
                         help="part 3's held-out episodes, and as many test episodes "
                              "(default 60)")
-    parser.add_argument("--confidence", type=float, default=0.0,
+    parser.add_argument("--confidence", type=float, default=2.0,
                         help="part 3: the held-out check uses the loss plus this many standard "
-                             "errors (default 0)")
+                             "errors (default 2)")
     parser.add_argument("--moves", choices=("local", "grid"), default="local",
                         help="part 3: PPO's actions, moves from the incumbent or choices on "
                              "the grid (default local)")

@@ -443,8 +443,8 @@ def test_search_cli_engine_mapping_takes_the_grid(tmp_path):
     out = tmp_path / "engine"
     assert main([*TINY, "--max-loss", "2%", "--cost", "mem_bits", "--heldout-episodes", "3",
                  "--episode-pool", "6", "--eval-episodes", "2", "--recheck", "2", "--method",
-                 "uniform", "--mapping", "engine", "--size", "2", "--cores", "1", "--out",
-                 str(out)]) == 0
+                 "uniform", "--confidence", "0", "--mapping", "engine", "--size", "2",
+                 "--cores", "1", "--out", str(out)]) == 0
     best = json.loads((out / "best.json").read_text())
     assert (best["mapping"], best["size"], best["cores"]) == ("engine", 2, 1)
     winner = best["methods"]["uniform"]["winner"]

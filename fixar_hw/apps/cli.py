@@ -740,9 +740,10 @@ def _add_search_parser(sub: argparse._SubParsersAction) -> None:
                          "configuration found so far, one width step down, kept or up "
                          "('local', the default), or each layer's configuration on the whole "
                          "grid ('grid')")
-    se.add_argument("--confidence", type=float, default=0.0, metavar="Z",
+    se.add_argument("--confidence", type=float, default=2.0, metavar="Z",
                     help="with --max-loss, a configuration meets the loss held out only if "
-                         "its held-out loss plus Z standard errors does (default 0)")
+                         "its held-out loss plus Z standard errors does (default 2; 0 "
+                         "compares the loss itself)")
     se.add_argument("--episode-pool", type=_positive_int, default=50, metavar="N",
                     help="with --max-loss, the pool of seeded episodes the search rotates "
                          "through (default 50)")
