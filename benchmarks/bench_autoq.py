@@ -577,6 +577,12 @@ def loss_part(args: argparse.Namespace) -> None:
                                     max_critic_error=run.best["max_critic_error"],
                                     seeds=test_seeds, episodes=len(test_seeds), env=env)
                  if crit else None)
+        fresh = (LossEvaluator(actor, calib, seeds=fresh_seeds, episodes=len(fresh_seeds),
+                               env=env) if fresh_seeds else None)
+        fresh_joint = (JointLossEvaluator(agent, calib, max_loss=run.bound.max_loss,
+                                          max_critic_error=run.best["max_critic_error"],
+                                          seeds=fresh_seeds, episodes=len(fresh_seeds), env=env)
+                       if fresh_seeds and crit else None)
         for method, entry in run.best["methods"].items():
             c = entry["winner"] or entry["least_loss"]
             finals[method].append(None if entry["winner"] is None else c["metric"])
@@ -599,13 +605,15 @@ def loss_part(args: argparse.Namespace) -> None:
                   f"{critic_note}")
             if actor_test > run.bound.max_loss:
                 print("     " + worst_starts(tester, choices[:n_actor], test_seeds))
-            if fresh_seeds:
-                fresh = LossEvaluator(actor, calib, seeds=fresh_seeds,
-                                      episodes=len(fresh_seeds), env=env)
+            if fresh is not None:
                 loss = fresh.loss(choices[:n_actor], fresh_seeds)
                 se = fresh.loss_bound(choices[:n_actor], fresh_seeds, 1.0) - loss
+                fresh_critic = ""
+                if fresh_joint is not None:
+                    c_fresh = fresh_joint.critic_error(choices[n_actor:], fresh_seeds)
+                    fresh_critic = f"; critic error {c_fresh:.2%}"
                 print(f"     fresh: {loss:.2%} on {len(fresh_seeds)} further random episodes "
-                      f"(standard error {se:.2%})")
+                      f"(standard error {se:.2%}){fresh_critic}")
         f = run.floor
         floors.append(f.metric)
         print(f"{seed:>4} {'floor':8} {f.checked:>5} {'':>6} {f.cost.luts:6.0f} "
