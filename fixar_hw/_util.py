@@ -7,11 +7,24 @@ import functools
 from collections.abc import Callable
 from typing import TypeVar
 
-from sw_model.checks import check_int
+from amaranth.hdl import Module, Value
+
+from sw_model.checks import check_bool, check_int
 
 F = TypeVar("F", bound=Callable[..., None])
 
-__all__ = ["check_int", "never_elaborated", "silence_on_error"]
+__all__ = ["check_bool", "check_int", "never_elaborated", "observe", "silence_on_error"]
+
+
+def observe(m: Module, port: object, **values: Value) -> None:
+    """Drive the fields of a component's observation port ``port`` (an ``Out`` of a
+    ``StructLayout``, added to the signature when the component is built with
+    ``observe=True``) from the internal signals ``values``, by field name.
+
+    Proof harnesses read a component's internal registers through such a port, declared with
+    its signature, rather than through attributes that elaboration leaves behind.
+    """
+    m.d.comb += [getattr(port, name).eq(v) for name, v in values.items()]
 
 
 def silence_on_error(init: F) -> F:

@@ -131,6 +131,7 @@ def test_mac_latency_and_throughput():
         (dict(rounding="trunc"), ValueError,
          r"^rounding must be one of 'floor', 'half_up', 'half_even', not 'trunc'$"),
         (dict(overflow=None), TypeError, r"^overflow must be a string, not None$"),
+        (dict(observe=1), TypeError, r"^observe must be a bool, not 1$"),
     ],
 )
 def test_mac_construction_errors(kwargs, exc, msg):

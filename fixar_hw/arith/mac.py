@@ -11,7 +11,7 @@ from amaranth.hdl import Module, Shape, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from fixar_hw._util import check_int, silence_on_error
+from fixar_hw._util import check_bool, check_int, observe, silence_on_error
 from fixar_hw.arith.numeric import check_format, range_shape, requantize, shape_of
 from sw_model.numerics.fixed import FixedFormat, check_overflow, check_rounding, product_range
 
@@ -62,6 +62,8 @@ class FixedMAC(wiring.Component):
         Rounding of the result (see :mod:`sw_model.numerics.fixed`).
     overflow : {"saturate", "wrap"}
         Handling of a result outside ``out_fmt``.
+    observe : bool
+        Add the :attr:`obs` port (for proofs; default False).
 
     Members
     -------
@@ -69,6 +71,8 @@ class FixedMAC(wiring.Component):
         Terms.
     o : Out(stream.Signature(StructLayout({"value": shape_of(out_fmt), "overrun": 1})))
         Results, one per vector.
+    obs : Out(observation_layout)
+        With ``observe``: the internal registers, for a proof's shadow model.
 
     Raises
     ------
@@ -94,6 +98,7 @@ class FixedMAC(wiring.Component):
         max_terms: int,
         rounding: str = "half_even",
         overflow: str = "saturate",
+        observe: bool = False,
     ) -> None:
         self._a_fmt = check_format(a_fmt, "a_fmt")
         self._b_fmt = check_format(b_fmt, "b_fmt")
@@ -105,10 +110,12 @@ class FixedMAC(wiring.Component):
         self._product_range = product_range(a_fmt, b_fmt)
         self._product_shape = range_shape(*self._product_range)
         self._acc_shape = self.accumulator_shape(a_fmt, b_fmt, max_terms)
+        self._observe = check_bool(observe, "observe")
 
         super().__init__({
             "i": In(stream.Signature(self.input_layout)),
             "o": Out(stream.Signature(self.output_layout)),
+            **({"obs": Out(self.observation_layout)} if observe else {}),
         })
 
     @staticmethod
@@ -158,6 +165,17 @@ class FixedMAC(wiring.Component):
     def output_layout(self) -> data.StructLayout:
         """Payload layout of :attr:`o`: ``value`` (an ``out_fmt`` code), ``overrun``."""
         return data.StructLayout({"value": shape_of(self._out_fmt), "overrun": 1})
+
+    @property
+    def observation_layout(self) -> data.StructLayout:
+        """Layout of :attr:`obs`: the product stage (``p_valid``, ``p_last``, ``p``), the open
+        vector (``acc``, ``count``, ``over``) and the closed one (``s_valid``, ``s_sum``,
+        ``s_over``)."""
+        return data.StructLayout({
+            "p_valid": 1, "p_last": 1, "p": self._product_shape, "acc": self._acc_shape,
+            "count": range(self._max_terms + 1), "over": 1, "s_valid": 1,
+            "s_sum": self._acc_shape, "s_over": 1,
+        })
 
     @property
     def product_range(self) -> tuple[int, int]:
@@ -249,9 +267,9 @@ class FixedMAC(wiring.Component):
         with m.Elif(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
 
-        # White-box observation for the formal harnesses (not ports).
-        self._obs = dict(p_valid=p_valid, p_last=p_last, p=p, acc=acc, count=count, over=over,
-                         s_valid=s_valid, s_sum=s_sum, s_over=s_over)
+        if self._observe:
+            observe(m, self.obs, p_valid=p_valid, p_last=p_last, p=p, acc=acc, count=count,
+                    over=over, s_valid=s_valid, s_sum=s_sum, s_over=s_over)
         return m
 
     def __repr__(self) -> str:

@@ -30,7 +30,6 @@ from amaranth.hdl import (
     Assume,
     Cover,
     Elaboratable,
-    Fragment,
     Module,
     Mux,
     ResetSignal,
@@ -129,8 +128,8 @@ class MACContractSpec(Elaboratable):
     def elaborate(self, platform) -> Module:
         m = Module()
         dut = self.mac
-        m.submodules.dut = Fragment.get(dut, platform)
-        obs = dut._obs  # white-box registers, available once elaborated
+        m.submodules.dut = dut
+        obs = dut.obs  # its internal registers (built with observe=True)
         i, o = dut.i, dut.o
         n = dut.max_terms
         pmin, pmax = dut.product_range
@@ -141,34 +140,34 @@ class MACContractSpec(Elaboratable):
         # Shadow sums, wide enough never to wrap.
         wide = signed(max(dut.acc_shape.width, range_shape(n * pmin, n * pmax).width) + 4)
         sh_acc, sh_s, sh_o = Signal(wide), Signal(wide), Signal(wide)
-        with m.If(i.ready & obs["p_valid"]):
-            with m.If(obs["p_last"]):
-                m.d.sync += [sh_s.eq(sh_acc + obs["p"]), sh_acc.eq(0)]
+        with m.If(i.ready & obs.p_valid):
+            with m.If(obs.p_last):
+                m.d.sync += [sh_s.eq(sh_acc + obs.p), sh_acc.eq(0)]
             with m.Else():
-                m.d.sync += sh_acc.eq(sh_acc + obs["p"])
-        with m.If(obs["s_valid"] & (~o.valid | o.ready)):
+                m.d.sync += sh_acc.eq(sh_acc + obs.p)
+        with m.If(obs.s_valid & (~o.valid | o.ready)):
             m.d.sync += sh_o.eq(sh_s)
 
         o_holds = holds_while_stalled(m, o)
         stalled = Signal()
         m.d.sync += stalled.eq(o.valid & ~o.ready)
 
-        count = obs["count"]
+        count = obs.count
         with m.If(~ResetSignal()):
             m.d.comb += [
                 # a registered product lies in the exact product range
-                Assert(~obs["p_valid"] | ((obs["p"] >= pmin) & (obs["p"] <= pmax)),
+                Assert(~obs.p_valid | ((obs.p >= pmin) & (obs.p <= pmax)),
                        "product in range"),
                 # the open vector's terms are counted exactly, and never exceed max_terms - 1
-                Assert(Mux(obs["p_valid"] & obs["p_last"], in_count == 0,
-                           in_count == count + obs["p_valid"]), "count tracks"),
+                Assert(Mux(obs.p_valid & obs.p_last, in_count == 0,
+                           in_count == count + obs.p_valid), "count tracks"),
                 Assert(count <= n - 1, "count bounded"),
-                Assert(~obs["over"], "no overrun flagged"),
+                Assert(~obs.over, "no overrun flagged"),
                 # the accumulator equals the exact sum: it has not wrapped
-                Assert(obs["acc"] == sh_acc, "accumulator exact"),
+                Assert(obs.acc == sh_acc, "accumulator exact"),
                 Assert((sh_acc >= count * pmin) & (sh_acc <= count * pmax), "sum bounded"),
                 # a closed vector's sum is exact
-                Assert(~obs["s_valid"] | ((obs["s_sum"] == sh_s) & ~obs["s_over"]),
+                Assert(~obs.s_valid | ((obs.s_sum == sh_s) & ~obs.s_over),
                        "closed sum exact"),
                 # an emitted result is the requantized exact sum, without overrun
                 Assert(~o.valid | (requantized_ok(m, o.payload.value, sh_o,
@@ -217,7 +216,7 @@ class ProductSpec(Elaboratable):
 
 
 def _mac(a, b, out, n, **kw):
-    return _AbstractProductMAC(a, b, out, max_terms=n, **kw)
+    return _AbstractProductMAC(a, b, out, max_terms=n, observe=True, **kw)
 
 
 _S4, _U4 = FixedFormat(4, 2), FixedFormat(4, 1, signed=False)
@@ -271,6 +270,7 @@ JOBS: list[ProofJob] = [
     # the same parameters as mac.contract.s4xs4_n5_wrap, which passes
     ProofJob("mac.mutant.narrow_acc", "a one-bit-short accumulator is caught",
              lambda: MACContractSpec(_NarrowAccMAC(_S4, _S4, FixedFormat(4, 3), max_terms=5,
-                                                   rounding="half_up", overflow="wrap")),
+                                                   rounding="half_up", overflow="wrap",
+                                                   observe=True)),
              "prove", 12, expect="FAIL"),
 ]
