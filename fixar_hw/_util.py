@@ -24,7 +24,7 @@ def observe(m: Module, port: object, **values: Value) -> None:
     Proof harnesses read a component's internal registers through such a port, declared with
     its signature, rather than through attributes that elaboration leaves behind.
     """
-    m.d.comb += [getattr(port, name).eq(v) for name, v in values.items()]
+    m.d.comb += [port[name].eq(v) for name, v in values.items()]
 
 
 def silence_on_error(init: F) -> F:

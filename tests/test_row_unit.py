@@ -129,6 +129,7 @@ def test_plan_passes():
      r"^alpha_fmt must be unsigned, not FixedFormat\(8, 4\)$"),
     (dict(fix_fmt=FixedFormat(4, 3, signed=False)), ValueError,
      r"^fix_fmt must be signed, not FixedFormat\(4, 3, signed=False\)$"),
+    (dict(observe="yes"), TypeError, r"^observe must be a bool, not 'yes'$"),
 ])
 def test_row_unit_construction_errors(kwargs, exc, msg):
     args = dict(x_fmt=FixedFormat(8, 4), sp2_fmt=SP2Format(4), fix_fmt=FixedFormat(4, 3),

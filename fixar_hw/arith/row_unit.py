@@ -6,15 +6,16 @@ against one input vector at a time; :func:`plan_passes` maps the rows of a
 :func:`sw_model.numerics.msq.matvec`: every row result of the unit equals it bit for bit.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from amaranth.hdl import Array, Module, Mux, Shape, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from fixar_hw._util import check_int, silence_on_error
+from fixar_hw._util import check_bool, check_int, observe, silence_on_error
 from fixar_hw.arith.mac import exact_product
 from fixar_hw.arith.numeric import check_format, range_shape, requantize, shape_of
 from fixar_hw.arith.sp2 import SP2ShiftAdd, sp2_product_range
@@ -67,6 +68,8 @@ class MixedRowUnit(wiring.Component):
         Longest vector.
     rounding, overflow : str
         As for :func:`sw_model.numerics.fixed.requantize`.
+    observe : bool
+        Add the :attr:`obs` port (for proofs; default False).
 
     Members
     -------
@@ -75,6 +78,8 @@ class MixedRowUnit(wiring.Component):
         ``alpha`` of ``n_fixed + n_sp2`` scale codes (read with ``last``).
     o : Out(stream.Signature(StructLayout({"value", "lane"})))
         Row results.
+    obs : Out(observation_layout)
+        With ``observe``: the internal registers, for a proof's shadow model.
     """
 
     latency: int = 3
@@ -83,7 +88,7 @@ class MixedRowUnit(wiring.Component):
     def __init__(self, x_fmt: FixedFormat, sp2_fmt: SP2Format, fix_fmt: FixedFormat,
                  alpha_fmt: FixedFormat, out_fmt: FixedFormat, *, n_fixed: int, n_sp2: int,
                  max_cols: int, rounding: str = "half_even",
-                 overflow: str = "saturate") -> None:
+                 overflow: str = "saturate", observe: bool = False) -> None:
         self._x_fmt = check_format(x_fmt, "x_fmt")
         if not isinstance(sp2_fmt, SP2Format):
             raise TypeError(f"sp2_fmt must be an SP2Format, not {sp2_fmt!r}")
@@ -102,9 +107,11 @@ class MixedRowUnit(wiring.Component):
         self._max_cols = check_int(max_cols, "max_cols", minimum=1)
         self._rounding = check_rounding(rounding)
         self._overflow = check_overflow(overflow)
+        self._observe = check_bool(observe, "observe")
         super().__init__({
             "i": In(stream.Signature(self.input_layout)),
             "o": Out(stream.Signature(self.output_layout)),
+            **({"obs": Out(self.observation_layout)} if observe else {}),
         })
 
     # --- parameters ---------------------------------------------------------------------------
@@ -185,6 +192,26 @@ class MixedRowUnit(wiring.Component):
         """Payload layout of :attr:`o`: ``value`` (an ``out_fmt`` code) and ``lane``."""
         return data.StructLayout({
             "value": shape_of(self._out_fmt), "lane": range(max(self.n_lanes, 2)),
+        })
+
+    @property
+    def observation_layout(self) -> data.StructLayout:
+        """Layout of :attr:`obs`: the product stage (``p_valid``, ``p_last``, and per lane
+        ``p`` and ``p_alpha``), the accumulators ``acc``, the closed sums (``s_valid``, per
+        lane ``s_sum`` and ``s_alpha``) and the drain index ``idx``; a per-lane field holds
+        one field a lane, named by its index (``obs.acc["0"]``)."""
+        lanes = range(self.n_lanes)
+        alpha = shape_of(self._alpha_fmt)
+
+        def per_lane(shape: Callable[[int], Any]) -> data.StructLayout:
+            return data.StructLayout({str(k): shape(k) for k in lanes})
+
+        return data.StructLayout({
+            "p_valid": 1, "p_last": 1,
+            "p": per_lane(lambda k: range_shape(*self.lane_product_range(k))),
+            "p_alpha": per_lane(lambda k: alpha), "acc": per_lane(self.acc_shape),
+            "s_valid": 1, "s_sum": per_lane(self.acc_shape),
+            "s_alpha": per_lane(lambda k: alpha), "idx": range(self.n_lanes),
         })
 
     def lane_product_range(self, lane: int) -> tuple[int, int]:
@@ -270,9 +297,11 @@ class MixedRowUnit(wiring.Component):
         with m.If(~p_block & p_valid & p_last):
             m.d.sync += s_valid.eq(1)
 
-        self._obs = dict(p_valid=p_valid, p_last=p_last, p=p, p_alpha=p_alpha, acc=acc,
-                         s_valid=s_valid,
-                         s_sum=s_sum, s_alpha=s_alpha, idx=idx)
+        if self._observe:
+            observe(m, self.obs, p_valid=p_valid, p_last=p_last, s_valid=s_valid, idx=idx)
+            for name, sigs in (("p", p), ("p_alpha", p_alpha), ("acc", acc), ("s_sum", s_sum),
+                               ("s_alpha", s_alpha)):
+                observe(m, self.obs[name], **{str(k): v for k, v in enumerate(sigs)})
         return m
 
     def __repr__(self) -> str:

@@ -21,7 +21,6 @@ from amaranth.hdl import (
     Assume,
     Cover,
     Elaboratable,
-    Fragment,
     Module,
     Mux,
     ResetSignal,
@@ -66,8 +65,8 @@ class RowUnitContractSpec(Elaboratable):
     def elaborate(self, platform) -> Module:
         m = Module()
         dut = self.unit
-        m.submodules.dut = Fragment.get(dut, platform)
-        obs = dut._obs
+        m.submodules.dut = dut
+        obs = dut.obs  # its internal registers (built with observe=True)
         i, o = dut.i, dut.o
         lanes = range(dut.n_lanes)
         n = dut.max_cols
@@ -85,20 +84,20 @@ class RowUnitContractSpec(Elaboratable):
         advance = i.ready
         with m.If(advance):
             m.d.sync += [sh_p_alpha[k].eq(i.payload.alpha[k]) for k in lanes]
-            with m.If(obs["p_valid"]):
-                with m.If(obs["p_last"]):
-                    m.d.sync += [sh_s[k].eq(sh_acc[k] + obs["p"][k]) for k in lanes]
+            with m.If(obs.p_valid):
+                with m.If(obs.p_last):
+                    m.d.sync += [sh_s[k].eq(sh_acc[k] + obs.p[str(k)]) for k in lanes]
                     m.d.sync += [sh_s_alpha[k].eq(sh_p_alpha[k]) for k in lanes]
                     m.d.sync += [sh_acc[k].eq(0) for k in lanes]
                     m.d.sync += sh_count.eq(0)
                 with m.Else():
-                    m.d.sync += [sh_acc[k].eq(sh_acc[k] + obs["p"][k]) for k in lanes]
+                    m.d.sync += [sh_acc[k].eq(sh_acc[k] + obs.p[str(k)]) for k in lanes]
                     m.d.sync += sh_count.eq(sh_count + 1)
 
         # Shadow drain: its own lane counter, and the expected value of each emitted row.
         sh_idx = Signal(range(dut.n_lanes))
         o_free = ~o.valid | o.ready
-        with m.If(obs["s_valid"] & o_free):
+        with m.If(obs.s_valid & o_free):
             m.d.sync += sh_idx.eq(Mux(sh_idx == dut.n_lanes - 1, 0, sh_idx + 1))
         # fraction bits from the formats, as sw_model.numerics.msq defines them (not from the
         # design)
@@ -111,7 +110,7 @@ class RowUnitContractSpec(Elaboratable):
         m.d.comb += expected.eq(aligned[sh_idx] * Array(sh_s_alpha)[sh_idx])
         out_expected = Signal(signed(exp_width))
         out_lane = Signal(range(dut.n_lanes))
-        with m.If(obs["s_valid"] & o_free):
+        with m.If(obs.s_valid & o_free):
             m.d.sync += [out_expected.eq(expected), out_lane.eq(sh_idx)]
 
         o_holds = holds_while_stalled(m, o)
@@ -123,26 +122,26 @@ class RowUnitContractSpec(Elaboratable):
                 lo, hi = dut.lane_product_range(k)
                 m.d.comb += [
                     # a registered product lies in its lane's exact range
-                    Assert(~obs["p_valid"] | ((obs["p"][k] >= lo) & (obs["p"][k] <= hi)),
+                    Assert(~obs.p_valid | ((obs.p[str(k)] >= lo) & (obs.p[str(k)] <= hi)),
                            f"product {k} in range"),
                     # the lane's accumulator equals the exact sum: it has not wrapped
-                    Assert(obs["acc"][k] == sh_acc[k], f"accumulator {k} exact"),
+                    Assert(obs.acc[str(k)] == sh_acc[k], f"accumulator {k} exact"),
                     Assert((sh_acc[k] >= sh_count * lo) & (sh_acc[k] <= sh_count * hi),
                            f"sum {k} bounded"),
                     # the scale travels with the last column
-                    Assert(obs["p_alpha"][k] == sh_p_alpha[k], f"scale {k} tracked"),
+                    Assert(obs.p_alpha[str(k)] == sh_p_alpha[k], f"scale {k} tracked"),
                     # a closed vector's sum and scale are the vector's
-                    Assert(~obs["s_valid"] | ((obs["s_sum"][k] == sh_s[k])
-                                              & (obs["s_alpha"][k] == sh_s_alpha[k])),
+                    Assert(~obs.s_valid | ((obs.s_sum[str(k)] == sh_s[k])
+                                              & (obs.s_alpha[str(k)] == sh_s_alpha[k])),
                            f"closed lane {k} exact"),
                 ]
             m.d.comb += [
                 # the open vector's terms are counted, and never reach max_cols
-                Assert(Mux(obs["p_valid"] & obs["p_last"], in_count == 0,
-                           in_count == sh_count + obs["p_valid"]), "count tracks"),
+                Assert(Mux(obs.p_valid & obs.p_last, in_count == 0,
+                           in_count == sh_count + obs.p_valid), "count tracks"),
                 Assert(sh_count <= n - 1, "count bounded"),
                 # the drain walks the lanes in order
-                Assert(obs["idx"] == sh_idx, "drain order"),
+                Assert(obs.idx == sh_idx, "drain order"),
                 # an emitted row is its lane's requantized, scaled exact sum
                 Assert(~o.valid | ((o.payload.lane == out_lane)
                                    & requantized_ok(m, o.payload.value, out_expected,
@@ -166,7 +165,8 @@ class RowUnitContractSpec(Elaboratable):
 def _unit(n_fixed, n_sp2, max_cols, **kw):
     return _AbstractLaneRowUnit(FixedFormat(4, 2), SP2Format(3), FixedFormat(3, 2),
                                 FixedFormat(3, 1, signed=False), FixedFormat(6, 2),
-                                n_fixed=n_fixed, n_sp2=n_sp2, max_cols=max_cols, **kw)
+                                n_fixed=n_fixed, n_sp2=n_sp2, max_cols=max_cols, observe=True,
+                                **kw)
 
 
 JOBS = [
@@ -183,6 +183,6 @@ JOBS = [
              lambda: RowUnitContractSpec(_MisalignedRowUnit(
                  FixedFormat(4, 2), SP2Format(3), FixedFormat(3, 2),
                  FixedFormat(3, 1, signed=False), FixedFormat(8, 4),
-                 n_fixed=1, n_sp2=1, max_cols=3)),
+                 n_fixed=1, n_sp2=1, max_cols=3, observe=True)),
              "prove", 8, expect="FAIL"),
 ]
