@@ -243,6 +243,18 @@ def test_iterative_unit_bits_errors():
         IterativeUpdateUnit(fmt, fmt, bits=True)
 
 
+def test_update_unit_observation_port():
+    """``observe=True`` adds the ``obs`` port (occupancy up to the latency, the square root's
+    last stage); a non-bool is refused."""
+    fmt = FixedFormat(8, 4)
+    unit = UpdateUnit(fmt, fmt, observe=True)
+    assert "obs" in unit.signature.members and "obs" not in UpdateUnit(fmt, fmt).signature.members
+    layout = unit.observation_layout
+    assert layout.size == unit.latency.bit_length() + 1 + 63 + 31
+    with pytest.raises(TypeError, match=r"^observe must be a bool, not 1$"):
+        UpdateUnit(fmt, fmt, observe=1)
+
+
 def sgd_reference(w, g, lr_q, w_fmt, g_fmt):
     """Round half up of the exact rational ``lr_q * g / 2**(g.frac + LR_EXTRA)``."""
     u = Fraction(lr_q * g) / Fraction(2) ** (g_fmt.frac + LR_EXTRA)

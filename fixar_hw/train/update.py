@@ -26,7 +26,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigne
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from fixar_hw._util import silence_on_error
+from fixar_hw._util import check_bool, observe, silence_on_error
 from fixar_hw.arith.numeric import check_format, range_shape, shape_of, shift_round
 from sw_model.arch.engine import UPDATE_BITS, UPDATE_KINDS
 from sw_model.numerics.fixed import FixedFormat
@@ -362,6 +362,8 @@ class UpdateUnit(_UpdateComponent):
         Signed gradient (and first-moment) format, at most 32 bits.
     lr_width : int
         Width of the step-size code, 1 to 62.
+    observe : bool
+        Add the :attr:`obs` port (for proofs; default False).
 
     Members
     -------
@@ -378,11 +380,31 @@ class UpdateUnit(_UpdateComponent):
         ``round(tau * 2**16)``.
     o : Out(stream.Signature(StructLayout({"w", "m", "v"})))
         The updated weight and moments.
+    obs : Out(observation_layout)
+        With ``observe``: the elements in flight and the square root's last stage.
     """
 
     @silence_on_error
-    def __init__(self, w_fmt: FixedFormat, g_fmt: FixedFormat, *, lr_width: int = 48) -> None:
-        super().__init__(w_fmt, g_fmt, lr_width)
+    def __init__(self, w_fmt: FixedFormat, g_fmt: FixedFormat, *, lr_width: int = 48,
+                 observe: bool = False) -> None:
+        self._observe = check_bool(observe, "observe")
+        members = ({"obs": Out(self._observation_layout(check_format(w_fmt, "w_fmt")))}
+                   if observe else None)
+        super().__init__(w_fmt, g_fmt, lr_width, members)
+
+    @staticmethod
+    def _observation_layout(w_fmt: FixedFormat) -> data.StructLayout:
+        return data.StructLayout({
+            "occupancy": range(update_latency(w_fmt) + 1),
+            "root_valid": 1, "root_v": unsigned(63), "root": unsigned(_ROOT_BITS),
+        })
+
+    @property
+    def observation_layout(self) -> data.StructLayout:
+        """Layout of :attr:`obs`: ``occupancy``, the elements in flight (valid stages, the
+        output included), and the square root's last stage (``root_valid``, its ``root_v``
+        and ``root = isqrt(root_v)``)."""
+        return self._observation_layout(self._w_fmt)
 
     @property
     def latency(self) -> int:
@@ -463,7 +485,7 @@ class UpdateUnit(_UpdateComponent):
             p = stage(p, root=(root, unsigned(k + 1)),
                       rem=(rem, unsigned(min(k + 2, _ROOT_BITS + 2))))
             root, rem = p.root, p.rem
-        self._obs = {"valids": valids, "root_valid": p.valid, "root_v": p.v, "root": p.root}
+        root_obs = {"root_valid": p.valid, "root_v": p.v, "root": p.root}
 
         # 36: the divisor d = isqrt(v) + eps >= 1
         d_max = (1 << _ROOT_BITS) - 1 + (1 << gf.width) - 1
@@ -471,7 +493,6 @@ class UpdateUnit(_UpdateComponent):
                   d=(p.root + p.eps, unsigned(d_max.bit_length())))
         # 37: Adam's step is floor(n / d) (_numerator)
         p = stage(p, step=None, n=_numerator(p.step, p.d))
-        self._obs.update(n_valid=p.valid, n=p.n, d=p.d)
         # 38: the divider sees a = n or ~n >= 0 (_dividend); the quotient q = floor(a / d)
         # is clamped when a >= d << W (_adam_weight), and otherwise has W bits, found by W
         # restoring stages
@@ -499,6 +520,8 @@ class UpdateUnit(_UpdateComponent):
         valids.append(self.o.valid)
         if len(valids) != self.latency:  # the documented latency is the built one
             raise RuntimeError(f"UpdateUnit built {len(valids)} stages, not {self.latency}")
+        if self._observe:
+            observe(m, self.obs, occupancy=sum(valids), **root_obs)
         return m
 
     def __repr__(self) -> str:

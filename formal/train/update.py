@@ -92,7 +92,7 @@ def _mul_shift(a, c, ties_up: bool = False):
 
 def _unit(w_fmt: FixedFormat, g_fmt: FixedFormat, lr_width: int, bits: int | None):
     if bits is None:
-        return UpdateUnit(w_fmt, g_fmt, lr_width=lr_width)
+        return UpdateUnit(w_fmt, g_fmt, lr_width=lr_width, observe=True)
     return IterativeUpdateUnit(w_fmt, g_fmt, lr_width=lr_width, bits=bits)
 
 
@@ -106,8 +106,7 @@ class UpdateContractSpec(Elaboratable):
     def elaborate(self, platform) -> Module:
         m = Module()
         dut = _unit(self.w_fmt, self.g_fmt, self.lr_width, self.bits)
-        # elaborated here so that the pipelined unit's white-box view (dut._obs) exists
-        m.submodules.dut = dut.elaborate(platform)
+        m.submodules.dut = dut
         any_environment(m, sources=[dut.i], sinks=[dut.o])
         for port in (dut.lr, dut.c1, dut.c2, dut.eps, dut.tau):
             m.d.comb += port.eq(AnySeq(len(port)))
@@ -115,7 +114,7 @@ class UpdateContractSpec(Elaboratable):
         took = dut.i.valid & dut.i.ready
         gave = dut.o.valid & dut.o.ready
         m.d.sync += pending.eq(pending + took - gave)
-        occupancy = dut.busy if self.bits is not None else sum(dut._obs["valids"])
+        occupancy = dut.busy if self.bits is not None else dut.obs.occupancy
         stalled = Signal()
         m.d.sync += stalled.eq(dut.o.valid & ~dut.o.ready)
         m.d.comb += [
@@ -184,7 +183,7 @@ class UpdateEquivSpec(Elaboratable):
         m = Module()
         wf, gf = self.w_fmt, self.g_fmt
         dut = _unit(wf, gf, self.lr_width, self.bits)
-        m.submodules.dut = dut.elaborate(platform)
+        m.submodules.dut = dut
         m.d.comb += Assume(ResetSignal() == Initial())
 
         # one element and its constants, any ones, presented until accepted
@@ -287,9 +286,9 @@ class UpdateEquivSpec(Elaboratable):
     def _white_box(self, m: Module, dut: UpdateUnit, adam: Value) -> None:
         """The pipelined square root is the floor square root (which is below
         ``2**(g.width - 1)`` here: bounding it first keeps the squares small for the solver)."""
-        obs = dut._obs
-        root, root_v = obs["root"], obs["root_v"]
-        with m.If(obs["root_valid"] & adam):
+        obs = dut.obs
+        root, root_v = obs.root, obs.root_v
+        with m.If(obs.root_valid & adam):
             low = root[: self.g_fmt.width]
             m.d.comb += [Assert(root[self.g_fmt.width:] == 0, "isqrt small"),
                          Assert((low * low <= root_v) & (root_v < (low + 1) * (low + 1)),
