@@ -304,7 +304,7 @@ def ppo_search(env: QuantEnv, *, iterations: int = 30, episodes_per_iter: int = 
                lam: float = 0.95, epochs: int = 8, hidden: int = 32, ent_coef: float = 0.01,
                value_lr: float | None = None, policy: str = "factored",
                init: str | None = None, init_prob: float = 0.5, incumbents: int = 1,
-               moves: str = "grid", step_prob: float = 0.1,
+               moves: str = "grid", step_prob: float = 0.2,
                callback: Callable[[int, SearchResult], None] | None = None) -> SearchResult:
     """Search the configuration with clipped PPO and GAE (see the module docs).
 
