@@ -60,6 +60,8 @@ def waits(values):
      r"^AXILiteToWishbone data_width must be 32 or 64, not 16$"),
     (lambda: AXILiteToWishbone(addr_width=8, data_width=32.0), TypeError,
      r"^AXILiteToWishbone data_width must be an integer, not 32.0$"),
+    (lambda: AXILiteToWishbone(addr_width=8, observe=None), TypeError,
+     r"^AXILiteToWishbone observe must be a bool, not None$"),
     (lambda: UARTWishboneBridge(divisor=3), ValueError,
      r"^UARTWishboneBridge divisor must be from 4 to 16777216, not 3$"),
     (lambda: UARTWishboneBridge(divisor=True), TypeError,

@@ -52,11 +52,11 @@ should end within ``10 * B * divisor`` cycles (e.g. 160 cycles at 4 bytes per wo
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from fixar_hw._util import silence_on_error
+from fixar_hw._util import check_bool, observe, silence_on_error
 from fixar_hw.soc.bus import (
     AXI_RESP,
     AXILiteSignature,
@@ -109,16 +109,21 @@ class AXILiteToWishbone(wiring.Component):
         AXI byte address bits: at least 3 (``data_width`` 32) or 4 (64), at most 64.
     data_width : int
         32 or 64.
+    observe : bool
+        Add the :attr:`obs` port (for proofs; default False).
 
     Members
     -------
     axi : In(AXILiteSignature(addr_width=addr_width, data_width=data_width))
     bus : Out(WishboneSignature(addr_width=addr_width - log2(data_width // 8),
         data_width=data_width, granularity=8))
+    obs : Out(observation_layout)
+        With ``observe``: the bridge's state, for a proof's inductive invariants.
     """
 
     @silence_on_error
-    def __init__(self, *, addr_width: int, data_width: int = 32) -> None:
+    def __init__(self, *, addr_width: int, data_width: int = 32, observe: bool = False
+                 ) -> None:
         owner = "AXILiteToWishbone"
         check_width(data_width, "data_width", owner=owner, choices=(32, 64))
         shift = (data_width // 8).bit_length() - 1
@@ -126,11 +131,22 @@ class AXILiteToWishbone(wiring.Component):
         self._addr_width = addr_width
         self._data_width = data_width
         self._shift = shift
+        self._observe = check_bool(observe, "observe", owner=owner)
         super().__init__({
             "axi": In(AXILiteSignature(addr_width=addr_width, data_width=data_width)),
             "bus": Out(WishboneSignature(addr_width=addr_width - shift, data_width=data_width,
                                          granularity=8)),
+            **({"obs": Out(self.observation_layout)} if observe else {}),
         })
+
+    @property
+    def observation_layout(self) -> data.StructLayout:
+        """Layout of :attr:`obs`: the state (``idle``, ``wait``: the Wishbone access open,
+        ``respond``), the halves of a write accepted while idle (``have_aw``, ``have_w``),
+        the open transaction's direction ``we`` and its answer (``resp_err``, ``rdata``)."""
+        return data.StructLayout({"idle": 1, "wait": 1, "respond": 1, "have_aw": 1,
+                                  "have_w": 1, "we": 1, "resp_err": 1,
+                                  "rdata": self._data_width})
 
     @property
     def addr_width(self) -> int:
@@ -195,9 +211,10 @@ class AXILiteToWishbone(wiring.Component):
                 m.d.comb += [axi.bvalid.eq(we), axi.rvalid.eq(~we)]
                 with m.If(Mux(we, axi.bready, axi.rready)):
                     m.next = "IDLE"
-        # state for the property harness's white-box invariants (formal/soc/bridges.py)
-        self._observe = {"fsm": fsm, "have_aw": have_aw, "have_w": have_w, "we": we,
-                         "resp_err": resp_err, "rdata": rdata}
+        if self._observe:
+            observe(m, self.obs, idle=fsm.ongoing("IDLE"), wait=fsm.ongoing("WAIT"),
+                    respond=fsm.ongoing("RESPOND"), have_aw=have_aw, have_w=have_w, we=we,
+                    resp_err=resp_err, rdata=rdata)
         return m
 
 
@@ -450,7 +467,7 @@ class BridgeEngine(wiring.Component):
         m.d.comb += [bus.adr.eq(addr), bus.dat_w.eq(word), bus.sel.eq(-1), bus.we.eq(is_write),
                      self.tx.payload.eq(out[:8])]
 
-        with m.FSM(name="bridge") as fsm:
+        with m.FSM(name="bridge"):
             with m.State("CMD"):
                 m.d.comb += pop.eq(1)
                 with m.If(have):
@@ -544,6 +561,4 @@ class BridgeEngine(wiring.Component):
                     m.d.sync += [out.eq(out >> 8), idx.eq(idx - 1)]
                     with m.If(idx == 1):
                         m.next = "CMD"
-        # state for the property harness's white-box invariants (formal/soc/bridges.py)
-        self._observe = {"fsm": fsm}
         return m

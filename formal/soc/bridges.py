@@ -144,10 +144,11 @@ class AXILiteToWishboneSpec(Elaboratable):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        dut = self.dut_class(addr_width=self.addr_width, data_width=self.data_width)
+        dut = self.dut_class(addr_width=self.addr_width, data_width=self.data_width,
+                             observe=True)
         shift = (self.data_width // 8).bit_length() - 1
         all_lanes = (1 << (self.data_width // 8)) - 1
-        m.submodules.dut = dut.elaborate(platform)
+        m.submodules.dut = dut
         axi, bus = dut.axi, dut.bus
         m.d.comb += Assume(ResetSignal() == Initial())
         _axi_master(m, axi)
@@ -217,24 +218,23 @@ class AXILiteToWishboneSpec(Elaboratable):
             m.d.comb += Cover((reads != 0) & (writes != 0) & slverr)
         # white-box invariants: the bridge's state matches the open transaction (they make
         # the properties inductive)
-        obs = dut._observe
-        fsm = obs["fsm"]
-        idle = fsm.ongoing("IDLE")
-        we = obs["we"]
+        obs = dut.obs
+        idle = obs.idle
+        we = obs.we
         m.d.comb += [
-            Assert(~idle | ((aw_open == obs["have_aw"]) & (w_open == obs["have_w"])
+            Assert(~idle | ((aw_open == obs.have_aw) & (w_open == obs.have_w)
                             & ~ar_open), "idle: the accepted halves of a write"),
             Assert(idle | Mux(we, writing & ~ar_open, ar_open & ~aw_open & ~w_open),
                    "busy: one whole transaction"),
-            Assert(idle | ~(obs["have_aw"] | obs["have_w"]), "busy: no half write kept"),
-            Assert(~obs["have_aw"] | (bus.adr == addr[shift:]), "kept address"),
-            Assert(~(obs["have_w"] | (~idle & we)) | ((bus.dat_w == wdata) & (bus.sel == wstrb)),
+            Assert(idle | ~(obs.have_aw | obs.have_w), "busy: no half write kept"),
+            Assert(~obs.have_aw | (bus.adr == addr[shift:]), "kept address"),
+            Assert(~(obs.have_w | (~idle & we)) | ((bus.dat_w == wdata) & (bus.sel == wstrb)),
                    "kept data"),
             Assert(idle | (bus.adr == addr[shift:]), "kept address"),
             Assert(idle | we | (bus.sel == all_lanes), "read strobes"),
-            Assert((outstanding == 1) == fsm.ongoing("WAIT"), "waiting for the answer"),
-            Assert(~fsm.ongoing("RESPOND") | ((obs["resp_err"] == answer_err)
-                                              & (obs["rdata"] == Mux(answer_err, 0, answer_dat))),
+            Assert((outstanding == 1) == obs.wait, "waiting for the answer"),
+            Assert(~obs.respond | ((obs.resp_err == answer_err)
+                                              & (obs.rdata == Mux(answer_err, 0, answer_dat))),
                    "kept answer"),
         ]
         return m
