@@ -354,6 +354,10 @@ def test_window_map_and_model():
 
 
 BAD = [
+    (lambda: WishboneDecoder(addr_width=4, windows=[(0, 4)], observe="no"), TypeError,
+     r"^WishboneDecoder observe must be a bool, not 'no'$"),
+    (lambda: WishboneArbiter(addr_width=4, masters=2, observe=0), TypeError,
+     r"^WishboneArbiter observe must be a bool, not 0$"),
     (lambda: WishboneDecoder(addr_width=4, windows=[(0, 3)]), ValueError,
      r"^WishboneDecoder windows\[0\] size must be a power of two, not 3$"),
     (lambda: WishboneDecoder(addr_width=4, windows=[(0, 4), (2, 2)]), ValueError,

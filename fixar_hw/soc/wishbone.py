@@ -20,12 +20,13 @@ the properties are proved in ``formal/soc/soc.py``.
 """
 
 from collections.abc import Callable, MutableMapping, Sequence
+from typing import Any
 
-from amaranth.hdl import Const, Module, Mux, Signal
-from amaranth.lib import memory, wiring
+from amaranth.hdl import Const, Module, Mux, Signal, Value
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from fixar_hw._util import check_int, silence_on_error
+from fixar_hw._util import check_bool, check_int, observe, silence_on_error
 from fixar_hw.soc.bus import WishboneSignature, check_bus_widths
 
 __all__ = [
@@ -251,6 +252,8 @@ class WishboneDecoder(wiring.Component):
         ``(base, size)`` word-address windows, one per slave (see :class:`WindowMap`).
     max_outstanding : int
         Requests outstanding at once (1 to 256).
+    observe : bool
+        Add the :attr:`obs` port (for proofs; default False).
 
     Members
     -------
@@ -259,6 +262,8 @@ class WishboneDecoder(wiring.Component):
     slave_0, slave_1, ... : Out(WishboneSignature(addr_width=window_map.offset_width(i),
         data_width=data_width, granularity=granularity))
         Also listed, in order, by :attr:`slaves`.
+    obs : Out(observation_layout)
+        With ``observe``: the decoder's state, for a proof's inductive invariants.
 
     Raises
     ------
@@ -268,7 +273,8 @@ class WishboneDecoder(wiring.Component):
 
     @silence_on_error
     def __init__(self, *, addr_width: int, data_width: int = 32, granularity: int = 8,
-                 windows: Sequence[tuple[int, int]], max_outstanding: int = 16) -> None:
+                 windows: Sequence[tuple[int, int]], max_outstanding: int = 16,
+                 observe: bool = False) -> None:
         owner = "WishboneDecoder"
         check_bus_widths(owner, addr_width, data_width, granularity)
         self._map = WindowMap(addr_width=addr_width, windows=windows, owner=owner)
@@ -282,7 +288,21 @@ class WishboneDecoder(wiring.Component):
             members[f"slave_{i}"] = Out(WishboneSignature(
                 addr_width=self._map.offset_width(i), data_width=data_width,
                 granularity=granularity))
+        self._observe = check_bool(observe, "observe", owner=owner)
+        if observe:
+            members["obs"] = Out(self.observation_layout)
         super().__init__(members)
+
+    @property
+    def observation_layout(self) -> data.StructLayout:
+        """Layout of :attr:`obs`: ``count`` (requests outstanding), ``owner`` (the slave
+        that answers them, ``len(windows)`` for the error responder), ``target`` (the slave
+        the current address selects) and ``err_due`` (an unmapped request was accepted on the
+        previous cycle)."""
+        n = len(self._map.windows)
+        return data.StructLayout({"count": range(self._max_outstanding + 1),
+                                  "owner": range(n + 1), "target": range(n + 1),
+                                  "err_due": 1})
 
     @property
     def addr_width(self) -> int:
@@ -365,8 +385,8 @@ class WishboneDecoder(wiring.Component):
             m.d.sync += count.eq(count + accepted - (bus.ack | bus.err))
         with m.If(accepted):
             m.d.sync += owner.eq(target)
-        # state for the property harness's white-box invariants (formal/soc/soc.py)
-        self._observe = {"count": count, "owner": owner, "target": target, "err_due": err_due}
+        if self._observe:
+            observe(m, self.obs, count=count, owner=owner, target=target, err_due=err_due)
         return m
 
 
@@ -397,6 +417,8 @@ class WishboneArbiter(wiring.Component):
         Bits per ``sel`` bit: 8, 16, 32 or 64, at most ``data_width``.
     masters : int
         Number of masters (1 to 64); the ports are ``masters[0]`` ... (``len(self.masters)``).
+    observe : bool
+        Add the :attr:`obs` port (for proofs; default False).
 
     Members
     -------
@@ -404,6 +426,8 @@ class WishboneArbiter(wiring.Component):
         granularity=granularity)).array(masters)
     bus : Out(WishboneSignature(addr_width=addr_width, data_width=data_width,
         granularity=granularity))
+    obs : Out(data.StructLayout({"grant": range(masters)}))
+        With ``observe``: the granted master.
 
     Raises
     ------
@@ -413,16 +437,19 @@ class WishboneArbiter(wiring.Component):
 
     @silence_on_error
     def __init__(self, *, addr_width: int, data_width: int = 32, granularity: int = 8,
-                 masters: int) -> None:
+                 masters: int, observe: bool = False) -> None:
         owner = "WishboneArbiter"
         check_bus_widths(owner, addr_width, data_width, granularity)
         check_int(masters, "masters", owner=owner, minimum=1, maximum=64)
         self._addr_width = addr_width
         self._data_width = data_width
         self._granularity = granularity
+        self._observe = check_bool(observe, "observe", owner=owner)
         sig = WishboneSignature(addr_width=addr_width, data_width=data_width,
                                 granularity=granularity)
-        super().__init__({"masters": In(sig).array(masters), "bus": Out(sig)})
+        super().__init__({"masters": In(sig).array(masters), "bus": Out(sig),
+                          **({"obs": Out(data.StructLayout({"grant": range(masters)}))}
+                             if observe else {})})
 
     @property
     def addr_width(self) -> int:
@@ -450,14 +477,19 @@ class WishboneArbiter(wiring.Component):
                     m.d.comb += [bus.adr.eq(p.adr), bus.dat_w.eq(p.dat_w), bus.sel.eq(p.sel),
                                  bus.we.eq(p.we), bus.cyc.eq(p.cyc), bus.stb.eq(p.stb),
                                  p.stall.eq(bus.stall), p.ack.eq(bus.ack), p.err.eq(bus.err)]
-                    with m.If(~p.cyc):
+                    with m.If(self._releases(p)):
                         # the nearest requesting master after g wins (later statements win)
                         for k in reversed(range(1, n)):
                             with m.If(ports[(g + k) % n].cyc):
                                 m.d.sync += grant.eq((g + k) % n)
-        # state for the property harness's white-box invariants (formal/soc/soc.py)
-        self._observe = {"grant": grant}
+        if self._observe:
+            observe(m, self.obs, grant=grant)
         return m
+
+    def _releases(self, port: Any) -> Value:
+        """Whether the granted ``port`` lets the grant move on: when it drops ``cyc`` (a
+        seam that a proof's mutant replaces)."""
+        return ~port.cyc
 
 
 class WishboneSRAM(wiring.Component):

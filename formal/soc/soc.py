@@ -125,7 +125,7 @@ class _AnswersFromTarget(WishboneDecoder):
 
     def elaborate(self, platform):
         m = super().elaborate(platform)
-        target = self._observe["target"]
+        target = self.obs.target
         data = self.slaves[0].dat_r
         for i, s in enumerate(self.slaves):
             data = Mux(target == i, s.dat_r, data)
@@ -137,15 +137,8 @@ class _Preempts(WishboneArbiter):
     """Broken on purpose: the grant moves to a waiting master between the granted master's
     requests, while it still holds ``cyc``."""
 
-    def elaborate(self, platform):
-        m = super().elaborate(platform)
-        grant = self._observe["grant"]
-        ports = list(self.masters)
-        stb = Array(p.stb for p in ports)[grant]
-        for i in reversed(range(len(ports))):
-            with m.If(ports[i].cyc & (grant != i) & ~stb):
-                m.d.sync += grant.eq(i)
-        return m
+    def _releases(self, port):
+        return ~port.stb
 
 
 class WishboneDecoderSpec(Elaboratable):
@@ -161,9 +154,9 @@ class WishboneDecoderSpec(Elaboratable):
         m = Module()
         mo = self.max_outstanding
         dut = self.dut_class(addr_width=DEC_ADDR_WIDTH, data_width=16, granularity=8,
-                             windows=DEC_WINDOWS, max_outstanding=mo)
-        m.submodules.dut = dut.elaborate(platform)
-        obs = dut._observe
+                             windows=DEC_WINDOWS, max_outstanding=mo, observe=True)
+        m.submodules.dut = dut
+        obs = dut.obs
         m.d.comb += Assume(ResetSignal() == Initial())
         bus = dut.bus
         slaves = dut.slaves
@@ -228,10 +221,10 @@ class WishboneDecoderSpec(Elaboratable):
         # white-box invariants: the decoder's view equals the harness's (for the induction)
         busy_slaves = sum(s_out)
         m.d.comb += [
-            Assert(obs["count"] == m_out, "decoder counts the outstanding requests"),
-            Assert(obs["err_due"] == was_unmapped, "err due"),
-            Assert((m_out == 0) | (obs["owner"] == head), "owner is the oldest's target"),
-            Assert(m_out == busy_slaves + obs["err_due"], "outstanding = slaves' + err due"),
+            Assert(obs.count == m_out, "decoder counts the outstanding requests"),
+            Assert(obs.err_due == was_unmapped, "err due"),
+            Assert((m_out == 0) | (obs.owner == head), "owner is the oldest's target"),
+            Assert(m_out == busy_slaves + obs.err_due, "outstanding = slaves' + err due"),
         ]
         for k in range(1, mo):
             m.d.comb += Assert((m_out <= k) | (fifo[k] == head), "one target at a time")
@@ -267,9 +260,10 @@ class WishboneArbiterSpec(Elaboratable):
         m = Module()
         n = self.masters
         limit = 3
-        dut = self.dut_class(addr_width=2, data_width=8, granularity=8, masters=n)
-        m.submodules.dut = dut.elaborate(platform)
-        grant = dut._observe["grant"]
+        dut = self.dut_class(addr_width=2, data_width=8, granularity=8, masters=n,
+                             observe=True)
+        m.submodules.dut = dut
+        grant = dut.obs.grant
         m.d.comb += Assume(ResetSignal() == Initial())
         ports = list(dut.masters)
         bus = dut.bus
