@@ -102,6 +102,7 @@ def test_parameters_and_layouts():
     (dict(addr_width=0), ValueError, r"^addr_width must be from 1 to 64, not 0$"),
     (dict(data_width=12), ValueError, r"^data_width must be 8, 16, 32 or 64, not 12$"),
     (dict(data_width=True), TypeError, r"^data_width must be an integer, not True$"),
+    (dict(observe=2), TypeError, r"^observe must be a bool, not 2$"),
     (dict(memories="w"), TypeError, r"^memories must be a sequence of .*, not 'w'$"),
     (dict(memories=[]), ValueError, r"^memories must name at least one memory, not \[\]$"),
     (dict(memories=[("a", 8, 4)]), TypeError, r"^memories\[0\] must be a \(name, word_width, "

@@ -35,12 +35,13 @@ report) and tested against a Python model under random stalls, wait states and e
 """
 
 from collections.abc import Sequence
+from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from fixar_hw._util import check_int, silence_on_error
+from fixar_hw._util import check_bool, check_int, observe, silence_on_error
 from fixar_hw.soc.bus import WishboneSignature, check_width
 
 __all__ = ["ACCESS", "DIRECTIONS", "DMA", "STATUS", "beats_per_word", "beats_to_words",
@@ -212,6 +213,8 @@ class DMA(wiring.Component):
         Code of the running command's memory (held for the whole command and after it).
     busy : Out(1)
         High from the command transfer to the ``done`` transfer.
+    obs : Out(observation_layout)
+        With ``observe``: the DMA's registers and state, for a proof's invariants.
 
     Timing
     ------
@@ -241,8 +244,8 @@ class DMA(wiring.Component):
 
     @silence_on_error
     def __init__(self, *, addr_width: int, data_width: int = 32,
-                 memories: Sequence[tuple[str, int, int, str]], max_outstanding: int = 4
-                 ) -> None:
+                 memories: Sequence[tuple[str, int, int, str]], max_outstanding: int = 4,
+                 observe: bool = False) -> None:
         check_int(addr_width, "addr_width", minimum=1, maximum=64)
         check_width(data_width, "data_width")
         mems = _check_memories(memories)
@@ -256,6 +259,8 @@ class DMA(wiring.Component):
         self._local_width = _bits(max_depth - 1)
         self._count_width = _bits(max_depth)
         self._word_width = max(width for _, width, _, _ in mems)
+        self._max_beats = max(beats_per_word(w, data_width) for _, w, _, _ in mems)
+        self._observe = check_bool(observe, "observe")
         self._command_layout = data.StructLayout({
             "dir": 1, "mem": self._mem_width, "local": self._local_width,
             "count": self._count_width, "ext": addr_width, "stride": addr_width})
@@ -271,6 +276,7 @@ class DMA(wiring.Component):
             "wr": In(memory.WritePort.Signature(addr_width=aw, shape=ww)),
             "mem": Out(self._mem_width),
             "busy": Out(1),
+            **({"obs": Out(self.observation_layout)} if observe else {}),
         })
 
     # -- parameters -------------------------------------------------------------------------
@@ -294,6 +300,28 @@ class DMA(wiring.Component):
     @property
     def command_layout(self) -> data.StructLayout:
         return self._command_layout
+
+    @property
+    def observation_layout(self) -> data.StructLayout:
+        """Layout of :attr:`obs`: the running command ``cmd`` and its ``ok``, ``nbeats`` and
+        ``wmask``; the request side (``req_word``, ``req_beat``, ``req_base``, ``adr``,
+        ``stb`` taken: ``accept``, ``outstanding``) and the "out" data (``dat_q``,
+        ``q_full``, ``rd_addr``, ``reads_left``); the answer side (``resp_word``,
+        ``resp_beat``, ``resp_base``, the ``word`` assembled, ``commit``,
+        ``commit_addr``); the report (``status``, ``words``, ``err_addr``); and the state
+        (``idle``, ``check``, ``run``, ``report``)."""
+        aw, cw, lw = self._addr_width, self._count_width, self._local_width
+        beat = range(max(self._max_beats, 2))
+        return data.StructLayout({
+            "cmd": self._command_layout, "ok": 1, "nbeats": range(self._max_beats + 1),
+            "wmask": self._word_width, "req_word": cw, "req_beat": beat, "req_base": aw,
+            "adr": aw, "accept": 1, "outstanding": range(self._max_outstanding + 1),
+            "dat_q": self._data_width, "q_full": 1, "rd_addr": lw, "reads_left": cw,
+            "resp_word": cw, "resp_beat": beat, "resp_base": aw,
+            "word": self._max_beats * self._data_width, "commit": 1, "commit_addr": lw,
+            "status": 2, "words": cw, "err_addr": aw,
+            "idle": 1, "check": 1, "run": 1, "report": 1,
+        })
 
     @property
     def done_layout(self) -> data.StructLayout:
@@ -393,172 +421,176 @@ class DMA(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         dw, aw = self._data_width, self._addr_width
-        mems = self._memories
-        max_beats = max(beats_per_word(w, dw) for _, w, _, _ in mems)
+        max_beats = self._max_beats
         bus, rd, wr = self.bus, self.rd, self.wr
-        mo = self._max_outstanding
-
-        # the running command
-        c = Signal(self._command_layout)
-        nbeats = Signal(range(max_beats + 1))
-        wmask = Signal(self._word_width)
-        # the next read's address (the read port's, always) and the reads left
-        rd_addr = Signal(self._local_width)
-        reads_left = Signal(self._count_width)
-        # request side: word and beat of the next request, its address, its word's address
-        req_word = Signal(self._count_width)
-        req_beat = Signal(range(max(max_beats, 2)))
-        req_base = Signal(aw)
-        adr = Signal(aw)
-        # answer side: word and beat of the next answer, its word's address
-        resp_word = Signal(self._count_width)
-        resp_beat = Signal(range(max(max_beats, 2)))
-        resp_base = Signal(aw)
-        outstanding = Signal(range(mo + 1))
-        # "in": the word being assembled, and the write of a complete one
-        word = Signal(max_beats * dw)
-        commit = Signal()
-        commit_addr = Signal(self._local_width)
-        # the report
-        status = Signal(2)
-        words = Signal(self._count_width)
-        err_addr = Signal(aw)
-
+        r = SimpleNamespace(
+            # the running command
+            c=Signal(self._command_layout), nbeats=Signal(range(max_beats + 1)),
+            wmask=Signal(self._word_width),
+            # the next read's address (the read port's, always) and the reads left
+            rd_addr=Signal(self._local_width), reads_left=Signal(self._count_width),
+            # request side: word and beat of the next request, its address, its word's address
+            req_word=Signal(self._count_width), req_beat=Signal(range(max(max_beats, 2))),
+            req_base=Signal(aw), adr=Signal(aw),
+            # answer side: word and beat of the next answer, its word's address
+            resp_word=Signal(self._count_width), resp_beat=Signal(range(max(max_beats, 2))),
+            resp_base=Signal(aw), outstanding=Signal(range(self._max_outstanding + 1)),
+            # "in": the word being assembled, and the write of a complete one
+            word=Signal(max_beats * dw), commit=Signal(), commit_addr=Signal(self._local_width),
+            # the report
+            status=Signal(2), words=Signal(self._count_width), err_addr=Signal(aw),
+            # ok: the command's checks, a register loaded with the command (valid in CHECK,
+            # whose first read then follows from registers alone)
+            ok=Signal(),
+            # "out": the request's data comes from a register (dat_q, holding the beat of the
+            # request offered: the read port's data and its multiplexers never reach the bus
+            # in the same cycle), loaded from the read port with the next beat as a request
+            # leaves, or with the first while it is empty. The next word is read as the last
+            # beat of a word is loaded, so the port holds it by the time that beat leaves.
+            dat_q=Signal(dw), q_full=Signal(),  # dat_q holds the beat of (req_word, req_beat)
+            stb=Signal(), accept=Signal(),
+        )
+        c = r.c
         m.d.comb += [
             self.mem.eq(c.mem),
             bus.sel.eq((1 << len(bus.sel)) - 1),
-            bus.adr.eq(adr),
+            bus.adr.eq(r.adr),
             bus.we.eq(c.dir),
+            bus.dat_w.eq(Mux(c.dir, r.dat_q, 0)),
+            bus.stb.eq(r.stb),
+            r.accept.eq(self._accepted(r.stb)),
             rd.en.eq(0),
-            rd.addr.eq(rd_addr),
-            wr.en.eq(commit),
-            wr.addr.eq(commit_addr),
-            wr.data.eq(word & wmask),
-            self.done.payload.status.eq(status),
-            self.done.payload.words.eq(words),
-            self.done.payload.addr.eq(err_addr),
+            rd.addr.eq(r.rd_addr),
+            wr.en.eq(r.commit),
+            wr.addr.eq(r.commit_addr),
+            wr.data.eq(r.word & r.wmask),
+            self.done.payload.status.eq(r.status),
+            self.done.payload.words.eq(r.words),
+            self.done.payload.addr.eq(r.err_addr),
         ]
-        m.d.sync += commit.eq(0)
-
-        # ok: the command's checks, a register loaded with the command (valid in CHECK, whose
-        # first read then follows from registers alone)
-        ok = Signal()
+        m.d.sync += r.commit.eq(0)
         cp = self.cmd.payload
-        ok_now = Signal()
-        with m.Switch(cp.mem):
-            for code, (_, _, depth, access) in enumerate(mems):
-                with m.Case(code):
-                    allowed = [DIRECTIONS[d] for d in ACCESS[access]]
-                    dir_ok = (cp.dir == allowed[0]) if len(allowed) == 1 else Const(1)
-                    m.d.comb += ok_now.eq(dir_ok & (cp.local + cp.count <= depth))
-
-        # "out": the word at the read port, masked, as beats. The request's data comes from a
-        # register (dat_q, holding the beat of the request offered: the read port's data and
-        # its multiplexers never reach the bus in the same cycle), loaded from the read port
-        # with the next beat as a request leaves, or with the first while it is empty. The
-        # next word is read as the last beat of a word is loaded, so the port holds it by the
-        # time that beat leaves.
-        out_word = Cat(rd.data & wmask, Const(0, max_beats * dw - self._word_width))
-        dat_q = Signal(dw)
-        q_full = Signal()  # dat_q holds the beat of (req_word, req_beat)
-        m.d.comb += bus.dat_w.eq(Mux(c.dir, dat_q, 0))
-
-        stb = Signal()
-        accept = Signal()
-        req_last = req_beat == nbeats - 1
-        resp_last = resp_beat == nbeats - 1
-        m.d.comb += [bus.stb.eq(stb), accept.eq(stb & ~bus.stall)]
-
-        def load_beat(beat: Value, last: Value) -> None:
-            """Load beat ``beat`` of the word at the read port; after its ``last`` beat, read
-            the next word."""
-            m.d.sync += [dat_q.eq(out_word.word_select(beat, dw)), q_full.eq(1)]
-            with m.If(last & (reads_left != 0)):
-                m.d.comb += rd.en.eq(1)
-                m.d.sync += [rd_addr.eq(rd_addr + 1), reads_left.eq(reads_left - 1)]
-
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 m.d.comb += self.cmd.ready.eq(1)
                 with m.If(self.cmd.valid):
-                    m.d.sync += [c.eq(self.cmd.payload), ok.eq(ok_now), rd_addr.eq(cp.local)]
+                    m.d.sync += [c.eq(cp), r.ok.eq(self._command_ok(m, cp)),
+                                 r.rd_addr.eq(cp.local)]
                     m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.comb += self.busy.eq(1)
-                with m.Switch(c.mem):
-                    for code, (_, width, _, _) in enumerate(mems):
-                        with m.Case(code):
-                            m.d.sync += [nbeats.eq(beats_per_word(width, dw)),
-                                         wmask.eq((1 << width) - 1)]
-                m.d.sync += [
-                    req_word.eq(0), req_beat.eq(0), req_base.eq(c.ext), adr.eq(c.ext),
-                    resp_word.eq(0), resp_beat.eq(0), resp_base.eq(c.ext),
-                    outstanding.eq(0), status.eq(STATUS["ok"]), words.eq(0), err_addr.eq(0),
-                ]
-                with m.If(~ok):
-                    m.d.sync += status.eq(STATUS["bad_command"])
-                    m.next = "REPORT"
-                with m.Elif(c.count == 0):
-                    m.next = "REPORT"
-                with m.Else():
-                    # "out": fetch word 0 now, so that it is at the read port in RUN
-                    m.d.comb += rd.en.eq(c.dir)
-                    m.d.sync += [q_full.eq(0), rd_addr.eq(c.local + 1),
-                                 reads_left.eq(c.count - 1)]
-                    m.next = "RUN"
+                self._check(m, r)
             with m.State("RUN"):
-                more = req_word != c.count
-                m.d.comb += [self.busy.eq(1), bus.cyc.eq(1),
-                             stb.eq(more & (outstanding != mo) & (~c.dir | q_full))]
-                m.d.sync += outstanding.eq(outstanding + accept - (bus.ack | bus.err))
-                with m.If(accept):
-                    with m.If(req_last):
-                        m.d.sync += [req_beat.eq(0), req_word.eq(req_word + 1),
-                                     req_base.eq(req_base + c.stride),
-                                     adr.eq(req_base + c.stride)]
-                        # "out": the next word's first beat (its read was issued as this
-                        # word's last beat was loaded)
-                        with m.If(c.dir & (req_word + 1 != c.count)):
-                            load_beat(0, nbeats == 1)
-                        with m.Else():
-                            m.d.sync += q_full.eq(0)
-                    with m.Else():
-                        m.d.sync += [req_beat.eq(req_beat + 1), adr.eq(adr + 1)]
-                        with m.If(c.dir):
-                            load_beat(req_beat + 1, req_beat + 2 == nbeats)
-                with m.Elif(c.dir & ~q_full & more):
-                    # the first beat of the command's first word
-                    load_beat(req_beat, req_last)
-                with m.If(bus.err):
-                    m.d.sync += [status.eq(STATUS["bus_error"]), words.eq(resp_word),
-                                 err_addr.eq(resp_base + resp_beat)]
-                    m.next = "REPORT"
-                with m.Elif(bus.ack):
-                    m.d.sync += word.word_select(resp_beat, dw).eq(bus.dat_r)
-                    with m.If(resp_last):
-                        m.d.sync += [resp_beat.eq(0), resp_word.eq(resp_word + 1),
-                                     resp_base.eq(resp_base + c.stride),
-                                     commit.eq(~c.dir),
-                                     commit_addr.eq(c.local + resp_word)]
-                        with m.If(resp_word + 1 == c.count):
-                            m.d.sync += words.eq(c.count)
-                            m.next = "REPORT"
-                    with m.Else():
-                        m.d.sync += resp_beat.eq(resp_beat + 1)
+                m.d.comb += self.busy.eq(1)
+                self._run(m, r)
             with m.State("REPORT"):
                 # the last word of an "in" command may be written in this state's first cycle
                 m.d.comb += [self.busy.eq(1), self.done.valid.eq(1)]
                 with m.If(self.done.ready):
                     m.next = "IDLE"
-
-        # white-box view for the property harness
-        self._obs = {"req_word": req_word, "req_beat": req_beat, "resp_word": resp_word,
-                     "resp_beat": resp_beat, "outstanding": outstanding, "adr": adr,
-                     "req_base": req_base, "resp_base": resp_base, "word": word,
-                     "commit": commit, "commit_addr": commit_addr, "nbeats": nbeats,
-                     "wmask": wmask, "cmd": c, "status": status, "words": words,
-                     "err_addr": err_addr, "accept": accept, "ok": ok, "q_full": q_full,
-                     "dat_q": dat_q, "rd_addr": rd_addr, "reads_left": reads_left,
-                     **{name.lower(): fsm.ongoing(name)
-                        for name in ("IDLE", "CHECK", "RUN", "REPORT")}}
+        if self._observe:
+            observe(m, self.obs, **{k: getattr(r, k) for k in self.observation_layout.members
+                                    if hasattr(r, k)},
+                    cmd=c, **{name.lower(): fsm.ongoing(name)
+                              for name in ("IDLE", "CHECK", "RUN", "REPORT")})
         return m
+
+    def _accepted(self, stb: Value) -> Value:
+        """Whether the request offered (``stb``) is taken: it is unless the slave stalls (a
+        seam that a proof's mutant replaces)."""
+        return stb & ~self.bus.stall
+
+    def _command_ok(self, m: Module, cp: Value) -> Value:
+        """Whether command ``cp`` names a memory, a direction its access allows, and words
+        within its depth."""
+        ok_now = Signal()
+        with m.Switch(cp.mem):
+            for code, (_, _, depth, access) in enumerate(self._memories):
+                with m.Case(code):
+                    allowed = [DIRECTIONS[d] for d in ACCESS[access]]
+                    dir_ok = (cp.dir == allowed[0]) if len(allowed) == 1 else Const(1)
+                    m.d.comb += ok_now.eq(dir_ok & (cp.local + cp.count <= depth))
+        return ok_now
+
+    def _check(self, m: Module, r: SimpleNamespace) -> None:
+        """State CHECK: the command's beat count and mask, the counters reset; a bad command
+        or a no-op goes to REPORT, anything else to RUN (an "out" reading its first word)."""
+        c = r.c
+        with m.Switch(c.mem):
+            for code, (_, width, _, _) in enumerate(self._memories):
+                with m.Case(code):
+                    m.d.sync += [r.nbeats.eq(beats_per_word(width, self._data_width)),
+                                 r.wmask.eq((1 << width) - 1)]
+        m.d.sync += [
+            r.req_word.eq(0), r.req_beat.eq(0), r.req_base.eq(c.ext), r.adr.eq(c.ext),
+            r.resp_word.eq(0), r.resp_beat.eq(0), r.resp_base.eq(c.ext),
+            r.outstanding.eq(0), r.status.eq(STATUS["ok"]), r.words.eq(0), r.err_addr.eq(0),
+        ]
+        with m.If(~r.ok):
+            m.d.sync += r.status.eq(STATUS["bad_command"])
+            m.next = "REPORT"
+        with m.Elif(c.count == 0):
+            m.next = "REPORT"
+        with m.Else():
+            # "out": fetch word 0 now, so that it is at the read port in RUN
+            m.d.comb += self.rd.en.eq(c.dir)
+            m.d.sync += [r.q_full.eq(0), r.rd_addr.eq(c.local + 1),
+                         r.reads_left.eq(c.count - 1)]
+            m.next = "RUN"
+
+    def _load_beat(self, m: Module, r: SimpleNamespace, beat: Value, last: Value) -> None:
+        """Load beat ``beat`` of the word at the read port into ``dat_q``; after its ``last``
+        beat, read the next word."""
+        dw = self._data_width
+        out_word = Cat(self.rd.data & r.wmask,
+                       Const(0, self._max_beats * dw - self._word_width))
+        m.d.sync += [r.dat_q.eq(out_word.word_select(beat, dw)), r.q_full.eq(1)]
+        with m.If(last & (r.reads_left != 0)):
+            m.d.comb += self.rd.en.eq(1)
+            m.d.sync += [r.rd_addr.eq(r.rd_addr + 1), r.reads_left.eq(r.reads_left - 1)]
+
+    def _run(self, m: Module, r: SimpleNamespace) -> None:
+        """State RUN: requests and answers, up to ``max_outstanding`` apart; REPORT after the
+        last answer or the first error."""
+        c, bus = r.c, self.bus
+        req_last = r.req_beat == r.nbeats - 1
+        resp_last = r.resp_beat == r.nbeats - 1
+        more = r.req_word != c.count
+        m.d.comb += [bus.cyc.eq(1),
+                     r.stb.eq(more & (r.outstanding != self._max_outstanding)
+                              & (~c.dir | r.q_full))]
+        m.d.sync += r.outstanding.eq(r.outstanding + r.accept - (bus.ack | bus.err))
+        with m.If(r.accept):
+            with m.If(req_last):
+                m.d.sync += [r.req_beat.eq(0), r.req_word.eq(r.req_word + 1),
+                             r.req_base.eq(r.req_base + c.stride),
+                             r.adr.eq(r.req_base + c.stride)]
+                # "out": the next word's first beat (its read was issued as this word's last
+                # beat was loaded)
+                with m.If(c.dir & (r.req_word + 1 != c.count)):
+                    self._load_beat(m, r, 0, r.nbeats == 1)
+                with m.Else():
+                    m.d.sync += r.q_full.eq(0)
+            with m.Else():
+                m.d.sync += [r.req_beat.eq(r.req_beat + 1), r.adr.eq(r.adr + 1)]
+                with m.If(c.dir):
+                    self._load_beat(m, r, r.req_beat + 1, r.req_beat + 2 == r.nbeats)
+        with m.Elif(c.dir & ~r.q_full & more):
+            # the first beat of the command's first word
+            self._load_beat(m, r, r.req_beat, req_last)
+        with m.If(bus.err):
+            m.d.sync += [r.status.eq(STATUS["bus_error"]), r.words.eq(r.resp_word),
+                         r.err_addr.eq(r.resp_base + r.resp_beat)]
+            m.next = "REPORT"
+        with m.Elif(bus.ack):
+            m.d.sync += r.word.word_select(r.resp_beat, self._data_width).eq(bus.dat_r)
+            with m.If(resp_last):
+                m.d.sync += [r.resp_beat.eq(0), r.resp_word.eq(r.resp_word + 1),
+                             r.resp_base.eq(r.resp_base + c.stride),
+                             r.commit.eq(~c.dir),
+                             r.commit_addr.eq(c.local + r.resp_word)]
+                with m.If(r.resp_word + 1 == c.count):
+                    m.d.sync += r.words.eq(c.count)
+                    m.next = "REPORT"
+            with m.Else():
+                m.d.sync += r.resp_beat.eq(r.resp_beat + 1)

@@ -75,18 +75,16 @@ class _WritesEveryBeat(DMA):
 
     def elaborate(self, platform):
         m = super().elaborate(platform)
-        m.d.comb += [self.wr.en.eq(self.bus.ack & ~self._obs["cmd"].dir),
-                     self.wr.addr.eq(self._obs["cmd"].local + self._obs["resp_word"])]
+        m.d.comb += [self.wr.en.eq(self.bus.ack & ~self.obs.cmd.dir),
+                     self.wr.addr.eq(self.obs.cmd.local + self.obs.resp_word)]
         return m
 
 
 class _IgnoresStall(DMA):
     """Broken on purpose: a stalled request counts as accepted (the beat is skipped)."""
 
-    def elaborate(self, platform):
-        m = super().elaborate(platform)
-        m.d.comb += self._obs["accept"].eq(self.bus.stb)
-        return m
+    def _accepted(self, stb):
+        return stb
 
 
 class DMASpec(Elaboratable):
@@ -101,9 +99,8 @@ class DMASpec(Elaboratable):
     def elaborate(self, platform) -> Module:
         m = Module()
         dut = self.dut_class(addr_width=ADDR_WIDTH, data_width=DATA_WIDTH, memories=MEMORIES,
-                             max_outstanding=self.max_outstanding)
-        # elaborated here so that its white-box view (dut._obs) exists
-        m.submodules.dut = dut.elaborate(platform)
+                             max_outstanding=self.max_outstanding, observe=True)
+        m.submodules.dut = dut
         m.d.comb += Assume(ResetSignal() == Initial())
         h = self._environment(m, dut)
         self._assert_bus(m, dut, h)
@@ -274,92 +271,92 @@ class DMASpec(Elaboratable):
     def _assert_engine_state(self, m: Module, dut: DMA, h: "_Harness") -> None:
         """White-box invariants for the induction: the engine's state and counters equal the
         harness's record, outside and inside a run."""
-        obs, bus, cap = dut._obs, dut.bus, h.cap
+        obs, bus, cap = dut.obs, dut.bus, h.cap
         hw, hb, rw, rb, wcount, rcount = h.hw, h.hb, h.rw, h.rb, h.wcount, h.rcount
         pend, errored, reported, good = h.pend, h.errored, h.reported, h.good
         ww = dut.word_width
-        c = obs["cmd"]
-        nb = obs["nbeats"]
+        c = obs.cmd
+        nb = obs.nbeats
         m.d.comb += [
             Assert(c.as_value() == cap.as_value(), "engine holds the command"),
-            Assert(obs["idle"] | obs["check"] | obs["run"] | obs["report"], "a known state"),
-            Assert(~obs["idle"] | reported | ~h.seen, "idle after the report"),
-            Assert(obs["idle"] | (h.seen & ~reported), "busy before the report"),
-            Assert(~(obs["idle"] | obs["check"]) | (pend == 0), "no request left over"),
-            Assert(~obs["idle"] | ~obs["commit"], "no write pending while idle"),
-            Assert(~obs["check"] | ((hw == 0) & (hb == 0) & (rw == 0) & (rb == 0)
+            Assert(obs.idle | obs.check | obs.run | obs.report, "a known state"),
+            Assert(~obs.idle | reported | ~h.seen, "idle after the report"),
+            Assert(obs.idle | (h.seen & ~reported), "busy before the report"),
+            Assert(~(obs.idle | obs.check) | (pend == 0), "no request left over"),
+            Assert(~obs.idle | ~obs.commit, "no write pending while idle"),
+            Assert(~obs.check | ((hw == 0) & (hb == 0) & (rw == 0) & (rb == 0)
                                    & (wcount == 0) & (rcount == 0) & ~errored & ~reported
-                                   & (pend == 0) & ~obs["commit"]), "check: nothing yet"),
-            Assert(~obs["check"] | ~bus.cyc, "check: no bus cycle"),
-            Assert(~(obs["run"] | obs["report"]) | (good & (cap.count != 0))
-                   | (obs["report"] & (hw == 0) & (rw == 0) & (wcount == 0)
+                                   & (pend == 0) & ~obs.commit), "check: nothing yet"),
+            Assert(~obs.check | ~bus.cyc, "check: no bus cycle"),
+            Assert(~(obs.run | obs.report) | (good & (cap.count != 0))
+                   | (obs.report & (hw == 0) & (rw == 0) & (wcount == 0)
                       & (rcount == 0) & ~errored & (pend == 0)), "bad or empty: no run"),
-            Assert(~obs["report"] | ~bus.cyc, "report: no bus cycle"),
-            Assert(~obs["run"] | ~errored, "run: no err yet"),
-            Assert(~obs["report"] | obs["ok"] | (obs["status"] == 2), "bad: status 2"),
-            Assert(obs["idle"] | ~h.seen | (obs["ok"] == good), "the checks' register"),
-            Assert(~obs["check"] | (obs["rd_addr"] == cap.local), "check: the first read's "
+            Assert(~obs.report | ~bus.cyc, "report: no bus cycle"),
+            Assert(~obs.run | ~errored, "run: no err yet"),
+            Assert(~obs.report | obs.ok | (obs.status == 2), "bad: status 2"),
+            Assert(obs.idle | ~h.seen | (obs.ok == good), "the checks' register"),
+            Assert(~obs.check | (obs.rd_addr == cap.local), "check: the first read's "
                    "address"),
         ]
-        with m.If(obs["run"] | (obs["report"] & good)):
+        with m.If(obs.run | (obs.report & good)):
             m.d.comb += [
                 Assert(nb == h.beats, "beats"),
-                Assert(obs["wmask"] == h.width_mask, "width mask"),
+                Assert(obs.wmask == h.width_mask, "width mask"),
                 Assert(hb < h.beats, "beat in range"),
                 Assert(rb < h.beats, "beat in range"),
                 Assert(hw <= cap.count, "requests in range"),
                 Assert(rw <= hw, "answers follow requests"),
                 Assert(~(hw == cap.count) | (hb == 0), "whole words requested"),
-                Assert(cap.dir | (wcount + obs["commit"] == rw), "writes trail answers"),
-                Assert(~cap.dir | ~obs["commit"], "no write for 'out'"),
-                Assert(~obs["commit"] | (obs["commit_addr"] == cap.local + wcount),
+                Assert(cap.dir | (wcount + obs.commit == rw), "writes trail answers"),
+                Assert(~cap.dir | ~obs.commit, "no write for 'out'"),
+                Assert(~obs.commit | (obs.commit_addr == cap.local + wcount),
                        "pending write address"),
-                Assert(~obs["commit"] | ((obs["word"][:ww] & h.width_mask)
+                Assert(~obs.commit | ((obs.word[:ww] & h.width_mask)
                                          == (h.acked[wcount] & h.width_mask)), "pending word"),
             ]
 
     def _assert_engine_run(self, m: Module, dut: DMA, h: "_Harness") -> None:
         """White-box invariants of a running command (counters, addresses, the word being
         assembled, reads ahead) and of a held report."""
-        obs, bus, cap = dut._obs, dut.bus, h.cap
+        obs, bus, cap = dut.obs, dut.bus, h.cap
         hw, hb, rw, rb, rcount = h.hw, h.hb, h.rw, h.rb, h.rcount
         beats, good, errored, err_at = h.beats, h.good, h.errored, h.err_at
         dw = DATA_WIDTH
-        with m.If(obs["run"]):
+        with m.If(obs.run):
             m.d.comb += [
-                Assert(obs["req_word"] == hw, "engine request word"),
-                Assert(obs["req_beat"] == hb, "engine request beat"),
-                Assert(obs["resp_word"] == rw, "engine answer word"),
-                Assert(obs["resp_beat"] == rb, "engine answer beat"),
-                Assert(obs["outstanding"] == h.pend, "engine outstanding"),
-                Assert(obs["req_base"] == (cap.ext + hw * cap.stride)[:ADDR_WIDTH], "base"),
-                Assert(obs["adr"] == (cap.ext + hw * cap.stride + hb)[:ADDR_WIDTH], "adr"),
-                Assert(obs["resp_base"] == (cap.ext + rw * cap.stride)[:ADDR_WIDTH], "base"),
+                Assert(obs.req_word == hw, "engine request word"),
+                Assert(obs.req_beat == hb, "engine request beat"),
+                Assert(obs.resp_word == rw, "engine answer word"),
+                Assert(obs.resp_beat == rb, "engine answer beat"),
+                Assert(obs.outstanding == h.pend, "engine outstanding"),
+                Assert(obs.req_base == (cap.ext + hw * cap.stride)[:ADDR_WIDTH], "base"),
+                Assert(obs.adr == (cap.ext + hw * cap.stride + hb)[:ADDR_WIDTH], "adr"),
+                Assert(obs.resp_base == (cap.ext + rw * cap.stride)[:ADDR_WIDTH], "base"),
                 Assert(rw < cap.count, "run: words left"),
                 Assert(~bus.stb | (hw < cap.count), "stb only for requests left"),
                 Assert(bus.cyc, "run: bus cycle"),
-                Assert(obs["status"] == 0, "run: status ok"),
-                Assert((obs["words"] == 0) & (obs["err_addr"] == 0) & (err_at == 0),
+                Assert(obs.status == 0, "run: status ok"),
+                Assert((obs.words == 0) & (obs.err_addr == 0) & (err_at == 0),
                        "run: nothing to report yet"),
                 Assert((hw * beats + hb) - (rw * beats + rb) == h.pend,
                        "outstanding = requested - answered"),
             ]
             for j in range(2):
                 with m.If(j < rb):
-                    m.d.comb += Assert(obs["word"].word_select(j, dw)
+                    m.d.comb += Assert(obs.word.word_select(j, dw)
                                        == h.acked[rw].word_select(j, dw), "assembled beats")
             with m.If(cap.dir):
                 # the request's data register holds beat hb of word hw; the word after it is
                 # read as a word's last beat is loaded
-                q_full = obs["q_full"]
+                q_full = obs.q_full
                 next_read = q_full & (hb == beats - 1) & (hw + 1 != cap.count)
                 m.d.comb += [
                     Assert(rcount == Mux(hw == cap.count, cap.count, hw + 1 + next_read),
                            "reads ahead"),
                     Assert(h.rdata == h.read[rcount - 1], "read port holds the last read"),
-                    Assert(obs["rd_addr"] == (cap.local + rcount)[:len(obs["rd_addr"])],
+                    Assert(obs.rd_addr == (cap.local + rcount)[:len(obs.rd_addr)],
                            "the next read's address"),
-                    Assert(obs["reads_left"] == cap.count - rcount, "reads left"),
+                    Assert(obs.reads_left == cap.count - rcount, "reads left"),
                     Assert(q_full | (hw == cap.count) | ((hw == 0) & (hb == 0)),
                            "the data register is empty only before the first beat or after "
                            "the last"),
@@ -367,14 +364,14 @@ class DMASpec(Elaboratable):
                 with m.If(q_full):
                     m.d.comb += [
                         Assert(hw != cap.count, "a loaded beat is one left to request"),
-                        Assert(obs["dat_q"] == (h.read[hw] & h.width_mask).word_select(hb, dw),
+                        Assert(obs.dat_q == (h.read[hw] & h.width_mask).word_select(hb, dw),
                                "the data register holds the request's beat"),
                     ]
-        with m.If(obs["report"]):
+        with m.If(obs.report):
             m.d.comb += [
-                Assert(obs["status"] == Mux(~good, 2, Mux(errored, 1, 0)), "held status"),
-                Assert(obs["words"] == Mux(good, rw, 0), "held words"),
-                Assert(obs["err_addr"] == Mux(good & errored, err_at, 0), "held addr"),
+                Assert(obs.status == Mux(~good, 2, Mux(errored, 1, 0)), "held status"),
+                Assert(obs.words == Mux(good, rw, 0), "held words"),
+                Assert(obs.err_addr == Mux(good & errored, err_at, 0), "held addr"),
                 Assert(~(good & (cap.count != 0)) | errored | (rw == cap.count), "held ok"),
             ]
 
