@@ -22,9 +22,10 @@ prints, for QAT's 16-bit phase (the steady state) and its
   (cycles + half)``, ``half`` the cycles half-mode operations are in progress), and
   ``array %``, the same over the array's cycles alone (``useful MACs / (PEs * (array +
   half))``);
-* projected training samples per second (``batch * f / cycles``) at the ECP5 Fmax measured for
-  the array (``--fmax``, default 49.8 MHz: the 4 x 4 one-core array on an LFE5U-85F, see
-  ``bench_array_fpga.py``; the 16 x 16 build does not fit an ECP5) and at FIXAR's 164 MHz;
+* projected training samples per second (``batch * f / cycles``) at an ECP5 clock
+  (``--fmax``, default :data:`FMAX_MHZ`, the routed clock of the smallest training core, the
+  whole engine behind its buses, on an LFE5U-85F: ``bench_fmax.py --design core16``; the
+  16 x 16 build does not fit an ECP5) and at FIXAR's 164 MHz;
 * the same normalised per multiplier and per MHz, next to FIXAR's 53,826.8 samples/s at
   164 MHz with 512 PEs.
 
@@ -96,11 +97,16 @@ def phase_formats(ec: en.EngineConfig, phase: str) -> dict:
     return fmts
 
 
+#: The smallest training core's routed clock on an LFE5U-85F-6, median of 3 placer seeds, at
+#: ``30e2b45`` (docs/results.md, "Compact update units, resource floors and timing").
+FMAX_MHZ = 67.2
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small build (CI)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per program (median)")
-    parser.add_argument("--fmax", type=float, default=49.8, help="ECP5 clock in MHz")
+    parser.add_argument("--fmax", type=float, default=FMAX_MHZ,
+                        help=f"ECP5 clock in MHz (default {FMAX_MHZ})")
     parser.add_argument("--model-only", action="store_true",
                         help="the cycle model's figures, without Verilator")
     parser.add_argument("--full-precision", action="store_true",
@@ -111,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = "python benchmarks/bench_engine.py" + (" --quick" if args.quick else "")
     if args.repeat != 3:
         cmd += f" --repeat {args.repeat}"
-    if args.fmax != 49.8:
+    if args.fmax != FMAX_MHZ:
         cmd += f" --fmax {args.fmax}"
     if args.model_only:
         cmd += " --model-only"
