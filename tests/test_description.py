@@ -169,7 +169,7 @@ def test_update_commands():
     cs = UpdateCommandSet(fmt, lanes=4, units=2, addr_width=6)
     unit = UpdateUnit(fmt, fmt)
     assert cs.latency == update_latency(fmt) == unit.latency == 39 + 16
-    assert cs.cycles(3) == 3 * (4 // 2 + 1) + cs.latency + 1
+    assert cs.cycles(3) == 3 * (4 // 2) + cs.latency + 2  # the next word read with the last group
     assert cs.command("soft", net="critic", lo=1, count=2) == {"op": 2, "net": 1, "lo": 1,
                                                                "count": 2}
     assert {name for name, _ in cs.layout} == {"op", "net", "lo", "count"}

@@ -59,13 +59,14 @@ class UpdateSequencer(wiring.Component):
     ``W``, ``G``, ``M``, ``V`` at each address and write ``W``, ``M``, ``V`` back there; the soft
     update reads the target word at ``+ soft_offset`` and the online word, and writes the
     target. ``units`` update units work in lockstep, each taking one element of a word after
-    another: a word is one read cycle and ``lanes / units`` element groups (a cycle each for
-    pipelined units; iterative units take a group as they return the previous one, and the
-    next word is read meanwhile); results are gathered per word and written the cycle after
-    its last elements. Without stalls a command keeps :attr:`busy`
-    high for :meth:`UpdateCommandSet.cycles <fixar_hw.train.update.UpdateCommandSet.cycles>`
-    of :attr:`commands` cycles: ``count * (lanes / units + 1) + unit.latency + 1`` with
-    pipelined units, ``count * lanes / units * unit.op_latency(op) + 3`` with iterative ones.
+    another: a word is ``lanes / units`` element groups (a cycle each for pipelined units;
+    iterative units take a group as they return the previous one). The first word is read in
+    a cycle of its own, every next one in the cycle that sends the previous word's last
+    group; results are gathered per word and written the cycle after its last elements.
+    Without stalls a command keeps :attr:`busy` high for :meth:`UpdateCommandSet.cycles
+    <fixar_hw.train.update.UpdateCommandSet.cycles>` of :attr:`commands` cycles: ``count *
+    lanes / units + unit.latency + 2`` with pipelined units, ``count * lanes / units *
+    unit.op_latency(op) + 3`` with iterative ones.
 
     Parameters
     ----------
@@ -133,6 +134,9 @@ class UpdateSequencer(wiring.Component):
         lane_out = Signal(range(steps))  # element group being gathered
         reading = Signal()   # the input side has words left
         streaming = Signal()  # the read data is valid: send its lanes
+        # unit u takes lanes u, u + U, u + 2U, ... of the word (group lane_in: lane_in * U + u)
+        ready = Signal()
+        m.d.comb += ready.eq(Cat(*(i.ready for i in self.i)).all())
         m.d.comb += [self.net.eq(net), self.op.eq(op), self.busy.eq(wr_left != 0),
                      self.cmd.ready.eq(wr_left == 0)]
         with m.If(self.cmd.valid & self.cmd.ready):
@@ -141,8 +145,11 @@ class UpdateSequencer(wiring.Component):
                          wr_left.eq(p.count), reading.eq(p.count != 0), lane_in.eq(0),
                          lane_out.eq(0), streaming.eq(0)]
 
-        # input side: read a word (one cycle), then send its lanes
-        read_now = reading & ~streaming
+        # input side: read a word (one cycle), then send its lanes; the next word is read
+        # as the last group of a word is sent (the port's data changes the cycle after), so
+        # pipelined units take a group every cycle across words
+        last_group = streaming & ready & (lane_in == steps - 1)
+        read_now = reading & (~streaming | last_group)
         m.d.comb += [
             self.w_rd.addr.eq(Mux(soft, rd_addr + self._offset, rd_addr)),
             self.t_rd.addr.eq(rd_addr), self.g_rd.addr.eq(rd_addr),
@@ -151,12 +158,6 @@ class UpdateSequencer(wiring.Component):
             self.g_rd.en.eq(read_now & ~soft), self.m_rd.en.eq(read_now & ~soft),
             self.v_rd.en.eq(read_now & ~soft),
         ]
-        with m.If(read_now):
-            m.d.sync += [streaming.eq(1), lane_in.eq(0), rd_addr.eq(rd_addr + 1),
-                         rd_left.eq(rd_left - 1)]
-        # unit u takes lanes u, u + U, u + 2U, ... of the word (group lane_in: lane_in * U + u)
-        ready = Signal()
-        m.d.comb += ready.eq(Cat(*(i.ready for i in self.i)).all())
         for u, i in enumerate(self.i):
             lane = lane_in * U + u
             ip = i.payload
@@ -171,7 +172,10 @@ class UpdateSequencer(wiring.Component):
         with m.If(streaming & ready):
             m.d.sync += lane_in.eq(lane_in + 1)
             with m.If(lane_in == steps - 1):
-                m.d.sync += [streaming.eq(0), reading.eq(rd_left != 0)]
+                m.d.sync += streaming.eq(0)
+        with m.If(read_now):
+            m.d.sync += [streaming.eq(1), lane_in.eq(0), rd_addr.eq(rd_addr + 1),
+                         rd_left.eq(rd_left - 1), reading.eq(rd_left != 1)]
 
         # output side: gather a word, write it the next cycle
         bufs = {k: Signal(self.w_wr.data.shape() if k == "w" else

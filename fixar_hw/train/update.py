@@ -170,14 +170,14 @@ class UpdateCommandSet:
         """Cycles an ``op`` command over ``count`` words keeps the sequencer busy, without
         stalls.
 
-        Pipelined units take a word's element groups on consecutive cycles after its read:
-        ``count * (lanes / units + 1) + latency + 1``. Iterative units take a group every
-        element latency ``L`` (the next word is read while they work): ``count * lanes /
-        units * L + 3``.
+        Pipelined units take element groups on consecutive cycles from the first word's read
+        on (each next word is read with the previous word's last group): ``count * lanes /
+        units + latency + 2``. Iterative units take a group every element latency ``L`` (the
+        next word is read while they work): ``count * lanes / units * L + 3``.
         """
         steps = self.lanes // self.units
         if self.kind == "pipelined":
-            return count * (steps + 1) + self.latency + 1
+            return count * steps + self.latency + 2
         return count * steps * self.element_latency(op) + 3
 
 
