@@ -140,7 +140,7 @@ class EngineConfig:
         Update units working in parallel (a power of two up to ``size**2``).
     update_kind : {"pipelined", "iterative"}
         ``"pipelined"`` units take an element a cycle (an optimizer pass takes ``size**2 /
-        update_units + 1`` cycles per parameter word) in about 300 flip-flops per pipeline
+        update_units`` cycles per parameter word) in about 300 flip-flops per pipeline
         stage; ``"iterative"`` units hold one element at a time in a few hundred flip-flops
         (an Adam element takes ``9 + ceil(31 / update_bits) + ceil(weight_width /
         update_bits)`` cycles, an SGD or soft update 5). Both are bit-exact with
