@@ -424,11 +424,8 @@ def ppo_search(env: QuantEnv, *, iterations: int = 30, episodes_per_iter: int = 
         it += share
     greedy: list[LayerChoice] = []
     for k in range(n_l):
-        x = _input(env, heads, k, greedy, last)
-        if isinstance(heads, _LocalHeads):
-            a = heads.act(net.forward(x[None])[0], last[k], None)[0]
-        else:
-            a = heads.act(net.forward(x[None])[0], None)[0]
+        _, (a, *_) = _act(heads, net, env.state(k, greedy), None if last is None else last[k],
+                          None)
         greedy.append(env.actions[a])
     result.final_choices = tuple(greedy)
     result.seconds = time.perf_counter() - start
@@ -443,15 +440,16 @@ def _gain(ep: Episode, incumbent: Episode) -> float:
     return 0.0
 
 
-def _input(env: QuantEnv, heads: _PolicyHeads | _LocalHeads, k: int,
-           previous: Sequence[LayerChoice], incumbent: Sequence[LayerChoice] | None,
-           state: np.ndarray | None = None) -> np.ndarray:
-    """The policy's input at layer ``k``: the environment's state, and with local moves the
-    incumbent's :data:`LOCAL_FEATURES`."""
-    s = env.state(k, previous) if state is None else state
+def _act(heads: _PolicyHeads | _LocalHeads, net: MLP, state: np.ndarray,
+         incumbent: LayerChoice | None, rng: np.random.Generator | None
+         ) -> tuple[np.ndarray, tuple[int, np.ndarray, float, np.ndarray | None]]:
+    """The policy's input at a layer (the environment's ``state``; with local moves also the
+    ``incumbent`` layer choice's :data:`LOCAL_FEATURES`) and the action the policy samples
+    there (arg-max without ``rng``)."""
     if isinstance(heads, _LocalHeads) and incumbent is not None:
-        return np.concatenate([s, heads.features(incumbent[k])])
-    return s
+        x = np.concatenate([state, heads.features(incumbent)])
+        return x, heads.act(net.forward(x[None])[0], incumbent, rng)
+    return state, heads.act(net.forward(state[None])[0], rng)
 
 
 def _ppo_run(env: QuantEnv, heads: _PolicyHeads | _LocalHeads, rng: np.random.Generator,
@@ -463,9 +461,8 @@ def _ppo_run(env: QuantEnv, heads: _PolicyHeads | _LocalHeads, rng: np.random.Ge
     """One PPO run from fresh networks (biased towards ``incumbent`` if given), recording into
     ``result``; the callback's iterations count on from ``it0 + 1``. Returns the policy and,
     with local moves, the last incumbent (else None)."""
-    local = isinstance(heads, _LocalHeads)
     n_l, n_z = env.n_layers, sum(heads.heads)
-    n_f = env.n_features + (len(LOCAL_FEATURES) if local else 0)
+    n_f = env.n_features + (len(LOCAL_FEATURES) if isinstance(heads, _LocalHeads) else 0)
     net = MLP([n_f, hidden, hidden, n_z], rng, out_scale=0.01)
     value = MLP([n_f, hidden, hidden, 1], rng)
     opt_p, opt_v = Adam(net.params, lr), Adam(value.params, value_lr)
@@ -490,13 +487,8 @@ def _ppo_run(env: QuantEnv, heads: _PolicyHeads | _LocalHeads, rng: np.random.Ge
         for e in range(e_n):
             s: np.ndarray | None = env.reset()
             for k in range(n_l):
-                x = _input(env, heads, k, (), inc, state=s)
-                states[e, k] = x
-                z = net.forward(x[None])[0]
-                if isinstance(heads, _LocalHeads) and inc is not None:
-                    a, comps[e, k], logps[e, k], mask = heads.act(z, inc[k], rng)
-                else:
-                    a, comps[e, k], logps[e, k], mask = heads.act(z, rng)
+                states[e, k], (a, comps[e, k], logps[e, k], mask) = _act(
+                    heads, net, s, None if inc is None else inc[k], rng)
                 if mask is not None:
                     masks[e, k] = mask
                 s, rewards[e, k], _, ep = env.step(a)
