@@ -250,8 +250,7 @@ def _adam_weight(w: Value, q: Value, over: Value, neg: Value, wf: FixedFormat) -
 class _UpdateComponent(wiring.Component):
     """The ports, formats and argument checks both update units share."""
 
-    def __init__(self, w_fmt: FixedFormat, g_fmt: FixedFormat, lr_width: int,
-                 members: dict | None = None) -> None:
+    def __init__(self, w_fmt: FixedFormat, g_fmt: FixedFormat, lr_width: int) -> None:
         self._w_fmt = check_format(w_fmt, "w_fmt")
         self._g_fmt = check_format(g_fmt, "g_fmt")
         for name, fmt in (("w_fmt", w_fmt), ("g_fmt", g_fmt)):
@@ -270,8 +269,12 @@ class _UpdateComponent(wiring.Component):
             "eps": In(unsigned(g_fmt.width)),
             "tau": In(unsigned(17)),
             "o": Out(stream.Signature(self.output_layout)),
-            **(members or {}),
+            **self._members(),
         })
+
+    def _members(self) -> dict:
+        """A unit's own ports beside the shared ones (the formats are checked by then)."""
+        return {}
 
     @property
     def w_fmt(self) -> FixedFormat:
@@ -388,23 +391,20 @@ class UpdateUnit(_UpdateComponent):
     def __init__(self, w_fmt: FixedFormat, g_fmt: FixedFormat, *, lr_width: int = 48,
                  observe: bool = False) -> None:
         self._observe = check_bool(observe, "observe")
-        members = ({"obs": Out(self._observation_layout(check_format(w_fmt, "w_fmt")))}
-                   if observe else None)
-        super().__init__(w_fmt, g_fmt, lr_width, members)
+        super().__init__(w_fmt, g_fmt, lr_width)
 
-    @staticmethod
-    def _observation_layout(w_fmt: FixedFormat) -> data.StructLayout:
-        return data.StructLayout({
-            "occupancy": range(update_latency(w_fmt) + 1),
-            "root_valid": 1, "root_v": unsigned(63), "root": unsigned(_ROOT_BITS),
-        })
+    def _members(self) -> dict:
+        return {"obs": Out(self.observation_layout)} if self._observe else {}
 
     @property
     def observation_layout(self) -> data.StructLayout:
         """Layout of :attr:`obs`: ``occupancy``, the elements in flight (valid stages, the
         output included), and the square root's last stage (``root_valid``, its ``root_v``
         and ``root = isqrt(root_v)``)."""
-        return self._observation_layout(self._w_fmt)
+        return data.StructLayout({
+            "occupancy": range(update_latency(self._w_fmt) + 1),
+            "root_valid": 1, "root_v": unsigned(63), "root": unsigned(_ROOT_BITS),
+        })
 
     @property
     def latency(self) -> int:
@@ -575,7 +575,10 @@ class IterativeUpdateUnit(_UpdateComponent):
                  bits: int = 2) -> None:
         _check_kind("iterative", bits)
         self._bits = bits
-        super().__init__(w_fmt, g_fmt, lr_width, {"busy": Out(1)})
+        super().__init__(w_fmt, g_fmt, lr_width)
+
+    def _members(self) -> dict:
+        return {"busy": Out(1)}
 
     @property
     def bits(self) -> int:
