@@ -53,6 +53,8 @@ DIRECTIONS = {"in": 0, "out": 1}
 STATUS = {"ok": 0, "bus_error": 1, "bad_command": 2}
 #: Memory access modes: the directions the DMA may use on such a memory.
 ACCESS = {"rw": ("in", "out"), "w": ("in",), "r": ("out",)}
+# the states of the DMA's FSM
+_STATES = ("IDLE", "CHECK", "RUN", "REPORT")
 
 
 def _bits(n: int) -> int:
@@ -303,24 +305,37 @@ class DMA(wiring.Component):
 
     @property
     def observation_layout(self) -> data.StructLayout:
-        """Layout of :attr:`obs`: the running command ``cmd`` and its ``ok``, ``nbeats`` and
-        ``wmask``; the request side (``req_word``, ``req_beat``, ``req_base``, ``adr``,
-        ``stb`` taken: ``accept``, ``outstanding``) and the "out" data (``dat_q``,
-        ``q_full``, ``rd_addr``, ``reads_left``); the answer side (``resp_word``,
-        ``resp_beat``, ``resp_base``, the ``word`` assembled, ``commit``,
-        ``commit_addr``); the report (``status``, ``words``, ``err_addr``); and the state
-        (``idle``, ``check``, ``run``, ``report``)."""
+        """Layout of :attr:`obs`: the DMA's registers and signals (:meth:`_registers`) and
+        its state (``idle``, ``check``, ``run``, ``report``)."""
+        return data.StructLayout({**{name: f.shape for name, f in self._registers()},
+                                  **{state.lower(): 1 for state in _STATES}})
+
+    def _registers(self) -> data.StructLayout:
+        """Shapes of the signals :meth:`elaborate` works with (one layout for them and for
+        :attr:`obs`)."""
         aw, cw, lw = self._addr_width, self._count_width, self._local_width
         beat = range(max(self._max_beats, 2))
         return data.StructLayout({
+            # the running command; ok: its checks, a register loaded with the command (valid
+            # in CHECK, whose first read then follows from registers alone)
             "cmd": self._command_layout, "ok": 1, "nbeats": range(self._max_beats + 1),
-            "wmask": self._word_width, "req_word": cw, "req_beat": beat, "req_base": aw,
-            "adr": aw, "accept": 1, "outstanding": range(self._max_outstanding + 1),
+            "wmask": self._word_width,
+            # request side: word and beat of the next request, its word's address, its address
+            "req_word": cw, "req_beat": beat, "req_base": aw, "adr": aw,
+            "stb": 1, "accept": 1, "outstanding": range(self._max_outstanding + 1),
+            # "out": the request's data comes from a register (dat_q, holding the beat of
+            # (req_word, req_beat) when q_full: the read port's data and its multiplexers
+            # never reach the bus in the same cycle), loaded from the read port with the next
+            # beat as a request leaves, or with the first while it is empty. The next word is
+            # read (rd_addr, always the port's address; reads_left) as the last beat of a word
+            # is loaded, so the port holds it by the time that beat leaves.
             "dat_q": self._data_width, "q_full": 1, "rd_addr": lw, "reads_left": cw,
+            # answer side: word and beat of the next answer, its word's address
             "resp_word": cw, "resp_beat": beat, "resp_base": aw,
+            # "in": the word being assembled, and the write of a complete one
             "word": self._max_beats * self._data_width, "commit": 1, "commit_addr": lw,
+            # the report
             "status": 2, "words": cw, "err_addr": aw,
-            "idle": 1, "check": 1, "run": 1, "report": 1,
         })
 
     @property
@@ -420,37 +435,10 @@ class DMA(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        dw, aw = self._data_width, self._addr_width
-        max_beats = self._max_beats
         bus, rd, wr = self.bus, self.rd, self.wr
-        r = SimpleNamespace(
-            # the running command
-            c=Signal(self._command_layout), nbeats=Signal(range(max_beats + 1)),
-            wmask=Signal(self._word_width),
-            # the next read's address (the read port's, always) and the reads left
-            rd_addr=Signal(self._local_width), reads_left=Signal(self._count_width),
-            # request side: word and beat of the next request, its address, its word's address
-            req_word=Signal(self._count_width), req_beat=Signal(range(max(max_beats, 2))),
-            req_base=Signal(aw), adr=Signal(aw),
-            # answer side: word and beat of the next answer, its word's address
-            resp_word=Signal(self._count_width), resp_beat=Signal(range(max(max_beats, 2))),
-            resp_base=Signal(aw), outstanding=Signal(range(self._max_outstanding + 1)),
-            # "in": the word being assembled, and the write of a complete one
-            word=Signal(max_beats * dw), commit=Signal(), commit_addr=Signal(self._local_width),
-            # the report
-            status=Signal(2), words=Signal(self._count_width), err_addr=Signal(aw),
-            # ok: the command's checks, a register loaded with the command (valid in CHECK,
-            # whose first read then follows from registers alone)
-            ok=Signal(),
-            # "out": the request's data comes from a register (dat_q, holding the beat of the
-            # request offered: the read port's data and its multiplexers never reach the bus
-            # in the same cycle), loaded from the read port with the next beat as a request
-            # leaves, or with the first while it is empty. The next word is read as the last
-            # beat of a word is loaded, so the port holds it by the time that beat leaves.
-            dat_q=Signal(dw), q_full=Signal(),  # dat_q holds the beat of (req_word, req_beat)
-            stb=Signal(), accept=Signal(),
-        )
-        c = r.c
+        r = SimpleNamespace(**{name: Signal(f.shape, name=name)
+                               for name, f in self._registers()})
+        c = r.cmd
         m.d.comb += [
             self.mem.eq(c.mem),
             bus.sel.eq((1 << len(bus.sel)) - 1),
@@ -489,10 +477,8 @@ class DMA(wiring.Component):
                 with m.If(self.done.ready):
                     m.next = "IDLE"
         if self._observe:
-            observe(m, self.obs, **{k: getattr(r, k) for k in self.observation_layout.members
-                                    if hasattr(r, k)},
-                    cmd=c, **{name.lower(): fsm.ongoing(name)
-                              for name in ("IDLE", "CHECK", "RUN", "REPORT")})
+            observe(m, self.obs, **vars(r),
+                    **{state.lower(): fsm.ongoing(state) for state in _STATES})
         return m
 
     def _accepted(self, stb: Value) -> Value:
@@ -515,7 +501,7 @@ class DMA(wiring.Component):
     def _check(self, m: Module, r: SimpleNamespace) -> None:
         """State CHECK: the command's beat count and mask, the counters reset; a bad command
         or a no-op goes to REPORT, anything else to RUN (an "out" reading its first word)."""
-        c = r.c
+        c = r.cmd
         with m.Switch(c.mem):
             for code, (_, width, _, _) in enumerate(self._memories):
                 with m.Case(code):
@@ -552,7 +538,7 @@ class DMA(wiring.Component):
     def _run(self, m: Module, r: SimpleNamespace) -> None:
         """State RUN: requests and answers, up to ``max_outstanding`` apart; REPORT after the
         last answer or the first error."""
-        c, bus = r.c, self.bus
+        c, bus = r.cmd, self.bus
         req_last = r.req_beat == r.nbeats - 1
         resp_last = r.resp_beat == r.nbeats - 1
         more = r.req_word != c.count
