@@ -86,6 +86,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fixar_hw.apps.search import (
     COLORS,
+    LOSS_METHODS,
     REFERENCE,
     calibration_states,
     choice_text,
@@ -106,7 +107,7 @@ from sw_model.search.evaluators import (
     return_quality,
     validate_proxy,
 )
-from sw_model.search.ppo import ppo_search
+from sw_model.search.ppo import MOVES, ppo_search
 from sw_model.search.quantize import actor_layers, actor_shapes
 
 PENALTY = 10.0
@@ -552,15 +553,13 @@ def loss_part(args: argparse.Namespace) -> None:
     print(head)
     print("-" * len(head))
     runs: dict[int, dict[str, list]] = {}
-    finals: dict[str, list[float | None]] = {
-        m: [] for m in ("ppo", "haq", "random", "uniform", "descent")}
+    finals: dict[str, list[float | None]] = {m: [] for m in LOSS_METHODS}
     reach: list[tuple[int | None, int, int | None, int | None]] = []
     floors: list[float] = []
     held_worst: list[str] = []
     for seed in seeds:
         run = run_loss_search(agent if crit else actor, max_loss, out / f"seed{seed}", cost=cost,
-                              methods=("ppo", "haq", "random", "uniform", "descent"),
-                              seed=seed,
+                              methods=LOSS_METHODS, seed=seed,
                               iterations=iterations, episodes_per_iter=per_iter, lanes=lanes,
                               states=n_states, episodes=episodes, pool=pool,
                               heldout_episodes=n_held, recheck=recheck, curve_step=step,
@@ -701,7 +700,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--confidence", type=float, default=2.0,
                         help="part 3: the held-out check uses the loss plus this many standard "
                              "errors (default 2)")
-    parser.add_argument("--moves", choices=("local", "grid"), default="local",
+    parser.add_argument("--moves", choices=MOVES, default="local",
                         help="part 3: PPO's actions, moves from the incumbent or choices on "
                              "the grid (default local)")
     parser.add_argument("--incumbents", type=int, default=1,
