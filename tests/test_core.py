@@ -23,9 +23,10 @@ from hypothesis import strategies as st
 
 from fixar_hw.config import CoreConfig
 from fixar_hw.errors import CoreError
-from fixar_hw.host.driver import FixarDriver, HardwareAgent
+from fixar_hw.host.driver import FixarDriver, HardwareAgent, staging_windows
 from fixar_hw.sim.transport import SimTransport
 from fixar_hw.soc.csr import CAUSES, COUNTERS, MAGIC, OPS, register_map
+from fixar_hw.soc.system import driver_memory_words
 from sw_model.arch import ddpg_step as ds
 from sw_model.arch import engine as en
 from sw_model.arch.ddpg_config import DDPGConfig
@@ -252,6 +253,36 @@ def test_counters_irq_and_the_queue():
     assert 0 < counters["busy_cycles"] <= tr.cycles - before
     assert set(counters) == set(COUNTERS)
     assert drv.read("STEP") == 1
+
+
+def test_staging_windows_overlap_and_the_driver_never_clobbers_a_queued_transfer():
+    c = small(kind="iterative")
+    mems = {g["name"]: g["depth"] * g["beats"] for g in register_map(c).memories}
+    windows = staging_windows(c, ext_base=5)
+    # two groups, each packed from ext_base in register-map order
+    for group in (("W", "M", "V"), ("G", "A", "P", "T")):
+        end = 5
+        for name in group:
+            assert windows[name] == (end, mems[name])
+            end += mems[name]
+    assert driver_memory_words(c) == max(sum(mems[n] for n in "WMV"),
+                                         sum(mems[n] for n in "GAPT"))
+    assert windows["A"][0] < windows["W"][0] + mems["W"]  # the groups overlap
+    with pytest.raises(ValueError, match="ext_base"):
+        staging_windows(c, ext_base=-1)
+    # a W transfer and an A transfer queued together: A's staging overlaps W's, so the driver
+    # runs W's transfer before it stages A's; both arrive whole
+    tr = SimTransport(c)
+    drv = FixarDriver(tr, c)
+    plan = c.engine.plan
+    rng = np.random.default_rng(5)
+    w = rng.integers(-2**15, 2**15, drv.read_memory("W", 0, plan.w_words).shape)
+    a = rng.integers(-2**15, 2**15, drv.read_memory("A", 0, plan.a_words).shape)
+    drv.write_memory("W", 0, w, run=False)
+    drv.write_memory("A", 0, a, run=False)
+    drv.run_queue()
+    assert np.array_equal(drv.read_memory("A", 0, plan.a_words), a)
+    assert np.array_equal(drv.read_memory("W", 0, plan.w_words), w)
 
 
 # --- faults ------------------------------------------------------------------------------------

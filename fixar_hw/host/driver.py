@@ -63,13 +63,50 @@ if TYPE_CHECKING:
     from fixar_hw.soc.system import FixarSoC
 
 __all__ = [
+    "STATE_MEMORIES",
     "FixarDriver",
     "HardwareAgent",
     "SerialTransport",
     "Transport",
+    "staging_windows",
 ]
 
 _CAUSE_NAMES = {v: k for k, v in CAUSES.items()}
+
+#: The memories :meth:`FixarDriver.read_state` reads back together: their staging windows are
+#: disjoint. The other memories' windows are disjoint from one another and share the same
+#: external memory (see :func:`staging_windows`).
+STATE_MEMORIES = ("W", "M", "V")
+
+
+def staging_windows(config: CoreConfig, ext_base: int = 0) -> dict[str, tuple[int, int]]:
+    """Where :class:`FixarDriver` stages each on-chip memory's image in external memory:
+    ``{name: (first bus word, bus words)}``, a window of ``depth * beats`` 32-bit words per
+    memory.
+
+    The windows form two groups, each packed from ``ext_base``: the state the driver reads
+    back (:data:`STATE_MEMORIES`) and the rest (gradients, activations, program, tanh table).
+    A window of one group overlaps windows of the other; the driver never has transfers of
+    both groups queued at once (it runs the queue before it stages into the other group), so
+    the external memory it needs is the larger group's, not the sum of all windows.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``config`` is not a :class:`~fixar_hw.config.CoreConfig` or ``ext_base`` is not a
+        non-negative integer.
+    """
+    if not isinstance(config, CoreConfig):
+        raise TypeError(f"config must be a CoreConfig, not {config!r}")
+    base = check_int(ext_base, "ext_base", minimum=0)
+    ends = {True: base, False: base}
+    windows = {}
+    for g in register_map(config).memories:
+        state = g["name"] in STATE_MEMORIES
+        words = g["depth"] * g["beats"]
+        windows[g["name"]] = (ends[state], words)
+        ends[state] += words
+    return windows
 
 
 class Transport(ABC):
@@ -199,16 +236,14 @@ class FixarDriver:
         self.poll = check_int(poll, "poll", minimum=1)
         self._off = {r.name: r.offset for r in self.regmap.registers}
         self._mem = {g["name"]: g for g in self.regmap.memories}
-        # staging windows in external memory, one per on-chip memory (whole image)
-        base = check_int(ext_base, "ext_base", minimum=0)
-        self._window = {}
-        for g in self.regmap.memories:
-            self._window[g["name"]] = base
-            base += g["depth"] * g["beats"]
-        if base > 1 << config.dma_addr_width:
-            raise ValueError(f"the staging windows need bus words up to {base}, beyond the "
+        windows = staging_windows(config, ext_base)
+        self._window = {name: base for name, (base, _) in windows.items()}
+        end = max(base + words for base, words in windows.values())
+        if end > 1 << config.dma_addr_width:
+            raise ValueError(f"the staging windows need bus words up to {end}, beyond the "
                              f"DMA's {config.dma_addr_width}-bit addresses")
         self._queued = 0  # descriptors pushed since the last start
+        self._staged: bool | None = None  # the staging group of the queued transfers
         self._programs: dict[Any, tuple[int, int]] = {}
         self._next_pc = 0
         self._table: Any = None
@@ -331,6 +366,7 @@ class FixarDriver:
         """
         self.write("CTRL", 1)
         self._queued = 0
+        self._staged = None
         for _ in range(timeout):
             st = self.status()
             if st["error"]:
@@ -410,15 +446,27 @@ class FixarDriver:
         if not ints:
             return
         ext = self._window[name] + base * g["beats"]
+        self._stage(name)
         self.transport.mem_write(ext, words_to_beats(ints, g["bits"], 32))
         self.push("dma_in", mem=name, arg=base, count=len(ints), ext=ext)
+        self._staged = name in STATE_MEMORIES  # (after push, which may run the queue)
         if run:
+            self.run_queue()
+
+    def _stage(self, name: str) -> None:
+        """Before a transfer of memory ``name`` is staged: run the queued transfers if they
+        are staged in the other group of windows, which this one's overlaps
+        (:func:`staging_windows`)."""
+        if self._queued and self._staged not in (None, name in STATE_MEMORIES):
             self.run_queue()
 
     def bus_address(self, name: str, word: int, lane: int = 0) -> int:
         """The bus word address in the staging window of memory ``name`` that holds (the low
         bits of) lane ``lane`` of its word ``word``: where :meth:`read_memory` finds it once
-        the DMA has written it back, and where :meth:`write_memory` stages it.
+        the DMA has written it back, and where :meth:`write_memory` stages it. The windows of
+        ``W``, ``M`` and ``V`` are disjoint; the others overlap them (:func:`staging_windows`),
+        so a word read back from ``G``, ``A``, ``P`` or ``T`` stays at its address until the
+        driver next stages ``W``, ``M`` or ``V``, and the other way round.
 
         Raises
         ------
@@ -463,6 +511,7 @@ class FixarDriver:
         g = self._mem[name]
         self.check_descriptor("dma_out", mem=name, arg=base, count=count)
         ext = self._window[name] + base * g["beats"]
+        self._stage(name)
         self.push("dma_out", mem=name, arg=base, count=count, ext=ext)
         self.run_queue()
         beats = self.transport.mem_read(ext, count * g["beats"])
@@ -483,7 +532,7 @@ class FixarDriver:
             if image.shape[0] != rows:
                 raise ValueError(f"state.{name} has {image.shape[0]} words, the plan {rows}")
             self.pack_words(name, image)  # validates before anything is written
-        for name in want:
+        for name in sorted(want, key=lambda name: name not in STATE_MEMORIES):
             self.write_memory(name, 0, getattr(state, name), run=False)
         self.push("set_step", arg=state.t)
         if seed is not None:

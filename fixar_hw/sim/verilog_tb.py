@@ -55,6 +55,7 @@ from fixar_hw.host.driver import FixarDriver, Transport
 from fixar_hw.sim.core_verilator import _cached_build, core_verilog
 from fixar_hw.soc.csr import OPS, register_map
 from fixar_hw.soc.dma import beats_to_words, words_to_beats
+from fixar_hw.soc.system import driver_memory_words
 from fixar_hw.tools import run_tool, tool_failure
 from sw_model.arch import ddpg_step as ds
 from sw_model.arch import engine as en
@@ -296,11 +297,6 @@ def decode_action(config: CoreConfig, words: Sequence[int]) -> np.ndarray:
     return en.read_action(e, en.EngineState(A, A, A, A, A, 0, None))
 
 
-def _mem_words(config: CoreConfig) -> int:
-    """External words the driver's staging windows span."""
-    return sum(g["depth"] * g["beats"] for g in register_map(config).memories)
-
-
 def build_testbench(config: CoreConfig, *, wait_states: int = 0,
                     cflags: Sequence[str] = ("-O1",), timeout: float = 3600) -> Path:
     """The Verilator executable of :data:`TESTBENCH` around the exported core of ``config``
@@ -325,7 +321,7 @@ def build_testbench(config: CoreConfig, *, wait_states: int = 0,
     tb = TESTBENCH.read_text(encoding="utf-8")
     core = core_verilog(config)
     params = {"CSR_AW": register_map(config).addr_width, "DMA_AW": config.dma_addr_width,
-              "MEM_WORDS": f"64'd{_mem_words(config)}", "WAIT_STATES": wait_states,
+              "MEM_WORDS": f"64'd{driver_memory_words(config)}", "WAIT_STATES": wait_states,
               "SCRIPT_WORDS": 3 * _SCRIPT_RECORDS}
     cflags = tuple(cflags)
     key = hashlib.sha256("\n".join([tb, core, repr(sorted(params.items())), repr(cflags),
@@ -609,7 +605,7 @@ def write_kit(directory: str | os.PathLike, config: CoreConfig, *, image: Any = 
 
     regmap = register_map(config)
     params = {"CSR_AW": regmap.addr_width, "DMA_AW": config.dma_addr_width,
-              "MEM_WORDS": f"64'd{_mem_words(config)}", "WAIT_STATES": wait_states,
+              "MEM_WORDS": f"64'd{driver_memory_words(config)}", "WAIT_STATES": wait_states,
               "SCRIPT_WORDS": 3 * records}
     makefile = _MAKEFILE.format(
         cid=f"0x{config.config_id:08x}",

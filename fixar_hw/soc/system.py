@@ -18,9 +18,9 @@ from amaranth.lib.wiring import In, Out
 
 from fixar_hw._util import check_int, silence_on_error
 from fixar_hw.config import CoreConfig
+from fixar_hw.host.driver import staging_windows
 from fixar_hw.soc.bridges import BridgeEngine, UARTWishboneBridge
 from fixar_hw.soc.core import FixarCore
-from fixar_hw.soc.csr import register_map
 from fixar_hw.soc.wishbone import WindowMap, WishboneArbiter, WishboneDecoder, WishboneSRAM
 
 __all__ = ["FixarSoC", "driver_memory_words"]
@@ -30,7 +30,8 @@ def driver_memory_words(config: CoreConfig) -> int:
     """Bus words of external memory :class:`~fixar_hw.host.driver.FixarDriver` stages images in.
 
     The driver gives every on-chip memory (``W G M V A P T``) a window of ``depth * beats``
-    32-bit bus words, one after the other from its ``ext_base``; this is their sum, the
+    32-bit bus words in two overlapping groups from its ``ext_base``
+    (:func:`~fixar_hw.host.driver.staging_windows`); this is the end of the last window, the
     smallest external memory that lets a driver with ``ext_base=0`` use every operation.
 
     Raises
@@ -38,9 +39,7 @@ def driver_memory_words(config: CoreConfig) -> int:
     TypeError
         If ``config`` is not a :class:`~fixar_hw.config.CoreConfig`.
     """
-    if not isinstance(config, CoreConfig):
-        raise TypeError(f"config must be a CoreConfig, not {config!r}")
-    return sum(g["depth"] * g["beats"] for g in register_map(config).memories)
+    return max(base + words for base, words in staging_windows(config).values())
 
 
 # --- the SoC -------------------------------------------------------------------------------------
