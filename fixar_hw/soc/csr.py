@@ -32,15 +32,18 @@ Counters
     run; ``dma_beats``, ``dma_cycles`` and ``busy_cycles`` restart at each ``CTRL.start``.
 
 Bus behaviour
-    Every access is answered on the next cycle (``stall`` is never raised). An access to an
-    unmapped address, a write to a read-only register or a read of a write-only one is
-    answered with ``err`` and changes nothing. ``sel`` is ignored: registers are written whole.
+    Every access is answered on the next cycle (``stall`` is never raised); a read returns
+    the register's value in the cycle of its answer, which every earlier write has reached
+    and no later one. An access to an unmapped address, a write to a read-only register or a
+    read of a write-only one is answered with ``err`` and changes nothing. ``sel`` is ignored: registers are written whole.
 """
 
 from __future__ import annotations
 
 import json
+import operator
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import Any
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -402,8 +405,7 @@ class ControlRegisters(wiring.Component):
         # --- bus decode: answer every request on the next cycle ---
         ack = Signal()
         err = Signal()
-        rdata = Signal(32)
-        m.d.comb += [bus.stall.eq(0), bus.ack.eq(ack), bus.err.eq(err), bus.dat_r.eq(rdata)]
+        m.d.comb += [bus.stall.eq(0), bus.ack.eq(ack), bus.err.eq(err)]
         req = bus.cyc & bus.stb
         m.d.sync += [ack.eq(0), err.eq(0)]
         writing = req & bus.we
@@ -440,16 +442,21 @@ class ControlRegisters(wiring.Component):
             rg = self.ranges[i]
             values[f"RANGE_{tag}_LO"] = rg.lo.as_signed()
             values[f"RANGE_{tag}_HI"] = rg.hi.as_signed()
-        with m.If(reading):
-            with m.Switch(bus.adr):
-                for name, value in values.items():
-                    with m.Case(off[name]):
-                        m.d.sync += rdata.eq(value)
-                with m.Default():
-                    m.d.sync += rdata.eq(0)
-            for name in COUNTERS:
-                with m.If(hit[f"{name.upper()}_LO"]):
-                    m.d.sync += hi_latch.eq(getattr(self.counters, name)[32:48])
+        # A read's register is selected by a one-hot register loaded at the request, and its
+        # value (as it is in the answer's cycle) reaches dat_r through an AND-OR. Read data
+        # registered from a Switch on the address was a full 2**addr_width-way multiplexer
+        # per bit: 2,500 LUTs in the smallest core.
+        chosen = {name: Signal(name=f"read_{name.lower()}") for name in values}
+        m.d.sync += [chosen[name].eq(reading & hit[name]) for name in values]
+        terms = []
+        for name, value in values.items():
+            word = Signal(32, name=f"value_{name.lower()}")
+            m.d.comb += word.eq(value)  # zero- or sign-extended as the register's value
+            terms.append(Mux(chosen[name], word, 0))
+        m.d.comb += bus.dat_r.eq(reduce(operator.or_, terms))
+        for name in COUNTERS:
+            with m.If(chosen[f"{name.upper()}_LO"]):
+                m.d.sync += hi_latch.eq(getattr(self.counters, name)[32:48])
 
         # --- writes ---
         data_w = bus.dat_w
