@@ -35,7 +35,8 @@ Bus behaviour
     Every access is answered on the next cycle (``stall`` is never raised); a read returns
     the register's value in the cycle of its answer, which every earlier write has reached
     and no later one. An access to an unmapped address, a write to a read-only register or a
-    read of a write-only one is answered with ``err`` and changes nothing. ``sel`` is ignored: registers are written whole.
+    read of a write-only one is answered with ``err`` and changes nothing. ``sel`` is
+    ignored: registers are written whole.
 """
 
 from __future__ import annotations

@@ -225,7 +225,8 @@ class WishboneDecoder(wiring.Component):
         A request whose address falls in ``windows[i]`` goes to slave ``i`` with the offset in
         the window as its address (``adr``, ``dat_w``, ``sel``, ``we`` and ``stb`` pass
         through; ``stall`` comes back). A slave's ``cyc`` is high while it has requests
-        outstanding and while a request is offered to it. Answers (``ack``, ``err``,
+        outstanding and, while no slave has, while the master's ``cyc`` is high and its
+        address is in the slave's window (whether or not ``stb`` is). Answers (``ack``, ``err``,
         ``dat_r``) come back from the slave that owns the outstanding requests. The decoder
         switches to another slave only once every outstanding request is answered: a request
         for another slave is stalled until then, so answers return in request order. A
@@ -369,7 +370,9 @@ class WishboneDecoder(wiring.Component):
             m.d.comb += [
                 s.adr.eq(bus.adr[:k] if k else 0),
                 s.dat_w.eq(bus.dat_w), s.sel.eq(bus.sel), s.we.eq(bus.we),
-                s.cyc.eq(bus.cyc & Mux(busy, owner == i, bus.stb & (target == i))),
+                # not from stb: a slave whose answer depends on its cyc (WishboneSRAM's) would
+                # close a combinational loop through a master whose stb depends on answers
+                s.cyc.eq(bus.cyc & Mux(busy, owner == i, target == i)),
                 s.stb.eq(bus.stb & (target == i) & allowed),
             ]
             ack = ack | (s.ack & mine)
