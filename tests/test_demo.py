@@ -137,14 +137,14 @@ def test_summary_and_report_say_whether_the_core_fits(quick_run, tmp_path):
     ``report.md`` say which, with what is left of each resource."""
     _, _, result = quick_run
     capacity = {"lut": 83_640, "ff": 83_640, "dsp": 156, "bram": 208}
-    used = {"lut": 34_273, "ff": 11_247, "dsp": 104, "bram": 195}
+    used = {"lut": 34_273, "ff": 11_247, "dsp": 104, "bram": 150}
     fits = demo.BoardFigures("ulx3s-85f", "LFE5U-85F", used, capacity,
                              {k: used[k] / capacity[k] for k in used}, True, 25.0, None, 0.1,
                              synth_seconds=175.0, cached=True)
     summary = demo.format_summary(dataclasses.replace(result, board=fits))
     assert ("board ulx3s-85f: the core fits the LFE5U-85F with room to spare: LUT 41 % used "
-            "(49,367 free), FF 13 % used (72,393 free), DSP 67 % used (52 free), BRAM 94 % "
-            "used (13 free)") in summary
+            "(49,367 free), FF 13 % used (72,393 free), DSP 67 % used (52 free), BRAM 72 % "
+            "used (58 free)") in summary
     assert "  synthesized in 175 s (read from the cache); at 25 MHz (board clock)" in summary
     text = demo.write_report(dataclasses.replace(result, board=fits), tmp_path).read_text()
     assert "**The core fits the LFE5U-85F with room to spare**: LUT 41 % used" in text
@@ -156,6 +156,12 @@ def test_summary_and_report_say_whether_the_core_fits(quick_run, tmp_path):
     assert demo.fit_statement(dataclasses.replace(
         fits, used={**used, "lut": 70_000}, utilisation={"lut": 70_000 / 83_640})).startswith(
         "fits the LFE5U-85F, with little room: LUT 84 % used")
+    # any resource beyond 75 % leaves little room: here block RAM, the LUTs at 41 %
+    full = {**used, "bram": 195}
+    assert demo.fit_statement(dataclasses.replace(
+        fits, used=full, utilisation={k: full[k] / capacity[k] for k in full})) == (
+        "fits the LFE5U-85F, with little room: LUT 41 % used (49,367 free), FF 13 % used "
+        "(72,393 free), DSP 67 % used (52 free), BRAM 94 % used (13 free)")
 
 # --- the checker -----------------------------------------------------------------------------
 

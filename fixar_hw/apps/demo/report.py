@@ -95,9 +95,9 @@ def fit_statement(board: BoardFigures) -> str:
     """Whether the core fits the board, and how much of each resource is left, in a sentence:
     ``"fits the LFE5U-85F with room to spare: LUT 35 % used (54,300 free), ..."``.
 
-    "Room to spare" means at most 75 % of the LUTs and nothing beyond the device; a core
-    that fits with more LUTs "fits, with little room", one refused by its resource floor
-    "does NOT fit (known before synthesis)".
+    "Room to spare" means at most 75 % of every resource (LUTs, flip-flops, multipliers,
+    block RAMs); a core that fits with more of any "fits, with little room", one refused by
+    its resource floor "does NOT fit (known before synthesis)".
     """
     verdict, details = _fit_parts(board)
     return f"{verdict}: {details}"
@@ -114,7 +114,7 @@ def _fit_parts(board: BoardFigures) -> tuple[str, str]:
     if not board.fits:
         verdict = f"does NOT fit {where}" + (" (known before synthesis, from its resource "
                                               "floor)" if board.predicted else "")
-    elif board.utilisation.get("lut", 0.0) <= 0.75:
+    elif max(board.utilisation.values(), default=0.0) <= 0.75:
         verdict = f"fits {where} with room to spare"
     else:
         verdict = f"fits {where}, with little room"
