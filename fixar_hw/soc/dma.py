@@ -209,8 +209,9 @@ class DMA(wiring.Component):
         DMA ignores the bits above the memory's width anyway). ``In``, since the DMA drives
         ``addr``/``en``: it connects to a memory-side ``Out(ReadPort.Signature)``.
     wr : In(memory.WritePort.Signature(addr_width=local_width, shape=unsigned(word_width)))
-        Whole-word write port of that memory (narrower memories truncate; bits above the
-        memory's width are 0).
+        Whole-word write port of that memory (narrower memories truncate: the bits above the
+        memory's width are the last beat's upper bits or an earlier word's, not zeros, which
+        would cost a LUT per bit of the widest memory).
     mem : Out(mem_width)
         Code of the running command's memory (held for the whole command and after it).
     busy : Out(1)
@@ -451,7 +452,7 @@ class DMA(wiring.Component):
             rd.addr.eq(r.rd_addr),
             wr.en.eq(r.commit),
             wr.addr.eq(r.commit_addr),
-            wr.data.eq(r.word & r.wmask),
+            wr.data.eq(r.word),
             self.done.payload.status.eq(r.status),
             self.done.payload.words.eq(r.words),
             self.done.payload.addr.eq(r.err_addr),

@@ -20,7 +20,8 @@ such environment and any number of commands:
     ``adr == ext + (i // beats) * stride + i % beats``, and there are at most
     ``count * beats`` of them.
     (c) ``"in"``: the ``k``-th write has ``addr == local + k`` and the data of the beats
-    acknowledged for word ``k`` (bits above the word width 0); it happens only after all of
+    acknowledged for word ``k`` in its low ``width`` bits (the port's bits above the memory's
+    width are not the word's; the memory truncates them); it happens only after all of
     word ``k``'s beats were acknowledged (so never for a word with an errored beat), and only
     while ``busy``; when ``done`` is valid, the writes (including one in that cycle) equal
     ``words``.
@@ -232,7 +233,8 @@ class DMASpec(Elaboratable):
                 Assert(cap.dir == 0, "writes only for 'in'"),
                 Assert(dut.wr.addr == cap.local + wcount, "k-th write at local + k"),
                 Assert(wcount < h.rw, "a word is written after all its beats were acked"),
-                Assert(dut.wr.data == (h.acked[wcount] & h.width_mask), "written word as acked"),
+                Assert((dut.wr.data & h.width_mask) == (h.acked[wcount] & h.width_mask),
+                       "written word as acked"),
                 Assert(dut.busy, "writes only while busy"),
             ]
         # (d) "out": reads in order, beats from the word read
