@@ -205,9 +205,10 @@ class DMA(wiring.Component):
         no-op.
     rd : In(memory.ReadPort.Signature(addr_width=local_width, shape=unsigned(word_width)))
         Read port of the memory ``mem`` selects (one cycle of latency, data held while ``en``
-        is low, as ``amaranth.lib.memory`` read ports; narrower memories zero-extended; the
-        DMA ignores the bits above the memory's width anyway). ``In``, since the DMA drives
-        ``addr``/``en``: it connects to a memory-side ``Out(ReadPort.Signature)``.
+        is low, as ``amaranth.lib.memory`` read ports). Narrower memories must be
+        zero-extended: the DMA sends the word's bits as the port gives them. ``In``, since
+        the DMA drives ``addr``/``en``: it connects to a memory-side
+        ``Out(ReadPort.Signature)``.
     wr : In(memory.WritePort.Signature(addr_width=local_width, shape=unsigned(word_width)))
         Whole-word write port of that memory (narrower memories truncate: the bits above the
         memory's width are the last beat's upper bits or an earlier word's, not zeros, which
@@ -320,7 +321,6 @@ class DMA(wiring.Component):
             # the running command; ok: its checks, a register loaded with the command (valid
             # in CHECK, whose first read then follows from registers alone)
             "cmd": self._command_layout, "ok": 1, "nbeats": range(self._max_beats + 1),
-            "wmask": self._word_width,
             # request side: word and beat of the next request, its word's address, its address
             "req_word": cw, "req_beat": beat, "req_base": aw, "adr": aw,
             "stb": 1, "accept": 1, "outstanding": range(self._max_outstanding + 1),
@@ -500,14 +500,13 @@ class DMA(wiring.Component):
         return ok_now
 
     def _check(self, m: Module, r: SimpleNamespace) -> None:
-        """State CHECK: the command's beat count and mask, the counters reset; a bad command
+        """State CHECK: the command's beat count, the counters reset; a bad command
         or a no-op goes to REPORT, anything else to RUN (an "out" reading its first word)."""
         c = r.cmd
         with m.Switch(c.mem):
             for code, (_, width, _, _) in enumerate(self._memories):
                 with m.Case(code):
-                    m.d.sync += [r.nbeats.eq(beats_per_word(width, self._data_width)),
-                                 r.wmask.eq((1 << width) - 1)]
+                    m.d.sync += r.nbeats.eq(beats_per_word(width, self._data_width))
         m.d.sync += [
             r.req_word.eq(0), r.req_beat.eq(0), r.req_base.eq(c.ext), r.adr.eq(c.ext),
             r.resp_word.eq(0), r.resp_beat.eq(0), r.resp_base.eq(c.ext),
@@ -529,7 +528,7 @@ class DMA(wiring.Component):
         """Load beat ``beat`` of the word at the read port into ``dat_q``; after its ``last``
         beat, read the next word."""
         dw = self._data_width
-        out_word = Cat(self.rd.data & r.wmask,
+        out_word = Cat(self.rd.data,
                        Const(0, self._max_beats * dw - self._word_width))
         m.d.sync += [r.dat_q.eq(out_word.word_select(beat, dw)), r.q_full.eq(1)]
         with m.If(last & (r.reads_left != 0)):

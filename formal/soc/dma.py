@@ -26,8 +26,9 @@ such environment and any number of commands:
     while ``busy``; when ``done`` is valid, the writes (including one in that cycle) equal
     ``words``.
     (d) ``"out"``: the ``k``-th read has ``addr == local + k`` (``k < count``), and beat ``j``
-    of word ``k`` carries bits ``[8j, 8j+8)`` of the data read for word ``k``, zero above the
-    word width; a word's beats are requested only after it was read.
+    of word ``k`` carries bits ``[8j, 8j+8)`` of the data read for word ``k``, as the port gave
+    them (the memory side zero-extends a narrower memory); a word's beats are requested only
+    after it was read.
     Report: ``status`` is 2 for a bad command, else 1 after an ``err``, else 0; ``words`` is
     the number of words whose beats were all acknowledged (``count`` when ok, 0 when bad);
     ``addr`` is the address of the errored request (else 0); one report per command, held
@@ -244,7 +245,7 @@ class DMASpec(Elaboratable):
                 Assert(dut.rd.addr == cap.local + rcount, "k-th read at local + k"),
                 Assert(rcount < cap.count, "no read beyond the command"),
             ]
-        out_word = h.read[h.hw] & h.width_mask
+        out_word = h.read[h.hw]
         with m.If(h.accept & cap.dir):
             m.d.comb += [
                 Assert(h.hw < rcount, "a word's beats after its read"),
@@ -303,7 +304,6 @@ class DMASpec(Elaboratable):
         with m.If(obs.run | (obs.report & good)):
             m.d.comb += [
                 Assert(nb == h.beats, "beats"),
-                Assert(obs.wmask == h.width_mask, "width mask"),
                 Assert(hb < h.beats, "beat in range"),
                 Assert(rb < h.beats, "beat in range"),
                 Assert(hw <= cap.count, "requests in range"),
@@ -366,7 +366,7 @@ class DMASpec(Elaboratable):
                 with m.If(q_full):
                     m.d.comb += [
                         Assert(hw != cap.count, "a loaded beat is one left to request"),
-                        Assert(obs.dat_q == (h.read[hw] & h.width_mask).word_select(hb, dw),
+                        Assert(obs.dat_q == h.read[hw].word_select(hb, dw),
                                "the data register holds the request's beat"),
                     ]
         with m.If(obs.report):
