@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 
 from fixar_hw.config import CoreConfig
 from fixar_hw.errors import CoreError
-from fixar_hw.host.driver import FixarDriver, HardwareAgent, staging_windows
+from fixar_hw.host.driver import FixarDriver, HardwareAgent
 from fixar_hw.sim.transport import SimTransport
-from fixar_hw.soc.csr import CAUSES, COUNTERS, MAGIC, OPS, register_map
+from fixar_hw.soc.csr import CAUSES, COUNTERS, MAGIC, OPS, register_map, staging_windows
 from fixar_hw.soc.system import driver_memory_words
 from sw_model.arch import ddpg_step as ds
 from sw_model.arch import engine as en

@@ -47,9 +47,11 @@ from fixar_hw.soc.csr import (
     MAGIC,
     MEMORIES,
     OPS,
+    STATE_MEMORIES,
     VERSION,
     RegisterMap,
     register_map,
+    staging_windows,
 )
 from fixar_hw.soc.dma import beats_to_words, words_to_beats
 from fixar_hw.train.description import EngineDescription
@@ -63,50 +65,13 @@ if TYPE_CHECKING:
     from fixar_hw.soc.system import FixarSoC
 
 __all__ = [
-    "STATE_MEMORIES",
     "FixarDriver",
     "HardwareAgent",
     "SerialTransport",
     "Transport",
-    "staging_windows",
 ]
 
 _CAUSE_NAMES = {v: k for k, v in CAUSES.items()}
-
-#: The memories :meth:`FixarDriver.read_state` reads back together: their staging windows are
-#: disjoint. The other memories' windows are disjoint from one another and share the same
-#: external memory (see :func:`staging_windows`).
-STATE_MEMORIES = ("W", "M", "V")
-
-
-def staging_windows(config: CoreConfig, ext_base: int = 0) -> dict[str, tuple[int, int]]:
-    """Where :class:`FixarDriver` stages each on-chip memory's image in external memory:
-    ``{name: (first bus word, bus words)}``, a window of ``depth * beats`` 32-bit words per
-    memory.
-
-    The windows form two groups, each packed from ``ext_base``: the state the driver reads
-    back (:data:`STATE_MEMORIES`) and the rest (gradients, activations, program, tanh table).
-    A window of one group overlaps windows of the other; the driver never has transfers of
-    both groups queued at once (it runs the queue before it stages into the other group), so
-    the external memory it needs is the larger group's, not the sum of all windows.
-
-    Raises
-    ------
-    TypeError, ValueError
-        If ``config`` is not a :class:`~fixar_hw.config.CoreConfig` or ``ext_base`` is not a
-        non-negative integer.
-    """
-    if not isinstance(config, CoreConfig):
-        raise TypeError(f"config must be a CoreConfig, not {config!r}")
-    base = check_int(ext_base, "ext_base", minimum=0)
-    ends = {True: base, False: base}
-    windows = {}
-    for g in register_map(config).memories:
-        state = g["name"] in STATE_MEMORIES
-        words = g["depth"] * g["beats"]
-        windows[g["name"]] = (ends[state], words)
-        ends[state] += words
-    return windows
 
 
 class Transport(ABC):

@@ -51,6 +51,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from fixar_hw._util import check_int
 from fixar_hw.config import CoreConfig
 from fixar_hw.soc.bus import WishboneSignature
 from fixar_hw.train.description import EngineDescription
@@ -62,12 +63,14 @@ __all__ = [
     "MAGIC",
     "MEMORIES",
     "OPS",
+    "STATE_MEMORIES",
     "VERSION",
     "ControlRegisters",
     "Field",
     "Register",
     "RegisterMap",
     "register_map",
+    "staging_windows",
 ]
 
 #: ``ID`` register value: ``"FIXR"`` in ASCII.
@@ -79,6 +82,10 @@ OPS = {"dma_in": 1, "dma_out": 2, "run": 3, "set_step": 4, "seed": 5}
 #: On-chip memories the DMA reaches, by code (``DESC0.mem``): parameters, gradients, Adam's
 #: moments, activations (read and write), the program memory and the tanh table (write only).
 MEMORIES = ("W", "G", "M", "V", "A", "P", "T")
+#: The memories :meth:`~fixar_hw.host.driver.FixarDriver.read_state` reads back together:
+#: their staging windows are disjoint. The other memories' windows are disjoint from one
+#: another and share the same external memory (see :func:`staging_windows`).
+STATE_MEMORIES = ("W", "M", "V")
 #: ``STATUS.cause`` codes.
 CAUSES = {"none": 0, "bus_error": 1, "bad_dma": 2, "bad_op": 3, "overflow": 4}
 #: 48-bit counters, engine first.
@@ -511,3 +518,33 @@ class ControlRegisters(wiring.Component):
         m.d.sync += pending.eq((pending & ~clear_bits) | new)
         m.d.comb += self.irq.eq((pending & enable).any())
         return m
+
+
+def staging_windows(config: CoreConfig, ext_base: int = 0) -> dict[str, tuple[int, int]]:
+    """Where :class:`~fixar_hw.host.driver.FixarDriver` stages each on-chip memory's image in
+    external memory: ``{name: (first bus word, bus words)}``, a window of ``depth * beats``
+    32-bit words per memory.
+
+    The windows form two groups, each packed from ``ext_base``: the state the driver reads
+    back (:data:`STATE_MEMORIES`) and the rest (gradients, activations, program, tanh table).
+    A window of one group overlaps windows of the other; the driver never has transfers of
+    both groups queued at once (it runs the queue before it stages into the other group), so
+    the external memory it needs is the larger group's, not the sum of all windows.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``config`` is not a :class:`~fixar_hw.config.CoreConfig` or ``ext_base`` is not a
+        non-negative integer.
+    """
+    if not isinstance(config, CoreConfig):
+        raise TypeError(f"config must be a CoreConfig, not {config!r}")
+    base = check_int(ext_base, "ext_base", minimum=0)
+    ends = {True: base, False: base}
+    windows = {}
+    for g in register_map(config).memories:
+        state = g["name"] in STATE_MEMORIES
+        words = g["depth"] * g["beats"]
+        windows[g["name"]] = (ends[state], words)
+        ends[state] += words
+    return windows

@@ -18,9 +18,9 @@ from amaranth.lib.wiring import In, Out
 
 from fixar_hw._util import check_int, silence_on_error
 from fixar_hw.config import CoreConfig
-from fixar_hw.host.driver import staging_windows
 from fixar_hw.soc.bridges import BridgeEngine, UARTWishboneBridge
 from fixar_hw.soc.core import FixarCore
+from fixar_hw.soc.csr import staging_windows
 from fixar_hw.soc.wishbone import WindowMap, WishboneArbiter, WishboneDecoder, WishboneSRAM
 
 __all__ = ["FixarSoC", "driver_memory_words"]
@@ -31,7 +31,7 @@ def driver_memory_words(config: CoreConfig) -> int:
 
     The driver gives every on-chip memory (``W G M V A P T``) a window of ``depth * beats``
     32-bit bus words in two overlapping groups from its ``ext_base``
-    (:func:`~fixar_hw.host.driver.staging_windows`); this is the end of the last window, the
+    (:func:`~fixar_hw.soc.csr.staging_windows`); this is the end of the last window, the
     smallest external memory that lets a driver with ``ext_base=0`` use every operation.
 
     Raises
