@@ -421,7 +421,7 @@ class FixarDriver:
     def _stage(self, name: str) -> None:
         """Before a transfer of memory ``name`` is staged: run the queued transfers if they
         are staged in the other group of windows, which this one's overlaps
-        (:func:`staging_windows`)."""
+        (:func:`~fixar_hw.soc.csr.staging_windows`)."""
         if self._queued and self._staged not in (None, name in STATE_MEMORIES):
             self.run_queue()
 
@@ -429,9 +429,10 @@ class FixarDriver:
         """The bus word address in the staging window of memory ``name`` that holds (the low
         bits of) lane ``lane`` of its word ``word``: where :meth:`read_memory` finds it once
         the DMA has written it back, and where :meth:`write_memory` stages it. The windows of
-        ``W``, ``M`` and ``V`` are disjoint; the others overlap them (:func:`staging_windows`),
-        so a word read back from ``G``, ``A``, ``P`` or ``T`` stays at its address until the
-        driver next stages ``W``, ``M`` or ``V``, and the other way round.
+        ``W``, ``M`` and ``V`` are disjoint; the others overlap them
+        (:func:`~fixar_hw.soc.csr.staging_windows`), so a word read back from ``G``, ``A``,
+        ``P`` or ``T`` stays at its address until the driver next stages ``W``, ``M`` or
+        ``V``, and the other way round.
 
         Raises
         ------

@@ -234,7 +234,7 @@ class AXILiteToWishboneSpec(Elaboratable):
             Assert(idle | we | (bus.sel == all_lanes), "read strobes"),
             Assert((outstanding == 1) == obs.wait, "waiting for the answer"),
             Assert(~obs.respond | ((obs.resp_err == answer_err)
-                                              & (obs.rdata == Mux(answer_err, 0, answer_dat))),
+                                   & (obs.rdata == Mux(answer_err, 0, answer_dat))),
                    "kept answer"),
         ]
         return m
